@@ -1,0 +1,76 @@
+"""Data loading and writing: BEIR collections, training files, safe text I/O.
+
+Every loader turns a bad input into a one-line :class:`~rrra_core.errors.DataError`
+naming the file and line; every writer replaces its target atomically.
+"""
+
+from __future__ import annotations
+
+from .beir import (
+    HAS_ANSWER_HEADER,
+    QRELS_HEADER,
+    DataWarning,
+    Dataset,
+    Doc,
+    available_splits,
+    doc_text,
+    load_beir,
+    load_corpus,
+    dataset_folder,
+    load_dataset,
+    load_has_answer,
+    load_qrels,
+    load_queries,
+)
+from .textio import (
+    atomic_write_text,
+    atomic_writer,
+    iter_jsonl,
+    iter_lines,
+    open_text,
+    resolve_data_file,
+)
+from .training_files import (
+    Passage,
+    TrainingExample,
+    detect_training_format,
+    read_flag,
+    read_tevatron,
+    read_training_file,
+    write_flag,
+    write_tevatron,
+)
+
+__all__ = [
+    # beir
+    "Doc",
+    "Dataset",
+    "DataWarning",
+    "QRELS_HEADER",
+    "HAS_ANSWER_HEADER",
+    "doc_text",
+    "load_corpus",
+    "load_queries",
+    "load_qrels",
+    "load_has_answer",
+    "available_splits",
+    "load_beir",
+    "load_dataset",
+    "dataset_folder",
+    # textio
+    "open_text",
+    "iter_lines",
+    "iter_jsonl",
+    "atomic_writer",
+    "atomic_write_text",
+    "resolve_data_file",
+    # training files
+    "Passage",
+    "TrainingExample",
+    "read_tevatron",
+    "write_tevatron",
+    "read_flag",
+    "write_flag",
+    "read_training_file",
+    "detect_training_format",
+]

@@ -1,0 +1,84 @@
+"""Resumable checkpoints without pickle: safetensors for tensors, JSON for the rest.
+
+Layout of ``<run>/checkpoint/``: ``model.safetensors`` (the module's
+state dict), ``optimizer.safetensors`` (AdamW moments, flattened) and
+``state.json`` (step, epoch, best metric, optimizer param groups, anything the
+loop wants back). The folder is written beside the old one and swapped in by
+rename, so a kill during saving leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+__all__ = ["save_checkpoint", "load_checkpoint", "has_checkpoint"]
+
+_DIR = "checkpoint"
+
+
+def has_checkpoint(run_dir: str | os.PathLike[str]) -> bool:
+    return (Path(run_dir) / _DIR / "state.json").is_file()
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    for pid, state in sd["state"].items():
+        for name, value in state.items():
+            t = value if torch.is_tensor(value) else torch.tensor(value)
+            tensors[f"{pid}.{name}"] = t.detach().cpu().contiguous()
+    return tensors, sd["param_groups"]
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]) -> dict[str, Any]:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = value
+    return {"state": state, "param_groups": groups}
+
+
+def save_checkpoint(run_dir: str | os.PathLike[str], model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Atomically replace ``<run>/checkpoint`` with the current training state."""
+    run_dir = Path(run_dir)
+    tmp = run_dir / (_DIR + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    # clone(): tied weights share storage, which safetensors refuses to save twice.
+    model_sd = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+    save_file(model_sd, str(tmp / "model.safetensors"))
+    opt_tensors, groups = _flatten_optimizer(optimizer)
+    save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+    (tmp / "state.json").write_text(json.dumps({**state, "param_groups": groups}, indent=2) + "\n", encoding="utf-8")
+    final = run_dir / _DIR
+    old = run_dir / (_DIR + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(run_dir: str | os.PathLike[str], model: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
+    """Restore model (and optimizer) in place; returns the saved loop state."""
+    run_dir = Path(run_dir)
+    folder = run_dir / _DIR
+    if not (folder / "state.json").is_file() and (run_dir / (_DIR + ".old") / "state.json").is_file():
+        folder = run_dir / (_DIR + ".old")  # killed between the two renames
+    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    device = next(model.parameters()).device
+    model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)))
+    groups = state.pop("param_groups")
+    if optimizer is not None:
+        # Load on CPU: load_state_dict moves moments to the params and keeps "step" where torch wants it.
+        tensors = load_file(str(folder / "optimizer.safetensors"), device="cpu")
+        optimizer.load_state_dict(_unflatten_optimizer(tensors, groups))
+    return state

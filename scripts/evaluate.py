@@ -1,0 +1,65 @@
+"""Evaluate a bi-encoder on a BEIR dataset split (nDCG@10, RR@10, R@k; answer recall for QA sets).
+
+Example:
+    python scripts/evaluate.py --dataset scifact --split test --model minilm --trec-out scifact.run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rrra_core.config import add_config_arguments
+    from rrra_core.encoder import EncoderConfig
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="scifact", help="embedded dataset (squad, scifact, cranfield, adi) or a BEIR folder")
+    p.add_argument("--split", default="test", help="qrels split to evaluate")
+    p.add_argument("--k", type=int, default=100, help="retrieval depth")
+    p.add_argument("--index-kind", default="auto", help="auto, flat, ivf or hnsw")
+    p.add_argument("--trec-out", help="also write the run in TREC format to this file")
+    p.add_argument("--json-out", help="also write the metrics as JSON to this file")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    add_config_arguments(p, EncoderConfig)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rrra_core.cli import setup_logging
+    from rrra_core.config import config_from_args
+    from rrra_core.data import load_dataset
+    from rrra_core.device import resolve_device
+    from rrra_core.encoder import BiEncoder, EncoderConfig
+    from rrra_core.evaluation import answer_recall, evaluate, write_trec_run
+    from rrra_core.retrieval import retrieve
+
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    cfg = config_from_args(EncoderConfig, args)
+    data = load_dataset(args.dataset, args.split)
+    encoder = BiEncoder.from_pretrained(cfg.model, shared=cfg.shared).to(resolve_device(cfg.device))
+    res = retrieve(encoder, data.corpus, data.queries, cfg, k=args.k, index_kind=args.index_kind, cache=not args.no_cache)
+    metrics = evaluate(data.qrels, res.run)
+    if data.answers:
+        texts = {d: doc.text for d, doc in data.corpus.items()}
+        metrics.update(answer_recall(res.run, data.answers, texts))
+    out = {"dataset": data.name, "split": data.split, "queries": len(data.queries), "docs": len(data.corpus), "model": cfg.model, "metrics": metrics}
+    print(json.dumps(out, indent=2))
+    if args.trec_out:
+        write_trec_run(args.trec_out, res.run)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    from rrra_core.cli import run_main
+
+    sys.exit(run_main(main))

@@ -1,0 +1,80 @@
+"""Phase-1 training of the bi-encoder into a run folder (runs/<run-id>/).
+
+Examples:
+    python scripts/train.py --dataset scifact --epochs 1 --batch-size 32
+    python scripts/train.py --config runs/<id>/config.json --run-id again   # reproduce a run
+    python scripts/train.py --resume runs/<id>                              # continue a killed run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rrra_core.config import add_config_arguments
+    from rrra_core.encoder import EncoderConfig
+    from rrra_core.mining import MiningConfig
+    from rrra_core.training import TrainConfig
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="a run's config.json (or any JSON with encoder/train/mining sections); flags override it")
+    p.add_argument("--resume", help="continue the run in this folder from its checkpoint, with its saved config")
+    p.add_argument("--run-id", help="name of the new run folder (default: time-stamped)")
+    p.add_argument("--runs-dir", help="where run folders go (default: $RRRA_HOME/runs)")
+    add_config_arguments(p, EncoderConfig)
+    add_config_arguments(p, TrainConfig)
+    add_config_arguments(p, MiningConfig, prefix="mine_")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rrra_core.cli import setup_logging
+    from rrra_core.config import config_from_args, config_from_dict
+    from rrra_core.encoder import EncoderConfig
+    from rrra_core.errors import ConfigError
+    from rrra_core.mining import MiningConfig
+    from rrra_core.runs import create_run, open_run
+    from rrra_core.training import TrainConfig, train_phase1
+    from rrra_core.training.phase1 import phase1_config_dict
+
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    if args.resume:
+        run = open_run(args.resume, root=args.runs_dir)
+        saved = run.read_json("config.json")
+        if saved.get("kind") != "phase1":
+            raise ConfigError(f"{run.path} is a {saved.get('kind')!r} run, not a phase-1 run")
+        enc = config_from_dict(EncoderConfig, saved["encoder"], source=str(run.file("config.json")))
+        cfg = config_from_dict(TrainConfig, saved["train"], source=str(run.file("config.json")))
+        mining = config_from_dict(MiningConfig, saved["mining"], source=str(run.file("config.json")))
+    else:
+        base: dict = {}
+        if args.config:
+            path = Path(args.config)
+            try:
+                base = json.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                raise ConfigError(f"{path}: config file not found") from None
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise ConfigError(f"{path}: not valid JSON ({err})") from None
+        enc = config_from_args(EncoderConfig, args, base=base.get("encoder"))
+        cfg = config_from_args(TrainConfig, args, base=base.get("train"))
+        mining = config_from_args(MiningConfig, args, prefix="mine_", base=base.get("mining"))
+        run = create_run("phase1", phase1_config_dict(enc, cfg, mining), run_id=args.run_id, root=args.runs_dir)
+    print(f"run folder: {run.path}", file=sys.stderr)
+    metrics = train_phase1(run, enc, cfg, mining)
+    print(json.dumps({"run": str(run.path), "before": metrics.get("before"), "after": metrics.get("after")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    from rrra_core.cli import run_main
+
+    sys.exit(run_main(main))
