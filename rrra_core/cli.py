@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Callable
 
 from .errors import UserError
 
 __all__ = ["run_main", "setup_logging"]
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    # Data warnings (e.g. empty documents) are for users: one line, no source excerpt.
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -22,6 +28,13 @@ def setup_logging(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    warnings.showwarning = _show_warning
+    try:  # transformers prints a progress bar per weight file; ours are enough
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
 
 
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:

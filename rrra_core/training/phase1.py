@@ -232,11 +232,12 @@ def train_phase1(
             else:
                 optimizer.step()
             step += 1
+            loss_value = loss.item()
             elapsed = time.perf_counter() - t_start
             rate = (step - steps_at_start) / elapsed if elapsed > 0 else 0.0
-            run.log({"phase": 1, "step": step, "epoch": epoch + 1, "loss": float(loss), "lr": lr, "grad_norm": grad_norm, "n_docs": len(docs), "time": round(elapsed, 3)})
-            run.write_json("progress.json", {"phase": 1, "epoch": epoch + 1, "epochs": cfg.epochs, "step": step, "total_steps": total_steps, "loss": float(loss), "eta_s": (total_steps - step) / rate if rate else None, "status": "training"})
-            bar.set_postfix(loss=f"{float(loss):.4f}")
+            run.log({"phase": 1, "step": step, "epoch": epoch + 1, "loss": loss_value, "lr": lr, "grad_norm": grad_norm, "n_docs": len(docs), "time": round(elapsed, 3)})
+            run.write_json("progress.json", {"phase": 1, "epoch": epoch + 1, "epochs": cfg.epochs, "step": step, "total_steps": total_steps, "loss": loss_value, "eta_s": (total_steps - step) / rate if rate else None, "status": "training"})
+            bar.set_postfix(loss=f"{loss_value:.4f}")
             bar.update(1)
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                 save_checkpoint(run.path, encoder, optimizer, {"step": step, "epoch": epoch})

@@ -1,0 +1,70 @@
+"""The RRRA adapter: model, losses, training labels, phase-2 training and save/load."""
+
+from __future__ import annotations
+
+from .io import load_adapter, save_adapter
+from .labels import (
+    SCHEMES,
+    SOURCES,
+    AdapterPairs,
+    Judgment,
+    LabelConfig,
+    apply_human_judgments,
+    build_adapter_pairs,
+    class_counts,
+)
+from .losses import adapter_loss, class_weights, norm_loss, segment_alpha
+from .model import (
+    CLASSES,
+    FN,
+    FP,
+    TN,
+    TP,
+    AdapterConfig,
+    AdapterOutput,
+    RRRAAdapter,
+    ca_score,
+    class_probs,
+    p_fn_given_neg,
+    p_fp_given_pos,
+    p_rel,
+    qa_score,
+)
+from .phase2 import Phase2Config, classification_metrics, pair_indices, predict_pairs, split_queries, train_adapter
+
+__all__ = [
+    "CLASSES",
+    "TP",
+    "FN",
+    "FP",
+    "TN",
+    "AdapterConfig",
+    "AdapterOutput",
+    "RRRAAdapter",
+    "class_probs",
+    "p_fn_given_neg",
+    "p_fp_given_pos",
+    "p_rel",
+    "qa_score",
+    "ca_score",
+    "norm_loss",
+    "segment_alpha",
+    "class_weights",
+    "adapter_loss",
+    "SCHEMES",
+    "SOURCES",
+    "LabelConfig",
+    "Judgment",
+    "AdapterPairs",
+    "build_adapter_pairs",
+    "apply_human_judgments",
+    "class_counts",
+    "Phase2Config",
+    "train_adapter",
+    "predict_pairs",
+    "pair_indices",
+    "split_queries",
+    "classification_metrics",
+    "save_adapter",
+    "load_adapter",
+]

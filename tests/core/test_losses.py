@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from rrra_core.losses import info_nce, negative_gradient_magnitudes
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return F.normalize(x, dim=-1)
+
+
+def test_info_nce_matches_cross_entropy_over_scaled_scores() -> None:
+    torch.manual_seed(0)
+    q, d = _unit(torch.randn(4, 8)), _unit(torch.randn(6, 8))
+    targets = torch.tensor([0, 1, 2, 3])
+    expected = F.cross_entropy(q @ d.T / 0.05, targets)
+    assert torch.allclose(info_nce(q, d, targets, 0.05), expected)
+
+
+def test_masked_documents_are_not_negatives() -> None:
+    torch.manual_seed(1)
+    q, d = _unit(torch.randn(2, 8)), _unit(torch.randn(3, 8))
+    targets = torch.tensor([0, 1])
+    mask = torch.tensor([[False, False, True], [False, False, False]])  # doc 2 is another positive of query 0
+    loss = info_nce(q, d, targets, 0.1, mask)
+    s = q @ d.T / 0.1
+    row0 = F.cross_entropy(s[0:1, :2], targets[0:1])
+    row1 = F.cross_entropy(s[1:2], targets[1:2])
+    assert torch.allclose(loss, (row0 + row1) / 2)
+    # The target itself is never masked, even if flagged.
+    assert torch.isfinite(info_nce(q, d, targets, 0.1, torch.ones(2, 3, dtype=torch.bool)))
+
+
+def test_gradient_magnitude_is_p_over_tau() -> None:
+    torch.manual_seed(2)
+    scores = torch.randn(1, 5, requires_grad=True)
+    tau = 0.05
+    loss = F.cross_entropy(scores / tau, torch.tensor([0]))
+    loss.backward()
+    mags = negative_gradient_magnitudes(scores.detach(), torch.tensor([0]), tau)
+    assert torch.allclose(mags[0, 1:], scores.grad[0, 1:], atol=1e-5)
+    assert mags[0, 0] == 0
