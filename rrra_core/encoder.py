@@ -191,6 +191,11 @@ class BiEncoder(nn.Module):
         """Identity of the weights as loaded from disk; ``None`` once they may have changed."""
         return self._fingerprint
 
+    def _load_from_state_dict(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        # Weights loaded from a checkpoint are no longer the ones the fingerprint describes.
+        self._fingerprint = None
+        super()._load_from_state_dict(*args, **kwargs)
+
     def train(self, mode: bool = True) -> "BiEncoder":
         if mode:
             self._fingerprint = None  # weights are about to change: never reuse caches keyed on them

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .data.beir import Doc, doc_text
+from .data.beir import Dataset, Doc, doc_text
 from .encoder import BiEncoder, EncoderConfig
 from .encoding import EncodeStats, cached_encode, encode_texts
+from .evaluation import evaluate
 from .index import DenseIndex
 
-__all__ = ["CorpusEmbeddings", "encode_corpus", "encode_queries", "retrieve", "Retrieval"]
+__all__ = ["CorpusEmbeddings", "encode_corpus", "encode_queries", "retrieve", "Retrieval", "evaluate_encoder"]
 
 
 @dataclass
@@ -88,3 +89,24 @@ def retrieve(
     qids, qvecs = encode_queries(encoder, queries, cfg, cache=cache)
     run = index.search_run(qids, qvecs, k)
     return Retrieval(run, emb, index, qids, qvecs)
+
+
+def evaluate_encoder(
+    encoder: BiEncoder,
+    data: "Dataset | None",
+    cfg: EncoderConfig,
+    k: int = 100,
+    index_kind: str = "auto",
+    cache: bool = True,
+) -> dict[str, float]:
+    """Retrieve for ``data``'s queries and score against its qrels (``{}`` without data).
+
+    Leaves the encoder in the train/eval mode it came in.
+    """
+    if data is None:
+        return {}
+    was_training = encoder.training
+    res = retrieve(encoder, data.corpus, data.queries, cfg, k=k, index_kind=index_kind, cache=cache, progress="evaluating: encoding corpus")
+    if was_training:
+        encoder.train()
+    return evaluate(data.qrels, res.run)

@@ -137,16 +137,17 @@ def predict_pairs(
     was_training = adapter.training
     adapter.eval()
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("probs", "p_fn_given_neg", "p_fp_given_pos", "p_rel", "qa", "ca")}
-    for start in range(0, n, batch_size):
-        q, c = Q[qi[start : start + batch_size]], D[di[start : start + batch_size]]  # (b, d)
-        a, logits = adapter(q, c)
-        probs = class_probs(logits)  # (b, 4)
-        parts["probs"].append(probs)
-        parts["p_fn_given_neg"].append(p_fn_given_neg(probs))
-        parts["p_fp_given_pos"].append(p_fp_given_pos(probs))
-        parts["p_rel"].append(p_rel(probs))
-        parts["qa"].append(qa_score(q, a))
-        parts["ca"].append(ca_score(a, c))
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            q, c = Q[qi[start : start + batch_size]], D[di[start : start + batch_size]]  # (b, d)
+            a, logits = adapter(q, c)
+            probs = class_probs(logits)  # (b, 4)
+            parts["probs"].append(probs)
+            parts["p_fn_given_neg"].append(p_fn_given_neg(probs))
+            parts["p_fp_given_pos"].append(p_fp_given_pos(probs))
+            parts["p_rel"].append(p_rel(probs))
+            parts["qa"].append(qa_score(q, a))
+            parts["ca"].append(ca_score(a, c))
     adapter.train(was_training)
     width = {"probs": (0, len(CLASSES))}
     return {k: (torch.cat(v).cpu().numpy() if v else np.zeros(width.get(k, (0,)), dtype=np.float32)) for k, v in parts.items()}

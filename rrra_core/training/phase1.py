@@ -27,13 +27,14 @@ from ..data.training_files import read_training_file, write_tevatron
 from ..device import autocast_dtype, resolve_device
 from ..encoder import BiEncoder, EncoderConfig
 from ..errors import ConfigError, DataError
-from ..evaluation import evaluate, rank_run
+from ..evaluation import rank_run
 from ..losses import info_nce
 from ..mining import MiningConfig, mine_hard_negatives, mined_examples
-from ..retrieval import retrieve
+from ..retrieval import evaluate_encoder, retrieve
 from ..runs import Run
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from .schedule import lr_at
+from .step import backward_and_step, set_lr
 
 __all__ = ["TrainConfig", "train_phase1", "training_pairs", "epoch_batches"]
 
@@ -122,16 +123,6 @@ def _load_negatives(spec: str, run: Run, encoder: BiEncoder, data: Dataset, enc_
     return negatives
 
 
-def _evaluate(encoder: BiEncoder, data: Dataset | None, enc_cfg: EncoderConfig, cfg: TrainConfig, cache: bool) -> dict[str, float]:
-    if data is None:
-        return {}
-    was_training = encoder.training
-    res = retrieve(encoder, data.corpus, data.queries, enc_cfg, k=cfg.eval_k, index_kind=cfg.index_kind, cache=cache, progress="evaluating: encoding corpus")
-    if was_training:
-        encoder.train()
-    return evaluate(data.qrels, res.run)
-
-
 def train_phase1(
     run: Run,
     enc_cfg: EncoderConfig,
@@ -153,7 +144,7 @@ def train_phase1(
     metrics: dict[str, Any] = run.read_json("metrics.json", {}) if resuming else {}
     if not resuming:
         log.info("evaluating the starting encoder")
-        metrics["before"] = _evaluate(encoder.eval(), eval_data, enc_cfg, cfg, cache=True)
+        metrics["before"] = evaluate_encoder(encoder.eval(), eval_data, enc_cfg, cfg.eval_k, cfg.index_kind, cache=True)
         metrics["epochs"] = []
         run.write_json("metrics.json", metrics)
     negatives = _load_negatives(cfg.hard_negatives, run, encoder, train_data, enc_cfg, cfg, mining)
@@ -212,25 +203,13 @@ def train_phase1(
 
             torch.manual_seed(cfg.seed * 1_000_003 + step)  # dropout replays identically on resume
             lr = lr_at(step, total_steps, warmup, cfg.lr)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            set_lr(optimizer, lr / cfg.lr)
             ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
             with ctx:
                 q_emb = encoder.embed([train_data.queries[q] for q in qids], "query", enc_cfg.query_max_length)  # (B, H)
                 d_emb = encoder.embed([doc_text(train_data.corpus[d], enc_cfg.with_title) for d in docs], "doc", enc_cfg.doc_max_length)  # (N, H)
                 loss = info_nce(q_emb, d_emb, targets, cfg.temperature, mask)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(encoder.parameters(), cfg.max_grad_norm))
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
+            grad_norm = backward_and_step(loss, optimizer, encoder.parameters(), cfg.max_grad_norm, scaler)
             step += 1
             loss_value = loss.item()
             elapsed = time.perf_counter() - t_start
@@ -255,7 +234,7 @@ def train_phase1(
             encoder.eval()
             encoder._fingerprint = BiEncoder._digest_dir(run.file("model"))
             cache = True
-        epoch_metrics = _evaluate(encoder, eval_data, enc_cfg, cfg, cache=cache)
+        epoch_metrics = evaluate_encoder(encoder, eval_data, enc_cfg, cfg.eval_k, cfg.index_kind, cache=cache)
         encoder.train()
         metrics["epochs"].append({"epoch": epoch, "step": step, **epoch_metrics})
         if epoch_metrics and (best is None or epoch_metrics["nDCG@10"] > best["nDCG@10"]):

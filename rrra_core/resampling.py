@@ -1,0 +1,74 @@
+"""Hard-negative sampling weights for every sampler phase 3 compares (pure functions).
+
+All weights are over one query's candidate pool (its top-K with labelled
+positives removed), unnormalised and non-negative:
+
+- ``uniform``: every candidate alike (the "uniform top-K" baseline);
+- ``topk``: the ``n`` best-scoring candidates, deterministically;
+- ``simans``: ``exp(-a (s_i/τ - s_pos/τ - b)^2)``. SimANS was defined on raw
+  dot-product logits; our scores are cosines, so we apply it on the logit scale
+  ``s/τ`` the loss uses (otherwise a = 0.5 would be almost uniform);
+- ``margin``: uniform over candidates with ``s_i <= (1 - margin) s_pos``;
+- ``rrra``: ``s_HN,i * (1 - p_FN,i)^γ`` with ``s_HN`` a softmax of ``s/τ_h``
+  over the pool (RRRA.md, "Resampling").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .mining import margin_keep_mask, simans_weights
+
+__all__ = ["SAMPLERS", "hardness", "rrra_weights", "sampler_weights"]
+
+SAMPLERS = ("rrra", "uniform", "topk", "simans", "margin")
+
+
+def hardness(scores: np.ndarray, tau: float) -> np.ndarray:
+    """``s_HN``: the retriever's scores mapped to (0, 1] by a softmax over the pool."""
+    z = np.asarray(scores, dtype=np.float64) / tau
+    z -= z.max(initial=0.0) if z.size else 0.0
+    e = np.exp(z)
+    return e / e.sum() if e.size else e
+
+
+def rrra_weights(scores: np.ndarray, p_fn: np.ndarray, gamma: float, tau: float) -> np.ndarray:
+    """RRRA resampling weights ``s_HN · (1 − p_FN)^γ``, normalised to sum to 1."""
+    w = hardness(scores, tau) * np.power(np.clip(1.0 - np.asarray(p_fn, dtype=np.float64), 0.0, 1.0), gamma)
+    total = w.sum()
+    return w / total if total > 0 else w
+
+
+def sampler_weights(
+    sampler: str,
+    scores: np.ndarray,
+    pos_score: float,
+    p_fn: np.ndarray | None,
+    *,
+    gamma: float = 2.0,
+    hardness_tau: float = 0.05,
+    simans_a: float = 0.5,
+    simans_b: float = 0.0,
+    logit_tau: float = 0.05,
+    relative_margin: float = 0.05,
+    n: int = 1,
+) -> np.ndarray:
+    """Sampling weights over one pool for ``sampler`` (see the module docstring)."""
+    s = np.asarray(scores, dtype=np.float64)
+    if s.size == 0:
+        return s
+    if sampler == "uniform":
+        return np.ones_like(s)
+    if sampler == "topk":
+        w = np.zeros_like(s)
+        w[np.argsort(-s, kind="stable")[:n]] = 1.0
+        return w
+    if sampler == "simans":
+        return simans_weights(s / logit_tau, pos_score / logit_tau, simans_a, simans_b)
+    if sampler == "margin":
+        return margin_keep_mask(s, pos_score, relative_margin).astype(np.float64)
+    if sampler == "rrra":
+        if p_fn is None:
+            raise ValueError("the rrra sampler needs the adapter's P(FN|neg) for every candidate")
+        return rrra_weights(s, p_fn, gamma, hardness_tau)
+    raise ValueError(f"unknown sampler {sampler!r}; expected one of {', '.join(SAMPLERS)}")
