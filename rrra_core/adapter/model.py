@@ -59,6 +59,8 @@ class AdapterConfig:
     zero_init: bool = opt(True, "zero the MLP's last layer so a = c at the start; false = the no-initialization ablation")
     head_features: str = opt("qa", "head input: 'qa' = [q; a; q*a; |q-a|]", choices=HEAD_FEATURES)
     dropout: float = opt(0.0, "dropout after the MLP's hidden layer")
+    head_init: str = opt("cosine", "'cosine': the relevant classes (TP, FN) start scoring head_scale * q.a, so P(rel) and P(FN|neg) start as the retriever's own ranking and training refines it; 'random': PyTorch's default init", choices=("cosine", "random"))
+    head_scale: float = opt(20.0, "scale of the cosine head init (1/tau of the contrastive loss)")
 
     def __post_init__(self) -> None:
         if self.dim < 1:
@@ -67,6 +69,8 @@ class AdapterConfig:
             raise ConfigError(f"adapter hidden must be a positive integer or empty, got {self.hidden}")
         if self.head_features not in HEAD_FEATURES:
             raise ConfigError(f"unknown head_features {self.head_features!r}; expected one of {', '.join(HEAD_FEATURES)}")
+        if self.head_init not in ("cosine", "random"):
+            raise ConfigError(f"unknown head_init {self.head_init!r}; expected cosine or random")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"adapter dropout must be in [0, 1), got {self.dropout}")
 
@@ -89,10 +93,43 @@ class RRRAAdapter(nn.Module):
         d, h = cfg.dim, cfg.hidden_size
         self.mlp = nn.Sequential(nn.Linear(3 * d, h), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(h, d))
         self.head = nn.Linear(4 * d, len(CLASSES))
+        if cfg.head_init == "cosine":
+            # Start the head at the retriever's own judgement: the q*a block sums to q.a,
+            # so logit(TP) = logit(FN) = scale * cos and the irrelevant classes start at 0.
+            # A random head starts as noise on top of a strong signal and, with a few
+            # thousand pairs, often never recovers it.
+            with torch.no_grad():
+                self.head.weight.zero_()
+                self.head.bias.zero_()
+                self.head.weight[TP, 2 * d : 3 * d] = cfg.head_scale
+                self.head.weight[FN, 2 * d : 3 * d] = cfg.head_scale
         if cfg.zero_init:
             # "Initialized from the context encoder": with the last layer at zero, a = c exactly.
             nn.init.zeros_(self.mlp[-1].weight)
             nn.init.zeros_(self.mlp[-1].bias)
+
+        # log of the class weights the head was trained with (0 = unweighted). Weighted
+        # cross-entropy learns p_w(k|x) ∝ w_k p(k|x); readings subtract log w_k so the
+        # probabilities shown to people stay calibrated to the real class mix.
+        self.register_buffer("class_log_weights", torch.zeros(len(CLASSES)))
+
+    def set_class_weights(self, weights: "np.ndarray | None") -> None:
+        """Record the cross-entropy class weights used in training (None = unweighted)."""
+        import numpy as np
+
+        logw = np.zeros(len(CLASSES), dtype=np.float32)
+        if weights is not None:
+            w = np.asarray(weights, dtype=np.float64)
+            logw[w > 0] = np.log(w[w > 0])
+        self.class_log_weights.copy_(torch.from_numpy(logw))
+
+    def class_weights(self) -> torch.Tensor:
+        """The weights recorded by :meth:`set_class_weights` (ones if unweighted)."""
+        return self.class_log_weights.exp()
+
+    def calibrated_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits with the training class weighting undone, for readings."""
+        return logits - self.class_log_weights
 
     @staticmethod
     def _align(q: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

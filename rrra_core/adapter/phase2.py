@@ -141,7 +141,7 @@ def predict_pairs(
         for start in range(0, n, batch_size):
             q, c = Q[qi[start : start + batch_size]], D[di[start : start + batch_size]]  # (b, d)
             a, logits = adapter(q, c)
-            probs = class_probs(logits)  # (b, 4)
+            probs = class_probs(adapter.calibrated_logits(logits))  # (b, 4)
             parts["probs"].append(probs)
             parts["p_fn_given_neg"].append(p_fn_given_neg(probs))
             parts["p_fp_given_pos"].append(p_fp_given_pos(probs))
@@ -216,6 +216,7 @@ def train_adapter(
     counts = class_counts(pairs.select(train_idx))
     weights_np = class_weights(counts, cfg.weight_clip) if cfg.class_weighting else None
     weights = torch.from_numpy(weights_np).to(device) if weights_np is not None else None
+    adapter.set_class_weights(weights_np)
 
     decay = [p for p in adapter.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in adapter.parameters() if p.requires_grad and p.dim() < 2]

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..adapter import AdapterConfig, RRRAAdapter, class_weights, load_adapter, predict_pairs, save_adapter
+from ..adapter import AdapterConfig, RRRAAdapter, load_adapter, predict_pairs, save_adapter
 from ..adapter.losses import adapter_loss
 from ..adapter.model import FN, TN, TP
 from ..config import config_to_dict, opt
@@ -88,8 +88,7 @@ class Phase3Config:
     relative_margin: float = opt(0.05, "margin: drop candidates with s_i > (1 - margin) * s_pos")
     lambda_adapter: float = opt(0.1, "weight of the adapter loss in joint training; 0 freezes the adapter")
     mu: float = opt(0.3, "joint adapter loss: probability a positive pair is presented as FN")
-    weight_clip: float = opt(10.0, "clip for the class-ratio weights of the adapter loss")
-    class_weighting: bool = opt(True, "class-ratio weighting in the joint adapter loss")
+    class_weighting: bool = opt(True, "joint adapter loss uses the class weights the adapter was trained with in phase 2")
     suspect_threshold: float = opt(0.5, "P(FN|neg) above which a negative counts as adapter-suspected in the gradient log")
     lambda_rr: float = opt(1.0, "rerank strength at evaluation; 0 = no reranking")
     rerank_signal: str = opt("p_rel", "adapter signal for reranking: p_rel or qa", choices=("p_rel", "qa"))
@@ -331,8 +330,8 @@ def train_phase3(
                     rng = np.random.default_rng([cfg.seed, step])
                     pos_targets = np.where(rng.random(B) < cfg.mu, FN, TP)
                     tgt = np.concatenate([pos_targets, np.full(len(docs) - B, TN)])
-                    counts = np.bincount(tgt, minlength=4)
-                    w = torch.tensor(class_weights(counts, cfg.weight_clip), device=device) if cfg.class_weighting else None
+                    # The phase-2 class weights, so raw logits keep one meaning and readings stay calibrated.
+                    w = adapter.class_weights().to(device) if cfg.class_weighting else None
                     qa = q_emb[torch.tensor(rows, device=device)]  # (P, H)
                     a, logits = adapter(qa, d_emb)
                     loss_a, parts = adapter_loss(logits.float(), torch.tensor(tgt, device=device), a, qa, d_emb, w, lambda_norm=0.0)
