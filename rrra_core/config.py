@@ -126,7 +126,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, prefix: 
     group = parser.add_argument_group(cls.__name__)
     hints = _hints(cls)
     for f in dataclasses.fields(cls):
-        flag = "--" + prefix + f.name.replace("_", "-")
+        flag = "--" + (prefix + f.name).replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
         help_text = f.metadata.get("help", "")
         if "choices" in f.metadata:

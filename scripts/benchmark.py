@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="cranfield", choices=sorted(PRESETS), help="starting settings")
+    p.add_argument("--quick", action="store_true", help="same as --preset quick: a few-minute smoke run on ADI")
     p.add_argument("--out", help="results file stem (default: results/rrra_<preset>)")
     add_config_arguments(p, BenchmarkConfig)
     return p
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     setup_logging()
+    if args.quick:
+        args.preset = "quick"
     cfg = config_from_args(BenchmarkConfig, args, base=dict(PRESETS[args.preset]))
     stem = Path(args.out) if args.out else REPO_ROOT / "results" / f"rrra_{args.preset}"
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +97,7 @@ def render_markdown(r: dict) -> str:
         "",
         f"Command: `{r['command']}`",
         "",
-        f"Seeds: {', '.join(str(s['seed']) for s in seeds)} (of {', '.join(map(str, cfg['seeds']))} planned). Machine: {m['cpu']}, {m['cpu_count']} CPUs. Wall time {r['wall_seconds'] / 60:.1f} min"
+        f"Seeds run: {', '.join(str(s['seed']) for s in seeds)} (planned: {', '.join(map(str, cfg['seeds']))}). Machine: {m['cpu']}, {m['cpu_count']} CPUs. Wall time {r['wall_seconds'] / 60:.1f} min"
         " (per seed: " + ", ".join(f"{s['seconds'] / 60:.1f}" for s in seeds) + " min).",
         "",
         "Settings: " + ", ".join(f"{k}={v}" for k, v in cfg.items()) + ".",

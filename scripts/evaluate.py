@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trec-out", help="also write the run in TREC format to this file")
     p.add_argument("--json-out", help="also write the metrics as JSON to this file")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    p.add_argument("--adapter", help="also rerank the top-k with this RRRA adapter folder (or a run folder holding adapter/)")
+    p.add_argument("--lambda-rr", type=float, default=1.0, help="rerank strength; 0 reproduces the retriever's ranking")
+    p.add_argument("--rerank-signal", default="p_rel", choices=("p_rel", "qa"), help="adapter signal fused with the retriever score")
     add_config_arguments(p, EncoderConfig)
     return p
 
@@ -46,14 +49,29 @@ def main(argv: list[str] | None = None) -> int:
     data = load_dataset(args.dataset, args.split)
     encoder = BiEncoder.from_pretrained(cfg.model, shared=cfg.shared).to(resolve_device(cfg.device))
     res = retrieve(encoder, data.corpus, data.queries, cfg, k=args.k, index_kind=args.index_kind, cache=not args.no_cache)
-    metrics = evaluate(data.qrels, res.run)
-    if data.answers:
-        texts = {d: doc.text for d, doc in data.corpus.items()}
-        metrics.update(answer_recall(res.run, data.answers, texts))
+    runs = {"retriever": res.run}
+    if args.adapter:
+        from rrra_core.adapter import load_adapter
+        from rrra_core.rerank import rerank_run
+        from rrra_core.training.phase3 import adapter_rerank_signal
+
+        folder = Path(args.adapter)
+        folder = folder / "adapter" if (folder / "adapter" / "adapter_config.json").is_file() else folder
+        adapter, _ = load_adapter(folder, device=encoder.device)
+        signal = adapter_rerank_signal(adapter, res.run, res.query_ids, res.query_vectors, res.corpus.ids, res.corpus.vectors, args.rerank_signal)
+        runs["reranked"] = rerank_run(res.run, signal, args.lambda_rr)
+    texts = {d: doc.text for d, doc in data.corpus.items()}
+    all_metrics = {}
+    for name, run in runs.items():
+        m = evaluate(data.qrels, run)
+        if data.answers:
+            m.update(answer_recall(run, data.answers, texts))
+        all_metrics[name] = m
+    metrics = all_metrics["retriever"] if len(all_metrics) == 1 else all_metrics
     out = {"dataset": data.name, "split": data.split, "queries": len(data.queries), "docs": len(data.corpus), "model": cfg.model, "metrics": metrics}
     print(json.dumps(out, indent=2))
     if args.trec_out:
-        write_trec_run(args.trec_out, res.run)
+        write_trec_run(args.trec_out, runs.get("reranked", res.run))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -79,3 +79,33 @@ def test_rrra_never_samples_a_human_confirmed_relevant_doc(tiny_model_dir: Path,
     train_phase3(run, enc, cfg, adapter_dir=str(adapter_run.file("adapter")), human_relevant=human)
     grads = pq.read_table(run.file("gradients.parquet")).to_pandas()
     assert not any(d in human.get(q, ()) for q, d in zip(grads["query_id"], grads["doc_id"]))
+
+
+def test_killed_phase3_resumes_to_the_same_model(tiny_model_dir: Path, adapter_run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    from safetensors.numpy import load_file
+
+    enc = _enc(tiny_model_dir)
+    cfg = Phase3Config(dataset="adi", train_split="test", eval_split="", sampler="rrra", max_steps=4, batch_size=8, top_k=20, checkpoint_every=2)
+    adapter_dir = str(adapter_run.file("adapter"))
+    straight = create_run("phase3", {}, run_id="p3-straight")
+    train_phase3(straight, enc, cfg, adapter_dir=adapter_dir)
+    killed = create_run("phase3", {}, run_id="p3-killed")
+    real_log = Run.log
+
+    def dying_log(self: Run, record: dict) -> None:
+        if record.get("step") == 3:
+            raise KeyboardInterrupt("killed")
+        real_log(self, record)
+
+    monkeypatch.setattr(Run, "log", dying_log)
+    with pytest.raises(KeyboardInterrupt):
+        train_phase3(killed, enc, cfg, adapter_dir=adapter_dir)
+    monkeypatch.setattr(Run, "log", real_log)
+    train_phase3(killed, enc, cfg, adapter_dir=adapter_dir)
+    for sub, name in (("model", "model.safetensors"), ("adapter", "adapter.safetensors")):
+        a, b = load_file(str(straight.file(sub) / name)), load_file(str(killed.file(sub) / name))
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], atol=1e-6, err_msg=f"{sub}:{k}")
+    ga = pq.read_table(straight.file("gradients.parquet")).to_pandas()
+    gb = pq.read_table(killed.file("gradients.parquet")).to_pandas()
+    assert ga["doc_id"].tolist() == gb["doc_id"].tolist()

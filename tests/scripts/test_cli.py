@@ -10,7 +10,7 @@ import pytest
 
 from rrra_core.paths import REPO_ROOT
 
-SCRIPTS = ["evaluate", "index", "mine", "train", "bench_core"]
+SCRIPTS = ["evaluate", "index", "mine", "train", "train_adapter", "train_rrra", "benchmark", "bench_core"]
 
 
 def _run(script: str, *args: str, env_home: Path) -> subprocess.CompletedProcess[str]:
@@ -86,3 +86,13 @@ def test_index_and_evaluate_round_trip(isolated_home: Path, tiny_model_dir: Path
     assert out.returncode == 0, out.stderr
     run = read_trec_run(tmp_path / "adi.run")
     assert len(run) == 35 and all(len(docs) == 10 for docs in run.values())
+
+
+def test_rrra_sampler_without_adapter_is_a_one_line_error(isolated_home: Path, tiny_model_dir: Path) -> None:
+    out = _run("train_rrra", "--dataset", "adi", "--train-split", "test", "--eval-split", "", "--model", str(tiny_model_dir), env_home=isolated_home)
+    _assert_one_line_error(out, "needs a trained adapter")
+
+
+def test_not_an_adapter_folder(isolated_home: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = _run("train_rrra", "--dataset", "adi", "--model", str(tiny_model_dir), "--adapter", str(tmp_path), env_home=isolated_home)
+    _assert_one_line_error(out, "not an adapter folder")

@@ -1,0 +1,84 @@
+"""Schema migrations with Alembic, run from code (no ``alembic.ini`` needed).
+
+:func:`init_db` is how every entry point opens the store: it brings the
+schema to the newest revision, so a database made by an older version of the
+tool upgrades in place, keeping its rows. Migrations run in one transaction
+holding a lock (SQLite's write lock; a PostgreSQL advisory lock), so two
+processes starting at once do not both try to create the tables.
+
+Developers can also run ``alembic -c db/alembic.ini upgrade head`` (the URL
+comes from ``RRRA_DB_URL`` or the default file) or make a new revision with
+``alembic -c db/alembic.ini revision -m "..."``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine, text
+
+from rrra_core.errors import ConfigError
+
+from .engine import _BEGIN_OPTION, display_url, make_engine, ping
+
+__all__ = ["MIGRATIONS_DIR", "alembic_config", "head_revision", "current_revision", "upgrade", "init_db"]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Any fixed number: the key of the PostgreSQL advisory lock held while migrating.
+_PG_MIGRATION_LOCK = 0x52525241
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic ``Config`` for the store's migrations, optionally bound to ``connection``."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest schema revision this version of the code knows."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's schema revision, or ``None`` for an empty database."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate the database at ``engine`` up to ``revision``, in one locked transaction."""
+    known = {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    found = current_revision(engine)
+    if found is not None and found not in known:
+        raise ConfigError(
+            f"the annotation database {display_url(engine.url.render_as_string(False))} has schema revision "
+            f"{found!r}, which this version of RRRA Studio does not know; upgrade RRRA Studio"
+        )
+    with engine.connect().execution_options(**{_BEGIN_OPTION: "IMMEDIATE"}) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+        try:
+            command.upgrade(alembic_config(conn), revision)
+        except CommandError as err:
+            raise ConfigError(f"cannot migrate the annotation database: {err}") from None
+
+
+def init_db(url: str | Path | None = None) -> Engine:
+    """Open the store at ``url`` (see :func:`db.resolve_url`), creating or upgrading its schema.
+
+    Returns the engine; make sessions with :func:`db.session_factory`.
+    """
+    engine = make_engine(url)
+    ping(engine)
+    upgrade(engine, "head")
+    return engine

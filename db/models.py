@@ -1,0 +1,255 @@
+"""The annotation store's tables, as SQLAlchemy 2.0 models.
+
+* ``datasets`` with the query and document ids each one knows
+  (``dataset_queries``, ``dataset_docs``): judgments are checked against these
+  ids, and composite foreign keys make the database itself refuse an unknown id.
+* ``judgments``: the current verdict per (dataset, query, doc, annotator);
+  the unique key makes saving again an update.
+* ``judgment_events``: append-only history of every change, undo included.
+* ``training_jobs``: what the app shows about retraining runs.
+
+Timestamps are stored as naive UTC and come back timezone-aware (UTC), the
+same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "LABELS",
+    "EVENT_ACTIONS",
+    "JOB_STATUSES",
+    "MODEL_VIEW_FIELDS",
+    "Base",
+    "StoredDataset",
+    "StoredQuery",
+    "StoredDoc",
+    "Judgment",
+    "JudgmentEvent",
+    "TrainingJob",
+    "utcnow",
+]
+
+#: The verdicts a person can give; ``unsure`` is kept but never changes training labels.
+LABELS = ("relevant", "not_relevant", "unsure")
+#: ``save`` (a person, undoable), ``undo``, ``import`` (a file; not undoable one by one).
+EVENT_ACTIONS = ("save", "undo", "import")
+JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+#: The model's view of a pair when it was judged: run, the four class probabilities, retriever rank and score.
+MODEL_VIEW_FIELDS = ("run_id", "p_tp", "p_fn", "p_fp", "p_tn", "rank", "score")
+
+ID_LEN = 200  # query, doc and run ids
+NAME_LEN = 200  # dataset names
+ANNOTATOR_LEN = 100
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC (what every timestamp column holds)."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A datetime stored as naive UTC and returned aware, so both backends agree."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    # Named constraints, so Alembic can alter them on SQLite (batch mode) too.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+# SQLite only makes INTEGER PRIMARY KEY an auto-increment row id.
+EventId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class StoredDataset(Base):
+    """A collection whose query and document ids the store knows."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), unique=True)
+    source: Mapped[str | None] = mapped_column(Text)
+    n_queries: Mapped[int] = mapped_column(Integer, default=0)
+    n_docs: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"StoredDataset(name={self.name!r}, n_queries={self.n_queries}, n_docs={self.n_docs})"
+
+
+class StoredQuery(Base):
+    __tablename__ = "dataset_queries"
+
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    query_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+
+
+class StoredDoc(Base):
+    __tablename__ = "dataset_docs"
+
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    doc_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+
+
+class Judgment(Base):
+    """One annotator's current verdict on one (query, doc) pair, with the model's view then."""
+
+    __tablename__ = "judgments"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "query_id", "doc_id", "annotator"),
+        ForeignKeyConstraint(["dataset_id", "query_id"], ["dataset_queries.dataset_id", "dataset_queries.query_id"]),
+        ForeignKeyConstraint(["dataset_id", "doc_id"], ["dataset_docs.dataset_id", "dataset_docs.doc_id"]),
+        CheckConstraint(f"label IN ({_in(LABELS)})", name="label"),
+        Index(None, "dataset_id", "annotator"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    query_id: Mapped[str] = mapped_column(String(ID_LEN))
+    doc_id: Mapped[str] = mapped_column(String(ID_LEN))
+    annotator: Mapped[str] = mapped_column(String(ANNOTATOR_LEN))
+    label: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+    run_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    p_tp: Mapped[float | None] = mapped_column(Float)
+    p_fn: Mapped[float | None] = mapped_column(Float)
+    p_fp: Mapped[float | None] = mapped_column(Float)
+    p_tn: Mapped[float | None] = mapped_column(Float)
+    rank: Mapped[int | None] = mapped_column(Integer)
+    score: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    # Eager, so a judgment read in one session still knows its dataset's name after it closes.
+    dataset: Mapped[StoredDataset] = relationship(lazy="joined", viewonly=True)
+
+    @property
+    def dataset_name(self) -> str:
+        return self.dataset.name
+
+    def state(self) -> dict[str, Any]:
+        """The judgment's editable state as plain JSON values (what an event keeps to undo to)."""
+        out: dict[str, Any] = {"label": self.label, "note": self.note}
+        out.update({f: getattr(self, f) for f in MODEL_VIEW_FIELDS})
+        out["created_at"] = self.created_at.isoformat()
+        out["updated_at"] = self.updated_at.isoformat()
+        return out
+
+    def __repr__(self) -> str:
+        return f"Judgment({self.query_id!r}, {self.doc_id!r}, {self.label!r}, annotator={self.annotator!r})"
+
+
+class JudgmentEvent(Base):
+    """One change to a judgment: never updated, never deleted."""
+
+    __tablename__ = "judgment_events"
+    __table_args__ = (
+        CheckConstraint(f"action IN ({_in(EVENT_ACTIONS)})", name="action"),
+        Index(None, "dataset_id", "annotator", "action"),
+        Index(None, "dataset_id", "query_id", "doc_id"),
+    )
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    query_id: Mapped[str] = mapped_column(String(ID_LEN))
+    doc_id: Mapped[str] = mapped_column(String(ID_LEN))
+    annotator: Mapped[str] = mapped_column(String(ANNOTATOR_LEN))
+    action: Mapped[str] = mapped_column(String(16))
+    #: ``None`` as old label: the judgment was created; as new label: it was deleted (an undone first save).
+    old_label: Mapped[str | None] = mapped_column(String(16))
+    new_label: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    #: The whole judgment before this change (``Judgment.state()``), or ``None`` if there was none.
+    previous: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: For an undo: the save it reverts. Unique, so two racing undos cannot revert the same save.
+    reverts_event_id: Mapped[int | None] = mapped_column(ForeignKey("judgment_events.id"), unique=True)
+    run_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    p_tp: Mapped[float | None] = mapped_column(Float)
+    p_fn: Mapped[float | None] = mapped_column(Float)
+    p_fp: Mapped[float | None] = mapped_column(Float)
+    p_tn: Mapped[float | None] = mapped_column(Float)
+    rank: Mapped[int | None] = mapped_column(Integer)
+    score: Mapped[float | None] = mapped_column(Float)
+
+    dataset: Mapped[StoredDataset] = relationship(lazy="joined", viewonly=True)
+
+    @property
+    def dataset_name(self) -> str:
+        return self.dataset.name
+
+    def __repr__(self) -> str:
+        return (
+            f"JudgmentEvent({self.id}, {self.action}, {self.query_id!r}, {self.doc_id!r}, "
+            f"{self.old_label!r} -> {self.new_label!r}, annotator={self.annotator!r})"
+        )
+
+
+class TrainingJob(Base):
+    """A retraining run as the app follows it: status, progress, timing and error."""
+
+    __tablename__ = "training_jobs"
+    __table_args__ = (CheckConstraint(f"status IN ({_in(JOB_STATUSES)})", name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(ID_LEN), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    phase: Mapped[str | None] = mapped_column(String(32))
+    epoch: Mapped[int | None] = mapped_column(Integer)
+    step: Mapped[int | None] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"TrainingJob({self.run_id!r}, {self.status}, progress={self.progress:.2f})"

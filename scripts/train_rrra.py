@@ -1,0 +1,72 @@
+"""Phase 3: joint fine-tuning of encoder and adapter with resampled hard negatives (or a baseline sampler).
+
+Examples:
+    python scripts/train_rrra.py --model runs/<phase1-run> --adapter runs/<phase2-run>/adapter --dataset cranfield
+    python scripts/train_rrra.py --model runs/<phase1-run> --adapter runs/<phase2-run>/adapter --sampler simans
+    python scripts/train_rrra.py --resume runs/<phase3-run>
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rrra_core.config import add_config_arguments
+    from rrra_core.encoder import EncoderConfig
+    from rrra_core.training.phase3 import Phase3Config
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--adapter", help="adapter folder from phase 2 (required for --sampler rrra and for reranking)")
+    p.add_argument("--resume", help="continue the phase-3 run in this folder from its checkpoint")
+    p.add_argument("--run-id", help="name of the new run folder (default: time-stamped)")
+    p.add_argument("--runs-dir", help="where run folders go (default: $RRRA_HOME/runs)")
+    add_config_arguments(p, EncoderConfig)
+    add_config_arguments(p, Phase3Config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rrra_core.cli import setup_logging
+    from rrra_core.config import config_from_args, config_from_dict
+    from rrra_core.encoder import EncoderConfig
+    from rrra_core.errors import ConfigError
+    from rrra_core.runs import create_run, open_run
+    from rrra_core.training.phase3 import Phase3Config, phase3_config_dict, train_phase3
+
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    if args.resume:
+        run = open_run(args.resume, root=args.runs_dir)
+        saved = run.read_json("config.json")
+        if saved.get("kind") != "phase3":
+            raise ConfigError(f"{run.path} is a {saved.get('kind')!r} run, not a phase-3 run")
+        enc = config_from_dict(EncoderConfig, saved["encoder"], source=str(run.file("config.json")))
+        cfg = config_from_dict(Phase3Config, saved["phase3"], source=str(run.file("config.json")))
+        adapter = saved.get("adapter_init")
+    else:
+        enc = config_from_args(EncoderConfig, args)
+        cfg = config_from_args(Phase3Config, args)
+        adapter = args.adapter
+        if adapter is not None and not Path(adapter, "adapter_config.json").is_file():
+            if Path(adapter, "adapter", "adapter_config.json").is_file():
+                adapter = str(Path(adapter, "adapter"))  # a phase-2 run folder was given
+            else:
+                raise ConfigError(f"{adapter}: not an adapter folder (no adapter_config.json)")
+        run = create_run("phase3", phase3_config_dict(enc, cfg, adapter), run_id=args.run_id, root=args.runs_dir)
+    print(f"run folder: {run.path}", file=sys.stderr)
+    metrics = train_phase3(run, enc, cfg, adapter_dir=adapter)
+    print(json.dumps({"run": str(run.path), **metrics.get("eval", {})}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    from rrra_core.cli import run_main
+
+    sys.exit(run_main(main))

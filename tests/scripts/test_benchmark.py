@@ -1,0 +1,39 @@
+"""The benchmark's --quick mode runs every method end to end on ADI and writes both result files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rrra_core.paths import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_quick_benchmark_writes_every_table(isolated_home: Path, tmp_path: Path) -> None:
+    import os
+
+    stem = tmp_path / "quick"
+    env = {**os.environ, "RRRA_HOME": str(isolated_home), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "benchmark.py"), "--quick", "--out", str(stem)],
+                         capture_output=True, text=True, timeout=900, env=env, cwd=REPO_ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(stem.with_suffix(".json").read_text())
+    md = stem.with_suffix(".md").read_text()
+    assert md.startswith("# RRRA benchmark") and "python scripts/benchmark.py --quick" in md
+    methods = result["summary"]["methods"]
+    for name in ("BM25", "zero-shot", "phase 1 (in-batch)", "uniform top-K", "SimANS", "margin filter",
+                 "RRRA (resampling + reranking)", "RRRA resampling only", "RRRA reranking only"):
+        assert 0.0 <= methods[name]["nDCG@10"]["mean"] <= 1.0, name
+    for ablation in ("no residual", "no L_norm", "no ratio", "no init"):
+        assert f"ablation: {ablation} (phase 1 + rerank)" in methods
+        assert ablation in result["summary"]["adapter_f1"]
+    detection = result["summary"]["detection"]
+    assert {"retriever score", "SimANS score", "margin score", "adapter P(FN|neg) (full)"} <= set(detection)
+    seed = result["seeds"][0]
+    assert seed["planted"] > 0 and [row["N"] for row in seed["hitl"]] == [0, 10]
+    assert set(seed["gradients"]) == {"uniform", "simans", "margin", "rrra"}
