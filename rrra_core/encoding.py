@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,8 +52,12 @@ def encode_texts(
     max_length: int,
     batch_size: int = 64,
     progress: bool | str = True,
+    callback: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """Embed ``texts`` with one tower; returns float32 (N, H), rows in input order."""
+    """Embed ``texts`` with one tower; returns float32 (N, H), rows in input order.
+
+    ``callback(done, total)`` is called after each batch (the app's progress bars use it).
+    """
     n = len(texts)
     out = np.zeros((n, encoder.dim), dtype=np.float32)
     if n == 0:
@@ -76,6 +80,8 @@ def encode_texts(
                 emb = encoder(batch, role)  # (b, H)
                 out[idx] = emb.detach().float().cpu().numpy()
                 bar.update(len(idx))
+                if callback is not None:
+                    callback(min(start + batch_size, n), n)
     finally:
         bar.close()
         if was_training:
@@ -105,6 +111,7 @@ def cached_encode(
     cache_root: str | os.PathLike[str] | None = None,
     stats: EncodeStats | None = None,
     refresh: bool = False,
+    callback: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Like :func:`encode_texts`, but reuse a previous result for the same model and texts.
 
@@ -116,7 +123,7 @@ def cached_encode(
     fp = encoder.fingerprint()
     if fp is None:
         t0 = time.perf_counter()
-        emb = encode_texts(encoder, texts, role, max_length, batch_size, progress)
+        emb = encode_texts(encoder, texts, role, max_length, batch_size, progress, callback)
         stats.count, stats.seconds, stats.cached = len(texts), time.perf_counter() - t0, False
         return emb
     key_src = {"model": fp, "role": role, "max_length": max_length, "texts": texts_digest(ids, texts), "pooling": "mean-l2"}
@@ -132,7 +139,7 @@ def cached_encode(
             return emb
         log.warning("ignoring damaged embedding cache entry %s", entry)
     t0 = time.perf_counter()
-    emb = encode_texts(encoder, texts, role, max_length, batch_size, progress)
+    emb = encode_texts(encoder, texts, role, max_length, batch_size, progress, callback)
     stats.count, stats.seconds, stats.cached = len(texts), time.perf_counter() - t0, False
     # Write into a temp folder and rename, so a killed process never leaves a half entry.
     folder.mkdir(parents=True, exist_ok=True)

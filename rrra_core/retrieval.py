@@ -7,7 +7,7 @@ evaluation, mining and training all retrieve the same way.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,16 +37,17 @@ def encode_corpus(
     cache: bool = True,
     progress: bool | str = True,
     refresh: bool = False,
+    callback: Callable[[int, int], None] | None = None,
 ) -> CorpusEmbeddings:
     """Embed every document (cached on disk when the encoder's weights are known; ``refresh`` re-encodes)."""
     ids = list(corpus)
     texts = [doc_text(corpus[i], cfg.with_title) for i in ids]
     stats = EncodeStats()
     if cache:
-        vecs = cached_encode(encoder, ids, texts, "doc", cfg.doc_max_length, cfg.encode_batch_size, progress, stats=stats, refresh=refresh)
+        vecs = cached_encode(encoder, ids, texts, "doc", cfg.doc_max_length, cfg.encode_batch_size, progress, stats=stats, refresh=refresh, callback=callback)
     else:
         t0 = time.perf_counter()
-        vecs = encode_texts(encoder, texts, "doc", cfg.doc_max_length, cfg.encode_batch_size, progress)
+        vecs = encode_texts(encoder, texts, "doc", cfg.doc_max_length, cfg.encode_batch_size, progress, callback)
         stats.count, stats.seconds = len(texts), time.perf_counter() - t0
     return CorpusEmbeddings(ids, vecs, stats)
 
@@ -82,9 +83,13 @@ def retrieve(
     index_kind: str = "auto",
     cache: bool = True,
     progress: bool | str = True,
+    callback: Callable[[int, int], None] | None = None,
 ) -> Retrieval:
-    """Encode, index and search; the top ``k`` per query as a run dict."""
-    emb = encode_corpus(encoder, corpus, cfg, cache=cache, progress=progress)
+    """Encode, index and search; the top ``k`` per query as a run dict.
+
+    ``callback(done, total)`` follows the corpus encoding, the slow part.
+    """
+    emb = encode_corpus(encoder, corpus, cfg, cache=cache, progress=progress, callback=callback)
     index = DenseIndex.build(emb.vectors, emb.ids, kind=index_kind)
     qids, qvecs = encode_queries(encoder, queries, cfg, cache=cache)
     run = index.search_run(qids, qvecs, k)

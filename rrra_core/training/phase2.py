@@ -53,6 +53,8 @@ class AdapterSwitches:
     residual: bool = opt(True, "a = c + MLP(z); false = the no-residual ablation")
     zero_init: bool = opt(True, "zero the last MLP layer so a = c at start; false = the no-initialization ablation")
     index_kind: str = opt("auto", "FAISS index kind")
+    max_train_queries: int | None = opt(None, "subsample this many training queries (budget knob; the quick demo uses it)")
+    seed: int = opt(0, "seed for the query subsample")
 
 
 def phase2_config_dict(enc: EncoderConfig, sw: AdapterSwitches, labels: LabelConfig, p2: Phase2Config) -> dict[str, Any]:
@@ -92,24 +94,46 @@ def train_phase2(
     train_data: Dataset | None = None,
     judgments: Sequence[Judgment] = (),
 ) -> dict[str, Any]:
-    """Train an adapter on frozen embeddings of ``enc_cfg.model``; returns its metrics."""
+    """Train an adapter on frozen embeddings of ``enc_cfg.model``; returns its metrics.
+
+    ``progress.json`` follows the stages (encoding, labels, training, predictions)
+    so a page can show a progress bar while this runs in another process.
+    """
+    def stage(name: str, done: float) -> None:
+        run.write_json("progress.json", {"phase": 2, "stage": name, "fraction": round(done, 4), "status": "running"})
+
     device = resolve_device(enc_cfg.device)
     train_data = train_data or load_dataset(switches.dataset, switches.train_split)
+    if switches.max_train_queries is not None and switches.max_train_queries < len(train_data.qrels):
+        rng = np.random.default_rng(switches.seed)
+        keep = sorted(rng.choice(sorted(train_data.qrels), size=switches.max_train_queries, replace=False).tolist())
+        train_data = replace(train_data, qrels={q: train_data.qrels[q] for q in keep}, queries={q: train_data.queries[q] for q in keep})
+    stage("loading the encoder", 0.0)
     encoder = BiEncoder.from_pretrained(enc_cfg.model, shared=enc_cfg.shared).to(device).eval()
     deep = max(labels.top_k, labels.fp_rank_range[1]) if labels.scheme == "synthetic" else labels.top_k
-    res = retrieve(encoder, train_data.corpus, train_data.queries, enc_cfg, k=deep, index_kind=switches.index_kind, progress="phase 2: encoding corpus")
+    last = [0.0]
+
+    def on_encode(done: int, total: int) -> None:
+        if done == total or done / total - last[0] >= 0.02:  # throttle writes
+            last[0] = done / total
+            stage("encoding the corpus", 0.7 * done / total)
+
+    res = retrieve(encoder, train_data.corpus, train_data.queries, enc_cfg, k=deep, index_kind=switches.index_kind, progress="phase 2: encoding corpus", callback=on_encode)
+    stage("building adapter labels", 0.72)
     ranked = rank_run(res.run)
     candidates = {q: r[: labels.top_k] for q, r in ranked.items()}
     pairs = build_adapter_pairs(train_data.qrels, candidates, labels, judgments=judgments, deep_candidates=ranked)
+    stage("training the adapter", 0.75)
 
     torch.manual_seed(p2.seed)
     cfg = AdapterConfig(dim=encoder.dim, hidden=switches.hidden, residual=switches.residual, zero_init=switches.zero_init)
     adapter = RRRAAdapter(cfg).to(device)
     metrics = train_adapter(adapter, pairs, (res.query_ids, res.query_vectors), (res.corpus.ids, res.corpus.vectors), p2, run=run)
     save_adapter(adapter, cfg, run.file("adapter"))
+    stage("scoring candidates", 0.95)
     _write_predictions(run, pool_predictions(adapter, res, train_data.qrels, labels.top_k))
     run.write_json("metrics.json", metrics)
-    run.write_json("progress.json", {"phase": 2, "status": "done"})
+    run.write_json("progress.json", {"phase": 2, "stage": "done", "fraction": 1.0, "status": "done"})
     return metrics
 
 
@@ -120,8 +144,3 @@ def _write_predictions(run: Run, cols: dict[str, Any]) -> None:
     tmp = run.file("predictions.parquet.tmp")
     pq.write_table(pa.table(cols), tmp)
     tmp.replace(run.file("predictions.parquet"))
-
-
-def with_switch(sw: AdapterSwitches, **changes: Any) -> AdapterSwitches:
-    """A copy of ``sw`` with one ablation switch flipped (helper for benchmarks)."""
-    return replace(sw, **changes)
