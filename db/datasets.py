@@ -15,6 +15,7 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rrra_core.data import dataset_folder, load_corpus, load_queries, resolve_data_file
@@ -106,7 +107,12 @@ def register_dataset(
             row.source = source
         return row
 
-    return write_transaction(session, work)
+    try:
+        return write_transaction(session, work)
+    except IntegrityError:
+        # Another process registered the same name or ids at the same moment
+        # (PostgreSQL); its rows are committed now, so adding ours again is safe.
+        return write_transaction(session, work)
 
 
 def _default_name(name_or_path: str | Path, folder: Path) -> str:

@@ -36,6 +36,8 @@ from .models import (
 
 __all__ = [
     "JudgmentInput",
+    "check_item",
+    "write_items",
     "save_judgment",
     "save_judgments",
     "undo_last",
@@ -52,7 +54,7 @@ _PROBS = ("p_tp", "p_fn", "p_fp", "p_tn")
 
 @dataclass(frozen=True)
 class JudgmentInput:
-    """One verdict to write, already checked (see :func:`_check_item`)."""
+    """One verdict to write, already checked (see :func:`check_item`)."""
 
     query_id: str
     doc_id: str
@@ -138,7 +140,8 @@ def _check_note(note: Any) -> str:
     return note
 
 
-def _check_item(item: Mapping[str, Any], run_id: str | None = None) -> JudgmentInput:
+def check_item(item: Mapping[str, Any], run_id: str | None = None) -> JudgmentInput:
+    """Check one judgment mapping (see :func:`save_judgments`); ``AnnotationError`` if bad."""
     for key in ("query_id", "doc_id", "label", "annotator"):
         if key not in item:
             raise AnnotationError(f"a judgment needs {key!r}; got keys {', '.join(sorted(map(str, item)))}")
@@ -173,7 +176,7 @@ def _key(dataset_id: int, item: JudgmentInput) -> Any:
 
 def _lock_current(session: Session, dataset_id: int, item: JudgmentInput) -> Judgment | None:
     # FOR UPDATE serialises writers of one key on PostgreSQL (SQLite holds the whole write lock already).
-    stmt = select(Judgment).where(_key(dataset_id, item)).with_for_update().execution_options(populate_existing=True)
+    stmt = select(Judgment).where(_key(dataset_id, item)).with_for_update(of=Judgment).execution_options(populate_existing=True)
     return session.scalars(stmt).unique().one_or_none()
 
 
@@ -206,7 +209,7 @@ def _write_one(session: Session, dataset: StoredDataset, item: JudgmentInput, ac
         if new_id is not None:
             inserted = session.get(Judgment, new_id, populate_existing=True)
             assert inserted is not None
-            _add_event(session, dataset, item, action, now, previous=None)
+            _add_event(session, dataset, item, action, now, None, inserted)
             return inserted, True
         row = _lock_current(session, dataset.id, item)
         assert row is not None
@@ -215,15 +218,17 @@ def _write_one(session: Session, dataset: StoredDataset, item: JudgmentInput, ac
     previous = row.state()
     row.label = item.label
     row.note = item.note
-    for name, value in item.model_view.items():
-        setattr(row, name, value)
+    if any(value is not None for value in item.model_view.values()):
+        # A save without a model view (e.g. only the note changed) keeps the one recorded before.
+        for name, value in item.model_view.items():
+            setattr(row, name, value)
     row.updated_at = item.updated_at or now
-    _add_event(session, dataset, item, action, now, previous=previous)
+    _add_event(session, dataset, item, action, now, previous, row)
     return row, True
 
 
 def _add_event(
-    session: Session, dataset: StoredDataset, item: JudgmentInput, action: str, now: datetime, previous: dict[str, Any] | None
+    session: Session, dataset: StoredDataset, item: JudgmentInput, action: str, now: datetime, previous: dict[str, Any] | None, row: Judgment
 ) -> None:
     session.add(
         JudgmentEvent(
@@ -237,14 +242,13 @@ def _add_event(
             new_label=item.label,
             note=item.note,
             previous=previous,
-            **item.model_view,
+            **{name: getattr(row, name) for name in MODEL_VIEW_FIELDS},
         )
     )
-    session.flush()
 
 
-def write_items(session: Session, dataset: str, items: list[JudgmentInput], action: str) -> list[Judgment]:
-    """Check ids, then upsert every item with its event in one transaction (all or nothing).
+def write_items(session: Session, dataset: str, items: list[JudgmentInput], action: str) -> list[tuple[Judgment, bool]]:
+    """Check ids, then upsert every item with its event in one transaction (all or nothing); ``[(row, changed)]``.
 
     Items are written in key order, so two batches touching the same keys
     lock them in the same order and cannot deadlock on PostgreSQL.
@@ -255,11 +259,11 @@ def write_items(session: Session, dataset: str, items: list[JudgmentInput], acti
         dup = next(k for i, k in enumerate(keys) if keys.index(k) != i)
         raise AnnotationError(f"the batch judges query {dup[0]!r}, doc {dup[1]!r} twice for annotator {dup[2]!r}")
 
-    def work() -> list[Judgment]:
+    def work() -> list[tuple[Judgment, bool]]:
         ds = require_dataset(session, dataset)
         check_ids(session, ds, (it.query_id for it in ordered), (it.doc_id for it in ordered))
         now = utcnow()
-        return [_write_one(session, ds, it, action, now)[0] for it in ordered]
+        return [_write_one(session, ds, it, action, now) for it in ordered]
 
     return write_transaction(session, work)
 
@@ -285,11 +289,12 @@ def save_judgment(
     ignored); ``run_id`` fills in the run if the row has none. Raises
     ``AnnotationError`` and writes nothing on bad input.
     """
-    item = _check_item(
-        {"query_id": query_id, "doc_id": doc_id, "label": label, "annotator": annotator, "note": note, **(model_view or {})},
+    view = {name: value for name, value in (model_view or {}).items() if name in MODEL_VIEW_FIELDS}
+    item = check_item(
+        {**view, "query_id": query_id, "doc_id": doc_id, "label": label, "annotator": annotator, "note": note},
         run_id=run_id,
     )
-    return write_items(session, dataset, [item], "save")[0]
+    return write_items(session, dataset, [item], "save")[0][0]
 
 
 def save_judgments(session: Session, dataset: str, items: Iterable[Mapping[str, Any]], *, run_id: str | None = None) -> list[Judgment]:
@@ -299,10 +304,14 @@ def save_judgments(session: Session, dataset: str, items: Iterable[Mapping[str, 
     ``annotator``, optionally ``note`` and the model-view fields (see
     :func:`save_judgment`). Every item is checked before anything is written.
     """
-    checked = [_check_item(item, run_id=run_id) for item in items]
+    checked = [check_item(item, run_id=run_id) for item in items]
     if not checked:
         return []
-    return write_items(session, dataset, checked, "save")
+    return [row for row, _ in write_items(session, dataset, checked, "save")]
+
+
+class _UndoRace(Exception):
+    """Another undo reverted the save this one was about to revert."""
 
 
 def undo_last(session: Session, dataset: str, annotator: str) -> JudgmentEvent | None:
@@ -334,6 +343,8 @@ def undo_last(session: Session, dataset: str, annotator: str) -> JudgmentEvent |
             return None
         key = JudgmentInput(target.query_id, target.doc_id, target.new_label or "", who)
         row = _lock_current(session, ds.id, key)
+        if session.scalar(select(exists().where(JudgmentEvent.reverts_event_id == target.id))):
+            raise _UndoRace  # a simultaneous undo took this save while we waited for the row
         if row is None or row.label != target.new_label:
             raise AnnotationError(
                 f"cannot undo {who}'s last save on query {target.query_id!r}, doc {target.doc_id!r}: "
@@ -370,6 +381,8 @@ def undo_last(session: Session, dataset: str, annotator: str) -> JudgmentEvent |
     for _ in range(5):
         try:
             return write_transaction(session, work)
+        except _UndoRace:
+            continue
         except IntegrityError as err:
             # Another undo by the same annotator reverted that save first (unique
             # reverts_event_id); look again for the next one.

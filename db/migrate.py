@@ -13,6 +13,9 @@ comes from ``RRRA_DB_URL`` or the default file) or make a new revision with
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
@@ -31,6 +34,20 @@ __all__ = ["MIGRATIONS_DIR", "alembic_config", "head_revision", "current_revisio
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Any fixed number: the key of the PostgreSQL advisory lock held while migrating.
 _PG_MIGRATION_LOCK = 0x52525241
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    # Alembic's INFO lines ("Context impl SQLiteImpl.") are noise for users; upgrade() logs what happens.
+    logger = logging.getLogger("alembic")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -51,7 +68,7 @@ def head_revision() -> str:
 
 def current_revision(engine: Engine) -> str | None:
     """The database's schema revision, or ``None`` for an empty database."""
-    with engine.connect() as conn:
+    with engine.connect() as conn, _quiet_alembic():
         return MigrationContext.configure(conn).get_current_revision()
 
 
@@ -64,11 +81,15 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             f"the annotation database {display_url(engine.url.render_as_string(False))} has schema revision "
             f"{found!r}, which this version of RRRA Studio does not know; upgrade RRRA Studio"
         )
+    if found == head_revision() and revision == "head":
+        return  # the common case: nothing to do, no lock to take
+    log.info("migrating %s from revision %s to %s", display_url(engine.url.render_as_string(False)), found, revision)
     with engine.connect().execution_options(**{_BEGIN_OPTION: "IMMEDIATE"}) as conn, conn.begin():
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
         try:
-            command.upgrade(alembic_config(conn), revision)
+            with _quiet_alembic():
+                command.upgrade(alembic_config(conn), revision)
         except CommandError as err:
             raise ConfigError(f"cannot migrate the annotation database: {err}") from None
 

@@ -166,7 +166,7 @@ class Judgment(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     # Eager, so a judgment read in one session still knows its dataset's name after it closes.
-    dataset: Mapped[StoredDataset] = relationship(lazy="joined", viewonly=True)
+    dataset: Mapped[StoredDataset] = relationship(lazy="joined", innerjoin=True, viewonly=True)
 
     @property
     def dataset_name(self) -> str:
@@ -217,7 +217,7 @@ class JudgmentEvent(Base):
     rank: Mapped[int | None] = mapped_column(Integer)
     score: Mapped[float | None] = mapped_column(Float)
 
-    dataset: Mapped[StoredDataset] = relationship(lazy="joined", viewonly=True)
+    dataset: Mapped[StoredDataset] = relationship(lazy="joined", innerjoin=True, viewonly=True)
 
     @property
     def dataset_name(self) -> str:

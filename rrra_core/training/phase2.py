@@ -52,6 +52,7 @@ class AdapterSwitches:
     hidden: int | None = opt(None, "MLP hidden size h (default: d)")
     residual: bool = opt(True, "a = c + MLP(z); false = the no-residual ablation")
     zero_init: bool = opt(True, "zero the last MLP layer so a = c at start; false = the no-initialization ablation")
+    head_init: str = opt("cosine", "classification head start: 'cosine' (the retriever's ranking) or 'random'", choices=("cosine", "random"))
     index_kind: str = opt("auto", "FAISS index kind")
     max_train_queries: int | None = opt(None, "subsample this many training queries (budget knob; the quick demo uses it)")
     seed: int = opt(0, "seed for the query subsample")
@@ -126,7 +127,7 @@ def train_phase2(
     stage("training the adapter", 0.75)
 
     torch.manual_seed(p2.seed)
-    cfg = AdapterConfig(dim=encoder.dim, hidden=switches.hidden, residual=switches.residual, zero_init=switches.zero_init)
+    cfg = AdapterConfig(dim=encoder.dim, hidden=switches.hidden, residual=switches.residual, zero_init=switches.zero_init, head_init=switches.head_init)
     adapter = RRRAAdapter(cfg).to(device)
     metrics = train_adapter(adapter, pairs, (res.query_ids, res.query_vectors), (res.corpus.ids, res.corpus.vectors), p2, run=run)
     save_adapter(adapter, cfg, run.file("adapter"))

@@ -29,11 +29,11 @@ def test_quick_benchmark_writes_every_table(isolated_home: Path, tmp_path: Path)
     for name in ("BM25", "zero-shot", "phase 1 (in-batch)", "uniform top-K", "SimANS", "margin filter",
                  "RRRA (resampling + reranking)", "RRRA resampling only", "RRRA reranking only"):
         assert 0.0 <= methods[name]["nDCG@10"]["mean"] <= 1.0, name
-    for ablation in ("no residual", "no L_norm", "no ratio", "no init"):
+    for ablation in ("no residual", "no L_norm", "no ratio", "no init", "random head", "outcome labels"):
         assert f"ablation: {ablation} (phase 1 + rerank)" in methods
         assert ablation in result["summary"]["adapter_f1"]
     detection = result["summary"]["detection"]
-    assert {"retriever score", "SimANS score", "margin score", "adapter P(FN|neg) (full)"} <= set(detection)
+    assert {"retriever score", "SimANS score", "margin score", "adapter P(FN|neg) (full)", "adapter P(rel) (outcome labels)"} <= set(detection)
     seed = result["seeds"][0]
     assert seed["planted"] > 0 and [row["N"] for row in seed["hitl"]] == [0, 10]
     assert set(seed["gradients"]) == {"uniform", "simans", "margin", "rrra"}

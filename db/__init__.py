@@ -1,0 +1,143 @@
+"""RRRA Studio's annotation store: human relabels in SQLite, or PostgreSQL for teams.
+
+Open it once, then call plain functions with a session::
+
+    import db
+    Session = db.session_factory(db.init_db())        # --db / $RRRA_DB_URL / <home>/.rrra/annotations.sqlite
+    with Session() as session:
+        db.ensure_dataset(session, "scifact")          # once per database: stores its query and doc ids
+        db.save_judgment(session, "scifact", "1", "31715818", "relevant", "alice", model_view=row)
+        db.undo_last(session, "scifact", "alice")
+        qrels, negatives = db.merge_labels(session, "scifact", base_qrels, policy="majority")
+
+Write functions commit; each is one transaction. Never imports torch or streamlit.
+"""
+
+from __future__ import annotations
+
+from .agreement import AgreementResult, agreement
+from .datasets import check_ids, ensure_dataset, get_dataset, list_datasets, register_dataset, require_dataset
+from .engine import DB_URL_ENV, default_db_path, display_url, make_engine, resolve_url, session_factory, write_transaction
+from .errors import AnnotationError
+from .exports import (
+    ARGILLA_MAPPING,
+    ARGILLA_SETTINGS,
+    LABEL_STUDIO_CONFIG,
+    TRAINING_FORMATS,
+    argilla_records,
+    export_judgments,
+    label_studio_tasks,
+    training_examples,
+    write_beir_qrels,
+    write_confirmed_negatives,
+    write_json,
+    write_training_file,
+    write_trec_qrels,
+)
+from .imports import ImportSummary, import_judgments, import_label_studio, import_qrels, read_hard_negatives, read_qrels_file
+from .jobs import create_training_job, finish_training_job, get_training_job, list_training_jobs, update_training_job
+from .judgments import (
+    annotator_counts,
+    get_judgment,
+    judged_pairs,
+    list_by_query,
+    list_events,
+    list_judgments,
+    save_judgment,
+    save_judgments,
+    undo_last,
+)
+from .merge import POLICIES, decide, judgments_for_training, merge_labels, parse_policy
+from .migrate import current_revision, head_revision, init_db, upgrade
+from .models import (
+    EVENT_ACTIONS,
+    JOB_STATUSES,
+    LABELS,
+    MODEL_VIEW_FIELDS,
+    Base,
+    Judgment,
+    JudgmentEvent,
+    StoredDataset,
+    TrainingJob,
+)
+from .review import REVIEW_ORDERS, p_fn_given_neg, review_queue
+
+__all__ = [
+    # engine and schema
+    "DB_URL_ENV",
+    "default_db_path",
+    "resolve_url",
+    "display_url",
+    "make_engine",
+    "session_factory",
+    "write_transaction",
+    "init_db",
+    "upgrade",
+    "current_revision",
+    "head_revision",
+    # models
+    "Base",
+    "StoredDataset",
+    "Judgment",
+    "JudgmentEvent",
+    "TrainingJob",
+    "LABELS",
+    "EVENT_ACTIONS",
+    "JOB_STATUSES",
+    "MODEL_VIEW_FIELDS",
+    "AnnotationError",
+    # datasets
+    "register_dataset",
+    "ensure_dataset",
+    "get_dataset",
+    "require_dataset",
+    "list_datasets",
+    "check_ids",
+    # judgments
+    "save_judgment",
+    "save_judgments",
+    "undo_last",
+    "get_judgment",
+    "list_by_query",
+    "list_judgments",
+    "list_events",
+    "annotator_counts",
+    "judged_pairs",
+    # review, agreement, merge
+    "REVIEW_ORDERS",
+    "review_queue",
+    "p_fn_given_neg",
+    "AgreementResult",
+    "agreement",
+    "POLICIES",
+    "parse_policy",
+    "decide",
+    "merge_labels",
+    "judgments_for_training",
+    # training jobs
+    "create_training_job",
+    "update_training_job",
+    "finish_training_job",
+    "get_training_job",
+    "list_training_jobs",
+    # exports and imports
+    "TRAINING_FORMATS",
+    "LABEL_STUDIO_CONFIG",
+    "ARGILLA_SETTINGS",
+    "ARGILLA_MAPPING",
+    "write_beir_qrels",
+    "write_trec_qrels",
+    "write_confirmed_negatives",
+    "training_examples",
+    "write_training_file",
+    "label_studio_tasks",
+    "argilla_records",
+    "write_json",
+    "export_judgments",
+    "ImportSummary",
+    "read_qrels_file",
+    "read_hard_negatives",
+    "import_qrels",
+    "import_judgments",
+    "import_label_studio",
+]

@@ -1,0 +1,135 @@
+"""Turning people's judgments into training labels under a chosen policy.
+
+A policy decides, per (query, doc), whether the pair is relevant, not
+relevant, or undecided (left as the base qrels say):
+
+* ``majority``: more "relevant" than "not relevant" votes, or the reverse; a tie decides nothing.
+* ``annotator:<name>``: that one person's verdict.
+* ``any_relevant``: relevant if anyone said so, else not relevant if anyone said that.
+
+``unsure`` is never a vote. A pair decided relevant joins the qrels (its base
+grade kept, else 1). A pair decided not relevant leaves the qrels and goes
+into ``confirmed_negatives``, never into the qrels as relevance 0: several
+metric libraries drop zero judgments, and a zero would read as "unjudged"
+there. Only judgments on the queries of the base qrels apply (or on
+``query_ids`` if given), so a test query's judgment cannot leak into
+training labels.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Mapping
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .datasets import get_dataset
+from .errors import AnnotationError
+from .models import Judgment
+
+__all__ = ["POLICIES", "parse_policy", "decide", "merge_labels", "judgments_for_training"]
+
+POLICIES = ("majority", "annotator:<name>", "any_relevant")
+
+
+def parse_policy(policy: str) -> tuple[str, str | None]:
+    """``("majority" | "annotator" | "any_relevant", annotator name or None)``; ``AnnotationError`` if unknown."""
+    if policy in ("majority", "any_relevant"):
+        return policy, None
+    kind, sep, name = policy.partition(":")
+    if kind == "annotator" and sep and name.strip():
+        return "annotator", name.strip()
+    raise AnnotationError(f"unknown merge policy {policy!r}: use majority, any_relevant or annotator:<name>")
+
+
+def _votes(session: Session, dataset: str, annotator: str | None) -> dict[tuple[str, str], list[str]]:
+    ds = get_dataset(session, dataset)
+    if ds is None:
+        return {}
+    stmt = select(Judgment.query_id, Judgment.doc_id, Judgment.label).where(
+        Judgment.dataset_id == ds.id, Judgment.label != "unsure"
+    )
+    if annotator is not None:
+        stmt = stmt.where(Judgment.annotator == annotator)
+    votes: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for q, d, label in session.execute(stmt):
+        votes[(q, d)].append(label)
+    return votes
+
+
+def _verdict(kind: str, labels: list[str]) -> bool | None:
+    yes = labels.count("relevant")
+    no = labels.count("not_relevant")
+    if kind == "any_relevant":
+        return True if yes else (False if no else None)
+    if yes == no:  # majority tie, or (one annotator) nothing but "unsure"
+        return None
+    return yes > no
+
+
+def decide(session: Session, dataset: str, policy: str = "majority") -> dict[tuple[str, str], bool]:
+    """Every pair the policy decides: ``{(query_id, doc_id): relevant}``, over all queries."""
+    kind, name = parse_policy(policy)
+    if name is not None:
+        ds = get_dataset(session, dataset)
+        has_any = ds is not None and session.scalar(
+            select(Judgment.id).where(Judgment.dataset_id == ds.id, Judgment.annotator == name).limit(1)
+        )
+        if not has_any:
+            raise AnnotationError(f"annotator {name!r} has no judgments on dataset {dataset!r}")
+    out: dict[tuple[str, str], bool] = {}
+    for pair, labels in _votes(session, dataset, name).items():
+        verdict = _verdict(kind, labels)
+        if verdict is not None:
+            out[pair] = verdict
+    return out
+
+
+def merge_labels(
+    session: Session,
+    dataset: str,
+    base_qrels: Mapping[str, Mapping[str, int]],
+    policy: str = "majority",
+    *,
+    query_ids: Collection[str] | None = None,
+) -> tuple[dict[str, dict[str, int]], dict[str, set[str]]]:
+    """``(corrected qrels, confirmed negatives)`` from ``base_qrels`` and the judgments, under ``policy``.
+
+    ``base_qrels`` is not modified. Judgments apply to the queries of
+    ``base_qrels``, or to ``query_ids`` when given (e.g. a split's queries
+    that have no positive yet). A query left without any positive is dropped
+    from the corrected qrels (qrels hold positives only); its confirmed
+    negatives are still returned.
+    """
+    scope = set(query_ids) if query_ids is not None else set(base_qrels)
+    qrels = {q: dict(docs) for q, docs in base_qrels.items()}
+    confirmed: dict[str, set[str]] = {}
+    for (q, d), relevant in sorted(decide(session, dataset, policy).items()):
+        if q not in scope:
+            continue
+        if relevant:
+            docs = qrels.setdefault(q, {})
+            if docs.get(d, 0) <= 0:
+                docs[d] = 1
+        else:
+            docs = qrels.get(q, {})
+            docs.pop(d, None)
+            confirmed.setdefault(q, set()).add(d)
+    qrels = {q: docs for q, docs in qrels.items() if any(g > 0 for g in docs.values())}
+    return qrels, confirmed
+
+
+def judgments_for_training(
+    session: Session, dataset: str, policy: str = "majority", *, query_ids: Collection[str] | None = None
+) -> list[tuple[str, str, bool]]:
+    """The policy's verdicts as sorted ``(query_id, doc_id, relevant)`` tuples (optionally for some queries).
+
+    The same shape as ``rrra_core.adapter.Judgment``: ``Judgment(*t)`` converts one.
+    """
+    wanted = set(query_ids) if query_ids is not None else None
+    return [
+        (q, d, relevant)
+        for (q, d), relevant in sorted(decide(session, dataset, policy).items())
+        if wanted is None or q in wanted
+    ]

@@ -1,0 +1,95 @@
+"""Schema migrations: a database made by an older version upgrades in place, keeping every row."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+import db
+from rrra_core.errors import ConfigError
+
+OLD = "0001"
+
+# Rows as the 0001 version of the store wrote them (no model view, no label check yet); ids come from the database.
+_ROWS = [
+    "INSERT INTO datasets (name, source, n_queries, n_docs, created_at) VALUES ('toy', NULL, 2, 3, '2025-01-02 03:04:05.000006')",
+    "INSERT INTO dataset_queries (dataset_id, query_id) VALUES (1, 'q1'), (1, 'q2')",
+    "INSERT INTO dataset_docs (dataset_id, doc_id) VALUES (1, 'd1'), (1, 'd2'), (1, 'd3')",
+    "INSERT INTO judgments (dataset_id, query_id, doc_id, annotator, label, note, created_at, updated_at) VALUES "
+    "(1, 'q1', 'd1', 'alice', 'relevant', 'clear match', '2025-01-02 03:04:05', '2025-01-02 03:05:00'), "
+    "(1, 'q2', 'd3', 'bob', 'not_relevant', '', '2025-01-02 03:04:05', '2025-01-02 03:04:05')",
+    "INSERT INTO judgment_events (created_at, dataset_id, query_id, doc_id, annotator, action, old_label, new_label, note, previous) VALUES "
+    "('2025-01-02 03:04:05', 1, 'q1', 'd1', 'alice', 'save', NULL, 'not_relevant', '', NULL), "
+    "('2025-01-02 03:05:00', 1, 'q1', 'd1', 'alice', 'save', 'not_relevant', 'relevant', 'clear match', :previous), "
+    "('2025-01-02 03:04:05', 1, 'q2', 'd3', 'bob', 'save', NULL, 'not_relevant', '', NULL)",
+]
+_PREVIOUS = {"label": "not_relevant", "note": "", "created_at": "2025-01-02T03:04:05+00:00", "updated_at": "2025-01-02T03:04:05+00:00"}
+
+
+def _dump(engine, table: str) -> list[tuple]:  # noqa: ANN001
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(f"SELECT * FROM {table} ORDER BY 1, 2"))]
+
+
+def test_an_old_database_upgrades_without_loss(empty_db_url: str) -> None:
+    engine = db.make_engine(empty_db_url)
+    try:
+        db.upgrade(engine, OLD)
+        assert db.current_revision(engine) == OLD
+        with engine.begin() as conn:
+            for sql in _ROWS:
+                conn.execute(text(sql), {"previous": json.dumps(_PREVIOUS)})
+        before = {t: _dump(engine, t) for t in ("datasets", "dataset_queries", "dataset_docs", "judgments", "judgment_events")}
+    finally:
+        engine.dispose()
+
+    engine = db.init_db(empty_db_url)  # what any entry point does on start
+    try:
+        assert db.current_revision(engine) == db.head_revision() != OLD
+        for table, rows in before.items():
+            after = _dump(engine, table)
+            width = len(rows[0])
+            assert [r[:width] for r in after] == rows, table  # old columns untouched, in order
+            if table in ("judgments", "judgment_events"):
+                assert all(v is None for r in after for v in r[width:])  # the new model-view columns start empty
+
+        with db.session_factory(engine)() as session:
+            j = db.get_judgment(session, "toy", "q1", "d1", "alice")
+            assert (j.label, j.note, j.run_id, j.created_at.isoformat()) == ("relevant", "clear match", None, "2025-01-02T03:04:05+00:00")
+            # The upgraded store keeps working: undo reverts the pre-upgrade save using its stored state.
+            db.undo_last(session, "toy", "alice")
+            assert db.get_judgment(session, "toy", "q1", "d1", "alice").label == "not_relevant"
+            db.save_judgment(session, "toy", "q2", "d2", "unsure", "bob", model_view={"p_fn": 0.5})
+            db.create_training_job(session, "run-1")
+            assert len(db.list_events(session, "toy")) == 5
+
+        # 0002 added a CHECK on labels (SQLite had to copy the table for it): it holds.
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text("UPDATE judgments SET label = 'maybe' WHERE id = 2"))
+    finally:
+        engine.dispose()
+
+
+def test_models_match_the_newest_migration(engine) -> None:  # noqa: ANN001
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), db.Base.metadata)
+    assert diff == []
+
+
+def test_init_db_twice_is_harmless(db_url: str) -> None:
+    for _ in range(2):
+        engine = db.init_db(db_url)
+        assert db.current_revision(engine) == db.head_revision()
+        engine.dispose()
+
+
+def test_a_database_from_a_newer_version_is_refused(engine) -> None:  # noqa: ANN001
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(ConfigError, match="revision '9999'.*upgrade RRRA Studio"):
+        db.init_db(engine.url.render_as_string(hide_password=False))
