@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 
-from .adapter import Judgment, LabelConfig, Phase2Config
+from .adapter import Judgment, LabelConfig, Phase2Config, load_adapter
 from .bm25 import bm25_run
 from .config import config_to_dict, opt
 from .errors import ConfigError
@@ -107,6 +108,14 @@ def _enc(cfg: BenchmarkConfig, model: str) -> EncoderConfig:
     return EncoderConfig(model=model, query_max_length=cfg.query_max_length, doc_max_length=cfg.doc_max_length, device=cfg.device)
 
 
+def _phase3_config(cfg: BenchmarkConfig, seed: int, sampler: str) -> Phase3Config:
+    return Phase3Config(
+        dataset=cfg.dataset, train_split=cfg.train_split, eval_split=cfg.test_split, sampler=sampler, epochs=cfg.p3_epochs,
+        batch_size=cfg.batch_size, n_hard=cfg.n_hard, n_random=cfg.n_random, top_k=cfg.top_k, gamma=cfg.gamma,
+        lambda_rr=cfg.lambda_rr, lambda_adapter=cfg.lambda_adapter, mu=cfg.mu, seed=seed, checkpoint_every=0,
+    )
+
+
 def _subset(data: Dataset, qrels: dict[str, dict[str, int]]) -> Dataset:
     return replace(data, qrels=qrels, queries={q: data.queries[q] for q in qrels if q in data.queries})
 
@@ -139,8 +148,6 @@ def _detection(pred: Any, truth: Mapping[str, set[str]], adapter_score: str = "p
     Under the outcome label scheme the conditional readings mean something else
     (RRRA.md), so that variant is scored by P(rel) instead.
     """
-    import pandas as pd
-
     df = pred
     pos = df[df["label"] == 1].groupby("query_id")["score"].min()
     low = df.groupby("query_id")["score"].min()
@@ -150,12 +157,10 @@ def _detection(pred: Any, truth: Mapping[str, set[str]], adapter_score: str = "p
     h = heuristic_scores(neg["score"].to_numpy(), neg["s_pos"].to_numpy())
     out = {"adapter": detection_metrics(neg["truth"].to_numpy(), neg[adapter_score].to_numpy())}
     out.update({f"{name} score": detection_metrics(neg["truth"].to_numpy(), v) for name, v in {"retriever": h["retriever"], "SimANS": h["simans"], "margin": h["margin"]}.items()})
-    return out, pd.DataFrame(neg)
+    return out, neg
 
 
 def _gradient_summary(run_dir: Path) -> dict[str, dict[str, float]]:
-    import pyarrow.parquet as pq
-
     path = run_dir / "gradients.parquet"
     if not path.is_file():
         return {}
@@ -209,8 +214,6 @@ def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str]
     t = tick("phase 1", t)
 
     # Phase 2: the full adapter and its ablations on frozen phase-1 embeddings.
-    import pyarrow.parquet as pq
-
     sw0 = AdapterSwitches(dataset=cfg.dataset, train_split=cfg.train_split)
     labels = LabelConfig(scheme=cfg.label_scheme, mu=cfg.mu, top_k=cfg.top_k, seed=seed)
     adapters: dict[str, str] = {}
@@ -236,8 +239,6 @@ def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str]
             full_queue = queue
         detection[f"adapter {'P(rel)' if score == 'p_rel' else 'P(FN|neg)'} ({name})"] = det["adapter"]
         # Reranking the phase-1 retrieval with this adapter (no resampling).
-        from .adapter import load_adapter
-
         adapter, _ = load_adapter(adapters[name], device=device)
         signal = adapter_rerank_signal(adapter, res1.run, res1.query_ids, res1.query_vectors, res1.corpus.ids, res1.corpus.vectors, "p_rel")
         label = "RRRA reranking only" if name == "full" else f"ablation: {name} (phase 1 + rerank)"
@@ -248,16 +249,13 @@ def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str]
     gradients: dict[str, Any] = {}
     rrra_run = None
     for sampler in cfg.samplers:
-        p3 = Phase3Config(dataset=cfg.dataset, train_split=cfg.train_split, eval_split=cfg.test_split, sampler=sampler, epochs=cfg.p3_epochs, batch_size=cfg.batch_size,
-                          n_hard=cfg.n_hard, n_random=cfg.n_random, top_k=cfg.top_k, gamma=cfg.gamma, lambda_rr=cfg.lambda_rr, lambda_adapter=cfg.lambda_adapter, seed=seed, checkpoint_every=0, mu=cfg.mu)
+        p3 = _phase3_config(cfg, seed, sampler)
         run3 = create_run("phase3", phase3_config_dict(enc1, p3, adapters["full"]), run_id=f"{tag}-s{seed}-phase3-{sampler}")
         m3 = train_phase3(run3, enc1, p3, adapter_dir=adapters["full"], train_data=train, eval_data=test, planted_false_negatives=truth)
         enc3 = BiEncoder.from_pretrained(str(run3.path)).to(device).eval()
         res3 = retrieve(enc3, test.corpus, test.queries, _enc(cfg, str(run3.path)), k=100)
         methods[SAMPLER_METHODS[sampler]] = _test_metrics(res3.run, test)
         if sampler == "rrra":
-            from .adapter import load_adapter
-
             adapter, _ = load_adapter(run3.file("adapter"), device=device)
             signal = adapter_rerank_signal(adapter, res3.run, res3.query_ids, res3.query_vectors, res3.corpus.ids, res3.corpus.vectors, "p_rel")
             methods["RRRA (resampling + reranking)"] = _test_metrics(rerank_run(res3.run, signal, cfg.lambda_rr), test)
@@ -289,8 +287,7 @@ def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str]
             run2 = create_run("phase2", {}, run_id=f"{tag}-s{seed}-hitl{n}-phase2")
             p2 = Phase2Config(epochs=cfg.p2_epochs, seed=seed)
             train_phase2(run2, enc1, sw0, labels, p2, train_data=train_n, judgments=judgments)
-            p3 = Phase3Config(dataset=cfg.dataset, train_split=cfg.train_split, eval_split=cfg.test_split, sampler="rrra", epochs=cfg.p3_epochs, batch_size=cfg.batch_size,
-                              n_hard=cfg.n_hard, n_random=cfg.n_random, top_k=cfg.top_k, gamma=cfg.gamma, lambda_rr=cfg.lambda_rr, lambda_adapter=cfg.lambda_adapter, seed=seed, checkpoint_every=0, mu=cfg.mu)
+            p3 = _phase3_config(cfg, seed, "rrra")
             run3 = create_run("phase3", phase3_config_dict(enc1, p3, str(run2.file("adapter"))), run_id=f"{tag}-s{seed}-hitl{n}-phase3")
             m3 = train_phase3(run3, enc1, p3, adapter_dir=str(run2.file("adapter")), train_data=train_n, eval_data=test, confirmed_negatives=confirmed, planted_false_negatives=truth)
             value = m3["eval"].get("rerank") or m3["eval"]["no_rerank"]

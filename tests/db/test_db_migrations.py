@@ -93,3 +93,22 @@ def test_a_database_from_a_newer_version_is_refused(engine) -> None:  # noqa: AN
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     with pytest.raises(ConfigError, match="revision '9999'.*upgrade RRRA Studio"):
         db.init_db(engine.url.render_as_string(hide_password=False))
+
+
+def _open(url: str) -> None:
+    db.init_db(url).dispose()
+
+
+def test_two_processes_creating_the_schema_at_once(empty_db_url: str) -> None:
+    import multiprocessing as mp
+
+    fork = mp.get_context("fork")
+    procs = [fork.Process(target=_open, args=(empty_db_url,)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    engine = db.make_engine(empty_db_url)
+    assert db.current_revision(engine) == db.head_revision()
+    engine.dispose()
