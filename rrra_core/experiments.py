@@ -90,7 +90,7 @@ class BenchmarkConfig:
     p3_epochs: int = opt(1, "phase-3 epochs")
     batch_size: int = opt(32, "batch size for phases 1 and 3")
     n_hard: int = opt(1, "phase 3: hard negatives per query per step")
-    n_random: int = opt(1, "phase 3: random negatives per query per step")
+    n_random: int = opt(0, "phase 3: extra random corpus negatives per query per step (the other queries' in-batch positives already are random negatives)")
     mu: float = opt(0.3, "adapter labels: share of visible positives masked as synthetic false negatives")
     label_scheme: str = opt("synthetic", "adapter label scheme: synthetic or outcome", choices=("synthetic", "outcome"))
     gamma: float = opt(2.0, "RRRA resampling exponent")

@@ -26,9 +26,9 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 PRESETS: dict[str, dict] = {
-    "cranfield": {"dataset": "cranfield", "hide_fraction": 0.3, "truth": "planted", "seeds": (0, 1, 2), "hitl": (0, 25, 50, 100, 200)},
-    "scifact": {"dataset": "scifact", "hide_fraction": 0.0, "truth": "none", "seeds": (0,), "variants": ("full",)},
-    "squad": {"dataset": "squad", "hide_fraction": 0.0, "truth": "answers", "seeds": (0,), "variants": ("full",), "max_train_queries": 1000},
+    "cranfield": {"dataset": "cranfield", "hide_fraction": 0.3, "truth": "planted", "seeds": (0, 1, 2), "hitl": (0, 50, 100, 200)},
+    "scifact": {"dataset": "scifact", "hide_fraction": 0.0, "truth": "none", "seeds": (0,), "variants": ("full",), "samplers": ("uniform", "simans", "rrra"), "max_train_queries": 400},
+    "squad": {"dataset": "squad", "hide_fraction": 0.0, "truth": "answers", "seeds": (0,), "variants": ("full",), "samplers": ("uniform", "simans", "rrra"), "max_train_queries": 800},
     "quick": {"dataset": "adi", "train_split": "test", "test_split": "test", "seeds": (0,), "query_max_length": 32, "doc_max_length": 64,
               "batch_size": 16, "top_k": 30, "p2_epochs": 3, "hitl": (0, 10),
               "variants": ("full", "no residual", "no L_norm", "no ratio", "no init", "random head", "outcome labels")},
