@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 PRESETS: dict[str, dict] = {
-    "cranfield": {"dataset": "cranfield", "hide_fraction": 0.3, "truth": "planted", "seeds": (0, 1, 2), "hitl": (0, 50, 100, 200)},
+    "cranfield": {"dataset": "cranfield", "hide_fraction": 0.3, "truth": "planted", "seeds": (0, 1, 2), "hitl": (0, 50, 200)},
     "scifact": {"dataset": "scifact", "hide_fraction": 0.0, "truth": "none", "seeds": (0,), "variants": ("full",), "samplers": ("uniform", "simans", "rrra"), "max_train_queries": 400},
     "squad": {"dataset": "squad", "hide_fraction": 0.0, "truth": "answers", "seeds": (0,), "variants": ("full",), "samplers": ("uniform", "simans", "rrra"), "max_train_queries": 800},
     "quick": {"dataset": "adi", "train_split": "test", "test_split": "test", "seeds": (0,), "query_max_length": 32, "doc_max_length": 64,
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="cranfield", choices=sorted(PRESETS), help="starting settings")
     p.add_argument("--quick", action="store_true", help="same as --preset quick: a few-minute smoke run on ADI")
     p.add_argument("--out", help="results file stem (default: results/rrra_<preset>)")
+    p.add_argument("--merge", nargs="+", metavar="JSON", help="instead of running, combine per-seed result files (e.g. seeds run as parallel processes) into one table")
     add_config_arguments(p, BenchmarkConfig)
     return p
 
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     setup_logging()
+    if args.merge:
+        return merge(args.merge, args.out, argv if argv is not None else sys.argv[1:])
     if args.quick:
         args.preset = "quick"
     cfg = config_from_args(BenchmarkConfig, args, base=dict(PRESETS[args.preset]))
@@ -82,6 +85,37 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def merge(paths: list[str], out: str | None, raw_argv: list[str]) -> int:
+    """Combine result files of the same benchmark run seed by seed in separate processes."""
+    from rrra_core.errors import DataError
+    from rrra_core.experiments import aggregate
+    from rrra_core.runs import write_json_atomic
+
+    parts = []
+    for p in paths:
+        try:
+            parts.append(json.loads(Path(p).read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError) as err:
+            raise DataError(p, f"cannot read result file ({err})") from None
+    first = parts[0]
+    seeds = sorted((s for part in parts for s in part["seeds"]), key=lambda s: s["seed"])
+    result = {
+        "command": "python scripts/benchmark.py " + shlex.join(raw_argv) + "  (merging: " + "; ".join(p["command"] for p in parts) + ")",
+        "preset": first["preset"],
+        "machine": first["machine"],
+        "config": {**first["config"], "seeds": [s["seed"] for s in seeds]},
+        "seeds": seeds,
+        "summary": aggregate(seeds),
+        "wall_seconds": max(p["wall_seconds"] for p in parts),
+        "parallel_processes": len(parts),
+    }
+    stem = Path(out) if out else Path(paths[0]).with_name(f"rrra_{first['preset']}")
+    write_json_atomic(stem.with_suffix(".json"), result)
+    stem.with_suffix(".md").write_text(render_markdown(result), encoding="utf-8")
+    print(render_markdown(result))
+    return 0
+
+
 def _fmt(cell: dict | None, digits: int = 3) -> str:
     if not cell or cell.get("n", 0) == 0 or (isinstance(cell.get("mean"), float) and math.isnan(cell["mean"])):
         return "–"
@@ -101,6 +135,7 @@ def render_markdown(r: dict) -> str:
         f"Seeds run: {', '.join(str(s['seed']) for s in seeds)} (planned: {', '.join(map(str, cfg['seeds']))}). Machine: {m['cpu']}, {m['cpu_count']} CPUs. Wall time {r['wall_seconds'] / 60:.1f} min"
         " (per seed: " + ", ".join(f"{s['seconds'] / 60:.1f}" for s in seeds) + " min).",
         "",
+        *([f"The seeds ran as {r['parallel_processes']} parallel processes on the same CPUs (torch threads per process: {m['torch_threads']}); wall time is the slowest one's.", ""] if r.get("parallel_processes") else []),
         "Settings: " + ", ".join(f"{k}={v}" for k, v in cfg.items()) + ".",
         "",
         f"Training queries: {seeds[0]['train_queries']}; false negatives in the truth set (seed {seeds[0]['seed']}): {seeds[0]['planted']}.",
