@@ -99,15 +99,16 @@ def merge(paths: list[str], out: str | None, raw_argv: list[str]) -> int:
             raise DataError(p, f"cannot read result file ({err})") from None
     first = parts[0]
     seeds = sorted((s for part in parts for s in part["seeds"]), key=lambda s: s["seed"])
+    command = first["command"] if len(parts) == 1 else "python scripts/benchmark.py " + shlex.join(raw_argv) + "  (merging: " + "; ".join(p["command"] for p in parts) + ")"
     result = {
-        "command": "python scripts/benchmark.py " + shlex.join(raw_argv) + "  (merging: " + "; ".join(p["command"] for p in parts) + ")",
+        "command": command,
         "preset": first["preset"],
         "machine": first["machine"],
         "config": {**first["config"], "seeds": [s["seed"] for s in seeds]},
         "seeds": seeds,
         "summary": aggregate(seeds),
         "wall_seconds": max(p["wall_seconds"] for p in parts),
-        "parallel_processes": len(parts),
+        **({"parallel_processes": len(parts)} if len(parts) > 1 else {}),
     }
     stem = Path(out) if out else Path(paths[0]).with_name(f"rrra_{first['preset']}")
     write_json_atomic(stem.with_suffix(".json"), result)
@@ -132,7 +133,7 @@ def render_markdown(r: dict) -> str:
         "",
         f"Command: `{r['command']}`",
         "",
-        f"Seeds run: {', '.join(str(s['seed']) for s in seeds)} (planned: {', '.join(map(str, cfg['seeds']))}). Machine: {m['cpu']}, {m['cpu_count']} CPUs. Wall time {r['wall_seconds'] / 60:.1f} min"
+        f"Seeds run: {', '.join(str(s['seed']) for s in seeds)} (planned: {', '.join(map(str, cfg['seeds']))}). Machine: {m['cpu']}, {m['cpu_count']} CPUs, {m['torch_threads']} torch thread(s) per process. Wall time {r['wall_seconds'] / 60:.1f} min"
         " (per seed: " + ", ".join(f"{s['seconds'] / 60:.1f}" for s in seeds) + " min).",
         "",
         *([f"The seeds ran as {r['parallel_processes']} parallel processes on the same CPUs (torch threads per process: {m['torch_threads']}); wall time is the slowest one's.", ""] if r.get("parallel_processes") else []),
@@ -152,11 +153,13 @@ def render_markdown(r: dict) -> str:
     rrra = methods.get("RRRA (resampling + reranking)")
     if rrra and baselines:
         lines.append("")
+        dense = [n for n in baselines if n != "BM25"]
         for metric in ("nDCG@10", "R@1"):
-            best = max(baselines, key=lambda n: methods[n].get(metric, {}).get("mean", float("-inf")))
-            diff = rrra[metric]["mean"] - methods[best][metric]["mean"]
-            verdict = "beats" if diff > 0 else "does NOT beat"
-            lines.append(f"- {metric}: full RRRA {verdict} the best baseline ({best}) by {diff:+.4f}.")
+            for pool, what in ((baselines, "baseline"), (dense, "dense baseline (same encoder)")):
+                best = max(pool, key=lambda n: methods[n].get(metric, {}).get("mean", float("-inf")))
+                diff = rrra[metric]["mean"] - methods[best][metric]["mean"]
+                verdict = "beats" if diff > 0 else "does NOT beat"
+                lines.append(f"- {metric}: full RRRA {verdict} the best {what} ({best}) by {diff:+.4f}.")
     if summary["detection"]:
         lines += ["", "## False-negative detection among mined hard negatives (phase-1 encoder, top-K)", "",
                   "| score | AUROC | AP | P@50 | P@100 |", "|---|---|---|---|---|"]
