@@ -94,6 +94,7 @@ class BenchmarkConfig:
     mu: float = opt(0.3, "adapter labels: share of visible positives masked as synthetic false negatives")
     label_scheme: str = opt("synthetic", "adapter label scheme: synthetic or outcome", choices=("synthetic", "outcome"))
     gamma: float = opt(2.0, "RRRA resampling exponent")
+    hardness_temperature: float = opt(0.05, "RRRA: temperature of the softmax mapping scores to s_HN (large = closer to uniform over the top-K)")
     lambda_rr: float = opt(1.0, "rerank strength")
     lambda_adapter: float = opt(0.1, "joint adapter-loss weight in phase 3")
     max_train_queries: int | None = opt(None, "subsample training queries (budget knob)")
@@ -111,7 +112,7 @@ def _enc(cfg: BenchmarkConfig, model: str) -> EncoderConfig:
 def _phase3_config(cfg: BenchmarkConfig, seed: int, sampler: str) -> Phase3Config:
     return Phase3Config(
         dataset=cfg.dataset, train_split=cfg.train_split, eval_split=cfg.test_split, sampler=sampler, epochs=cfg.p3_epochs,
-        batch_size=cfg.batch_size, n_hard=cfg.n_hard, n_random=cfg.n_random, top_k=cfg.top_k, gamma=cfg.gamma,
+        batch_size=cfg.batch_size, n_hard=cfg.n_hard, n_random=cfg.n_random, top_k=cfg.top_k, gamma=cfg.gamma, hardness_temperature=cfg.hardness_temperature,
         lambda_rr=cfg.lambda_rr, lambda_adapter=cfg.lambda_adapter, mu=cfg.mu, seed=seed, checkpoint_every=0,
     )
 
