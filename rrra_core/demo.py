@@ -48,7 +48,7 @@ def find_demo_run(dataset: str) -> Run | None:
 def build_demo_run(cfg: DemoConfig) -> dict[str, Any]:
     """Build (or finish) the demo run; returns its metrics."""
     enc = EncoderConfig(model="minilm", query_max_length=48, doc_max_length=cfg.doc_max_length)
-    sw = AdapterSwitches(dataset=cfg.dataset, train_split="train", max_train_queries=cfg.max_train_queries, seed=cfg.seed)
+    sw = AdapterSwitches(dataset=cfg.dataset, train_split="train", max_train_queries=cfg.max_train_queries, subsample_seed=cfg.seed)
     labels = LabelConfig(top_k=cfg.top_k, seed=cfg.seed)
     p2 = Phase2Config(epochs=cfg.epochs, seed=cfg.seed)
     try:

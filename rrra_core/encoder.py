@@ -126,6 +126,9 @@ class BiEncoder(nn.Module):
         self.tokenizer = tokenizer
         self.source = source
         self._fingerprint = fingerprint
+        # Start in eval mode like a loaded Hugging Face model: nn.Module defaults to
+        # train mode, which would switch dropout on and disable the embedding cache.
+        super().train(False)
 
     # ----- construction -------------------------------------------------
     @classmethod

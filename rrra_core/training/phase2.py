@@ -55,7 +55,7 @@ class AdapterSwitches:
     head_init: str = opt("cosine", "classification head start: 'cosine' (the retriever's ranking) or 'random'", choices=("cosine", "random"))
     index_kind: str = opt("auto", "FAISS index kind")
     max_train_queries: int | None = opt(None, "subsample this many training queries (budget knob; the quick demo uses it)")
-    seed: int = opt(0, "seed for the query subsample")
+    subsample_seed: int = opt(0, "seed for the query subsample")
 
 
 def phase2_config_dict(enc: EncoderConfig, sw: AdapterSwitches, labels: LabelConfig, p2: Phase2Config) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def train_phase2(
     device = resolve_device(enc_cfg.device)
     train_data = train_data or load_dataset(switches.dataset, switches.train_split)
     if switches.max_train_queries is not None and switches.max_train_queries < len(train_data.qrels):
-        rng = np.random.default_rng(switches.seed)
+        rng = np.random.default_rng(switches.subsample_seed)
         keep = sorted(rng.choice(sorted(train_data.qrels), size=switches.max_train_queries, replace=False).tolist())
         train_data = replace(train_data, qrels={q: train_data.qrels[q] for q in keep}, queries={q: train_data.queries[q] for q in keep})
     stage("loading the encoder", 0.0)

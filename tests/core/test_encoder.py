@@ -84,3 +84,14 @@ def test_bundled_minilm_resolves_offline() -> None:
 def test_encoder_config_rejects_bad_lengths() -> None:
     with pytest.raises(ConfigError):
         EncoderConfig(doc_max_length=0)
+
+
+def test_loaded_encoder_is_in_eval_mode_and_stays_cacheable(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from rrra_core.encoding import EncodeStats, cached_encode
+
+    enc = BiEncoder.from_pretrained(tiny_model_dir)
+    assert not enc.training and not enc.query_model.training  # no dropout at inference
+    cached_encode(enc, ["a"], ["x"], "doc", 16, progress=False, cache_root=tmp_path / "c")
+    stats = EncodeStats()
+    cached_encode(enc, ["a"], ["x"], "doc", 16, progress=False, cache_root=tmp_path / "c", stats=stats)
+    assert stats.cached and enc.fingerprint() is not None
