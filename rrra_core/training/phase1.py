@@ -36,7 +36,7 @@ from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from .schedule import lr_at
 from .step import backward_and_step, set_lr
 
-__all__ = ["TrainConfig", "train_phase1", "training_pairs", "epoch_batches"]
+__all__ = ["TrainConfig", "train_phase1", "training_pairs", "epoch_batches", "step_plan"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,15 @@ def epoch_batches(n_pairs: int, batch_size: int, seed: int, epoch: int) -> list[
     order = np.random.default_rng([seed, epoch]).permutation(n_pairs)
     # Drop a last batch too small to give in-batch negatives.
     return [order[i : i + batch_size] for i in range(0, n_pairs, batch_size) if len(order[i : i + batch_size]) >= 2]
+
+
+def step_plan(n_pairs: int, batch_size: int, seed: int, epochs: int, max_steps: int | None, warmup_ratio: float) -> tuple[int, int, int]:
+    """(steps per epoch, total optimizer steps, warmup steps) for a training run."""
+    steps_per_epoch = len(epoch_batches(n_pairs, batch_size, seed, 0))
+    total_steps = steps_per_epoch * epochs
+    if max_steps is not None:
+        total_steps = min(total_steps, max_steps)
+    return steps_per_epoch, total_steps, int(math.ceil(warmup_ratio * total_steps))
 
 
 def _load_negatives(spec: str, run: Run, encoder: BiEncoder, data: Dataset, enc_cfg: EncoderConfig, cfg: TrainConfig, mining: MiningConfig) -> dict[str, list[str]]:
@@ -152,11 +161,7 @@ def train_phase1(
     pairs = training_pairs(train_data.qrels, cfg.max_train_queries, cfg.seed)
     if not pairs:
         raise DataError(cfg.dataset, f"split {cfg.train_split!r} has no labelled positives to train on")
-    steps_per_epoch = len(epoch_batches(len(pairs), cfg.batch_size, cfg.seed, 0))
-    total_steps = steps_per_epoch * cfg.epochs
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-    warmup = int(math.ceil(cfg.warmup_ratio * total_steps))
+    steps_per_epoch, total_steps, warmup = step_plan(len(pairs), cfg.batch_size, cfg.seed, cfg.epochs, cfg.max_steps, cfg.warmup_ratio)
 
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     params = [(n, p) for n, p in encoder.named_parameters() if p.requires_grad]

@@ -22,7 +22,6 @@ random negatives are TN. That uses only embeddings the step computes anyway.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Mapping
 from contextlib import nullcontext
@@ -49,7 +48,7 @@ from ..resampling import SAMPLERS, sampler_weights
 from ..retrieval import retrieve
 from ..runs import Run
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from .phase1 import epoch_batches, training_pairs
+from .phase1 import epoch_batches, step_plan, training_pairs
 from .schedule import lr_at
 from .step import backward_and_step, set_lr
 
@@ -247,11 +246,7 @@ def train_phase3(
     pairs = training_pairs(train_data.qrels, cfg.max_train_queries, cfg.seed)
     if not pairs:
         raise DataError(cfg.dataset, f"split {cfg.train_split!r} has no labelled positives to train on")
-    steps_per_epoch = len(epoch_batches(len(pairs), cfg.batch_size, cfg.seed, 0))
-    total_steps = steps_per_epoch * cfg.epochs
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-    warmup = int(math.ceil(cfg.warmup_ratio * total_steps))
+    steps_per_epoch, total_steps, warmup = step_plan(len(pairs), cfg.batch_size, cfg.seed, cfg.epochs, cfg.max_steps, cfg.warmup_ratio)
     excluded = {q: set(human_relevant.get(q, ())) for q in train_data.qrels}
 
     groups = [{"params": list(encoder.parameters()), "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
