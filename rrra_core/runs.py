@@ -23,7 +23,7 @@ from typing import Any
 from .errors import ConfigError
 from .paths import REPO_ROOT, runs_dir
 
-__all__ = ["Run", "create_run", "open_run", "list_runs", "environment_info", "write_json_atomic", "cpu_model"]
+__all__ = ["Run", "create_run", "open_run", "resume_configs", "list_runs", "environment_info", "write_json_atomic", "cpu_model"]
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
@@ -157,3 +157,20 @@ def list_runs(root: str | os.PathLike[str] | None = None) -> list[Run]:
         return []
     runs = [Run(p) for p in root.iterdir() if (p / "config.json").is_file()]
     return sorted(runs, key=lambda r: r.path.stat().st_mtime, reverse=True)
+
+
+def resume_configs(path_or_id: str | os.PathLike[str], kind: str, sections: dict[str, type], root: str | os.PathLike[str] | None = None) -> tuple[Run, dict[str, Any]]:
+    """Reopen a run of ``kind`` and rebuild its saved config sections (``{name: dataclass}``)."""
+    from .config import config_from_dict
+
+    run = open_run(path_or_id, root=root)
+    saved = run.read_json("config.json")
+    if saved.get("kind") != kind:
+        raise ConfigError(f"{run.path} is a {saved.get('kind')!r} run, not a {kind} run")
+    source = str(run.file("config.json"))
+    configs: dict[str, Any] = {}
+    for name, cls in sections.items():
+        if name not in saved:
+            raise ConfigError(f"{source}: missing section {name!r}")
+        configs[name] = config_from_dict(cls, saved[name], source=source)
+    return run, {**configs, "_saved": saved}

@@ -36,24 +36,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from rrra_core.cli import setup_logging
-    from rrra_core.config import config_from_args, config_from_dict
+    from rrra_core.config import config_from_args
     from rrra_core.encoder import EncoderConfig
     from rrra_core.errors import ConfigError
     from rrra_core.mining import MiningConfig
-    from rrra_core.runs import create_run, open_run
+    from rrra_core.runs import create_run, resume_configs
     from rrra_core.training import TrainConfig, train_phase1
     from rrra_core.training.phase1 import phase1_config_dict
 
     args = build_parser().parse_args(argv)
     setup_logging()
     if args.resume:
-        run = open_run(args.resume, root=args.runs_dir)
-        saved = run.read_json("config.json")
-        if saved.get("kind") != "phase1":
-            raise ConfigError(f"{run.path} is a {saved.get('kind')!r} run, not a phase-1 run")
-        enc = config_from_dict(EncoderConfig, saved["encoder"], source=str(run.file("config.json")))
-        cfg = config_from_dict(TrainConfig, saved["train"], source=str(run.file("config.json")))
-        mining = config_from_dict(MiningConfig, saved["mining"], source=str(run.file("config.json")))
+        run, saved = resume_configs(args.resume, "phase1", {"encoder": EncoderConfig, "train": TrainConfig, "mining": MiningConfig}, root=args.runs_dir)
+        enc, cfg, mining = saved["encoder"], saved["train"], saved["mining"]
     else:
         base: dict = {}
         if args.config:

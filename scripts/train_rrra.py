@@ -34,22 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from rrra_core.cli import setup_logging
-    from rrra_core.config import config_from_args, config_from_dict
+    from rrra_core.config import config_from_args
     from rrra_core.encoder import EncoderConfig
     from rrra_core.errors import ConfigError
-    from rrra_core.runs import create_run, open_run
+    from rrra_core.runs import create_run, resume_configs
     from rrra_core.training.phase3 import Phase3Config, phase3_config_dict, train_phase3
 
     args = build_parser().parse_args(argv)
     setup_logging()
     if args.resume:
-        run = open_run(args.resume, root=args.runs_dir)
-        saved = run.read_json("config.json")
-        if saved.get("kind") != "phase3":
-            raise ConfigError(f"{run.path} is a {saved.get('kind')!r} run, not a phase-3 run")
-        enc = config_from_dict(EncoderConfig, saved["encoder"], source=str(run.file("config.json")))
-        cfg = config_from_dict(Phase3Config, saved["phase3"], source=str(run.file("config.json")))
-        adapter = saved.get("adapter_init")
+        run, saved = resume_configs(args.resume, "phase3", {"encoder": EncoderConfig, "phase3": Phase3Config}, root=args.runs_dir)
+        enc, cfg, adapter = saved["encoder"], saved["phase3"], saved["_saved"].get("adapter_init")
     else:
         enc = config_from_args(EncoderConfig, args)
         cfg = config_from_args(Phase3Config, args)

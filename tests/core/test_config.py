@@ -43,3 +43,17 @@ def test_missing_or_broken_config_file(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{oops", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid JSON"):
         load_config(TrainConfig, tmp_path / "bad.json")
+
+
+def test_resume_configs_rebuilds_saved_sections(tmp_path: Path) -> None:
+    from rrra_core.encoder import EncoderConfig
+    from rrra_core.runs import create_run, resume_configs
+    from rrra_core.training.phase1 import phase1_config_dict
+    from rrra_core.mining import MiningConfig
+
+    enc, cfg = EncoderConfig(doc_max_length=77), TrainConfig(epochs=4)
+    create_run("phase1", phase1_config_dict(enc, cfg, MiningConfig()), run_id="r", root=tmp_path)
+    run, saved = resume_configs("r", "phase1", {"encoder": EncoderConfig, "train": TrainConfig}, root=tmp_path)
+    assert saved["encoder"] == enc and saved["train"] == cfg and run.id == "r"
+    with pytest.raises(ConfigError, match="missing section"):
+        resume_configs("r", "phase1", {"phase3": TrainConfig}, root=tmp_path)

@@ -96,3 +96,11 @@ def test_rrra_sampler_without_adapter_is_a_one_line_error(isolated_home: Path, t
 def test_not_an_adapter_folder(isolated_home: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
     out = _run("train_rrra", "--dataset", "adi", "--model", str(tiny_model_dir), "--adapter", str(tmp_path), env_home=isolated_home)
     _assert_one_line_error(out, "not an adapter folder")
+
+
+def test_resume_checks_the_run_kind(isolated_home: Path) -> None:
+    from rrra_core.runs import create_run
+
+    create_run("phase2", {"encoder": {}}, run_id="an-adapter-run", root=isolated_home / "runs")
+    _assert_one_line_error(_run("train", "--resume", "an-adapter-run", env_home=isolated_home), "not a phase1 run")
+    _assert_one_line_error(_run("train_rrra", "--resume", "an-adapter-run", env_home=isolated_home), "not a phase3 run")
