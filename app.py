@@ -1,4 +1,9 @@
-"""RRRA Studio: the Streamlit entry point (page config and navigation over pages/)."""
+"""RRRA Studio: the Streamlit entry point (page config, the shared sidebar, navigation over pages/).
+
+Run with ``streamlit run app.py``; ``.streamlit/config.toml`` binds it to
+127.0.0.1. Heavy work never happens here: pages read run folders through
+``pages/common/resources.py`` and start training as background jobs.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,18 @@ import streamlit as st
 # The app must never reach a model hub: every model is a local folder.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from pages.common.state import remember, sidebar  # noqa: E402
+
 st.set_page_config(page_title="RRRA Studio", layout="wide")
-nav = st.navigation([st.Page("pages/overview.py", title="Overview", default=True)])
+
+PAGES = {
+    "Label": [
+        st.Page("pages/label/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        st.Page("pages/label/browser.py", title="Hard negatives", icon=":material/manage_search:"),
+        st.Page("pages/label/review.py", title="Review queue", icon=":material/fact_check:"),
+    ],
+}
+
+nav = st.navigation(PAGES)
+remember(sidebar())
 nav.run()

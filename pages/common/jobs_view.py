@@ -1,0 +1,74 @@
+"""Following background jobs from a page: the first-launch demo build and its progress bar.
+
+The build itself is ``scripts/demo.py`` in its own process (``rrra_core.jobs``);
+this module only starts it and reads its ``progress.json`` once a second
+inside an ``st.fragment``, so the rest of the page stays responsive.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import streamlit as st
+
+from rrra_core import jobs
+from rrra_core.demo import DemoConfig, demo_run_id
+from rrra_core.runs import runs_dir
+
+from .widgets import show_text
+
+DEMO_JOB = "demo-build"
+
+
+def demo_command(cfg: DemoConfig) -> list[str]:
+    return [sys.executable, "scripts/demo.py", "--dataset", cfg.dataset, "--max-train-queries", str(cfg.max_train_queries)]
+
+
+def _progress(dataset: str) -> dict:
+    import json
+
+    path = runs_dir() / demo_run_id(dataset) / "progress.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def demo_offer(cfg: DemoConfig | None = None) -> None:
+    """Offer to build the demo run; while it builds, show its progress and reload when done."""
+    cfg = cfg or DemoConfig()
+    state = jobs.job_state(DEMO_JOB)
+    if state is not None and state.active:
+        _follow(cfg.dataset)
+        return
+    st.info(
+        "No scored run yet. Build the demo: the bundled all-MiniLM-L6-v2 encodes the SQuAD demo corpus, "
+        f"retrieves the top {cfg.top_k} for {cfg.max_train_queries} training questions, trains the RRRA adapter "
+        "and scores every candidate. It runs in the background (a few minutes on 2 CPU cores); "
+        "you can leave this page open."
+    )
+    if state is not None and state.status in ("failed", "lost"):
+        st.error(f"The last demo build {state.status}: {state.error or 'the process ended without finishing'}")
+        with st.expander("Build log"):
+            show_text(jobs.log_tail(DEMO_JOB, 40))
+    if st.button("Build the demo run", type="primary", key="build_demo"):
+        jobs.start_job(DEMO_JOB, demo_command(cfg), kind="demo", meta={"dataset": cfg.dataset})
+        st.rerun()
+
+
+def _follow(dataset: str) -> None:
+    @st.fragment(run_every=1.0)
+    def progress() -> None:
+        state = jobs.job_state(DEMO_JOB)
+        info = _progress(dataset)
+        if state is None or not state.active:
+            if state is not None and state.status == "done":
+                st.success("The demo run is ready.")
+            st.rerun(scope="app")
+            return
+        st.progress(float(info.get("fraction", 0.0)), text=f"Building the demo run: {info.get('stage', 'starting')}…")
+        if st.button("Cancel the build", key="cancel_demo"):
+            jobs.cancel_job(DEMO_JOB)
+            st.rerun(scope="app")
+
+    progress()

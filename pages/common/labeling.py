@@ -1,0 +1,90 @@
+"""Saving and undoing judgments from any page, with the model's view at that moment.
+
+Every save is one committed transaction in the annotation store, made in the
+button's callback, so the judgment is on disk before the page redraws.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import streamlit as st
+
+import db
+
+from . import resources as res
+from .state import Selection
+
+LABEL_BUTTONS = (
+    # (label, button text, shortcut)
+    # Streamlit reserves C and R, so digits: they sit under one hand.
+    ("relevant", "Relevant", "1"),
+    ("not_relevant", "Not relevant", "2"),
+    ("unsure", "Unsure", "3"),
+)
+UNDO_SHORTCUT = "Z"
+FLASH = "_flash"
+
+
+def _model_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    view = {}
+    for k in ("p_tp", "p_fn", "p_fp", "p_tn", "rank", "score"):
+        v = row.get(k)
+        if v is not None and not (isinstance(v, float) and math.isnan(v)):
+            view[k] = int(v) if k == "rank" else float(v)
+    return view
+
+
+def save(sel: Selection, row: Mapping[str, Any], label: str) -> None:
+    """Record ``sel.annotator``'s ``label`` for the candidate ``row`` (a predictions row)."""
+    if not sel.annotator:
+        flash("error", "Type your name in the sidebar first: judgments are saved under it.")
+        return
+    try:
+        with res.session() as s:
+            db.save_judgment(s, res.store_name(sel.dataset), str(row["query_id"]), str(row["doc_id"]), label, sel.annotator,
+                             model_view=_model_view(row), run_id=sel.run_id)
+    except db.AnnotationError as err:
+        flash("error", str(err))
+        return
+    flash("success", f"Saved: {row['doc_id']} is {label.replace('_', ' ')} for query {row['query_id']}.")
+
+
+def undo(sel: Selection) -> None:
+    """Undo ``sel.annotator``'s last judgment on this dataset."""
+    if not sel.annotator:
+        return
+    try:
+        with res.session() as s:
+            event = db.undo_last(s, res.store_name(sel.dataset), sel.annotator)
+    except db.AnnotationError as err:
+        flash("error", str(err))
+        return
+    if event is None:
+        flash("info", "Nothing to undo.")
+    else:
+        flash("success", f"Undone: your last judgment ({event.doc_id} for query {event.query_id}).")
+
+
+def flash(kind: str, message: str) -> None:
+    """Remember a message to show once, after the rerun the callback triggers."""
+    st.session_state[FLASH] = (kind, message)
+
+
+def show_flash() -> None:
+    item = st.session_state.pop(FLASH, None)
+    if item is not None:
+        kind, message = item
+        {"error": st.error, "info": st.info, "success": st.success}.get(kind, st.info)(message, icon=None)
+
+
+def labels_for(sel: Selection, query_id: str) -> dict[str, dict[str, str]]:
+    """``{doc_id: {annotator: label}}`` for one query."""
+    with res.session() as s:
+        rows = db.list_by_query(s, res.store_name(sel.dataset), str(query_id))
+    out: dict[str, dict[str, str]] = {}
+    for j in rows:
+        out.setdefault(j.doc_id, {})[j.annotator] = j.label
+    return out

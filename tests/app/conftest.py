@@ -1,0 +1,95 @@
+"""Fixtures for the app tests: a tiny phase-2 run on ADI built by the core, not mocked data.
+
+Once per session the tiny random BERT encodes a copy of ADI, the adapter is
+trained and every candidate scored (``train_phase2``, a few seconds). Then
+the copy's top-ranked document of the first query, and that query, are
+rewritten to carry ``<script>`` and Markdown links: the run's numbers stay
+real, and every page must show the hostile text inertly. Each test gets its
+own ``RRRA_HOME`` holding a copy of the run and an empty annotation store.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+HOSTILE_DOC = "<script>window.__pwned = 1</script> Evil [click me](http://evil.example) **bold** <img src=x onerror=alert(1)>"
+HOSTILE_QUERY = "Hostile query [phish](http://evil.example) <b>bold</b>"
+RUN_ID = "adi-tiny"
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    run_dir: Path
+    dataset_dir: Path
+    first_query: str
+    hostile_doc: str
+
+
+def _rewrite_jsonl_gz(path: Path, key: str, match: str, text: str) -> None:
+    rows = [json.loads(line) for line in gzip.open(path, "rt", encoding="utf-8")]
+    for row in rows:
+        if row["_id"] == match:
+            row[key] = text
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+
+
+@pytest.fixture(scope="session")
+def tiny_run_session(tiny_model_dir_session: Path, tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    import os
+
+    from rrra_core.adapter import LabelConfig, Phase2Config
+    from rrra_core.data import dataset_folder, load_dataset
+    from rrra_core.encoder import EncoderConfig
+    from rrra_core.runs import create_run
+    from rrra_core.training.phase2 import AdapterSwitches, phase2_config_dict, train_phase2
+
+    base = tmp_path_factory.mktemp("app_home")
+    data_dir = base / "adi_copy"
+    shutil.copytree(dataset_folder("adi"), data_dir)
+    old_home = os.environ.get("RRRA_HOME")
+    os.environ["RRRA_HOME"] = str(base)
+    try:
+        enc = EncoderConfig(model=str(tiny_model_dir_session), query_max_length=16, doc_max_length=32, encode_batch_size=32)
+        sw = AdapterSwitches(dataset=str(data_dir), train_split="test")
+        labels = LabelConfig(top_k=30, fp_rank_range=(30, 60))
+        p2 = Phase2Config(epochs=2, batch_size=64)
+        run = create_run("phase2", phase2_config_dict(enc, sw, labels, p2), run_id=RUN_ID)
+        train_phase2(run, enc, sw, labels, p2)
+    finally:
+        if old_home is None:
+            os.environ.pop("RRRA_HOME", None)
+        else:
+            os.environ["RRRA_HOME"] = old_home
+    first_query = next(iter(load_dataset(str(data_dir), "test").qrels))
+    preds = pd.read_parquet(run.file("predictions.parquet"))
+    top = preds[(preds["query_id"] == first_query)].sort_values("rank")["doc_id"].iloc[0]
+    _rewrite_jsonl_gz(data_dir / "corpus.jsonl.gz", "text", str(top), HOSTILE_DOC)
+    _rewrite_jsonl_gz(data_dir / "queries.jsonl.gz", "text", first_query, HOSTILE_QUERY)
+    return TinyRun(run_dir=run.path, dataset_dir=data_dir, first_query=first_query, hostile_doc=str(top))
+
+
+@pytest.fixture()
+def tiny_run(tiny_run_session: TinyRun, isolated_home: Path) -> TinyRun:
+    """The tiny run copied into this test's own RRRA_HOME (empty annotation store)."""
+    dst = isolated_home / "runs" / RUN_ID
+    shutil.copytree(tiny_run_session.run_dir, dst)
+    return TinyRun(run_dir=dst, dataset_dir=tiny_run_session.dataset_dir, first_query=tiny_run_session.first_query,
+                   hostile_doc=tiny_run_session.hostile_doc)
+
+
+@pytest.fixture()
+def store(isolated_home: Path):
+    """A session factory on this test's annotation store (the one the app writes)."""
+    import db
+
+    return db.session_factory(db.init_db())
