@@ -24,6 +24,15 @@ PAGES = {
         st.Page("pages/label/browser.py", title="Hard negatives", icon=":material/manage_search:"),
         st.Page("pages/label/review.py", title="Review queue", icon=":material/fact_check:"),
     ],
+    "Analyse": [
+        st.Page("pages/analysis/embedding_map.py", title="Embedding map", icon=":material/scatter_plot:"),
+        st.Page("pages/analysis/training.py", title="Training dynamics", icon=":material/show_chart:"),
+        st.Page("pages/analysis/benchmarks.py", title="Ablations & baselines", icon=":material/leaderboard:"),
+        st.Page("pages/analysis/compare.py", title="Compare runs", icon=":material/compare_arrows:"),
+    ],
+    "Train": [
+        st.Page("pages/train/retrain.py", title="Retrain", icon=":material/model_training:"),
+    ],
 }
 
 nav = st.navigation(PAGES)

@@ -1,0 +1,208 @@
+"""Benchmark the app as a person meets it, in headless Chromium: first launch, later launches, page and query switches.
+
+1. Cold first launch: an empty RRRA_HOME (no runs, no embedding cache). Time from
+   ``streamlit run app.py`` to the first page, then press "Build the demo run"
+   and time until the overview shows real suspected false negatives.
+2. Later launch: restart the app on that home; time to the overview with its
+   suspects table.
+3. Warm switches: cycle the sidebar pages, and step through queries in the
+   hard-negative browser with the N shortcut; each timed from the click or key
+   to the finished rerun (new content shown, no "running" indicator).
+
+Writes ``results/app_speed.json`` and ``.md`` headed by the command.
+
+Example:
+    python scripts/bench_app.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+REPO = Path(__file__).resolve().parent.parent
+PAGES = ("Overview", "Hard negatives", "Review queue")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--home", help="RRRA_HOME to use; default: a new empty folder (cold start)")
+    p.add_argument("--repeats", type=int, default=10, help="page-cycle and query-step repetitions")
+    p.add_argument("--out", default=str(REPO / "results" / "app_speed"), help="output path without extension")
+    return p
+
+
+def _css(driver: Any, sel: str) -> list:
+    return driver.find_elements("css selector", sel)
+
+
+def _wait(driver: Any, pred: Callable[[Any], Any], timeout: float, what: str) -> Any:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from selenium.common.exceptions import TimeoutException
+
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.02, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+            lambda d: pred(d), message=f"timed out waiting for {what}")
+    except TimeoutException:
+        driver.save_screenshot(str(Path(tempfile.gettempdir()) / "bench_app_failure.png"))
+        raise
+
+
+def _running(driver: Any) -> bool:
+    return bool(_css(driver, '[data-testid="stStatusWidget"]'))
+
+
+def _heading(driver: Any) -> str:
+    h = _css(driver, "h1")
+    return h[0].text.strip() if h else ""
+
+
+def _overview_ready(d: Any) -> bool:
+    return _heading(d) == "RRRA Studio" and any("Top suspected" in h.text for h in _css(d, "h3")) and bool(_css(d, '[data-testid="stDataFrame"]')) and not _running(d)
+
+
+def _query_code(d: Any) -> str | None:
+    for md in _css(d, '[data-testid="stMarkdownContainer"]'):
+        if md.text.startswith("Query"):
+            codes = md.find_elements("css selector", "code")
+            if codes:
+                return codes[0].text
+    return None
+
+
+def _page_done(title: str) -> Callable[[Any], bool]:
+    # The last element each page draws: its presence under the right heading,
+    # with no rerun in flight, means the page finished.
+    last = {"Overview": lambda d: any(h.text.strip() == "Runs" for h in _css(d, "h3")),
+            "Hard negatives": lambda d: any("Next page" in b.text for b in _css(d, "button")),
+            "Review queue": lambda d: bool(_css(d, '[data-testid="stPageLink"]')) or "Nothing left" in d.find_element("css selector", "body").text}[title]
+    return lambda d: _heading(d) == title and last(d) and not _running(d)
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, int(round(q * (len(xs) - 1)))))]
+
+
+def _summary(xs: list[float]) -> dict[str, float]:
+    return {"n": len(xs), "p50_s": round(statistics.median(xs), 3), "p95_s": round(_pct(xs, 0.95), 3), "max_s": round(max(xs), 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tests.app.e2e import chromium, streamlit_app
+
+    from rrra_core.runs import cpu_model
+
+    args = build_parser().parse_args(argv)
+    cold = args.home is None
+    home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="rrra-bench-home-"))
+    env = {"RRRA_HOME": str(home), "RRRA_ANNOTATOR": "bench", "HF_HUB_OFFLINE": "1"}
+    out: dict[str, Any] = {
+        "command": "python scripts/bench_app.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
+        "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count()},
+        "cold_home": cold,
+    }
+
+    # 1. first launch (and the demo build when the home is empty)
+    t0 = time.perf_counter()
+    with streamlit_app(env, timeout=120) as url, chromium(1400, 1600) as driver:
+        driver.get(url)
+        _wait(driver, lambda d: _heading(d) == "RRRA Studio", 120, "the first page")
+        out["first_page_s"] = round(time.perf_counter() - t0, 2)
+        _wait(driver, lambda d: _overview_ready(d) or any(b.text.strip() == "Build the demo run" for b in _css(d, "button")), 120, "the overview or the demo offer")
+        build = [b for b in _css(driver, "button") if b.text.strip() == "Build the demo run"]
+        if build:
+            build[0].click()
+            _wait(driver, _overview_ready, 900, "the demo's suspects")
+            out["first_usable_view_s"] = round(time.perf_counter() - t0, 2)
+    # 2. later launch
+    t0 = time.perf_counter()
+    with streamlit_app(env, timeout=120) as url, chromium(1400, 1600) as driver:
+        driver.get(url)
+        _wait(driver, _overview_ready, 120, "the overview")
+        out["later_launch_s"] = round(time.perf_counter() - t0, 2)
+
+        # 3. warm page switches and query steps (one warm-up cycle first)
+        def go(title: str) -> float:
+            link = next(a for a in _css(driver, '[data-testid="stSidebarNavLink"]') if a.text.strip().endswith(title))
+            start = time.perf_counter()
+            link.click()
+            _wait(driver, _page_done(title), 60, title)
+            return time.perf_counter() - start
+
+        for title in PAGES[1:] + PAGES[:1]:
+            go(title)
+        switches: list[float] = []
+        for _ in range(args.repeats):
+            for title in PAGES[1:] + PAGES[:1]:
+                switches.append(go(title))
+        out["page_switch"] = _summary(switches)
+
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        go("Hard negatives")
+        steps: list[float] = []
+        for i in range(args.repeats + 1):
+            before = _query_code(driver)
+            driver.find_element("css selector", "h1").click()
+            start = time.perf_counter()
+            ActionChains(driver).send_keys("n").perform()
+            _wait(driver, lambda d: _query_code(d) not in (None, before) and _page_done("Hard negatives")(d), 60, "the next query")
+            if i:  # the first step warms the caches
+                steps.append(time.perf_counter() - start)
+        out["query_switch"] = _summary(steps)
+
+    out["targets"] = {
+        "first_usable_view_under_300_s": out.get("first_usable_view_s", 0) <= 300 if cold else None,
+        "later_launch_under_10_s": out["later_launch_s"] <= 10,
+        "page_switch_p95_under_1_s": out["page_switch"]["p95_s"] <= 1.0,
+        "query_switch_p95_under_1_s": out["query_switch"]["p95_s"] <= 1.0,
+    }
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    path.with_suffix(".md").write_text(_markdown(out), encoding="utf-8")
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def _markdown(o: dict[str, Any]) -> str:
+    t = o["targets"]
+    ok = lambda v: "n/a" if v is None else ("met" if v else "MISSED")  # noqa: E731
+    lines = [
+        f"<!-- command: {o['command']} -->",
+        "# App speed (headless Chromium, SQuAD demo)",
+        "",
+        f"Command: `{o['command']}`  ",
+        f"Machine: {o['machine']['cpu']}, {o['machine']['cpu_count']} CPUs. Cold home: {o['cold_home']}.",
+        "",
+        "| measure | value | target | |",
+        "|---|---|---|---|",
+        f"| first page after `streamlit run` | {o['first_page_s']} s | | |",
+        f"| first usable view (demo built: encode, index, mine, train adapter, score) | {o.get('first_usable_view_s', 'n/a')} s | ≤ 300 s | {ok(t['first_usable_view_under_300_s'])} |",
+        f"| later launch to the overview with suspects | {o['later_launch_s']} s | ≤ 10 s | {ok(t['later_launch_under_10_s'])} |",
+        f"| page switch p50 / p95 / max (n={o['page_switch']['n']}) | {o['page_switch']['p50_s']} / {o['page_switch']['p95_s']} / {o['page_switch']['max_s']} s | p95 ≤ 1 s | {ok(t['page_switch_p95_under_1_s'])} |",
+        f"| query switch (N key) p50 / p95 / max (n={o['query_switch']['n']}) | {o['query_switch']['p50_s']} / {o['query_switch']['p95_s']} / {o['query_switch']['max_s']} s | p95 ≤ 1 s | {ok(t['query_switch_p95_under_1_s'])} |",
+        "",
+        "Times are wall-clock in the browser: from the click or key press until the new page's last element is drawn and no rerun is in flight (polled every 20 ms).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    from rrra_core.cli import run_main
+
+    sys.exit(run_main(main))
