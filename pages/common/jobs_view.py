@@ -15,7 +15,7 @@ from rrra_core import jobs
 from rrra_core.demo import DemoConfig, demo_run_id
 from rrra_core.runs import runs_dir
 
-from .widgets import show_text
+from .widgets import md_escape, show_text
 
 DEMO_JOB = "demo-build"
 
@@ -48,7 +48,7 @@ def demo_offer(cfg: DemoConfig | None = None) -> None:
         "you can leave this page open."
     )
     if state is not None and state.status in ("failed", "lost"):
-        st.error(f"The last demo build {state.status}: {state.error or 'the process ended without finishing'}")
+        st.error(f"The last demo build {state.status}: {md_escape(state.error or 'the process ended without finishing')}")
         with st.expander("Build log"):
             show_text(jobs.log_tail(DEMO_JOB, 40))
     if st.button("Build the demo run", type="primary", key="build_demo"):

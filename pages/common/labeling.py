@@ -16,6 +16,7 @@ import db
 
 from . import resources as res
 from .state import Selection
+from .widgets import md_escape
 
 LABEL_BUTTONS = (
     # (label, button text, shortcut)
@@ -77,7 +78,8 @@ def show_flash() -> None:
     item = st.session_state.pop(FLASH, None)
     if item is not None:
         kind, message = item
-        {"error": st.error, "info": st.info, "success": st.success}.get(kind, st.info)(message, icon=None)
+        # Messages carry query and document ids, which are user data: escape them.
+        {"error": st.error, "info": st.info, "success": st.success}.get(kind, st.info)(md_escape(message))
 
 
 def labels_for(sel: Selection, query_id: str) -> dict[str, dict[str, str]]:

@@ -18,6 +18,7 @@ import db
 from pages.common import resources as res
 from pages.common.downloads import csv_button
 from pages.common.state import selection
+from pages.common.widgets import md_escape
 from rrra_core import jobs
 from rrra_core.retrain import PRESETS, RetrainConfig, final_run_id
 
@@ -52,7 +53,7 @@ runs = res.all_runs()
 bases = runs[(runs["kind"] == "phase2") & runs["browsable"]]["run"].tolist()
 flash = st.session_state.pop("_retrain_flash", None)
 if flash:
-    getattr(st, flash[0])(flash[1])
+    getattr(st, flash[0])(md_escape(flash[1]))
 if not bases:
     st.info("No phase-2 run to start from yet (the Overview page builds the demo run).")
 else:
@@ -81,7 +82,7 @@ else:
             cfg = RetrainConfig(base_run=base, policy=policy, phases=phases, adapter_epochs=int(epochs), p3_max_steps=int(steps),
                                 p3_batch_size=int(batch), p3_lr=float(lr), eval_split=eval_split.strip())
         except Exception as err:  # noqa: BLE001 - ConfigError carries the user's one-line message
-            st.error(str(err))
+            st.error(md_escape(str(err)))
         else:
             _launch(cfg, run_id.strip())
             st.rerun()
@@ -140,7 +141,7 @@ def _job_card(job_id: str, row: Any) -> None:
                 st.rerun(scope="app")
         elif status in ("failed", "lost", "cancelled"):
             if status == "failed":
-                st.error(f"Failed: {(row.error if row is not None and row.error else None) or (state.error if state else '') or 'see the log'}")
+                st.error(f"Failed: {md_escape((row.error if row is not None and row.error else None) or (state.error if state else '') or 'see the log')}")
             elif status == "lost":
                 st.warning("The process stopped without finishing (killed, or the machine restarted). Resume continues from its checkpoints.")
             if cfg_meta and head[2].button("Resume", key=f"resume_{job_id}"):

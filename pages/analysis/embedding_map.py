@@ -1,0 +1,181 @@
+"""Embedding map: a UMAP of a query's neighbourhood (q, candidates c, corrections a) or of a global sample.
+
+Arrows run from each candidate ``c`` to the adapter's corrected position
+``a``: a suspected false negative is pulled toward the query. Colour by the
+adapter's verdict, P(FN|neg), human labels or planted false negatives; hover
+for the text; select points (click, box or lasso) to list and relabel them.
+Maps are computed by ``scripts/project.py`` in the background, once per run
+and scope, and read from the run folder afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+import db
+from pages.common import labeling
+from pages.common import projection_view as pv
+from pages.common import resources as res
+from pages.common.downloads import chart, csv_button
+from pages.common.labeling import LABEL_BUTTONS
+from pages.common.state import QUERY, Selection, selection
+from pages.common.widgets import doc_text, label_badge, md_code, md_escape, short, show_text
+from rrra_core.projection import Scope
+
+# Session-state keys.
+SCOPE = "map_scope"
+QUERY_WIDGET = "_map_query"
+COLOUR = "map_colour"
+ARROWS = "map_arrows"
+CHART = "map_chart"
+PICKED = "map_picked"
+LAST_EVENT = "_map_last_event"  # the chart selection last copied into PICKED
+
+SCOPE_QUERY = "A query's neighbourhood"
+SCOPE_GLOBAL = "Global sample"
+MAX_LISTED = 30
+
+st.title("Embedding map")
+sel = selection()
+labeling.show_flash()
+if not sel.ready:
+    st.info("Choose a dataset and a scored run in the sidebar (the Overview page can build the demo run).")
+    st.stop()
+
+run = res.get_run(sel.run_id)
+run_split = res.run_dataset(res.run_json(sel.run_id, "config.json", {}) or {})[1]
+split = run_split if run_split in res.splits(sel.dataset) else sel.split
+preds = res.predictions(sel.run_id)
+data = res.dataset(sel.dataset, split)
+scored = list(dict.fromkeys(preds["query_id"]))
+known = res.known_fn(sel.dataset, split)
+if not scored:
+    st.warning(f"Run {sel.run_id} scored no candidates: there is nothing to map.")
+    st.stop()
+
+
+# --- what to map ----------------------------------------------------------------------
+
+def _set_query() -> None:
+    st.session_state[QUERY] = st.session_state[QUERY_WIDGET]
+
+
+with st.container(horizontal=True, vertical_alignment="bottom"):
+    scope_choice = st.radio("Map", (SCOPE_QUERY, SCOPE_GLOBAL), key=SCOPE, horizontal=True, width=360)
+    if scope_choice == SCOPE_QUERY:
+        # Follow the query the other pages have open, so the map and the browser agree.
+        if st.session_state.get(QUERY) not in scored:
+            st.session_state[QUERY] = scored[0]
+        st.session_state[QUERY_WIDGET] = st.session_state[QUERY]
+        st.selectbox(f"Query ({len(scored):,} scored)", scored, key=QUERY_WIDGET, on_change=_set_query,
+                     format_func=lambda q: f"{q} · {short(data.all_queries.get(q, ''), 90)}", width=520)
+    colours = [pv.COLOUR_CLASS, pv.COLOUR_PFN, pv.COLOUR_HUMAN] + ([pv.COLOUR_PLANTED] if known else [])
+    if st.session_state.get(COLOUR) not in colours:
+        st.session_state.pop(COLOUR, None)
+    colour_by = st.selectbox("Colour by", colours, key=COLOUR, width=220,
+                             help="Predicted class: the adapter's TP/FN/FP/TN verdict given the label. P(FN|neg): for labelled negatives. "
+                                  "Human label: the annotators' judgment (purple where they disagree). Planted false negatives "
+                                  "appear when the dataset ships them (SQuAD's answer-bearing paragraphs).")
+    arrows = st.toggle("Arrows c → a", value=True, key=ARROWS, disabled=scope_choice != SCOPE_QUERY,
+                       help="From each candidate's embedding c to the adapter's corrected position a.")
+
+scope = Scope(st.session_state[QUERY]) if scope_choice == SCOPE_QUERY else Scope()
+if not scope.is_global:
+    st.markdown(f"**Query** {md_code(scope.query_id)}")
+    show_text(data.all_queries.get(scope.query_id, "(query text missing)"))
+
+proj, current = pv.load(run, scope)
+if proj is None or not current:
+    pv.compute_or_follow(run, scope, stale=proj is not None)
+    if proj is None:
+        st.stop()
+
+points = proj.points
+
+
+# --- the chart ----------------------------------------------------------------------------
+
+def _human_labels(s: Selection) -> dict[tuple[str, str], dict[str, str]]:
+    with res.session() as session:
+        rows = db.list_judgments(session, res.store_name(s.dataset))
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for j in rows:
+        out.setdefault((j.query_id, j.doc_id), {})[j.annotator] = j.label
+    return out
+
+
+human = _human_labels(sel)
+values = pv.colour_values(points, colour_by, human=human, known=known)
+hover = pv.hover_texts(points, data.all_queries, data.corpus)
+fig = pv.build_figure(points, values, hover, arrows=bool(arrows) and not scope.is_global)
+event = chart(fig, f"embedding-map-{scope.key}", key=CHART, on_select="rerun", selection_mode=("points", "box", "lasso"))
+
+cfg = proj.config
+if scope.is_global:
+    st.caption(f"{(points['kind'] == 'query').sum()} sampled queries (★) and {(points['kind'] == 'doc').sum()} documents (●); "
+               "a document stands for its labelled-positive pair, else its most suspect one. "
+               f"{proj.meta.get('method', 'umap').upper()}, n_neighbors {cfg.n_neighbors}, seed {cfg.seed}; computed in {proj.meta.get('seconds', 0):.0f} s.")
+else:
+    st.caption("★ query · ● candidate c · ◆ corrected a · ■ labelled positive the retriever missed; a thick outline marks labelled positives. "
+               f"Top {cfg.top_k} candidates. {proj.meta.get('method', 'umap').upper()}, n_neighbors {cfg.n_neighbors}, seed {cfg.seed}; "
+               f"computed in {proj.meta.get('seconds', 0):.0f} s. UMAP keeps neighbourhoods, not distances: read arrows as directions.")
+
+
+# --- selected points ------------------------------------------------------------------------
+
+pairs = pv.pair_table(points)
+keys = pv.row_pair_keys(points)
+chosen_rows = pv.selected_rows(fig, (event or {}).get("selection", {}).get("points", []))
+chosen = list(dict.fromkeys(keys[i] for i in chosen_rows if 0 <= i < len(keys) and keys[i] is not None))
+if chosen and chosen != st.session_state.get(LAST_EVENT):
+    # A new chart selection replaces the list; the list can then be edited by hand.
+    st.session_state[LAST_EVENT] = chosen
+    st.session_state[PICKED] = chosen
+st.session_state[PICKED] = [k for k in st.session_state.get(PICKED, []) if k in pairs.index]
+
+
+def _describe_pair(key: str) -> str:
+    row = pairs.loc[key]
+    rank = "" if pd.isna(row["rank"]) else f" · #{int(row['rank']) + 1}"
+    pfn = "" if pd.isna(row["p_fn_given_neg"]) or row["label"] > 0 else f" · P(FN|neg) {row['p_fn_given_neg']:.2f}"
+    return f"{row['doc_id']} · query {row['query_id']}{rank}{pfn}"
+
+
+picked = st.multiselect("Selected points (click, box or lasso on the map, or pick here)", list(pairs.index), key=PICKED,
+                        format_func=lambda k: short(_describe_pair(k), 120), placeholder="No point selected")
+
+
+def _label(row: dict[str, Any], label: str, s: Selection = sel) -> None:
+    labeling.save(s, row, label)
+
+
+if picked:
+    listed = pairs.loc[picked[:MAX_LISTED]]
+    if len(picked) > MAX_LISTED:
+        st.caption(f"Showing the first {MAX_LISTED} of {len(picked)} selected pairs.")
+    table = pd.DataFrame({
+        "query id": listed["query_id"], "doc id": listed["doc_id"], "rank": listed["rank"] + 1,
+        "labelled": listed["label"].map({1: "positive", 0: "negative"}).fillna("—"), "verdict": listed["verdict"],
+        "P(FN|neg)": listed["p_fn_given_neg"], "P(rel)": listed["p_rel"],
+    }).reset_index(drop=True)
+    csv_button(table, f"embedding-map-selection-{scope.key}", key="map_csv")
+    for i, (_key, row) in enumerate(listed.iterrows()):
+        q, d = row["query_id"], row["doc_id"]
+        mine = human.get((q, d), {}).get(sel.annotator)
+        with st.container(border=True):
+            cols = st.columns([3, 2, 4], vertical_alignment="center")
+            rank = "not retrieved" if pd.isna(row["rank"]) else f"#{int(row['rank']) + 1}"
+            cols[0].markdown(f"{md_code(d)} for query {md_code(q)}  \n{rank} · "
+                             f"{'labelled positive' if row['label'] > 0 else 'labelled negative'}")
+            pfn = "—" if pd.isna(row["p_fn_given_neg"]) else f"{row['p_fn_given_neg']:.3f}"
+            cols[1].markdown(f"P(FN\\|neg) **{pfn}**  \nyou: {label_badge(mine)}")
+            with cols[2], st.container(horizontal=True):
+                for label, text, _ in LABEL_BUTTONS:
+                    st.button(text, key=f"map_lab_{label}_{i}", on_click=_label, args=(pv.labeling_row(row.to_dict()), label),
+                              type="primary" if mine == label else "secondary")
+            doc = data.corpus.get(d)
+            with st.expander(f"Text · {md_escape(getattr(doc, 'title', '') or short(getattr(doc, 'text', ''), 80), 100)}"):
+                show_text(doc_text(doc))
