@@ -4,12 +4,14 @@ Examples:
     python scripts/train.py --dataset scifact --epochs 1 --batch-size 32
     python scripts/train.py --config runs/<id>/config.json --run-id again   # reproduce a run
     python scripts/train.py --resume runs/<id>                              # continue a killed run
+    torchrun --nproc_per_node 8 scripts/train.py --dataset scifact --batch-size 256   # 8 GPUs, global batch 256
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -35,12 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rrra_core import distributed
     from rrra_core.cli import setup_logging
     from rrra_core.config import config_from_args
     from rrra_core.encoder import EncoderConfig
     from rrra_core.errors import ConfigError
     from rrra_core.mining import MiningConfig
-    from rrra_core.runs import create_run, resume_configs
+    from rrra_core.runs import Run, create_run, resume_configs
     from rrra_core.training import TrainConfig, train_phase1
     from rrra_core.training.phase1 import phase1_config_dict
 
@@ -62,10 +65,19 @@ def main(argv: list[str] | None = None) -> int:
         enc = config_from_args(EncoderConfig, args, base=base.get("encoder"))
         cfg = config_from_args(TrainConfig, args, base=base.get("train"))
         mining = config_from_args(MiningConfig, args, prefix="mine_", base=base.get("mining"))
-        run = create_run("phase1", phase1_config_dict(enc, cfg, mining), run_id=args.run_id, root=args.runs_dir)
-    print(f"run folder: {run.path}", file=sys.stderr)
-    metrics = train_phase1(run, enc, cfg, mining)
-    print(json.dumps({"run": str(run.path), "before": metrics.get("before"), "after": metrics.get("after")}, indent=2))
+        run = None
+    # Under torchrun every rank runs this; rank 0 creates the run folder and tells the others.
+    with distributed.session(enc.device):
+        if not distributed.is_main():
+            logging.getLogger().setLevel(logging.WARNING)  # one copy of the log, from rank 0
+        if run is None and distributed.is_main():
+            run = create_run("phase1", phase1_config_dict(enc, cfg, mining), run_id=args.run_id, root=args.runs_dir)
+        run = Run(distributed.broadcast_object(run.path if run is not None else None))
+        if distributed.is_main():
+            print(f"run folder: {run.path}", file=sys.stderr)
+        metrics = train_phase1(run, enc, cfg, mining)
+        if distributed.is_main():
+            print(json.dumps({"run": str(run.path), "before": metrics.get("before"), "after": metrics.get("after")}, indent=2))
     return 0
 
 

@@ -4,12 +4,14 @@ Examples:
     python scripts/train_rrra.py --model runs/<phase1-run> --adapter runs/<phase2-run>/adapter --dataset cranfield
     python scripts/train_rrra.py --model runs/<phase1-run> --adapter runs/<phase2-run>/adapter --sampler simans
     python scripts/train_rrra.py --resume runs/<phase3-run>
+    torchrun --nproc_per_node 8 scripts/train_rrra.py --model runs/<phase1-run> --adapter runs/<phase2-run>/adapter --batch-size 256
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -33,11 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rrra_core import distributed
     from rrra_core.cli import setup_logging
     from rrra_core.config import config_from_args
     from rrra_core.encoder import EncoderConfig
     from rrra_core.errors import ConfigError
-    from rrra_core.runs import create_run, resume_configs
+    from rrra_core.runs import Run, create_run, resume_configs
     from rrra_core.training.phase3 import Phase3Config, phase3_config_dict, train_phase3
 
     args = build_parser().parse_args(argv)
@@ -54,10 +57,19 @@ def main(argv: list[str] | None = None) -> int:
                 adapter = str(Path(adapter, "adapter"))  # a phase-2 run folder was given
             else:
                 raise ConfigError(f"{adapter}: not an adapter folder (no adapter_config.json)")
-        run = create_run("phase3", phase3_config_dict(enc, cfg, adapter), run_id=args.run_id, root=args.runs_dir)
-    print(f"run folder: {run.path}", file=sys.stderr)
-    metrics = train_phase3(run, enc, cfg, adapter_dir=adapter)
-    print(json.dumps({"run": str(run.path), **metrics.get("eval", {})}, indent=2))
+        run = None
+    # Under torchrun every rank runs this; rank 0 creates the run folder and tells the others.
+    with distributed.session(enc.device):
+        if not distributed.is_main():
+            logging.getLogger().setLevel(logging.WARNING)  # one copy of the log, from rank 0
+        if run is None and distributed.is_main():
+            run = create_run("phase3", phase3_config_dict(enc, cfg, adapter), run_id=args.run_id, root=args.runs_dir)
+        run = Run(distributed.broadcast_object(run.path if run is not None else None))
+        if distributed.is_main():
+            print(f"run folder: {run.path}", file=sys.stderr)
+        metrics = train_phase3(run, enc, cfg, adapter_dir=adapter)
+        if distributed.is_main():
+            print(json.dumps({"run": str(run.path), **metrics.get("eval", {})}, indent=2))
     return 0
 
 

@@ -17,6 +17,13 @@ Adapter loss in this phase (ours): the pair (q, its positive) is class TP, or
 FN with probability ``mu`` (the head never sees the label, so this only sets the
 FN/TP prior while teaching it what relevant pairs look like); sampled hard and
 random negatives are TN. That uses only embeddings the step computes anyway.
+
+Under ``torchrun`` every rank runs this loop on the same global batches and
+the same pool (mined from a sharded corpus encoding, rank 0's copy broadcast).
+The contrastive loss is taken over the gathered batch
+(:mod:`rrra_core.training.step`); the adapter loss over each rank's own pairs,
+weighted so that the ranks' parts sum to the single-process loss. Only rank 0
+writes the run folder.
 """
 
 from __future__ import annotations
@@ -35,9 +42,11 @@ from tqdm.auto import tqdm
 from ..adapter import AdapterConfig, RRRAAdapter, load_adapter, predict_pairs, save_adapter
 from ..adapter.losses import adapter_loss
 from ..adapter.model import FN, TN, TP
+from .. import distributed
+from ..comparison import PER_QUERY_FILE, per_query_record
 from ..config import config_to_dict, opt
 from ..data.beir import Dataset, doc_text, load_dataset
-from ..device import autocast_dtype, resolve_device
+from ..device import autocast_dtype
 from ..encoder import BiEncoder, EncoderConfig
 from ..errors import ConfigError, DataError
 from ..evaluation import evaluate, rank_run
@@ -48,9 +57,9 @@ from ..resampling import SAMPLERS, sampler_weights
 from ..retrieval import retrieve
 from ..runs import Run
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from .phase1 import epoch_batches, step_plan, training_pairs
+from .phase1 import _RANK_SEED_STRIDE, epoch_batches, step_plan, training_pairs
 from .schedule import lr_at
-from .step import backward_and_step, set_lr
+from .step import PairEmbedder, backward_and_step, embed_global_batch, set_lr
 
 __all__ = ["Phase3Config", "train_phase3", "phase3_config_dict", "GRADIENT_CATEGORIES", "adapter_rerank_signal"]
 
@@ -69,7 +78,7 @@ class Phase3Config:
     sampler: str = opt("rrra", "hard-negative sampler", choices=SAMPLERS)
     epochs: int = opt(1, "passes over the training pairs")
     max_steps: int | None = opt(None, "stop after this many optimizer steps")
-    batch_size: int = opt(32, "queries per step")
+    batch_size: int = opt(32, "queries per step, over all processes under torchrun")
     lr: float = opt(2e-5, "peak encoder learning rate")
     adapter_lr: float = opt(1e-3, "peak adapter learning rate")
     warmup_ratio: float = opt(0.1, "fraction of steps with linear warmup")
@@ -130,7 +139,10 @@ def _mine_pool(
     excluded: Mapping[str, set[str]],
     cache: bool,
 ) -> dict[str, Any]:
-    """Top-K candidates per training query with scores, s_pos and P(FN|neg), as JSON-ready lists."""
+    """Top-K candidates per training query with scores, s_pos and P(FN|neg), as JSON-ready lists.
+
+    Collective under torchrun (the corpus encoding is sharded); every rank returns rank 0's pool.
+    """
     res = retrieve(encoder, data.corpus, data.queries, enc_cfg, k=cfg.top_k, index_kind=cfg.index_kind, cache=cache, progress="re-mining: encoding corpus")
     mined = mine_hard_negatives(rank_run(res.run), data.qrels, None, MiningConfig(top_k=cfg.top_k, n_neg=None))
     row = {d: i for i, d in enumerate(res.corpus.ids)}
@@ -151,7 +163,8 @@ def _mine_pool(
         # A human said "not relevant": always eligible, whatever the adapter thinks.
         p_fn = [0.0 if d in confirmed else float(p) for (d, _), p in zip(negs, p_fn)]
         pool[q] = {"docs": [d for d, _ in negs], "scores": [float(s) for _, s in negs], "p_fn": p_fn, "s_pos": s_pos}
-    return pool
+    # Ranks must sample from one pool; an approximate index need not rank ties alike everywhere.
+    return distributed.broadcast_object(pool)
 
 
 def _weights(cfg: Phase3Config, entry: dict[str, Any]) -> np.ndarray:
@@ -189,15 +202,49 @@ def adapter_rerank_signal(
     return out
 
 
-def _final_evaluation(encoder: BiEncoder, adapter: RRRAAdapter | None, data: Dataset | None, enc_cfg: EncoderConfig, cfg: Phase3Config) -> dict[str, Any]:
+def _final_evaluation(run: Run, encoder: BiEncoder, adapter: RRRAAdapter | None, data: Dataset | None, enc_cfg: EncoderConfig, cfg: Phase3Config) -> dict[str, Any]:
+    """Metrics with and without reranking; the per-query scores go to ``per_query.json`` for run comparison."""
     if data is None:
         return {}
     res = retrieve(encoder, data.corpus, data.queries, enc_cfg, k=cfg.eval_k, index_kind=cfg.index_kind, cache=True, progress="evaluating: encoding corpus")
-    out: dict[str, Any] = {"no_rerank": evaluate(data.qrels, res.run)}
+    runs = {"no_rerank": res.run}
     if adapter is not None and cfg.lambda_rr > 0:
         signal = adapter_rerank_signal(adapter, res.run, res.query_ids, res.query_vectors, res.corpus.ids, res.corpus.vectors, cfg.rerank_signal)
-        out["rerank"] = evaluate(data.qrels, rerank_run(res.run, signal, cfg.lambda_rr))
-    return out
+        runs["rerank"] = rerank_run(res.run, signal, cfg.lambda_rr)
+    if distributed.is_main():
+        run.write_json(PER_QUERY_FILE, per_query_record(cfg.dataset, data.split, data.qrels, runs, k=cfg.eval_k))
+    return {name: evaluate(data.qrels, r) for name, r in runs.items()}
+
+
+def _local_adapter_loss(
+    adapter: torch.nn.Module, q: torch.Tensor, d: torch.Tensor, targets: np.ndarray, local: np.ndarray, weights: torch.Tensor | None
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """This rank's part of the joint adapter loss, and the whole loss's parts for logging.
+
+    q, d: (P, H) query and document of every pair of the global batch;
+    targets: (P,) classes; local: the pairs embedded on this rank. The loss is
+    a weighted mean, ``sum_i w_i l_i / sum_i w_i`` over all P pairs; the rank
+    sums over its own pairs and divides by the global ``sum_i w_i``, so the
+    ranks' parts (and their gradients) add up to the single-process loss. In
+    one process ``local`` is every pair and this is ``adapter_loss`` itself.
+    """
+    dev = q.device
+    idx = torch.as_tensor(local, device=dev)
+    w_all = weights[torch.as_tensor(targets, device=dev)] if weights is not None else torch.ones(len(targets), device=dev)
+    share = float(w_all[idx].sum() / w_all.sum())  # this rank's share of sum_i w_i
+    qa, dl = q[idx], d[idx]  # (p, H)
+    a, logits = adapter(qa, dl)
+    if share > 0:
+        loss, parts = adapter_loss(logits.float(), torch.as_tensor(targets[local], device=dev), a, qa, dl, weights, lambda_norm=0.0)
+        if share != 1.0:
+            loss = loss * share
+    else:  # no weight here (e.g. a rank without pairs): contribute zero, but through the adapter, for DDP
+        loss, parts = logits.sum() * 0.0, {"ce": 0.0, "norm": 0.0}
+    # Logged parts are the global batch's: ce adds up over ranks as the loss does; norm
+    # is a plain mean over pairs; total is ce, since this phase drops L_norm.
+    ce = distributed.all_reduce_sum(parts["ce"] * share)
+    norm = distributed.all_reduce_sum(parts["norm"] * len(local) / len(targets))
+    return loss, {"ce": ce, "norm": norm, "total": ce}
 
 
 # ----------------------------------------------------------------- the loop
@@ -226,7 +273,8 @@ def train_phase3(
     confirmed_negatives = confirmed_negatives or {}
     human_relevant = human_relevant or {}
     planted = planted_false_negatives or {}
-    device = resolve_device(enc_cfg.device)
+    device = distributed.local_device(enc_cfg.device)
+    main, world = distributed.is_main(), distributed.get_world_size()
     torch.manual_seed(cfg.seed)
     train_data = train_data or load_dataset(cfg.dataset, cfg.train_split)
     if eval_data is None and cfg.eval_split:
@@ -259,26 +307,33 @@ def train_phase3(
 
     step, epoch = 0, 0
     metrics: dict[str, Any] = {}
-    if has_checkpoint(run.path):
+    if distributed.broadcast_object(has_checkpoint(run.path)):
         state = load_checkpoint(run.path, model, optimizer)
         step, epoch = state["step"], state["epoch"]
-        metrics = run.read_json("metrics.json", {}) or {}
+        metrics = distributed.broadcast_object((run.read_json("metrics.json", {}) or {}) if main else None)
         log.info("resumed %s at step %d (epoch %d)", run.id, step, epoch)
+    # Only rank 0 keeps the gradient log (every rank holds the same gathered batch).
     grads: dict[str, list] = {k: [] for k in ("step", "epoch", "query_id", "doc_id", "kind", "category", "p_fn", "score", "grad")}
-    prev = run.read_json("gradients_partial.json") if step else None
+    prev = run.read_json("gradients_partial.json") if step and main else None
     if prev:
         grads = prev
+    # One DDP forward per step for the encoder (queries and documents together) and one
+    # for the adapter. BERT's pooler head never reaches the loss, so the encoder's
+    # wrapper looks for unused parameters; every adapter parameter is used every step.
+    embedder = distributed.wrap(PairEmbedder(encoder, enc_cfg.query_max_length, enc_cfg.doc_max_length), find_unused_parameters=True)
+    adapter_fwd = distributed.wrap(adapter, find_unused_parameters=False) if joint else adapter
 
     all_doc_ids = list(train_data.corpus)
     t_start = time.perf_counter()
     steps_at_start = step
-    pool_state = run.read_json("pool.json") if step else None
+    pool_state = distributed.broadcast_object(run.read_json("pool.json") if step and main else None)
     while epoch < cfg.epochs and step < total_steps:
         if pool_state is None or pool_state.get("epoch") != epoch - epoch % cfg.remine_every:
             encoder.eval()
             pool = _mine_pool(encoder, adapter, train_data, enc_cfg, cfg, confirmed_negatives, excluded, cache=True)
             pool_state = {"epoch": epoch, "pool": pool}
-            run.write_json("pool.json", pool_state)
+            if main:
+                run.write_json("pool.json", pool_state)
         pool = pool_state["pool"]
         weights = {q: _weights(cfg, e) for q, e in pool.items()}
         encoder.train()
@@ -286,7 +341,7 @@ def train_phase3(
             adapter.train(joint)
         batches = epoch_batches(len(pairs), cfg.batch_size, cfg.seed, epoch)
         first = step - epoch * steps_per_epoch
-        bar = tqdm(total=len(batches), initial=first, desc=f"phase 3 ({cfg.sampler}) epoch {epoch + 1}/{cfg.epochs}", unit="step")
+        bar = tqdm(total=len(batches), initial=first, desc=f"phase 3 ({cfg.sampler}) epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=not main)
         for b in range(first, len(batches)):
             if step >= total_steps:
                 break
@@ -306,77 +361,86 @@ def train_phase3(
                     if d not in train_data.qrels[q] and d not in excluded.get(q, ()):
                         rand.append((r, d))
             docs = pos + [h[1] for h in hard] + [d for _, d in rand]
+            rows = list(range(len(qids))) + [h[0] for h in hard] + [r for r, _ in rand]  # query row of each doc
             mask = torch.tensor([[d in train_data.qrels[q] or d in excluded.get(q, ()) for d in docs] for q in qids], device=device)  # (B, N)
             targets = torch.arange(len(qids), device=device)
 
-            torch.manual_seed(cfg.seed * 1_000_003 + step)
+            torch.manual_seed(cfg.seed * 1_000_003 + step + _RANK_SEED_STRIDE * distributed.get_rank())
             scale = lr_at(step, total_steps, warmup, 1.0)
             set_lr(optimizer, scale)
             ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
             with ctx:
-                q_emb = encoder.embed([train_data.queries[q] for q in qids], "query", enc_cfg.query_max_length)  # (B, H)
-                d_emb = encoder.embed([doc_text(train_data.corpus[d], enc_cfg.with_title) for d in docs], "doc", enc_cfg.doc_max_length)  # (N, H)
+                q_emb, d_emb, local = embed_global_batch(
+                    embedder, [train_data.queries[q] for q in qids], [doc_text(train_data.corpus[d], enc_cfg.with_title) for d in docs], rows
+                )  # (B, H), (N, H): the whole batch on every rank
                 loss_c = info_nce(q_emb, d_emb, targets, cfg.temperature, mask)
                 loss = loss_c
                 parts: dict[str, float] = {}
                 if joint:
                     B = len(qids)
-                    rows = list(range(B)) + [h[0] for h in hard] + [r for r, _ in rand]  # query row of each pair
                     rng = np.random.default_rng([cfg.seed, step])
                     pos_targets = np.where(rng.random(B) < cfg.mu, FN, TP)
                     tgt = np.concatenate([pos_targets, np.full(len(docs) - B, TN)])
                     # The phase-2 class weights, so raw logits keep one meaning and readings stay calibrated.
                     w = adapter.class_weights().to(device) if cfg.class_weighting else None
-                    qa = q_emb[torch.tensor(rows, device=device)]  # (P, H)
-                    a, logits = adapter(qa, d_emb)
-                    loss_a, parts = adapter_loss(logits.float(), torch.tensor(tgt, device=device), a, qa, d_emb, w, lambda_norm=0.0)
+                    qa = q_emb[torch.tensor(rows, device=device)]  # (P, H): pair j is (query of doc j, doc j)
+                    loss_a, parts = _local_adapter_loss(adapter_fwd, qa, d_emb, tgt, local, w)
                     loss = loss_c + cfg.lambda_adapter * loss_a
-            grad_norm = backward_and_step(loss, optimizer, model.parameters(), cfg.max_grad_norm, scaler)
+            grad_norm = backward_and_step(loss, optimizer, model.parameters(), cfg.max_grad_norm, scaler, loss_scale=world)
 
             # Gradient analysis: |dL/ds_j| = p_j / tau for every sampled negative.
-            with torch.no_grad():
-                scores = (q_emb.detach() @ d_emb.detach().T).float()  # (B, N)
-                scores = scores.masked_fill(mask & ~torch.nn.functional.one_hot(targets, len(docs)).bool(), float("-inf"))
-                p = torch.softmax(scores / cfg.temperature, dim=-1) / cfg.temperature  # (B, N)
-            offset = len(qids)
-            for j, (r, d, s, pf) in enumerate(hard):
-                _log_grad(grads, step + 1, epoch + 1, qids[r], d, "hard", _category(qids[r], d, pf, cfg, planted, human_relevant), pf, s, float(p[r, offset + j]))
-            offset += len(hard)
-            for j, (r, d) in enumerate(rand):
-                _log_grad(grads, step + 1, epoch + 1, qids[r], d, "random", _category(qids[r], d, 0.0, cfg, planted, human_relevant), float("nan"), float(scores[r, offset + j]), float(p[r, offset + j]))
+            if main:
+                with torch.no_grad():
+                    scores = (q_emb.detach() @ d_emb.detach().T).float()  # (B, N)
+                    scores = scores.masked_fill(mask & ~torch.nn.functional.one_hot(targets, len(docs)).bool(), float("-inf"))
+                    p = torch.softmax(scores / cfg.temperature, dim=-1) / cfg.temperature  # (B, N)
+                offset = len(qids)
+                for j, (r, d, s, pf) in enumerate(hard):
+                    _log_grad(grads, step + 1, epoch + 1, qids[r], d, "hard", _category(qids[r], d, pf, cfg, planted, human_relevant), pf, s, float(p[r, offset + j]))
+                offset += len(hard)
+                for j, (r, d) in enumerate(rand):
+                    _log_grad(grads, step + 1, epoch + 1, qids[r], d, "random", _category(qids[r], d, 0.0, cfg, planted, human_relevant), float("nan"), float(scores[r, offset + j]), float(p[r, offset + j]))
 
             step += 1
-            loss_value = loss.item()
+            # loss_c is the whole batch's on every rank; the adapter part is summed over ranks.
+            loss_value = loss_c.item() + cfg.lambda_adapter * parts["total"] if joint else loss_c.item()
             elapsed = time.perf_counter() - t_start
             rate = (step - steps_at_start) / elapsed if elapsed > 0 else 0.0
-            run.log({"phase": 3, "step": step, "epoch": epoch + 1, "loss": loss_value, "loss_contrastive": loss_c.item(), **{f"adapter_{k}": v for k, v in parts.items()}, "lr_scale": scale, "grad_norm": grad_norm, "n_docs": len(docs), "time": round(elapsed, 3)})
-            run.write_json("progress.json", {"phase": 3, "epoch": epoch + 1, "epochs": cfg.epochs, "step": step, "total_steps": total_steps, "loss": loss_value, "eta_s": (total_steps - step) / rate if rate else None, "status": "training"})
+            if main:
+                run.log({"phase": 3, "step": step, "epoch": epoch + 1, "loss": loss_value, "loss_contrastive": loss_c.item(), **{f"adapter_{k}": v for k, v in parts.items()}, "lr_scale": scale, "grad_norm": grad_norm, "n_docs": len(docs), "time": round(elapsed, 3)})
+                run.write_json("progress.json", {"phase": 3, "epoch": epoch + 1, "epochs": cfg.epochs, "step": step, "total_steps": total_steps, "loss": loss_value, "eta_s": (total_steps - step) / rate if rate else None, "status": "training"})
             bar.set_postfix(loss=f"{loss_value:.4f}")
             bar.update(1)
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+            if main and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                 run.write_json("gradients_partial.json", grads)
                 save_checkpoint(run.path, model, optimizer, {"step": step, "epoch": epoch})
         bar.close()
         if not (step >= (epoch + 1) * steps_per_epoch or step >= total_steps):
             break
         epoch += 1
-        run.write_json("gradients_partial.json", grads)
-        save_checkpoint(run.path, model, optimizer, {"step": step, "epoch": epoch})
+        if main:
+            run.write_json("gradients_partial.json", grads)
+            save_checkpoint(run.path, model, optimizer, {"step": step, "epoch": epoch})
 
     # Save, stamp the encoder with the saved weights' digest (so the final corpus
     # vectors are cached for whoever loads the run), then evaluate.
-    encoder.save(run.file("model"), max_seq_length=enc_cfg.doc_max_length)
+    if main:
+        encoder.save(run.file("model"), max_seq_length=enc_cfg.doc_max_length)
     encoder.eval()
-    encoder._fingerprint = BiEncoder._digest_dir(run.file("model"))
+    encoder._fingerprint = distributed.broadcast_object(BiEncoder._digest_dir(run.file("model")) if main else None)
     if adapter is not None:
         adapter.eval()
-        save_adapter(adapter, adapter_cfg, run.file("adapter"))
-    _write_gradients(run, grads, cfg.sampler)
-    metrics["eval"] = _final_evaluation(encoder, adapter, eval_data, enc_cfg, cfg)
-    metrics["train"] = {"pairs": len(pairs), "steps": step, "steps_per_epoch": steps_per_epoch, "joint_adapter": joint, "sampler": cfg.sampler}
-    run.write_json("metrics.json", metrics)
-    run.write_json("progress.json", {"phase": 3, "epoch": epoch, "epochs": cfg.epochs, "step": step, "total_steps": total_steps, "status": "done"})
-    run.file("gradients_partial.json").unlink(missing_ok=True)
+        if main:
+            save_adapter(adapter, adapter_cfg, run.file("adapter"))
+    if main:
+        _write_gradients(run, grads, cfg.sampler)
+    metrics["eval"] = _final_evaluation(run, encoder, adapter, eval_data, enc_cfg, cfg)
+    metrics["train"] = {"pairs": len(pairs), "steps": step, "steps_per_epoch": steps_per_epoch, "joint_adapter": joint, "sampler": cfg.sampler, "processes": world}
+    if main:
+        run.write_json("metrics.json", metrics)
+        run.write_json("progress.json", {"phase": 3, "epoch": epoch, "epochs": cfg.epochs, "step": step, "total_steps": total_steps, "status": "done"})
+        run.file("gradients_partial.json").unlink(missing_ok=True)
+    distributed.barrier()  # the run folder is complete before any rank returns
     return metrics
 
 
