@@ -113,13 +113,17 @@ def parse_per_query(obj: Any, source: str = PER_QUERY_FILE) -> PerQuery:
 
 # ------------------------------------------------------------- aggregates
 def run_metric_variants(kind: str | None, metrics: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-    """``{variant: {metric: mean}}`` from a phase-1 or phase-3 ``metrics.json`` (empty for other kinds)."""
+    """``{variant: {metric: mean}}`` from a phase-1 or phase-3 ``metrics.json`` (empty for other kinds).
+
+    A phase-2 run has no retrieval metrics of its own; pass its
+    ``retrieval_eval.json`` (written when a retrain evaluated it as the "before").
+    """
     def numbers(d: Any) -> dict[str, float]:
         return {k: float(v) for k, v in (d or {}).items() if k not in ("epoch", "step") and isinstance(v, (int, float))}
 
     if kind == "phase1" and metrics.get("after"):
         return {"retriever": numbers(metrics["after"])}
-    if kind == "phase3":
+    if kind in ("phase3", "phase2"):
         return {name: numbers(vals) for name, vals in (metrics.get("eval") or {}).items() if vals}
     return {}
 

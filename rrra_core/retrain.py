@@ -30,7 +30,10 @@ from .config import config_from_dict, config_to_dict, opt
 from .errors import ConfigError
 from .runs import Run, create_run, open_run
 
-__all__ = ["RetrainConfig", "PRESETS", "retrain", "phase3_run_id", "final_run_id"]
+__all__ = ["RetrainConfig", "PRESETS", "BASE_EVAL_FILE", "retrain", "phase3_run_id", "final_run_id"]
+
+#: A phase-2 base run's retrieval evaluation (its encoder + adapter rerank), written by its first phase-3 retrain.
+BASE_EVAL_FILE = "retrieval_eval.json"
 
 log = logging.getLogger(__name__)
 
@@ -241,11 +244,13 @@ def _phase3(cfg: RetrainConfig, run_id: str, base: Run, run2: Run, enc: Any, sw:
         train_phase3(run3, enc, p3, adapter_dir=adapter_dir, train_data=train, eval_data=eval_data,
                      confirmed_negatives=confirmed, human_relevant=human_relevant)
     after = (run3.read_json("metrics.json", {}) or {}).get("eval")
-    before = base.read_json("retrieval_eval.json", None)
+    saved = base.read_json(BASE_EVAL_FILE, None) or {}
+    before = saved.get("eval") if saved.get("dataset") == p3.dataset and saved.get("split") == cfg.eval_split else None
     if eval_data is not None and before is None:
         row.update(phase="evaluating the base run", progress=0.9, message="before: the base encoder and adapter on the eval split")
         before = _evaluate_base(base, enc, p3, eval_data)
-        base.write_json("retrieval_eval.json", before)
+        # The base's own retrieval metrics (and its per_query.json), so Compare runs can put it beside the new run.
+        base.write_json(BASE_EVAL_FILE, {"dataset": p3.dataset, "split": cfg.eval_split, "eval": before})
     out["retrieval"] = {"before": before, "after": after, "split": cfg.eval_split}
     return out
 

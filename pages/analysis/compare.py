@@ -43,7 +43,7 @@ THRESHOLD = "cmp_threshold"
 TOP_N = "cmp_top_n"
 
 CHANGE_COLOURS = {"helped": "#2e7d32", "hurt": "#c62828", "unchanged": "#90a4ae"}
-KIND_NAMES = {"phase1": "phase 1", "phase3": "phase 3"}
+KIND_NAMES = {"phase1": "phase 1", "phase2": "phase 2 (its encoder + adapter)", "phase3": "phase 3"}
 
 
 def _label(row: pd.Series) -> str:
@@ -109,7 +109,9 @@ st.title("Compare runs")
 st.caption("Two runs' metrics side by side, and query by query what changed: for example before and after a relabel round.")
 
 overview = load.runs_overview()
-comparable = overview[overview["kind"].isin(["phase1", "phase3"]) & (overview["status"] == "done")].reset_index(drop=True)
+# Phase-2 runs count once a retrain has evaluated them for retrieval (they are the "before").
+comparable = overview[(overview["kind"].isin(["phase1", "phase3"]) | ((overview["kind"] == "phase2") & overview["eval split"].notna()))
+                      & (overview["status"] == "done")].reset_index(drop=True)
 if len(comparable) < 2:
     st.info("Comparing needs two finished phase-1 or phase-3 runs. Train or retrain a model and come back.")
     st.stop()
@@ -117,6 +119,10 @@ if len(comparable) < 2:
 labels = {r["run"]: _label(r) for _, r in comparable.iterrows()}
 info = comparable.set_index("run")
 col_a, col_b = st.columns(2)
+# The Retrain page hands over "before" and "after" when people press Compare.
+for handed, key in (("compare_run_a", RUN_A), ("compare_run_b", RUN_B)):
+    if st.session_state.get(handed) in labels:
+        st.session_state[key] = st.session_state.pop(handed)
 if st.session_state.get(RUN_A) not in labels:
     # Default A: the second-newest run, so the newest can be B (before → after).
     st.session_state[RUN_A] = list(labels)[1]
@@ -132,8 +138,13 @@ if st.session_state.get(RUN_B) not in same:
 run_b = col_b.selectbox("Run B (after)", same, format_func=lambda r: labels[r], key=RUN_B,
                         help="Runs evaluated on the same dataset and split as run A.")
 
-metrics_a = run_metric_variants(info.loc[run_a, "kind"], res.run_json(run_a, "metrics.json", {}) or {})
-metrics_b = run_metric_variants(info.loc[run_b, "kind"], res.run_json(run_b, "metrics.json", {}) or {})
+def _metrics(run_id: str) -> dict:
+    # A phase-2 run's retrieval metrics live in the file its retrain evaluation wrote.
+    return res.run_json(run_id, "retrieval_eval.json" if info.loc[run_id, "kind"] == "phase2" else "metrics.json", {}) or {}
+
+
+metrics_a = run_metric_variants(info.loc[run_a, "kind"], _metrics(run_a))
+metrics_b = run_metric_variants(info.loc[run_b, "kind"], _metrics(run_b))
 variant_a = _variant_picker(col_a, run_a, list(metrics_a), VARIANT_A)
 variant_b = _variant_picker(col_b, run_b, list(metrics_b), VARIANT_B)
 if variant_a is None or variant_b is None:

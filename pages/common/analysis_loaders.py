@@ -105,6 +105,10 @@ def _runs_overview(home: str, runs: pd.DataFrame) -> pd.DataFrame:
         section = p3 or (cfg.get("train") if isinstance(cfg.get("train"), dict) else {})
         dataset, eval_split = eval_settings(cfg)
         folder = open_run(r.run).path
+        if r.kind == "phase2":
+            # A retrain's base: evaluated for retrieval by the retrain job (before/after).
+            base_eval = res.run_json(r.run, "retrieval_eval.json", {}) or {}
+            dataset, eval_split = base_eval.get("dataset") or r.dataset, base_eval.get("split")
         rows.append({
             "run": r.run, "kind": r.kind, "dataset": dataset or r.dataset, "eval split": eval_split, "status": r.status,
             "sampler": p3.get("sampler"), "temperature": float(section.get("temperature", 0.05) or 0.05),
