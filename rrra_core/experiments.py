@@ -42,7 +42,7 @@ from .data.beir import Dataset, dataset_folder, load_dataset, load_has_answer
 from .device import resolve_device
 from .encoder import BiEncoder, EncoderConfig
 from .evaluation import answer_recall, evaluate
-from .fn_detection import detection_metrics, heuristic_scores, plant_false_negatives
+from .fn_detection import detection_curves, detection_metrics, heuristic_scores, plant_false_negatives
 from .mining import MiningConfig
 from .rerank import rerank_run
 from .retrieval import retrieve
@@ -51,7 +51,7 @@ from .training.phase1 import TrainConfig, phase1_config_dict, train_phase1
 from .training.phase2 import AdapterSwitches, phase2_config_dict, train_phase2
 from .training.phase3 import Phase3Config, adapter_rerank_signal, phase3_config_dict, train_phase3
 
-__all__ = ["BenchmarkConfig", "run_benchmark", "run_seed", "ABLATIONS", "SAMPLER_METHODS", "aggregate"]
+__all__ = ["BenchmarkConfig", "run_benchmark", "run_seed", "seed_truth", "variant_detection", "ABLATIONS", "SAMPLER_METHODS", "aggregate"]
 
 log = logging.getLogger(__name__)
 
@@ -143,12 +143,24 @@ def _truth(cfg: BenchmarkConfig, train: Dataset, seed: int) -> tuple[dict[str, d
     return dict(train.qrels), {}
 
 
-def _detection(pred: Any, truth: Mapping[str, set[str]], adapter_score: str = "p_fn_given_neg") -> tuple[dict[str, dict[str, float]], Any]:
-    """Detection metrics for the adapter's suspicion score and each heuristic, on labelled negatives.
+def seed_truth(cfg: BenchmarkConfig, seed: int) -> tuple[Dataset, dict[str, dict[str, int]], dict[str, set[str]]]:
+    """(full training split, visible qrels, false-negative truth) for one seed, after the ``max_train_queries`` subsample.
 
-    Under the outcome label scheme the conditional readings mean something else
-    (RRRA.md), so that variant is scored by P(rel) instead.
+    Deterministic from the config and the seed, so the truth of a finished
+    benchmark can be rebuilt from its results file (``scripts/detection_curves.py``).
     """
+    train_full = load_dataset(cfg.dataset, cfg.train_split)
+    visible, truth = _truth(cfg, train_full, seed)
+    if cfg.max_train_queries is not None and cfg.max_train_queries < len(visible):
+        rng = np.random.default_rng(seed)
+        keep = sorted(rng.choice(sorted(visible), size=cfg.max_train_queries, replace=False).tolist())
+        visible = {q: visible[q] for q in keep}
+        truth = {q: truth[q] for q in keep if q in truth}
+    return train_full, visible, truth
+
+
+def _suspicion(pred: Any, truth: Mapping[str, set[str]], adapter_score: str) -> tuple[np.ndarray, dict[str, np.ndarray], Any]:
+    """(truth per labelled negative, each suspicion score, the labelled negatives) from a phase-2 predictions frame."""
     df = pred
     pos = df[df["label"] == 1].groupby("query_id")["score"].min()
     low = df.groupby("query_id")["score"].min()
@@ -156,9 +168,24 @@ def _detection(pred: Any, truth: Mapping[str, set[str]], adapter_score: str = "p
     neg["s_pos"] = neg["query_id"].map(pos).fillna(neg["query_id"].map(low))
     neg["truth"] = [d in truth.get(q, ()) for q, d in zip(neg["query_id"], neg["doc_id"])]
     h = heuristic_scores(neg["score"].to_numpy(), neg["s_pos"].to_numpy())
-    out = {"adapter": detection_metrics(neg["truth"].to_numpy(), neg[adapter_score].to_numpy())}
-    out.update({f"{name} score": detection_metrics(neg["truth"].to_numpy(), v) for name, v in {"retriever": h["retriever"], "SimANS": h["simans"], "margin": h["margin"]}.items()})
-    return out, neg
+    scores = {"adapter": neg[adapter_score].to_numpy(), "retriever score": h["retriever"], "SimANS score": h["simans"], "margin score": h["margin"]}
+    return neg["truth"].to_numpy(), scores, neg
+
+
+def variant_detection(pred: Any, truth: Mapping[str, set[str]], variant: str, scheme: str) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, Any]], Any]:
+    """(metrics, curve points, labelled negatives) of one adapter variant, keyed as the results file names them.
+
+    Under the outcome label scheme the conditional readings mean something else
+    (RRRA.md), so that variant is scored by P(rel) instead. The heuristic
+    scores depend only on the phase-1 retriever, so they come with ``full`` only.
+    """
+    score = "p_rel" if scheme == "outcome" else "p_fn_given_neg"
+    is_fn, scores, neg = _suspicion(pred, truth, score)
+    named = {k: v for k, v in scores.items() if k != "adapter"} if variant == "full" else {}
+    named[f"adapter {'P(rel)' if score == 'p_rel' else 'P(FN|neg)'} ({variant})"] = scores["adapter"]
+    metrics = {k: detection_metrics(is_fn, v) for k, v in named.items()}
+    curves = {k: c for k, v in named.items() if (c := detection_curves(is_fn, v)) is not None}
+    return metrics, curves, neg
 
 
 def _gradient_summary(run_dir: Path) -> dict[str, dict[str, float]]:
@@ -177,14 +204,8 @@ def _gradient_summary(run_dir: Path) -> dict[str, dict[str, float]]:
 def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str], None] = log.info) -> dict[str, Any]:
     """Everything for one seed; returns a JSON-ready dict."""
     t0 = time.perf_counter()
-    train_full = load_dataset(cfg.dataset, cfg.train_split)
+    train_full, visible, truth = seed_truth(cfg, seed)
     test = load_dataset(cfg.dataset, cfg.test_split)
-    visible, truth = _truth(cfg, train_full, seed)
-    if cfg.max_train_queries is not None and cfg.max_train_queries < len(visible):
-        rng = np.random.default_rng(seed)
-        keep = sorted(rng.choice(sorted(visible), size=cfg.max_train_queries, replace=False).tolist())
-        visible = {q: visible[q] for q in keep}
-        truth = {q: truth[q] for q in keep if q in truth}
     train = _subset(train_full, visible)
     methods: dict[str, dict[str, float]] = {}
     timings: dict[str, float] = {}
@@ -220,6 +241,7 @@ def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str]
     adapters: dict[str, str] = {}
     f1: dict[str, dict[str, Any]] = {}
     detection: dict[str, dict[str, float]] = {}
+    curves: dict[str, dict[str, Any]] = {}
     unknown = [v for v in cfg.variants if v not in ABLATIONS]
     if unknown:
         raise ConfigError(f"unknown adapter variant(s) {', '.join(unknown)}; choose from {', '.join(ABLATIONS)}")
@@ -233,12 +255,11 @@ def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str]
         m2 = train_phase2(run2, enc1, sw, labels_v, p2, train_data=train)
         adapters[name] = str(run2.file("adapter"))
         f1[name] = {"macro_f1": m2["val"]["macro_f1"], **{f"F1 {c}": v for c, v in m2["val"]["f1"].items()}}
-        score = "p_rel" if labels_v.scheme == "outcome" else "p_fn_given_neg"
-        det, queue = _detection(pq.read_table(run2.file("predictions.parquet")).to_pandas(), truth, score)
+        det, cur, queue = variant_detection(pq.read_table(run2.file("predictions.parquet")).to_pandas(), truth, name, labels_v.scheme)
+        detection.update(det)
+        curves.update(cur)
         if name == "full":
-            detection.update({k: v for k, v in det.items() if k != "adapter"})
             full_queue = queue
-        detection[f"adapter {'P(rel)' if score == 'p_rel' else 'P(FN|neg)'} ({name})"] = det["adapter"]
         # Reranking the phase-1 retrieval with this adapter (no resampling).
         adapter, _ = load_adapter(adapters[name], device=device)
         signal = adapter_rerank_signal(adapter, res1.run, res1.query_ids, res1.query_vectors, res1.corpus.ids, res1.corpus.vectors, "p_rel")
@@ -301,6 +322,8 @@ def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str]
         "planted": int(sum(len(v) for v in truth.values())),
         "methods": methods,
         "detection": detection,
+        # Thinned ROC/PR points per score; outside "detection" so aggregate() never averages them.
+        "detection_curves": curves,
         "adapter_f1": f1,
         "gradients": gradients,
         "hitl": hitl,
@@ -321,11 +344,13 @@ def aggregate(seeds: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean ± std over seeds for every method metric, detection score and F1."""
     out: dict[str, Any] = {}
     for section in ("methods", "detection", "adapter_f1"):
-        names = list(dict.fromkeys(n for s in seeds for n in s[section]))
+        # A section a file lacks (a detection-only recomputation has no methods) aggregates to empty.
+        per_seed = [s.get(section, {}) for s in seeds]
+        names = list(dict.fromkeys(n for sec in per_seed for n in sec))
         out[section] = {}
         for name in names:
-            keys = list(dict.fromkeys(k for s in seeds if name in s[section] for k in s[section][name]))
-            out[section][name] = {k: _mean_std([s[section][name].get(k) for s in seeds if name in s[section]]) for k in keys}
+            keys = list(dict.fromkeys(k for sec in per_seed if name in sec for k in sec[name]))
+            out[section][name] = {k: _mean_std([sec[name].get(k) for sec in per_seed if name in sec]) for k in keys}
     return out
 
 

@@ -5,19 +5,24 @@ never sees them. Among the mined hard negatives, the hidden ones are the true
 false negatives, and every suspicion score (the adapter's P(FN|neg), the raw
 retriever score, SimANS closeness, the relative margin) is judged by how well
 it ranks them first: AUROC, average precision, and precision of the top 50 and
-100 of a global review queue.
+100 of a global review queue. The ROC and precision-recall curves are kept too,
+thinned to a few hundred points so a results file can carry them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 from .mining import query_rng
 
-__all__ = ["plant_false_negatives", "heuristic_scores", "detection_metrics", "precision_at"]
+#: Points kept per ROC or PR curve: enough to draw it, small enough for a results file.
+MAX_CURVE_POINTS = 200
+
+__all__ = ["MAX_CURVE_POINTS", "plant_false_negatives", "heuristic_scores", "detection_metrics", "detection_curves", "thin_curve", "precision_at"]
 
 
 def plant_false_negatives(
@@ -74,4 +79,46 @@ def detection_metrics(truth: np.ndarray, scores: np.ndarray) -> dict[str, float]
         "AP": float(average_precision_score(truth, scores)),
         "P@50": precision_at(truth, scores, 50),
         "P@100": precision_at(truth, scores, 100),
+    }
+
+
+def thin_curve(x: np.ndarray, y: np.ndarray, max_points: int = MAX_CURVE_POINTS) -> np.ndarray:
+    """Indices of at most ``max_points`` points of the polyline (x, y), evenly spaced along its length; both ends kept.
+
+    Spacing by length rather than by index keeps the curve's shape where
+    thresholds are sparse (the steep start of a PR curve) and drops the
+    thousands of near-identical points where they are dense.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    n = len(x)
+    if n <= max_points:
+        return np.arange(n)
+    arc = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(x), np.diff(y)))])
+    idx = np.searchsorted(arc, np.linspace(0.0, arc[-1], max_points - 1), side="left")
+    return np.unique(np.concatenate([idx.clip(0, n - 1), [n - 1]]))
+
+
+def detection_curves(truth: np.ndarray, scores: np.ndarray, max_points: int = MAX_CURVE_POINTS, digits: int = 5) -> dict[str, Any] | None:
+    """ROC (fpr, tpr) and precision-recall points of ``scores`` for finding ``truth``, at most ``max_points`` each.
+
+    Returns None when the truth is all one class (no curve exists). ``prevalence``
+    is the share of true false negatives: the precision of a random ranking.
+    """
+    truth = np.asarray(truth, dtype=bool)
+    if truth.all() or not truth.any():
+        return None
+    fpr, tpr, _ = roc_curve(truth, scores)
+    precision, recall, _ = precision_recall_curve(truth, scores)
+    # sklearn appends (recall 0, precision 1), which no threshold reaches; drawn, it is a spike that was never measured.
+    precision, recall = precision[:-1], recall[:-1]
+    roc = thin_curve(fpr, tpr, max_points)
+    pr = thin_curve(recall, precision, max_points)
+
+    def pts(v: np.ndarray, idx: np.ndarray) -> list[float]:
+        return np.round(v[idx], digits).tolist()
+
+    return {
+        "roc": {"fpr": pts(fpr, roc), "tpr": pts(tpr, roc)},
+        "pr": {"recall": pts(recall, pr), "precision": pts(precision, pr)},
+        "prevalence": round(float(truth.mean()), 6),
     }
