@@ -125,6 +125,11 @@ def _fmt(cell: dict | None, digits: int = 3) -> str:
     return f"{cell['mean']:.{digits}f}"
 
 
+def _cell(text: str) -> str:
+    """A Markdown table cell: a literal ``|`` (as in P(FN|neg)) would split the cell."""
+    return str(text).replace("|", "\\|")
+
+
 def render_markdown(r: dict) -> str:
     cfg, summary, seeds = r["config"], r["summary"], r["seeds"]
     m = r["machine"]
@@ -148,7 +153,7 @@ def render_markdown(r: dict) -> str:
     keys = [k for k in ("R@1", "R@5", "R@10", "R@50", "R@100", "nDCG@10", "RR@10", "AnswerRecall@1", "AnswerRecall@5", "AnswerRecall@20", "AnswerRecall@100") if any(k in v for v in methods.values())]
     lines += ["| method | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, vals in methods.items():
-        lines.append(f"| {name} | " + " | ".join(_fmt(vals.get(k)) for k in keys) + " |")
+        lines.append(f"| {_cell(name)} | " + " | ".join(_fmt(vals.get(k)) for k in keys) + " |")
     baselines = [n for n in methods if n in ("BM25", "zero-shot", "phase 1 (in-batch)", "uniform top-K", "SimANS", "margin filter")]
     rrra = methods.get("RRRA (resampling + reranking)")
     if rrra and baselines:
@@ -164,7 +169,7 @@ def render_markdown(r: dict) -> str:
         lines += ["", "## False-negative detection among mined hard negatives (phase-1 encoder, top-K)", "",
                   "| score | AUROC | AP | P@50 | P@100 |", "|---|---|---|---|---|"]
         for name, vals in summary["detection"].items():
-            lines.append(f"| {name} | {_fmt(vals.get('AUROC'))} | {_fmt(vals.get('AP'))} | {_fmt(vals.get('P@50'))} | {_fmt(vals.get('P@100'))} |")
+            lines.append(f"| {_cell(name)} | {_fmt(vals.get('AUROC'))} | {_fmt(vals.get('AP'))} | {_fmt(vals.get('P@50'))} | {_fmt(vals.get('P@100'))} |")
         d0 = seeds[0]["detection"].get("adapter P(FN|neg) (full)", {})
         lines.append("")
         lines.append(f"Candidates judged (seed {seeds[0]['seed']}): {d0.get('candidates', '–')} labelled negatives, of which {d0.get('false_negatives', '–')} are true false negatives.")
@@ -174,7 +179,7 @@ def render_markdown(r: dict) -> str:
         lines += ["", "## Adapter four-class F1 on held-out training queries (label-conditioned, synthetic labels)", "",
                   "| adapter | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
         for n in names:
-            lines.append(f"| {n} | " + " | ".join(_fmt(summary['adapter_f1'][n].get(k)) for k in cols) + " |")
+            lines.append(f"| {_cell(n)} | " + " | ".join(_fmt(summary['adapter_f1'][n].get(k)) for k in cols) + " |")
     if seeds[0].get("hitl"):
         lines += ["", f"## Human in the loop (seed {seeds[0]['seed']}): a reviewer labels the top N of the adapter's queue, labels are merged, RRRA retrains", "",
                   "| N reviewed | false negatives found | nDCG@10 | R@1 | R@10 | R@100 |", "|---|---|---|---|---|---|"]
