@@ -10,7 +10,8 @@ import pytest
 
 from rrra_core.paths import REPO_ROOT
 
-SCRIPTS = ["evaluate", "index", "mine", "train", "train_adapter", "train_rrra", "benchmark", "bench_core"]
+SCRIPTS = ["evaluate", "index", "mine", "train", "train_adapter", "train_rrra", "benchmark", "bench_core", "demo", "retrain",
+           "project", "per_query", "detection_curves", "bench_app", "annotations"]
 
 
 def _run(script: str, *args: str, env_home: Path) -> subprocess.CompletedProcess[str]:
