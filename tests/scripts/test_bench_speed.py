@@ -1,0 +1,70 @@
+"""scripts/bench_speed.py end to end on tiny sizes with the tiny model: every part writes its headed results files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rrra_core.paths import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+ARGS = [
+    "all", "--device", "cpu", "--dataset", "cranfield", "--query-max-length", "16", "--doc-max-length", "32",
+    "--encode-docs", "24", "--encode-lengths", "16,32", "--encode-batch-size", "8", "--encode-chunk", "12", "--precision", "bf16",
+    "--latency-queries", "6", "--latency-warmup", "1", "--latency-threads", "1", "--ce-queries", "2", "--adapter", "",
+    "--index-n", "3000", "--index-clusters", "20", "--index-queries", "20", "--index-real-queries", "5", "--index-single", "3",
+    "--ivf-nlist", "16", "--nprobe", "2,4", "--ef-search", "16", "--hnsw-m", "8", "--hnsw-ef-construction", "16",
+    "--train-steps", "1", "--train-rounds", "1", "--train-queries", "16", "--train-batch-size", "4",
+]
+
+
+def test_every_part_writes_json_and_markdown_headed_by_its_command(tiny_model_dir: Path, isolated_home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    env = {**os.environ, "RRRA_HOME": str(isolated_home), "HF_HUB_OFFLINE": "1"}
+    argv = [*ARGS, "--model", str(tiny_model_dir), "--out", str(out)]
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "bench_speed.py"), *argv],
+                          capture_output=True, text=True, timeout=900, env=env, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    for part in ("encode", "latency", "index", "train"):
+        result = json.loads((out / f"speed_{part}.json").read_text())
+        md = (out / f"speed_{part}.md").read_text()
+        assert md.startswith("# Speed:")
+        assert result["command"].startswith("python scripts/bench_speed.py all --device cpu")
+        assert f"Command: `{result['command']}`" in md
+        assert len(result["load"]["before"]) == 3 and len(result["load"]["after"]) == 3
+        assert result["machine"]["cpu"] and result["machine"]["cpu_count"] >= 1
+
+    enc = json.loads((out / "speed_encode.json").read_text())
+    assert [e["max_length"] for e in enc["lengths"]] == [16, 32]
+    for e in enc["lengths"]:
+        assert set(e["sides"]) == {"sentence-transformers", "ours fp32", "ours bf16"}
+        assert e["cosine_ours_fp32_vs_st"]["min"] > 0.999  # the same model and pooling as sentence-transformers
+        assert e["cosine_ours_bf16_vs_fp32"]["within_1e-2"]
+    assert enc["targets"]["side"] == "ours bf16" and "Targets" in (out / "speed_encode.md").read_text()
+
+    lat = json.loads((out / "speed_latency.json").read_text())
+    assert lat["settings"]["adapter"].startswith("untrained")  # no trained adapter given
+    one = lat["by_threads"]["1 thread"]
+    assert one["latency_ms"]["total"]["n"] == 6 and one["cross_encoder"]["queries"] == 2
+    assert lat["factored_rerank_agreement"]["same_order"] == lat["factored_rerank_agreement"]["queries"]
+
+    idx = json.loads((out / "speed_index.json").read_text())
+    assert idx["auto"]["kind"] == "flat"  # a few thousand documents: exact
+    kinds = {row["kind"]: row for row in idx["indexes"]}
+    assert set(kinds) == {"flat", "ivf", "hnsw"}
+    assert kinds["flat"]["sweep"][0]["recall@10"] == 1.0
+    assert all(0.0 <= sw["recall@10"] <= 1.0 for row in idx["indexes"] for sw in row["sweep"])
+    assert idx["settings"]["vectors"] == 3000 + idx["settings"]["demo_docs"]
+
+    train = json.loads((out / "speed_train.json").read_text())
+    assert len(train["variants"]) == 4
+    assert all(v["step_seconds"]["n"] == 1 for v in train["variants"].values())
+    phase3 = next(v for k, v in train["variants"].items() if k.startswith("phase 3"))
+    assert phase3["docs_per_step_mean"] > next(v for k, v in train["variants"].items() if "in-batch" in k)["docs_per_step_mean"]
