@@ -21,7 +21,7 @@ from pages.common import projection_view as pv
 from pages.common import resources as res
 from pages.common.downloads import chart, csv_button
 from pages.common.labeling import LABEL_BUTTONS
-from pages.common.state import QUERY, Selection, selection
+from pages.common.state import QUERY, Selection, require_run
 from pages.common.widgets import doc_text, label_badge, md_code, md_escape, short, show_text
 from rrra_core.projection import Scope
 
@@ -39,11 +39,8 @@ SCOPE_GLOBAL = "Global sample"
 MAX_LISTED = 30
 
 st.title("Embedding map")
-sel = selection()
 labeling.show_flash()
-if not sel.ready:
-    st.info("Choose a dataset and a scored run in the sidebar (the Overview page can build the demo run).")
-    st.stop()
+sel = require_run()
 
 run = res.get_run(sel.run_id)
 run_split = res.run_dataset(res.run_json(sel.run_id, "config.json", {}) or {})[1]

@@ -85,5 +85,14 @@ def selection() -> Selection:
     return Selection(None, None, _default_annotator(), None)
 
 
+def require_run() -> Selection:
+    """The sidebar's choice, or stop the page with a hint when no scored run is chosen."""
+    sel = selection()
+    if not sel.ready:
+        st.info("Choose a dataset and a scored run in the sidebar (the Overview page can build the demo run).")
+        st.stop()
+    return sel
+
+
 def remember(sel: Selection) -> None:
     st.session_state["_selection"] = sel

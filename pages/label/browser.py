@@ -16,7 +16,7 @@ import streamlit as st
 from pages.common import labeling
 from pages.common import resources as res
 from pages.common.labeling import LABEL_BUTTONS, UNDO_SHORTCUT
-from pages.common.state import DEFAULT_THRESHOLD, QUERY, THRESHOLD, Selection, selection
+from pages.common.state import DEFAULT_THRESHOLD, QUERY, THRESHOLD, Selection, require_run
 from pages.common.widgets import doc_text, label_badge, legend, md_code, md_escape, prob_bar, short, show_text
 from rrra_core.candidates import candidates_for, predicted_class, search_queries
 
@@ -25,11 +25,8 @@ PAGE = "browser_page"
 PAGE_SIZES = (10, 20, 50)
 
 st.title("Hard negatives")
-sel = selection()
 labeling.show_flash()
-if not sel.ready:
-    st.info("Choose a dataset and a scored run in the sidebar (the Overview page can build the demo run).")
-    st.stop()
+sel = require_run()
 
 preds = res.predictions(sel.run_id)
 data = res.dataset(sel.dataset, sel.split)

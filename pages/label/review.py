@@ -13,18 +13,15 @@ import db
 from pages.common import labeling
 from pages.common import resources as res
 from pages.common.labeling import LABEL_BUTTONS, UNDO_SHORTCUT
-from pages.common.state import DEFAULT_THRESHOLD, QUERY, THRESHOLD, selection
+from pages.common.state import DEFAULT_THRESHOLD, QUERY, THRESHOLD, require_run
 from pages.common.widgets import doc_text, md_code, prob_bar, show_text
 
 SKIPPED = "review_skipped"  # pairs skipped in this browser session
 ORDERS = {"p_fn": "Most likely false negative first", "uncertainty": "Most uncertain first (P near 0.5)", "random": "Random (seeded)"}
 
 st.title("Review queue")
-sel = selection()
 labeling.show_flash()
-if not sel.ready:
-    st.info("Choose a dataset and a scored run in the sidebar (the Overview page can build the demo run).")
-    st.stop()
+sel = require_run()
 
 preds = res.predictions(sel.run_id)
 data = res.dataset(sel.dataset, sel.split)
