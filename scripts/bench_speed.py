@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="minilm", help="encoder folder or 'minilm'")
     p.add_argument("--dataset", default="squad", help="embedded dataset for real texts and queries")
     p.add_argument("--out", default=None, help="folder for the results files (default: results/)")
+    p.add_argument("--torch-threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's choice). 1 keeps ratios honest on a busy machine: no parallel region waits for a descheduled thread")
     p.add_argument("--render-only", action="store_true",
                    help="measure nothing: rewrite the Markdown from the JSON already in --out (e.g. after editing a speed_<part>.notes.md)")
     g = p.add_argument_group("encode")
@@ -836,7 +838,7 @@ def bench_train(args: argparse.Namespace, device: Any) -> dict[str, Any]:
         "phase 3, RRRA (1 hard, no random)": phase3(0),
     }
     names = list(variants)
-    per: dict[str, dict[str, Any]] = {v: {"step_s": [], "n_docs": [], "peak_rss": [], "extra_rss": [], "gpu_peak": [], "load_after": []} for v in names}
+    per: dict[str, dict[str, Any]] = {v: {"step_s": [], "n_docs": [], "peak_rss": [], "extra_rss": [], "gpu_peak": [], "load_after": [], "round_median": []} for v in names}
     cuda = str(device).startswith("cuda")
     for r, order in enumerate(alternating_orders(names, args.train_rounds)):
         for name in order:
@@ -849,6 +851,7 @@ def bench_train(args: argparse.Namespace, device: Any) -> dict[str, Any]:
             t = np.array([rec["time"] for rec in log])
             durations = np.diff(np.concatenate([[0.0], t]))[args.train_warmup :]
             per[name]["step_s"] += durations.tolist()
+            per[name]["round_median"].append(round(float(np.median(durations)), 3))
             per[name]["n_docs"] += [rec["n_docs"] for rec in log[args.train_warmup :]]
             per[name]["peak_rss"].append(mem.peak)
             per[name]["extra_rss"].append(mem.extra)
@@ -868,12 +871,20 @@ def bench_train(args: argparse.Namespace, device: Any) -> dict[str, Any]:
             "extra_rss_bytes": max(x for x in v["extra_rss"] if x is not None) if any(x is not None for x in v["extra_rss"]) else None,
             "gpu_peak_bytes": max(v["gpu_peak"]) if v["gpu_peak"] else None,
             "load_after_each_run": v["load_after"],
+            "median_per_round": v["round_median"],
         }
-    ratios, per_doc = {}, {}
+    # Other processes only ever add time to a step, so the fastest step of each variant is the
+    # estimate least disturbed by them; medians and per-round medians are reported beside it.
+    ratios: dict[str, dict[str, Any]] = {}
     for p3 in names[2:]:
         for p1 in names[:2]:
-            ratios[f"{p3} / {p1}"] = round(out[p3]["step_seconds"]["p50"] / out[p1]["step_seconds"]["p50"], 3)
-            per_doc[f"{p3} / {p1}"] = round(out[p3]["seconds_per_doc"] / out[p1]["seconds_per_doc"], 3)
+            a, b = out[p3], out[p1]
+            ratios[f"{p3} / {p1}"] = {
+                "fastest_step": round(a["step_seconds"]["min"] / b["step_seconds"]["min"], 3),
+                "median_step": round(a["step_seconds"]["p50"] / b["step_seconds"]["p50"], 3),
+                "per_round_median": [round(x / y, 3) for x, y in zip(a["median_per_round"], b["median_per_round"])],
+                "per_document_fastest": round((a["step_seconds"]["min"] / a["docs_per_step_mean"]) / (b["step_seconds"]["min"] / b["docs_per_step_mean"]), 3),
+            }
     return {
         "settings": {
             "model": args.model, "dataset": f"{args.dataset} train, {len(qids)} queries (fixed subsample, seed 0), full corpus",
@@ -885,13 +896,13 @@ def bench_train(args: argparse.Namespace, device: Any) -> dict[str, Any]:
             "memory": "peak RSS of the whole train call (model load, mining from cached vectors, steps) via the kernel high-water mark; extra = peak minus RSS before the call",
         },
         "variants": out,
-        "ratios_median_step": ratios,
-        "ratios_per_document": per_doc,
+        "ratios": ratios,
         "targets": {
-            "phase3_over_phase1_hard": ratios[f"{names[2]} / {names[1]}"],
-            "phase3_over_phase1_inbatch": ratios[f"{names[2]} / {names[0]}"],
-            "at_most_1_5": ratios[f"{names[2]} / {names[1]}"] <= 1.5,
-            "phase3_no_random_over_phase1_hard": ratios[f"{names[3]} / {names[1]}"],
+            "estimator": "ratio of fastest steps",
+            "phase3_over_phase1_hard": ratios[f"{names[2]} / {names[1]}"]["fastest_step"],
+            "phase3_over_phase1_inbatch": ratios[f"{names[2]} / {names[0]}"]["fastest_step"],
+            "at_most_1_5": ratios[f"{names[2]} / {names[1]}"]["fastest_step"] <= 1.5,
+            "phase3_no_random_over_phase1_hard": ratios[f"{names[3]} / {names[1]}"]["fastest_step"],
         },
     }
 
@@ -902,19 +913,23 @@ def render_train(r: dict[str, Any]) -> str:
     lines += [
         "Settings: " + "; ".join(f"{k}: {v}" for k, v in s.items()) + ".",
         "",
-        "| variant | step p50 s | p95 s | mean s | steps | docs/step | s per doc | peak RSS | extra RSS |" + (" GPU peak |" if any(v["gpu_peak_bytes"] for v in r["variants"].values()) else ""),
-        "|---|---|---|---|---|---|---|---|---|" + ("---|" if any(v["gpu_peak_bytes"] for v in r["variants"].values()) else ""),
+        "| variant | fastest step s | step p50 s | p95 s | mean s | steps | docs/step | s per doc (p50) | peak RSS | extra RSS |" + (" GPU peak |" if any(v["gpu_peak_bytes"] for v in r["variants"].values()) else ""),
+        "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if any(v["gpu_peak_bytes"] for v in r["variants"].values()) else ""),
     ]
     for name, v in r["variants"].items():
         st = v["step_seconds"]
         gpu = f" {_mb(v['gpu_peak_bytes'])} |" if v["gpu_peak_bytes"] else ""
-        lines.append(f"| {name} | {st['p50']} | {st['p95']} | {st['mean']} | {st['n']} | {v['docs_per_step_mean']} | {v['seconds_per_doc']} | {_mb(v['peak_rss_bytes'])} | {_mb(v['extra_rss_bytes'])} |{gpu}")
+        lines.append(f"| {name} | {st['min']} | {st['p50']} | {st['p95']} | {st['mean']} | {st['n']} | {v['docs_per_step_mean']} | {v['seconds_per_doc']} | {_mb(v['peak_rss_bytes'])} | {_mb(v['extra_rss_bytes'])} |{gpu}")
     lines += ["", "Load average after each run: " + "; ".join(f"{name}: {v['load_after_each_run']}" for name, v in r["variants"].items()) + "."]
-    lines += ["", "| ratio (phase 3 / phase 1) | median step time | seconds per document encoded |", "|---|---|---|"]
-    lines += [f"| {k} | **{v}** | {r['ratios_per_document'][k]} |" for k, v in r["ratios_median_step"].items()]
+    lines += ["", "Other processes only add time to a step, so the fastest step of each variant is the estimate they disturb least; "
+              "the target is judged on the ratio of fastest steps, with medians and per-round medians beside it.", "",
+              "| ratio (phase 3 / phase 1) | fastest step | median step | per-round medians | per document (fastest) |", "|---|---|---|---|---|"]
+    lines += [f"| {k} | **{v['fastest_step']}** | {v['median_step']} | {', '.join(str(x) for x in v['per_round_median'])} | {v['per_document_fastest']} |"
+              for k, v in r["ratios"].items()]
     lines += ["", "## Target", "",
               f"- Phase 3 at most 1.5x phase 1 per step at the same batch: {t['phase3_over_phase1_hard']}x against phase 1 with one hard negative -> "
               + ("met" if t["at_most_1_5"] else f"MISSED by {t['phase3_over_phase1_hard'] - 1.5:.2f} ({100 * (t['phase3_over_phase1_hard'] / 1.5 - 1):.0f}% over)")
+              + f" (ratio of fastest steps; of median steps: {r['ratios'][list(r['ratios'])[1]]['median_step']}x)"
               + f"; {t['phase3_over_phase1_inbatch']}x against in-batch-only phase 1. "
               f"Phase 3 without the random negative (phase 1's document count): {t['phase3_no_random_over_phase1_hard']}x.", ""]
     lines += r.get("notes_md", [])
@@ -939,6 +954,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
     device = resolve_device(args.device)
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     out_dir = Path(args.out) if args.out else REPO_ROOT / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     command = _command(argv)
