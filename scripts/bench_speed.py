@@ -306,9 +306,13 @@ def bench_encode(args: argparse.Namespace, device: Any) -> dict[str, Any]:
 
 
 def _machine_peak(device: Any) -> dict[str, Any]:
+    """The nominal CPU peak over the cores torch may use (none on a GPU)."""
+    import torch
+
     from rrra_core.benchmarking import cpu_info, cpu_peak_gflops
 
-    return cpu_peak_gflops(cpu_info()) if str(device) == "cpu" else {}
+    info = cpu_info()
+    return cpu_peak_gflops(info, cores=min(torch.get_num_threads(), info["cores"] or 1)) if str(device) == "cpu" else {}
 
 
 def render_encode(r: dict[str, Any]) -> str:
