@@ -11,11 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .adapter import LabelConfig, Phase2Config
 from .config import opt
-from .encoder import EncoderConfig
 from .runs import Run, create_run, open_run
-from .training.phase2 import AdapterSwitches, phase2_config_dict, train_phase2
 
 __all__ = ["DemoConfig", "demo_run_id", "build_demo_run", "find_demo_run"]
 
@@ -47,6 +44,12 @@ def find_demo_run(dataset: str) -> Run | None:
 
 def build_demo_run(cfg: DemoConfig) -> dict[str, Any]:
     """Build (or finish) the demo run; returns its metrics."""
+    # Imported here, not at the top: the app imports this module to name the demo
+    # run, and the app process must never load torch (6 s on a 2-core machine).
+    from .adapter import LabelConfig, Phase2Config
+    from .encoder import EncoderConfig
+    from .training.phase2 import AdapterSwitches, phase2_config_dict, train_phase2
+
     enc = EncoderConfig(model="minilm", query_max_length=48, doc_max_length=cfg.doc_max_length)
     sw = AdapterSwitches(dataset=cfg.dataset, train_split="train", max_train_queries=cfg.max_train_queries, subsample_seed=cfg.seed)
     labels = LabelConfig(top_k=cfg.top_k, seed=cfg.seed)

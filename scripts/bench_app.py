@@ -60,35 +60,65 @@ def _wait(driver: Any, pred: Callable[[Any], Any], timeout: float, what: str) ->
         raise
 
 
-def _running(driver: Any) -> bool:
-    return bool(_css(driver, '[data-testid="stStatusWidget"]'))
+# One JavaScript call reads everything a wait needs. Polling through separate
+# WebDriver calls (one per element and per .text) cost 0.2-0.3 s per poll on
+# the hard-negative page's ~1,500 elements, and that overhead was being timed
+# as if it were the app's.
+_STATE_JS = """
+const q = (sel) => Array.from(document.querySelectorAll(sel));
+const h1 = q('h1')[0];
+let code = null;
+for (const md of q('[data-testid="stMarkdownContainer"]')) {
+  if (md.innerText.startsWith('Query')) { const c = md.querySelector('code'); if (c) { code = c.innerText; break; } }
+}
+return {
+  heading: h1 ? h1.innerText.trim() : '',
+  h3: q('h3').map(h => h.innerText.trim()),
+  buttons: q('button').map(b => b.innerText.trim()),
+  dataframe: q('[data-testid="stDataFrame"]').length > 0,
+  page_link: q('[data-testid="stPageLink"]').length > 0,
+  nothing_left: document.body.innerText.includes('Nothing left'),
+  running: q('[data-testid="stStatusWidget"]').length > 0,
+  query_code: code,
+};
+"""
+
+
+def _state(driver: Any) -> dict[str, Any]:
+    return driver.execute_script(_STATE_JS)
 
 
 def _heading(driver: Any) -> str:
-    h = _css(driver, "h1")
-    return h[0].text.strip() if h else ""
+    return _state(driver)["heading"]
+
+
+def _overview_state_ready(st: dict[str, Any]) -> bool:
+    return st["heading"] == "RRRA Studio" and any("Top suspected" in h for h in st["h3"]) and st["dataframe"] and not st["running"]
 
 
 def _overview_ready(d: Any) -> bool:
-    return _heading(d) == "RRRA Studio" and any("Top suspected" in h.text for h in _css(d, "h3")) and bool(_css(d, '[data-testid="stDataFrame"]')) and not _running(d)
+    return _overview_state_ready(_state(d))
 
 
 def _query_code(d: Any) -> str | None:
-    for md in _css(d, '[data-testid="stMarkdownContainer"]'):
-        if md.text.startswith("Query"):
-            codes = md.find_elements("css selector", "code")
-            if codes:
-                return codes[0].text
-    return None
+    return _state(d)["query_code"]
 
 
-def _page_done(title: str) -> Callable[[Any], bool]:
+def _page_done(title: str, query_not: str | None = "") -> Callable[[Any], bool]:
     # The last element each page draws: its presence under the right heading,
-    # with no rerun in flight, means the page finished.
-    last = {"Overview": lambda d: any(h.text.strip() == "Runs" for h in _css(d, "h3")),
-            "Hard negatives": lambda d: any("Next page" in b.text for b in _css(d, "button")),
-            "Review queue": lambda d: bool(_css(d, '[data-testid="stPageLink"]')) or "Nothing left" in d.find_element("css selector", "body").text}[title]
-    return lambda d: _heading(d) == title and last(d) and not _running(d)
+    # with no rerun in flight, means the page finished. ``query_not`` also
+    # waits for the browser's query to differ from that one.
+    last = {"Overview": lambda st: "Runs" in st["h3"],
+            "Hard negatives": lambda st: any("Next page" in b for b in st["buttons"]),
+            "Review queue": lambda st: st["page_link"] or st["nothing_left"]}[title]
+    heading = {"Overview": "RRRA Studio"}.get(title, title)  # the overview is headed by the app's name
+
+    def done(d: Any) -> bool:
+        st = _state(d)
+        moved = query_not == "" or st["query_code"] not in (None, query_not)
+        return st["heading"] == heading and last(st) and not st["running"] and moved
+
+    return done
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -123,18 +153,21 @@ def main(argv: list[str] | None = None) -> int:
         driver.get(url)
         _wait(driver, lambda d: _heading(d) == "RRRA Studio", 120, "the first page")
         out["first_page_s"] = round(time.perf_counter() - t0, 2)
-        _wait(driver, lambda d: _overview_ready(d) or any(b.text.strip() == "Build the demo run" for b in _css(d, "button")), 120, "the overview or the demo offer")
+        _wait(driver, lambda d: _overview_ready(d) or "Build the demo run" in _state(d)["buttons"], 120, "the overview or the demo offer")
         build = [b for b in _css(driver, "button") if b.text.strip() == "Build the demo run"]
         if build:
             build[0].click()
             _wait(driver, _overview_ready, 900, "the demo's suspects")
             out["first_usable_view_s"] = round(time.perf_counter() - t0, 2)
+    # Each stage's figure is printed as soon as it is taken, so a later failure loses none of them.
+    print(json.dumps({k: out[k] for k in ("first_page_s", "first_usable_view_s") if k in out}), file=sys.stderr, flush=True)
     # 2. later launch
     t0 = time.perf_counter()
     with streamlit_app(env, timeout=120) as url, chromium(1400, 1600) as driver:
         driver.get(url)
         _wait(driver, _overview_ready, 120, "the overview")
         out["later_launch_s"] = round(time.perf_counter() - t0, 2)
+        print(json.dumps({"later_launch_s": out["later_launch_s"], "home": str(home)}), file=sys.stderr, flush=True)
 
         # 3. warm page switches and query steps (one warm-up cycle first)
         def go(title: str) -> float:
@@ -147,10 +180,13 @@ def main(argv: list[str] | None = None) -> int:
         for title in PAGES[1:] + PAGES[:1]:
             go(title)
         switches: list[float] = []
+        by_page: dict[str, list[float]] = {t: [] for t in PAGES}
         for _ in range(args.repeats):
             for title in PAGES[1:] + PAGES[:1]:
                 switches.append(go(title))
+                by_page[title].append(switches[-1])
         out["page_switch"] = _summary(switches)
+        out["page_switch_by_page"] = {t: _summary(v) for t, v in by_page.items()}
 
         from selenium.webdriver.common.action_chains import ActionChains
 
@@ -161,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             driver.find_element("css selector", "h1").click()
             start = time.perf_counter()
             ActionChains(driver).send_keys("n").perform()
-            _wait(driver, lambda d: _query_code(d) not in (None, before) and _page_done("Hard negatives")(d), 60, "the next query")
+            _wait(driver, _page_done("Hard negatives", query_not=before), 60, "the next query")
             if i:  # the first step warms the caches
                 steps.append(time.perf_counter() - start)
         out["query_switch"] = _summary(steps)
