@@ -370,42 +370,6 @@ def render_encode(r: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------ latency
-def factored_p_rel(adapter: Any) -> Any:
-    """A prototype of the adapter's P(rel) for one query against K documents, at half the FLOPs.
-
-    Same model, same numbers (up to float rounding): the first layer reads
-    z = [q - c, q * c, q + c], so W1 z = (Wa + Wc) q + (Wc - Wa + Wb diag(q)) c,
-    and the (h, d) matrix in front of c can be formed once per query. Each
-    document then costs one d x h product in the first layer instead of three.
-    The head is factored the same way. A candidate for ``RRRAAdapter``; the
-    benchmark checks it against ``predict_pairs`` on every query.
-    """
-    import torch
-
-    from rrra_core.adapter.model import FN, TP
-
-    d = adapter.cfg.dim
-    w1, b1 = adapter.mlp[0].weight, adapter.mlp[0].bias  # (h, 3d), (h,)
-    wa, wb, wc = w1[:, :d], w1[:, d : 2 * d], w1[:, 2 * d :]
-    a_q, b_c = wa + wc, wc - wa  # (h, d) each
-    act, w2, b2 = adapter.mlp[1], adapter.mlp[-1].weight, adapter.mlp[-1].bias
-    hw, hb = adapter.head.weight, adapter.head.bias  # (4, 4d), (4,)
-    h_q, h_a, h_qa, h_abs = hw[:, :d], hw[:, d : 2 * d], hw[:, 2 * d : 3 * d], hw[:, 3 * d :]
-    shift = adapter.class_log_weights
-
-    @torch.inference_mode()
-    def p_rel(q: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # q (d,), c (K, d) -> (K,)
-        m_q = b_c + wb * q  # (h, d): the per-query first layer
-        hidden = c @ m_q.T + (a_q @ q + b1)  # (K, h)
-        delta = act(hidden) @ w2.T + b2  # (K, d)
-        a = c + delta if adapter.cfg.residual else delta
-        logits = a @ (h_a + h_qa * q).T + (q - a).abs() @ h_abs.T + (h_q @ q + hb)  # (K, 4)
-        probs = torch.softmax(logits - shift, dim=-1)
-        return probs[:, TP] + probs[:, FN]
-
-    return p_rel
-
-
 def bench_latency(args: argparse.Namespace, device: Any) -> dict[str, Any]:
     """Per query: encode, search, adapter rerank of the top k; then a cross-encoder on the same k documents.
 
@@ -421,10 +385,11 @@ def bench_latency(args: argparse.Namespace, device: Any) -> dict[str, Any]:
     from rrra_core.benchmarking import alternating_orders, load_average, summarize, time_call
     from rrra_core.data import doc_text, load_dataset
     from rrra_core.encoder import BiEncoder, EncoderConfig
-    from rrra_core.encoding import encode_texts, resolve_precision
+    from rrra_core.encoding import resolve_precision
     from rrra_core.index import DenseIndex
     from rrra_core.rerank import rerank_order
     from rrra_core.retrieval import encode_corpus
+    from rrra_core.search import Searcher
 
     data = load_dataset(args.dataset, "test")
     enc_cfg = EncoderConfig(model=args.model, query_max_length=args.query_max_length, doc_max_length=args.doc_max_length, device=str(device))
@@ -435,6 +400,8 @@ def bench_latency(args: argparse.Namespace, device: Any) -> dict[str, Any]:
     adapter, adapter_src = _load_adapter(args.adapter, encoder.dim, device)
     precision = resolve_precision(args.latency_precision, device)
     k = args.latency_k
+    # The product's serving path: rrra_core.search.Searcher, its stages timed apart.
+    searcher = Searcher(encoder, index, corpus.vectors, adapter, query_max_length=args.query_max_length, rerank_k=k, lambda_rr=1.0, precision=precision)
     qids = sorted(data.queries)[: args.latency_warmup + args.latency_queries]
     default_threads = torch.get_num_threads()
     settings = [f"{t} thread{'s' if t > 1 else ''}" for t in dict.fromkeys(args.latency_threads or [1, default_threads])]
@@ -442,41 +409,36 @@ def bench_latency(args: argparse.Namespace, device: Any) -> dict[str, Any]:
     def use(setting: str) -> None:
         torch.set_num_threads(int(setting.split()[0]))
 
-    def encode(text: str) -> np.ndarray:
-        return encode_texts(encoder, [text], "query", args.query_max_length, 1, progress=False, precision=precision)
-
     def rerank(qv: np.ndarray, cos: np.ndarray, docs: list[str]) -> tuple[list[str], np.ndarray]:
+        order, p = searcher.rerank(qv, docs, cos)
+        return [docs[i] for i in order], p
+
+    def rerank_plain(qv: np.ndarray, cos: np.ndarray, docs: list[str]) -> tuple[list[str], np.ndarray]:
+        # The batch path (phase-2 scoring, evaluation): the adapter's plain forward over every pair.
         pred = predict_pairs(adapter, qv, corpus.vectors[[row[d] for d in docs]], q_index=np.zeros(len(docs), dtype=np.int64))
         return [docs[i] for i in rerank_order(cos[: len(docs)], pred["p_rel"], 1.0)], pred["p_rel"]
 
-    fast_p_rel = factored_p_rel(adapter)
-
-    def rerank_factored(qv: np.ndarray, cos: np.ndarray, docs: list[str]) -> tuple[list[str], np.ndarray]:
-        c = torch.from_numpy(corpus.vectors[[row[d] for d in docs]]).to(device)
-        p = fast_p_rel(torch.from_numpy(qv[0]).to(device), c).float().cpu().numpy()
-        return [docs[i] for i in rerank_order(cos[: len(docs)], p, 1.0)], p
-
-    times = {s: {"encode": [], "search": [], "rerank": [], "total": [], "rerank_factored": []} for s in settings}
+    times = {s: {"encode": [], "search": [], "rerank": [], "total": [], "rerank_plain": []} for s in settings}
     agreement = {"max_abs_p_rel_diff": 0.0, "same_order": 0, "queries": 0}
     kept: list[tuple[str, np.ndarray, np.ndarray, list[str]]] = []
     for n, (q, order) in enumerate(zip(qids, alternating_orders(settings, len(qids)))):
         for setting in order:
             use(setting)
-            t_enc, qv = time_call(lambda: encode(data.queries[q]), device)
-            t_search, (scores, found) = time_call(lambda: index.search(qv, k), "cpu")
-            pair = [("rerank", lambda: rerank(qv, scores[0], found[0])), ("rerank_factored", lambda: rerank_factored(qv, scores[0], found[0]))]
+            t_enc, qv = time_call(lambda: searcher.encode(data.queries[q]), device)
+            t_search, (found, scores) = time_call(lambda: searcher.retrieve(qv, k), "cpu")
+            pair = [("rerank", lambda: rerank(qv, scores, found)), ("rerank_plain", lambda: rerank_plain(qv, scores, found))]
             took, got = {}, {}
             for name, fn in (pair if n % 2 == 0 else pair[::-1]):
                 took[name], got[name] = time_call(fn, device)
             if n >= args.latency_warmup:
                 for key, v in (("encode", t_enc), ("search", t_search), ("rerank", took["rerank"]), ("total", t_enc + t_search + took["rerank"]),
-                               ("rerank_factored", took["rerank_factored"])):
+                               ("rerank_plain", took["rerank_plain"])):
                     times[setting][key].append(v)
-                agreement["max_abs_p_rel_diff"] = max(agreement["max_abs_p_rel_diff"], float(np.abs(got["rerank"][1] - got["rerank_factored"][1]).max()))
-                agreement["same_order"] += int(got["rerank"][0] == got["rerank_factored"][0])
+                agreement["max_abs_p_rel_diff"] = max(agreement["max_abs_p_rel_diff"], float(np.abs(got["rerank"][1] - got["rerank_plain"][1]).max()))
+                agreement["same_order"] += int(got["rerank"][0] == got["rerank_plain"][0])
                 agreement["queries"] += 1
         if n >= args.latency_warmup:
-            kept.append((q, qv, scores[0], found[0]))
+            kept.append((q, qv, scores, found))
 
     load_after_loop = load_average()
 
@@ -518,15 +480,15 @@ def bench_latency(args: argparse.Namespace, device: Any) -> dict[str, Any]:
 
     per_setting = {}
     for s in settings:
-        enc_t, srch_t, rr_t, rf_t = (np.array(times[s][x]) for x in ("encode", "search", "rerank", "rerank_factored"))
+        enc_t, srch_t, rr_t, rp_t = (np.array(times[s][x]) for x in ("encode", "search", "rerank", "rerank_plain"))
         added = rr_t / (enc_t + srch_t)
-        added_f = rf_t / (enc_t + srch_t)
+        added_p = rp_t / (enc_t + srch_t)
         ratio = float(np.median(ce[s]["cross-encoder"]) / np.median(ce[s]["adapter"])) if ce[s]["adapter"] else None
         per_setting[s] = {
             "latency_ms": {key: summarize(v, scale=1e3) for key, v in times[s].items()},
             "rerank_share_of_total": summarize(rr_t / (enc_t + srch_t + rr_t)),
             "rerank_added_to_encode_plus_search": summarize(added),
-            "factored_rerank_added_to_encode_plus_search": summarize(added_f),
+            "plain_rerank_added_to_encode_plus_search": summarize(added_p),
             "cross_encoder": {
                 "queries": len(ce[s]["cross-encoder"]),
                 "cross_encoder_ms": summarize(ce[s]["cross-encoder"], scale=1e3),
@@ -538,22 +500,24 @@ def bench_latency(args: argparse.Namespace, device: Any) -> dict[str, Any]:
                 "rerank_adds_at_most_10pct": bool(np.median(added) <= 0.10),
                 "adapter_vs_cross_encoder": round(ratio, 1) if ratio else None,
                 "adapter_500x_cheaper": bool(ratio and ratio >= 500),
-                "factored_rerank_added_p50": round(float(np.median(added_f)), 4),
+                "plain_rerank_added_p50": round(float(np.median(added_p)), 4),
             },
         }
     return {
         "settings": {
             "model": args.model, "dataset": f"{args.dataset} test: {len(data.corpus)} documents, first {len(qids)} query ids in sorted order ({args.latency_warmup} warm-up)",
             "index": f"DenseIndex kind=auto -> {index.kind}", "k": k, "query_max_length": args.query_max_length, "doc_max_length": args.doc_max_length,
-            "query_precision": precision, "adapter": adapter_src, "rerank": "predict_pairs (P(rel)) + rerank_order, lambda_rr = 1",
+            "query_precision": precision, "adapter": adapter_src,
+            "rerank": "Searcher.rerank: the factored adapter (rrra_core.adapter.factored.query_p_rel, P(rel)) + rerank_order, lambda_rr = 1; "
+                      "rerank_plain: predict_pairs (the plain forward) + rerank_order, timed in the same loop",
             "cross_encoder": f"MiniLM transformer + linear head on [CLS], (query, passage) pairs truncated to {pair_max} tokens, length-sorted batches of {ce_bs}, fp32",
-            "encode": "encode_texts on one query (tokenise, pad, forward, pool)",
+            "encode": "Searcher.encode: encode_texts on one query (tokenise, pad, forward, pool); search: Searcher.retrieve (FAISS top k, ties by doc id)",
             "thread_settings": settings,
             "cross_encoder_pair_tokens_per_query_mean": round(float(np.mean(ce_tokens)), 1) if ce_tokens else None,
             "load_after_query_loop": load_after_loop,
             "load_after_cross_encoder": load_after_ce,
         },
-        "factored_rerank_agreement": agreement,
+        "rerank_agreement": agreement,
         "by_threads": per_setting,
     }
 
@@ -579,7 +543,7 @@ def render_latency(r: dict[str, Any]) -> str:
             "",
             f"Rerank share of the total, per query: p50 {100 * v['rerank_share_of_total']['p50']:.1f}%, p95 {100 * v['rerank_share_of_total']['p95']:.1f}%. "
             f"Rerank time added on top of encode + search: p50 {100 * v['rerank_added_to_encode_plus_search']['p50']:.1f}%, p95 {100 * v['rerank_added_to_encode_plus_search']['p95']:.1f}%. "
-            f"With the factored prototype (`rerank_factored` row): p50 {100 * v['factored_rerank_added_to_encode_plus_search']['p50']:.1f}%, p95 {100 * v['factored_rerank_added_to_encode_plus_search']['p95']:.1f}%.",
+            f"The plain forward instead (`rerank_plain` row): p50 {100 * v['plain_rerank_added_to_encode_plus_search']['p50']:.1f}%, p95 {100 * v['plain_rerank_added_to_encode_plus_search']['p95']:.1f}%.",
             "",
         ]
         if ce["queries"]:
@@ -597,18 +561,18 @@ def render_latency(r: dict[str, Any]) -> str:
             f"Targets ({name}):",
             f"- adapter rerank adds <= 10% to the latency: p50 {100 * t['rerank_added_p50']:.1f}% -> "
             + ("met" if t["rerank_adds_at_most_10pct"] else f"MISSED by {100 * t['rerank_added_p50'] - 10:.1f} percentage points")
-            + f" (factored prototype: {100 * t['factored_rerank_added_p50']:.1f}%);",
+            + f" (plain forward: {100 * t['plain_rerank_added_p50']:.1f}%);",
             f"- adapter at least 500x cheaper than a cross-encoder: median ratio {_fmt(t['adapter_vs_cross_encoder'], 0)}x -> "
             + ("met" if t["adapter_500x_cheaper"] else "MISSED") + ".",
             "",
         ]
-    ag = r["factored_rerank_agreement"]
+    ag = r["rerank_agreement"]
     lines += [
-        "## The factored rerank prototype",
+        "## The factored serving path against the plain forward",
         "",
-        "`factored_p_rel` in `scripts/bench_speed.py` computes the same P(rel) with the adapter's first layer formed once per query "
-        "(W1 z = (Wa + Wc) q + (Wc - Wa + Wb diag(q)) c), so each document costs one d x h product there instead of three: "
-        "about half the adapter's FLOPs. It is timed in the same loop as the project's `predict_pairs` rerank, alternating which runs first. "
+        "`Searcher.rerank` uses `rrra_core.adapter.factored`: the adapter's first layer and the head's query blocks are formed once per query "
+        "(W1 z = (Wa + Wc) q + (Wc - Wa + Wb diag(q)) c), so each document costs about 2 d h multiply-adds instead of 4 d h. "
+        "`rerank_plain` is the plain forward (`predict_pairs`), timed in the same loop, alternating which runs first. "
         f"Agreement over {ag['queries']} query runs: max |P(rel) difference| {ag['max_abs_p_rel_diff']:.2e}, identical reranked order in {ag['same_order']}.",
         "",
     ]

@@ -1,0 +1,128 @@
+"""Search a corpus as a user would: encode the query, retrieve the top-k, rerank them with the adapter.
+
+This is the serving path, one query at a time. Each stage is its own method so
+a benchmark can time them apart (``scripts/bench_speed.py latency``); the
+rerank is the adapter's factored form (:mod:`rrra_core.adapter.factored`), the
+same numbers as the batch path that evaluation uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .adapter import RRRAAdapter, load_adapter
+from .adapter.factored import FactoredAdapter
+from .data.beir import Doc
+from .encoder import BiEncoder, EncoderConfig
+from .encoding import encode_texts
+from .errors import ConfigError
+from .index import DenseIndex
+from .rerank import rerank_order
+from .retrieval import encode_corpus
+
+__all__ = ["Hit", "Searcher", "adapter_folder"]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One result: its final rank, the retriever's rank and score, and the adapter's P(rel) if it reranked."""
+
+    doc_id: str
+    rank: int  # 1-based, after reranking
+    retriever_rank: int  # 1-based
+    retriever_score: float  # cosine
+    p_rel: float | None
+
+
+def adapter_folder(path: str | Path) -> Path:
+    """An adapter folder, or the ``adapter/`` inside a run folder."""
+    folder = Path(path)
+    if (folder / "adapter" / "adapter_config.json").is_file():
+        return folder / "adapter"
+    if not (folder / "adapter_config.json").is_file():
+        raise ConfigError(f"no adapter in {str(folder)!r} (expected adapter_config.json there or in its adapter/ folder)")
+    return folder
+
+
+class Searcher:
+    """Encoder + index + (optionally) adapter, held together for one-query-at-a-time search."""
+
+    def __init__(
+        self,
+        encoder: BiEncoder,
+        index: DenseIndex,
+        doc_vectors: np.ndarray,
+        adapter: RRRAAdapter | None = None,
+        *,
+        query_max_length: int = 48,
+        rerank_k: int = 100,
+        lambda_rr: float = 1.0,
+        precision: str = "fp32",
+    ) -> None:
+        if doc_vectors.shape[0] != len(index.doc_ids):
+            raise ValueError(f"{doc_vectors.shape[0]} document vectors for an index of {len(index.doc_ids)} documents")
+        if rerank_k < 1:
+            raise ConfigError(f"rerank_k must be a positive integer, got {rerank_k}")
+        self.encoder, self.index, self.doc_vectors, self.adapter = encoder, index, doc_vectors, adapter
+        self.query_max_length, self.rerank_k, self.lambda_rr, self.precision = query_max_length, rerank_k, lambda_rr, precision
+        self._row = {d: i for i, d in enumerate(index.doc_ids)}
+        self._factored = FactoredAdapter(adapter) if adapter is not None else None
+
+    @classmethod
+    def build(
+        cls,
+        corpus: Mapping[str, Doc],
+        cfg: EncoderConfig,
+        adapter: str | Path | None = None,
+        *,
+        index_kind: str = "auto",
+        rerank_k: int = 100,
+        lambda_rr: float = 1.0,
+        progress: bool | str = False,
+    ) -> "Searcher":
+        """Load the encoder (and adapter), encode the corpus (disk-cached) and index it."""
+        from .device import resolve_device
+
+        encoder = BiEncoder.from_pretrained(cfg.model, shared=cfg.shared).to(resolve_device(cfg.device))
+        emb = encode_corpus(encoder, corpus, cfg, progress=progress)
+        index = DenseIndex.build(emb.vectors, emb.ids, kind=index_kind)
+        ad = load_adapter(adapter_folder(adapter), device=encoder.device)[0] if adapter else None
+        return cls(encoder, index, emb.vectors, ad, query_max_length=cfg.query_max_length, rerank_k=rerank_k, lambda_rr=lambda_rr)
+
+    # --- the stages ------------------------------------------------------------
+    def encode(self, query: str) -> np.ndarray:
+        """The query's unit vector, (1, d)."""
+        return encode_texts(self.encoder, [query], "query", self.query_max_length, 1, progress=False, precision=self.precision)
+
+    def retrieve(self, q: np.ndarray, k: int) -> tuple[list[str], np.ndarray]:
+        """The index's top ``k`` for one query vector: ids and cosines, best first."""
+        scores, ids = self.index.search(q, k)
+        # Ties by doc id, as evaluation and rerank_run break them.
+        order = sorted(range(len(ids[0])), key=lambda i: (-scores[0][i], ids[0][i]))
+        return [ids[0][i] for i in order], scores[0][order]
+
+    def rerank(self, q: np.ndarray, ids: list[str], cos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(order, p_rel): the candidates' reranked order and the adapter's P(rel) for each."""
+        if self._factored is None or not ids:
+            return np.arange(len(ids)), np.full(len(ids), np.nan)
+        c = self.doc_vectors[[self._row[d] for d in ids]]  # (k, d)
+        p = self._factored.p_rel(q[0], c)
+        return rerank_order(cos, p, self.lambda_rr), p
+
+    def search(self, query: str, k: int = 10) -> list[Hit]:
+        """The top ``k`` documents for ``query``: retrieve ``max(k, rerank_k)``, rerank the first ``rerank_k``."""
+        if k < 1:
+            raise ConfigError(f"k must be a positive integer, got {k}")
+        q = self.encode(query)
+        ids, cos = self.retrieve(q, max(k, self.rerank_k if self.adapter is not None else k))
+        head = min(self.rerank_k, len(ids))
+        order, p = self.rerank(q, ids[:head], cos[:head])
+        ranked = list(order) + list(range(head, len(ids)))
+        return [
+            Hit(ids[i], r + 1, int(i) + 1, float(cos[i]), None if i >= head or np.isnan(p[i]) else float(p[i]))
+            for r, i in enumerate(ranked[:k])
+        ]
