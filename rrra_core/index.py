@@ -11,13 +11,16 @@ Index kinds:
   :data:`AUTO_FLAT_MAX` documents. Exact results keep evaluation and
   false-negative mining free of index noise, and :func:`retrieve` builds a fresh
   index per call, so build time counts: at 1M x 384 on 2 CPU cores a flat index
-  builds in ~5 s (1.5 GB) and answers ~160 queries/s in a batch, while IVF needs
-  ~60 s and HNSW ~110 s to build (``results/speed_index.md``). An approximate
-  index only pays off after ~10k queries on one build.
+  builds in ~5 s (1.5 GB) and answers 55-170 queries/s in a batch (two
+  machines), while IVF needs 60-240 s and HNSW ~100 s to build
+  (``results/speed_index.md``). An approximate index only pays off after
+  ~10k-15k queries on one build. A serving index (``serving=True``) is built
+  once for query after query, so there ``auto`` switches at
+  :data:`SERVING_FLAT_MAX`.
 * ``ivf`` -- ``IndexIVFFlat``; recall depends on ``nprobe`` and on how
   clustered the data is. Chosen by ``auto`` above the flat limit, with k-means
   on a 64-per-list sample and ``nprobe = nlist / 64``: at 1M documents that
-  kept recall@10 at 0.998 (0.988 for real questions) at ~1.3k queries/s.
+  kept recall@10 at 0.998 (0.988 for real questions) at 0.6k-1.2k queries/s.
 * ``hnsw`` -- ``IndexHNSWFlat``; no training step, sub-millisecond queries.
   Questions are out of distribution for a graph built over passages: at 1M
   documents recall@10 for real questions was 0.50 at ``efSearch=128`` and 0.89
@@ -46,6 +49,7 @@ from rrra_core.errors import ConfigError, DataError, UserError
 
 __all__ = [
     "AUTO_FLAT_MAX",
+    "SERVING_FLAT_MAX",
     "INDEX_KINDS",
     "DenseIndex",
     "auto_kind",
@@ -55,6 +59,12 @@ __all__ = [
 #: ``kind="auto"`` uses an exact flat index below this many documents (measured
 #: at 1M: 1.5 GB, ~160 queries/s; 2M doubles both), and IVF from there on.
 AUTO_FLAT_MAX = 2_000_000
+#: For serving (one index answering query after query, :class:`rrra_core.search.Searcher`)
+#: the build is paid once, and what matters is one query's latency: exact search
+#: costs ~0.19 us per document (189 ms at 1M, results/speed_index.md), so from
+#: ~100k documents it outweighs encoding the query (~15-20 ms), and ``auto`` then
+#: builds IVF (3.3 ms at 1M, recall@10 0.998).
+SERVING_FLAT_MAX = 100_000
 # auto's IVF: k-means sample per list (k-means time grows with it) and lists probed.
 _AUTO_IVF_TRAIN_PER_LIST = 64
 _AUTO_IVF_PROBE_SHARE = 64
@@ -115,9 +125,10 @@ def _check_ids(ids: Sequence[str], n_rows: int, what: str) -> list[str]:
     return ids
 
 
-def auto_kind(n: int) -> str:
-    """The index ``kind="auto"`` builds for ``n`` documents: exact below :data:`AUTO_FLAT_MAX`, IVF above."""
-    return "flat" if n < AUTO_FLAT_MAX else "ivf"
+def auto_kind(n: int, serving: bool = False) -> str:
+    """The index ``kind="auto"`` builds for ``n`` documents: exact below :data:`AUTO_FLAT_MAX`
+    (:data:`SERVING_FLAT_MAX` for a serving index), IVF above."""
+    return "flat" if n < (SERVING_FLAT_MAX if serving else AUTO_FLAT_MAX) else "ivf"
 
 
 def _default_nlist(n: int) -> int:
@@ -156,6 +167,7 @@ class DenseIndex:
         ef_construction: int = 40,
         nprobe: int | None = None,
         ivf_train_size: int | None = None,
+        serving: bool = False,
     ) -> "DenseIndex":
         """Index unit-norm document embeddings under their ids.
 
@@ -164,6 +176,8 @@ class DenseIndex:
         unless given); see the module docstring for why. ``ivf_train_size`` caps the
         sample IVF's k-means trains on (default ``min(n, 256 * nlist)``); k-means
         time grows with it, so large corpora on few cores want ~40-64 per list.
+        ``serving=True`` says the index will answer many single queries after one
+        build, which moves ``auto``'s switch to IVF down to :data:`SERVING_FLAT_MAX`.
         """
         if kind not in INDEX_KINDS:
             raise ConfigError(f"unknown index kind {kind!r}; expected one of {', '.join(INDEX_KINDS)}")
@@ -173,7 +187,7 @@ class DenseIndex:
         if n == 0:
             raise ConfigError("cannot build an index over zero documents")
         if kind == "auto":
-            kind = auto_kind(n)
+            kind = auto_kind(n, serving)
             if kind == "ivf":
                 nlist = nlist if nlist is not None else _default_nlist(n)
                 nprobe = nprobe if nprobe is not None else max(8, nlist // _AUTO_IVF_PROBE_SHARE)
@@ -252,18 +266,34 @@ class DenseIndex:
         from ``ids[i]`` and their scores are ``-inf``, so ``scores[i, :len(ids[i])]``
         are always the valid ones.
         """
+        scores, rows = self.search_rows(query_emb, k)
+        ids = [[self.doc_ids[r] for r in row if r >= 0] for row in rows.tolist()]
+        return scores, ids
+
+    def search_rows(self, query_emb: np.ndarray, k: int, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`search`, but the found documents as row numbers ``(n_queries, k')`` (-1 where none was found).
+
+        ``threads`` caps FAISS's OpenMP threads for this call: one query gains
+        nothing from a parallel scan, and idle FAISS threads spinning after it
+        slow the torch work that follows (``results/speed_latency.md``).
+        """
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ConfigError(f"k must be a positive integer, got {k!r}")
         q = _check_matrix(query_emb, "query embeddings", dim=self.dim)
         k = min(k, len(self.doc_ids))
         if q.shape[0] == 0:
-            return np.zeros((0, k), dtype=np.float32), []
-        scores, rows = self.index.search(q, k)
+            return np.zeros((0, k), dtype=np.float32), np.zeros((0, k), dtype=np.int64)
+        before = faiss.omp_get_max_threads()
+        if threads is not None:
+            faiss.omp_set_num_threads(threads)
+        try:
+            scores, rows = self.index.search(q, k)
+        finally:
+            if threads is not None:
+                faiss.omp_set_num_threads(before)
         scores = np.asarray(scores, dtype=np.float32)
-        missing = rows < 0
-        scores[missing] = -np.inf
-        ids = [[self.doc_ids[r] for r in row if r >= 0] for row in rows.tolist()]
-        return scores, ids
+        scores[rows < 0] = -np.inf
+        return scores, rows
 
     def search_run(self, query_ids: Sequence[str], query_emb: np.ndarray, k: int) -> dict[str, dict[str, float]]:
         """Retrieve top-``k`` for each query and return a run ``{qid: {doc_id: score}}``."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .adapter import RRRAAdapter, load_adapter
+from .adapter import RRRAAdapter, adapter_folder, load_adapter
 from .adapter.factored import FactoredAdapter
 from .data.beir import Doc
 from .encoder import BiEncoder, EncoderConfig
@@ -24,7 +24,7 @@ from .index import DenseIndex
 from .rerank import rerank_order
 from .retrieval import encode_corpus
 
-__all__ = ["Hit", "Searcher", "adapter_folder"]
+__all__ = ["Hit", "Searcher"]
 
 
 @dataclass(frozen=True)
@@ -36,16 +36,6 @@ class Hit:
     retriever_rank: int  # 1-based
     retriever_score: float  # cosine
     p_rel: float | None
-
-
-def adapter_folder(path: str | Path) -> Path:
-    """An adapter folder, or the ``adapter/`` inside a run folder."""
-    folder = Path(path)
-    if (folder / "adapter" / "adapter_config.json").is_file():
-        return folder / "adapter"
-    if not (folder / "adapter_config.json").is_file():
-        raise ConfigError(f"no adapter in {str(folder)!r} (expected adapter_config.json there or in its adapter/ folder)")
-    return folder
 
 
 class Searcher:
@@ -69,7 +59,6 @@ class Searcher:
             raise ConfigError(f"rerank_k must be a positive integer, got {rerank_k}")
         self.encoder, self.index, self.doc_vectors, self.adapter = encoder, index, doc_vectors, adapter
         self.query_max_length, self.rerank_k, self.lambda_rr, self.precision = query_max_length, rerank_k, lambda_rr, precision
-        self._row = {d: i for i, d in enumerate(index.doc_ids)}
         self._factored = FactoredAdapter(adapter) if adapter is not None else None
 
     @classmethod
@@ -84,33 +73,40 @@ class Searcher:
         lambda_rr: float = 1.0,
         progress: bool | str = False,
     ) -> "Searcher":
-        """Load the encoder (and adapter), encode the corpus (disk-cached) and index it."""
+        """Load the encoder (and adapter), encode the corpus (disk-cached) and index it.
+
+        ``index_kind="auto"`` picks a serving index: exact up to
+        :data:`rrra_core.index.SERVING_FLAT_MAX` documents, IVF above.
+        """
         from .device import resolve_device
 
         encoder = BiEncoder.from_pretrained(cfg.model, shared=cfg.shared).to(resolve_device(cfg.device))
         emb = encode_corpus(encoder, corpus, cfg, progress=progress)
-        index = DenseIndex.build(emb.vectors, emb.ids, kind=index_kind)
+        index = DenseIndex.build(emb.vectors, emb.ids, kind=index_kind, serving=True)
         ad = load_adapter(adapter_folder(adapter), device=encoder.device)[0] if adapter else None
-        return cls(encoder, index, emb.vectors, ad, query_max_length=cfg.query_max_length, rerank_k=rerank_k, lambda_rr=lambda_rr)
+        return cls(encoder, index, emb.vectors, ad, query_max_length=cfg.query_max_length, rerank_k=rerank_k, lambda_rr=lambda_rr,
+                   precision=cfg.precision)
 
     # --- the stages ------------------------------------------------------------
     def encode(self, query: str) -> np.ndarray:
         """The query's unit vector, (1, d)."""
         return encode_texts(self.encoder, [query], "query", self.query_max_length, 1, progress=False, precision=self.precision)
 
-    def retrieve(self, q: np.ndarray, k: int) -> tuple[list[str], np.ndarray]:
-        """The index's top ``k`` for one query vector: ids and cosines, best first."""
-        scores, ids = self.index.search(q, k)
-        # Ties by doc id, as evaluation and rerank_run break them.
-        order = sorted(range(len(ids[0])), key=lambda i: (-scores[0][i], ids[0][i]))
-        return [ids[0][i] for i in order], scores[0][order]
+    def retrieve(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The index's top ``k`` for one query vector: document rows and cosines, best first (ties by doc id)."""
+        scores, rows = self.index.search_rows(q, k, threads=1)
+        found = rows[0] >= 0
+        rows, cos = rows[0][found], scores[0][found]
+        if len(cos) > 1 and np.any(cos[1:] == cos[:-1]):  # ties by doc id, as evaluation and rerank_run break them
+            order = sorted(range(len(rows)), key=lambda i: (-cos[i], self.index.doc_ids[rows[i]]))
+            rows, cos = rows[order], cos[order]
+        return rows, cos
 
-    def rerank(self, q: np.ndarray, ids: list[str], cos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def rerank(self, q: np.ndarray, rows: np.ndarray, cos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(order, p_rel): the candidates' reranked order and the adapter's P(rel) for each."""
-        if self._factored is None or not ids:
-            return np.arange(len(ids)), np.full(len(ids), np.nan)
-        c = self.doc_vectors[[self._row[d] for d in ids]]  # (k, d)
-        p = self._factored.p_rel(q[0], c)
+        if self._factored is None or not len(rows):
+            return np.arange(len(rows)), np.full(len(rows), np.nan)
+        p = self._factored.p_rel(q[0], self.doc_vectors[rows])  # candidates (k, d)
         return rerank_order(cos, p, self.lambda_rr), p
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
@@ -118,11 +114,12 @@ class Searcher:
         if k < 1:
             raise ConfigError(f"k must be a positive integer, got {k}")
         q = self.encode(query)
-        ids, cos = self.retrieve(q, max(k, self.rerank_k if self.adapter is not None else k))
-        head = min(self.rerank_k, len(ids))
-        order, p = self.rerank(q, ids[:head], cos[:head])
-        ranked = list(order) + list(range(head, len(ids)))
+        rows, cos = self.retrieve(q, max(k, self.rerank_k if self.adapter is not None else k))
+        head = min(self.rerank_k, len(rows))
+        order, p = self.rerank(q, rows[:head], cos[:head])
+        ranked = list(order) + list(range(head, len(rows)))
+        ids = self.index.doc_ids
         return [
-            Hit(ids[i], r + 1, int(i) + 1, float(cos[i]), None if i >= head or np.isnan(p[i]) else float(p[i]))
+            Hit(ids[rows[i]], r + 1, int(i) + 1, float(cos[i]), None if i >= head or np.isnan(p[i]) else float(p[i]))
             for r, i in enumerate(ranked[:k])
         ]

@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     from rrra_core.config import config_from_args
     from rrra_core.data import dataset_folder, load_corpus, resolve_data_file
     from rrra_core.encoder import EncoderConfig
-    from rrra_core.search import Searcher, adapter_folder
+    from rrra_core.adapter import adapter_folder
+    from rrra_core.search import Searcher
 
     args = build_parser().parse_args(argv)
     setup_logging()

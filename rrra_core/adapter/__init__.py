@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .io import load_adapter, save_adapter
+from .io import adapter_folder, load_adapter, save_adapter
 from .labels import (
     SCHEMES,
     SOURCES,
@@ -67,4 +67,5 @@ __all__ = [
     "classification_metrics",
     "save_adapter",
     "load_adapter",
+    "adapter_folder",
 ]

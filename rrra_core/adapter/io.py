@@ -13,7 +13,7 @@ from ..config import load_config, save_config
 from ..errors import ConfigError, DataError
 from .model import AdapterConfig, RRRAAdapter
 
-__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "save_adapter", "load_adapter"]
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "save_adapter", "load_adapter", "adapter_folder"]
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter.safetensors"
@@ -26,6 +26,16 @@ def save_adapter(adapter: RRRAAdapter, cfg: AdapterConfig, folder: str | os.Path
     save_config(cfg, folder / CONFIG_NAME)
     state = {k: v.detach().cpu().clone().contiguous() for k, v in adapter.state_dict().items()}
     save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt", "kind": "rrra-adapter"})
+    return folder
+
+
+def adapter_folder(path: str | os.PathLike[str]) -> Path:
+    """An adapter folder, or the ``adapter/`` inside a run folder; a one-line error for anything else."""
+    folder = Path(path)
+    if (folder / "adapter" / CONFIG_NAME).is_file():
+        return folder / "adapter"
+    if not (folder / CONFIG_NAME).is_file():
+        raise ConfigError(f"{folder}: not an adapter folder (no {CONFIG_NAME} there or in its adapter/ folder)")
     return folder
 
 

@@ -150,6 +150,12 @@ def test_auto_index_is_exact_up_to_the_measured_scale() -> None:
 
     assert auto_kind(1_002_067) == "flat"  # the index benchmark's corpus: exact is cheaper per retrieve() call
     assert auto_kind(AUTO_FLAT_MAX) == "ivf"
+    # a serving index answers query after query from one build: exact search stops paying first
+    from rrra_core.index import SERVING_FLAT_MAX
+
+    assert auto_kind(SERVING_FLAT_MAX - 1, serving=True) == "flat"
+    assert auto_kind(SERVING_FLAT_MAX, serving=True) == "ivf"
+    assert auto_kind(SERVING_FLAT_MAX) == "flat"
 
 
 # ------------------------------------------------ the bf16 encoding switch

@@ -139,3 +139,18 @@ def test_ivf_defaults_keep_recall_high_on_clustered_vectors():
 
 def test_exact_recall_at_k():
     assert exact_recall_at_k([["a", "b"], ["x", "y"]], [["a", "c"], ["y", "x"]], 2) == pytest.approx(0.75)
+
+
+def test_search_rows_matches_search_and_restores_faiss_threads():
+    import faiss
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((200, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = DenseIndex.build(x, [f"d{i}" for i in range(200)], kind="flat")
+    before = faiss.omp_get_max_threads()
+    scores, rows = index.search_rows(x[:3], 10, threads=1)
+    assert faiss.omp_get_max_threads() == before
+    s2, ids = index.search(x[:3], 10)
+    assert np.array_equal(scores, s2)
+    assert [[index.doc_ids[r] for r in row] for row in rows.tolist()] == ids

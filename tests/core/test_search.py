@@ -14,7 +14,8 @@ from rrra_core.errors import ConfigError
 from rrra_core.evaluation import rank_run
 from rrra_core.rerank import rerank_run
 from rrra_core.retrieval import retrieve
-from rrra_core.search import Searcher, adapter_folder
+from rrra_core.adapter import adapter_folder
+from rrra_core.search import Searcher
 from rrra_core.training.phase3 import adapter_rerank_signal
 
 
@@ -80,7 +81,7 @@ def test_search_deeper_than_the_rerank_keeps_the_tail(searcher_and_batch) -> Non
 
 def test_bad_settings_are_one_line_errors(tmp_path: Path, searcher_and_batch) -> None:
     _, _, searcher = searcher_and_batch
-    with pytest.raises(ConfigError, match="no adapter in"):
+    with pytest.raises(ConfigError, match="not an adapter folder"):
         adapter_folder(tmp_path)
     with pytest.raises(ConfigError, match="k must be a positive integer"):
         searcher.search("x", k=0)
@@ -89,3 +90,17 @@ def test_bad_settings_are_one_line_errors(tmp_path: Path, searcher_and_batch) ->
     with pytest.raises(ValueError, match="document vectors"):
         Searcher(searcher.encoder, searcher.index, np.zeros((3, 32), dtype=np.float32))
 
+
+
+def test_tied_scores_come_back_in_doc_id_order(searcher_and_batch) -> None:
+    """Duplicate documents tie exactly; the serving path breaks ties by doc id like evaluation does."""
+    from rrra_core.index import DenseIndex
+
+    _, _, searcher = searcher_and_batch
+    v = searcher.doc_vectors[:1]
+    vectors = np.repeat(v, 5, axis=0)
+    index = DenseIndex.build(vectors, ["e", "b", "d", "a", "c"], kind="flat")
+    s = Searcher(searcher.encoder, index, vectors, None)
+    rows, cos = s.retrieve(v, 5)
+    assert [index.doc_ids[r] for r in rows] == ["a", "b", "c", "d", "e"]
+    assert np.all(cos == cos[0])
