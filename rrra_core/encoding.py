@@ -36,15 +36,13 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed
-from .encoder import BiEncoder
+from .encoder import PRECISIONS, BiEncoder
 from .paths import cache_dir
 
 __all__ = ["PRECISIONS", "EncodeStats", "encode_texts", "cached_encode", "texts_digest", "native_bf16", "resolve_precision", "precision_context"]
 
 log = logging.getLogger(__name__)
 
-#: Inference precisions: plain float32, bfloat16 autocast, or bf16 where the hardware has it.
-PRECISIONS = ("fp32", "bf16", "auto")
 
 
 def native_bf16(device: torch.device) -> bool:

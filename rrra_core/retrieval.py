@@ -44,10 +44,11 @@ def encode_corpus(
     texts = [doc_text(corpus[i], cfg.with_title) for i in ids]
     stats = EncodeStats()
     if cache:
-        vecs = cached_encode(encoder, ids, texts, "doc", cfg.doc_max_length, cfg.encode_batch_size, progress, stats=stats, refresh=refresh, callback=callback)
+        vecs = cached_encode(encoder, ids, texts, "doc", cfg.doc_max_length, cfg.encode_batch_size, progress, stats=stats, refresh=refresh, callback=callback,
+                             precision=cfg.precision)
     else:
         t0 = time.perf_counter()
-        vecs = encode_texts(encoder, texts, "doc", cfg.doc_max_length, cfg.encode_batch_size, progress, callback)
+        vecs = encode_texts(encoder, texts, "doc", cfg.doc_max_length, cfg.encode_batch_size, progress, callback, precision=cfg.precision)
         stats.count, stats.seconds = len(texts), time.perf_counter() - t0
     return CorpusEmbeddings(ids, vecs, stats)
 
@@ -59,8 +60,8 @@ def encode_queries(
     ids = list(queries)
     texts = [queries[i] for i in ids]
     if cache:
-        return ids, cached_encode(encoder, ids, texts, "query", cfg.query_max_length, cfg.encode_batch_size, progress)
-    return ids, encode_texts(encoder, texts, "query", cfg.query_max_length, cfg.encode_batch_size, progress)
+        return ids, cached_encode(encoder, ids, texts, "query", cfg.query_max_length, cfg.encode_batch_size, progress, precision=cfg.precision)
+    return ids, encode_texts(encoder, texts, "query", cfg.query_max_length, cfg.encode_batch_size, progress, precision=cfg.precision)
 
 
 @dataclass

@@ -72,3 +72,24 @@ def test_changed_weights_on_disk_miss_the_cache(tiny_model_dir: Path, tmp_path: 
     enc.save(tiny_model_dir)
     cached_encode(BiEncoder.from_pretrained(tiny_model_dir), ["a"], ["x"], "doc", 16, progress=False, cache_root=tmp_path)
     assert counted == [1, 1]
+
+
+def test_encoder_config_precision_reaches_corpus_encoding(tiny_model_dir: Path, counted: list[int]) -> None:
+    """``EncoderConfig.precision`` (``--precision``) picks the corpus encoding's precision and its own cache entry."""
+    from rrra_core.encoder import EncoderConfig
+    from rrra_core.errors import ConfigError
+    from rrra_core.retrieval import encode_corpus
+
+    from rrra_core.data.beir import Doc
+
+    corpus = {f"d{i}": Doc(title="", text=t) for i, t in enumerate(["alpha beta", "gamma", "delta epsilon zeta"])}
+    enc = BiEncoder.from_pretrained(tiny_model_dir)
+    fp32 = encode_corpus(enc, corpus, EncoderConfig(model=str(tiny_model_dir), doc_max_length=16), progress=False).vectors
+    bf16 = encode_corpus(enc, corpus, EncoderConfig(model=str(tiny_model_dir), doc_max_length=16, precision="bf16"), progress=False).vectors
+    again = encode_corpus(enc, corpus, EncoderConfig(model=str(tiny_model_dir), doc_max_length=16, precision="bf16"), progress=False)
+    assert counted == [3, 3]  # fp32 and bf16 each encoded once; the second bf16 call is a cache hit
+    assert again.stats.cached and np.array_equal(again.vectors, bf16)
+    assert not np.array_equal(fp32, bf16)  # really ran in bf16
+    assert (np.sum(fp32 * bf16, axis=1) > 1 - 1e-2).all()
+    with pytest.raises(ConfigError, match="unknown precision 'fp8'"):
+        EncoderConfig(precision="fp8")
