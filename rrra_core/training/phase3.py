@@ -4,7 +4,10 @@ Each step takes a batch of (query, positive) pairs and, per query, ``n_hard``
 hard negatives drawn from its candidate pool (top-K from the current encoder,
 labelled positives removed) with the chosen sampler's weights, plus
 ``n_random`` random corpus documents. The contrastive loss is InfoNCE over
-[positives; hard; random]. With ``sampler="rrra"`` and ``lambda_adapter > 0``
+[positives; hard; random], so every query also sees the batch's other
+positives: those are the random negatives the method mixes in, and
+``n_random`` defaults to 0 (an extra random document per query costs a third
+more encoding per step, ``results/speed_train.md``). With ``sampler="rrra"`` and ``lambda_adapter > 0``
 the adapter is trained too, on the same step's embeddings:
 ``L = L_contrastive + λ · L_adapter`` (no ``L_norm`` in this phase, RRRA.md).
 
@@ -86,7 +89,7 @@ class Phase3Config:
     temperature: float = opt(0.05, "InfoNCE temperature tau")
     max_grad_norm: float = opt(1.0, "gradient clipping norm")
     n_hard: int = opt(1, "hard negatives sampled per query per step")
-    n_random: int = opt(1, "random corpus negatives per query per step")
+    n_random: int = opt(0, "extra random corpus negatives per query per step; 0 (the default, as in the benchmarks) relies on the in-batch negatives, the other queries' positives, as the random mix")
     top_k: int = opt(100, "candidate pool depth K")
     remine_every: int = opt(1, "re-mine the pool from the current encoder every N epochs")
     gamma: float = opt(2.0, "rrra: exponent on (1 - P(FN|neg))")
