@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -32,8 +32,12 @@ from torch import nn
 
 from .device import resolve_device
 
+if TYPE_CHECKING:  # runs imports nothing from here, but keep the import graph one-way
+    from .runs import Run
+
 __all__ = [
     "setup",
+    "open_run_on_main",
     "teardown",
     "session",
     "is_distributed",
@@ -129,6 +133,28 @@ def local_device(name: str = "auto") -> torch.device:
     if dev.type == "cuda" and is_distributed():
         return torch.device("cuda", get_local_rank())
     return dev
+
+
+def open_run_on_main(run: Run | None, create: Callable[[], Run]) -> Run:
+    """The run folder every rank works in.
+
+    Under torchrun every rank runs the driver; rank 0 alone creates the folder
+    (``create()``, unless ``run`` is a resumed one) and broadcasts its path, and
+    the other ranks quieten their logs so the log is written once.
+    """
+    import logging
+    import sys
+
+    from .runs import Run
+
+    if not is_main():
+        logging.getLogger().setLevel(logging.WARNING)
+    if run is None and is_main():
+        run = create()
+    run = Run(broadcast_object(run.path if run is not None else None))
+    if is_main():
+        print(f"run folder: {run.path}", file=sys.stderr)
+    return run
 
 
 def barrier() -> None:

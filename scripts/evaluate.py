@@ -51,13 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     res = retrieve(encoder, data.corpus, data.queries, cfg, k=args.k, index_kind=args.index_kind, cache=not args.no_cache)
     runs = {"retriever": res.run}
     if args.adapter:
-        from rrra_core.adapter import load_adapter
+        from rrra_core.adapter import adapter_folder, load_adapter
         from rrra_core.rerank import rerank_run
         from rrra_core.training.phase3 import adapter_rerank_signal
 
-        folder = Path(args.adapter)
-        folder = folder / "adapter" if (folder / "adapter" / "adapter_config.json").is_file() else folder
-        adapter, _ = load_adapter(folder, device=encoder.device)
+        adapter, _ = load_adapter(adapter_folder(args.adapter), device=encoder.device)
         signal = adapter_rerank_signal(adapter, res.run, res.query_ids, res.query_vectors, res.corpus.ids, res.corpus.vectors, args.rerank_signal)
         runs["reranked"] = rerank_run(res.run, signal, args.lambda_rr)
     texts = {d: doc.text for d, doc in data.corpus.items()}

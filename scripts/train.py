@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -43,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from rrra_core.encoder import EncoderConfig
     from rrra_core.errors import ConfigError
     from rrra_core.mining import MiningConfig
-    from rrra_core.runs import Run, create_run, resume_configs
+    from rrra_core.runs import create_run, resume_configs
     from rrra_core.training import TrainConfig, train_phase1
     from rrra_core.training.phase1 import phase1_config_dict
 
@@ -66,15 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_from_args(TrainConfig, args, base=base.get("train"))
         mining = config_from_args(MiningConfig, args, prefix="mine_", base=base.get("mining"))
         run = None
-    # Under torchrun every rank runs this; rank 0 creates the run folder and tells the others.
     with distributed.session(enc.device):
-        if not distributed.is_main():
-            logging.getLogger().setLevel(logging.WARNING)  # one copy of the log, from rank 0
-        if run is None and distributed.is_main():
-            run = create_run("phase1", phase1_config_dict(enc, cfg, mining), run_id=args.run_id, root=args.runs_dir)
-        run = Run(distributed.broadcast_object(run.path if run is not None else None))
-        if distributed.is_main():
-            print(f"run folder: {run.path}", file=sys.stderr)
+        run = distributed.open_run_on_main(run, lambda: create_run("phase1", phase1_config_dict(enc, cfg, mining), run_id=args.run_id, root=args.runs_dir))
         metrics = train_phase1(run, enc, cfg, mining)
         if distributed.is_main():
             print(json.dumps({"run": str(run.path), "before": metrics.get("before"), "after": metrics.get("after")}, indent=2))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -39,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     from rrra_core.cli import setup_logging
     from rrra_core.config import config_from_args
     from rrra_core.encoder import EncoderConfig
-    from rrra_core.errors import ConfigError
-    from rrra_core.runs import Run, create_run, resume_configs
+    from rrra_core.adapter import adapter_folder
+    from rrra_core.runs import create_run, resume_configs
     from rrra_core.training.phase3 import Phase3Config, phase3_config_dict, train_phase3
 
     args = build_parser().parse_args(argv)
@@ -51,22 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         enc = config_from_args(EncoderConfig, args)
         cfg = config_from_args(Phase3Config, args)
-        adapter = args.adapter
-        if adapter is not None and not Path(adapter, "adapter_config.json").is_file():
-            if Path(adapter, "adapter", "adapter_config.json").is_file():
-                adapter = str(Path(adapter, "adapter"))  # a phase-2 run folder was given
-            else:
-                raise ConfigError(f"{adapter}: not an adapter folder (no adapter_config.json)")
+        adapter = str(adapter_folder(args.adapter)) if args.adapter is not None else None  # a phase-2 run folder works too
         run = None
-    # Under torchrun every rank runs this; rank 0 creates the run folder and tells the others.
     with distributed.session(enc.device):
-        if not distributed.is_main():
-            logging.getLogger().setLevel(logging.WARNING)  # one copy of the log, from rank 0
-        if run is None and distributed.is_main():
-            run = create_run("phase3", phase3_config_dict(enc, cfg, adapter), run_id=args.run_id, root=args.runs_dir)
-        run = Run(distributed.broadcast_object(run.path if run is not None else None))
-        if distributed.is_main():
-            print(f"run folder: {run.path}", file=sys.stderr)
+        run = distributed.open_run_on_main(run, lambda: create_run("phase3", phase3_config_dict(enc, cfg, adapter), run_id=args.run_id, root=args.runs_dir))
         metrics = train_phase3(run, enc, cfg, adapter_dir=adapter)
         if distributed.is_main():
             print(json.dumps({"run": str(run.path), **metrics.get("eval", {})}, indent=2))

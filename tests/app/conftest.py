@@ -93,3 +93,19 @@ def store(isolated_home: Path):
     import db
 
     return db.session_factory(db.init_db())
+
+
+@pytest.fixture(scope="session")
+def tiny_runs_session(tiny_model_dir_session: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Phase 1, 2 and two phase-3 samplers on ADI with the tiny model (built once per session)."""
+    from tests.core.test_comparison import build_tiny_runs
+
+    return build_tiny_runs(tmp_path_factory, tiny_model_dir_session)
+
+
+@pytest.fixture()
+def runs(tiny_runs_session, isolated_home: Path) -> Path:
+    """The tiny analysis runs copied into this test's own RRRA_HOME; returns its runs folder."""
+    from tests.core.test_comparison import copy_runs
+
+    return copy_runs(tiny_runs_session, isolated_home)

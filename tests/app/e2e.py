@@ -98,3 +98,40 @@ def screenshot(driver: object, name: str) -> Path:
     path = ARTIFACTS / name
     driver.save_screenshot(str(path))  # type: ignore[attr-defined]
     return path
+
+
+def wait_for(driver, predicate, timeout: float = 60.0, what: str = "condition"):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        # Streamlit redraws elements on every rerun: a stale or vanished element just means "look again".
+        return WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(lambda d: predicate(d), message=f"timed out waiting for {what}")
+    except TimeoutException:
+        screenshot(driver, "e2e_failure.png")  # what the page looked like, for the CI log's reader
+        raise
+
+
+def css(driver, selector: str) -> list:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+def open_page(driver, title: str) -> None:
+    link = wait_for(driver, lambda d: next((a for a in css(d, '[data-testid="stSidebarNavLink"]') if a.text.strip().endswith(title)), None), what=f"the {title} link")
+    link.click()
+    wait_for(driver, lambda d: any(h.text.strip() == title for h in css(d, "h1")), what=f"the {title} page")
+
+
+def idle(driver) -> None:
+    """Wait until Streamlit has finished the current rerun."""
+    time.sleep(0.3)
+    wait_for(driver, lambda d: not css(d, '[data-testid="stStatusWidget"]'), what="the app to finish running")
+
+
+def open_app(driver, url: str, annotator: str) -> None:
+    """Load the app and wait until the sidebar holds ``annotator`` and the first rerun is done."""
+    driver.get(url)
+    wait_for(driver, lambda d: any(i.get_attribute("value") == annotator for i in css(d, 'input[aria-label="Annotator"]')), what="the sidebar")
+    idle(driver)

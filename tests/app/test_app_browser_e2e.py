@@ -8,57 +8,26 @@ under ``test-artifacts/``.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 import db
 from tests.app.conftest import HOSTILE_DOC, HOSTILE_QUERY, TinyRun
-from tests.app.e2e import chromium, require_browser, screenshot, streamlit_app
+from tests.app.e2e import chromium, css, idle, open_app, open_page, require_browser, screenshot, streamlit_app, wait_for
 
 ANNOTATOR = "e2e-reviewer"
 
 
-def _wait(driver, predicate, timeout: float = 60.0, what: str = "condition"):
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    try:
-        # Streamlit redraws elements on every rerun: a stale or vanished element just means "look again".
-        return WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(lambda d: predicate(d), message=f"timed out waiting for {what}")
-    except TimeoutException:
-        screenshot(driver, "e2e_failure.png")  # what the page looked like, for the CI log's reader
-        raise
-
-
-def _css(driver, selector: str) -> list:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_elements(By.CSS_SELECTOR, selector)
-
-
-def _open_page(driver, title: str) -> None:
-    link = _wait(driver, lambda d: next((a for a in _css(d, '[data-testid="stSidebarNavLink"]') if a.text.strip().endswith(title)), None), what=f"the {title} link")
-    link.click()
-    _wait(driver, lambda d: any(h.text.strip() == title for h in _css(d, "h1")), what=f"the {title} page")
-
-
-def _idle(driver) -> None:
-    """Wait until Streamlit has finished the current rerun."""
-    time.sleep(0.3)
-    _wait(driver, lambda d: not _css(d, '[data-testid="stStatusWidget"]'), what="the app to finish running")
-
-
 def _metric(driver, label: str) -> str | None:
-    for m in _css(driver, '[data-testid="stMetric"]'):
+    for m in css(driver, '[data-testid="stMetric"]'):
         if label in m.text:
             return m.find_element("css selector", '[data-testid="stMetricValue"]').text
     return None
 
 
 def _candidate_id(driver) -> str | None:
-    for md in _css(driver, '[data-testid="stMarkdownContainer"]'):
+    for md in css(driver, '[data-testid="stMarkdownContainer"]'):
         if md.text.startswith("Candidate"):
             return md.find_element("css selector", "code").text
     return None
@@ -77,44 +46,42 @@ def test_review_queue_keyboard_label_persists_and_text_is_inert(tiny_run: TinyRu
 
     env = {"RRRA_HOME": str(isolated_home), "RRRA_ANNOTATOR": ANNOTATOR, "HF_HUB_OFFLINE": "1"}
     with streamlit_app(env) as url, chromium() as driver:
-        driver.get(url)
-        _wait(driver, lambda d: any(i.get_attribute("value") == ANNOTATOR for i in _css(d, 'input[aria-label="Annotator"]')), what="the sidebar")
-        _idle(driver)
-        _open_page(driver, "Review queue")
-        _idle(driver)
+        open_app(driver, url, ANNOTATOR)
+        open_page(driver, "Review queue")
+        idle(driver)
         # Lower the threshold to 0 with the keyboard (the tiny random model is unsure of everything).
-        thumb = _wait(driver, lambda d: next(iter(_css(d, '[data-testid="stSlider"] input[type="range"]')), None), what="the threshold slider")
+        thumb = wait_for(driver, lambda d: next(iter(css(d, '[data-testid="stSlider"] input[type="range"]')), None), what="the threshold slider")
         driver.execute_script("arguments[0].focus()", thumb)
         ActionChains(driver).send_keys(Keys.HOME).perform()
-        _wait(driver, lambda d: "0.00 reviewed" in d.find_element("css selector", "body").text, what="the threshold at 0")
-        _wait(driver, lambda d: _candidate_id(d) is not None, what="a queue item")
-        _idle(driver)
-        left_before = int(_wait(driver, lambda d: _metric(d, "Left in the queue"), what="the queue counter").replace(",", ""))
+        wait_for(driver, lambda d: "0.00 reviewed" in d.find_element("css selector", "body").text, what="the threshold at 0")
+        wait_for(driver, lambda d: _candidate_id(d) is not None, what="a queue item")
+        idle(driver)
+        left_before = int(wait_for(driver, lambda d: _metric(d, "Left in the queue"), what="the queue counter").replace(",", ""))
         doc = _candidate_id(driver)
         screenshot(driver, "e2e_review_queue.png")
 
         driver.find_element("css selector", "h1").click()  # focus leaves the slider
         ActionChains(driver).send_keys("1").perform()  # 1 = relevant
-        _wait(driver, lambda d: _judgments(ANNOTATOR), timeout=30, what="the judgment in the database")
+        wait_for(driver, lambda d: _judgments(ANNOTATOR), timeout=30, what="the judgment in the database")
         saved = _judgments(ANNOTATOR)
         assert len(saved) == 1 and saved[0][1] == doc and saved[0][2] == "relevant"
-        _wait(driver, lambda d: (_metric(d, "Left in the queue") or "").replace(",", "") == str(left_before - 1), what="the queue to advance")
+        wait_for(driver, lambda d: (_metric(d, "Left in the queue") or "").replace(",", "") == str(left_before - 1), what="the queue to advance")
         screenshot(driver, "e2e_review_after_label.png")
 
         # The hard-negative browser opens on the hostile query; nothing in it may execute or link.
-        _open_page(driver, "Hard negatives")
-        _idle(driver)
-        search = _wait(driver, lambda d: next(iter(_css(d, 'input[aria-label="Find a query"]')), None), what="the query search")
+        open_page(driver, "Hard negatives")
+        idle(driver)
+        search = wait_for(driver, lambda d: next(iter(css(d, 'input[aria-label="Find a query"]')), None), what="the query search")
         search.send_keys("hostile phish", Keys.ENTER)
-        _wait(driver, lambda d: any(t.text == HOSTILE_QUERY for t in _css(d, '[data-testid="stText"]')), what="the hostile query as text")
-        _wait(driver, lambda d: any(HOSTILE_DOC in t.text for t in _css(d, '[data-testid="stText"]')), what="the hostile document as text")
+        wait_for(driver, lambda d: any(t.text == HOSTILE_QUERY for t in css(d, '[data-testid="stText"]')), what="the hostile query as text")
+        wait_for(driver, lambda d: any(HOSTILE_DOC in t.text for t in css(d, '[data-testid="stText"]')), what="the hostile document as text")
         assert driver.execute_script("return window.__pwned === undefined")
-        assert not _css(driver, 'a[href*="evil.example"]')
-        assert not _css(driver, '[data-testid="stMain"] img[src="x"]')
+        assert not css(driver, 'a[href*="evil.example"]')
+        assert not css(driver, '[data-testid="stMain"] img[src="x"]')
         screenshot(driver, "e2e_browser.png")
 
     # Judgments persist across an app restart.
     with streamlit_app(env) as url, chromium() as driver:
         driver.get(url)
-        _wait(driver, lambda d: any(h.text.strip() == "RRRA Studio" for h in _css(d, "h1")), what="the overview")
-        _wait(driver, lambda d: _metric(d, "Judged pairs") == "1", what="the saved judgment on the overview")
+        wait_for(driver, lambda d: any(h.text.strip() == "RRRA Studio" for h in css(d, "h1")), what="the overview")
+        wait_for(driver, lambda d: _metric(d, "Judged pairs") == "1", what="the saved judgment on the overview")

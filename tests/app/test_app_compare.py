@@ -14,20 +14,10 @@ from rrra_core import jobs
 from rrra_core.comparison import PER_QUERY_FILE
 from tests.app.conftest import APP
 from tests.app.test_app_training import table_with, values
-from tests.core.test_comparison import HOSTILE_QUERY, HOSTILE_QUERY_ID, PHASE1, RRRA, UNIFORM, TinyRuns, build_tiny_runs, copy_runs
+from tests.core.test_comparison import HOSTILE_QUERY, HOSTILE_QUERY_ID, PHASE1, RRRA, UNIFORM
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 PAGE = "pages/analysis/compare.py"
-
-
-@pytest.fixture(scope="session")
-def tiny_runs_session(tiny_model_dir_session: Path, tmp_path_factory: pytest.TempPathFactory) -> TinyRuns:
-    return build_tiny_runs(tmp_path_factory, tiny_model_dir_session)
-
-
-@pytest.fixture()
-def runs(tiny_runs_session: TinyRuns, isolated_home: Path) -> Path:
-    return copy_runs(tiny_runs_session, isolated_home)
 
 
 def _page(a: str | None = None, b: str | None = None) -> AppTest:

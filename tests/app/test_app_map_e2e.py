@@ -16,8 +16,7 @@ import pytest
 from rrra_core.projection import Scope, load_projection
 from rrra_core.runs import open_run
 from tests.app.conftest import RUN_ID, TinyRun
-from tests.app.e2e import chromium, require_browser, screenshot, streamlit_app
-from tests.app.test_app_browser_e2e import _css, _idle, _open_page, _wait
+from tests.app.e2e import chromium, css, idle, open_app, open_page, require_browser, screenshot, streamlit_app, wait_for
 
 ANNOTATOR = "e2e-mapper"
 
@@ -29,29 +28,27 @@ def test_embedding_map_computes_in_the_background_and_renders_plotly_points(tiny
 
     env = {"RRRA_HOME": str(isolated_home), "RRRA_ANNOTATOR": ANNOTATOR, "HF_HUB_OFFLINE": "1"}
     with streamlit_app(env) as url, chromium() as driver:
-        driver.get(url)
-        _wait(driver, lambda d: any(i.get_attribute("value") == ANNOTATOR for i in _css(d, 'input[aria-label="Annotator"]')), what="the sidebar")
-        _idle(driver)
-        _open_page(driver, "Embedding map")
-        _wait(driver, lambda d: _css(d, '[data-testid="stProgress"]') or _css(d, ".js-plotly-plot"), what="the progress bar")
+        open_app(driver, url, ANNOTATOR)
+        open_page(driver, "Embedding map")
+        wait_for(driver, lambda d: css(d, '[data-testid="stProgress"]') or css(d, ".js-plotly-plot"), what="the progress bar")
         screenshot(driver, "e2e_map_progress.png")
 
         # The page redraws by itself when the background job is done.
-        points = _wait(driver, lambda d: len(_css(d, ".js-plotly-plot .scatterlayer path.point")) or None, timeout=400, what="the map's points")
+        points = wait_for(driver, lambda d: len(css(d, ".js-plotly-plot .scatterlayer path.point")) or None, timeout=400, what="the map's points")
         proj = load_projection(open_run(RUN_ID), Scope(tiny_run.first_query))
         assert proj is not None
-        _wait(driver, lambda d: len(_css(d, ".js-plotly-plot .scatterlayer path.point")) == len(proj.points), what="every point drawn")
+        wait_for(driver, lambda d: len(css(d, ".js-plotly-plot .scatterlayer path.point")) == len(proj.points), what="every point drawn")
         assert points > 0
-        arrows = _css(driver, ".js-plotly-plot .annotation-arrow-g")
+        arrows = css(driver, ".js-plotly-plot .annotation-arrow-g")
         assert len(arrows) == int((proj.points["kind"] == "corrected").sum())
         # Hostile query/document text never runs or links, in the page or in the chart.
         assert driver.execute_script("return window.__pwned === undefined")
-        assert not _css(driver, 'a[href*="evil.example"]')
-        _idle(driver)
+        assert not css(driver, 'a[href*="evil.example"]')
+        idle(driver)
         screenshot(driver, "e2e_embedding_map.png")
 
         # A box drawn over the whole plot selects every point; the list of pairs follows.
-        plot = _css(driver, ".js-plotly-plot .nsewdrag")[0]
+        plot = css(driver, ".js-plotly-plot .nsewdrag")[0]
         w, h = plot.size["width"], plot.size["height"]
         ActionChains(driver).move_to_element_with_offset(plot, -w // 2 + 3, -h // 2 + 3).click_and_hold() \
             .move_by_offset(w - 6, h - 6).release().perform()
@@ -59,9 +56,9 @@ def test_embedding_map_computes_in_the_background_and_renders_plotly_points(tiny
         listed = min(n_pairs, 30)  # the page lists at most 30 pairs with buttons
 
         def relabel_buttons(d) -> int:
-            return sum(b.text.strip() == "Relevant" for b in _css(d, '[data-testid="stMain"] button'))
+            return sum(b.text.strip() == "Relevant" for b in css(d, '[data-testid="stMain"] button'))
 
-        _wait(driver, lambda d: relabel_buttons(d) == listed, timeout=60, what="a relabel row per selected pair")
+        wait_for(driver, lambda d: relabel_buttons(d) == listed, timeout=60, what="a relabel row per selected pair")
         if n_pairs > listed:
             assert f"Showing the first {listed} of {n_pairs} selected pairs." in driver.find_element("css selector", "body").text
         screenshot(driver, "e2e_embedding_map_selection.png")

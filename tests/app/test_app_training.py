@@ -12,21 +12,10 @@ from streamlit.testing.v1 import AppTest
 
 from rrra_core.dynamics import CATEGORY_LABELS
 from tests.app.conftest import APP
-from tests.core.test_comparison import PHASE1, PHASE2, RRRA, UNIFORM, TinyRuns, build_tiny_runs, copy_runs
+from tests.core.test_comparison import PHASE1, PHASE2, RRRA, UNIFORM
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 PAGE = "pages/analysis/training.py"
-
-
-@pytest.fixture(scope="session")
-def tiny_runs_session(tiny_model_dir_session: Path, tmp_path_factory: pytest.TempPathFactory) -> TinyRuns:
-    return build_tiny_runs(tmp_path_factory, tiny_model_dir_session)
-
-
-@pytest.fixture()
-def runs(tiny_runs_session: TinyRuns, isolated_home: Path) -> Path:
-    """The tiny runs copied into this test's own RRRA_HOME; returns its runs folder."""
-    return copy_runs(tiny_runs_session, isolated_home)
 
 
 def _page(run_id: str | None = None) -> AppTest:

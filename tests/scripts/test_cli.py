@@ -11,7 +11,7 @@ import pytest
 from rrra_core.paths import REPO_ROOT
 
 SCRIPTS = ["evaluate", "index", "mine", "train", "train_adapter", "train_rrra", "benchmark", "bench_core", "demo", "retrain",
-           "project", "per_query", "detection_curves", "bench_app", "annotations"]
+           "project", "per_query", "detection_curves", "bench_app", "annotations", "search", "bench_speed"]
 
 
 def _run(script: str, *args: str, env_home: Path) -> subprocess.CompletedProcess[str]:
@@ -105,3 +105,15 @@ def test_resume_checks_the_run_kind(isolated_home: Path) -> None:
     create_run("phase2", {"encoder": {}}, run_id="an-adapter-run", root=isolated_home / "runs")
     _assert_one_line_error(_run("train", "--resume", "an-adapter-run", env_home=isolated_home), "not a phase1 run")
     _assert_one_line_error(_run("train_rrra", "--resume", "an-adapter-run", env_home=isolated_home), "not a phase3 run")
+
+
+def test_search_prints_hits_and_refuses_a_missing_adapter(isolated_home: Path, tiny_model_dir: Path) -> None:
+    import json
+
+    _assert_one_line_error(_run("search", "--dataset", "adi", "--adapter", str(isolated_home / "nope"), "x", env_home=isolated_home), "not an adapter folder")
+    out = _run("search", "--dataset", "adi", "--model", str(tiny_model_dir), "--k", "3", "--doc-max-length", "32", "information retrieval", env_home=isolated_home)
+    assert out.returncode == 0, out.stderr
+    line = json.loads(out.stdout.strip().splitlines()[-1])
+    assert line["query"] == "information retrieval"
+    assert [h["rank"] for h in line["hits"]] == [1, 2, 3]
+    assert all(h["p_rel"] is None for h in line["hits"])  # no adapter: the retriever's order
