@@ -508,7 +508,7 @@ def bench_latency(args: argparse.Namespace, device: Any) -> dict[str, Any]:
             "model": args.model, "dataset": f"{args.dataset} test: {len(data.corpus)} documents, first {len(qids)} query ids in sorted order ({args.latency_warmup} warm-up)",
             "index": f"DenseIndex kind=auto -> {index.kind}", "k": k, "query_max_length": args.query_max_length, "doc_max_length": args.doc_max_length,
             "query_precision": precision, "adapter": adapter_src,
-            "rerank": "Searcher.rerank: the factored adapter (rrra_core.adapter.factored.query_p_rel, P(rel)) + rerank_order, lambda_rr = 1; "
+            "rerank": "Searcher.rerank: the factored adapter (rrra_core.adapter.factored.FactoredAdapter.p_rel, P(rel)) + rerank_order, lambda_rr = 1; "
                       "rerank_plain: predict_pairs (the plain forward) + rerank_order, timed in the same loop",
             "cross_encoder": f"MiniLM transformer + linear head on [CLS], (query, passage) pairs truncated to {pair_max} tokens, length-sorted batches of {ce_bs}, fp32",
             "encode": "Searcher.encode: encode_texts on one query (tokenise, pad, forward, pool); search: Searcher.retrieve (FAISS top k on one FAISS thread, ties by doc id)",

@@ -15,7 +15,7 @@ layer, the second layer (h -> d) and the |q - a| term; the last two need the
 corrected vector ``a`` itself, so about 2 d h multiply-adds per pair is the
 floor for the exact adapter (the plain forward costs about 4 d h).
 
-The numbers are the model's own: :func:`factored_forward` equals
+The numbers are the model's own: :meth:`FactoredAdapter.forward` equals
 ``RRRAAdapter.forward`` up to float rounding (a test checks it). It is an
 inference path: dropout is skipped, as in eval mode.
 """
@@ -29,7 +29,7 @@ import torch
 
 from .model import FN, TP, AdapterOutput, RRRAAdapter
 
-__all__ = ["QueryFactors", "FactoredAdapter", "factor_query", "factored_forward", "query_p_rel"]
+__all__ = ["QueryFactors", "FactoredAdapter"]
 
 
 @dataclass(frozen=True)
@@ -104,22 +104,3 @@ class FactoredAdapter:
         with torch.inference_mode():
             probs = torch.softmax(out.logits - self.class_log_weights, dim=-1)  # (k, 4): training's class weighting undone
             return (probs[:, TP] + probs[:, FN]).cpu().numpy()
-
-
-def factor_query(adapter: RRRAAdapter, q: torch.Tensor) -> QueryFactors:
-    """The per-query parts of ``adapter``'s forward for one query ``q`` (d,)."""
-    return FactoredAdapter(adapter).for_query(q)
-
-
-def factored_forward(adapter: RRRAAdapter, f: QueryFactors, c: torch.Tensor) -> AdapterOutput:
-    """``adapter(q, c)`` for candidates c (k, d) of the query ``f`` was formed for."""
-    return FactoredAdapter(adapter).forward(f, c)
-
-
-def query_p_rel(adapter: RRRAAdapter, q: np.ndarray | torch.Tensor, c: np.ndarray | torch.Tensor) -> np.ndarray:
-    """The adapter's calibrated P(rel) for one query (d,) against candidates (k, d).
-
-    The same numbers as ``predict_pairs(...)["p_rel"]``. Serving code should keep
-    one :class:`FactoredAdapter` instead, which this builds on every call.
-    """
-    return FactoredAdapter(adapter).p_rel(q, c)

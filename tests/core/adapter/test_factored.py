@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from rrra_core.adapter import AdapterConfig, RRRAAdapter, predict_pairs
-from rrra_core.adapter.factored import FactoredAdapter, factor_query, factored_forward, query_p_rel
+from rrra_core.adapter.factored import FactoredAdapter
 
 D = 16
 
@@ -39,12 +39,13 @@ def test_factored_forward_equals_the_plain_forward(cfg: AdapterConfig):
     q, c = unit(1, 1)[0], unit(30, 2)
     with torch.no_grad():
         a_ref, logits_ref = adapter(q.expand(30, D), c)
-    a, logits = factored_forward(adapter, factor_query(adapter, q), c)
+    fa = FactoredAdapter(adapter)
+    a, logits = fa.forward(fa.for_query(q), c)
     assert torch.allclose(a, a_ref, atol=1e-5)
     assert torch.allclose(logits, logits_ref, atol=1e-4)
     # the reading the reranker fuses: the same calibrated P(rel) as the batch path
     ref = predict_pairs(adapter, q[None].numpy(), c.numpy(), q_index=np.zeros(30, dtype=np.int64))["p_rel"]
-    got = query_p_rel(adapter, q.numpy(), c.numpy())
+    got = fa.p_rel(q.numpy(), c.numpy())
     np.testing.assert_allclose(got, ref, atol=1e-5)
     assert np.array_equal(np.argsort(-got, kind="stable")[:5], np.argsort(-ref, kind="stable")[:5])
 
@@ -52,14 +53,15 @@ def test_factored_forward_equals_the_plain_forward(cfg: AdapterConfig):
 def test_factors_are_per_query():
     adapter = trained_like(AdapterConfig(dim=D))
     c = unit(4, 3)
-    f1, f2 = factor_query(adapter, unit(1, 4)[0]), factor_query(adapter, unit(1, 5)[0])
-    assert not torch.allclose(factored_forward(adapter, f1, c).logits, factored_forward(adapter, f2, c).logits)
+    fa = FactoredAdapter(adapter)
+    f1, f2 = fa.for_query(unit(1, 4)[0]), fa.for_query(unit(1, 5)[0])
+    assert not torch.allclose(fa.forward(f1, c).logits, fa.forward(f2, c).logits)
 
 
-def test_query_p_rel_rejects_mismatched_shapes():
-    adapter = trained_like(AdapterConfig(dim=D))
+def test_p_rel_rejects_mismatched_shapes():
+    fa = FactoredAdapter(trained_like(AdapterConfig(dim=D)))
     with pytest.raises(ValueError, match=r"candidates must be \(k, 16\)"):
-        query_p_rel(adapter, np.zeros(D, dtype=np.float32), np.zeros((3, D + 1), dtype=np.float32))
+        fa.p_rel(np.zeros(D, dtype=np.float32), np.zeros((3, D + 1), dtype=np.float32))
 
 
 def test_one_factored_adapter_serves_many_queries():
