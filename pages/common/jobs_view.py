@@ -15,7 +15,6 @@ from rrra_core import jobs
 from rrra_core.demo import DemoConfig, demo_run_id
 from rrra_core.runs import runs_dir
 
-from . import resources as res
 from .widgets import md_escape, show_text
 
 DEMO_JOB = "demo-build"
@@ -65,7 +64,6 @@ def _follow(dataset: str) -> None:
         if state is None or not state.active:
             if state is not None and state.status == "done":
                 st.success("The demo run is ready.")
-            res.runs_table.clear()  # the run list is cached for a few seconds; the new run must show at once
             st.rerun(scope="app")
             return
         st.progress(float(info.get("fraction", 0.0)), text=f"Building the demo run: {info.get('stage', 'starting')}…")

@@ -118,8 +118,24 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-@st.cache_data(ttl=3, show_spinner=False)
-def runs_table(home: str) -> pd.DataFrame:
+def _runs_signature(home: str) -> tuple:
+    """What the runs table depends on: each run folder with the mtimes of the files it reads.
+
+    A few stat calls per run, so every rerun can afford it; the table is rebuilt
+    exactly when a run appears, disappears, progresses or gets scored, never
+    served stale (a time-to-live cache showed a finished demo run only seconds later).
+    """
+    root = Path(home) / "runs"
+    if not root.is_dir():
+        return ()
+    return tuple(sorted(
+        (p.name, *(_mtime(p / f) for f in ("config.json", "metrics.json", "progress.json", "predictions.parquet")))
+        for p in root.iterdir() if p.is_dir()
+    ))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def runs_table(home: str, signature: tuple = ()) -> pd.DataFrame:
     """One row per run folder: kind, dataset, status, whether it can be browsed, headline metrics."""
     rows = []
     for run in list_runs():
@@ -153,7 +169,8 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
 def all_runs() -> pd.DataFrame:
     from rrra_core.paths import home_dir
 
-    return runs_table(str(home_dir()))
+    home = str(home_dir())
+    return runs_table(home, _runs_signature(home))
 
 
 def get_run(run_id: str) -> Run:

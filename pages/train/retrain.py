@@ -23,6 +23,7 @@ from rrra_core import jobs
 from rrra_core.retrain import PRESETS, RetrainConfig, final_run_id
 
 COMPARE_A, COMPARE_B = "compare_run_a", "compare_run_b"  # read by the Compare runs page
+RUN_NAME, RUN_NAME_DEFAULT = "retrain_run_name", "retrain_run_name_default"
 
 st.title("Retrain")
 st.caption("Merge the judgments into the labels and retrain. Runs in the background; you can leave this page.")
@@ -45,6 +46,19 @@ def _launch(cfg: RetrainConfig, run_id: str, resume: bool = False) -> None:
         return
     jobs.start_job(run_id, _command(cfg, run_id), kind="retrain", meta={"config": cfg.__dict__, "base_run": cfg.base_run})
     st.session_state["_retrain_flash"] = ("success", f"Started {run_id}.")
+    st.session_state.pop(RUN_NAME, None)  # the next retrain gets a fresh default name
+
+
+def _default_name(base: str) -> None:
+    """Put a time-stamped default name in the name field once, not on every rerun.
+
+    A default computed on each rerun would change the widget's identity every
+    second and throw away what the person typed; it is refreshed only while the
+    field still holds an untouched default for another base run.
+    """
+    current, default = st.session_state.get(RUN_NAME), st.session_state.get(RUN_NAME_DEFAULT)
+    if current is None or (current == default and not current.startswith(f"{base}-r")):
+        st.session_state[RUN_NAME] = st.session_state[RUN_NAME_DEFAULT] = f"{base}-r{time.strftime('%m%d-%H%M%S')}"
 
 
 # --- the form -------------------------------------------------------------------
@@ -74,7 +88,8 @@ else:
         batch = c[0].number_input("Phase-3 batch size", 1, 1024, p["p3_batch_size"])
         lr = c[1].number_input("Phase-3 learning rate", 1e-7, 1e-2, 2e-5, format="%.1e")
         eval_split = c[2].text_input("Evaluate on split", "test", help="Before/after retrieval metrics (phase 3); empty for none.")
-        run_id = c[3].text_input("New run name", f"{base}-r{time.strftime('%m%d-%H%M%S')}")
+        _default_name(base)
+        run_id = c[3].text_input("New run name", key=RUN_NAME)
         submitted = st.form_submit_button("Start retraining", type="primary")
     if submitted:
         policy = f"annotator:{who.strip()}" if policy_kind == "one annotator" else policy_kind

@@ -65,3 +65,23 @@ def test_retrain_page_without_a_base_run_says_what_to_do() -> None:
     at.run()
     at.switch_page("pages/train/retrain.py").run()
     assert not at.exception and any("No phase-2 run" in i.value for i in at.info)
+
+
+def test_the_run_name_field_keeps_its_identity_across_reruns_seconds_apart(tiny_run: TinyRun) -> None:
+    """The default name is time-stamped. Were it recomputed on every rerun, the field would become a new widget each
+    second, and the browser would drop what a person had typed (the retrain test failed that way when slow)."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("pages/train/retrain.py").run()
+    first = next(t for t in at.text_input if t.label == "New run name")
+    assert first.value.startswith("adi-tiny-r")
+    time.sleep(1.2)
+    at.run()
+    again = next(t for t in at.text_input if t.label == "New run name")
+    assert (again.id, again.value) == (first.id, first.value)
+    again.input("my-retrain")
+    time.sleep(1.2)  # typing takes time: the submit comes seconds after the field was drawn
+    next(b for b in at.button if b.label == "Start retraining").click().run()
+    state = jobs.job_state("my-retrain")
+    assert state is not None and state.kind == "retrain"
+    jobs.cancel_job("my-retrain")
