@@ -20,7 +20,9 @@ Two rules keep multi-process runs free of deadlocks:
 from __future__ import annotations
 
 import datetime
+import logging
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,7 +34,7 @@ from torch import nn
 
 from .device import resolve_device
 
-if TYPE_CHECKING:  # runs imports nothing from here, but keep the import graph one-way
+if TYPE_CHECKING:  # for annotations only: this low-level module does not import runs at load time
     from .runs import Run
 
 __all__ = [
@@ -142,10 +144,7 @@ def open_run_on_main(run: Run | None, create: Callable[[], Run]) -> Run:
     (``create()``, unless ``run`` is a resumed one) and broadcasts its path, and
     the other ranks quieten their logs so the log is written once.
     """
-    import logging
-    import sys
-
-    from .runs import Run
+    from .runs import Run  # at call time: runs is the higher-level module
 
     if not is_main():
         logging.getLogger().setLevel(logging.WARNING)

@@ -136,7 +136,11 @@ def _runs_signature(home: str) -> tuple:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def runs_table(home: str, signature: tuple = ()) -> pd.DataFrame:
-    """One row per run folder: kind, dataset, status, whether it can be browsed, headline metrics."""
+    """One row per run folder: kind, dataset, status, whether it can be browsed, headline metrics.
+
+    ``signature`` (:func:`_runs_signature`) is read only by the cache: it makes
+    any change to the run folders a new cache key.
+    """
     rows = []
     for run in list_runs():
         cfg = run.read_json("config.json", {}) or {}
