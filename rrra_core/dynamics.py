@@ -31,6 +31,7 @@ __all__ = [
     "loss_curves",
     "epoch_boundaries",
     "epoch_table",
+    "hard_negative_note",
     "sibling_runs",
     "series_labels",
     "gradient_frame",
@@ -132,6 +133,23 @@ def epoch_table(kind: str | None, metrics: Mapping[str, Any], steps: pd.DataFram
     df = pd.DataFrame([rows[e] for e in sorted(rows)])
     first = [c for c in ("epoch", "step", "train loss (mean)") if c in df.columns]
     return df[first + [c for c in df.columns if c not in first]]
+
+
+def hard_negative_note(metrics: Mapping[str, Any]) -> str | None:
+    """A sentence on the phase-3 queries that had no hard negative to sample, or None when every query had one."""
+    cov = (metrics.get("train") or {}).get("without_hard_negative") or {}
+    empty, zero = int(cov.get("no_candidates", 0)), int(cov.get("zero_weight", 0))
+    if not empty + zero:
+        return None
+    sampler = (metrics.get("train") or {}).get("sampler", "")
+    why = {"rrra": "the adapter put P(FN|neg) at 1 on every candidate", "margin": "every candidate was within the margin of the positive"}.get(sampler, "the sampler gave every candidate weight zero")
+    parts = [f"{zero} because {why}"] if zero else []
+    if empty:
+        parts.append(f"{empty} with no candidates left once their positives were removed")
+    return (
+        f"In the last candidate pool, {empty + zero} of {cov.get('queries', '?')} training queries had no hard negative to sample "
+        f"({'; '.join(parts)}). They trained on in-batch negatives only."
+    )
 
 
 def _numbers(d: Mapping[str, Any]) -> dict[str, float]:

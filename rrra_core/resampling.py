@@ -15,11 +15,13 @@ positives removed), unnormalised and non-negative:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import numpy as np
 
 from .mining import margin_keep_mask, simans_weights
 
-__all__ = ["SAMPLERS", "hardness", "rrra_weights", "sampler_weights"]
+__all__ = ["SAMPLERS", "hardness", "rrra_weights", "sampler_weights", "pool_coverage"]
 
 SAMPLERS = ("rrra", "uniform", "topk", "simans", "margin")
 
@@ -72,3 +74,24 @@ def sampler_weights(
             raise ValueError("the rrra sampler needs the adapter's P(FN|neg) for every candidate")
         return rrra_weights(s, p_fn, gamma, hardness_tau)
     raise ValueError(f"unknown sampler {sampler!r}; expected one of {', '.join(SAMPLERS)}")
+
+
+def pool_coverage(weights: Mapping[str, np.ndarray], queries: Iterable[str]) -> dict[str, list[str]]:
+    """The training queries that can get no hard negative from their pool, by reason.
+
+    ``no_candidates``: the query has no pool, or nothing was left in it once its
+    positives were removed. ``zero_weight``: it has candidates but the sampler
+    gives every one weight zero (for ``rrra``, the adapter puts P(FN|neg) at 1
+    on all of them; for ``margin``, every candidate is within the margin of the
+    positive). Both kinds train on in-batch negatives only, which is what the
+    method asks for, but a user should hear about it: a whole pool of suspected
+    false negatives is usually an untrained adapter or a mislabelled query.
+    """
+    out: dict[str, list[str]] = {"no_candidates": [], "zero_weight": []}
+    for q in sorted(set(queries)):
+        w = weights.get(q)
+        if w is None or np.asarray(w).size == 0:
+            out["no_candidates"].append(q)
+        elif not (np.asarray(w) > 0).any():
+            out["zero_weight"].append(q)
+    return out

@@ -702,7 +702,7 @@ def bench_index(args: argparse.Namespace, device: Any) -> dict[str, Any]:
             "single_query_latency": f"first {min(args.index_single, n_q)} queries one at a time",
         },
         "auto": {"documents": n, "kind": auto_kind(n), "flat_below": AUTO_FLAT_MAX, "demo_corpus_alone": auto_kind(n_demo),
-                 "above_flat_limit": f"ivf, nlist = 4 sqrt(n), k-means on 64 per list, nprobe = nlist / 64"},
+                 "above_flat_limit": "ivf, nlist = 4 sqrt(n), k-means on 64 per list, nprobe = nlist / 64"},
         "indexes": rows_out,
     }
 

@@ -21,7 +21,7 @@ from pages.common import analysis_loaders as load
 from pages.common import resources as res
 from pages.common.downloads import chart, csv_button
 from rrra_core.comparison import VARIANT_LABELS, run_metric_variants
-from rrra_core.dynamics import ALL_CATEGORIES, CATEGORY_LABELS, epoch_boundaries, epoch_table, loss_curves, series_labels, sibling_runs
+from rrra_core.dynamics import ALL_CATEGORIES, CATEGORY_LABELS, epoch_boundaries, epoch_table, hard_negative_note, loss_curves, series_labels, sibling_runs
 
 # Session-state keys.
 RUN = "dyn_run"
@@ -142,6 +142,8 @@ if kind == "phase3" and final:
         wide["rerank gain"] = wide[VARIANT_LABELS["rerank"]] - wide[VARIANT_LABELS["no_rerank"]]
     st.dataframe(wide, hide_index=True, key="final_table")
     csv_button(wide, f"{run_id}-final", key="csv_final")
+if kind == "phase3" and (note := hard_negative_note(metrics)):
+    st.warning(note)  # counts only, no ids: nothing here for Markdown to interpret
 
 # --- gradient analysis ---------------------------------------------------------
 st.subheader("Gradient analysis")

@@ -56,7 +56,7 @@ from ..evaluation import evaluate, rank_run
 from ..losses import info_nce
 from ..mining import MiningConfig, mine_hard_negatives, positive_score, query_rng, sample_without_replacement
 from ..rerank import rerank_run
-from ..resampling import SAMPLERS, sampler_weights
+from ..resampling import SAMPLERS, pool_coverage, sampler_weights
 from ..retrieval import retrieve
 from ..runs import Run
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
@@ -176,6 +176,23 @@ def _weights(cfg: Phase3Config, entry: dict[str, Any]) -> np.ndarray:
         gamma=cfg.gamma, hardness_tau=cfg.hardness_temperature, simans_a=cfg.simans_a, simans_b=cfg.simans_b,
         logit_tau=cfg.temperature, relative_margin=cfg.relative_margin, n=cfg.n_hard,
     )
+
+
+def _report_coverage(cfg: Phase3Config, weights: Mapping[str, np.ndarray], train_queries: list[str], epoch: int, main: bool) -> dict[str, Any] | None:
+    """Warn when some training queries can get no hard negative this epoch; the counts for metrics.json."""
+    if not cfg.n_hard:
+        return None
+    cov = pool_coverage(weights, train_queries)
+    n_queries = len(set(train_queries))
+    summary: dict[str, Any] = {"queries": n_queries, **{k: len(v) for k, v in cov.items()}, "examples": {k: v[:10] for k, v in cov.items()}}
+    missing = summary["no_candidates"] + summary["zero_weight"]
+    if main and missing:
+        why = {"rrra": "P(FN|neg) = 1 on every candidate", "margin": "every candidate within the margin of the positive"}.get(cfg.sampler, "every weight zero")
+        log.warning(
+            "phase 3 epoch %d: %d of %d training queries get no hard negative (%d with no candidates left, %d with %s, e.g. %s); they train on in-batch negatives only",
+            epoch + 1, missing, n_queries, summary["no_candidates"], summary["zero_weight"], why, ", ".join((cov["zero_weight"] + cov["no_candidates"])[:3]),
+        )
+    return summary
 
 
 def _category(q: str, d: str, p_fn: float, cfg: Phase3Config, planted: Mapping[str, set[str]], human: Mapping[str, set[str]]) -> int:
@@ -330,6 +347,7 @@ def train_phase3(
     t_start = time.perf_counter()
     steps_at_start = step
     pool_state = distributed.broadcast_object(run.read_json("pool.json") if step and main else None)
+    coverage: dict[str, Any] | None = None
     while epoch < cfg.epochs and step < total_steps:
         if pool_state is None or pool_state.get("epoch") != epoch - epoch % cfg.remine_every:
             encoder.eval()
@@ -339,6 +357,7 @@ def train_phase3(
                 run.write_json("pool.json", pool_state)
         pool = pool_state["pool"]
         weights = {q: _weights(cfg, e) for q, e in pool.items()}
+        coverage = _report_coverage(cfg, weights, [q for q, _ in pairs], epoch, main)
         encoder.train()
         if adapter is not None:
             adapter.train(joint)
@@ -439,6 +458,8 @@ def train_phase3(
         _write_gradients(run, grads, cfg.sampler)
     metrics["eval"] = _final_evaluation(run, encoder, adapter, eval_data, enc_cfg, cfg)
     metrics["train"] = {"pairs": len(pairs), "steps": step, "steps_per_epoch": steps_per_epoch, "joint_adapter": joint, "sampler": cfg.sampler, "processes": world}
+    if coverage is not None:
+        metrics["train"]["without_hard_negative"] = coverage  # the last pool's: which queries trained on in-batch negatives only
     if main:
         run.write_json("metrics.json", metrics)
         run.write_json("progress.json", {"phase": 3, "epoch": epoch, "epochs": cfg.epochs, "step": step, "total_steps": total_steps, "status": "done"})

@@ -141,3 +141,22 @@ def test_phase3_final_evaluation_and_phase2_epochs(runs: Path) -> None:
 def test_no_runs_yet_says_so(isolated_home: Path) -> None:
     at = _page()
     assert any("No training run yet" in i.value for i in at.info)
+
+
+def test_phase3_page_warns_about_queries_without_a_hard_negative(runs: Path) -> None:
+    path = runs / UNIFORM / "metrics.json"
+    metrics = json.loads(path.read_text())
+    cov = metrics["train"]["without_hard_negative"]
+    assert cov["queries"] > 0  # phase 3 records its pool coverage
+    # This test's own copy of the run: give it two queries with nothing to sample, then none.
+    cov.update(no_candidates=0, zero_weight=2)
+    path.write_text(json.dumps(metrics))
+    at = _page(UNIFORM)
+    assert [w.value for w in at.warning if "hard negative" in w.value] == [
+        f"In the last candidate pool, 2 of {cov['queries']} training queries had no hard negative to sample "
+        "(2 because the sampler gave every candidate weight zero). They trained on in-batch negatives only."
+    ]
+    cov.update(zero_weight=0)
+    path.write_text(json.dumps(metrics))
+    at = _page(UNIFORM)
+    assert not [w for w in at.warning if "hard negative" in w.value]

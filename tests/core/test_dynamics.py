@@ -130,3 +130,13 @@ def test_gradient_over_training_buckets_share_step_ranges() -> None:
     assert gradient_over_training(g.iloc[:0]).empty
     with pytest.raises(ConfigError):
         gradient_over_training(g, buckets=0)
+
+
+def test_hard_negative_note_counts_queries_left_without_one() -> None:
+    from rrra_core.dynamics import hard_negative_note
+
+    assert hard_negative_note({}) is None
+    assert hard_negative_note({"train": {"sampler": "rrra", "without_hard_negative": {"queries": 5, "no_candidates": 0, "zero_weight": 0}}}) is None
+    note = hard_negative_note({"train": {"sampler": "rrra", "without_hard_negative": {"queries": 5, "no_candidates": 1, "zero_weight": 2}}})
+    assert note is not None and note.startswith("In the last candidate pool, 3 of 5 training queries had no hard negative")
+    assert "2 because the adapter put P(FN|neg) at 1" in note and "1 with no candidates left" in note

@@ -109,3 +109,19 @@ def test_killed_phase3_resumes_to_the_same_model(tiny_model_dir: Path, adapter_r
     ga = pq.read_table(straight.file("gradients.parquet")).to_pandas()
     gb = pq.read_table(killed.file("gradients.parquet")).to_pandas()
     assert ga["doc_id"].tolist() == gb["doc_id"].tolist()
+
+
+def test_queries_left_without_a_hard_negative_are_reported(tiny_model_dir: Path, adapter_run: Run, caplog: pytest.LogCaptureFixture) -> None:
+    # A random BERT puts every cosine near 1, so a 99% margin filters out every candidate.
+    enc = _enc(tiny_model_dir)
+    cfg = Phase3Config(dataset="adi", train_split="test", eval_split="", sampler="margin", relative_margin=0.99, max_steps=1, batch_size=8, top_k=10, n_hard=1)
+    run = create_run("phase3", {})
+    with caplog.at_level("WARNING", logger="rrra_core.training.phase3"):
+        metrics = train_phase3(run, enc, cfg, adapter_dir=str(adapter_run.file("adapter")))
+    cov = metrics["train"]["without_hard_negative"]
+    n_queries = len(load_dataset("adi", "test").qrels)
+    assert cov["queries"] == n_queries and cov["no_candidates"] + cov["zero_weight"] == n_queries
+    assert len(cov["examples"]["zero_weight"]) == min(10, cov["zero_weight"])
+    assert any(f"{n_queries} of {n_queries} training queries get no hard negative" in r.getMessage() for r in caplog.records)
+    grads = pq.read_table(run.file("gradients.parquet")).to_pandas()
+    assert (grads["kind"] == "hard").sum() == 0

@@ -46,3 +46,13 @@ def test_topk_margin_and_simans_shapes() -> None:
     assert int(np.argmax(w)) == 1  # closest to the positive's score
     with pytest.raises(ValueError):
         sampler_weights("rrra", s, 0.9, None)
+
+
+def test_pool_coverage_names_queries_without_a_sampleable_hard_negative() -> None:
+    from rrra_core.resampling import pool_coverage
+
+    weights = {"a": np.array([0.2, 0.0]), "b": np.array([0.0, 0.0]), "c": np.array([])}
+    cov = pool_coverage(weights, ["a", "b", "c", "d", "b"])
+    assert cov == {"no_candidates": ["c", "d"], "zero_weight": ["b"]}
+    # RRRA's own weights: an adapter certain every candidate is a false negative leaves nothing to sample.
+    assert pool_coverage({"q": rrra_weights(np.array([0.9, 0.8]), np.array([1.0, 1.0]), 2.0, 0.05)}, ["q"])["zero_weight"] == ["q"]
