@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {"command": "python scripts/sweep_rerank.py " + shlex.join(raw), "rows": table}
     stem = Path(args.out)
     write_json_atomic(stem.with_suffix(".json"), out)
-    lines = [f"# Rerank sweep: lambda_RR and adapter signal", "", f"Command: `{out['command']}`", "",
+    lines = ["# Rerank sweep: lambda_RR and adapter signal", "", f"Command: `{out['command']}`", "",
              "| model | signal | lambda_RR | seeds | nDCG@10 | R@1 | R@10 | R@100 |", "|---|---|---|---|---|---|---|---|"]
     for t in table:
         lines.append(f"| {t['model']} | {t['signal']} | {t['lambda_rr']:g} | {t['seeds']} | " + " | ".join(f"{t[k]['mean']:.4f} ± {t[k]['std']:.4f}" for k in ("nDCG@10", "R@1", "R@10", "R@100")) + " |")

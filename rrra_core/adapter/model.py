@@ -16,7 +16,7 @@ app, the sampler and the reranker all compute them the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,9 @@ from torch import nn
 
 from ..config import opt
 from ..errors import ConfigError
+
+if TYPE_CHECKING:  # for the annotation only; set_class_weights imports numpy itself
+    import numpy as np
 
 __all__ = [
     "CLASSES",
