@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from .errors import UserError
 
-__all__ = ["run_main", "setup_logging"]
+__all__ = ["run_main", "setup_logging", "check_run_inputs"]
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
@@ -35,6 +35,19 @@ def setup_logging(verbose: bool = False) -> None:
         hf_logging.disable_progress_bar()
     except ImportError:  # pragma: no cover
         pass
+
+
+def check_run_inputs(model: str, dataset: str, splits: Iterable[str]) -> None:
+    """Refuse a missing model, dataset or split before a driver creates its run folder.
+
+    Without this a typo surfaced only after ``create_run``, leaving a run folder
+    with a config and nothing else in the user's run list.
+    """
+    from .data.beir import check_dataset
+    from .encoder import resolve_model_dir
+
+    resolve_model_dir(model)
+    check_dataset(dataset, splits)
 
 
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:

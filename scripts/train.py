@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from rrra_core import distributed
-    from rrra_core.cli import setup_logging
+    from rrra_core.cli import check_run_inputs, setup_logging
     from rrra_core.config import config_from_args
     from rrra_core.encoder import EncoderConfig
     from rrra_core.errors import ConfigError
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         enc = config_from_args(EncoderConfig, args, base=base.get("encoder"))
         cfg = config_from_args(TrainConfig, args, base=base.get("train"))
         mining = config_from_args(MiningConfig, args, prefix="mine_", base=base.get("mining"))
+        check_run_inputs(enc.model, cfg.dataset, (cfg.train_split, cfg.eval_split))
         run = None
     with distributed.session(enc.device):
         run = distributed.open_run_on_main(run, lambda: create_run("phase1", phase1_config_dict(enc, cfg, mining), run_id=args.run_id, root=args.runs_dir))

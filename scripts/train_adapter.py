@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from rrra_core.adapter import LabelConfig, Phase2Config
-    from rrra_core.cli import setup_logging
+    from rrra_core.cli import check_run_inputs, setup_logging
     from rrra_core.config import config_from_args
     from rrra_core.encoder import EncoderConfig
     from rrra_core.runs import create_run
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     sw = config_from_args(AdapterSwitches, args)
     labels = config_from_args(LabelConfig, args, prefix="label_")
     p2 = config_from_args(Phase2Config, args)
+    check_run_inputs(enc.model, sw.dataset, (sw.train_split,))
     run = create_run("phase2", phase2_config_dict(enc, sw, labels, p2), run_id=args.run_id, root=args.runs_dir)
     print(f"run folder: {run.path}", file=sys.stderr)
     metrics = train_phase2(run, enc, sw, labels, p2)

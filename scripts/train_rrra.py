@@ -35,10 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from rrra_core import distributed
-    from rrra_core.cli import setup_logging
+    from rrra_core.cli import check_run_inputs, setup_logging
     from rrra_core.config import config_from_args
     from rrra_core.encoder import EncoderConfig
     from rrra_core.adapter import adapter_folder
+    from rrra_core.errors import ConfigError
     from rrra_core.runs import create_run, resume_configs
     from rrra_core.training.phase3 import Phase3Config, phase3_config_dict, train_phase3
 
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         enc = config_from_args(EncoderConfig, args)
         cfg = config_from_args(Phase3Config, args)
         adapter = str(adapter_folder(args.adapter)) if args.adapter is not None else None  # a phase-2 run folder works too
+        check_run_inputs(enc.model, cfg.dataset, (cfg.train_split, cfg.eval_split))
+        if cfg.sampler == "rrra" and adapter is None:
+            raise ConfigError("the rrra sampler needs a trained adapter (phase 2); pass its folder with --adapter")
         run = None
     with distributed.session(enc.device):
         run = distributed.open_run_on_main(run, lambda: create_run("phase3", phase3_config_dict(enc, cfg, adapter), run_id=args.run_id, root=args.runs_dir))

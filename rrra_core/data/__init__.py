@@ -13,6 +13,7 @@ from .beir import (
     Dataset,
     Doc,
     available_splits,
+    check_dataset,
     doc_text,
     load_beir,
     load_corpus,
@@ -57,6 +58,7 @@ __all__ = [
     "load_beir",
     "load_dataset",
     "dataset_folder",
+    "check_dataset",
     # textio
     "open_text",
     "iter_lines",

@@ -10,7 +10,7 @@ so a bad file fails at load time instead of silently skewing a metric.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ __all__ = [
     "load_beir",
     "load_dataset",
     "dataset_folder",
+    "check_dataset",
 ]
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
@@ -346,6 +347,22 @@ def dataset_folder(name_or_path: str | Path) -> Path:
     raise ConfigError(
         f"unknown dataset {key!r}: not a demo dataset ({', '.join(DEMO_DATASETS)}) nor an existing folder"
     )
+
+
+def check_dataset(name_or_path: str | Path, splits: Iterable[str] = ()) -> Path:
+    """The dataset's folder, once its files and each of ``splits`` are there (empty split names skipped).
+
+    Reads no file, so a driver can refuse a mistyped name or split before it
+    creates a run folder rather than after.
+    """
+    base = dataset_folder(name_or_path)
+    resolve_data_file(base, "corpus")
+    resolve_data_file(base, "queries")
+    for split in splits:
+        if split and not (base / "qrels" / f"{split}.tsv").is_file():
+            listed = ", ".join(available_splits(base)) or "none"
+            raise DataError(base / "qrels" / f"{split}.tsv", f"no split {split!r} in this dataset; available splits: {listed}")
+    return base
 
 
 def load_dataset(name_or_path: str | Path, split: str = "test") -> Dataset:

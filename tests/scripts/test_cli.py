@@ -117,3 +117,21 @@ def test_search_prints_hits_and_refuses_a_missing_adapter(isolated_home: Path, t
     assert line["query"] == "information retrieval"
     assert [h["rank"] for h in line["hits"]] == [1, 2, 3]
     assert all(h["p_rel"] is None for h in line["hits"])  # no adapter: the retriever's order
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "needle"),
+    [
+        ("train", ("--dataset", "nope"), "unknown dataset 'nope'"),
+        ("train", ("--dataset", "adi", "--train-split", "dev"), "no split 'dev' in this dataset; available splits: test"),
+        ("train", ("--dataset", "adi", "--train-split", "test", "--eval-split", "dev"), "no split 'dev'"),
+        ("train_adapter", ("--dataset", "adi", "--train-split", "dev"), "no split 'dev'"),
+        ("train_adapter", ("--dataset", "adi", "--train-split", "test", "--model", "/no/such/model"), "model folder '/no/such/model' not found"),
+        ("train_rrra", ("--dataset", "nope", "--sampler", "uniform"), "unknown dataset 'nope'"),
+        ("train_rrra", ("--dataset", "adi", "--train-split", "test", "--eval-split", ""), "needs a trained adapter"),
+    ],
+)
+def test_a_mistyped_input_is_refused_before_any_run_folder_exists(isolated_home: Path, script: str, args: tuple[str, ...], needle: str) -> None:
+    _assert_one_line_error(_run(script, *args, env_home=isolated_home), needle)
+    runs = isolated_home / "runs"
+    assert not runs.exists() or not any(runs.iterdir())  # nothing half-made in the user's run list
