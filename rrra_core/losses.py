@@ -24,7 +24,11 @@ def info_nce(
     happens to be in the batch). Training on those as negatives would teach the
     model that a labelled positive is irrelevant.
     """
-    scores = q @ d.T / tau  # (B, N)
+    # In fp32 even under autocast: bf16 logits of up to 1/tau = 20 are rounded to steps
+    # of 0.06-0.12, as large as the gap between a positive and a hard negative. The
+    # product is tiny (B x N x H), so precision costs nothing here.
+    with torch.autocast(q.device.type, enabled=False):
+        scores = q.float() @ d.float().T / tau  # (B, N)
     if mask is not None:
         keep_target = F.one_hot(targets, num_classes=d.shape[0]).bool()  # (B, N)
         scores = scores.masked_fill(mask & ~keep_target, float("-inf"))

@@ -252,14 +252,17 @@ def _local_adapter_loss(
     idx = torch.as_tensor(local, device=dev)
     w_all = weights[torch.as_tensor(targets, device=dev)] if weights is not None else torch.ones(len(targets), device=dev)
     share = float(w_all[idx].sum() / w_all.sum())  # this rank's share of sum_i w_i
-    qa, dl = q[idx], d[idx]  # (p, H)
-    a, logits = adapter(qa, dl)
-    if share > 0:
-        loss, parts = adapter_loss(logits.float(), torch.as_tensor(targets[local], device=dev), a, qa, dl, weights, lambda_norm=0.0)
-        if share != 1.0:
-            loss = loss * share
-    else:  # no weight here (e.g. a rank without pairs): contribute zero, but through the adapter, for DDP
-        loss, parts = logits.sum() * 0.0, {"ce": 0.0, "norm": 0.0}
+    qa, dl = q[idx].float(), d[idx].float()  # (p, H)
+    # The adapter runs in fp32 here as in phase 2, mining and reranking, whatever
+    # autocast the encoder step uses: it is small, and its readings are probabilities.
+    with torch.autocast(dev.type, enabled=False):
+        a, logits = adapter(qa, dl)
+        if share > 0:
+            loss, parts = adapter_loss(logits, torch.as_tensor(targets[local], device=dev), a, qa, dl, weights, lambda_norm=0.0)
+            if share != 1.0:
+                loss = loss * share
+        else:  # no weight here (e.g. a rank without pairs): contribute zero, but through the adapter, for DDP
+            loss, parts = logits.sum() * 0.0, {"ce": 0.0, "norm": 0.0}
     # Logged parts are the global batch's: ce adds up over ranks as the loss does; norm
     # is a plain mean over pairs; total is ce, since this phase drops L_norm.
     ce = distributed.all_reduce_sum(parts["ce"] * share)

@@ -41,3 +41,20 @@ def test_gradient_magnitude_is_p_over_tau() -> None:
     mags = negative_gradient_magnitudes(scores.detach(), torch.tensor([0]), tau)
     assert torch.allclose(mags[0, 1:], scores.grad[0, 1:], atol=1e-5)
     assert mags[0, 0] == 0
+
+
+def test_info_nce_is_computed_in_fp32_under_bf16_autocast() -> None:
+    # Cosines 0.003 apart, as a positive and its hardest negative often are: bf16 logits
+    # (steps of 0.06 near 1/tau = 20) would round them together.
+    g = torch.Generator().manual_seed(0)
+    q = F.normalize(torch.randn(8, 64, generator=g), dim=-1)
+    d = F.normalize(q + 0.05 * torch.randn(8, 64, generator=g), dim=-1)
+    d = torch.cat([d, F.normalize(d + 0.002 * torch.randn(8, 64, generator=g), dim=-1)])
+    targets = torch.arange(8)
+    exact = info_nce(q, d, targets, 0.05)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = info_nce(q, d, targets, 0.05)
+        naive = F.cross_entropy((q @ d.T / 0.05).float(), targets)  # what the loss did before
+    assert mixed.dtype == torch.float32
+    assert torch.allclose(mixed, exact, atol=1e-6)
+    assert not torch.allclose(naive, exact, atol=1e-3)  # the rounding is real, so the test can tell
