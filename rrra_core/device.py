@@ -6,7 +6,7 @@ import torch
 
 from .errors import ConfigError
 
-__all__ = ["resolve_device", "autocast_dtype"]
+__all__ = ["resolve_device", "autocast_dtype", "cuda_native_bf16"]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -32,4 +32,15 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     """
     if device.type != "cuda":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cuda_native_bf16(device) else torch.float16
+
+
+def cuda_native_bf16(device: torch.device) -> bool:
+    """Whether this CUDA device has bf16 tensor cores (compute capability 8.0, Ampere, and up).
+
+    ``torch.cuda.is_bf16_supported()`` says yes on a T4 or V100 too, where bf16 is
+    emulated and slow (its ``including_emulation`` defaults to True), and it asks
+    about the current device rather than this one.
+    """
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return torch.cuda.get_device_capability(index)[0] >= 8

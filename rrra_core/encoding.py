@@ -36,6 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed
+from .device import cuda_native_bf16
 from .encoder import PRECISIONS, BiEncoder
 from .paths import cache_dir
 
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bfloat16 in hardware (CUDA with bf16; CPU with AVX512-BF16, AMX or Arm BF16)."""
     if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
+        return cuda_native_bf16(device)
     if device.type != "cpu":
         return False
     try:
