@@ -20,6 +20,7 @@ Two rules keep multi-process runs free of deadlocks:
 from __future__ import annotations
 
 import datetime
+import inspect
 import logging
 import os
 import sys
@@ -297,8 +298,18 @@ def wrap(module: nn.Module, find_unused_parameters: bool) -> nn.Module:
     dev = next(module.parameters()).device
     device_ids = [dev.index] if dev.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(
-        module, device_ids=device_ids, find_unused_parameters=find_unused_parameters, forward_sync_buffers=False
+        module, device_ids=device_ids, find_unused_parameters=find_unused_parameters, **no_forward_buffer_sync(nn.parallel.DistributedDataParallel)
     )
+
+
+def no_forward_buffer_sync(ddp_class: type) -> dict[str, bool]:
+    """The DDP keyword that turns off the per-forward buffer broadcast, on this torch.
+
+    torch 2.13 renamed ``broadcast_buffers`` to ``forward_sync_buffers`` (the old
+    name warns); GPU images often carry an older torch that knows only the old one.
+    """
+    params = inspect.signature(ddp_class.__init__).parameters
+    return {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -201,3 +201,19 @@ def test_phase3_two_processes_match_one(model_dir: Path, tmp_path: Path) -> None
 
 if __name__ == "__main__":
     _worker(sys.argv[1], sys.argv[2])
+
+
+def test_ddp_buffer_sync_keyword_fits_the_installed_torch() -> None:
+    import torch
+
+    from rrra_core.distributed import no_forward_buffer_sync
+
+    class Old:  # torch before 2.13
+        def __init__(self, module, device_ids=None, broadcast_buffers=True, find_unused_parameters=False): ...
+
+    class New:
+        def __init__(self, module, device_ids=None, broadcast_buffers=None, find_unused_parameters=False, forward_sync_buffers=None): ...
+
+    assert no_forward_buffer_sync(Old) == {"broadcast_buffers": False}
+    assert no_forward_buffer_sync(New) == {"forward_sync_buffers": False}
+    assert len(no_forward_buffer_sync(torch.nn.parallel.DistributedDataParallel)) == 1
