@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime as dt
+import gc
 import json
 import shlex
 import shutil
@@ -812,7 +813,9 @@ def bench_train(args: argparse.Namespace, device: Any) -> dict[str, Any]:
     for r, order in enumerate(alternating_orders(names, args.train_rounds)):
         for name in order:
             if cuda:
-                torch.cuda.reset_peak_memory_stats()
+                gc.collect()  # the previous variant's tensors must not count towards this one's peak
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats(device)
             with PeakMemory() as mem:
                 run = variants[name](tmp / f"round{r}")
             log = [rec for rec in run.read_log() if "time" in rec]
@@ -826,7 +829,7 @@ def bench_train(args: argparse.Namespace, device: Any) -> dict[str, Any]:
             per[name]["extra_rss"].append(mem.extra)
             per[name]["load_after"].append(load_average())
             if cuda:
-                per[name]["gpu_peak"].append(torch.cuda.max_memory_allocated())
+                per[name]["gpu_peak"].append(torch.cuda.max_memory_allocated(device))
             print(f"train round {r} {name}: median step {np.median(durations):.2f} s", file=sys.stderr)
     shutil.rmtree(tmp, ignore_errors=True)
     out = {}

@@ -419,6 +419,7 @@ def train_phase3(
                     scores = (q_emb.detach() @ d_emb.detach().T).float()  # (B, N)
                     scores = scores.masked_fill(mask & ~torch.nn.functional.one_hot(targets, len(docs)).bool(), float("-inf"))
                     p = torch.softmax(scores / cfg.temperature, dim=-1) / cfg.temperature  # (B, N)
+                    scores, p = scores.cpu(), p.cpu()  # one device-to-host copy, not one per logged negative
                 offset = len(qids)
                 for j, (r, d, s, pf) in enumerate(hard):
                     _log_grad(grads, step + 1, epoch + 1, qids[r], d, "hard", _category(qids[r], d, pf, cfg, planted, human_relevant), pf, s, float(p[r, offset + j]))
