@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks of issue 7 as one short script: every phase with --device cuda (bf16
-# autocast), phase 1 under torchrun with NCCL, and the speed benchmarks with --device cuda.
+# autocast), phase 1 under torchrun, DDP on the image's torch, and the speed benchmarks
+# with --device cuda.
 #
 # Prepare on a machine with the registries (once):
 #     bash scripts/gpu_check.sh --prepare        # wheels into .whl/, MiniLM-shaped model files into .gpu/
@@ -16,6 +17,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-python3}
 
 if [ "${1:-}" = "--prepare" ]; then
+    mkdir -p .git/info
     grep -qxF '/.whl/' .git/info/exclude || echo '/.whl/' >> .git/info/exclude
     grep -qxF '/.gpu/' .git/info/exclude || echo '/.gpu/' >> .git/info/exclude
     rm -rf .whl .gpu && mkdir -p .whl .gpu/minilm-shape
@@ -44,10 +46,20 @@ if compgen -G '.whl/*.whl' >/dev/null; then
     export PYTHONPATH=/tmp/site
 fi
 $PY - <<'EOF' 2>&1 | tee "$W/00_device.log"
-import torch
 import os
+from importlib.metadata import PackageNotFoundError, version
+
+import torch
+
 assert os.environ.get("DEVICE", "cuda") == "cpu" or torch.cuda.is_available(), "no CUDA device"
-print(torch.__version__, torch.cuda.get_device_name(0), "bf16:", torch.cuda.is_bf16_supported())
+if torch.cuda.is_available():
+    print("gpu:", torch.cuda.get_device_name(0), "capability:", torch.cuda.get_device_capability(0), "nccl:", torch.cuda.nccl.version())
+# The image's versions, not requirements.txt's pins, are what this check validates.
+for pkg in ("torch", "transformers", "sentence-transformers", "faiss-cpu", "numpy"):
+    try:
+        print(pkg, version(pkg))
+    except PackageNotFoundError:
+        print(pkg, "not installed")
 EOF
 
 # MiniLM's shape and vocabulary, random weights (see the header).
@@ -70,15 +82,31 @@ step() {  # step NAME COMMAND...: run, keep the log, record the exit status and 
     echo "$name rc=$rc wall=$((SECONDS - t0))s" | tee -a "$W/summary.txt"
 }
 DEVICE=${DEVICE:-cuda}  # DEVICE=cpu dry-runs the script where there is no GPU
-COMMON=(--device "$DEVICE" --model "$MODEL" --dataset cranfield)
-step 01_phase1 $PY scripts/train.py "${COMMON[@]}" --epochs 1 --batch-size 64 --hard-negatives mine --n-hard 1 --run-id gpu-p1
-step 02_phase2 $PY scripts/train_adapter.py --device "$DEVICE" --model "$RRRA_HOME/runs/gpu-p1" --dataset cranfield --run-id gpu-p2
-step 03_phase3 $PY scripts/train_rrra.py --device "$DEVICE" --model "$RRRA_HOME/runs/gpu-p1" --adapter "$RRRA_HOME/runs/gpu-p2" \
-    --dataset cranfield --epochs 1 --batch-size 64 --sampler rrra --run-id gpu-p3
-step 04_evaluate $PY scripts/evaluate.py "${COMMON[@]}" --split test --adapter "$RRRA_HOME/runs/gpu-p3"
-step 05_torchrun_nccl torchrun --standalone --nproc_per_node 1 scripts/train.py "${COMMON[@]}" --max-steps 4 --batch-size 64 --run-id gpu-ddp
-step 06_bench $PY scripts/bench_speed.py encode --device "$DEVICE" --model "$MODEL" --out "$W" --encode-docs 1000
-step 07_bench $PY scripts/bench_speed.py latency --device "$DEVICE" --model "$MODEL" --out "$W" --adapter "$RRRA_HOME/runs/gpu-p2/adapter" --ce-queries 4
-step 08_bench $PY scripts/bench_speed.py train --device "$DEVICE" --model "$MODEL" --out "$W" --adapter "$RRRA_HOME/runs/gpu-p2/adapter" --dataset cranfield
+# QUICK=1 (with DEVICE=cpu) shrinks every step so the dry run of the whole script takes
+# minutes on a laptop-sized CPU; on the GPU the full sizes take about 8 minutes.
+if [ "${QUICK:-0}" = 1 ]; then
+    DATA=(--dataset adi --train-split test); TRAIN=(--max-steps 2 --batch-size 8)
+    ENC=(--encode-docs 64); LAT=(--dataset adi --latency-queries 8 --latency-warmup 2 --ce-queries 1)
+    BTRAIN=(--train-queries 16 --train-batch-size 8 --train-steps 1 --train-rounds 1 --train-warmup 1)
+else
+    DATA=(--dataset cranfield); TRAIN=(--epochs 1 --batch-size 64)
+    ENC=(--encode-docs 1000); LAT=(--ce-queries 4); BTRAIN=()
+fi
+COMMON=(--device "$DEVICE" --model "$MODEL" "${DATA[@]}")
+step 01_phase1 $PY scripts/train.py "${COMMON[@]}" "${TRAIN[@]}" --hard-negatives mine --n-hard 1 --run-id gpu-p1
+step 02_phase2 $PY scripts/train_adapter.py "${COMMON[@]}" --model "$RRRA_HOME/runs/gpu-p1" --run-id gpu-p2
+step 03_phase3 $PY scripts/train_rrra.py "${COMMON[@]}" --model "$RRRA_HOME/runs/gpu-p1" --adapter "$RRRA_HOME/runs/gpu-p2" \
+    "${TRAIN[@]}" --sampler rrra --run-id gpu-p3
+# The phase-3 encoder with the adapter trained jointly with it (the last --model wins).
+step 04_evaluate $PY scripts/evaluate.py --device "$DEVICE" --model "$RRRA_HOME/runs/gpu-p3" "${DATA[0]}" "${DATA[1]}" --split test --adapter "$RRRA_HOME/runs/gpu-p3"
+# One GPU cannot hold two NCCL ranks (NCCL refuses a duplicate device), and one rank runs
+# no collective, so NCCL itself needs a machine with two GPUs. What one GPU can check:
+# the torchrun launch on CUDA, and DDP with 2 gloo ranks under the image's own torch.
+step 05_torchrun_cuda $PY -m torch.distributed.run --standalone --nproc_per_node 1 scripts/train.py "${COMMON[@]}" --max-steps 4 --batch-size 16 --eval-split "" --run-id gpu-ddp
+step 06_torchrun_gloo $PY -m torch.distributed.run --standalone --nproc_per_node 2 scripts/train.py --device cpu --model "$MODEL" --dataset adi \
+    --train-split test --eval-split "" --max-steps 2 --batch-size 8 --run-id gpu-gloo
+step 07_bench $PY scripts/bench_speed.py encode --device "$DEVICE" --model "$MODEL" --out "$W" "${ENC[@]}"
+step 08_bench $PY scripts/bench_speed.py latency --device "$DEVICE" --model "$MODEL" --out "$W" --adapter "$RRRA_HOME/runs/gpu-p2/adapter" "${LAT[@]}"
+step 09_bench $PY scripts/bench_speed.py train --device "$DEVICE" --model "$MODEL" --out "$W" --adapter "$RRRA_HOME/runs/gpu-p2/adapter" --dataset cranfield "${BTRAIN[@]}"
 for r in gpu-p1 gpu-p2 gpu-p3; do cp "$RRRA_HOME/runs/$r/metrics.json" "$W/$r.metrics.json" 2>/dev/null || true; done
 cat "$W/summary.txt"
