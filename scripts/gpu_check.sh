@@ -7,6 +7,8 @@
 #     bash scripts/gpu_check.sh --prepare        # wheels into .whl/, MiniLM-shaped model files into .gpu/
 # Run on the GPU machine (the device tool carries .whl and .gpu; $OUT comes back):
 #     bash scripts/gpu_check.sh
+# Dry-run it on a CPU (every step, small sizes, about 3 minutes):
+#     PY=.venv/bin/python DEVICE=cpu QUICK=1 bash scripts/gpu_check.sh
 #
 # The GPU machine cannot reach a registry and the 64 MiB it is sent cannot hold MiniLM's
 # 90 MB of weights next to FAISS, so the check trains a BERT of MiniLM's exact shape and
