@@ -43,7 +43,8 @@ W="$OUT/work"
 mkdir -p "$W"
 trap 'tar -czf "$OUT/gpu_check.tar.gz" -C "$OUT" work; cp "$W/summary.txt" "$OUT/" 2>/dev/null || true' EXIT
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 RRRA_HOME="$(mktemp -d)"
-if compgen -G '.whl/*.whl' >/dev/null; then
+# Only where they are missing: the wheels are for the device image's Python 3.12.
+if compgen -G '.whl/*.whl' >/dev/null && ! $PY -c 'import faiss, ir_measures, pytrec_eval, bm25s' 2>/dev/null; then
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH=/tmp/site
 fi
@@ -64,15 +65,19 @@ for pkg in ("torch", "transformers", "sentence-transformers", "faiss-cpu", "nump
         print(pkg, "not installed")
 EOF
 
-# MiniLM's shape and vocabulary, random weights (see the header).
+# MiniLM's shape and vocabulary, random weights (see the header). SHAPE names another
+# folder with a config.json and a tokenizer (the test suite passes a tiny BERT).
 MODEL="$RRRA_HOME/minilm-shape"
-$PY - "$MODEL" <<'EOF'
-import shutil, sys, torch
-from transformers import BertConfig, BertModel
+$PY - "${SHAPE:-.gpu/minilm-shape}" "$MODEL" <<'EOF'
+import sys
+
+import torch
+from transformers import AutoTokenizer, BertConfig, BertModel
+
 from rrra_core.encoder import BiEncoder
-from transformers import AutoTokenizer
+
 torch.manual_seed(0)
-src, dst = ".gpu/minilm-shape", sys.argv[1]
+src, dst = sys.argv[1], sys.argv[2]
 BiEncoder(BertModel(BertConfig.from_pretrained(src)), AutoTokenizer.from_pretrained(src)).save(dst, max_seq_length=256)
 EOF
 
