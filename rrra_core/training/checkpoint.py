@@ -46,8 +46,17 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], groups: list[dict[str
     return {"state": state, "param_groups": groups}
 
 
-def save_checkpoint(run_dir: str | os.PathLike[str], model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    """Atomically replace ``<run>/checkpoint`` with the current training state."""
+def save_checkpoint(
+    run_dir: str | os.PathLike[str], model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any], scaler: torch.amp.GradScaler | None = None
+) -> None:
+    """Atomically replace ``<run>/checkpoint`` with the current training state.
+
+    ``scaler`` (fp16 training) keeps its loss scale: a few numbers, stored in
+    ``state.json``, so a resumed run does not restart at 65536 and skip steps
+    backing off again.
+    """
+    if scaler is not None and scaler.is_enabled():
+        state = {**state, "grad_scaler": scaler.state_dict()}
     run_dir = Path(run_dir)
     tmp = run_dir / (_DIR + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -67,8 +76,10 @@ def save_checkpoint(run_dir: str | os.PathLike[str], model: nn.Module, optimizer
     shutil.rmtree(old, ignore_errors=True)
 
 
-def load_checkpoint(run_dir: str | os.PathLike[str], model: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
-    """Restore model (and optimizer) in place; returns the saved loop state."""
+def load_checkpoint(
+    run_dir: str | os.PathLike[str], model: nn.Module, optimizer: torch.optim.Optimizer | None, scaler: torch.amp.GradScaler | None = None
+) -> dict[str, Any]:
+    """Restore model (and optimizer, and the fp16 loss scaler) in place; returns the saved loop state."""
     run_dir = Path(run_dir)
     folder = run_dir / _DIR
     if not (folder / "state.json").is_file() and (run_dir / (_DIR + ".old") / "state.json").is_file():
@@ -77,6 +88,9 @@ def load_checkpoint(run_dir: str | os.PathLike[str], model: nn.Module, optimizer
     device = next(model.parameters()).device
     model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)))
     groups = state.pop("param_groups")
+    scaler_state = state.pop("grad_scaler", None)
+    if scaler is not None and scaler_state:
+        scaler.load_state_dict(scaler_state)
     if optimizer is not None:
         # Load on CPU: load_state_dict moves moments to the params and keeps "step" where torch wants it.
         tensors = load_file(str(folder / "optimizer.safetensors"), device="cpu")

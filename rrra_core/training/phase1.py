@@ -210,7 +210,7 @@ def train_phase1(
 
     step, epoch, best = 0, 0, metrics.get("best")
     if resuming:
-        state = load_checkpoint(run.path, encoder, optimizer)
+        state = load_checkpoint(run.path, encoder, optimizer, scaler)
         step, epoch = state["step"], state["epoch"]
         log.info("resumed %s at step %d (epoch %d)", run.id, step, epoch)
     # One DDP forward per step embeds queries and documents. BERT computes its pooler
@@ -266,7 +266,7 @@ def train_phase1(
             bar.set_postfix(loss=f"{loss_value:.4f}")
             bar.update(1)
             if main and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                save_checkpoint(run.path, encoder, optimizer, {"step": step, "epoch": epoch})
+                save_checkpoint(run.path, encoder, optimizer, {"step": step, "epoch": epoch}, scaler)
         bar.close()
         epoch_done = step >= (epoch + 1) * steps_per_epoch or step >= total_steps
         if not epoch_done:
@@ -293,7 +293,7 @@ def train_phase1(
         metrics["best"] = best
         if main:
             run.write_json("metrics.json", metrics)
-            save_checkpoint(run.path, encoder, optimizer, {"step": step, "epoch": epoch, "best_metric": best})
+            save_checkpoint(run.path, encoder, optimizer, {"step": step, "epoch": epoch, "best_metric": best}, scaler)
 
     metrics["after"] = metrics["epochs"][-1] if metrics.get("epochs") else {}
     metrics["train"] = {"pairs": len(pairs), "steps": step, "steps_per_epoch": steps_per_epoch, "processes": world, "seconds_this_session": round(time.perf_counter() - t_start, 1)}

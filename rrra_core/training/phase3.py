@@ -331,7 +331,7 @@ def train_phase3(
     step, epoch = 0, 0
     metrics: dict[str, Any] = {}
     if distributed.broadcast_object(has_checkpoint(run.path)):
-        state = load_checkpoint(run.path, model, optimizer)
+        state = load_checkpoint(run.path, model, optimizer, scaler)
         step, epoch = state["step"], state["epoch"]
         metrics = distributed.broadcast_object((run.read_json("metrics.json", {}) or {}) if main else None)
         log.info("resumed %s at step %d (epoch %d)", run.id, step, epoch)
@@ -439,14 +439,14 @@ def train_phase3(
             bar.update(1)
             if main and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                 run.write_json("gradients_partial.json", grads)
-                save_checkpoint(run.path, model, optimizer, {"step": step, "epoch": epoch})
+                save_checkpoint(run.path, model, optimizer, {"step": step, "epoch": epoch}, scaler)
         bar.close()
         if not (step >= (epoch + 1) * steps_per_epoch or step >= total_steps):
             break
         epoch += 1
         if main:
             run.write_json("gradients_partial.json", grads)
-            save_checkpoint(run.path, model, optimizer, {"step": step, "epoch": epoch})
+            save_checkpoint(run.path, model, optimizer, {"step": step, "epoch": epoch}, scaler)
 
     # Save, stamp the encoder with the saved weights' digest (so the final corpus
     # vectors are cached for whoever loads the run), then evaluate.
