@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
+from .resampling import zero_weight_reason
 
 __all__ = [
     "LOSS_SERIES",
@@ -142,8 +143,7 @@ def hard_negative_note(metrics: Mapping[str, Any]) -> str | None:
     if not empty + zero:
         return None
     sampler = (metrics.get("train") or {}).get("sampler", "")
-    why = {"rrra": "the adapter put P(FN|neg) at 1 on every candidate", "margin": "every candidate was within the margin of the positive"}.get(sampler, "the sampler gave every candidate weight zero")
-    parts = [f"{zero} because {why}"] if zero else []
+    parts = [f"{zero} because {zero_weight_reason(sampler)}"] if zero else []
     if empty:
         parts.append(f"{empty} with no candidates left once their positives were removed")
     return (

@@ -21,7 +21,7 @@ import numpy as np
 
 from .mining import margin_keep_mask, simans_weights
 
-__all__ = ["SAMPLERS", "hardness", "rrra_weights", "sampler_weights", "pool_coverage"]
+__all__ = ["SAMPLERS", "hardness", "rrra_weights", "sampler_weights", "pool_coverage", "zero_weight_reason"]
 
 SAMPLERS = ("rrra", "uniform", "topk", "simans", "margin")
 
@@ -95,3 +95,11 @@ def pool_coverage(weights: Mapping[str, np.ndarray], queries: Iterable[str]) -> 
         elif not (np.asarray(w) > 0).any():
             out["zero_weight"].append(q)
     return out
+
+
+def zero_weight_reason(sampler: str) -> str:
+    """Why ``sampler`` gives every candidate of a pool weight zero, in words for logs and the app."""
+    return {
+        "rrra": "the adapter put P(FN|neg) at 1 on every candidate",
+        "margin": "every candidate was within the margin of the positive",
+    }.get(sampler, "the sampler gave every candidate weight zero")

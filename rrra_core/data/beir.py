@@ -310,11 +310,7 @@ def load_beir(folder: str | Path, split: str = "test", name: str | None = None) 
     base = Path(folder)
     if not base.is_dir():
         raise DataError(base, "dataset folder not found")
-    qrels_path = base / "qrels" / f"{split}.tsv"
-    if not qrels_path.is_file():
-        splits = available_splits(base)
-        listed = ", ".join(splits) if splits else "none"
-        raise DataError(qrels_path, f"no split {split!r} in this dataset; available splits: {listed}")
+    qrels_path = _split_file(base, split)
     corpus = load_corpus(resolve_data_file(base, "corpus"))
     all_queries, all_answers = load_queries(resolve_data_file(base, "queries"))
     qrels = load_qrels(qrels_path, corpus_ids=corpus, query_ids=all_queries)
@@ -359,10 +355,18 @@ def check_dataset(name_or_path: str | Path, splits: Iterable[str] = ()) -> Path:
     resolve_data_file(base, "corpus")
     resolve_data_file(base, "queries")
     for split in splits:
-        if split and not (base / "qrels" / f"{split}.tsv").is_file():
-            listed = ", ".join(available_splits(base)) or "none"
-            raise DataError(base / "qrels" / f"{split}.tsv", f"no split {split!r} in this dataset; available splits: {listed}")
+        if split:
+            _split_file(base, split)
     return base
+
+
+def _split_file(base: Path, split: str) -> Path:
+    """``qrels/<split>.tsv`` of a dataset folder; a one-line error naming the splits there when it is missing."""
+    path = base / "qrels" / f"{split}.tsv"
+    if not path.is_file():
+        listed = ", ".join(available_splits(base)) or "none"
+        raise DataError(path, f"no split {split!r} in this dataset; available splits: {listed}")
+    return path
 
 
 def load_dataset(name_or_path: str | Path, split: str = "test") -> Dataset:

@@ -56,7 +56,7 @@ from ..evaluation import evaluate, rank_run
 from ..losses import info_nce
 from ..mining import MiningConfig, mine_hard_negatives, positive_score, query_rng, sample_without_replacement
 from ..rerank import rerank_run
-from ..resampling import SAMPLERS, pool_coverage, sampler_weights
+from ..resampling import SAMPLERS, pool_coverage, sampler_weights, zero_weight_reason
 from ..retrieval import retrieve
 from ..runs import Run
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
@@ -187,10 +187,9 @@ def _report_coverage(cfg: Phase3Config, weights: Mapping[str, np.ndarray], train
     summary: dict[str, Any] = {"queries": n_queries, **{k: len(v) for k, v in cov.items()}, "examples": {k: v[:10] for k, v in cov.items()}}
     missing = summary["no_candidates"] + summary["zero_weight"]
     if main and missing:
-        why = {"rrra": "P(FN|neg) = 1 on every candidate", "margin": "every candidate within the margin of the positive"}.get(cfg.sampler, "every weight zero")
         log.warning(
-            "phase 3 epoch %d: %d of %d training queries get no hard negative (%d with no candidates left, %d with %s, e.g. %s); they train on in-batch negatives only",
-            epoch + 1, missing, n_queries, summary["no_candidates"], summary["zero_weight"], why, ", ".join((cov["zero_weight"] + cov["no_candidates"])[:3]),
+            "phase 3 epoch %d: %d of %d training queries get no hard negative (%d with no candidates left, %d because %s; e.g. %s); they train on in-batch negatives only",
+            epoch + 1, missing, n_queries, summary["no_candidates"], summary["zero_weight"], zero_weight_reason(cfg.sampler), ", ".join((cov["zero_weight"] + cov["no_candidates"])[:3]),
         )
     return summary
 
