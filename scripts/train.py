@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_from_args(TrainConfig, args, base=base.get("train"))
         mining = config_from_args(MiningConfig, args, prefix="mine_", base=base.get("mining"))
         check_run_inputs(enc.model, cfg.dataset, (cfg.train_split, cfg.eval_split))
+        if cfg.hard_negatives not in ("none", "mine") and not Path(cfg.hard_negatives).is_file():
+            raise ConfigError(f"{cfg.hard_negatives}: hard-negatives file not found (or give 'none' or 'mine')")
         run = None
     with distributed.session(enc.device):
         run = distributed.open_run_on_main(run, lambda: create_run("phase1", phase1_config_dict(enc, cfg, mining), run_id=args.run_id, root=args.runs_dir))

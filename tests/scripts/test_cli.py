@@ -125,6 +125,7 @@ def test_search_prints_hits_and_refuses_a_missing_adapter(isolated_home: Path, t
         ("train", ("--dataset", "nope"), "unknown dataset 'nope'"),
         ("train", ("--dataset", "adi", "--train-split", "dev"), "no split 'dev' in this dataset; available splits: test"),
         ("train", ("--dataset", "adi", "--train-split", "test", "--eval-split", "dev"), "no split 'dev'"),
+        ("train", ("--dataset", "adi", "--train-split", "test", "--hard-negatives", "/no/such/negatives.jsonl"), "hard-negatives file not found"),
         ("train_adapter", ("--dataset", "adi", "--train-split", "dev"), "no split 'dev'"),
         ("train_adapter", ("--dataset", "adi", "--train-split", "test", "--model", "/no/such/model"), "model folder '/no/such/model' not found"),
         ("train_rrra", ("--dataset", "nope", "--sampler", "uniform"), "unknown dataset 'nope'"),
