@@ -17,7 +17,15 @@ from __future__ import annotations
 
 from .agreement import AgreementResult, agreement
 from .datasets import check_ids, ensure_dataset, get_dataset, list_datasets, register_dataset, require_dataset
-from .engine import DB_URL_ENV, default_db_path, display_url, make_engine, resolve_url, session_factory, write_transaction
+from .engine import (
+    DB_URL_ENV,
+    default_db_path,
+    display_url,
+    make_engine,
+    resolve_url,
+    session_factory,
+    write_transaction,
+)
 from .errors import AnnotationError
 from .exports import (
     ARGILLA_MAPPING,
@@ -34,7 +42,14 @@ from .exports import (
     write_training_file,
     write_trec_qrels,
 )
-from .imports import ImportSummary, import_judgments, import_label_studio, import_qrels, read_hard_negatives, read_qrels_file
+from .imports import (
+    ImportSummary,
+    import_judgments,
+    import_label_studio,
+    import_qrels,
+    read_hard_negatives,
+    read_qrels_file,
+)
 from .jobs import create_training_job, finish_training_job, get_training_job, list_training_jobs, update_training_job
 from .judgments import (
     annotator_counts,

@@ -70,7 +70,9 @@ def agreement(
     ds = get_dataset(session, dataset)
     if ds is None:
         raise AnnotationError(f"unknown dataset {dataset!r}")
-    stmt = select(Judgment.query_id, Judgment.doc_id, Judgment.annotator, Judgment.label).where(Judgment.dataset_id == ds.id)
+    stmt = select(Judgment.query_id, Judgment.doc_id, Judgment.annotator, Judgment.label).where(
+        Judgment.dataset_id == ds.id
+    )
     by_item: dict[tuple[str, str], dict[str, str]] = {}
     seen: set[str] = set()
     chosen = set(annotators) if annotators is not None else None
@@ -104,7 +106,9 @@ def agreement(
     if len(names) < 2 or not items:
         return AgreementResult("none", None, names, len(items), observed, pairwise, pair_items)
     if len(names) == 2:
-        return AgreementResult("cohen_kappa", pairwise[(names[0], names[1])], names, len(items), observed, pairwise, pair_items)
+        return AgreementResult(
+            "cohen_kappa", pairwise[(names[0], names[1])], names, len(items), observed, pairwise, pair_items
+        )
 
     import krippendorff
     import numpy as np
@@ -121,5 +125,9 @@ def agreement(
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            alpha = _finite(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal", value_domain=list(code.values())))
+            alpha = _finite(
+                krippendorff.alpha(
+                    reliability_data=data, level_of_measurement="nominal", value_domain=list(code.values())
+                )
+            )
     return AgreementResult("krippendorff_alpha", alpha, names, len(items), observed, pairwise, pair_items)

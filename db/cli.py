@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, NoReturn
 
-from rrra_core.errors import ConfigError
+from rrra_core.runtime.errors import ConfigError
 
 __all__ = ["build_parser", "main"]
 
@@ -37,20 +37,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     e = sub.add_parser("export", help="write corrected qrels, training files, review tasks or all judgments")
-    e.add_argument("--dataset", required=True, help="embedded dataset (squad, scifact, cranfield, adi) or a BEIR folder")
+    e.add_argument(
+        "--dataset", required=True, help="embedded dataset (squad, scifact, cranfield, adi) or a BEIR folder"
+    )
     e.add_argument("--split", default="train", help="qrels split whose labels are corrected (default: train)")
     e.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="what to write")
     e.add_argument("--out", required=True, help="output file")
     e.add_argument("--policy", default="majority", help="merge policy: majority, any_relevant or annotator:<name>")
     e.add_argument("--qrels", help="base qrels file (BEIR TSV or TREC) instead of the split's")
-    e.add_argument("--hard-negatives", help="Tevatron file of mined negatives to add after the confirmed ones (tevatron/flag)")
+    e.add_argument(
+        "--hard-negatives", help="Tevatron file of mined negatives to add after the confirmed ones (tevatron/flag)"
+    )
     e.add_argument("--max-negatives", type=int, help="cap on negatives per example (tevatron/flag)")
-    e.add_argument("--predictions", help="a run's predictions (.parquet, .jsonl or .csv): the candidates (label-studio/argilla)")
+    e.add_argument(
+        "--predictions", help="a run's predictions (.parquet, .jsonl or .csv): the candidates (label-studio/argilla)"
+    )
     e.add_argument("--run-id", help="model version to show with the predictions (label-studio/argilla)")
-    e.add_argument("--order", default="p_fn", choices=("p_fn", "uncertainty", "random"), help="task order (label-studio/argilla)")
-    e.add_argument("--threshold", type=float, help="only candidates with P(FN|neg) at least this (label-studio/argilla)")
+    e.add_argument(
+        "--order", default="p_fn", choices=("p_fn", "uncertainty", "random"), help="task order (label-studio/argilla)"
+    )
+    e.add_argument(
+        "--threshold", type=float, help="only candidates with P(FN|neg) at least this (label-studio/argilla)"
+    )
     e.add_argument("--limit", type=int, help="at most this many tasks (label-studio/argilla)")
-    e.add_argument("--include-judged", action="store_true", help="also pairs someone already judged (label-studio/argilla)")
+    e.add_argument(
+        "--include-judged", action="store_true", help="also pairs someone already judged (label-studio/argilla)"
+    )
 
     i = sub.add_parser("import", help="read qrels, exported judgments or a Label Studio export as judgments")
     i.add_argument("file", help="the file to import")
@@ -75,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _read_candidates(path: str) -> list[dict[str, Any]]:
     from rrra_core.data import iter_jsonl
-    from rrra_core.errors import DataError
+    from rrra_core.runtime.errors import DataError
 
     p = Path(path)
     if not p.is_file():
@@ -84,7 +96,9 @@ def _read_candidates(path: str) -> list[dict[str, Any]]:
         import pandas as pd
 
         try:
-            frame = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p, dtype={"query_id": str, "doc_id": str})
+            frame = (
+                pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p, dtype={"query_id": str, "doc_id": str})
+            )
         except Exception as err:  # pandas/pyarrow raise many types for a bad file
             raise DataError(p, f"cannot read predictions: {err}") from None
         return frame.to_dict("records")
@@ -106,8 +120,13 @@ def _export(session: Any, args: argparse.Namespace) -> str:
         if not args.predictions:
             raise ConfigError(f"--format {args.format} needs --predictions (a run's predictions.parquet)")
         queue = db.review_queue(
-            session, name, _read_candidates(args.predictions), args.order,
-            threshold=args.threshold, exclude_judged=not args.include_judged, limit=args.limit,
+            session,
+            name,
+            _read_candidates(args.predictions),
+            args.order,
+            threshold=args.threshold,
+            exclude_judged=not args.include_judged,
+            limit=args.limit,
         )
         queries = data.all_queries
         if args.format == "label-studio":
@@ -128,7 +147,9 @@ def _export(session: Any, args: argparse.Namespace) -> str:
         return f"wrote {n_neg} confirmed negatives of {len(confirmed)} queries to {args.out}"
     else:
         hard = db.read_hard_negatives(args.hard_negatives) if args.hard_negatives else None
-        examples = db.training_examples(data.corpus, data.all_queries, qrels, confirmed, hard, max_negatives=args.max_negatives)
+        examples = db.training_examples(
+            data.corpus, data.all_queries, qrels, confirmed, hard, max_negatives=args.max_negatives
+        )
         db.write_training_file(args.out, examples, args.format)
         return f"wrote {len(examples)} training examples ({n_pos} positives, {n_neg} confirmed negatives) to {args.out}"
     return f"wrote {n_pos} positives of {len(qrels)} queries ({args.policy}; {n_neg} confirmed negatives kept out) to {args.out}"
@@ -152,15 +173,22 @@ def _import(session: Any, args: argparse.Namespace) -> str:
 def _stats(session: Any, args: argparse.Namespace) -> str:
     import db
 
-    names = [db.ensure_dataset(session, args.dataset).name] if args.dataset else [d.name for d in db.list_datasets(session)]
-    out = {name: {"annotators": db.annotator_counts(session, name), "events": len(db.list_events(session, name))} for name in names}
+    names = (
+        [db.ensure_dataset(session, args.dataset).name] if args.dataset else [d.name for d in db.list_datasets(session)]
+    )
+    out = {
+        name: {"annotators": db.annotator_counts(session, name), "events": len(db.list_events(session, name))}
+        for name in names
+    }
     if args.json:
         return json.dumps(out, indent=2)
     lines = []
     for name, info in out.items():
         lines.append(f"{name}: {info['events']} events")
         for who, c in info["annotators"].items():
-            lines.append(f"  {who:<24} {c['total']:>6} judged: {c['relevant']} relevant, {c['not_relevant']} not relevant, {c['unsure']} unsure")
+            lines.append(
+                f"  {who:<24} {c['total']:>6} judged: {c['relevant']} relevant, {c['not_relevant']} not relevant, {c['unsure']} unsure"
+            )
         if not info["annotators"]:
             lines.append("  no judgments")
     return "\n".join(lines) if lines else "no datasets in the annotation store"
@@ -175,15 +203,24 @@ def _agreement(session: Any, args: argparse.Namespace) -> str:
     if args.json:
         return json.dumps(
             {
-                "dataset": name, "method": res.method, "value": res.value, "annotators": list(res.annotators),
-                "items": res.n_items, "observed_agreement": res.observed_agreement,
-                "pairwise_kappa": [{"a": a, "b": b, "kappa": k, "items": res.pairwise_items[(a, b)]} for (a, b), k in res.pairwise_kappa.items()],
+                "dataset": name,
+                "method": res.method,
+                "value": res.value,
+                "annotators": list(res.annotators),
+                "items": res.n_items,
+                "observed_agreement": res.observed_agreement,
+                "pairwise_kappa": [
+                    {"a": a, "b": b, "kappa": k, "items": res.pairwise_items[(a, b)]}
+                    for (a, b), k in res.pairwise_kappa.items()
+                ],
             },
             indent=2,
         )
     fmt = lambda v: "undefined" if v is None else f"{v:.3f}"  # noqa: E731
     lines = [f"{name}: {len(res.annotators)} annotators, {res.n_items} pairs judged by two or more"]
-    lines.append(f"  {res.method.replace('_', ' ')}: {fmt(res.value)}   observed agreement: {fmt(res.observed_agreement)}")
+    lines.append(
+        f"  {res.method.replace('_', ' ')}: {fmt(res.value)}   observed agreement: {fmt(res.observed_agreement)}"
+    )
     for (a, b), k in res.pairwise_kappa.items():
         lines.append(f"  kappa {a} / {b}: {fmt(k)} on {res.pairwise_items[(a, b)]} pairs")
     return "\n".join(lines)
@@ -192,14 +229,16 @@ def _agreement(session: Any, args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand against the store; user errors raise ``UserError`` (see ``run_main``)."""
     import db
-    from rrra_core.cli import setup_logging
+    from rrra_core.runtime.cli import setup_logging
 
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     engine = db.init_db(args.db)
     try:
         if args.command == "upgrade":
-            print(f"{db.display_url(engine.url.render_as_string(hide_password=False))}: schema at revision {db.current_revision(engine)} (newest)")
+            print(
+                f"{db.display_url(engine.url.render_as_string(hide_password=False))}: schema at revision {db.current_revision(engine)} (newest)"
+            )
             return 0
         with db.session_factory(engine)() as session:
             handler = {"export": _export, "import": _import, "stats": _stats, "agreement": _agreement}[args.command]

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rrra_core.data import dataset_folder, load_corpus, load_queries, resolve_data_file
-from rrra_core.paths import DEMO_DATASETS
+from rrra_core.runtime.paths import DEMO_DATASETS
 
 from .engine import write_transaction
 from .errors import AnnotationError
@@ -59,7 +59,9 @@ def _existing(session: Session, model: type[StoredQuery] | type[StoredDoc], data
     return set(session.scalars(select(column).where(model.dataset_id == dataset_id)))
 
 
-def _add_ids(session: Session, model: type[StoredQuery] | type[StoredDoc], dataset_id: int, ids: Collection[str]) -> int:
+def _add_ids(
+    session: Session, model: type[StoredQuery] | type[StoredDoc], dataset_id: int, ids: Collection[str]
+) -> int:
     key = "query_id" if model is StoredQuery else "doc_id"
     new = sorted(set(ids) - _existing(session, model, dataset_id))
     for chunk in _chunks(new, _INSERT_CHUNK):
@@ -91,7 +93,9 @@ def register_dataset(
     _check_name(name)
     for ident in (*query_ids, *doc_ids):
         if not isinstance(ident, str) or not ident or len(ident) > ID_LEN:
-            raise AnnotationError(f"dataset {name!r}: ids must be strings of 1 to {ID_LEN} characters, found {str(ident)[:60]!r}")
+            raise AnnotationError(
+                f"dataset {name!r}: ids must be strings of 1 to {ID_LEN} characters, found {str(ident)[:60]!r}"
+            )
 
     def work() -> StoredDataset:
         row = get_dataset(session, name)

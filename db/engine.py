@@ -27,8 +27,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from rrra_core.errors import ConfigError
-from rrra_core.paths import home_dir
+from rrra_core.runtime.errors import ConfigError
+from rrra_core.runtime.paths import home_dir
 
 __all__ = [
     "DB_URL_ENV",
@@ -81,13 +81,17 @@ def resolve_url(url: str | Path | None = None) -> str:
         backend = "postgresql"
     if backend == "postgresql":
         if driver not in ("", "psycopg"):
-            raise ConfigError(f"PostgreSQL is reached through psycopg 3: use postgresql+psycopg://..., not {parsed.drivername}://")
+            raise ConfigError(
+                f"PostgreSQL is reached through psycopg 3: use postgresql+psycopg://..., not {parsed.drivername}://"
+            )
         return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     if backend == "sqlite":
         if driver not in ("", "pysqlite"):
             raise ConfigError(f"unsupported SQLite driver {driver!r}; use sqlite:///path/to/file.sqlite")
         if not parsed.database or parsed.database == ":memory:":
-            raise ConfigError("an in-memory SQLite database would lose every judgment; give a file: sqlite:///path/to/file.sqlite")
+            raise ConfigError(
+                "an in-memory SQLite database would lose every judgment; give a file: sqlite:///path/to/file.sqlite"
+            )
         return parsed.set(drivername="sqlite").render_as_string(hide_password=False)
     raise ConfigError(f"unsupported database {parsed.drivername!r}: use an SQLite file or postgresql+psycopg://...")
 
@@ -183,4 +187,6 @@ def ping(engine: Engine) -> None:
             conn.execute(text("SELECT 1"))
     except DBAPIError as err:
         reason = str(err.orig).strip().splitlines()[0] if err.orig is not None else str(err)
-        raise ConfigError(f"cannot open the annotation database {display_url(str(engine.url.render_as_string(False)))}: {reason}") from None
+        raise ConfigError(
+            f"cannot open the annotation database {display_url(str(engine.url.render_as_string(False)))}: {reason}"
+        ) from None

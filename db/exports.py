@@ -182,7 +182,9 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _task_data(dataset: str, corpus: Mapping[str, Doc], queries: Mapping[str, str], row: Mapping[str, Any]) -> dict[str, Any]:
+def _task_data(
+    dataset: str, corpus: Mapping[str, Doc], queries: Mapping[str, str], row: Mapping[str, Any]
+) -> dict[str, Any]:
     q, d = str(row["query_id"]), str(row["doc_id"])
     if q not in queries:
         raise AnnotationError(f"query id {q!r} is not in the queries")
@@ -229,7 +231,13 @@ def label_studio_tasks(
                     "model_version": str(row.get("run_id") or run_id or "rrra"),
                     "score": confidence,
                     "result": [
-                        {"id": "relevance", "from_name": "relevance", "to_name": "document", "type": "choices", "value": {"choices": [choice]}}
+                        {
+                            "id": "relevance",
+                            "from_name": "relevance",
+                            "to_name": "document",
+                            "type": "choices",
+                            "value": {"choices": [choice]},
+                        }
                     ],
                 }
             ]

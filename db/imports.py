@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from rrra_core.data import iter_jsonl, iter_lines, read_training_file
-from rrra_core.errors import DataError
+from rrra_core.runtime.errors import DataError
 
 from .errors import AnnotationError
 from .judgments import JudgmentInput, check_item, write_items
@@ -130,7 +130,9 @@ def import_qrels(session: Session, dataset: str, path: str | Path, annotator: st
         except ValueError:
             raise DataError(p, f"the relevance grade must be an integer, found {raw[:40]!r}", number) from None
         label = "relevant" if grade > 0 else "not_relevant"
-        items.append(_checked({"query_id": q, "doc_id": d, "label": label, "annotator": annotator, "note": note}, p, number))
+        items.append(
+            _checked({"query_id": q, "doc_id": d, "label": label, "annotator": annotator, "note": note}, p, number)
+        )
     return _write(session, dataset, items, p)
 
 
@@ -190,7 +192,9 @@ def _ls_verdict(annotation: dict[str, Any]) -> tuple[str | None, str]:
     return label, note
 
 
-def import_label_studio(session: Session, dataset: str, path: str | Path, *, annotator: str | None = None) -> ImportSummary:
+def import_label_studio(
+    session: Session, dataset: str, path: str | Path, *, annotator: str | None = None
+) -> ImportSummary:
     """Import a Label Studio JSON export of tasks made by :func:`db.label_studio_tasks`.
 
     Each annotation's "relevance" choice (and "note" text) becomes a judgment
@@ -222,7 +226,15 @@ def import_label_studio(session: Session, dataset: str, path: str | Path, *, ann
             if label is None or who is None:
                 continue
             try:
-                item = check_item({"query_id": data["query_id"], "doc_id": data["doc_id"], "label": label, "annotator": who, "note": note})
+                item = check_item(
+                    {
+                        "query_id": data["query_id"],
+                        "doc_id": data["doc_id"],
+                        "label": label,
+                        "annotator": who,
+                        "note": note,
+                    }
+                )
             except AnnotationError as err:
                 raise DataError(p, f"task {i}: {err}") from None
             found[(item.query_id, item.doc_id, item.annotator)] = item

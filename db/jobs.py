@@ -16,7 +16,13 @@ from .engine import write_transaction
 from .errors import AnnotationError
 from .models import JOB_STATUSES, TrainingJob, utcnow
 
-__all__ = ["create_training_job", "update_training_job", "finish_training_job", "get_training_job", "list_training_jobs"]
+__all__ = [
+    "create_training_job",
+    "update_training_job",
+    "finish_training_job",
+    "get_training_job",
+    "list_training_jobs",
+]
 
 _UPDATABLE = ("status", "progress", "phase", "epoch", "step", "message", "pid")
 _FINAL = ("done", "failed", "cancelled")
@@ -36,7 +42,13 @@ def _check(fields: dict[str, Any]) -> None:
 
 
 def create_training_job(
-    session: Session, run_id: str, *, status: str = "queued", phase: str | None = None, pid: int | None = None, message: str = ""
+    session: Session,
+    run_id: str,
+    *,
+    status: str = "queued",
+    phase: str | None = None,
+    pid: int | None = None,
+    message: str = "",
 ) -> TrainingJob:
     """Record a new job for ``run_id`` (an ``AnnotationError`` if one exists); commits."""
     if not run_id or not run_id.strip():
@@ -48,8 +60,15 @@ def create_training_job(
             raise AnnotationError(f"a training job for run {run_id!r} already exists")
         now = utcnow()
         job = TrainingJob(
-            run_id=run_id, status=status, progress=0.0, phase=phase, pid=pid, message=message,
-            created_at=now, updated_at=now, started_at=now if status == "running" else None,
+            run_id=run_id,
+            status=status,
+            progress=0.0,
+            phase=phase,
+            pid=pid,
+            message=message,
+            created_at=now,
+            updated_at=now,
+            started_at=now if status == "running" else None,
         )
         session.add(job)
         session.flush()
@@ -83,7 +102,9 @@ def update_training_job(session: Session, run_id: str, **fields: Any) -> Trainin
     return write_transaction(session, work)
 
 
-def finish_training_job(session: Session, run_id: str, status: str = "done", *, error: str | None = None, message: str | None = None) -> TrainingJob:
+def finish_training_job(
+    session: Session, run_id: str, status: str = "done", *, error: str | None = None, message: str | None = None
+) -> TrainingJob:
     """Mark the job ``done``, ``failed`` or ``cancelled``, with its error if any; commits."""
     if status not in _FINAL:
         raise AnnotationError(f"a finished job is {', '.join(_FINAL)}, not {status!r}")

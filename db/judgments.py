@@ -176,11 +176,18 @@ def _key(dataset_id: int, item: JudgmentInput) -> Any:
 
 def _lock_current(session: Session, dataset_id: int, item: JudgmentInput) -> Judgment | None:
     # FOR UPDATE serialises writers of one key on PostgreSQL (SQLite holds the whole write lock already).
-    stmt = select(Judgment).where(_key(dataset_id, item)).with_for_update(of=Judgment).execution_options(populate_existing=True)
+    stmt = (
+        select(Judgment)
+        .where(_key(dataset_id, item))
+        .with_for_update(of=Judgment)
+        .execution_options(populate_existing=True)
+    )
     return session.scalars(stmt).unique().one_or_none()
 
 
-def _write_one(session: Session, dataset: StoredDataset, item: JudgmentInput, action: str, now: datetime) -> tuple[Judgment, bool]:
+def _write_one(
+    session: Session, dataset: StoredDataset, item: JudgmentInput, action: str, now: datetime
+) -> tuple[Judgment, bool]:
     """Upsert one judgment and append its event; ``(row, changed)``. Runs inside a write transaction."""
     row = _lock_current(session, dataset.id, item)
     if row is None:
@@ -228,7 +235,13 @@ def _write_one(session: Session, dataset: StoredDataset, item: JudgmentInput, ac
 
 
 def _add_event(
-    session: Session, dataset: StoredDataset, item: JudgmentInput, action: str, now: datetime, previous: dict[str, Any] | None, row: Judgment
+    session: Session,
+    dataset: StoredDataset,
+    item: JudgmentInput,
+    action: str,
+    now: datetime,
+    previous: dict[str, Any] | None,
+    row: Judgment,
 ) -> None:
     session.add(
         JudgmentEvent(
@@ -297,7 +310,9 @@ def save_judgment(
     return write_items(session, dataset, [item], "save")[0][0]
 
 
-def save_judgments(session: Session, dataset: str, items: Iterable[Mapping[str, Any]], *, run_id: str | None = None) -> list[Judgment]:
+def save_judgments(
+    session: Session, dataset: str, items: Iterable[Mapping[str, Any]], *, run_id: str | None = None
+) -> list[Judgment]:
     """Save a batch of verdicts in ONE transaction: after a crash, all of them or none.
 
     Each item is a mapping with ``query_id``, ``doc_id``, ``label`` and
@@ -400,7 +415,10 @@ def get_judgment(session: Session, dataset: str, query_id: str, doc_id: str, ann
     if ds is None:
         return None
     stmt = select(Judgment).where(
-        Judgment.dataset_id == ds.id, Judgment.query_id == query_id, Judgment.doc_id == doc_id, Judgment.annotator == annotator
+        Judgment.dataset_id == ds.id,
+        Judgment.query_id == query_id,
+        Judgment.doc_id == doc_id,
+        Judgment.annotator == annotator,
     )
     return session.scalars(stmt).unique().one_or_none()
 
@@ -421,7 +439,11 @@ def list_judgments(
         stmt = stmt.where(Judgment.dataset_id == ds.id)
     if annotator is not None:
         stmt = stmt.where(Judgment.annotator == annotator)
-    rows = list(session.scalars(stmt.order_by(Judgment.dataset_id, Judgment.query_id, Judgment.doc_id, Judgment.annotator)).unique())
+    rows = list(
+        session.scalars(
+            stmt.order_by(Judgment.dataset_id, Judgment.query_id, Judgment.doc_id, Judgment.annotator)
+        ).unique()
+    )
     if query_ids is not None:
         wanted = set(query_ids)
         rows = [r for r in rows if r.query_id in wanted]

@@ -25,7 +25,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, text
 
-from rrra_core.errors import ConfigError
+from rrra_core.runtime.errors import ConfigError
 
 from .engine import _BEGIN_OPTION, display_url, make_engine, ping
 

@@ -105,6 +105,7 @@ def review_queue(
     if order == "random":
         random.Random(seed).shuffle(kept)
     else:
+
         def key(r: dict[str, Any]) -> tuple[int, float]:
             p = r["p_fn_given_neg"]
             if p is None:

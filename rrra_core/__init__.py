@@ -5,7 +5,7 @@ Never imports streamlit or plotly: the app reads what this package writes.
 
 from __future__ import annotations
 
-from .errors import ConfigError, DataError, UserError
+from rrra_core.runtime.errors import ConfigError, DataError, UserError
 
 __all__ = ["UserError", "DataError", "ConfigError", "__version__"]
 

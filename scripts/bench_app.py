@@ -24,8 +24,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -47,14 +48,16 @@ def _css(driver: Any, sel: str) -> list:
 
 
 def _wait(driver: Any, pred: Callable[[Any], Any], timeout: float, what: str) -> Any:
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from selenium.common.exceptions import TimeoutException
-
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.02, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
-            lambda d: pred(d), message=f"timed out waiting for {what}")
+        return WebDriverWait(
+            driver,
+            timeout,
+            poll_frequency=0.02,
+            ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+        ).until(lambda d: pred(d), message=f"timed out waiting for {what}")
     except TimeoutException:
         driver.save_screenshot(str(Path(tempfile.gettempdir()) / "bench_app_failure.png"))
         raise
@@ -93,7 +96,12 @@ def _heading(driver: Any) -> str:
 
 
 def _overview_state_ready(st: dict[str, Any]) -> bool:
-    return st["heading"] == "RRRA Studio" and any("Top suspected" in h for h in st["h3"]) and st["dataframe"] and not st["running"]
+    return (
+        st["heading"] == "RRRA Studio"
+        and any("Top suspected" in h for h in st["h3"])
+        and st["dataframe"]
+        and not st["running"]
+    )
 
 
 def _overview_ready(d: Any) -> bool:
@@ -108,9 +116,11 @@ def _page_done(title: str, query_not: str | None = "") -> Callable[[Any], bool]:
     # The last element each page draws: its presence under the right heading,
     # with no rerun in flight, means the page finished. ``query_not`` also
     # waits for the browser's query to differ from that one.
-    last = {"Overview": lambda st: "Runs" in st["h3"],
-            "Hard negatives": lambda st: any("Next page" in b for b in st["buttons"]),
-            "Review queue": lambda st: st["page_link"] or st["nothing_left"]}[title]
+    last = {
+        "Overview": lambda st: "Runs" in st["h3"],
+        "Hard negatives": lambda st: any("Next page" in b for b in st["buttons"]),
+        "Review queue": lambda st: st["page_link"] or st["nothing_left"],
+    }[title]
     heading = {"Overview": "RRRA Studio"}.get(title, title)  # the overview is headed by the app's name
 
     def done(d: Any) -> bool:
@@ -127,20 +137,25 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 def _summary(xs: list[float]) -> dict[str, float]:
-    return {"n": len(xs), "p50_s": round(statistics.median(xs), 3), "p95_s": round(_pct(xs, 0.95), 3), "max_s": round(max(xs), 3)}
+    return {
+        "n": len(xs),
+        "p50_s": round(statistics.median(xs), 3),
+        "p95_s": round(_pct(xs, 0.95), 3),
+        "max_s": round(max(xs), 3),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rrra_core.runtime.runs import cpu_model
     from tests.app.e2e import chromium, streamlit_app
-
-    from rrra_core.runs import cpu_model
 
     args = build_parser().parse_args(argv)
     cold = args.home is None
     home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="rrra-bench-home-"))
     env = {"RRRA_HOME": str(home), "RRRA_ANNOTATOR": "bench", "HF_HUB_OFFLINE": "1"}
     out: dict[str, Any] = {
-        "command": "python scripts/bench_app.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
+        "command": "python scripts/bench_app.py"
+        + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
         "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count()},
         "cold_home": cold,
         # A shared machine: a load above the core count means slower than idle.
@@ -153,14 +168,23 @@ def main(argv: list[str] | None = None) -> int:
         driver.get(url)
         _wait(driver, lambda d: _heading(d) == "RRRA Studio", 120, "the first page")
         out["first_page_s"] = round(time.perf_counter() - t0, 2)
-        _wait(driver, lambda d: _overview_ready(d) or "Build the demo run" in _state(d)["buttons"], 120, "the overview or the demo offer")
+        _wait(
+            driver,
+            lambda d: _overview_ready(d) or "Build the demo run" in _state(d)["buttons"],
+            120,
+            "the overview or the demo offer",
+        )
         build = [b for b in _css(driver, "button") if b.text.strip() == "Build the demo run"]
         if build:
             build[0].click()
             _wait(driver, _overview_ready, 900, "the demo's suspects")
             out["first_usable_view_s"] = round(time.perf_counter() - t0, 2)
     # Each stage's figure is printed as soon as it is taken, so a later failure loses none of them.
-    print(json.dumps({k: out[k] for k in ("first_page_s", "first_usable_view_s") if k in out}), file=sys.stderr, flush=True)
+    print(
+        json.dumps({k: out[k] for k in ("first_page_s", "first_usable_view_s") if k in out}),
+        file=sys.stderr,
+        flush=True,
+    )
     # 2. later launch
     t0 = time.perf_counter()
     with streamlit_app(env, timeout=120) as url, chromium(1400, 1600) as driver:
@@ -238,7 +262,10 @@ def _markdown(o: dict[str, Any]) -> str:
         "",
         "Page switches by page (p50 / p95 / max):",
         "",
-        *[f"- {name}: {v['p50_s']} / {v['p95_s']} / {v['max_s']} s (n={v['n']})" for name, v in o.get("page_switch_by_page", {}).items()],
+        *[
+            f"- {name}: {v['p50_s']} / {v['p95_s']} / {v['max_s']} s (n={v['n']})"
+            for name, v in o.get("page_switch_by_page", {}).items()
+        ],
         "",
         "Times are wall-clock in the browser: from the click or key press until the new page's last element is drawn and no rerun is in flight. "
         "The page state is read by one JavaScript call per poll (every 20 ms), so the probe itself adds a few milliseconds, not the 0.2-0.3 s "
@@ -249,6 +276,6 @@ def _markdown(o: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    from rrra_core.cli import run_main
+    from rrra_core.runtime.cli import run_main
 
     sys.exit(run_main(main))

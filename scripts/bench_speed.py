@@ -58,24 +58,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="minilm", help="encoder folder or 'minilm'")
     p.add_argument("--dataset", default="squad", help="embedded dataset for real texts and queries")
     p.add_argument("--out", default=None, help="folder for the results files (default: results/)")
-    p.add_argument("--torch-threads", type=int, default=None,
-                   help="torch intra-op threads (default: torch's choice). 1 keeps ratios honest on a busy machine: no parallel region waits for a descheduled thread")
-    p.add_argument("--render-only", action="store_true",
-                   help="measure nothing: rewrite the Markdown from the JSON already in --out (e.g. after editing a speed_<part>.notes.md)")
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's choice). 1 keeps ratios honest on a busy machine: no parallel region waits for a descheduled thread",
+    )
+    p.add_argument(
+        "--render-only",
+        action="store_true",
+        help="measure nothing: rewrite the Markdown from the JSON already in --out (e.g. after editing a speed_<part>.notes.md)",
+    )
     g = p.add_argument_group("encode")
-    g.add_argument("--encode-docs", type=int, default=1000, help="passages to encode (a fixed random sample of the corpus)")
+    g.add_argument(
+        "--encode-docs", type=int, default=1000, help="passages to encode (a fixed random sample of the corpus)"
+    )
     g.add_argument("--encode-lengths", type=_ints, default=[128, 256], help="max lengths, comma-separated")
     g.add_argument("--encode-batch-size", type=int, default=64, help="batch size for both encoders")
-    g.add_argument("--encode-chunk", type=int, default=250, help="texts per alternation round (each side encodes each chunk once)")
-    g.add_argument("--precision", default="auto", choices=("fp32", "bf16", "auto"), help="our fast side's precision (fp32 is always measured too)")
+    g.add_argument(
+        "--encode-chunk", type=int, default=250, help="texts per alternation round (each side encodes each chunk once)"
+    )
+    g.add_argument(
+        "--precision",
+        default="auto",
+        choices=("fp32", "bf16", "auto"),
+        help="our fast side's precision (fp32 is always measured too)",
+    )
     g = p.add_argument_group("latency")
     g.add_argument("--latency-queries", type=int, default=300, help="timed queries")
     g.add_argument("--latency-warmup", type=int, default=10, help="untimed queries first")
     g.add_argument("--latency-k", type=int, default=100, help="documents retrieved and reranked per query")
-    g.add_argument("--latency-precision", default="fp32", choices=("fp32", "bf16", "auto"), help="query-encoding precision")
-    g.add_argument("--latency-threads", type=_ints, default=None, help="torch thread settings to alternate (default: 1 and the current count)")
-    g.add_argument("--ce-queries", type=int, default=4, help="queries also reranked by the cross-encoder (each costs seconds on a CPU)")
-    g.add_argument("--adapter", default=DEFAULT_ADAPTER, help="trained adapter folder; without one an untrained adapter of the same shape is timed")
+    g.add_argument(
+        "--latency-precision", default="fp32", choices=("fp32", "bf16", "auto"), help="query-encoding precision"
+    )
+    g.add_argument(
+        "--latency-threads",
+        type=_ints,
+        default=None,
+        help="torch thread settings to alternate (default: 1 and the current count)",
+    )
+    g.add_argument(
+        "--ce-queries",
+        type=int,
+        default=4,
+        help="queries also reranked by the cross-encoder (each costs seconds on a CPU)",
+    )
+    g.add_argument(
+        "--adapter",
+        default=DEFAULT_ADAPTER,
+        help="trained adapter folder; without one an untrained adapter of the same shape is timed",
+    )
     g.add_argument("--query-max-length", type=int, default=48, help="query max length (latency, train)")
     g.add_argument("--doc-max-length", type=int, default=128, help="document max length (latency, index, train)")
     g = p.add_argument_group("index")
@@ -83,21 +115,32 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--index-clusters", type=int, default=2000, help="Gaussian clusters in the synthetic data")
     g.add_argument("--index-spread", type=float, default=0.04, help="per-coordinate noise around a cluster centre")
     g.add_argument("--index-queries", type=int, default=400, help="synthetic queries (near data points)")
-    g.add_argument("--index-real-queries", type=int, default=100, help="real test queries of --dataset, searched over the same index")
-    g.add_argument("--index-single", type=int, default=50, help="queries also searched one at a time, for single-query latency")
+    g.add_argument(
+        "--index-real-queries",
+        type=int,
+        default=100,
+        help="real test queries of --dataset, searched over the same index",
+    )
+    g.add_argument(
+        "--index-single", type=int, default=50, help="queries also searched one at a time, for single-query latency"
+    )
     g.add_argument("--ivf-nlist", type=int, default=4096, help="IVF lists")
     g.add_argument("--ivf-train-per-list", type=int, default=40, help="k-means training points per list")
     g.add_argument("--nprobe", type=_ints, default=[8, 16, 32, 64, 128], help="IVF nprobe values to sweep")
     g.add_argument("--hnsw-m", type=int, default=32, help="HNSW neighbours per node")
     g.add_argument("--hnsw-ef-construction", type=int, default=40, help="HNSW build beam (the project's default)")
-    g.add_argument("--ef-search", type=_ints, default=[32, 64, 128, 256, 512, 1024], help="HNSW efSearch values to sweep")
+    g.add_argument(
+        "--ef-search", type=_ints, default=[32, 64, 128, 256, 512, 1024], help="HNSW efSearch values to sweep"
+    )
     g.add_argument("--threads", type=int, default=None, help="FAISS threads (default: all cores)")
     g = p.add_argument_group("train")
     g.add_argument("--train-batch-size", type=int, default=32, help="queries per step, every variant")
     g.add_argument("--train-steps", type=int, default=5, help="measured steps per variant per round")
     g.add_argument("--train-rounds", type=int, default=2, help="rounds; the variants alternate within each")
     g.add_argument("--train-warmup", type=int, default=1, help="untimed first steps of each run")
-    g.add_argument("--train-queries", type=int, default=800, help="training queries (a fixed subsample of the train split)")
+    g.add_argument(
+        "--train-queries", type=int, default=800, help="training queries (a fixed subsample of the train split)"
+    )
     return p
 
 
@@ -110,8 +153,8 @@ def _command(argv: list[str] | None) -> str:
 def _machine(device: Any) -> dict[str, Any]:
     import torch
 
-    from rrra_core.benchmarking import cpu_info, cpu_peak_gflops
-    from rrra_core.runs import environment_info
+    from rrra_core.runtime.runs import environment_info
+    from rrra_core.speed.measure import cpu_info, cpu_peak_gflops
 
     info = cpu_info()
     env = environment_info()
@@ -142,7 +185,8 @@ def _header(title: str, r: dict[str, Any]) -> list[str]:
         f"Machine: {m['cpu']} ({m['cpu_vendor']} family {m['cpu_family_model'][0]} model {m['cpu_family_model'][1]}), "
         f"{m['cpu_count']} cores, {m['torch_threads']} torch threads, device {m['device']}"
         + (f" ({m['gpu']})" if m.get("gpu") else "")
-        + f". Nominal peak {peak['fp32']} GFLOP/s fp32" + (f", {peak['bf16']} bf16" if peak.get("bf16") else "")
+        + f". Nominal peak {peak['fp32']} GFLOP/s fp32"
+        + (f", {peak['bf16']} bf16" if peak.get("bf16") else "")
         + f" ({peak['basis']}, {peak['ghz']} GHz).",
         "",
         f"Load average (1, 5, 15 min) before: {r['load']['before']}, after: {r['load']['after']}. "
@@ -154,7 +198,7 @@ def _header(title: str, r: dict[str, Any]) -> list[str]:
 
 
 def _write(stem: Path, result: dict[str, Any], markdown: str) -> None:
-    from rrra_core.runs import write_json_atomic
+    from rrra_core.runtime.runs import write_json_atomic
 
     write_json_atomic(stem.with_suffix(".json"), result)
     stem.with_suffix(".md").write_text(markdown, encoding="utf-8")
@@ -172,7 +216,7 @@ def _fmt(x: float | None, digits: int = 2) -> str:
 def _load_adapter(folder: str | None, dim: int, device: Any) -> tuple[Any, str]:
     """The trained adapter in ``folder``, or an untrained one of the same shape (timing does not depend on weights)."""
     from rrra_core.adapter import AdapterConfig, RRRAAdapter, load_adapter
-    from rrra_core.paths import REPO_ROOT
+    from rrra_core.runtime.paths import REPO_ROOT
 
     if folder:
         path = Path(folder)
@@ -191,10 +235,17 @@ def bench_encode(args: argparse.Namespace, device: Any) -> dict[str, Any]:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from rrra_core.benchmarking import alternating_orders, encoder_flops, gemm_gflops, load_average, summarize, time_call
     from rrra_core.data import doc_text, load_dataset
-    from rrra_core.encoder import BiEncoder, resolve_model_dir
-    from rrra_core.encoding import encode_texts, native_bf16, resolve_precision
+    from rrra_core.retrieval.encoder import BiEncoder, resolve_model_dir
+    from rrra_core.retrieval.encoding import encode_texts, native_bf16, resolve_precision
+    from rrra_core.speed.measure import (
+        alternating_orders,
+        encoder_flops,
+        gemm_gflops,
+        load_average,
+        summarize,
+        time_call,
+    )
 
     data = load_dataset(args.dataset, "test")
     ids = sorted(data.corpus)
@@ -213,14 +264,23 @@ def bench_encode(args: argparse.Namespace, device: Any) -> dict[str, Any]:
     def run(side: str, chunk: list[str], max_length: int) -> np.ndarray:
         if side == "sentence-transformers":
             st.max_seq_length = max_length
-            return st.encode(chunk, batch_size=bs, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+            return st.encode(
+                chunk, batch_size=bs, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+            )
         return encode_texts(encoder, chunk, "doc", max_length, bs, progress=False, precision=side.split()[-1])
 
-    gemm_before = {"fp32": round(gemm_gflops("fp32", device=str(device)), 1), "bf16": round(gemm_gflops("bf16", device=str(device)), 1)}
+    gemm_before = {
+        "fp32": round(gemm_gflops("fp32", device=str(device)), 1),
+        "bf16": round(gemm_gflops("bf16", device=str(device)), 1),
+    }
     per_length = []
     for max_length in args.encode_lengths:
-        lengths = np.array([len(x) for x in encoder.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]])
-        chunks = [list(range(s, min(s + args.encode_chunk, len(texts)))) for s in range(0, len(texts), args.encode_chunk)]
+        lengths = np.array(
+            [len(x) for x in encoder.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
+        )
+        chunks = [
+            list(range(s, min(s + args.encode_chunk, len(texts)))) for s in range(0, len(texts), args.encode_chunk)
+        ]
         for side in sides:  # warm-up: kernel choice, weight casts, allocator
             run(side, texts[:bs], max_length)
         seconds = {s: 0.0 for s in sides}
@@ -241,7 +301,9 @@ def bench_encode(args: argparse.Namespace, device: Any) -> dict[str, Any]:
             srt = np.sort(lengths[rows])[::-1]
             padded += sum(int(srt[i]) * len(srt[i : i + bs]) for i in range(0, len(srt), bs))
             by_chars = lengths[rows][np.argsort([-len(texts[i]) for i in rows], kind="stable")]
-            padded_st += sum(int(by_chars[i : i + bs].max()) * len(by_chars[i : i + bs]) for i in range(0, len(by_chars), bs))
+            padded_st += sum(
+                int(by_chars[i : i + bs].max()) * len(by_chars[i : i + bs]) for i in range(0, len(by_chars), bs)
+            )
         flops = encoder_flops(lengths, *shape)
         peak = _machine_peak(device)
         result_sides = {}
@@ -280,28 +342,49 @@ def bench_encode(args: argparse.Namespace, device: Any) -> dict[str, Any]:
         }
         if fast != "fp32":
             cos = (emb["ours fp32"] * emb[f"ours {fast}"]).sum(axis=1)
-            entry[f"cosine_ours_{fast}_vs_fp32"] = {"min": round(float(cos.min()), 6), "mean": round(float(cos.mean()), 6), "within_1e-2": bool(cos.min() >= 1 - 1e-2)}
+            entry[f"cosine_ours_{fast}_vs_fp32"] = {
+                "min": round(float(cos.min()), 6),
+                "mean": round(float(cos.mean()), 6),
+                "within_1e-2": bool(cos.min() >= 1 - 1e-2),
+            }
         per_length.append(entry)
-        print(f"encode max_length {max_length}: " + ", ".join(f"{k} {v['docs_per_s']} docs/s" for k, v in result_sides.items()), file=sys.stderr)
-    gemm_after = {"fp32": round(gemm_gflops("fp32", device=str(device)), 1), "bf16": round(gemm_gflops("bf16", device=str(device)), 1)}
+        print(
+            f"encode max_length {max_length}: "
+            + ", ".join(f"{k} {v['docs_per_s']} docs/s" for k, v in result_sides.items()),
+            file=sys.stderr,
+        )
+    gemm_after = {
+        "fp32": round(gemm_gflops("fp32", device=str(device)), 1),
+        "bf16": round(gemm_gflops("bf16", device=str(device)), 1),
+    }
     best_side = sides[-1]
     worst = min(e["ratios"][best_side]["throughput_vs_st"] for e in per_length)
     return {
         "settings": {
-            "model": args.model, "dataset": f"{args.dataset} corpus (test split's), {len(texts)} passages, fixed random sample (seed 0), title + ' ' + text",
-            "batch_size": bs, "chunk": args.encode_chunk, "precision_arg": args.precision, "fast_precision": fast,
+            "model": args.model,
+            "dataset": f"{args.dataset} corpus (test split's), {len(texts)} passages, fixed random sample (seed 0), title + ' ' + text",
+            "batch_size": bs,
+            "chunk": args.encode_chunk,
+            "precision_arg": args.precision,
+            "fast_precision": fast,
             "native_bf16": native_bf16(torch.device(device)),
             "flops_model": f"encoder_flops: 2 x layers x (4H^2 + 2HF + 2TH) per token, real tokens only; H, layers, F = {shape}",
             "sentence_transformers": "SentenceTransformer.encode(normalize_embeddings=True), max_seq_length set per length, fp32",
         },
-        "gemm_ceiling_gflops": {"before": gemm_before, "after": gemm_after, "how": "best of 5 torch 1024^3 matrix products"},
+        "gemm_ceiling_gflops": {
+            "before": gemm_before,
+            "after": gemm_after,
+            "how": "best of 5 torch 1024^3 matrix products",
+        },
         "lengths": per_length,
         "targets": {
             "side": best_side,
             "worst_ratio_vs_st": worst,
             "ratio_at_least_1": worst >= 1.0,
             "stretch_at_least_1_5": worst >= 1.5,
-            "cosine_within_1e-2": all(e.get(f"cosine_ours_{fast}_vs_fp32", {"within_1e-2": True})["within_1e-2"] for e in per_length),
+            "cosine_within_1e-2": all(
+                e.get(f"cosine_ours_{fast}_vs_fp32", {"within_1e-2": True})["within_1e-2"] for e in per_length
+            ),
         },
     }
 
@@ -310,7 +393,7 @@ def _machine_peak(device: Any) -> dict[str, Any]:
     """The nominal CPU peak over the cores torch may use (none on a GPU)."""
     import torch
 
-    from rrra_core.benchmarking import cpu_info, cpu_peak_gflops
+    from rrra_core.speed.measure import cpu_info, cpu_peak_gflops
 
     info = cpu_info()
     return cpu_peak_gflops(info, cores=min(torch.get_num_threads(), info["cores"] or 1)) if str(device) == "cpu" else {}
@@ -343,26 +426,38 @@ def render_encode(r: dict[str, Any]) -> str:
         for side, v in e["sides"].items():
             ratio = e["ratios"].get(side)
             rtxt = "1 (baseline)" if ratio is None else f"**{ratio['throughput_vs_st']:.2f}x**"
-            ptxt = "" if ratio is None else f"{ratio['per_chunk']['p50']:.2f} [{ratio['per_chunk']['min']:.2f}, {ratio['per_chunk']['max']:.2f}]"
-            lines.append(f"| {side} | {v['seconds']} | {v['docs_per_s']} | {v['tokens_per_s']:,} | {v['gflops']} | {_fmt(v['pct_of_nominal_peak'], 1)} | {v['pct_of_gemm_ceiling']} | {rtxt} | {ptxt} |")
+            ptxt = (
+                ""
+                if ratio is None
+                else f"{ratio['per_chunk']['p50']:.2f} [{ratio['per_chunk']['min']:.2f}, {ratio['per_chunk']['max']:.2f}]"
+            )
+            lines.append(
+                f"| {side} | {v['seconds']} | {v['docs_per_s']} | {v['tokens_per_s']:,} | {v['gflops']} | {_fmt(v['pct_of_nominal_peak'], 1)} | {v['pct_of_gemm_ceiling']} | {rtxt} | {ptxt} |"
+            )
         lines.append("")
         c = e["cosine_ours_fp32_vs_st"]
         lines.append(f"Cosine, ours fp32 vs sentence-transformers: min {c['min']:.6f}, mean {c['mean']:.6f}.")
         for k, v in e.items():
             if k.startswith("cosine_ours_") and k != "cosine_ours_fp32_vs_st":
-                lines.append(f"Cosine, ours {k.split('_')[2]} vs ours fp32: min {v['min']:.6f}, mean {v['mean']:.6f} ({'within' if v['within_1e-2'] else 'OUTSIDE'} 1e-2).")
+                lines.append(
+                    f"Cosine, ours {k.split('_')[2]} vs ours fp32: min {v['min']:.6f}, mean {v['mean']:.6f} ({'within' if v['within_1e-2'] else 'OUTSIDE'} 1e-2)."
+                )
         lines.append("")
     worst = t["worst_ratio_vs_st"]
     verdict = "met" if t["ratio_at_least_1"] else f"MISSED by {1 - worst:.2f}"
     per_len = []
     for e in r["lengths"]:
         x = e["ratios"][t["side"]]["throughput_vs_st"]
-        per_len.append(f"max length {e['max_length']}: {x:.2f}x" + (" (stretch met)" if x >= 1.5 else f" (stretch missed by {1.5 - x:.2f})"))
+        per_len.append(
+            f"max length {e['max_length']}: {x:.2f}x"
+            + (" (stretch met)" if x >= 1.5 else f" (stretch missed by {1.5 - x:.2f})")
+        )
     lines += [
         "## Targets",
         "",
         f"- Throughput ratio vs sentence-transformers >= 1.0 (stretch 1.5), side `{t['side']}`, worst over lengths **{worst:.2f}x** -> {verdict}; "
-        + "; ".join(per_len) + ".",
+        + "; ".join(per_len)
+        + ".",
         f"- bf16 results within 1e-2 cosine of fp32: {'yes' if t['cosine_within_1e-2'] else 'NO'}.",
         "",
     ]
@@ -383,28 +478,41 @@ def bench_latency(args: argparse.Namespace, device: Any) -> dict[str, Any]:
     import torch
 
     from rrra_core.adapter import predict_pairs
-    from rrra_core.benchmarking import alternating_orders, load_average, summarize, time_call
     from rrra_core.data import doc_text, load_dataset
-    from rrra_core.encoder import BiEncoder, EncoderConfig
-    from rrra_core.encoding import resolve_precision
-    from rrra_core.index import DenseIndex
-    from rrra_core.rerank import rerank_order
-    from rrra_core.retrieval import encode_corpus
-    from rrra_core.search import Searcher
+    from rrra_core.retrieval.dense import encode_corpus
+    from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
+    from rrra_core.retrieval.encoding import resolve_precision
+    from rrra_core.retrieval.index import DenseIndex
+    from rrra_core.retrieval.rerank import rerank_order
+    from rrra_core.retrieval.search import Searcher
+    from rrra_core.speed.measure import alternating_orders, load_average, summarize, time_call
 
     data = load_dataset(args.dataset, "test")
-    enc_cfg = EncoderConfig(model=args.model, query_max_length=args.query_max_length, doc_max_length=args.doc_max_length, device=str(device))
+    enc_cfg = EncoderConfig(
+        model=args.model, query_max_length=args.query_max_length, doc_max_length=args.doc_max_length, device=str(device)
+    )
     encoder = BiEncoder.from_pretrained(args.model).to(device)
     corpus = encode_corpus(encoder, data.corpus, enc_cfg, progress=False)
     index = DenseIndex.build(corpus.vectors, corpus.ids, kind="auto")
     adapter, adapter_src = _load_adapter(args.adapter, encoder.dim, device)
     precision = resolve_precision(args.latency_precision, device)
     k = args.latency_k
-    # The product's serving path: rrra_core.search.Searcher, its stages timed apart.
-    searcher = Searcher(encoder, index, corpus.vectors, adapter, query_max_length=args.query_max_length, rerank_k=k, lambda_rr=1.0, precision=precision)
+    # The product's serving path: rrra_core.retrieval.search.Searcher, its stages timed apart.
+    searcher = Searcher(
+        encoder,
+        index,
+        corpus.vectors,
+        adapter,
+        query_max_length=args.query_max_length,
+        rerank_k=k,
+        lambda_rr=1.0,
+        precision=precision,
+    )
     qids = sorted(data.queries)[: args.latency_warmup + args.latency_queries]
     default_threads = torch.get_num_threads()
-    settings = [f"{t} thread{'s' if t > 1 else ''}" for t in dict.fromkeys(args.latency_threads or [1, default_threads])]
+    settings = [
+        f"{t} thread{'s' if t > 1 else ''}" for t in dict.fromkeys(args.latency_threads or [1, default_threads])
+    ]
 
     def use(setting: str) -> None:
         torch.set_num_threads(int(setting.split()[0]))
@@ -426,15 +534,25 @@ def bench_latency(args: argparse.Namespace, device: Any) -> dict[str, Any]:
             use(setting)
             t_enc, qv = time_call(lambda: searcher.encode(data.queries[q]), device)
             t_search, (found, scores) = time_call(lambda: searcher.retrieve(qv, k), "cpu")
-            pair = [("rerank", lambda: rerank(qv, scores, found)), ("rerank_plain", lambda: rerank_plain(qv, scores, found))]
+            pair = [
+                ("rerank", lambda: rerank(qv, scores, found)),
+                ("rerank_plain", lambda: rerank_plain(qv, scores, found)),
+            ]
             took, got = {}, {}
-            for name, fn in (pair if n % 2 == 0 else pair[::-1]):
+            for name, fn in pair if n % 2 == 0 else pair[::-1]:
                 took[name], got[name] = time_call(fn, device)
             if n >= args.latency_warmup:
-                for key, v in (("encode", t_enc), ("search", t_search), ("rerank", took["rerank"]), ("total", t_enc + t_search + took["rerank"]),
-                               ("rerank_plain", took["rerank_plain"])):
+                for key, v in (
+                    ("encode", t_enc),
+                    ("search", t_search),
+                    ("rerank", took["rerank"]),
+                    ("total", t_enc + t_search + took["rerank"]),
+                    ("rerank_plain", took["rerank_plain"]),
+                ):
                     times[setting][key].append(v)
-                agreement["max_abs_p_rel_diff"] = max(agreement["max_abs_p_rel_diff"], float(np.abs(got["rerank"][1] - got["rerank_plain"][1]).max()))
+                agreement["max_abs_p_rel_diff"] = max(
+                    agreement["max_abs_p_rel_diff"], float(np.abs(got["rerank"][1] - got["rerank_plain"][1]).max())
+                )
                 agreement["same_order"] += int(got["rerank"][0] == got["rerank_plain"][0])
                 agreement["queries"] += 1
         if n >= args.latency_warmup:
@@ -472,10 +590,23 @@ def bench_latency(args: argparse.Namespace, device: Any) -> dict[str, Any]:
             docs = [corpus.ids[r] for r in rows]
             for setting in alternating_orders(settings, args.ce_queries)[i]:
                 use(setting)
-                pair = [("adapter", lambda: rerank(qv, cos, rows)), ("cross-encoder", lambda: cross_encode(data.queries[q], docs))]
-                for name, fn in (pair if i % 2 == 0 else pair[::-1]):
+                pair = [
+                    ("adapter", lambda: rerank(qv, cos, rows)),
+                    ("cross-encoder", lambda: cross_encode(data.queries[q], docs)),
+                ]
+                for name, fn in pair if i % 2 == 0 else pair[::-1]:
                     ce[setting][name].append(time_call(fn, device)[0])
-            ce_tokens.append(sum(len(x) for x in tok([data.queries[q]] * len(docs), [doc_text(data.corpus[d]) for d in docs], truncation="only_second", max_length=pair_max)["input_ids"]))
+            ce_tokens.append(
+                sum(
+                    len(x)
+                    for x in tok(
+                        [data.queries[q]] * len(docs),
+                        [doc_text(data.corpus[d]) for d in docs],
+                        truncation="only_second",
+                        max_length=pair_max,
+                    )["input_ids"]
+                )
+            )
     torch.set_num_threads(default_threads)
     load_after_ce = load_average()
 
@@ -506,11 +637,16 @@ def bench_latency(args: argparse.Namespace, device: Any) -> dict[str, Any]:
         }
     return {
         "settings": {
-            "model": args.model, "dataset": f"{args.dataset} test: {len(data.corpus)} documents, first {len(qids)} query ids in sorted order ({args.latency_warmup} warm-up)",
-            "index": f"DenseIndex kind=auto -> {index.kind}", "k": k, "query_max_length": args.query_max_length, "doc_max_length": args.doc_max_length,
-            "query_precision": precision, "adapter": adapter_src,
+            "model": args.model,
+            "dataset": f"{args.dataset} test: {len(data.corpus)} documents, first {len(qids)} query ids in sorted order ({args.latency_warmup} warm-up)",
+            "index": f"DenseIndex kind=auto -> {index.kind}",
+            "k": k,
+            "query_max_length": args.query_max_length,
+            "doc_max_length": args.doc_max_length,
+            "query_precision": precision,
+            "adapter": adapter_src,
             "rerank": "Searcher.rerank: the factored adapter (rrra_core.adapter.factored.FactoredAdapter.p_rel, P(rel)) + rerank_order, lambda_rr = 1; "
-                      "rerank_plain: predict_pairs (the plain forward) + rerank_order, timed in the same loop",
+            "rerank_plain: predict_pairs (the plain forward) + rerank_order, timed in the same loop",
             "cross_encoder": f"MiniLM transformer + linear head on [CLS], (query, passage) pairs truncated to {pair_max} tokens, length-sorted batches of {ce_bs}, fp32",
             "encode": "Searcher.encode: encode_texts on one query (tokenise, pad, forward, pool); search: Searcher.retrieve (FAISS top k on one FAISS thread, ties by doc id)",
             "thread_settings": settings,
@@ -561,10 +697,15 @@ def render_latency(r: dict[str, Any]) -> str:
         lines += [
             f"Targets ({name}):",
             f"- adapter rerank adds <= 10% to the latency: p50 {100 * t['rerank_added_p50']:.1f}% -> "
-            + ("met" if t["rerank_adds_at_most_10pct"] else f"MISSED by {100 * t['rerank_added_p50'] - 10:.1f} percentage points")
+            + (
+                "met"
+                if t["rerank_adds_at_most_10pct"]
+                else f"MISSED by {100 * t['rerank_added_p50'] - 10:.1f} percentage points"
+            )
             + f" (plain forward: {100 * t['plain_rerank_added_p50']:.1f}%);",
             f"- adapter at least 500x cheaper than a cross-encoder: median ratio {_fmt(t['adapter_vs_cross_encoder'], 0)}x -> "
-            + ("met" if t["adapter_500x_cheaper"] else "MISSED") + ".",
+            + ("met" if t["adapter_500x_cheaper"] else "MISSED")
+            + ".",
             "",
         ]
     ag = r["rerank_agreement"]
@@ -587,22 +728,34 @@ def bench_index(args: argparse.Namespace, device: Any) -> dict[str, Any]:
     import faiss
     import numpy as np
 
-    from rrra_core.benchmarking import (
-        PeakMemory, centres_from_anchors, gaussian_mixture, load_average, queries_near, recall_at_k, release_free_memory, rss_bytes, summarize,
-    )
     from rrra_core.data import load_dataset
-    from rrra_core.encoder import BiEncoder, EncoderConfig
-    from rrra_core.index import AUTO_FLAT_MAX, DenseIndex, auto_kind
-    from rrra_core.retrieval import encode_corpus, encode_queries
+    from rrra_core.retrieval.dense import encode_corpus, encode_queries
+    from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
+    from rrra_core.retrieval.index import AUTO_FLAT_MAX, DenseIndex, auto_kind
+    from rrra_core.speed.measure import (
+        PeakMemory,
+        centres_from_anchors,
+        gaussian_mixture,
+        load_average,
+        queries_near,
+        recall_at_k,
+        release_free_memory,
+        rss_bytes,
+        summarize,
+    )
 
     if args.threads:
         faiss.omp_set_num_threads(args.threads)
     threads = faiss.omp_get_max_threads()
     data = load_dataset(args.dataset, "test")
-    enc_cfg = EncoderConfig(model=args.model, query_max_length=args.query_max_length, doc_max_length=args.doc_max_length, device=str(device))
+    enc_cfg = EncoderConfig(
+        model=args.model, query_max_length=args.query_max_length, doc_max_length=args.doc_max_length, device=str(device)
+    )
     encoder = BiEncoder.from_pretrained(args.model).to(device)
     demo = encode_corpus(encoder, data.corpus, enc_cfg, progress=False)
-    real_qids, real_q = encode_queries(encoder, {q: data.queries[q] for q in sorted(data.queries)[: args.index_real_queries]}, enc_cfg)
+    real_qids, real_q = encode_queries(
+        encoder, {q: data.queries[q] for q in sorted(data.queries)[: args.index_real_queries]}, enc_cfg
+    )
     del encoder
     dim = demo.vectors.shape[1]
     n_syn, n_demo = args.index_n, len(demo.ids)
@@ -637,12 +790,20 @@ def bench_index(args: argparse.Namespace, device: Any) -> dict[str, Any]:
         if exact is not None:
             out["recall@10"] = round(recall_at_k(rows, exact, k), 4)
             out["recall@10_synthetic"] = round(recall_at_k(rows[: len(q_syn)], exact[: len(q_syn)], k), 4)
-            out["recall@10_real"] = round(recall_at_k(rows[len(q_syn):], exact[len(q_syn):], k), 4) if len(real_q) else None
+            out["recall@10_real"] = (
+                round(recall_at_k(rows[len(q_syn) :], exact[len(q_syn) :], k), 4) if len(real_q) else None
+            )
         return out, rows
 
     builds = [
         ("flat", {}),
-        ("ivf", {"nlist": min(args.ivf_nlist, n), "ivf_train_size": max(min(args.ivf_nlist, n), args.ivf_train_per_list * min(args.ivf_nlist, n))}),
+        (
+            "ivf",
+            {
+                "nlist": min(args.ivf_nlist, n),
+                "ivf_train_size": max(min(args.ivf_nlist, n), args.ivf_train_per_list * min(args.ivf_nlist, n)),
+            },
+        ),
         ("hnsw", {"hnsw_m": args.hnsw_m, "ef_construction": args.hnsw_ef_construction}),
     ]
     rows_out, exact = [], None
@@ -677,12 +838,23 @@ def bench_index(args: argparse.Namespace, device: Any) -> dict[str, Any]:
             payload += n * 8 + index.params["nlist"] * dim * 4
         elif kind == "hnsw":
             payload += n * 2 * args.hnsw_m * 4  # level-0 links; upper levels add ~1/M of that
-        rows_out.append({
-            "kind": kind, "params": built_params | ({"ivf_train_size": params["ivf_train_size"]} if kind == "ivf" else {}),
-            "build_s": round(build_s, 1), "resident_after_build_bytes": resident, "peak_extra_during_build_bytes": mem.extra,
-            "payload_bytes_estimate": payload, "sweep": sweep, "load_after": load_average(),
-        })
-        print(f"index {kind}: build {build_s:.1f} s, " + "; ".join(f"{r['search']}: {r['queries_per_s_batch']} q/s, R@10 {r['recall@10']}" for r in sweep), file=sys.stderr)
+        rows_out.append(
+            {
+                "kind": kind,
+                "params": built_params | ({"ivf_train_size": params["ivf_train_size"]} if kind == "ivf" else {}),
+                "build_s": round(build_s, 1),
+                "resident_after_build_bytes": resident,
+                "peak_extra_during_build_bytes": mem.extra,
+                "payload_bytes_estimate": payload,
+                "sweep": sweep,
+                "load_after": load_average(),
+            }
+        )
+        print(
+            f"index {kind}: build {build_s:.1f} s, "
+            + "; ".join(f"{r['search']}: {r['queries_per_s_batch']} q/s, R@10 {r['recall@10']}" for r in sweep),
+            file=sys.stderr,
+        )
         del index
     # retrieve() builds a fresh index per call: how many queries before an approximate index's
     # longer build is paid back by its faster search (batch throughput)?
@@ -694,16 +866,26 @@ def bench_index(args: argparse.Namespace, device: Any) -> dict[str, Any]:
             sw["break_even_queries"] = round((row["build_s"] - flat["build_s"]) / saved) if saved > 0 else None
     return {
         "settings": {
-            "vectors": n, "synthetic": n_syn, "demo_docs": n_demo, "dim": dim,
+            "vectors": n,
+            "synthetic": n_syn,
+            "demo_docs": n_demo,
+            "dim": dim,
             "synthetic_data": f"{args.index_clusters} Gaussian clusters, per-coordinate sd {args.index_spread}, renormalised; each centre a random convex "
-                              f"combination of 3 real {args.dataset} document embeddings, so the clusters share the real embeddings' geometry (seed 0)",
+            f"combination of 3 real {args.dataset} document embeddings, so the clusters share the real embeddings' geometry (seed 0)",
             "demo_data": f"{args.dataset} corpus embedded by {args.model} at max length {args.doc_max_length} (embedding cache)",
             "queries": f"{len(q_syn)} synthetic (a random data point + sd {args.index_spread / 2} noise) + {len(real_q)} real {args.dataset} test queries",
-            "k": k, "faiss_threads": threads, "generate_seconds": round(gen_seconds, 1),
+            "k": k,
+            "faiss_threads": threads,
+            "generate_seconds": round(gen_seconds, 1),
             "single_query_latency": f"first {min(args.index_single, n_q)} queries one at a time",
         },
-        "auto": {"documents": n, "kind": auto_kind(n), "flat_below": AUTO_FLAT_MAX, "demo_corpus_alone": auto_kind(n_demo),
-                 "above_flat_limit": "ivf, nlist = 4 sqrt(n), k-means on 64 per list, nprobe = nlist / 64"},
+        "auto": {
+            "documents": n,
+            "kind": auto_kind(n),
+            "flat_below": AUTO_FLAT_MAX,
+            "demo_corpus_alone": auto_kind(n_demo),
+            "above_flat_limit": "ivf, nlist = 4 sqrt(n), k-means on 64 per list, nprobe = nlist / 64",
+        },
         "indexes": rows_out,
     }
 
@@ -723,7 +905,7 @@ def render_index(r: dict[str, Any]) -> str:
         f"Queries: {s['queries']}; recall@{s['k']} is against the exact (flat) top {s['k']} of the same index. FAISS threads: {s['faiss_threads']}. "
         f"Single-query latency: {s['single_query_latency']}.",
         "",
-        f"`kind=\"auto\"` picks **{a['kind']}** for {a['documents']:,} documents (exact below {a['flat_below']:,}, then {a['above_flat_limit']}; "
+        f'`kind="auto"` picks **{a["kind"]}** for {a["documents"]:,} documents (exact below {a["flat_below"]:,}, then {a["above_flat_limit"]}; '
         f"the demo corpus alone gets {a['demo_corpus_alone']}). Its row below is the flat one.",
         "",
         "| index | params | build s | resident after build | peak extra during build | payload (estimate) | search | queries/s (batch) | single query p50 ms | recall@10 | synthetic | real | break-even queries vs flat |",
@@ -744,7 +926,9 @@ def render_index(r: dict[str, Any]) -> str:
         "",
         "Memory is resident set size: growth after the build (with freed heap returned to the OS) and the peak above the starting RSS during the build (kernel high-water mark). "
         "The data matrix itself (the input) is resident before every build and not counted. "
-        "Load average after each index: " + "; ".join(f"{row['kind']} {row['load_after']}" for row in r["indexes"]) + ". "
+        "Load average after each index: "
+        + "; ".join(f"{row['kind']} {row['load_after']}" for row in r["indexes"])
+        + ". "
         "Break-even: queries one build must answer before the approximate index's longer build is paid back by its faster batch search "
         "(`retrieve()` builds a fresh index per call, so for evaluation and mining the build is part of the cost).",
         "",
@@ -760,11 +944,11 @@ def bench_train(args: argparse.Namespace, device: Any) -> dict[str, Any]:
     import torch
 
     from rrra_core.adapter import save_adapter
-    from rrra_core.benchmarking import PeakMemory, alternating_orders, load_average, summarize
     from rrra_core.data import Dataset, load_dataset
-    from rrra_core.encoder import BiEncoder, EncoderConfig
-    from rrra_core.mining import MiningConfig
-    from rrra_core.runs import create_run
+    from rrra_core.negatives.mining import MiningConfig
+    from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
+    from rrra_core.runtime.runs import create_run
+    from rrra_core.speed.measure import PeakMemory, alternating_orders, load_average, summarize
     from rrra_core.training import TrainConfig, train_phase1
     from rrra_core.training.phase1 import phase1_config_dict
     from rrra_core.training.phase3 import Phase3Config, phase3_config_dict, train_phase3
@@ -773,14 +957,28 @@ def bench_train(args: argparse.Namespace, device: Any) -> dict[str, Any]:
     qids = sorted(full.qrels)
     if args.train_queries < len(qids):
         qids = sorted(np.random.default_rng(0).choice(qids, size=args.train_queries, replace=False).tolist())
-    train = Dataset(name=full.name, split=full.split, corpus=full.corpus, queries={q: full.queries[q] for q in qids}, qrels={q: full.qrels[q] for q in qids})
-    enc_cfg = EncoderConfig(model=args.model, query_max_length=args.query_max_length, doc_max_length=args.doc_max_length, device=str(device))
+    train = Dataset(
+        name=full.name,
+        split=full.split,
+        corpus=full.corpus,
+        queries={q: full.queries[q] for q in qids},
+        qrels={q: full.qrels[q] for q in qids},
+    )
+    enc_cfg = EncoderConfig(
+        model=args.model, query_max_length=args.query_max_length, doc_max_length=args.doc_max_length, device=str(device)
+    )
     steps = args.train_warmup + args.train_steps
     dim = BiEncoder.from_pretrained(args.model).dim
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
     adapter, adapter_src = _load_adapter(args.adapter, dim, "cpu")
     adapter_dir = save_adapter(adapter, adapter.cfg, tmp / "adapter")
-    common = {"max_steps": steps, "batch_size": args.train_batch_size, "eval_split": "", "index_kind": "flat", "checkpoint_every": 0}
+    common = {
+        "max_steps": steps,
+        "batch_size": args.train_batch_size,
+        "eval_split": "",
+        "index_kind": "flat",
+        "checkpoint_every": 0,
+    }
 
     def phase1(hard: bool):
         def go(root: Path):
@@ -788,6 +986,7 @@ def bench_train(args: argparse.Namespace, device: Any) -> dict[str, Any]:
             run = create_run("phase1", phase1_config_dict(enc_cfg, cfg, MiningConfig()), root=root)
             train_phase1(run, enc_cfg, cfg, MiningConfig(), train_data=train)
             return run
+
         return go
 
     def phase3(n_random: int):
@@ -796,6 +995,7 @@ def bench_train(args: argparse.Namespace, device: Any) -> dict[str, Any]:
             run = create_run("phase3", phase3_config_dict(enc_cfg, cfg, str(adapter_dir)), root=root)
             train_phase3(run, enc_cfg, cfg, adapter_dir=str(adapter_dir), train_data=train)
             return run
+
         return go
 
     # names[0..2] are the comparison the target is about: phase 3 at its defaults (one hard negative,
@@ -808,7 +1008,18 @@ def bench_train(args: argparse.Namespace, device: Any) -> dict[str, Any]:
         "phase 3, RRRA + 1 extra random negative": phase3(1),
     }
     names = list(variants)
-    per: dict[str, dict[str, Any]] = {v: {"step_s": [], "n_docs": [], "peak_rss": [], "extra_rss": [], "gpu_peak": [], "load_after": [], "round_median": []} for v in names}
+    per: dict[str, dict[str, Any]] = {
+        v: {
+            "step_s": [],
+            "n_docs": [],
+            "peak_rss": [],
+            "extra_rss": [],
+            "gpu_peak": [],
+            "load_after": [],
+            "round_median": [],
+        }
+        for v in names
+    }
     cuda = str(device).startswith("cuda")
     for r, order in enumerate(alternating_orders(names, args.train_rounds)):
         for name in order:
@@ -840,7 +1051,9 @@ def bench_train(args: argparse.Namespace, device: Any) -> dict[str, Any]:
             "docs_per_step_mean": round(float(np.mean(v["n_docs"])), 1),
             "seconds_per_doc": round(float(np.median(v["step_s"]) / np.mean(v["n_docs"])), 4),
             "peak_rss_bytes": max(x for x in v["peak_rss"] if x is not None) if any(v["peak_rss"]) else None,
-            "extra_rss_bytes": max(x for x in v["extra_rss"] if x is not None) if any(x is not None for x in v["extra_rss"]) else None,
+            "extra_rss_bytes": max(x for x in v["extra_rss"] if x is not None)
+            if any(x is not None for x in v["extra_rss"])
+            else None,
             "gpu_peak_bytes": max(v["gpu_peak"]) if v["gpu_peak"] else None,
             "load_after_each_run": v["load_after"],
             "median_per_round": v["round_median"],
@@ -855,15 +1068,22 @@ def bench_train(args: argparse.Namespace, device: Any) -> dict[str, Any]:
                 "fastest_step": round(a["step_seconds"]["min"] / b["step_seconds"]["min"], 3),
                 "median_step": round(a["step_seconds"]["p50"] / b["step_seconds"]["p50"], 3),
                 "per_round_median": [round(x / y, 3) for x, y in zip(a["median_per_round"], b["median_per_round"])],
-                "per_document_fastest": round((a["step_seconds"]["min"] / a["docs_per_step_mean"]) / (b["step_seconds"]["min"] / b["docs_per_step_mean"]), 3),
+                "per_document_fastest": round(
+                    (a["step_seconds"]["min"] / a["docs_per_step_mean"])
+                    / (b["step_seconds"]["min"] / b["docs_per_step_mean"]),
+                    3,
+                ),
             }
     return {
         "settings": {
-            "model": args.model, "dataset": f"{args.dataset} train, {len(qids)} queries (fixed subsample, seed 0), full corpus",
-            "batch_size": args.train_batch_size, "query_max_length": args.query_max_length, "doc_max_length": args.doc_max_length,
+            "model": args.model,
+            "dataset": f"{args.dataset} train, {len(qids)} queries (fixed subsample, seed 0), full corpus",
+            "batch_size": args.train_batch_size,
+            "query_max_length": args.query_max_length,
+            "doc_max_length": args.doc_max_length,
             "steps": f"{args.train_rounds} rounds x ({args.train_warmup} warm-up + {args.train_steps} measured) steps per variant; variants alternate in rotating order",
             "how": "the real train_phase1 / train_phase3 with max_steps, eval off, checkpoints off; step time = difference of the loop's own 'time' log field, "
-                   "so data sampling, the forward/backward pass, the optimizer and the per-step logging are all included",
+            "so data sampling, the forward/backward pass, the optimizer and the per-step logging are all included",
             "adapter": adapter_src,
             "memory": "peak RSS of the whole train call (model load, mining from cached vectors, steps) via the kernel high-water mark; extra = peak minus RSS before the call",
         },
@@ -885,25 +1105,50 @@ def render_train(r: dict[str, Any]) -> str:
     lines += [
         "Settings: " + "; ".join(f"{k}: {v}" for k, v in s.items()) + ".",
         "",
-        "| variant | fastest step s | step p50 s | p95 s | mean s | steps | docs/step | s per doc (p50) | peak RSS | extra RSS |" + (" GPU peak |" if any(v["gpu_peak_bytes"] for v in r["variants"].values()) else ""),
-        "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if any(v["gpu_peak_bytes"] for v in r["variants"].values()) else ""),
+        "| variant | fastest step s | step p50 s | p95 s | mean s | steps | docs/step | s per doc (p50) | peak RSS | extra RSS |"
+        + (" GPU peak |" if any(v["gpu_peak_bytes"] for v in r["variants"].values()) else ""),
+        "|---|---|---|---|---|---|---|---|---|---|"
+        + ("---|" if any(v["gpu_peak_bytes"] for v in r["variants"].values()) else ""),
     ]
     for name, v in r["variants"].items():
         st = v["step_seconds"]
         gpu = f" {_mb(v['gpu_peak_bytes'])} |" if v["gpu_peak_bytes"] else ""
-        lines.append(f"| {name} | {st['min']} | {st['p50']} | {st['p95']} | {st['mean']} | {st['n']} | {v['docs_per_step_mean']} | {v['seconds_per_doc']} | {_mb(v['peak_rss_bytes'])} | {_mb(v['extra_rss_bytes'])} |{gpu}")
-    lines += ["", "Load average after each run: " + "; ".join(f"{name}: {v['load_after_each_run']}" for name, v in r["variants"].items()) + "."]
-    lines += ["", "Other processes only add time to a step, so the fastest step of each variant is the estimate they disturb least; "
-              "the target is judged on the ratio of fastest steps, with medians and per-round medians beside it.", "",
-              "| ratio (phase 3 / phase 1) | fastest step | median step | per-round medians | per document (fastest) |", "|---|---|---|---|---|"]
-    lines += [f"| {k} | **{v['fastest_step']}** | {v['median_step']} | {', '.join(str(x) for x in v['per_round_median'])} | {v['per_document_fastest']} |"
-              for k, v in r["ratios"].items()]
-    lines += ["", "## Target", "",
-              f"- Phase 3 at most 1.5x phase 1 per step at the same batch: {t['phase3_over_phase1_hard']}x against phase 1 with one hard negative -> "
-              + ("met" if t["at_most_1_5"] else f"MISSED by {t['phase3_over_phase1_hard'] - 1.5:.2f} ({100 * (t['phase3_over_phase1_hard'] / 1.5 - 1):.0f}% over)")
-              + f" (ratio of fastest steps; of median steps: {r['ratios'][list(r['ratios'])[1]]['median_step']}x)"
-              + f"; {t['phase3_over_phase1_inbatch']}x against in-batch-only phase 1. "
-              f"Phase 3 with an extra random corpus negative per query (a third more documents): {t['phase3_extra_random_over_phase1_hard']}x.", ""]
+        lines.append(
+            f"| {name} | {st['min']} | {st['p50']} | {st['p95']} | {st['mean']} | {st['n']} | {v['docs_per_step_mean']} | {v['seconds_per_doc']} | {_mb(v['peak_rss_bytes'])} | {_mb(v['extra_rss_bytes'])} |{gpu}"
+        )
+    lines += [
+        "",
+        "Load average after each run: "
+        + "; ".join(f"{name}: {v['load_after_each_run']}" for name, v in r["variants"].items())
+        + ".",
+    ]
+    lines += [
+        "",
+        "Other processes only add time to a step, so the fastest step of each variant is the estimate they disturb least; "
+        "the target is judged on the ratio of fastest steps, with medians and per-round medians beside it.",
+        "",
+        "| ratio (phase 3 / phase 1) | fastest step | median step | per-round medians | per document (fastest) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {k} | **{v['fastest_step']}** | {v['median_step']} | {', '.join(str(x) for x in v['per_round_median'])} | {v['per_document_fastest']} |"
+        for k, v in r["ratios"].items()
+    ]
+    lines += [
+        "",
+        "## Target",
+        "",
+        f"- Phase 3 at most 1.5x phase 1 per step at the same batch: {t['phase3_over_phase1_hard']}x against phase 1 with one hard negative -> "
+        + (
+            "met"
+            if t["at_most_1_5"]
+            else f"MISSED by {t['phase3_over_phase1_hard'] - 1.5:.2f} ({100 * (t['phase3_over_phase1_hard'] / 1.5 - 1):.0f}% over)"
+        )
+        + f" (ratio of fastest steps; of median steps: {r['ratios'][list(r['ratios'])[1]]['median_step']}x)"
+        + f"; {t['phase3_over_phase1_inbatch']}x against in-batch-only phase 1. "
+        f"Phase 3 with an extra random corpus negative per query (a third more documents): {t['phase3_extra_random_over_phase1_hard']}x.",
+        "",
+    ]
     lines += r.get("notes_md", [])
     return "\n".join(lines) + "\n"
 
@@ -918,10 +1163,10 @@ BENCHES = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rrra_core.benchmarking import load_average
-    from rrra_core.cli import setup_logging
-    from rrra_core.device import resolve_device
-    from rrra_core.paths import REPO_ROOT
+    from rrra_core.runtime.cli import setup_logging
+    from rrra_core.runtime.device import resolve_device
+    from rrra_core.runtime.paths import REPO_ROOT
+    from rrra_core.speed.measure import load_average
 
     args = build_parser().parse_args(argv)
     setup_logging()
@@ -943,8 +1188,15 @@ def main(argv: list[str] | None = None) -> int:
             load_before = load_average()
             t0 = time.perf_counter()
             body = bench(args, device)
-            result = {"command": command, "part": part, "started": started, "wall_seconds": round(time.perf_counter() - t0, 1),
-                      "load": {"before": load_before, "after": load_average()}, "machine": _machine(device), **body}
+            result = {
+                "command": command,
+                "part": part,
+                "started": started,
+                "wall_seconds": round(time.perf_counter() - t0, 1),
+                "load": {"before": load_before, "after": load_average()},
+                "machine": _machine(device),
+                **body,
+            }
         # Hand-written analysis (limits, what was tried) lives beside the numbers and is appended on every rendering.
         notes = out_dir / f"speed_{part}.notes.md"
         result.pop("notes_md", None)
@@ -955,6 +1207,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from rrra_core.cli import run_main
+    from rrra_core.runtime.cli import run_main
 
     sys.exit(run_main(main))

@@ -26,34 +26,71 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 PRESETS: dict[str, dict] = {
-    "cranfield": {"dataset": "cranfield", "hide_fraction": 0.3, "truth": "planted", "seeds": (0, 1, 2), "hitl": (0, 50, 200)},
-    "scifact": {"dataset": "scifact", "hide_fraction": 0.0, "truth": "none", "seeds": (0,), "variants": ("full",), "samplers": ("uniform", "simans", "rrra"), "max_train_queries": 400},
-    "squad": {"dataset": "squad", "hide_fraction": 0.0, "truth": "answers", "seeds": (0,), "variants": ("full",), "samplers": ("uniform", "simans", "rrra"), "max_train_queries": 800},
-    "quick": {"dataset": "adi", "train_split": "test", "test_split": "test", "seeds": (0,), "query_max_length": 32, "doc_max_length": 64,
-              "batch_size": 16, "top_k": 30, "p2_epochs": 3, "hitl": (0, 10),
-              "variants": ("full", "no residual", "no L_norm", "no ratio", "no init", "random head", "outcome labels")},
+    "cranfield": {
+        "dataset": "cranfield",
+        "hide_fraction": 0.3,
+        "truth": "planted",
+        "seeds": (0, 1, 2),
+        "hitl": (0, 50, 200),
+    },
+    "scifact": {
+        "dataset": "scifact",
+        "hide_fraction": 0.0,
+        "truth": "none",
+        "seeds": (0,),
+        "variants": ("full",),
+        "samplers": ("uniform", "simans", "rrra"),
+        "max_train_queries": 400,
+    },
+    "squad": {
+        "dataset": "squad",
+        "hide_fraction": 0.0,
+        "truth": "answers",
+        "seeds": (0,),
+        "variants": ("full",),
+        "samplers": ("uniform", "simans", "rrra"),
+        "max_train_queries": 800,
+    },
+    "quick": {
+        "dataset": "adi",
+        "train_split": "test",
+        "test_split": "test",
+        "seeds": (0,),
+        "query_max_length": 32,
+        "doc_max_length": 64,
+        "batch_size": 16,
+        "top_k": 30,
+        "p2_epochs": 3,
+        "hitl": (0, 10),
+        "variants": ("full", "no residual", "no L_norm", "no ratio", "no init", "random head", "outcome labels"),
+    },
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rrra_core.config import add_config_arguments
-    from rrra_core.experiments import BenchmarkConfig
+    from rrra_core.runtime.config import add_config_arguments
+    from rrra_core.workflows.benchmark import BenchmarkConfig
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="cranfield", choices=sorted(PRESETS), help="starting settings")
     p.add_argument("--quick", action="store_true", help="same as --preset quick: a few-minute smoke run on ADI")
     p.add_argument("--out", help="results file stem (default: results/rrra_<preset>)")
-    p.add_argument("--merge", nargs="+", metavar="JSON", help="instead of running, combine per-seed result files (e.g. seeds run as parallel processes) into one table")
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="instead of running, combine per-seed result files (e.g. seeds run as parallel processes) into one table",
+    )
     add_config_arguments(p, BenchmarkConfig)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rrra_core.cli import setup_logging
-    from rrra_core.config import config_from_args
-    from rrra_core.experiments import BenchmarkConfig, run_benchmark
-    from rrra_core.paths import REPO_ROOT
-    from rrra_core.runs import cpu_model, write_json_atomic
+    from rrra_core.runtime.cli import setup_logging
+    from rrra_core.runtime.config import config_from_args
+    from rrra_core.runtime.paths import REPO_ROOT
+    from rrra_core.runtime.runs import cpu_model, write_json_atomic
+    from rrra_core.workflows.benchmark import BenchmarkConfig, run_benchmark
 
     args = build_parser().parse_args(argv)
     setup_logging()
@@ -72,7 +109,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    header = {"command": command, "preset": args.preset, "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}}
+    header = {
+        "command": command,
+        "preset": args.preset,
+        "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+    }
 
     def save(result: dict) -> None:
         full = {**header, **result, "wall_seconds": round(time.perf_counter() - t0, 1)}
@@ -87,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def merge(paths: list[str], out: str | None, raw_argv: list[str]) -> int:
     """Combine result files of the same benchmark run seed by seed in separate processes."""
-    from rrra_core.errors import DataError
-    from rrra_core.experiments import aggregate
-    from rrra_core.runs import write_json_atomic
+    from rrra_core.runtime.errors import DataError
+    from rrra_core.runtime.runs import write_json_atomic
+    from rrra_core.workflows.benchmark import aggregate
 
     parts = []
     for p in paths:
@@ -99,7 +140,15 @@ def merge(paths: list[str], out: str | None, raw_argv: list[str]) -> int:
             raise DataError(p, f"cannot read result file ({err})") from None
     first = parts[0]
     seeds = sorted((s for part in parts for s in part["seeds"]), key=lambda s: s["seed"])
-    command = first["command"] if len(parts) == 1 else "python scripts/benchmark.py " + shlex.join(raw_argv) + "  (merging: " + "; ".join(p["command"] for p in parts) + ")"
+    command = (
+        first["command"]
+        if len(parts) == 1
+        else "python scripts/benchmark.py "
+        + shlex.join(raw_argv)
+        + "  (merging: "
+        + "; ".join(p["command"] for p in parts)
+        + ")"
+    )
     result = {
         "command": command,
         "preset": first["preset"],
@@ -141,7 +190,14 @@ def render_markdown(r: dict) -> str:
         f"Seeds run: {', '.join(str(s['seed']) for s in seeds)} (planned: {', '.join(map(str, cfg['seeds']))}). Machine: {m['cpu']}, {m['cpu_count']} CPUs, {m['torch_threads']} torch thread(s) per process. Wall time {r['wall_seconds'] / 60:.1f} min"
         " (per seed: " + ", ".join(f"{s['seconds'] / 60:.1f}" for s in seeds) + " min).",
         "",
-        *([f"The seeds ran as {r['parallel_processes']} parallel processes on the same CPUs (torch threads per process: {m['torch_threads']}); wall time is the slowest one's.", ""] if r.get("parallel_processes") else []),
+        *(
+            [
+                f"The seeds ran as {r['parallel_processes']} parallel processes on the same CPUs (torch threads per process: {m['torch_threads']}); wall time is the slowest one's.",
+                "",
+            ]
+            if r.get("parallel_processes")
+            else []
+        ),
         "Settings: " + ", ".join(f"{k}={v}" for k, v in cfg.items()) + ".",
         "",
         f"Training queries: {seeds[0]['train_queries']}; false negatives in the truth set (seed {seeds[0]['seed']}): {seeds[0]['planted']}.",
@@ -150,11 +206,31 @@ def render_markdown(r: dict) -> str:
         "",
     ]
     methods = summary["methods"]
-    keys = [k for k in ("R@1", "R@5", "R@10", "R@50", "R@100", "nDCG@10", "RR@10", "AnswerRecall@1", "AnswerRecall@5", "AnswerRecall@20", "AnswerRecall@100") if any(k in v for v in methods.values())]
+    keys = [
+        k
+        for k in (
+            "R@1",
+            "R@5",
+            "R@10",
+            "R@50",
+            "R@100",
+            "nDCG@10",
+            "RR@10",
+            "AnswerRecall@1",
+            "AnswerRecall@5",
+            "AnswerRecall@20",
+            "AnswerRecall@100",
+        )
+        if any(k in v for v in methods.values())
+    ]
     lines += ["| method | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, vals in methods.items():
         lines.append(f"| {_cell(name)} | " + " | ".join(_fmt(vals.get(k)) for k in keys) + " |")
-    baselines = [n for n in methods if n in ("BM25", "zero-shot", "phase 1 (in-batch)", "uniform top-K", "SimANS", "margin filter")]
+    baselines = [
+        n
+        for n in methods
+        if n in ("BM25", "zero-shot", "phase 1 (in-batch)", "uniform top-K", "SimANS", "margin filter")
+    ]
     rrra = methods.get("RRRA (resampling + reranking)")
     if rrra and baselines:
         lines.append("")
@@ -166,37 +242,69 @@ def render_markdown(r: dict) -> str:
                 verdict = "beats" if diff > 0 else "does NOT beat"
                 lines.append(f"- {metric}: full RRRA {verdict} the best {what} ({best}) by {diff:+.4f}.")
     if summary["detection"]:
-        lines += ["", "## False-negative detection among mined hard negatives (phase-1 encoder, top-K)", "",
-                  "| score | AUROC | AP | P@50 | P@100 |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## False-negative detection among mined hard negatives (phase-1 encoder, top-K)",
+            "",
+            "| score | AUROC | AP | P@50 | P@100 |",
+            "|---|---|---|---|---|",
+        ]
         for name, vals in summary["detection"].items():
-            lines.append(f"| {_cell(name)} | {_fmt(vals.get('AUROC'))} | {_fmt(vals.get('AP'))} | {_fmt(vals.get('P@50'))} | {_fmt(vals.get('P@100'))} |")
+            lines.append(
+                f"| {_cell(name)} | {_fmt(vals.get('AUROC'))} | {_fmt(vals.get('AP'))} | {_fmt(vals.get('P@50'))} | {_fmt(vals.get('P@100'))} |"
+            )
         d0 = seeds[0]["detection"].get("adapter P(FN|neg) (full)", {})
         lines.append("")
-        lines.append(f"Candidates judged (seed {seeds[0]['seed']}): {d0.get('candidates', '–')} labelled negatives, of which {d0.get('false_negatives', '–')} are true false negatives.")
+        lines.append(
+            f"Candidates judged (seed {seeds[0]['seed']}): {d0.get('candidates', '–')} labelled negatives, of which {d0.get('false_negatives', '–')} are true false negatives."
+        )
     if summary["adapter_f1"]:
         names = list(summary["adapter_f1"])
-        cols = [k for k in ("F1 TP", "F1 FN", "F1 FP", "F1 TN", "macro_f1") if any(k in summary["adapter_f1"][n] for n in names)]
-        lines += ["", "## Adapter four-class F1 on held-out training queries (label-conditioned, synthetic labels)", "",
-                  "| adapter | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        cols = [
+            k
+            for k in ("F1 TP", "F1 FN", "F1 FP", "F1 TN", "macro_f1")
+            if any(k in summary["adapter_f1"][n] for n in names)
+        ]
+        lines += [
+            "",
+            "## Adapter four-class F1 on held-out training queries (label-conditioned, synthetic labels)",
+            "",
+            "| adapter | " + " | ".join(cols) + " |",
+            "|---" * (len(cols) + 1) + "|",
+        ]
         for n in names:
-            lines.append(f"| {_cell(n)} | " + " | ".join(_fmt(summary['adapter_f1'][n].get(k)) for k in cols) + " |")
+            lines.append(f"| {_cell(n)} | " + " | ".join(_fmt(summary["adapter_f1"][n].get(k)) for k in cols) + " |")
     if seeds[0].get("hitl"):
-        lines += ["", f"## Human in the loop (seed {seeds[0]['seed']}): a reviewer labels the top N of the adapter's queue, labels are merged, RRRA retrains", "",
-                  "| N reviewed | false negatives found | nDCG@10 | R@1 | R@10 | R@100 |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## Human in the loop (seed {seeds[0]['seed']}): a reviewer labels the top N of the adapter's queue, labels are merged, RRRA retrains",
+            "",
+            "| N reviewed | false negatives found | nDCG@10 | R@1 | R@10 | R@100 |",
+            "|---|---|---|---|---|---|",
+        ]
         for row in seeds[0]["hitl"]:
-            lines.append(f"| {row['N']} | {row['found']} | {row['nDCG@10']:.4f} | {row['R@1']:.4f} | {row['R@10']:.4f} | {row['R@100']:.4f} |")
+            lines.append(
+                f"| {row['N']} | {row['found']} | {row['nDCG@10']:.4f} | {row['R@1']:.4f} | {row['R@10']:.4f} | {row['R@100']:.4f} |"
+            )
     grads = seeds[0].get("gradients") or {}
     if grads:
-        lines += ["", f"## Gradient magnitude p_j/τ of sampled hard negatives (seed {seeds[0]['seed']})", "",
-                  "| sampler | category | count | mean | median | p90 |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## Gradient magnitude p_j/τ of sampled hard negatives (seed {seeds[0]['seed']})",
+            "",
+            "| sampler | category | count | mean | median | p90 |",
+            "|---|---|---|---|---|---|",
+        ]
         for sampler, cats in grads.items():
             for cat, v in cats.items():
-                lines.append(f"| {sampler} | {cat} | {v['count']} | {v['mean']:.3f} | {v['median']:.3f} | {v['p90']:.3f} |")
+                lines.append(
+                    f"| {sampler} | {cat} | {v['count']} | {v['mean']:.3f} | {v['median']:.3f} | {v['p90']:.3f} |"
+                )
     lines.append("")
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    from rrra_core.cli import run_main
+    from rrra_core.runtime.cli import run_main
 
     sys.exit(run_main(main))

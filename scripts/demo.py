@@ -16,8 +16,8 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rrra_core.config import add_config_arguments
-    from rrra_core.demo import DemoConfig
+    from rrra_core.runtime.config import add_config_arguments
+    from rrra_core.workflows.demo import DemoConfig
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(p, DemoConfig)
@@ -25,9 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rrra_core.cli import setup_logging
-    from rrra_core.config import config_from_args
-    from rrra_core.demo import DemoConfig, build_demo_run
+    from rrra_core.runtime.cli import setup_logging
+    from rrra_core.runtime.config import config_from_args
+    from rrra_core.workflows.demo import DemoConfig, build_demo_run
 
     args = build_parser().parse_args(argv)
     setup_logging()
@@ -37,6 +37,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from rrra_core.cli import run_main
+    from rrra_core.runtime.cli import run_main
 
     sys.exit(run_main(main))

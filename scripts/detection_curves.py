@@ -32,17 +32,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("result", help="benchmark result JSON file (scripts/benchmark.py)")
     p.add_argument("--out", required=True, help="results file stem (writes <stem>.json and <stem>.md)")
-    p.add_argument("--tolerance", type=float, default=1e-9, help="largest allowed |recomputed - source| of any checked metric")
+    p.add_argument(
+        "--tolerance", type=float, default=1e-9, help="largest allowed |recomputed - source| of any checked metric"
+    )
     return p
 
 
 def recompute_seed(cfg: Any, seed: dict[str, Any], source: str) -> dict[str, Any]:
     """Detection metrics and curves of one seed from its phase-2 run folders."""
-    from rrra_core.errors import DataError
-    from rrra_core.experiments import seed_truth, variant_detection
-    from rrra_core.runs import open_run
-
     import pandas as pd
+
+    from rrra_core.runtime.errors import DataError
+    from rrra_core.runtime.runs import open_run
+    from rrra_core.workflows.benchmark import seed_truth, variant_detection
 
     phase1 = (seed.get("runs") or {}).get("phase1")
     if not phase1 or not phase1.endswith("-phase1"):
@@ -51,7 +53,10 @@ def recompute_seed(cfg: Any, seed: dict[str, Any], source: str) -> dict[str, Any
     _, _, truth = seed_truth(cfg, seed["seed"])
     planted = sum(len(v) for v in truth.values())
     if planted != seed.get("planted"):
-        raise DataError(source, f"seed {seed['seed']}: rebuilt {planted} planted false negatives, the file says {seed.get('planted')}")
+        raise DataError(
+            source,
+            f"seed {seed['seed']}: rebuilt {planted} planted false negatives, the file says {seed.get('planted')}",
+        )
     detection: dict[str, Any] = {}
     curves: dict[str, Any] = {}
     runs: dict[str, str] = {}
@@ -73,16 +78,25 @@ def compare(source: list[dict[str, Any]], redone: list[dict[str, Any]]) -> list[
             for metric in CHECKED:
                 a, b = old["detection"].get(score, {}).get(metric), vals.get(metric)
                 diff = float("nan") if a is None or b is None else abs(float(a) - float(b))
-                rows.append({"seed": new["seed"], "score": score, "metric": metric, "source": a, "recomputed": b, "abs_diff": diff})
+                rows.append(
+                    {
+                        "seed": new["seed"],
+                        "score": score,
+                        "metric": metric,
+                        "source": a,
+                        "recomputed": b,
+                        "abs_diff": diff,
+                    }
+                )
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rrra_core.cli import setup_logging
-    from rrra_core.config import config_from_dict
-    from rrra_core.errors import DataError
-    from rrra_core.experiments import BenchmarkConfig, aggregate
-    from rrra_core.runs import cpu_model, write_json_atomic
+    from rrra_core.runtime.cli import setup_logging
+    from rrra_core.runtime.config import config_from_dict
+    from rrra_core.runtime.errors import DataError
+    from rrra_core.runtime.runs import cpu_model, write_json_atomic
+    from rrra_core.workflows.benchmark import BenchmarkConfig, aggregate
 
     args = build_parser().parse_args(argv)
     setup_logging()
@@ -106,8 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         "config": src["config"],
         "seeds": seeds,
         "summary": aggregate(seeds),
-        "check": {"max_abs_diff": worst, "tolerance": args.tolerance, "unmatched": missing,
-                  "matches": not missing and worst <= args.tolerance, "rows": check},
+        "check": {
+            "max_abs_diff": worst,
+            "tolerance": args.tolerance,
+            "unmatched": missing,
+            "matches": not missing and worst <= args.tolerance,
+            "rows": check,
+        },
         "wall_seconds": round(time.perf_counter() - t0, 1),
     }
     stem = Path(args.out)
@@ -116,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     stem.with_suffix(".md").write_text(render_markdown(result), encoding="utf-8")
     print(stem.with_suffix(".md").read_text(encoding="utf-8"))
     if not result["check"]["matches"]:
-        raise DataError(args.result, f"recomputed detection differs from the file (max |diff| {worst:.3g}; unmatched: {len(missing)})")
+        raise DataError(
+            args.result,
+            f"recomputed detection differs from the file (max |diff| {worst:.3g}; unmatched: {len(missing)})",
+        )
     return 0
 
 
@@ -134,7 +156,7 @@ def _cell(text: str) -> str:
 def render_markdown(r: dict[str, Any]) -> str:
     cfg, chk = r["config"], r["check"]
     m = r["machine"]
-    from rrra_core.fn_detection import MAX_CURVE_POINTS
+    from rrra_core.negatives.fn_detection import MAX_CURVE_POINTS
 
     lines = [
         f"# False-negative detection curves: {cfg['dataset']}",
@@ -149,8 +171,11 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
         "## Check against the source file",
         "",
-        ("The recomputed AUROC, AP, P@50, P@100 and candidate counts match the source file for every seed and score"
-         if chk["matches"] else "**The recomputation does NOT match the source file**")
+        (
+            "The recomputed AUROC, AP, P@50, P@100 and candidate counts match the source file for every seed and score"
+            if chk["matches"]
+            else "**The recomputation does NOT match the source file**"
+        )
         + f" (largest |difference| {chk['max_abs_diff']:.2g}, {len(chk['rows'])} values compared, tolerance {chk['tolerance']:g}).",
         "",
         "| seed | score | AUROC (source) | AUROC (recomputed) | AP (source) | AP (recomputed) |",
@@ -161,17 +186,31 @@ def render_markdown(r: dict[str, Any]) -> str:
         for score in s["detection"]:
             au, ap = by[(s["seed"], score, "AUROC")], by[(s["seed"], score, "AP")]
             num = lambda v: "–" if v is None else f"{v:.6f}"  # noqa: E731
-            lines.append(f"| {s['seed']} | {_cell(score)} | {num(au['source'])} | {num(au['recomputed'])} | {num(ap['source'])} | {num(ap['recomputed'])} |")
-    lines += ["", "## Detection (mean ± std over seeds)", "", "| score | AUROC | AP | P@50 | P@100 |", "|---|---|---|---|---|"]
+            lines.append(
+                f"| {s['seed']} | {_cell(score)} | {num(au['source'])} | {num(au['recomputed'])} | {num(ap['source'])} | {num(ap['recomputed'])} |"
+            )
+    lines += [
+        "",
+        "## Detection (mean ± std over seeds)",
+        "",
+        "| score | AUROC | AP | P@50 | P@100 |",
+        "|---|---|---|---|---|",
+    ]
     for score, vals in r["summary"]["detection"].items():
-        lines.append(f"| {_cell(score)} | {_fmt(vals.get('AUROC'))} | {_fmt(vals.get('AP'))} | {_fmt(vals.get('P@50'))} | {_fmt(vals.get('P@100'))} |")
-    lines += ["", f"The JSON file holds the ROC (fpr, tpr) and precision-recall points of every score and seed,"
-              f" thinned evenly along each curve's length to at most {MAX_CURVE_POINTS} points; the app's"
-              " *Ablations & baselines* page draws them.", ""]
+        lines.append(
+            f"| {_cell(score)} | {_fmt(vals.get('AUROC'))} | {_fmt(vals.get('AP'))} | {_fmt(vals.get('P@50'))} | {_fmt(vals.get('P@100'))} |"
+        )
+    lines += [
+        "",
+        f"The JSON file holds the ROC (fpr, tpr) and precision-recall points of every score and seed,"
+        f" thinned evenly along each curve's length to at most {MAX_CURVE_POINTS} points; the app's"
+        " *Ablations & baselines* page draws them.",
+        "",
+    ]
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    from rrra_core.cli import run_main
+    from rrra_core.runtime.cli import run_main
 
     sys.exit(run_main(main))

@@ -74,7 +74,7 @@ import sys
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from rrra_core.encoder import BiEncoder
+from rrra_core.retrieval.encoder import BiEncoder
 
 torch.manual_seed(0)
 src, dst = sys.argv[1], sys.argv[2]

@@ -16,8 +16,8 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rrra_core.config import add_config_arguments
-    from rrra_core.encoder import EncoderConfig
+    from rrra_core.retrieval.encoder import EncoderConfig
+    from rrra_core.runtime.config import add_config_arguments
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="scifact", help="embedded dataset name or a BEIR folder")
@@ -31,13 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
-    from rrra_core.cli import setup_logging
-    from rrra_core.config import config_from_args
     from rrra_core.data import dataset_folder, load_corpus, resolve_data_file
-    from rrra_core.device import resolve_device
-    from rrra_core.encoder import BiEncoder, EncoderConfig
-    from rrra_core.index import DenseIndex
-    from rrra_core.retrieval import encode_corpus
+    from rrra_core.retrieval.dense import encode_corpus
+    from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
+    from rrra_core.retrieval.index import DenseIndex
+    from rrra_core.runtime.cli import setup_logging
+    from rrra_core.runtime.config import config_from_args
+    from rrra_core.runtime.device import resolve_device
 
     args = build_parser().parse_args(argv)
     setup_logging()
@@ -52,11 +52,21 @@ def main(argv: list[str] | None = None) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         np.save(folder / "embeddings.npy", emb.vectors)
         (folder / "ids.txt").write_text("".join(i + "\n" for i in emb.ids), encoding="utf-8")
-    print(json.dumps({"docs": len(emb.ids), "dim": int(emb.vectors.shape[1]), "index": args.out, "docs_per_s": None if emb.stats.cached else round(emb.stats.per_second, 2), "cached": emb.stats.cached}))
+    print(
+        json.dumps(
+            {
+                "docs": len(emb.ids),
+                "dim": int(emb.vectors.shape[1]),
+                "index": args.out,
+                "docs_per_s": None if emb.stats.cached else round(emb.stats.per_second, 2),
+                "cached": emb.stats.cached,
+            }
+        )
+    )
     return 0
 
 
 if __name__ == "__main__":
-    from rrra_core.cli import run_main
+    from rrra_core.runtime.cli import run_main
 
     sys.exit(run_main(main))

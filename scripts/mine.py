@@ -20,9 +20,9 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rrra_core.config import add_config_arguments
-    from rrra_core.encoder import EncoderConfig
-    from rrra_core.mining import MiningConfig
+    from rrra_core.negatives.mining import MiningConfig
+    from rrra_core.retrieval.encoder import EncoderConfig
+    from rrra_core.runtime.config import add_config_arguments
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="scifact", help="embedded dataset name or a BEIR folder")
@@ -36,14 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rrra_core.cli import setup_logging
-    from rrra_core.config import config_from_args
     from rrra_core.data import load_dataset, write_flag, write_tevatron
-    from rrra_core.device import resolve_device
-    from rrra_core.encoder import BiEncoder, EncoderConfig
-    from rrra_core.evaluation import rank_run
-    from rrra_core.mining import MiningConfig, mine_hard_negatives, mined_examples
-    from rrra_core.retrieval import retrieve
+    from rrra_core.negatives.mining import MiningConfig, mine_hard_negatives, mined_examples
+    from rrra_core.retrieval.dense import retrieve
+    from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
+    from rrra_core.retrieval.evaluation import rank_run
+    from rrra_core.runtime.cli import setup_logging
+    from rrra_core.runtime.config import config_from_args
+    from rrra_core.runtime.device import resolve_device
 
     args = build_parser().parse_args(argv)
     setup_logging()
@@ -61,6 +61,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from rrra_core.cli import run_main
+    from rrra_core.runtime.cli import run_main
 
     sys.exit(run_main(main))

@@ -32,9 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rrra_core.cli import setup_logging
-    from rrra_core.comparison import PER_QUERY_FILE, evaluate_run
-    from rrra_core.runs import open_run
+    from rrra_core.analysis.comparison import PER_QUERY_FILE, evaluate_run
+    from rrra_core.runtime.cli import setup_logging
+    from rrra_core.runtime.runs import open_run
 
     args = build_parser().parse_args(argv)
     setup_logging()
@@ -51,6 +51,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from rrra_core.cli import run_main
+    from rrra_core.runtime.cli import run_main
 
     sys.exit(run_main(main))

@@ -22,24 +22,30 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rrra_core.config import add_config_arguments
-    from rrra_core.projection import ProjectionConfig
+    from rrra_core.analysis.projection import ProjectionConfig
+    from rrra_core.runtime.config import add_config_arguments
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="run id (under $RRRA_HOME/runs) or run folder with predictions.parquet and adapter/")
+    p.add_argument(
+        "--run",
+        required=True,
+        help="run id (under $RRRA_HOME/runs) or run folder with predictions.parquet and adapter/",
+    )
     scope = p.add_mutually_exclusive_group(required=True)
     scope.add_argument("--query", help="map this query's neighbourhood (write --query=ID if the id starts with '-')")
-    scope.add_argument("--global", dest="global_scope", action="store_true", help="map the global sample of queries and documents")
+    scope.add_argument(
+        "--global", dest="global_scope", action="store_true", help="map the global sample of queries and documents"
+    )
     p.add_argument("--progress", help="progress JSON to write (default: beside the projection)")
     add_config_arguments(p, ProjectionConfig)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rrra_core.cli import setup_logging
-    from rrra_core.config import config_from_args
-    from rrra_core.projection import ProjectionConfig, Scope, compute_projection, projection_paths
-    from rrra_core.runs import open_run, write_json_atomic
+    from rrra_core.analysis.projection import ProjectionConfig, Scope, compute_projection, projection_paths
+    from rrra_core.runtime.cli import setup_logging
+    from rrra_core.runtime.config import config_from_args
+    from rrra_core.runtime.runs import open_run, write_json_atomic
 
     args = build_parser().parse_args(argv)
     setup_logging()
@@ -51,8 +57,18 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
 
     def report(stage: str, fraction: float, status: str = "running") -> None:
-        write_json_atomic(progress_path, {"run": run.id, "scope": scope.key, "stage": stage, "fraction": round(fraction, 4),
-                                          "status": status, "started_at": started, "updated_at": time.time()})
+        write_json_atomic(
+            progress_path,
+            {
+                "run": run.id,
+                "scope": scope.key,
+                "stage": stage,
+                "fraction": round(fraction, 4),
+                "status": status,
+                "started_at": started,
+                "updated_at": time.time(),
+            },
+        )
 
     try:
         proj = compute_projection(run, scope, cfg, progress=report)
@@ -60,11 +76,21 @@ def main(argv: list[str] | None = None) -> int:
         report(f"failed: {err}".splitlines()[0], 0.0, status="failed")
         raise
     report("done", 1.0, status="done")
-    print(json.dumps({"run": run.id, "scope": scope.key, "points": proj.meta["points"], "method": proj.meta["method"], "seconds": proj.meta["seconds"]}))
+    print(
+        json.dumps(
+            {
+                "run": run.id,
+                "scope": scope.key,
+                "points": proj.meta["points"],
+                "method": proj.meta["method"],
+                "seconds": proj.meta["seconds"],
+            }
+        )
+    )
     return 0
 
 
 if __name__ == "__main__":
-    from rrra_core.cli import run_main
+    from rrra_core.runtime.cli import run_main
 
     sys.exit(run_main(main))

@@ -25,21 +25,25 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rrra_core.config import add_config_arguments
-    from rrra_core.retrain import PRESETS, RetrainConfig
+    from rrra_core.runtime.config import add_config_arguments
+    from rrra_core.workflows.retrain import PRESETS, RetrainConfig
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run-id", help="name of the new run (and its job); default: <base>-retrain-<time>")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="fill phases, epochs and steps from a preset (explicit flags win)")
-    p.add_argument("--db", help="annotation store URL or SQLite path (default: $RRRA_DB_URL or <home>/.rrra/annotations.sqlite)")
+    p.add_argument(
+        "--preset", choices=sorted(PRESETS), help="fill phases, epochs and steps from a preset (explicit flags win)"
+    )
+    p.add_argument(
+        "--db", help="annotation store URL or SQLite path (default: $RRRA_DB_URL or <home>/.rrra/annotations.sqlite)"
+    )
     add_config_arguments(p, RetrainConfig)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rrra_core.cli import setup_logging
-    from rrra_core.config import config_from_args, config_to_dict
-    from rrra_core.retrain import PRESETS, RetrainConfig, retrain
+    from rrra_core.runtime.cli import setup_logging
+    from rrra_core.runtime.config import config_from_args, config_to_dict
+    from rrra_core.workflows.retrain import PRESETS, RetrainConfig, retrain
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -62,6 +66,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from rrra_core.cli import run_main
+    from rrra_core.runtime.cli import run_main
 
     sys.exit(run_main(main))

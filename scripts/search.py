@@ -21,15 +21,20 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rrra_core.config import add_config_arguments
-    from rrra_core.encoder import EncoderConfig
+    from rrra_core.retrieval.encoder import EncoderConfig
+    from rrra_core.runtime.config import add_config_arguments
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("queries", nargs="*", help="query texts; none = read one per line from standard input")
     p.add_argument("--dataset", default="squad", help="embedded dataset name or a BEIR folder whose corpus is searched")
-    p.add_argument("--adapter", help="rerank with this RRRA adapter folder (or a run folder holding adapter/); none = retriever only")
+    p.add_argument(
+        "--adapter",
+        help="rerank with this RRRA adapter folder (or a run folder holding adapter/); none = retriever only",
+    )
     p.add_argument("--k", type=int, default=10, help="hits to print per query")
-    p.add_argument("--rerank-k", type=int, default=100, help="how many of the retriever's top documents the adapter reranks")
+    p.add_argument(
+        "--rerank-k", type=int, default=100, help="how many of the retriever's top documents the adapter reranks"
+    )
     p.add_argument("--lambda-rr", type=float, default=1.0, help="rerank strength; 0 keeps the retriever's order")
     p.add_argument("--index-kind", default="auto", help="auto, flat, ivf or hnsw")
     add_config_arguments(p, EncoderConfig)
@@ -37,12 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rrra_core.cli import setup_logging
-    from rrra_core.config import config_from_args
-    from rrra_core.data import dataset_folder, load_corpus, resolve_data_file
-    from rrra_core.encoder import EncoderConfig
     from rrra_core.adapter import adapter_folder
-    from rrra_core.search import Searcher
+    from rrra_core.data import dataset_folder, load_corpus, resolve_data_file
+    from rrra_core.retrieval.encoder import EncoderConfig
+    from rrra_core.retrieval.search import Searcher
+    from rrra_core.runtime.cli import setup_logging
+    from rrra_core.runtime.config import config_from_args
 
     args = build_parser().parse_args(argv)
     setup_logging()
@@ -50,8 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.adapter:
         adapter_folder(args.adapter)  # a wrong path fails before minutes of encoding
     corpus = load_corpus(resolve_data_file(dataset_folder(args.dataset), "corpus"))
-    searcher = Searcher.build(corpus, cfg, adapter=args.adapter, index_kind=args.index_kind, rerank_k=args.rerank_k,
-                              lambda_rr=args.lambda_rr, progress="encoding corpus")
+    searcher = Searcher.build(
+        corpus,
+        cfg,
+        adapter=args.adapter,
+        index_kind=args.index_kind,
+        rerank_k=args.rerank_k,
+        lambda_rr=args.lambda_rr,
+        progress="encoding corpus",
+    )
     queries = args.queries or (line.strip() for line in sys.stdin)
     for text in queries:
         if not text:
@@ -62,6 +74,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from rrra_core.cli import run_main
+    from rrra_core.runtime.cli import run_main
 
     sys.exit(run_main(main))

@@ -19,13 +19,15 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rrra_core.config import add_config_arguments
-    from rrra_core.encoder import EncoderConfig
-    from rrra_core.mining import MiningConfig
+    from rrra_core.negatives.mining import MiningConfig
+    from rrra_core.retrieval.encoder import EncoderConfig
+    from rrra_core.runtime.config import add_config_arguments
     from rrra_core.training import TrainConfig
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="a run's config.json (or any JSON with encoder/train/mining sections); flags override it")
+    p.add_argument(
+        "--config", help="a run's config.json (or any JSON with encoder/train/mining sections); flags override it"
+    )
     p.add_argument("--resume", help="continue the run in this folder from its checkpoint, with its saved config")
     p.add_argument("--run-id", help="name of the new run folder (default: time-stamped)")
     p.add_argument("--runs-dir", help="where run folders go (default: $RRRA_HOME/runs)")
@@ -36,20 +38,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rrra_core import distributed
-    from rrra_core.cli import check_run_inputs, setup_logging
-    from rrra_core.config import config_from_args
-    from rrra_core.encoder import EncoderConfig
-    from rrra_core.errors import ConfigError
-    from rrra_core.mining import MiningConfig
-    from rrra_core.runs import create_run, resume_configs
+    from rrra_core.negatives.mining import MiningConfig
+    from rrra_core.retrieval.encoder import EncoderConfig
+    from rrra_core.runtime import distributed
+    from rrra_core.runtime.cli import check_run_inputs, setup_logging
+    from rrra_core.runtime.config import config_from_args
+    from rrra_core.runtime.errors import ConfigError
+    from rrra_core.runtime.runs import create_run, resume_configs
     from rrra_core.training import TrainConfig, train_phase1
     from rrra_core.training.phase1 import phase1_config_dict
 
     args = build_parser().parse_args(argv)
     setup_logging()
     if args.resume:
-        run, saved = resume_configs(args.resume, "phase1", {"encoder": EncoderConfig, "train": TrainConfig, "mining": MiningConfig}, root=args.runs_dir)
+        run, saved = resume_configs(
+            args.resume,
+            "phase1",
+            {"encoder": EncoderConfig, "train": TrainConfig, "mining": MiningConfig},
+            root=args.runs_dir,
+        )
         enc, cfg, mining = saved["encoder"], saved["train"], saved["mining"]
     else:
         base: dict = {}
@@ -69,14 +76,21 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"{cfg.hard_negatives}: hard-negatives file not found (or give 'none' or 'mine')")
         run = None
     with distributed.session(enc.device):
-        run = distributed.open_run_on_main(run, lambda: create_run("phase1", phase1_config_dict(enc, cfg, mining), run_id=args.run_id, root=args.runs_dir))
+        run = distributed.open_run_on_main(
+            run,
+            lambda: create_run("phase1", phase1_config_dict(enc, cfg, mining), run_id=args.run_id, root=args.runs_dir),
+        )
         metrics = train_phase1(run, enc, cfg, mining)
         if distributed.is_main():
-            print(json.dumps({"run": str(run.path), "before": metrics.get("before"), "after": metrics.get("after")}, indent=2))
+            print(
+                json.dumps(
+                    {"run": str(run.path), "before": metrics.get("before"), "after": metrics.get("after")}, indent=2
+                )
+            )
     return 0
 
 
 if __name__ == "__main__":
-    from rrra_core.cli import run_main
+    from rrra_core.runtime.cli import run_main
 
     sys.exit(run_main(main))

@@ -22,8 +22,8 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 def build_parser() -> argparse.ArgumentParser:
     from rrra_core.adapter import LabelConfig, Phase2Config
-    from rrra_core.config import add_config_arguments
-    from rrra_core.encoder import EncoderConfig
+    from rrra_core.retrieval.encoder import EncoderConfig
+    from rrra_core.runtime.config import add_config_arguments
     from rrra_core.training.phase2 import AdapterSwitches
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -38,10 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from rrra_core.adapter import LabelConfig, Phase2Config
-    from rrra_core.cli import check_run_inputs, setup_logging
-    from rrra_core.config import config_from_args
-    from rrra_core.encoder import EncoderConfig
-    from rrra_core.runs import create_run
+    from rrra_core.retrieval.encoder import EncoderConfig
+    from rrra_core.runtime.cli import check_run_inputs, setup_logging
+    from rrra_core.runtime.config import config_from_args
+    from rrra_core.runtime.runs import create_run
     from rrra_core.training.phase2 import AdapterSwitches, phase2_config_dict, train_phase2
 
     args = build_parser().parse_args(argv)
@@ -59,6 +59,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from rrra_core.cli import run_main
+    from rrra_core.runtime.cli import run_main
 
     sys.exit(run_main(main))

@@ -25,7 +25,7 @@ def tiny_model_dir_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    from rrra_core.encoder import BiEncoder, default_model_dir
+    from rrra_core.retrieval.encoder import BiEncoder, default_model_dir
 
     torch.manual_seed(0)
     config = BertConfig(

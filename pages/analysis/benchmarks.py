@@ -15,11 +15,21 @@ import streamlit as st
 
 from pages.common.downloads import chart, csv_button
 from pages.common.widgets import md_code, md_escape
-from rrra_core.errors import DataError
-from rrra_core.results_view import (
-    RESULTS_ENV, ablation_table, curve_points, curves_source, detection_table, header, hitl_points, list_result_files,
-    load_result, method_table, results_dir, wide_table,
+from rrra_core.analysis.results_view import (
+    RESULTS_ENV,
+    ablation_table,
+    curve_points,
+    curves_source,
+    detection_table,
+    header,
+    hitl_points,
+    list_result_files,
+    load_result,
+    method_table,
+    results_dir,
+    wide_table,
 )
+from rrra_core.runtime.errors import DataError
 
 # Session-state keys. Widgets whose options depend on the file add its name, so switching files never
 # leaves a stale choice that the new file's options lack.
@@ -34,19 +44,25 @@ DEFAULT_FILE = "rrra_cranfield.json"
 GROUP_COLOURS = {"baseline": "#90a4ae", "RRRA": "#d84315", "ablation": "#6a1b9a", "other": "#455a64"}
 
 st.title("Ablations & baselines")
-st.caption("The benchmark's tables and figures, read from its result files. Every chart's camera button saves an SVG; every table downloads as CSV.")
+st.caption(
+    "The benchmark's tables and figures, read from its result files. Every chart's camera button saves an SVG; every table downloads as CSV."
+)
 
 folder = results_dir()
 files = list_result_files(folder)
 if not files:
-    st.info(f"No benchmark result files in {md_code(folder)}. Run `python scripts/benchmark.py --preset quick` (a few minutes) to make one, "
-            f"or set {md_code(RESULTS_ENV)} to a folder that has them.")
+    st.info(
+        f"No benchmark result files in {md_code(folder)}. Run `python scripts/benchmark.py --preset quick` (a few minutes) to make one, "
+        f"or set {md_code(RESULTS_ENV)} to a folder that has them."
+    )
     st.stop()
 
 names = [str(p.relative_to(folder)) for p in files]
 if st.session_state.get(FILE) not in names:
     st.session_state[FILE] = DEFAULT_FILE if DEFAULT_FILE in names else names[0]
-choice = st.selectbox("Result file", names, key=FILE, help=f"Files in {md_code(folder)}; sub-folders hold per-seed parts.")
+choice = st.selectbox(
+    "Result file", names, key=FILE, help=f"Files in {md_code(folder)}; sub-folders hold per-seed parts."
+)
 path = folder / choice
 stem = path.stem
 try:
@@ -64,30 +80,60 @@ if head["source_command"]:
     st.code(head["source_command"], language="bash", wrap_lines=True)
     if head["matches_source"] is not None:
         (st.success if head["matches_source"] else st.error)(
-            "Recomputed AUROC, AP, P@50 and P@100 match the source file." if head["matches_source"]
-            else "Recomputed detection does NOT match the source file: see its .md.")
+            "Recomputed AUROC, AP, P@50 and P@100 match the source file."
+            if head["matches_source"]
+            else "Recomputed detection does NOT match the source file: see its .md."
+        )
 wall = f"{head['wall_seconds'] / 60:.1f} min" if isinstance(head["wall_seconds"], (int, float)) else "not recorded"
-st.caption(md_escape(f"Machine: {head['machine']}. Wall time: {wall}. Seeds: {', '.join(map(str, head['seeds']))}. Dataset: {head['dataset']}."))
+st.caption(
+    md_escape(
+        f"Machine: {head['machine']}. Wall time: {wall}. Seeds: {', '.join(map(str, head['seeds']))}. Dataset: {head['dataset']}."
+    )
+)
 
-tab_methods, tab_ablations, tab_detection, tab_hitl = st.tabs(["Methods", "Ablations", "False-negative detection", "Human in the loop"])
+tab_methods, tab_ablations, tab_detection, tab_hitl = st.tabs(
+    ["Methods", "Ablations", "False-negative detection", "Human in the loop"]
+)
 
 # --- methods ------------------------------------------------------------------
 with tab_methods:
     methods = method_table(result)
     if methods.empty:
-        st.info("This file has no retrieval results (a detection-only recomputation); pick its source file for the methods.")
+        st.info(
+            "This file has no retrieval results (a detection-only recomputation); pick its source file for the methods."
+        )
     else:
         table = wide_table(methods, "method")
         st.markdown("**Test retrieval, mean and std over seeds**")
-        st.dataframe(table, hide_index=True, key="bench_methods_table", column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns if c != "method"})
+        st.dataframe(
+            table,
+            hide_index=True,
+            key="bench_methods_table",
+            column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns if c != "method"},
+        )
         csv_button(table, f"{stem}_methods", key="csv_methods")
         metrics = list(dict.fromkeys(methods["metric"]))
-        metric = st.selectbox("Metric", metrics, index=metrics.index("nDCG@10") if "nDCG@10" in metrics else 0, key=f"{METRIC}_{stem}")
+        metric = st.selectbox(
+            "Metric", metrics, index=metrics.index("nDCG@10") if "nDCG@10" in metrics else 0, key=f"{METRIC}_{stem}"
+        )
         shown = methods[(methods["metric"] == metric) & (methods["group"] != "ablation")]
         # Bars start at zero (honest lengths); the printed means make small differences readable.
-        fig = px.bar(shown, x="method", y="mean", error_y="std", color="group", color_discrete_map=GROUP_COLOURS, text_auto=".3f",
-                     hover_data={"std": ":.4f", "n": True}, labels={"mean": metric, "method": ""})
-        fig.update_layout(title=f"{metric} per method (error bars: std over {max(shown['n'], default=0)} seeds)", xaxis_tickangle=-30, legend_title_text="")
+        fig = px.bar(
+            shown,
+            x="method",
+            y="mean",
+            error_y="std",
+            color="group",
+            color_discrete_map=GROUP_COLOURS,
+            text_auto=".3f",
+            hover_data={"std": ":.4f", "n": True},
+            labels={"mean": metric, "method": ""},
+        )
+        fig.update_layout(
+            title=f"{metric} per method (error bars: std over {max(shown['n'], default=0)} seeds)",
+            xaxis_tickangle=-30,
+            legend_title_text="",
+        )
         chart(fig, f"{stem}_methods_{metric}", key="chart_methods")
 
 # --- ablations ----------------------------------------------------------------
@@ -98,15 +144,33 @@ with tab_ablations:
     else:
         table = wide_table(ablations.rename(columns={"measure": "metric"}), "variant")
         st.markdown("**Each adapter variant changes one design decision; `full` is the unablated adapter**")
-        st.dataframe(table, hide_index=True, key="bench_ablation_table", column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns if c != "variant"})
+        st.dataframe(
+            table,
+            hide_index=True,
+            key="bench_ablation_table",
+            column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns if c != "variant"},
+        )
         csv_button(table, f"{stem}_ablations", key="csv_ablations")
         measures = list(dict.fromkeys(ablations["measure"]))
-        measure = st.selectbox("Measure", measures, index=measures.index("detection AUROC") if "detection AUROC" in measures else 0, key=f"{MEASURE}_{stem}",
-                               help="detection: finding planted false negatives among mined negatives; F1: four-class on held-out queries; (rerank): test retrieval of the phase-1 encoder reranked by that adapter.")
+        measure = st.selectbox(
+            "Measure",
+            measures,
+            index=measures.index("detection AUROC") if "detection AUROC" in measures else 0,
+            key=f"{MEASURE}_{stem}",
+            help="detection: finding planted false negatives among mined negatives; F1: four-class on held-out queries; (rerank): test retrieval of the phase-1 encoder reranked by that adapter.",
+        )
         shown = ablations[ablations["measure"] == measure]
-        fig = px.bar(shown, x="variant", y="mean", error_y="std", labels={"mean": measure, "variant": ""}, hover_data={"std": ":.4f", "n": True}, text_auto=".3f",
-                     color=shown["variant"].eq("full").map({True: "full adapter", False: "ablation"}),
-                     color_discrete_map={"full adapter": GROUP_COLOURS["RRRA"], "ablation": GROUP_COLOURS["ablation"]})
+        fig = px.bar(
+            shown,
+            x="variant",
+            y="mean",
+            error_y="std",
+            labels={"mean": measure, "variant": ""},
+            hover_data={"std": ":.4f", "n": True},
+            text_auto=".3f",
+            color=shown["variant"].eq("full").map({True: "full adapter", False: "ablation"}),
+            color_discrete_map={"full adapter": GROUP_COLOURS["RRRA"], "ablation": GROUP_COLOURS["ablation"]},
+        )
         fig.update_layout(title=f"{measure} per adapter variant (error bars: std over seeds)", legend_title_text="")
         chart(fig, f"{stem}_ablations_{measure}", key="chart_ablations")
 
@@ -117,16 +181,25 @@ with tab_detection:
         st.info("This file has no false-negative detection (nothing was hidden and no truth was given).")
     else:
         table = wide_table(detection[detection["metric"].isin(("AUROC", "AP", "P@50", "P@100"))], "score")
-        st.markdown("**Finding the hidden positives among the phase-1 encoder's mined negatives, mean and std over seeds**")
-        st.dataframe(table, hide_index=True, key="bench_detection_table", column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns if c != "score"})
+        st.markdown(
+            "**Finding the hidden positives among the phase-1 encoder's mined negatives, mean and std over seeds**"
+        )
+        st.dataframe(
+            table,
+            hide_index=True,
+            key="bench_detection_table",
+            column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns if c != "score"},
+        )
         csv_button(table, f"{stem}_detection", key="csv_detection")
 
     src = curves_source(path, result)
     points = pd.DataFrame()
     if src is None:
         if not detection.empty:
-            st.info("No curve points for this file: it predates them. `python scripts/detection_curves.py <this file> --out <stem>_detection_curves` "
-                    "recomputes them from its run folders.")
+            st.info(
+                "No curve points for this file: it predates them. `python scripts/detection_curves.py <this file> --out <stem>_detection_curves` "
+                "recomputes them from its run folders."
+            )
     else:
         try:
             source = result if src == path else load_result(src)
@@ -145,32 +218,76 @@ with tab_detection:
         one = points[(points["seed"] == seed) & points["score"].isin(picked)]
         left, right = st.columns(2)
         with left:
-            pr = px.line(one[one["curve"] == "PR"], x="x", y="y", color="score", labels={"x": "recall", "y": "precision", "score": ""})
+            pr = px.line(
+                one[one["curve"] == "PR"],
+                x="x",
+                y="y",
+                color="score",
+                labels={"x": "recall", "y": "precision", "score": ""},
+            )
             prevalence = float(one["prevalence"].iloc[0]) if len(one) else float("nan")
-            pr.add_hline(y=prevalence, line_dash="dash", line_color="grey", annotation_text=f"random ({prevalence:.3f})")
+            pr.add_hline(
+                y=prevalence, line_dash="dash", line_color="grey", annotation_text=f"random ({prevalence:.3f})"
+            )
             pr.update_layout(title=f"Precision-recall, seed {seed}", yaxis_range=[0, 1.02], xaxis_range=[0, 1])
             chart(pr, f"{stem}_pr_seed{seed}", key="chart_pr")
         with right:
-            roc = px.line(one[one["curve"] == "ROC"], x="x", y="y", color="score", labels={"x": "false positive rate", "y": "true positive rate", "score": ""})
-            roc.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dash", "color": "grey"}, name="random", showlegend=True))
+            roc = px.line(
+                one[one["curve"] == "ROC"],
+                x="x",
+                y="y",
+                color="score",
+                labels={"x": "false positive rate", "y": "true positive rate", "score": ""},
+            )
+            roc.add_trace(
+                go.Scatter(
+                    x=[0, 1],
+                    y=[0, 1],
+                    mode="lines",
+                    line={"dash": "dash", "color": "grey"},
+                    name="random",
+                    showlegend=True,
+                )
+            )
             roc.update_layout(title=f"ROC, seed {seed}", yaxis_range=[0, 1.02], xaxis_range=[0, 1])
             chart(roc, f"{stem}_roc_seed{seed}", key="chart_roc")
-        csv_button(points.rename(columns={"x": "x (recall or FPR)", "y": "y (precision or TPR)"}), f"{stem}_detection_curves",
-                   label="Download curve points (CSV, every seed and score)", key="csv_curves")
+        csv_button(
+            points.rename(columns={"x": "x (recall or FPR)", "y": "y (precision or TPR)"}),
+            f"{stem}_detection_curves",
+            label="Download curve points (CSV, every seed and score)",
+            key="csv_curves",
+        )
 
 # --- human in the loop --------------------------------------------------------
 with tab_hitl:
     hitl = hitl_points(result)
     if hitl.empty:
-        st.info("This file has no human-in-the-loop curve (the benchmark ran with `--hitl ''`, or only its first seed has one).")
+        st.info(
+            "This file has no human-in-the-loop curve (the benchmark ran with `--hitl ''`, or only its first seed has one)."
+        )
     else:
-        st.markdown("**A simulated reviewer labels the top N of the adapter's review queue correctly; the labels are merged and RRRA retrains**")
+        st.markdown(
+            "**A simulated reviewer labels the top N of the adapter's review queue correctly; the labels are merged and RRRA retrains**"
+        )
         st.dataframe(hitl, hide_index=True, key="bench_hitl_table")
         csv_button(hitl, f"{stem}_hitl", key="csv_hitl")
         options = [c for c in hitl.columns if c not in ("seed", "N", "found")]
-        metric = st.selectbox("Metric", options, index=options.index("nDCG@10") if "nDCG@10" in options else 0, key=f"{HITL_METRIC}_{stem}")
-        fig = px.line(hitl, x="N", y=metric, color=hitl["seed"].map(lambda s: f"seed {s}"), markers=True, text="found",
-                      labels={"N": "items reviewed (N)", "color": ""}, hover_data={"found": True})
+        metric = st.selectbox(
+            "Metric",
+            options,
+            index=options.index("nDCG@10") if "nDCG@10" in options else 0,
+            key=f"{HITL_METRIC}_{stem}",
+        )
+        fig = px.line(
+            hitl,
+            x="N",
+            y=metric,
+            color=hitl["seed"].map(lambda s: f"seed {s}"),
+            markers=True,
+            text="found",
+            labels={"N": "items reviewed (N)", "color": ""},
+            hover_data={"found": True},
+        )
         fig.update_traces(textposition="top center", texttemplate="%{text} FN")
         fig.update_layout(title=f"{metric} after retraining vs. items reviewed (labels: false negatives found)")
         chart(fig, f"{stem}_hitl_{metric}", key="chart_hitl")

@@ -19,9 +19,8 @@ import streamlit as st
 from pages.common import analysis_loaders as load
 from pages.common import resources as res
 from pages.common.downloads import chart, csv_button
-from pages.common.widgets import md_code, md_escape, show_text, short
-from rrra_core import jobs
-from rrra_core.comparison import (
+from pages.common.widgets import md_code, md_escape, short, show_text
+from rrra_core.analysis.comparison import (
     VARIANT_LABELS,
     classify_changes,
     config_differences,
@@ -31,7 +30,8 @@ from rrra_core.comparison import (
     side_by_side,
     summarize_changes,
 )
-from rrra_core.errors import UserError
+from rrra_core.runtime import jobs
+from rrra_core.runtime.errors import UserError
 
 # Session-state keys.
 RUN_A = "cmp_a"
@@ -61,8 +61,13 @@ def _variant_picker(column, run_id: str, variants: list[str], key: str) -> str |
     if len(variants) == 1:
         column.caption(f"Ranking: {VARIANT_LABELS.get(variants[0], variants[0])}")
         return variants[0]
-    return column.selectbox("Ranking", variants, format_func=lambda v: VARIANT_LABELS.get(v, v), key=key,
-                            help="Phase-3 runs are scored with and without the adapter's reranking.")
+    return column.selectbox(
+        "Ranking",
+        variants,
+        format_func=lambda v: VARIANT_LABELS.get(v, v),
+        key=key,
+        help="Phase-3 runs are scored with and without the adapter's reranking.",
+    )
 
 
 def _per_query_missing(side: str, run_id: str) -> None:
@@ -71,8 +76,10 @@ def _per_query_missing(side: str, run_id: str) -> None:
     if state is not None and state.active:
         _follow(side, run_id)
         return
-    st.info(f"Run {side} ({md_code(run_id)}) has no per-query results yet: it was trained before runs kept them. "
-            "Computing them loads its model and re-runs its final evaluation in the background.")
+    st.info(
+        f"Run {side} ({md_code(run_id)}) has no per-query results yet: it was trained before runs kept them. "
+        "Computing them loads its model and re-runs its final evaluation in the background."
+    )
     if state is not None and state.status in ("failed", "lost"):
         st.error(f"The last attempt {state.status}: {state.error or 'the process ended without finishing'}")
         with st.expander("Job log"):
@@ -106,12 +113,16 @@ def _follow(side: str, run_id: str) -> None:
 
 
 st.title("Compare runs")
-st.caption("Two runs' metrics side by side, and query by query what changed: for example before and after a relabel round.")
+st.caption(
+    "Two runs' metrics side by side, and query by query what changed: for example before and after a relabel round."
+)
 
 overview = load.runs_overview()
 # Phase-2 runs count once a retrain has evaluated them for retrieval (they are the "before").
-comparable = overview[(overview["kind"].isin(["phase1", "phase3"]) | ((overview["kind"] == "phase2") & overview["eval split"].notna()))
-                      & (overview["status"] == "done")].reset_index(drop=True)
+comparable = overview[
+    (overview["kind"].isin(["phase1", "phase3"]) | ((overview["kind"] == "phase2") & overview["eval split"].notna()))
+    & (overview["status"] == "done")
+].reset_index(drop=True)
 if len(comparable) < 2:
     st.info("Comparing needs two finished phase-1 or phase-3 runs. Train or retrain a model and come back.")
     st.stop()
@@ -127,20 +138,34 @@ if st.session_state.get(RUN_A) not in labels:
     # Default A: the second-newest run, so the newest can be B (before → after).
     st.session_state[RUN_A] = list(labels)[1]
 run_a = col_a.selectbox("Run A (before)", list(labels), format_func=lambda r: labels[r], key=RUN_A)
-same = comparable[(comparable["dataset"] == info.loc[run_a, "dataset"]) & (comparable["eval split"] == info.loc[run_a, "eval split"])
-                  & (comparable["run"] != run_a)]["run"].tolist()
+same = comparable[
+    (comparable["dataset"] == info.loc[run_a, "dataset"])
+    & (comparable["eval split"] == info.loc[run_a, "eval split"])
+    & (comparable["run"] != run_a)
+]["run"].tolist()
 if not same:
-    st.warning(f"No other finished run is evaluated on the same data as run A ({md_code(info.loc[run_a, 'dataset'])}, "
-               f"split {md_code(info.loc[run_a, 'eval split'])}). Pick another run A.")
+    st.warning(
+        f"No other finished run is evaluated on the same data as run A ({md_code(info.loc[run_a, 'dataset'])}, "
+        f"split {md_code(info.loc[run_a, 'eval split'])}). Pick another run A."
+    )
     st.stop()
 if st.session_state.get(RUN_B) not in same:
     st.session_state[RUN_B] = same[0]
-run_b = col_b.selectbox("Run B (after)", same, format_func=lambda r: labels[r], key=RUN_B,
-                        help="Runs evaluated on the same dataset and split as run A.")
+run_b = col_b.selectbox(
+    "Run B (after)",
+    same,
+    format_func=lambda r: labels[r],
+    key=RUN_B,
+    help="Runs evaluated on the same dataset and split as run A.",
+)
+
 
 def _metrics(run_id: str) -> dict:
     # A phase-2 run's retrieval metrics live in the file its retrain evaluation wrote.
-    return res.run_json(run_id, "retrieval_eval.json" if info.loc[run_id, "kind"] == "phase2" else "metrics.json", {}) or {}
+    return (
+        res.run_json(run_id, "retrieval_eval.json" if info.loc[run_id, "kind"] == "phase2" else "metrics.json", {})
+        or {}
+    )
 
 
 metrics_a = run_metric_variants(info.loc[run_a, "kind"], _metrics(run_a))
@@ -154,15 +179,32 @@ if variant_a is None or variant_b is None:
 st.subheader("Metrics side by side")
 table = side_by_side(metrics_a[variant_a], metrics_b[variant_b])
 shown = table.rename(columns={"delta": "B − A", "relative": "B / A − 1"})
-st.dataframe(shown, hide_index=True, key="cmp_metrics",
-             column_config={"B / A − 1": st.column_config.NumberColumn(format="percent")})
-csv_button(shown.assign(run_A=run_a, ranking_A=variant_a, run_B=run_b, ranking_B=variant_b), f"compare-{run_a}-vs-{run_b}", key="csv_cmp_metrics")
+st.dataframe(
+    shown,
+    hide_index=True,
+    key="cmp_metrics",
+    column_config={"B / A − 1": st.column_config.NumberColumn(format="percent")},
+)
+csv_button(
+    shown.assign(run_A=run_a, ranking_A=variant_a, run_B=run_b, ranking_B=variant_b),
+    f"compare-{run_a}-vs-{run_b}",
+    key="csv_cmp_metrics",
+)
 fig = go.Figure()
 for side, col, colour, run_id in (("A", "A", "#90a4ae", run_a), ("B", "B", "#1565c0", run_b)):
     name = html.escape(f"{side}: {run_id}")
-    fig.add_trace(go.Bar(x=table["metric"], y=table[col], name=name, marker_color=colour,
-                         hovertemplate=f"{name}<br>%{{x}}: %{{y:.4f}}<extra></extra>"))
-fig.update_layout(barmode="group", yaxis_title="value", height=340, margin={"t": 30, "b": 40}, legend={"orientation": "h", "y": -0.2})
+    fig.add_trace(
+        go.Bar(
+            x=table["metric"],
+            y=table[col],
+            name=name,
+            marker_color=colour,
+            hovertemplate=f"{name}<br>%{{x}}: %{{y:.4f}}<extra></extra>",
+        )
+    )
+fig.update_layout(
+    barmode="group", yaxis_title="value", height=340, margin={"t": 30, "b": 40}, legend={"orientation": "h", "y": -0.2}
+)
 chart(fig, f"compare-{run_a}-vs-{run_b}", key="cmp_metrics_chart")
 
 cfg_a = res.run_json(run_a, "config.json", {}) or {}
@@ -185,19 +227,31 @@ if pq_b is None:
 if pq_a is None or pq_b is None:
     st.stop()
 if variant_a not in pq_a.variants or variant_b not in pq_b.variants:
-    st.warning("The per-query results lack the chosen ranking; recompute them with `python scripts/per_query.py --force --run <run>`.")
+    st.warning(
+        "The per-query results lack the chosen ranking; recompute them with `python scripts/per_query.py --force --run <run>`."
+    )
     st.stop()
 if (pq_a.dataset, pq_a.split) != (pq_b.dataset, pq_b.split):
-    st.warning(f"Run A's per-query results are on {md_code(pq_a.dataset + '/' + pq_a.split)} and run B's on {md_code(pq_b.dataset + '/' + pq_b.split)}; "
-               "only the queries both share are compared.")
+    st.warning(
+        f"Run A's per-query results are on {md_code(pq_a.dataset + '/' + pq_a.split)} and run B's on {md_code(pq_b.dataset + '/' + pq_b.split)}; "
+        "only the queries both share are compared."
+    )
 
 measures = [m for m in pq_a.measures if m in pq_b.measures] or sorted(next(iter(pq_a.variants[variant_a].values()), {}))
 if st.session_state.get(METRIC) not in measures:
     st.session_state[METRIC] = "nDCG@10" if "nDCG@10" in measures else measures[0]
 c1, c2, c3 = st.columns(3)
 metric = c1.selectbox("Metric", measures, key=METRIC)
-threshold = c2.number_input("Count a change above", min_value=0.0, max_value=1.0, value=0.0, step=0.01, format="%.3f", key=THRESHOLD,
-                            help="A query is helped if B − A exceeds this, hurt if A − B does; smaller changes count as unchanged.")
+threshold = c2.number_input(
+    "Count a change above",
+    min_value=0.0,
+    max_value=1.0,
+    value=0.0,
+    step=0.01,
+    format="%.3f",
+    key=THRESHOLD,
+    help="A query is helped if B − A exceeds this, hurt if A − B does; smaller changes count as unchanged.",
+)
 top_n = c3.number_input("Rows per list", min_value=5, max_value=500, value=20, step=5, key=TOP_N)
 
 deltas = per_query_deltas(pq_a.variants[variant_a], pq_b.variants[variant_b], metric)
@@ -210,8 +264,11 @@ m[0].metric("Queries helped", f"{summary.helped:,}", help=f"{metric} rose by mor
 m[1].metric("Queries hurt", f"{summary.hurt:,}", help=f"{metric} fell by more than {threshold:g}.")
 m[2].metric("Unchanged", f"{summary.unchanged:,}")
 m[3].metric(f"Mean {metric}", f"{summary.mean_b:.4f}", delta=f"{summary.mean_delta:+.4f}")
-m[4].metric("Paired t-test p", f"{summary.t_test_p:.3g}" if summary.t_test_p == summary.t_test_p else "—",
-            help=f"Paired t-test on the per-query differences; the sign test on helped vs hurt gives p = {summary.sign_test_p:.3g}.")
+m[4].metric(
+    "Paired t-test p",
+    f"{summary.t_test_p:.3g}" if summary.t_test_p == summary.t_test_p else "—",
+    help=f"Paired t-test on the per-query differences; the sign test on helped vs hurt gives p = {summary.sign_test_p:.3g}.",
+)
 if deltas.only_a or deltas.only_b:
     st.caption(f"Left out: {len(deltas.only_a)} queries only run A scored, {len(deltas.only_b)} only run B scored.")
 
@@ -221,24 +278,54 @@ frame.insert(1, "query", [short(texts.get(q, ""), 90) for q in frame["query_id"]
 
 # Scatter A vs B: above the diagonal B did better.
 fig = go.Figure()
-fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "#999"}, showlegend=False, hoverinfo="skip"))
+fig.add_trace(
+    go.Scatter(
+        x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "#999"}, showlegend=False, hoverinfo="skip"
+    )
+)
 for change, g in frame.groupby("change", sort=False):
     hover = [html.escape(f"{q}: {short(texts.get(q, ''), 80)}") for q in g["query_id"]]
-    fig.add_trace(go.Scatter(x=g["A"], y=g["B"], mode="markers", name=f"{change} ({len(g)})", marker={"color": CHANGE_COLOURS[change], "size": 7, "opacity": 0.7},
-                             text=hover, hovertemplate="%{text}<br>A %{x:.3f} → B %{y:.3f}<extra></extra>"))
-fig.update_layout(xaxis_title=f"{metric}, run A", yaxis_title=f"{metric}, run B", height=420, margin={"t": 30, "b": 40},
-                  xaxis={"range": [-0.02, 1.02]}, yaxis={"range": [-0.02, 1.02], "scaleanchor": "x"})
+    fig.add_trace(
+        go.Scatter(
+            x=g["A"],
+            y=g["B"],
+            mode="markers",
+            name=f"{change} ({len(g)})",
+            marker={"color": CHANGE_COLOURS[change], "size": 7, "opacity": 0.7},
+            text=hover,
+            hovertemplate="%{text}<br>A %{x:.3f} → B %{y:.3f}<extra></extra>",
+        )
+    )
+fig.update_layout(
+    xaxis_title=f"{metric}, run A",
+    yaxis_title=f"{metric}, run B",
+    height=420,
+    margin={"t": 30, "b": 40},
+    xaxis={"range": [-0.02, 1.02]},
+    yaxis={"range": [-0.02, 1.02], "scaleanchor": "x"},
+)
 left, right = st.columns(2)
 with left:
     chart(fig, f"per-query-{metric}-{run_a}-vs-{run_b}", key="cmp_scatter")
 # Every query's difference, sorted: the share of the area above zero is what B gained.
 order = frame.sort_values("delta", ascending=False, kind="stable")
-fig = go.Figure(go.Bar(
-    x=np.arange(1, len(order) + 1), y=order["delta"], marker_color=[CHANGE_COLOURS[c] for c in order["change"]],
-    text=[html.escape(f"{q}: {short(texts.get(q, ''), 80)}") for q in order["query_id"]], textposition="none",
-    hovertemplate="%{text}<br>B − A = %{y:+.3f}<extra></extra>",
-))
-fig.update_layout(xaxis_title="queries, sorted by B − A", yaxis_title=f"B − A ({metric})", height=420, margin={"t": 30, "b": 40}, bargap=0)
+fig = go.Figure(
+    go.Bar(
+        x=np.arange(1, len(order) + 1),
+        y=order["delta"],
+        marker_color=[CHANGE_COLOURS[c] for c in order["change"]],
+        text=[html.escape(f"{q}: {short(texts.get(q, ''), 80)}") for q in order["query_id"]],
+        textposition="none",
+        hovertemplate="%{text}<br>B − A = %{y:+.3f}<extra></extra>",
+    )
+)
+fig.update_layout(
+    xaxis_title="queries, sorted by B − A",
+    yaxis_title=f"B − A ({metric})",
+    height=420,
+    margin={"t": 30, "b": 40},
+    bargap=0,
+)
 with right:
     chart(fig, f"per-query-delta-{metric}-{run_a}-vs-{run_b}", key="cmp_deltas")
 
@@ -257,8 +344,18 @@ with lr:
     st.dataframe(hurt[cols].head(int(top_n)), hide_index=True, key="cmp_hurt")
     csv_button(hurt[cols], f"hurt-{metric}-{run_a}-vs-{run_b}", key="csv_cmp_hurt")
 
-full = pd.DataFrame({"query_id": frame["query_id"], "query": [texts.get(q, "") for q in frame["query_id"]],
-                     f"{metric} A": frame["A"], f"{metric} B": frame["B"], "B − A": frame["delta"], "change": frame["change"]})
+full = pd.DataFrame(
+    {
+        "query_id": frame["query_id"],
+        "query": [texts.get(q, "") for q in frame["query_id"]],
+        f"{metric} A": frame["A"],
+        f"{metric} B": frame["B"],
+        "B − A": frame["delta"],
+        "change": frame["change"],
+    }
+)
 csv_button(full, f"per-query-{metric}-{run_a}-vs-{run_b}", label="Download every query (CSV)", key="csv_cmp_all")
-st.caption(f"A = {md_code(run_a)} ({VARIANT_LABELS.get(variant_a, variant_a)}), B = {md_code(run_b)} ({VARIANT_LABELS.get(variant_b, variant_b)}), "
-           f"on {md_code(pq_a.dataset)} / {md_code(pq_a.split)}. Query texts in the tables are shortened; the CSV has them in full.")
+st.caption(
+    f"A = {md_code(run_a)} ({VARIANT_LABELS.get(variant_a, variant_a)}), B = {md_code(run_b)} ({VARIANT_LABELS.get(variant_b, variant_b)}), "
+    f"on {md_code(pq_a.dataset)} / {md_code(pq_a.split)}. Query texts in the tables are shortened; the CSV has them in full."
+)

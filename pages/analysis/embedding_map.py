@@ -23,7 +23,7 @@ from pages.common.downloads import chart, csv_button
 from pages.common.labeling import LABEL_BUTTONS
 from pages.common.state import QUERY, Selection, require_run
 from pages.common.widgets import doc_text, label_badge, md_code, md_escape, short, show_text
-from rrra_core.projection import Scope
+from rrra_core.analysis.projection import Scope
 
 # Session-state keys.
 SCOPE = "map_scope"
@@ -56,6 +56,7 @@ if not scored:
 
 # --- what to map ----------------------------------------------------------------------
 
+
 def _set_query() -> None:
     st.session_state[QUERY] = st.session_state[QUERY_WIDGET]
 
@@ -67,17 +68,33 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
         if st.session_state.get(QUERY) not in scored:
             st.session_state[QUERY] = scored[0]
         st.session_state[QUERY_WIDGET] = st.session_state[QUERY]
-        st.selectbox(f"Query ({len(scored):,} scored)", scored, key=QUERY_WIDGET, on_change=_set_query,
-                     format_func=lambda q: f"{q} · {short(data.all_queries.get(q, ''), 90)}", width=520)
+        st.selectbox(
+            f"Query ({len(scored):,} scored)",
+            scored,
+            key=QUERY_WIDGET,
+            on_change=_set_query,
+            format_func=lambda q: f"{q} · {short(data.all_queries.get(q, ''), 90)}",
+            width=520,
+        )
     colours = [pv.COLOUR_CLASS, pv.COLOUR_PFN, pv.COLOUR_HUMAN] + ([pv.COLOUR_PLANTED] if known else [])
     if st.session_state.get(COLOUR) not in colours:
         st.session_state.pop(COLOUR, None)
-    colour_by = st.selectbox("Colour by", colours, key=COLOUR, width=220,
-                             help="Predicted class: the adapter's TP/FN/FP/TN verdict given the label. P(FN|neg): for labelled negatives. "
-                                  "Human label: the annotators' judgment (purple where they disagree). Planted false negatives "
-                                  "appear when the dataset ships them (SQuAD's answer-bearing paragraphs).")
-    arrows = st.toggle("Arrows c → a", value=True, key=ARROWS, disabled=scope_choice != SCOPE_QUERY,
-                       help="From each candidate's embedding c to the adapter's corrected position a.")
+    colour_by = st.selectbox(
+        "Colour by",
+        colours,
+        key=COLOUR,
+        width=220,
+        help="Predicted class: the adapter's TP/FN/FP/TN verdict given the label. P(FN|neg): for labelled negatives. "
+        "Human label: the annotators' judgment (purple where they disagree). Planted false negatives "
+        "appear when the dataset ships them (SQuAD's answer-bearing paragraphs).",
+    )
+    arrows = st.toggle(
+        "Arrows c → a",
+        value=True,
+        key=ARROWS,
+        disabled=scope_choice != SCOPE_QUERY,
+        help="From each candidate's embedding c to the adapter's corrected position a.",
+    )
 
 scope = Scope(st.session_state[QUERY]) if scope_choice == SCOPE_QUERY else Scope()
 if not scope.is_global:
@@ -95,6 +112,7 @@ points = proj.points
 
 # --- the chart ----------------------------------------------------------------------------
 
+
 def _human_labels(s: Selection) -> dict[tuple[str, str], dict[str, str]]:
     with res.session() as session:
         rows = db.list_judgments(session, res.store_name(s.dataset))
@@ -108,17 +126,23 @@ human = _human_labels(sel)
 values = pv.colour_values(points, colour_by, human=human, known=known)
 hover = pv.hover_texts(points, data.all_queries, data.corpus)
 fig = pv.build_figure(points, values, hover, arrows=bool(arrows) and not scope.is_global)
-event = chart(fig, f"embedding-map-{scope.key}", key=CHART, on_select="rerun", selection_mode=("points", "box", "lasso"))
+event = chart(
+    fig, f"embedding-map-{scope.key}", key=CHART, on_select="rerun", selection_mode=("points", "box", "lasso")
+)
 
 cfg = proj.config
 if scope.is_global:
-    st.caption(f"{(points['kind'] == 'query').sum()} sampled queries (★) and {(points['kind'] == 'doc').sum()} documents (●); "
-               "a document stands for its labelled-positive pair, else its most suspect one. "
-               f"{proj.meta.get('method', 'umap').upper()}, n_neighbors {cfg.n_neighbors}, seed {cfg.seed}; computed in {proj.meta.get('seconds', 0):.0f} s.")
+    st.caption(
+        f"{(points['kind'] == 'query').sum()} sampled queries (★) and {(points['kind'] == 'doc').sum()} documents (●); "
+        "a document stands for its labelled-positive pair, else its most suspect one. "
+        f"{proj.meta.get('method', 'umap').upper()}, n_neighbors {cfg.n_neighbors}, seed {cfg.seed}; computed in {proj.meta.get('seconds', 0):.0f} s."
+    )
 else:
-    st.caption("★ query · ● candidate c · ◆ corrected a · ■ labelled positive the retriever missed; a thick outline marks labelled positives. "
-               f"Top {cfg.top_k} candidates. {proj.meta.get('method', 'umap').upper()}, n_neighbors {cfg.n_neighbors}, seed {cfg.seed}; "
-               f"computed in {proj.meta.get('seconds', 0):.0f} s. UMAP keeps neighbourhoods, not distances: read arrows as directions.")
+    st.caption(
+        "★ query · ● candidate c · ◆ corrected a · ■ labelled positive the retriever missed; a thick outline marks labelled positives. "
+        f"Top {cfg.top_k} candidates. {proj.meta.get('method', 'umap').upper()}, n_neighbors {cfg.n_neighbors}, seed {cfg.seed}; "
+        f"computed in {proj.meta.get('seconds', 0):.0f} s. UMAP keeps neighbourhoods, not distances: read arrows as directions."
+    )
 
 
 # --- selected points ------------------------------------------------------------------------
@@ -141,8 +165,13 @@ def _describe_pair(key: str) -> str:
     return f"{row['doc_id']} · query {row['query_id']}{rank}{pfn}"
 
 
-picked = st.multiselect("Selected points (click, box or lasso on the map, or pick here)", list(pairs.index), key=PICKED,
-                        format_func=lambda k: short(_describe_pair(k), 120), placeholder="No point selected")
+picked = st.multiselect(
+    "Selected points (click, box or lasso on the map, or pick here)",
+    list(pairs.index),
+    key=PICKED,
+    format_func=lambda k: short(_describe_pair(k), 120),
+    placeholder="No point selected",
+)
 
 
 def _label(row: dict[str, Any], label: str, s: Selection = sel) -> None:
@@ -153,11 +182,17 @@ if picked:
     listed = pairs.loc[picked[:MAX_LISTED]]
     if len(picked) > MAX_LISTED:
         st.caption(f"Showing the first {MAX_LISTED} of {len(picked)} selected pairs.")
-    table = pd.DataFrame({
-        "query id": listed["query_id"], "doc id": listed["doc_id"], "rank": listed["rank"] + 1,
-        "labelled": listed["label"].map({1: "positive", 0: "negative"}).fillna("—"), "verdict": listed["verdict"],
-        "P(FN|neg)": listed["p_fn_given_neg"], "P(rel)": listed["p_rel"],
-    }).reset_index(drop=True)
+    table = pd.DataFrame(
+        {
+            "query id": listed["query_id"],
+            "doc id": listed["doc_id"],
+            "rank": listed["rank"] + 1,
+            "labelled": listed["label"].map({1: "positive", 0: "negative"}).fillna("—"),
+            "verdict": listed["verdict"],
+            "P(FN|neg)": listed["p_fn_given_neg"],
+            "P(rel)": listed["p_rel"],
+        }
+    ).reset_index(drop=True)
     csv_button(table, f"embedding-map-selection-{scope.key}", key="map_csv")
     for i, (_key, row) in enumerate(listed.iterrows()):
         q, d = row["query_id"], row["doc_id"]
@@ -165,14 +200,23 @@ if picked:
         with st.container(border=True):
             cols = st.columns([3, 2, 4], vertical_alignment="center")
             rank = "not retrieved" if pd.isna(row["rank"]) else f"#{int(row['rank']) + 1}"
-            cols[0].markdown(f"{md_code(d)} for query {md_code(q)}  \n{rank} · "
-                             f"{'labelled positive' if row['label'] > 0 else 'labelled negative'}")
+            cols[0].markdown(
+                f"{md_code(d)} for query {md_code(q)}  \n{rank} · "
+                f"{'labelled positive' if row['label'] > 0 else 'labelled negative'}"
+            )
             pfn = "—" if pd.isna(row["p_fn_given_neg"]) else f"{row['p_fn_given_neg']:.3f}"
             cols[1].markdown(f"P(FN\\|neg) **{pfn}**  \nyou: {label_badge(mine)}")
             with cols[2], st.container(horizontal=True):
                 for label, text, _ in LABEL_BUTTONS:
-                    st.button(text, key=f"map_lab_{label}_{i}", on_click=_label, args=(pv.labeling_row(row.to_dict()), label),
-                              type="primary" if mine == label else "secondary")
+                    st.button(
+                        text,
+                        key=f"map_lab_{label}_{i}",
+                        on_click=_label,
+                        args=(pv.labeling_row(row.to_dict()), label),
+                        type="primary" if mine == label else "secondary",
+                    )
             doc = data.corpus.get(d)
-            with st.expander(f"Text · {md_escape(getattr(doc, 'title', '') or short(getattr(doc, 'text', ''), 80), 100)}"):
+            with st.expander(
+                f"Text · {md_escape(getattr(doc, 'title', '') or short(getattr(doc, 'text', ''), 80), 100)}"
+            ):
                 show_text(doc_text(doc))

@@ -2,7 +2,7 @@
 
 Everything is read from run folders (``log.jsonl``, ``metrics.json``,
 ``gradients.parquet``) through cached loaders; the maths is in
-``rrra_core.dynamics``. The gradient section overlays several phase-3 runs,
+``rrra_core.analysis.dynamics``. The gradient section overlays several phase-3 runs,
 by default the sibling runs of one benchmark seed (same id prefix), which
 differ only in their hard-negative sampler.
 """
@@ -20,8 +20,17 @@ from plotly.subplots import make_subplots
 from pages.common import analysis_loaders as load
 from pages.common import resources as res
 from pages.common.downloads import chart, csv_button
-from rrra_core.comparison import VARIANT_LABELS, run_metric_variants
-from rrra_core.dynamics import ALL_CATEGORIES, CATEGORY_LABELS, epoch_boundaries, epoch_table, hard_negative_note, loss_curves, series_labels, sibling_runs
+from rrra_core.analysis.comparison import VARIANT_LABELS, run_metric_variants
+from rrra_core.analysis.dynamics import (
+    ALL_CATEGORIES,
+    CATEGORY_LABELS,
+    epoch_boundaries,
+    epoch_table,
+    hard_negative_note,
+    loss_curves,
+    series_labels,
+    sibling_runs,
+)
 
 # Session-state keys.
 RUN = "dyn_run"
@@ -59,7 +68,9 @@ if logged.empty:
 labels = {r["run"]: _label(r) for _, r in logged.iterrows()}
 if st.session_state.get(RUN) not in labels:
     st.session_state.pop(RUN, None)
-run_id = st.selectbox("Run", list(labels), format_func=lambda r: labels[r], key=RUN, help="Every run with a training log, newest first.")
+run_id = st.selectbox(
+    "Run", list(labels), format_func=lambda r: labels[r], key=RUN, help="Every run with a training log, newest first."
+)
 row = logged.set_index("run").loc[run_id]
 kind = row["kind"]
 metrics = res.run_json(run_id, "metrics.json", {}) or {}
@@ -73,31 +84,83 @@ else:
     n_steps = len(steps)
     if SMOOTH not in st.session_state:
         st.session_state[SMOOTH] = max(1, min(50, n_steps // 25))
-    smooth = st.slider("Smoothing (trailing mean over steps)", 1, max(2, min(200, n_steps)), key=SMOOTH,
-                       help="1 shows every step as logged. The faint line is always the raw value.")
+    smooth = st.slider(
+        "Smoothing (trailing mean over steps)",
+        1,
+        max(2, min(200, n_steps)),
+        key=SMOOTH,
+        help="1 shows every step as logged. The faint line is always the raw value.",
+    )
     curves = loss_curves(steps, smooth=min(smooth, n_steps))
     fig = go.Figure()
     for i, (series, g) in enumerate(curves.groupby("series", sort=False)):
         colour = PALETTE[i % len(PALETTE)]
         if smooth > 1:
-            fig.add_trace(go.Scatter(x=g["step"], y=g["value"], mode="lines", line={"color": colour, "width": 1}, opacity=0.25,
-                                     name=f"{series} (raw)", legendgroup=series, showlegend=False, hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=g["step"], y=g["smoothed"], mode="lines", line={"color": colour, "width": 2}, name=series,
-                                 legendgroup=series, hovertemplate=f"{series}<br>step %{{x}}<br>%{{y:.4f}}<extra></extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=g["step"],
+                    y=g["value"],
+                    mode="lines",
+                    line={"color": colour, "width": 1},
+                    opacity=0.25,
+                    name=f"{series} (raw)",
+                    legendgroup=series,
+                    showlegend=False,
+                    hoverinfo="skip",
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=g["step"],
+                y=g["smoothed"],
+                mode="lines",
+                line={"color": colour, "width": 2},
+                name=series,
+                legendgroup=series,
+                hovertemplate=f"{series}<br>step %{{x}}<br>%{{y:.4f}}<extra></extra>",
+            )
+        )
     for b in epoch_boundaries(steps):
         fig.add_vline(x=b + 0.5, line={"dash": "dot", "color": "#999", "width": 1})
-    fig.update_layout(xaxis_title="optimizer step", yaxis_title="loss", height=380, margin={"t": 30, "b": 40},
-                      legend={"orientation": "h", "y": -0.2})
+    fig.update_layout(
+        xaxis_title="optimizer step",
+        yaxis_title="loss",
+        height=380,
+        margin={"t": 30, "b": 40},
+        legend={"orientation": "h", "y": -0.2},
+    )
     chart(fig, f"{run_id}-loss", key="loss_chart")
-    st.caption("Dotted lines mark epoch ends. Phase 3 logs the adapter's L_norm for monitoring only; it is not part of that phase's loss.")
+    st.caption(
+        "Dotted lines mark epoch ends. Phase 3 logs the adapter's L_norm for monitoring only; it is not part of that phase's loss."
+    )
     extra = [c for c in ("grad_norm", "lr", "lr_scale") if c in steps.columns]
     with st.expander("Learning rate and gradient norm"):
         if extra:
-            sub = make_subplots(rows=1, cols=len(extra), subplot_titles=[{"grad_norm": "gradient norm (before clipping)", "lr": "learning rate",
-                                                                          "lr_scale": "learning-rate scale"}[c] for c in extra])
+            sub = make_subplots(
+                rows=1,
+                cols=len(extra),
+                subplot_titles=[
+                    {
+                        "grad_norm": "gradient norm (before clipping)",
+                        "lr": "learning rate",
+                        "lr_scale": "learning-rate scale",
+                    }[c]
+                    for c in extra
+                ],
+            )
             for j, c in enumerate(extra, start=1):
-                sub.add_trace(go.Scatter(x=steps["step"], y=steps[c], mode="lines", name=c, showlegend=False,
-                                         hovertemplate=f"{c}<br>step %{{x}}<br>%{{y:.4g}}<extra></extra>"), row=1, col=j)
+                sub.add_trace(
+                    go.Scatter(
+                        x=steps["step"],
+                        y=steps[c],
+                        mode="lines",
+                        name=c,
+                        showlegend=False,
+                        hovertemplate=f"{c}<br>step %{{x}}<br>%{{y:.4g}}<extra></extra>",
+                    ),
+                    row=1,
+                    col=j,
+                )
             sub.update_layout(height=280, margin={"t": 40, "b": 30})
             chart(sub, f"{run_id}-lr-gradnorm", key="lr_chart")
         csv_button(steps, f"{run_id}-steps", label="Download the step log (CSV)", key="csv_steps")
@@ -115,7 +178,9 @@ else:
         st.caption("The adapter's four-class macro-F1 and accuracy on held-out queries after every epoch.")
     elif kind == "phase3":
         st.caption("Phase 3 evaluates retrieval only at the end (below); per epoch there is the mean training loss.")
-    defaults = [c for c in ("nDCG@10", "R@100", "val_macro_f1", "train loss (mean)") if c in value_cols][:2] or value_cols[:1]
+    defaults = [c for c in ("nDCG@10", "R@100", "val_macro_f1", "train loss (mean)") if c in value_cols][
+        :2
+    ] or value_cols[:1]
     current = st.session_state.get(EPOCH_METRICS)
     if st.session_state.get("_dyn_epoch_for") != run_id or current is None or not set(current) <= set(value_cols):
         # Each run starts from its own headline metrics.
@@ -125,9 +190,23 @@ else:
     if shown and len(epochs) > 1:
         fig = go.Figure()
         for i, m in enumerate(shown):
-            fig.add_trace(go.Scatter(x=epochs["epoch"], y=epochs[m], mode="lines+markers", name=m, line={"color": PALETTE[i % len(PALETTE)]},
-                                     hovertemplate=f"{html.escape(m)}<br>epoch %{{x}}<br>%{{y:.4f}}<extra></extra>"))
-        fig.update_layout(xaxis_title="epoch", xaxis={"dtick": 1}, height=320, margin={"t": 30, "b": 40}, legend={"orientation": "h", "y": -0.25})
+            fig.add_trace(
+                go.Scatter(
+                    x=epochs["epoch"],
+                    y=epochs[m],
+                    mode="lines+markers",
+                    name=m,
+                    line={"color": PALETTE[i % len(PALETTE)]},
+                    hovertemplate=f"{html.escape(m)}<br>epoch %{{x}}<br>%{{y:.4f}}<extra></extra>",
+                )
+            )
+        fig.update_layout(
+            xaxis_title="epoch",
+            xaxis={"dtick": 1},
+            height=320,
+            margin={"t": 30, "b": 40},
+            legend={"orientation": "h", "y": -0.25},
+        )
         chart(fig, f"{run_id}-epochs", key="epoch_chart")
     st.dataframe(epochs, hide_index=True, key="epoch_table")
     csv_button(epochs, f"{run_id}-epochs", key="csv_epochs")
@@ -171,16 +250,31 @@ if st.session_state.get("_dyn_grad_for") != run_id or GRAD_RUNS not in st.sessio
     # A new run picked above: offer its benchmark siblings again.
     st.session_state["_dyn_grad_for"] = run_id
     st.session_state[GRAD_RUNS] = defaults
-picked = st.multiselect("Phase-3 runs to compare", list(grad_labels), format_func=lambda r: grad_labels[r], key=GRAD_RUNS,
-                        help="By default the runs sharing this run's id prefix: one benchmark seed's samplers.")
+picked = st.multiselect(
+    "Phase-3 runs to compare",
+    list(grad_labels),
+    format_func=lambda r: grad_labels[r],
+    key=GRAD_RUNS,
+    help="By default the runs sharing this run's id prefix: one benchmark seed's samplers.",
+)
 if not picked:
     st.info("Pick one or more phase-3 runs (for example the samplers of one benchmark seed).")
     st.stop()
 
 c1, c2, c3, c4 = st.columns(4)
-kind_choice = c1.radio("Negatives", ["hard", "random", "both"], key=GRAD_KIND, horizontal=True,
-                       help="Hard negatives are the ones the sampler drew; random negatives are the same for every sampler.")
-unit = c2.radio("Unit", [UNIT_LOGGED, UNIT_SHARE], key=GRAD_UNIT, help="p_j removes the temperature, for runs trained with different τ.")
+kind_choice = c1.radio(
+    "Negatives",
+    ["hard", "random", "both"],
+    key=GRAD_KIND,
+    horizontal=True,
+    help="Hard negatives are the ones the sampler drew; random negatives are the same for every sampler.",
+)
+unit = c2.radio(
+    "Unit",
+    [UNIT_LOGGED, UNIT_SHARE],
+    key=GRAD_UNIT,
+    help="p_j removes the temperature, for runs trained with different τ.",
+)
 stat = c3.radio("Over training", ["mean", "median"], key=GRAD_STAT, horizontal=True)
 buckets = c4.slider("Step buckets", 2, 50, 10, key=GRAD_BUCKETS)
 
@@ -202,16 +296,31 @@ for s in series_order:
     d = dist[dist["series"] == s]
     if d.empty:
         continue
-    fig.add_trace(go.Box(
-        name=html.escape(s), x=[_category_name(c) for c in d["category"]], q1=d["q1"], median=d["median"], q3=d["q3"],
-        lowerfence=d["lowerfence"], upperfence=d["upperfence"], mean=d["mean"], boxmean=True, marker_color=colours[s], boxpoints=False,
-    ))
-fig.update_layout(boxmode="group", yaxis_title=y_title, height=420, margin={"t": 30, "b": 40}, legend={"orientation": "h", "y": -0.2})
+    fig.add_trace(
+        go.Box(
+            name=html.escape(s),
+            x=[_category_name(c) for c in d["category"]],
+            q1=d["q1"],
+            median=d["median"],
+            q3=d["q3"],
+            lowerfence=d["lowerfence"],
+            upperfence=d["upperfence"],
+            mean=d["mean"],
+            boxmean=True,
+            marker_color=colours[s],
+            boxpoints=False,
+        )
+    )
+fig.update_layout(
+    boxmode="group", yaxis_title=y_title, height=420, margin={"t": 30, "b": 40}, legend={"orientation": "h", "y": -0.2}
+)
 chart(fig, "gradient-magnitude-by-category", key="grad_box")
 st.caption("Boxes: quartiles; whiskers: the most extreme values within 1.5 IQR; dashed line: mean.")
 
 summary = dist.assign(category=[_category_name(c) for c in dist["category"]]).rename(columns={"series": "sampler"})
-st.dataframe(summary, hide_index=True, key="grad_summary", column_config={"share": st.column_config.NumberColumn(format="%.3f")})
+st.dataframe(
+    summary, hide_index=True, key="grad_summary", column_config={"share": st.column_config.NumberColumn(format="%.3f")}
+)
 csv_button(summary, "gradient-summary", key="csv_grad_summary")
 
 # Over training: one panel per category, one line per sampler.
@@ -224,11 +333,21 @@ for j, c in enumerate(cats, start=1):
         if d.empty:
             continue
         name = html.escape(s)
-        fig.add_trace(go.Scatter(
-            x=d["step_mid"], y=d[stat], mode="lines+markers", name=name, legendgroup=name, showlegend=s not in in_legend,
-            line={"color": colours[s]}, customdata=d[["step_lo", "step_hi", "count"]].to_numpy(),
-            hovertemplate=f"{name}<br>steps %{{customdata[0]}}–%{{customdata[1]}}<br>{stat} %{{y:.3f}} (n=%{{customdata[2]}})<extra></extra>",
-        ), row=1, col=j)
+        fig.add_trace(
+            go.Scatter(
+                x=d["step_mid"],
+                y=d[stat],
+                mode="lines+markers",
+                name=name,
+                legendgroup=name,
+                showlegend=s not in in_legend,
+                line={"color": colours[s]},
+                customdata=d[["step_lo", "step_hi", "count"]].to_numpy(),
+                hovertemplate=f"{name}<br>steps %{{customdata[0]}}–%{{customdata[1]}}<br>{stat} %{{y:.3f}} (n=%{{customdata[2]}})<extra></extra>",
+            ),
+            row=1,
+            col=j,
+        )
         in_legend.add(s)
 fig.update_layout(height=380, margin={"t": 70, "b": 40}, legend={"orientation": "h", "y": -0.25})
 fig.update_yaxes(title_text=f"{stat} {y_title}", row=1, col=1)

@@ -3,8 +3,8 @@
 Like ``resources.py``: every file read is cached with ``st.cache_data`` under
 its resolved path and modification time, so a run that is still training, or
 a per-query file a background job just wrote, is never served stale. The
-frames come from the pure functions in ``rrra_core.dynamics`` and
-``rrra_core.comparison``; nothing here trains or encodes.
+frames come from the pure functions in ``rrra_core.analysis.dynamics`` and
+``rrra_core.analysis.comparison``; nothing here trains or encodes.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from rrra_core import jobs
-from rrra_core.comparison import PER_QUERY_FILE, PerQuery, eval_settings, parse_per_query
-from rrra_core.dynamics import gradient_distribution, gradient_frame, gradient_over_training, step_frame
-from rrra_core.runs import Run, open_run
+from rrra_core.analysis.comparison import PER_QUERY_FILE, PerQuery, eval_settings, parse_per_query
+from rrra_core.analysis.dynamics import gradient_distribution, gradient_frame, gradient_over_training, step_frame
+from rrra_core.runtime import jobs
+from rrra_core.runtime.runs import Run, open_run
 
 from . import resources as res
 
@@ -54,14 +54,20 @@ def _gradients(path: str, mtime: float) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner="Summarising the gradient logs…", max_entries=16)
-def _gradient_views(sources: tuple[tuple[str, str, float], ...], kinds: tuple[str, ...], scale: tuple[tuple[str, float], ...],
-                    buckets: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _gradient_views(
+    sources: tuple[tuple[str, str, float], ...],
+    kinds: tuple[str, ...],
+    scale: tuple[tuple[str, float], ...],
+    buckets: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     frames = {label: _gradients(path, mtime) for label, path, mtime in sources}
     grads = gradient_frame(frames, kinds=kinds, scale=dict(scale) or None)
     return gradient_distribution(grads), gradient_over_training(grads, buckets)
 
 
-def gradient_views(labels: dict[str, str], kinds: list[str], scale: dict[str, float] | None, buckets: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def gradient_views(
+    labels: dict[str, str], kinds: list[str], scale: dict[str, float] | None, buckets: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(distribution per series and category, values per step bucket) over the runs ``{run id: series label}``.
 
     Cached per input, so moving a control does not re-summarise a long run's log.
@@ -91,7 +97,7 @@ def per_query(run_id: str) -> PerQuery | None:
 
 def runs_overview() -> pd.DataFrame:
     """Every run with what the analysis pages need: kind, sampler, eval split, τ, which files it has."""
-    from rrra_core.paths import home_dir
+    from rrra_core.runtime.paths import home_dir
 
     return _runs_overview(str(home_dir()), res.all_runs())
 
@@ -109,13 +115,34 @@ def _runs_overview(home: str, runs: pd.DataFrame) -> pd.DataFrame:
             # A retrain's base: evaluated for retrieval by the retrain job (before/after).
             base_eval = res.run_json(r.run, "retrieval_eval.json", {}) or {}
             dataset, eval_split = base_eval.get("dataset") or r.dataset, base_eval.get("split")
-        rows.append({
-            "run": r.run, "kind": r.kind, "dataset": dataset or r.dataset, "eval split": eval_split, "status": r.status,
-            "sampler": p3.get("sampler"), "temperature": float(section.get("temperature", 0.05) or 0.05),
-            "has log": (folder / "log.jsonl").is_file(), "has gradients": (folder / "gradients.parquet").is_file(),
-            "has model": (folder / "model").is_dir(), "has per-query": (folder / PER_QUERY_FILE).is_file(),
-        })
-    cols = ["run", "kind", "dataset", "eval split", "status", "sampler", "temperature", "has log", "has gradients", "has model", "has per-query"]
+        rows.append(
+            {
+                "run": r.run,
+                "kind": r.kind,
+                "dataset": dataset or r.dataset,
+                "eval split": eval_split,
+                "status": r.status,
+                "sampler": p3.get("sampler"),
+                "temperature": float(section.get("temperature", 0.05) or 0.05),
+                "has log": (folder / "log.jsonl").is_file(),
+                "has gradients": (folder / "gradients.parquet").is_file(),
+                "has model": (folder / "model").is_dir(),
+                "has per-query": (folder / PER_QUERY_FILE).is_file(),
+            }
+        )
+    cols = [
+        "run",
+        "kind",
+        "dataset",
+        "eval split",
+        "status",
+        "sampler",
+        "temperature",
+        "has log",
+        "has gradients",
+        "has model",
+        "has per-query",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -131,6 +158,7 @@ def query_texts(dataset: str | None, split: str | None) -> dict[str, str]:
 
 # --- the per-query background job ------------------------------------------------
 
+
 def per_query_job_id(run_id: str) -> str:
     return f"per-query-{run_id}"
 
@@ -141,7 +169,9 @@ def per_query_command(run_id: str) -> list[str]:
 
 def start_per_query(run_id: str) -> Any:
     """Start ``scripts/per_query.py`` for the run as a background job (one per run)."""
-    return jobs.start_job(per_query_job_id(run_id), per_query_command(run_id), kind=PER_QUERY_JOB_KIND, meta={"run": run_id})
+    return jobs.start_job(
+        per_query_job_id(run_id), per_query_command(run_id), kind=PER_QUERY_JOB_KIND, meta={"run": run_id}
+    )
 
 
 def per_query_job(run_id: str) -> Any:

@@ -22,5 +22,11 @@ def chart(fig: Any, name: str, *, key: str | None = None, **kwargs: Any) -> Any:
 
 def csv_button(df: pd.DataFrame, name: str, *, label: str = "Download CSV", key: str | None = None) -> None:
     """A button that downloads ``df`` as ``<name>.csv`` (index dropped)."""
-    st.download_button(label, df.to_csv(index=False).encode("utf-8"), file_name=f"{name}.csv", mime="text/csv",
-                       key=key or f"csv_{name}", icon=":material/download:")
+    st.download_button(
+        label,
+        df.to_csv(index=False).encode("utf-8"),
+        file_name=f"{name}.csv",
+        mime="text/csv",
+        key=key or f"csv_{name}",
+        icon=":material/download:",
+    )

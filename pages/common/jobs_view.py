@@ -1,6 +1,6 @@
 """Following background jobs from a page: the first-launch demo build and its progress bar.
 
-The build itself is ``scripts/demo.py`` in its own process (``rrra_core.jobs``);
+The build itself is ``scripts/demo.py`` in its own process (``rrra_core.runtime.jobs``);
 this module only starts it and reads its ``progress.json`` once a second
 inside an ``st.fragment``, so the rest of the page stays responsive.
 """
@@ -11,9 +11,9 @@ import sys
 
 import streamlit as st
 
-from rrra_core import jobs
-from rrra_core.demo import DemoConfig, demo_run_id
-from rrra_core.runs import runs_dir
+from rrra_core.runtime import jobs
+from rrra_core.runtime.runs import runs_dir
+from rrra_core.workflows.demo import DemoConfig, demo_run_id
 
 from .widgets import md_escape, show_text
 
@@ -21,7 +21,14 @@ DEMO_JOB = "demo-build"
 
 
 def demo_command(cfg: DemoConfig) -> list[str]:
-    return [sys.executable, "scripts/demo.py", "--dataset", cfg.dataset, "--max-train-queries", str(cfg.max_train_queries)]
+    return [
+        sys.executable,
+        "scripts/demo.py",
+        "--dataset",
+        cfg.dataset,
+        "--max-train-queries",
+        str(cfg.max_train_queries),
+    ]
 
 
 def _progress(dataset: str) -> dict:
@@ -48,7 +55,9 @@ def demo_offer(cfg: DemoConfig | None = None) -> None:
         "you can leave this page open."
     )
     if state is not None and state.status in ("failed", "lost"):
-        st.error(f"The last demo build {state.status}: {md_escape(state.error or 'the process ended without finishing')}")
+        st.error(
+            f"The last demo build {state.status}: {md_escape(state.error or 'the process ended without finishing')}"
+        )
         with st.expander("Build log"):
             show_text(jobs.log_tail(DEMO_JOB, 40))
     if st.button("Build the demo run", type="primary", key="build_demo"):

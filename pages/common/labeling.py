@@ -45,8 +45,16 @@ def save(sel: Selection, row: Mapping[str, Any], label: str) -> None:
         return
     try:
         with res.session() as s:
-            db.save_judgment(s, res.store_name(sel.dataset), str(row["query_id"]), str(row["doc_id"]), label, sel.annotator,
-                             model_view=_model_view(row), run_id=sel.run_id)
+            db.save_judgment(
+                s,
+                res.store_name(sel.dataset),
+                str(row["query_id"]),
+                str(row["doc_id"]),
+                label,
+                sel.annotator,
+                model_view=_model_view(row),
+                run_id=sel.run_id,
+            )
     except db.AnnotationError as err:
         flash("error", str(err))
         return

@@ -1,7 +1,7 @@
 """Embedding-map helpers: cached loading of projections, the projection job, colours and the Plotly figure.
 
 The map is computed by ``scripts/project.py`` in its own process
-(``rrra_core.jobs``) and saved in the run folder; this module only reads it,
+(``rrra_core.runtime.jobs``) and saved in the run folder; this module only reads it,
 starts that job when a map is missing, and follows its ``progress.json``
 from an ``st.fragment``. The figure builders are plain functions (frames in,
 figure out) so the tests check colours, arrows and escaping directly.
@@ -28,10 +28,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from rrra_core import jobs
-from rrra_core.candidates import predicted_class
-from rrra_core.projection import Projection, Scope, load_projection, predictions_digest, projection_paths
-from rrra_core.runs import Run
+from rrra_core.analysis.candidates import predicted_class
+from rrra_core.analysis.projection import Projection, Scope, load_projection, predictions_digest, projection_paths
+from rrra_core.runtime import jobs
+from rrra_core.runtime.runs import Run
 
 from .widgets import CLASS_COLOURS, doc_text, md_escape, short, show_text
 
@@ -49,17 +49,30 @@ CATEGORY_COLOURS = {
     **CLASS_COLOURS,
     "positive not retrieved": "#1565c0",
     "no candidate pair": OTHER_COLOUR,
-    "relevant": "#2e7d32", "not relevant": "#78909c", "unsure": "#f9a825", "disagreement": "#6a1b9a", "unlabelled": OTHER_COLOUR,
-    "planted false negative": "#d84315", "labelled positive": "#2e7d32", "other": OTHER_COLOUR,
+    "relevant": "#2e7d32",
+    "not relevant": "#78909c",
+    "unsure": "#f9a825",
+    "disagreement": "#6a1b9a",
+    "unlabelled": OTHER_COLOUR,
+    "planted false negative": "#d84315",
+    "labelled positive": "#2e7d32",
+    "other": OTHER_COLOUR,
     "no P(FN|neg)": OTHER_COLOUR,
 }
 SYMBOLS = {"query": "star", "candidate": "circle", "corrected": "diamond", "positive": "square", "doc": "circle"}
-KIND_TEXT = {"query": "query", "candidate": "candidate c", "corrected": "corrected a", "positive": "labelled positive, not retrieved", "doc": "document"}
+KIND_TEXT = {
+    "query": "query",
+    "candidate": "candidate c",
+    "corrected": "corrected a",
+    "positive": "labelled positive, not retrieved",
+    "doc": "document",
+}
 HOVER_CHARS = 400
 HOVER_WIDTH = 80
 
 
 # --- loading and the background job ----------------------------------------------------
+
 
 def _mtime(path: Path) -> float:
     try:
@@ -69,7 +82,9 @@ def _mtime(path: Path) -> float:
 
 
 @st.cache_data(show_spinner="Loading the embedding map…", max_entries=16)
-def _load(run_path: str, query_id: str | None, settings_mtime: float, preds_mtime: float) -> tuple[Projection | None, bool]:
+def _load(
+    run_path: str, query_id: str | None, settings_mtime: float, preds_mtime: float
+) -> tuple[Projection | None, bool]:
     run, scope = Run(Path(run_path)), Scope(query_id)
     proj = load_projection(run, scope)
     if proj is None:
@@ -99,7 +114,12 @@ def start(run: Run, scope: Scope) -> None:
     jid = job_id(run, scope)
     st.session_state.setdefault(LAUNCHED, set()).add(jid)
     projection_paths(run, scope)[2].unlink(missing_ok=True)  # a previous job's "done" must not show as this one's
-    jobs.start_job(jid, project_command(run, scope), kind=JOB_KIND, meta={"run": run.id, "scope": scope.key, "query_id": scope.query_id})
+    jobs.start_job(
+        jid,
+        project_command(run, scope),
+        kind=JOB_KIND,
+        meta={"run": run.id, "scope": scope.key, "query_id": scope.query_id},
+    )
 
 
 def _progress(path: Path) -> dict[str, Any]:
@@ -126,7 +146,11 @@ def compute_or_follow(run: Run, scope: Scope, *, stale: bool = False) -> None:
     if other is not None:
         st.info("Another map is being computed; this one starts when it is done.")
         other_run = Path(other.command[other.command.index("--run") + 1]) if "--run" in other.command else run.path
-        _follow(other.id, Run(other_run).file("projections") / f"{other.meta.get('scope', '')}.progress.json", "Computing another map")
+        _follow(
+            other.id,
+            Run(other_run).file("projections") / f"{other.meta.get('scope', '')}.progress.json",
+            "Computing another map",
+        )
         return
     first_time = state is None or (state.status == "done" and jid not in st.session_state.get(LAUNCHED, set()))
     if first_time:
@@ -134,7 +158,9 @@ def compute_or_follow(run: Run, scope: Scope, *, stale: bool = False) -> None:
         _follow(jid, projection_paths(run, scope)[2], "Computing the map")
         return
     if state.status in ("failed", "lost", "cancelled"):
-        st.error(f"Computing this map {state.status}: {md_escape(state.error or 'the process ended without finishing', 300)}")
+        st.error(
+            f"Computing this map {state.status}: {md_escape(state.error or 'the process ended without finishing', 300)}"
+        )
         with st.expander("Job log"):
             show_text(jobs.log_tail(jid, 40))
     elif stale:
@@ -163,6 +189,7 @@ def _follow(jid: str, progress_file: Path, what: str) -> None:
 
 
 # --- colours ---------------------------------------------------------------------------
+
 
 def has_pair(points: pd.DataFrame) -> pd.Series:
     """Rows that stand for a (query, document) pair people can judge."""
@@ -198,7 +225,11 @@ def colour_values(
         human = human or {}
         for i, q, d in zip(points.index, points["query_id"], points["doc_id"]):
             labels = set(human.get((q, d), {}).values()) if isinstance(d, str) else set()
-            out[i] = "unlabelled" if not labels else (next(iter(labels)).replace("_", " ") if len(labels) == 1 else "disagreement")
+            out[i] = (
+                "unlabelled"
+                if not labels
+                else (next(iter(labels)).replace("_", " ") if len(labels) == 1 else "disagreement")
+            )
     elif colour_by == COLOUR_PLANTED:
         known = known or {}
         planted = [isinstance(d, str) and d in known.get(q, ()) for q, d in zip(points["query_id"], points["doc_id"])]
@@ -210,6 +241,7 @@ def colour_values(
 
 
 # --- hover text and the figure ------------------------------------------------------------
+
 
 def _lines(text: str) -> str:
     """User text made inert for Plotly hover and wrapped: escaped first, then joined with our own <br>."""
@@ -231,9 +263,11 @@ def hover_texts(points: pd.DataFrame, queries: Mapping[str, str], corpus: Mappin
         head = f"<b>{KIND_TEXT[kind]}</b> {html.escape(str(d))}"
         if isinstance(q, str) and not pd.isna(row.get("p_tp")):
             rank = row.get("rank")
-            head += (f"<br>{'for query ' + html.escape(q) + ' · ' if kind == 'doc' else ''}rank #{int(rank) + 1}"
-                     f" · {'labelled positive' if row.get('label', 0) > 0 else 'labelled negative'}"
-                     f" · P(FN|neg) {_num(row.get('p_fn_given_neg'))} · P(rel) {_num(row.get('p_rel'))}")
+            head += (
+                f"<br>{'for query ' + html.escape(q) + ' · ' if kind == 'doc' else ''}rank #{int(rank) + 1}"
+                f" · {'labelled positive' if row.get('label', 0) > 0 else 'labelled negative'}"
+                f" · P(FN|neg) {_num(row.get('p_fn_given_neg'))} · P(rel) {_num(row.get('p_rel'))}"
+            )
             if kind == "corrected":
                 head += f"<br>QA cos(q, a) {_num(row.get('qa'))} · CA cos(a, c) {_num(row.get('ca'))}"
         out.append(f"{head}<br>{_lines(doc_text(corpus.get(d)))}")
@@ -246,7 +280,9 @@ def _category_order(values: pd.Series) -> list[str]:
     return sorted(cats, key=lambda c: rank.get(c, len(rank)))
 
 
-def build_figure(points: pd.DataFrame, colours: pd.Series, hover: Sequence[str], *, arrows: bool = True, height: int = 640) -> go.Figure:
+def build_figure(
+    points: pd.DataFrame, colours: pd.Series, hover: Sequence[str], *, arrows: bool = True, height: int = 640
+) -> go.Figure:
     """The map: one trace per colour (plus a colour scale for P(FN|neg)), symbols by kind, arrows c → a.
 
     Every marker's ``customdata`` is its row in ``points``, so a selection maps
@@ -262,29 +298,70 @@ def build_figure(points: pd.DataFrame, colours: pd.Series, hover: Sequence[str],
         idx = np.flatnonzero(mask.to_numpy())
         size = np.where(rows["kind"] == "query", 16, np.where(rows["kind"] == "corrected", 8, 9))
         line_w = np.where(rows["label"].fillna(0) > 0, 2.0, 0.5)  # a thick outline marks labelled positives
-        fig.add_trace(go.Scatter(
-            x=rows["x"], y=rows["y"], mode="markers", name=name, customdata=idx, hovertext=hover[idx], hoverinfo="text",
-            marker={"color": colour, "symbol": [SYMBOLS[k] for k in rows["kind"]], "size": size,
-                    "line": {"width": line_w, "color": "#263238"}, **marker},
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=rows["x"],
+                y=rows["y"],
+                mode="markers",
+                name=name,
+                customdata=idx,
+                hovertext=hover[idx],
+                hoverinfo="text",
+                marker={
+                    "color": colour,
+                    "symbol": [SYMBOLS[k] for k in rows["kind"]],
+                    "size": size,
+                    "line": {"width": line_w, "color": "#263238"},
+                    **marker,
+                },
+            )
+        )
 
     numeric = colours.map(lambda v: isinstance(v, float))
     if numeric.any():
-        add(numeric, "P(FN|neg)", colours[numeric].astype(float).to_numpy(), colorscale="YlOrRd", cmin=0.0, cmax=1.0,
-            colorbar={"title": {"text": "P(FN|neg)"}, "len": 0.6}, showscale=True)
+        add(
+            numeric,
+            "P(FN|neg)",
+            colours[numeric].astype(float).to_numpy(),
+            colorscale="YlOrRd",
+            cmin=0.0,
+            cmax=1.0,
+            colorbar={"title": {"text": "P(FN|neg)"}, "len": 0.6},
+            showscale=True,
+        )
     for cat in _category_order(colours[~numeric]):
         add(colours == cat, cat, CATEGORY_COLOURS.get(cat, OTHER_COLOUR))
     add(colours == "query", "query", QUERY_COLOUR)
 
     if arrows:
         xy = points[["x", "y"]].to_numpy()
-        for i, j in zip(np.flatnonzero(points["arrow_from"].to_numpy() >= 0), points.loc[points["arrow_from"] >= 0, "arrow_from"]):
-            fig.add_annotation(x=xy[i, 0], y=xy[i, 1], ax=xy[j, 0], ay=xy[j, 1], xref="x", yref="y", axref="x", ayref="y",
-                               text="", showarrow=True, arrowhead=2, arrowsize=1, arrowwidth=1, arrowcolor="rgba(55, 71, 79, 0.45)")
+        for i, j in zip(
+            np.flatnonzero(points["arrow_from"].to_numpy() >= 0), points.loc[points["arrow_from"] >= 0, "arrow_from"]
+        ):
+            fig.add_annotation(
+                x=xy[i, 0],
+                y=xy[i, 1],
+                ax=xy[j, 0],
+                ay=xy[j, 1],
+                xref="x",
+                yref="y",
+                axref="x",
+                ayref="y",
+                text="",
+                showarrow=True,
+                arrowhead=2,
+                arrowsize=1,
+                arrowwidth=1,
+                arrowcolor="rgba(55, 71, 79, 0.45)",
+            )
     fig.update_layout(
-        height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"itemsizing": "constant"},
-        xaxis={"showticklabels": False, "title": None, "zeroline": False}, yaxis={"showticklabels": False, "title": None, "zeroline": False},
-        hoverlabel={"align": "left"}, plot_bgcolor="white",
+        height=height,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"itemsizing": "constant"},
+        xaxis={"showticklabels": False, "title": None, "zeroline": False},
+        yaxis={"showticklabels": False, "title": None, "zeroline": False},
+        hoverlabel={"align": "left"},
+        plot_bgcolor="white",
         # Dragging selects (the page lists the selection for relabeling); zoom is one toolbar click away.
         dragmode="select",
     )
@@ -292,6 +369,7 @@ def build_figure(points: pd.DataFrame, colours: pd.Series, hover: Sequence[str],
 
 
 # --- selection --------------------------------------------------------------------------
+
 
 def selected_rows(fig: go.Figure, selected: Sequence[Mapping[str, Any]]) -> list[int]:
     """Rows of ``points`` behind a chart selection (Streamlit's ``event.selection.points``)."""

@@ -19,15 +19,16 @@ import pandas as pd
 import streamlit as st
 
 import db
-from rrra_core.candidates import known_false_negatives, read_predictions
+from rrra_core.analysis.candidates import known_false_negatives, read_predictions
 from rrra_core.data import Dataset, available_splits, dataset_folder, load_dataset
-from rrra_core.paths import DEMO_DATASETS
-from rrra_core.runs import Run, list_runs, open_run
+from rrra_core.runtime.paths import DEMO_DATASETS
+from rrra_core.runtime.runs import Run, list_runs, open_run
 
 DATASETS = DEMO_DATASETS
 
 
 # --- database ---------------------------------------------------------------
+
 
 @st.cache_resource(show_spinner="Opening the annotation store…")
 def _engine(url: str) -> Any:
@@ -62,6 +63,7 @@ def store_name(dataset: str) -> str:
 
 
 # --- datasets ---------------------------------------------------------------
+
 
 @st.cache_resource(show_spinner="Loading the dataset…")
 def _dataset(folder: str, name: str, split: str) -> Dataset:
@@ -102,6 +104,7 @@ def known_fn(name: str, split: str) -> dict[str, set[str]]:
 
 # --- runs -------------------------------------------------------------------
 
+
 def run_dataset(cfg: dict[str, Any]) -> tuple[str | None, str | None]:
     """(dataset, training split) named in a run's config, whatever its kind."""
     for section in ("adapter", "phase3", "train"):
@@ -128,10 +131,13 @@ def _runs_signature(home: str) -> tuple:
     root = Path(home) / "runs"
     if not root.is_dir():
         return ()
-    return tuple(sorted(
-        (p.name, *(_mtime(p / f) for f in ("config.json", "metrics.json", "progress.json", "predictions.parquet")))
-        for p in root.iterdir() if p.is_dir()
-    ))
+    return tuple(
+        sorted(
+            (p.name, *(_mtime(p / f) for f in ("config.json", "metrics.json", "progress.json", "predictions.parquet")))
+            for p in root.iterdir()
+            if p.is_dir()
+        )
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -148,12 +154,33 @@ def runs_table(home: str, signature: tuple = ()) -> pd.DataFrame:
         progress = run.read_json("progress.json", {}) or {}
         ds, split = run_dataset(cfg)
         headline = _headline(metrics)
-        rows.append({
-            "run": run.id, "kind": cfg.get("kind"), "dataset": ds, "split": split,
-            "status": progress.get("status"), "browsable": run.file("predictions.parquet").is_file(),
-            "modified": _mtime(run.file("progress.json")) or _mtime(run.file("config.json")), **headline,
-        })
-    df = pd.DataFrame(rows, columns=["run", "kind", "dataset", "split", "status", "browsable", "modified", "nDCG@10", "R@100", "adapter macro-F1"])
+        rows.append(
+            {
+                "run": run.id,
+                "kind": cfg.get("kind"),
+                "dataset": ds,
+                "split": split,
+                "status": progress.get("status"),
+                "browsable": run.file("predictions.parquet").is_file(),
+                "modified": _mtime(run.file("progress.json")) or _mtime(run.file("config.json")),
+                **headline,
+            }
+        )
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "run",
+            "kind",
+            "dataset",
+            "split",
+            "status",
+            "browsable",
+            "modified",
+            "nDCG@10",
+            "R@100",
+            "adapter macro-F1",
+        ],
+    )
     return df.sort_values("modified", ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -171,7 +198,7 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def all_runs() -> pd.DataFrame:
-    from rrra_core.paths import home_dir
+    from rrra_core.runtime.paths import home_dir
 
     home = str(home_dir())
     return runs_table(home, _runs_signature(home))

@@ -57,12 +57,16 @@ def sidebar() -> Selection:
         if run_ids:
             if st.session_state.get(RUN) not in run_ids:
                 st.session_state.pop(RUN, None)
-            run_id = st.selectbox("Run", run_ids, key=RUN, help="Runs whose adapter scored this dataset's candidates (newest first).")
+            run_id = st.selectbox(
+                "Run", run_ids, key=RUN, help="Runs whose adapter scored this dataset's candidates (newest first)."
+            )
         else:
             st.caption("No scored run for this dataset yet.")
         if ANNOTATOR not in st.session_state:
             st.session_state[ANNOTATOR] = _default_annotator()
-        annotator = st.text_input("Annotator", key=ANNOTATOR, max_chars=64, help="Your name: every judgment is saved under it.").strip()
+        annotator = st.text_input(
+            "Annotator", key=ANNOTATOR, max_chars=64, help="Your name: every judgment is saved under it."
+        ).strip()
         split = None
         if dataset is not None:
             options = res.splits(dataset)
@@ -71,7 +75,11 @@ def sidebar() -> Selection:
                 st.session_state.pop(SPLIT, None)
                 if run_split and run_split[0] in options:
                     st.session_state[SPLIT] = run_split[0]
-            split = st.selectbox("Split", options, key=SPLIT, help="Which qrels split's queries and positives to show.") if options else None
+            split = (
+                st.selectbox("Split", options, key=SPLIT, help="Which qrels split's queries and positives to show.")
+                if options
+                else None
+            )
         if not annotator:
             st.warning("Type your name to save judgments.")
     return Selection(dataset=dataset, run_id=run_id, annotator=annotator, split=split)

@@ -60,7 +60,9 @@ def prob_bar_html(p_tp: float, p_fn: float, p_fp: float, p_tn: float, width: int
     parts = []
     for name, p in (("TP", p_tp), ("FN", p_fn), ("FP", p_fp), ("TN", p_tn)):
         w = max(0.0, min(1.0, float(p))) * 100.0
-        parts.append(f'<span title="P({name}) = {float(p):.3f}" style="display:inline-block;height:12px;width:{w:.2f}%;background:{CLASS_COLOURS[name]}"></span>')
+        parts.append(
+            f'<span title="P({name}) = {float(p):.3f}" style="display:inline-block;height:12px;width:{w:.2f}%;background:{CLASS_COLOURS[name]}"></span>'
+        )
     legend = " ".join(f"{n} {float(p):.2f}" for n, p in (("TP", p_tp), ("FN", p_fn), ("FP", p_fp), ("TN", p_tn)))
     return (
         f'<div style="width:{width}px;display:flex;border:1px solid #ccc;border-radius:2px;overflow:hidden">{"".join(parts)}</div>'
@@ -73,10 +75,12 @@ def prob_bar(row: Any) -> None:
 
 
 def legend() -> None:
-    st.html(" ".join(
-        f'<span style="display:inline-block;width:10px;height:10px;background:{c};margin:0 3px 0 8px"></span>{n}'
-        for n, c in CLASS_COLOURS.items()
-    ))
+    st.html(
+        " ".join(
+            f'<span style="display:inline-block;width:10px;height:10px;background:{c};margin:0 3px 0 8px"></span>{n}'
+            for n, c in CLASS_COLOURS.items()
+        )
+    )
 
 
 def label_badge(label: str | None) -> str:

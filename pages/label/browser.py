@@ -18,7 +18,7 @@ from pages.common import resources as res
 from pages.common.labeling import LABEL_BUTTONS, UNDO_SHORTCUT
 from pages.common.state import DEFAULT_THRESHOLD, QUERY, THRESHOLD, Selection, require_run
 from pages.common.widgets import doc_text, label_badge, legend, md_code, md_escape, prob_bar, short, show_text
-from rrra_core.candidates import candidates_for, predicted_class, search_queries
+from rrra_core.analysis.candidates import candidates_for, predicted_class, search_queries
 
 FOCUS = "browser_focus"  # index of the focused candidate in the query's list
 PAGE = "browser_page"
@@ -34,11 +34,14 @@ scored = set(preds["query_id"].unique())
 pool = [q for q in data.qrels if q in scored]
 if not pool:
     run_split = res.run_dataset(res.run_json(sel.run_id, "config.json", {}))[1]
-    st.warning(f"Run {sel.run_id} scored the '{run_split}' split's queries; none are in the '{sel.split}' split. Switch the split in the sidebar.")
+    st.warning(
+        f"Run {sel.run_id} scored the '{run_split}' split's queries; none are in the '{sel.split}' split. Switch the split in the sidebar."
+    )
     st.stop()
 
 
 # --- query picker -------------------------------------------------------------
+
 
 def _set_query(qid: str) -> None:
     st.session_state[QUERY] = qid
@@ -64,12 +67,24 @@ options = matches if current in matches else [current, *matches]
 st.session_state["_browser_query_widget"] = current
 cols = st.columns([8, 1, 1], vertical_alignment="bottom")
 cols[0].selectbox(
-    f"Query ({len(matches):,} of {len(pool):,})", options, key="_browser_query_widget",
+    f"Query ({len(matches):,} of {len(pool):,})",
+    options,
+    key="_browser_query_widget",
     format_func=lambda q: f"{q} · {short(data.queries.get(q, ''), 100)}",
     on_change=lambda: _set_query(st.session_state["_browser_query_widget"]),
 )
-cols[1].button("Prev", key="q_prev", shortcut="P", on_click=_step_query, args=(options, -1), width="stretch", help="Previous query (P)")
-cols[2].button("Next", key="q_next", shortcut="N", on_click=_step_query, args=(options, 1), width="stretch", help="Next query (N)")
+cols[1].button(
+    "Prev",
+    key="q_prev",
+    shortcut="P",
+    on_click=_step_query,
+    args=(options, -1),
+    width="stretch",
+    help="Previous query (P)",
+)
+cols[2].button(
+    "Next", key="q_next", shortcut="N", on_click=_step_query, args=(options, 1), width="stretch", help="Next query (N)"
+)
 qid = st.session_state[QUERY]
 
 st.markdown(f"**Query** {md_code(qid)}")
@@ -90,30 +105,44 @@ known = res.known_fn(sel.dataset, sel.split).get(qid, set())
 threshold = st.session_state.get(THRESHOLD, DEFAULT_THRESHOLD)
 
 with st.container(horizontal=True, vertical_alignment="bottom"):
-    st.slider("Suspect a false negative at P(FN|neg) ≥", 0.0, 1.0, float(threshold), 0.05, key="_browser_threshold",
-              on_change=lambda: st.session_state.__setitem__(THRESHOLD, st.session_state["_browser_threshold"]), width=320)
+    st.slider(
+        "Suspect a false negative at P(FN|neg) ≥",
+        0.0,
+        1.0,
+        float(threshold),
+        0.05,
+        key="_browser_threshold",
+        on_change=lambda: st.session_state.__setitem__(THRESHOLD, st.session_state["_browser_threshold"]),
+        width=320,
+    )
     page_size = st.selectbox("Per page", PAGE_SIZES, key="browser_page_size", width=110)
     legend()
 
 suspect = (cands["label"] == 0) & (cands["p_fn_given_neg"] >= threshold)
-table = pd.DataFrame({
-    "rank": cands["rank"] + 1,
-    "rerank": cands["rerank"] + 1,
-    "score": cands["score"].round(4),
-    "P(FN|neg)": cands["p_fn_given_neg"],
-    "verdict": cands["verdict"],
-    "qrels": cands["label"].map({1: "positive", 0: "negative"}),
-    "suspected": suspect,
-    "your label": [label_badge(human.get(d, {}).get(sel.annotator)) for d in cands["doc_id"]],
-    "doc id": cands["doc_id"],
-    "preview": [short(getattr(data.corpus.get(d), "text", ""), 80) for d in cands["doc_id"]],
-})
+table = pd.DataFrame(
+    {
+        "rank": cands["rank"] + 1,
+        "rerank": cands["rerank"] + 1,
+        "score": cands["score"].round(4),
+        "P(FN|neg)": cands["p_fn_given_neg"],
+        "verdict": cands["verdict"],
+        "qrels": cands["label"].map({1: "positive", 0: "negative"}),
+        "suspected": suspect,
+        "your label": [label_badge(human.get(d, {}).get(sel.annotator)) for d in cands["doc_id"]],
+        "doc id": cands["doc_id"],
+        "preview": [short(getattr(data.corpus.get(d), "text", ""), 80) for d in cands["doc_id"]],
+    }
+)
 if known:
     table.insert(6, "answer-bearing", cands["doc_id"].isin(known))
 with st.expander(f"All {len(cands)} candidates as a table (sortable, downloadable)"):
-    st.dataframe(table, hide_index=True, column_config={
-        "P(FN|neg)": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f"),
-    })
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={
+            "P(FN|neg)": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f"),
+        },
+    )
 
 n = len(cands)
 pages = max(1, -(-n // page_size))
@@ -159,24 +188,44 @@ def _describe(row: pd.Series, i: int) -> None:
     move = int(row["rank"]) - int(row["rerank"])
     arrow = f":green[▲{move}]" if move > 0 else (f":red[▼{-move}]" if move < 0 else "=")
     c[3].markdown(f"rerank **#{int(row['rerank']) + 1}** {arrow}")
-    c[4].markdown(f"you: {label_badge(mine)}" + (f"  \nothers: {', '.join(label_badge(v) for v in others.values())}" if others else ""))
+    c[4].markdown(
+        f"you: {label_badge(mine)}"
+        + (f"  \nothers: {', '.join(label_badge(v) for v in others.values())}" if others else "")
+    )
     with c[5]:
         with st.container(horizontal=True):
             for label, text, _ in LABEL_BUTTONS:
-                st.button(text, key=f"lab_{label}_{i}", on_click=_label, args=(row.to_dict(), label),
-                          type="primary" if mine == label else "secondary")
+                st.button(
+                    text,
+                    key=f"lab_{label}_{i}",
+                    on_click=_label,
+                    args=(row.to_dict(), label),
+                    type="primary" if mine == label else "secondary",
+                )
     doc = data.corpus.get(d)
-    with st.expander(f"{md_code(d)} · {md_escape(getattr(doc, 'title', '') or short(getattr(doc, 'text', ''), 80), 100)}", expanded=(i == focus)):
+    with st.expander(
+        f"{md_code(d)} · {md_escape(getattr(doc, 'title', '') or short(getattr(doc, 'text', ''), 80), 100)}",
+        expanded=(i == focus),
+    ):
         show_text(doc_text(doc))
 
 
 # The focused candidate: what the keyboard shortcuts act on.
 frow = cands.iloc[focus]
 with st.container(border=True):
-    st.markdown(f"**Focused: candidate #{int(frow['rank']) + 1}** {md_code(frow['doc_id'])} · J/K move · 1 relevant · 2 not relevant · 3 unsure · Z undo")
+    st.markdown(
+        f"**Focused: candidate #{int(frow['rank']) + 1}** {md_code(frow['doc_id'])} · J/K move · 1 relevant · 2 not relevant · 3 unsure · Z undo"
+    )
     with st.container(horizontal=True):
         for label, text, key in LABEL_BUTTONS:
-            st.button(f"{text}", key=f"focus_{label}", shortcut=key, on_click=_label, args=(frow.to_dict(), label), type="primary" if label == "relevant" else "secondary")
+            st.button(
+                f"{text}",
+                key=f"focus_{label}",
+                shortcut=key,
+                on_click=_label,
+                args=(frow.to_dict(), label),
+                type="primary" if label == "relevant" else "secondary",
+            )
         st.button("Undo", key="browser_undo", shortcut=UNDO_SHORTCUT, on_click=labeling.undo, args=(sel,))
         st.button("Previous", key="focus_prev", shortcut="K", on_click=_move_focus, args=(-1,))
         st.button("Next", key="focus_next", shortcut="J", on_click=_move_focus, args=(1,))

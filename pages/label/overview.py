@@ -8,9 +8,9 @@ import streamlit as st
 import db
 from pages.common import resources as res
 from pages.common.jobs_view import demo_offer
-from pages.common.state import QUERY, THRESHOLD, DEFAULT_THRESHOLD, selection
+from pages.common.state import DEFAULT_THRESHOLD, QUERY, THRESHOLD, selection
 from pages.common.widgets import short
-from rrra_core.candidates import top_suspects
+from rrra_core.analysis.candidates import top_suspects
 
 st.title("RRRA Studio")
 st.caption("Find and fix false negatives in dense-retriever training data.")
@@ -25,11 +25,20 @@ elif sel.ready:
     metrics = res.run_json(sel.run_id, "metrics.json", {}) or {}
     val = metrics.get("val") or {}
     cols = st.columns(4)
-    cols[0].metric("Adapter macro-F1 (held-out queries)", f"{val['macro_f1']:.3f}" if val.get("macro_f1") is not None else "—")
-    cols[1].metric("F1 on false negatives", f"{val['f1']['FN']:.3f}" if (val.get("f1") or {}).get("FN") is not None else "—")
+    cols[0].metric(
+        "Adapter macro-F1 (held-out queries)", f"{val['macro_f1']:.3f}" if val.get("macro_f1") is not None else "—"
+    )
+    cols[1].metric(
+        "F1 on false negatives", f"{val['f1']['FN']:.3f}" if (val.get("f1") or {}).get("FN") is not None else "—"
+    )
     pairs = metrics.get("pairs") or {}
     cols[2].metric("Training pairs", f"{pairs.get('train', 0):,}" if pairs else "—")
-    cols[3].metric("Queries scored", f"{(metrics.get('queries') or {}).get('train', 0) + (metrics.get('queries') or {}).get('val', 0):,}" if metrics.get("queries") else "—")
+    cols[3].metric(
+        "Queries scored",
+        f"{(metrics.get('queries') or {}).get('train', 0) + (metrics.get('queries') or {}).get('val', 0):,}"
+        if metrics.get("queries")
+        else "—",
+    )
 
     preds = res.predictions(sel.run_id)
     name = res.store_name(sel.dataset)
@@ -40,16 +49,35 @@ elif sel.ready:
             agree = db.agreement(s, name)
         except db.AnnotationError:
             agree = None
-    labelled = {(q, d) for q, docs in res.dataset(sel.dataset, sel.split or "train").qrels.items() for d, r in docs.items() if r > 0} if sel.split else set()
-    confirmed_fn = {(j.query_id, j.doc_id) for j in judged if j.label == "relevant" and (j.query_id, j.doc_id) not in labelled}
+    labelled = (
+        {
+            (q, d)
+            for q, docs in res.dataset(sel.dataset, sel.split or "train").qrels.items()
+            for d, r in docs.items()
+            if r > 0
+        }
+        if sel.split
+        else set()
+    )
+    confirmed_fn = {
+        (j.query_id, j.doc_id) for j in judged if j.label == "relevant" and (j.query_id, j.doc_id) not in labelled
+    }
 
     st.subheader("Labeling progress")
     c = st.columns(4)
     c[0].metric("Judged pairs", f"{len({(j.query_id, j.doc_id) for j in judged}):,}")
-    c[1].metric("False negatives confirmed", f"{len(confirmed_fn):,}", help="Pairs judged relevant that the qrels call negative.")
+    c[1].metric(
+        "False negatives confirmed",
+        f"{len(confirmed_fn):,}",
+        help="Pairs judged relevant that the qrels call negative.",
+    )
     c[2].metric("Annotators", len(counts))
     if agree is not None and agree.value is not None:
-        c[3].metric("Agreement", f"{agree.value:.2f}", help=f"{agree.method.replace('_', ' ')} over {agree.n_items} pairs judged by two or more people")
+        c[3].metric(
+            "Agreement",
+            f"{agree.value:.2f}",
+            help=f"{agree.method.replace('_', ' ')} over {agree.n_items} pairs judged by two or more people",
+        )
     else:
         c[3].metric("Agreement", "—", help="Needs at least two annotators judging the same pairs.")
     if counts:
@@ -60,23 +88,35 @@ elif sel.ready:
     top = top_suspects(preds, 15, threshold=0.0, exclude=mine)
     n_suspected = int(((preds["label"] == 0) & (preds["p_fn_given_neg"] >= threshold)).sum())
     st.subheader("Top suspected false negatives")
-    st.caption(f"{n_suspected:,} labelled negatives have P(FN|neg) ≥ {threshold:.2f}. The most likely ones you have not judged yet; select a row to open its query.")
+    st.caption(
+        f"{n_suspected:,} labelled negatives have P(FN|neg) ≥ {threshold:.2f}. The most likely ones you have not judged yet; select a row to open its query."
+    )
     data = res.dataset(sel.dataset, sel.split or "train")
-    table = pd.DataFrame({
-        "query": [short(data.queries.get(q, ""), 70) for q in top["query_id"]],
-        "document": [short(getattr(data.corpus.get(d), "text", ""), 90) for d in top["doc_id"]],
-        "P(FN|neg)": top["p_fn_given_neg"].round(3),
-        "rank": top["rank"] + 1,
-        "query id": top["query_id"],
-        "doc id": top["doc_id"],
-    })
-    picked = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="single-row", key="top_suspects",
-                          column_config={"P(FN|neg)": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")})
+    table = pd.DataFrame(
+        {
+            "query": [short(data.queries.get(q, ""), 70) for q in top["query_id"]],
+            "document": [short(getattr(data.corpus.get(d), "text", ""), 90) for d in top["doc_id"]],
+            "P(FN|neg)": top["p_fn_given_neg"].round(3),
+            "rank": top["rank"] + 1,
+            "query id": top["query_id"],
+            "doc id": top["doc_id"],
+        }
+    )
+    picked = st.dataframe(
+        table,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="top_suspects",
+        column_config={"P(FN|neg)": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")},
+    )
     rows = picked.selection.rows if picked is not None else []
     if rows:
         st.session_state[QUERY] = str(top["query_id"].iloc[rows[0]])
         st.switch_page("pages/label/browser.py")
-    st.page_link("pages/label/review.py", label="Start reviewing suspected false negatives", icon=":material/fact_check:")
+    st.page_link(
+        "pages/label/review.py", label="Start reviewing suspected false negatives", icon=":material/fact_check:"
+    )
 else:
     st.info("Choose a dataset with a scored run in the sidebar, or build one with `scripts/train_adapter.py`.")
 
@@ -85,7 +125,10 @@ st.dataframe(pd.DataFrame([res.dataset_stats(n) for n in res.DATASETS]), hide_in
 
 st.subheader("Runs")
 if len(runs):
-    st.dataframe(runs.drop(columns=["modified"]), hide_index=True,
-                 column_config={"browsable": st.column_config.CheckboxColumn("scored candidates")})
+    st.dataframe(
+        runs.drop(columns=["modified"]),
+        hide_index=True,
+        column_config={"browsable": st.column_config.CheckboxColumn("scored candidates")},
+    )
 else:
     st.caption("No runs yet.")

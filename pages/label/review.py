@@ -17,7 +17,11 @@ from pages.common.state import DEFAULT_THRESHOLD, QUERY, THRESHOLD, require_run
 from pages.common.widgets import doc_text, md_code, prob_bar, show_text
 
 SKIPPED = "review_skipped"  # pairs skipped in this browser session
-ORDERS = {"p_fn": "Most likely false negative first", "uncertainty": "Most uncertain first (P near 0.5)", "random": "Random (seeded)"}
+ORDERS = {
+    "p_fn": "Most likely false negative first",
+    "uncertainty": "Most uncertain first (P near 0.5)",
+    "random": "Random (seeded)",
+}
 
 st.title("Review queue")
 labeling.show_flash()
@@ -29,9 +33,16 @@ split_queries = set(data.qrels)
 name = res.store_name(sel.dataset)
 
 with st.container(horizontal=True, vertical_alignment="bottom"):
-    st.slider("Threshold on P(FN|neg)", 0.0, 1.0, float(st.session_state.get(THRESHOLD, DEFAULT_THRESHOLD)), 0.05,
-              key="_review_threshold", width=300,
-              on_change=lambda: st.session_state.__setitem__(THRESHOLD, st.session_state["_review_threshold"]))
+    st.slider(
+        "Threshold on P(FN|neg)",
+        0.0,
+        1.0,
+        float(st.session_state.get(THRESHOLD, DEFAULT_THRESHOLD)),
+        0.05,
+        key="_review_threshold",
+        width=300,
+        on_change=lambda: st.session_state.__setitem__(THRESHOLD, st.session_state["_review_threshold"]),
+    )
     order = st.selectbox("Order", list(ORDERS), format_func=ORDERS.get, key="review_order", width=300)
     st.caption(f"Split: {sel.split} (sidebar)")
 threshold = float(st.session_state.get("_review_threshold", st.session_state.get(THRESHOLD, DEFAULT_THRESHOLD)))
@@ -51,7 +62,10 @@ c[0].metric("Left in the queue", f"{len(queue):,}")
 c[1].metric("Judged by you (this split)", f"{done_here:,}")
 c[2].metric("Skipped this session", f"{len(skipped):,}")
 total = len(queue) + done_here
-st.progress(done_here / total if total else 1.0, text=f"{done_here} of {total} suspected false negatives above {threshold:.2f} reviewed")
+st.progress(
+    done_here / total if total else 1.0,
+    text=f"{done_here} of {total} suspected false negatives above {threshold:.2f} reviewed",
+)
 
 if not queue:
     st.success("Nothing left to review at this threshold. Lower it, or switch split or run.")
@@ -81,15 +95,24 @@ show_text(data.queries.get(qid, "(query text missing)"))
 
 with st.container(horizontal=True):
     for label, text, key in LABEL_BUTTONS:
-        st.button(text, key=f"review_{label}", shortcut=key, on_click=_judge, args=(label,), type="primary" if label == "relevant" else "secondary")
+        st.button(
+            text,
+            key=f"review_{label}",
+            shortcut=key,
+            on_click=_judge,
+            args=(label,),
+            type="primary" if label == "relevant" else "secondary",
+        )
     st.button("Skip", key="review_skip", shortcut="S", on_click=_skip)
     st.button("Undo", key="review_undo", shortcut=UNDO_SHORTCUT, on_click=labeling.undo, args=(sel,))
 st.caption("Is the candidate relevant to the query? 1 relevant · 2 not relevant · 3 unsure · S skip · Z undo")
 
 left, right = st.columns(2)
 with left, st.container(border=True):
-    st.markdown(f"**Candidate** {md_code(did)} · rank #{int(item['rank']) + 1} · score {item['score']:.4f} · "
-                f"P(FN|neg) **{item['p_fn_given_neg']:.3f}**")
+    st.markdown(
+        f"**Candidate** {md_code(did)} · rank #{int(item['rank']) + 1} · score {item['score']:.4f} · "
+        f"P(FN|neg) **{item['p_fn_given_neg']:.3f}**"
+    )
     prob_bar(item)
     if did in res.known_fn(sel.dataset, sel.split).get(qid, set()):
         st.markdown(":orange-badge[contains the answer (same article)]")
@@ -97,11 +120,16 @@ with left, st.container(border=True):
 with right, st.container(border=True):
     positives = [d for d, r in data.qrels.get(qid, {}).items() if r > 0]
     if positives:
-        st.markdown(f"**A labelled positive** {md_code(positives[0])}" + (f" (1 of {len(positives)})" if len(positives) > 1 else ""))
+        st.markdown(
+            f"**A labelled positive** {md_code(positives[0])}"
+            + (f" (1 of {len(positives)})" if len(positives) > 1 else "")
+        )
         show_text(doc_text(data.corpus.get(positives[0])))
     else:
         st.caption("This query has no labelled positive in this split.")
 
-st.page_link("pages/label/browser.py", label="Open this query in the hard-negative browser", icon=":material/manage_search:")
+st.page_link(
+    "pages/label/browser.py", label="Open this query in the hard-negative browser", icon=":material/manage_search:"
+)
 if st.session_state.get(QUERY) != qid:
     _open()

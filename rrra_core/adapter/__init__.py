@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from .io import adapter_folder, load_adapter, save_adapter
-from .labels import (
+from rrra_core.adapter.fit import (
+    Phase2Config,
+    classification_metrics,
+    pair_indices,
+    predict_pairs,
+    split_queries,
+    train_adapter,
+)
+from rrra_core.adapter.io import adapter_folder, load_adapter, save_adapter
+from rrra_core.adapter.labels import (
     SCHEMES,
     SOURCES,
     AdapterPairs,
@@ -13,8 +21,8 @@ from .labels import (
     build_adapter_pairs,
     class_counts,
 )
-from .losses import adapter_loss, class_weights, norm_loss, segment_alpha
-from .model import (
+from rrra_core.adapter.losses import adapter_loss, class_weights, norm_loss, segment_alpha
+from rrra_core.adapter.model import (
     CLASSES,
     FN,
     FP,
@@ -30,7 +38,6 @@ from .model import (
     p_rel,
     qa_score,
 )
-from .phase2 import Phase2Config, classification_metrics, pair_indices, predict_pairs, split_queries, train_adapter
 
 __all__ = [
     "CLASSES",

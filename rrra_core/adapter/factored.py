@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .model import FN, TP, AdapterOutput, RRRAAdapter
+from rrra_core.adapter.model import FN, TP, AdapterOutput, RRRAAdapter
 
 __all__ = ["QueryFactors", "FactoredAdapter"]
 
@@ -102,5 +102,7 @@ class FactoredAdapter:
             raise ValueError(f"candidates must be (k, {qt.shape[0]}), got {tuple(ct.shape)}")
         out = self.forward(self.for_query(qt), ct)
         with torch.inference_mode():
-            probs = torch.softmax(out.logits - self.class_log_weights, dim=-1)  # (k, 4): training's class weighting undone
+            probs = torch.softmax(
+                out.logits - self.class_log_weights, dim=-1
+            )  # (k, 4): training's class weighting undone
             return (probs[:, TP] + probs[:, FN]).cpu().numpy()

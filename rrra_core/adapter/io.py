@@ -9,9 +9,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..config import load_config, save_config
-from ..errors import ConfigError, DataError
-from .model import AdapterConfig, RRRAAdapter
+from rrra_core.adapter.model import AdapterConfig, RRRAAdapter
+from rrra_core.runtime.config import load_config, save_config
+from rrra_core.runtime.errors import ConfigError, DataError
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "save_adapter", "load_adapter", "adapter_folder"]
 
@@ -39,7 +39,9 @@ def adapter_folder(path: str | os.PathLike[str]) -> Path:
     return folder
 
 
-def load_adapter(folder: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[RRRAAdapter, AdapterConfig]:
+def load_adapter(
+    folder: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[RRRAAdapter, AdapterConfig]:
     """The adapter saved in ``folder`` (in eval mode, on ``device``) and its config."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -57,9 +59,15 @@ def load_adapter(folder: str | os.PathLike[str], device: str | torch.device = "c
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise DataError(weights, f"weights do not match {CONFIG_NAME}: missing {missing or 'none'}, unexpected {unexpected or 'none'}")
+        raise DataError(
+            weights,
+            f"weights do not match {CONFIG_NAME}: missing {missing or 'none'}, unexpected {unexpected or 'none'}",
+        )
     bad = next((k for k in expected if tuple(state[k].shape) != tuple(expected[k].shape)), None)
     if bad is not None:
-        raise DataError(weights, f"weights do not match {CONFIG_NAME}: {bad} has shape {tuple(state[bad].shape)}, expected {tuple(expected[bad].shape)}")
+        raise DataError(
+            weights,
+            f"weights do not match {CONFIG_NAME}: {bad} has shape {tuple(state[bad].shape)}, expected {tuple(expected[bad].shape)}",
+        )
     adapter.load_state_dict(state)
     return adapter.to(device).eval(), cfg

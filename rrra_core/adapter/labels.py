@@ -51,22 +51,23 @@ scheme the verdict replaces the qrels as truth. For one (query, doc), the last j
 wins (pass them oldest first). Judgments on queries outside this pool (e.g. test
 queries) are ignored, so they never leak into training.
 
-Randomness is per query (:func:`rrra_core.mining.query_rng`): a query's pairs
+Randomness is per query (:func:`rrra_core.negatives.mining.query_rng`): a query's pairs
 depend only on the seed, its own qrels and candidates, never on dict order.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
-from ..config import opt
-from ..errors import ConfigError
-from ..mining import _sort_candidates, query_rng
-from .model import CLASSES, FN, FP, TN, TP
+from rrra_core.adapter.model import CLASSES, FN, FP, TN, TP
+from rrra_core.negatives.mining import _sort_candidates, query_rng
+from rrra_core.runtime.config import opt
+from rrra_core.runtime.errors import ConfigError
 
 __all__ = [
     "SCHEMES",
@@ -89,11 +90,20 @@ Candidates = Mapping[str, Sequence[tuple[str, float]]]
 class LabelConfig:
     """How adapter training labels are made (see the module docstring)."""
 
-    scheme: str = opt("synthetic", "'synthetic' (masked positives, planted wrong positives) or 'outcome' (label x retriever top-k_pred)", choices=SCHEMES)
+    scheme: str = opt(
+        "synthetic",
+        "'synthetic' (masked positives, planted wrong positives) or 'outcome' (label x retriever top-k_pred)",
+        choices=SCHEMES,
+    )
     mu: float = opt(0.3, "share of each query's positives hidden as synthetic false negatives")
-    mask_single: bool = opt(True, "also mask (with probability mu) the only positive of single-positive queries; they then leave visible_qrels")
+    mask_single: bool = opt(
+        True,
+        "also mask (with probability mu) the only positive of single-positive queries; they then leave visible_qrels",
+    )
     fp_fraction: float = opt(0.2, "share of queries that get one synthetic wrong positive")
-    fp_rank_range: tuple[int, int] = opt((100, 300), "retriever ranks [start, end) (0-based) the synthetic wrong positive is drawn from")
+    fp_rank_range: tuple[int, int] = opt(
+        (100, 300), "retriever ranks [start, end) (0-based) the synthetic wrong positive is drawn from"
+    )
     k_pred: int = opt(10, "outcome scheme: a pair counts as 'ranked in' within this many top ranks")
     top_k: int = opt(100, "candidate pool depth K: retrieved documents per query")
     seed: int = opt(0, "random seed for masking and synthetic wrong positives")
@@ -215,7 +225,9 @@ def _mask_count(n_pos: int, n_maskable: int, cfg: LabelConfig, rng: np.random.Ge
     return max(0, min(n, cap, n_maskable))
 
 
-def _pick_wrong_positive(ranked: list[tuple[str, float]], eligible: Callable[[str], bool], cfg: LabelConfig, rng: np.random.Generator) -> str | None:
+def _pick_wrong_positive(
+    ranked: list[tuple[str, float]], eligible: Callable[[str], bool], cfg: LabelConfig, rng: np.random.Generator
+) -> str | None:
     lo, hi = cfg.fp_rank_range
     window = [d for d, _ in ranked[lo:hi] if eligible(d)]
     if not window and len(ranked) < hi:
@@ -256,7 +268,11 @@ def build_adapter_pairs(
             continue
         rng = query_rng(config.seed, q)
         ranked = _sort_candidates(list(candidates.get(q, ())))
-        deep = _sort_candidates(list(deep_candidates[q])) if deep_candidates is not None and q in deep_candidates else ranked
+        deep = (
+            _sort_candidates(list(deep_candidates[q]))
+            if deep_candidates is not None and q in deep_candidates
+            else ranked
+        )
         rank_of = {d: i for i, (d, _) in enumerate(deep)}
         rank_of.update({d: i for i, (d, _) in enumerate(ranked)})
 
@@ -267,7 +283,9 @@ def build_adapter_pairs(
             n_mask = _mask_count(len(pos), len(maskable), config, rng)
             masked = {maskable[i] for i in rng.choice(len(maskable), size=n_mask, replace=False)} if n_mask else set()
             if rng.random() < config.fp_fraction:
-                wrong_positive = _pick_wrong_positive(deep, lambda d: d not in pos and (q, d) not in judged, config, rng)
+                wrong_positive = _pick_wrong_positive(
+                    deep, lambda d: d not in pos and (q, d) not in judged, config, rng
+                )
         visible = {d: g for d, g in pos.items() if d not in masked}
         if visible:
             visible_qrels[q] = visible
@@ -309,4 +327,6 @@ def build_adapter_pairs(
         np.asarray(ranks, dtype=np.int64),
         visible_qrels,
     )
-    return apply_human_judgments(pairs, judgments=[Judgment(q, d, r) for (q, d), r in judged.items()]) if judged else pairs
+    return (
+        apply_human_judgments(pairs, judgments=[Judgment(q, d, r) for (q, d), r in judged.items()]) if judged else pairs
+    )

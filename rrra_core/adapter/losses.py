@@ -7,7 +7,7 @@ ablation is one argument: ``weights=None`` drops the class-ratio weighting and
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import opt
-from ..errors import ConfigError
+from rrra_core.runtime.config import opt
+from rrra_core.runtime.errors import ConfigError
 
 if TYPE_CHECKING:  # for the annotation only; set_class_weights imports numpy itself
     import numpy as np
@@ -59,10 +59,16 @@ class AdapterConfig:
     dim: int = opt(384, "embedding size d of the frozen bi-encoder (384 for all-MiniLM-L6-v2)")
     hidden: int | None = opt(None, "hidden width h of the 3d -> h -> d correction MLP; empty = d")
     residual: bool = opt(True, "a = c + MLP(z); false = the no-residual ablation a = MLP(z)")
-    zero_init: bool = opt(True, "zero the MLP's last layer so a = c at the start; false = the no-initialization ablation")
+    zero_init: bool = opt(
+        True, "zero the MLP's last layer so a = c at the start; false = the no-initialization ablation"
+    )
     head_features: str = opt("qa", "head input: 'qa' = [q; a; q*a; |q-a|]", choices=HEAD_FEATURES)
     dropout: float = opt(0.0, "dropout after the MLP's hidden layer")
-    head_init: str = opt("cosine", "'cosine': the relevant classes (TP, FN) start scoring head_scale * q.a, so P(rel) and P(FN|neg) start as the retriever's own ranking and training refines it; 'random': PyTorch's default init", choices=("cosine", "random"))
+    head_init: str = opt(
+        "cosine",
+        "'cosine': the relevant classes (TP, FN) start scoring head_scale * q.a, so P(rel) and P(FN|neg) start as the retriever's own ranking and training refines it; 'random': PyTorch's default init",
+        choices=("cosine", "random"),
+    )
     head_scale: float = opt(20.0, "scale of the cosine head init (1/tau of the contrastive loss)")
 
     def __post_init__(self) -> None:
@@ -71,7 +77,9 @@ class AdapterConfig:
         if self.hidden is not None and self.hidden < 1:
             raise ConfigError(f"adapter hidden must be a positive integer or empty, got {self.hidden}")
         if self.head_features not in HEAD_FEATURES:
-            raise ConfigError(f"unknown head_features {self.head_features!r}; expected one of {', '.join(HEAD_FEATURES)}")
+            raise ConfigError(
+                f"unknown head_features {self.head_features!r}; expected one of {', '.join(HEAD_FEATURES)}"
+            )
         if self.head_init not in ("cosine", "random"):
             raise ConfigError(f"unknown head_init {self.head_init!r}; expected cosine or random")
         if not 0.0 <= self.dropout < 1.0:
@@ -116,7 +124,7 @@ class RRRAAdapter(nn.Module):
         # probabilities shown to people stay calibrated to the real class mix.
         self.register_buffer("class_log_weights", torch.zeros(len(CLASSES)))
 
-    def set_class_weights(self, weights: "np.ndarray | None") -> None:
+    def set_class_weights(self, weights: np.ndarray | None) -> None:
         """Record the cross-entropy class weights used in training (None = unweighted)."""
         import numpy as np
 

@@ -1,29 +1,29 @@
 """Data loading and writing: BEIR collections, training files, safe text I/O.
 
-Every loader turns a bad input into a one-line :class:`~rrra_core.errors.DataError`
+Every loader turns a bad input into a one-line :class:`~rrra_core.runtime.errors.DataError`
 naming the file and line; every writer replaces its target atomically.
 """
 
 from __future__ import annotations
 
-from .beir import (
+from rrra_core.data.beir import (
     HAS_ANSWER_HEADER,
     QRELS_HEADER,
-    DataWarning,
     Dataset,
+    DataWarning,
     Doc,
     available_splits,
     check_dataset,
+    dataset_folder,
     doc_text,
     load_beir,
     load_corpus,
-    dataset_folder,
     load_dataset,
     load_has_answer,
     load_qrels,
     load_queries,
 )
-from .textio import (
+from rrra_core.data.textio import (
     atomic_write_text,
     atomic_writer,
     iter_jsonl,
@@ -31,7 +31,7 @@ from .textio import (
     open_text,
     resolve_data_file,
 )
-from .training_files import (
+from rrra_core.data.training_files import (
     Passage,
     TrainingExample,
     detect_training_format,

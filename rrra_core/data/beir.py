@@ -3,7 +3,7 @@
 A BEIR folder holds ``corpus.jsonl`` (``_id``, ``title``, ``text``),
 ``queries.jsonl`` (``_id``, ``text``) and ``qrels/<split>.tsv``; the JSONL files
 may be gzipped. Loaders check every record and raise
-:class:`~rrra_core.errors.DataError` with file and line on the first problem,
+:class:`~rrra_core.runtime.errors.DataError` with file and line on the first problem,
 so a bad file fails at load time instead of silently skewing a metric.
 """
 
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DataError
-from ..paths import DEMO_DATASETS, demo_dataset_dir
-from .textio import iter_jsonl, iter_lines, resolve_data_file
+from rrra_core.data.textio import iter_jsonl, iter_lines, resolve_data_file
+from rrra_core.runtime.errors import ConfigError, DataError
+from rrra_core.runtime.paths import DEMO_DATASETS, demo_dataset_dir
 
 __all__ = [
     "Doc",
@@ -217,9 +217,7 @@ def _parse_int(value: str, column: str, path: Path, line: int) -> int:
         raise DataError(path, f"{column} must be an integer, found {value[:40]!r}", line) from None
 
 
-def _check_known(
-    ident: str, known: Collection[str] | None, what: str, source: str, path: Path, line: int
-) -> None:
+def _check_known(ident: str, known: Collection[str] | None, what: str, source: str, path: Path, line: int) -> None:
     if known is not None and ident not in known:
         raise DataError(path, f"{what} {ident!r} is not in the {source}", line)
 

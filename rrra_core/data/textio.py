@@ -1,7 +1,7 @@
 """Low-level text file helpers shared by every loader and writer.
 
 Loaders read files a user supplied, so every failure (missing file, bad bytes,
-broken JSON) must become a :class:`~rrra_core.errors.DataError` that names the
+broken JSON) must become a :class:`~rrra_core.runtime.errors.DataError` that names the
 file and line. Writers must never leave a half-written file behind, because a
 truncated JSONL file would later load as valid data with examples missing.
 """
@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import DataError
+from rrra_core.runtime.errors import DataError
 
 __all__ = [
     "open_text",

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
-from .textio import atomic_writer, iter_jsonl
+from rrra_core.data.textio import atomic_writer, iter_jsonl
+from rrra_core.runtime.errors import DataError
 
 __all__ = [
     "Passage",
@@ -126,12 +126,8 @@ def _tevatron_example(obj: dict[str, Any], path: Path, line: int) -> TrainingExa
     pos_raw = _as_list(_require(obj, "positive_passages", path, line), "'positive_passages'", path, line)
     # Tevatron's own test/encode files have no negatives; treat absence as none.
     neg_raw = _as_list(obj.get("negative_passages", []), "'negative_passages'", path, line)
-    positives = tuple(
-        _tevatron_passage(p, f"positive_passages[{i}]", path, line) for i, p in enumerate(pos_raw)
-    )
-    negatives = tuple(
-        _tevatron_passage(p, f"negative_passages[{i}]", path, line) for i, p in enumerate(neg_raw)
-    )
+    positives = tuple(_tevatron_passage(p, f"positive_passages[{i}]", path, line) for i, p in enumerate(pos_raw))
+    negatives = tuple(_tevatron_passage(p, f"negative_passages[{i}]", path, line) for i, p in enumerate(neg_raw))
     _need_positive(positives, "positive_passages", path, line)
     return TrainingExample(
         query=query,

@@ -47,7 +47,11 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], groups: list[dict[str
 
 
 def save_checkpoint(
-    run_dir: str | os.PathLike[str], model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any], scaler: torch.amp.GradScaler | None = None
+    run_dir: str | os.PathLike[str],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+    scaler: torch.amp.GradScaler | None = None,
 ) -> None:
     """Atomically replace ``<run>/checkpoint`` with the current training state.
 
@@ -77,7 +81,10 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    run_dir: str | os.PathLike[str], model: nn.Module, optimizer: torch.optim.Optimizer | None, scaler: torch.amp.GradScaler | None = None
+    run_dir: str | os.PathLike[str],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, Any]:
     """Restore model (and optimizer, and the fp16 loss scaler) in place; returns the saved loop state."""
     run_dir = Path(run_dir)

@@ -26,22 +26,22 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .. import distributed
-from ..comparison import PER_QUERY_FILE, per_query_record
-from ..config import config_to_dict, opt
-from ..data.beir import Dataset, doc_text, load_dataset
-from ..data.training_files import read_training_file, write_tevatron
-from ..device import autocast_dtype
-from ..encoder import BiEncoder, EncoderConfig
-from ..errors import ConfigError, DataError
-from ..evaluation import evaluate, rank_run
-from ..losses import info_nce
-from ..mining import MiningConfig, mine_hard_negatives, mined_examples
-from ..retrieval import evaluate_encoder, retrieve
-from ..runs import Run
-from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from .schedule import lr_at
-from .step import PairEmbedder, backward_and_step, embed_global_batch, set_lr
+from rrra_core.analysis.comparison import PER_QUERY_FILE, per_query_record
+from rrra_core.data.beir import Dataset, doc_text, load_dataset
+from rrra_core.data.training_files import read_training_file, write_tevatron
+from rrra_core.negatives.mining import MiningConfig, mine_hard_negatives, mined_examples
+from rrra_core.retrieval.dense import evaluate_encoder, retrieve
+from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
+from rrra_core.retrieval.evaluation import evaluate, rank_run
+from rrra_core.runtime import distributed
+from rrra_core.runtime.config import config_to_dict, opt
+from rrra_core.runtime.device import autocast_dtype
+from rrra_core.runtime.errors import ConfigError, DataError
+from rrra_core.runtime.runs import Run
+from rrra_core.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from rrra_core.training.losses import info_nce
+from rrra_core.training.schedule import lr_at
+from rrra_core.training.step import PairEmbedder, backward_and_step, embed_global_batch, set_lr
 
 __all__ = ["TrainConfig", "train_phase1", "training_pairs", "epoch_batches", "step_plan"]
 
@@ -61,13 +61,19 @@ class TrainConfig:
     eval_split: str = opt("test", "qrels split to evaluate on after each epoch; empty for none")
     epochs: int = opt(1, "passes over the training pairs")
     max_steps: int | None = opt(None, "stop after this many optimizer steps (budget knob)")
-    batch_size: int = opt(32, "queries per step, over all processes under torchrun; each brings its positive as an in-batch negative for the others")
+    batch_size: int = opt(
+        32,
+        "queries per step, over all processes under torchrun; each brings its positive as an in-batch negative for the others",
+    )
     lr: float = opt(2e-5, "peak AdamW learning rate")
     warmup_ratio: float = opt(0.1, "fraction of steps with linear warmup")
     weight_decay: float = opt(0.01, "AdamW weight decay")
     temperature: float = opt(0.05, "InfoNCE temperature tau (0.05 = sentence-transformers' scale 20)")
     max_grad_norm: float = opt(1.0, "gradient clipping norm")
-    hard_negatives: str = opt("none", "'none' (in-batch only), 'mine' (mine with the starting encoder), or a Tevatron/FlagEmbedding JSONL path")
+    hard_negatives: str = opt(
+        "none",
+        "'none' (in-batch only), 'mine' (mine with the starting encoder), or a Tevatron/FlagEmbedding JSONL path",
+    )
     n_hard: int = opt(1, "hard negatives per query per step, when hard negatives are used")
     max_train_queries: int | None = opt(None, "subsample this many training queries (budget knob)")
     eval_k: int = opt(100, "retrieval depth for evaluation")
@@ -106,7 +112,9 @@ def epoch_batches(n_pairs: int, batch_size: int, seed: int, epoch: int) -> list[
     return [order[i : i + batch_size] for i in range(0, n_pairs, batch_size) if len(order[i : i + batch_size]) >= 2]
 
 
-def step_plan(n_pairs: int, batch_size: int, seed: int, epochs: int, max_steps: int | None, warmup_ratio: float) -> tuple[int, int, int]:
+def step_plan(
+    n_pairs: int, batch_size: int, seed: int, epochs: int, max_steps: int | None, warmup_ratio: float
+) -> tuple[int, int, int]:
     """(steps per epoch, total optimizer steps, warmup steps) for a training run."""
     steps_per_epoch = len(epoch_batches(n_pairs, batch_size, seed, 0))
     total_steps = steps_per_epoch * epochs
@@ -115,7 +123,15 @@ def step_plan(n_pairs: int, batch_size: int, seed: int, epochs: int, max_steps: 
     return steps_per_epoch, total_steps, int(math.ceil(warmup_ratio * total_steps))
 
 
-def _load_negatives(spec: str, run: Run, encoder: BiEncoder, data: Dataset, enc_cfg: EncoderConfig, cfg: TrainConfig, mining: MiningConfig) -> dict[str, list[str]]:
+def _load_negatives(
+    spec: str,
+    run: Run,
+    encoder: BiEncoder,
+    data: Dataset,
+    enc_cfg: EncoderConfig,
+    cfg: TrainConfig,
+    mining: MiningConfig,
+) -> dict[str, list[str]]:
     """Per-query hard-negative doc ids, copied or mined into ``<run>/negatives.jsonl``.
 
     Collective under torchrun: all ranks encode the corpus, rank 0 reads or
@@ -151,11 +167,24 @@ def _load_negatives(spec: str, run: Run, encoder: BiEncoder, data: Dataset, enc_
     return negatives
 
 
-def _final_evaluation(run: Run, encoder: BiEncoder, data: Dataset, enc_cfg: EncoderConfig, cfg: TrainConfig) -> dict[str, float]:
+def _final_evaluation(
+    run: Run, encoder: BiEncoder, data: Dataset, enc_cfg: EncoderConfig, cfg: TrainConfig
+) -> dict[str, float]:
     """The final model's metrics; its per-query scores go to ``per_query.json`` so runs can be compared query by query."""
-    res = retrieve(encoder, data.corpus, data.queries, enc_cfg, k=cfg.eval_k, index_kind=cfg.index_kind, cache=True, progress="evaluating: encoding corpus")
+    res = retrieve(
+        encoder,
+        data.corpus,
+        data.queries,
+        enc_cfg,
+        k=cfg.eval_k,
+        index_kind=cfg.index_kind,
+        cache=True,
+        progress="evaluating: encoding corpus",
+    )
     if distributed.is_main():
-        run.write_json(PER_QUERY_FILE, per_query_record(cfg.dataset, data.split, data.qrels, {"retriever": res.run}, k=cfg.eval_k))
+        run.write_json(
+            PER_QUERY_FILE, per_query_record(cfg.dataset, data.split, data.qrels, {"retriever": res.run}, k=cfg.eval_k)
+        )
     return evaluate(data.qrels, res.run)
 
 
@@ -169,7 +198,7 @@ def train_phase1(
 ) -> dict[str, Any]:
     """Train phase 1 into ``run`` (resuming if it has a checkpoint); returns its metrics.
 
-    Under torchrun, call it on every rank (after :func:`rrra_core.distributed.setup`)
+    Under torchrun, call it on every rank (after :func:`rrra_core.runtime.distributed.setup`)
     with the same arguments; resuming needs the run folder visible to all ranks.
     """
     mining = mining or MiningConfig()
@@ -182,7 +211,9 @@ def train_phase1(
 
     encoder = BiEncoder.from_pretrained(enc_cfg.model, shared=enc_cfg.shared).to(device)
     resuming = distributed.broadcast_object(has_checkpoint(run.path))
-    metrics: dict[str, Any] = distributed.broadcast_object(run.read_json("metrics.json", {}) if resuming and main else {})
+    metrics: dict[str, Any] = distributed.broadcast_object(
+        run.read_json("metrics.json", {}) if resuming and main else {}
+    )
     if not resuming:
         log.info("evaluating the starting encoder")
         metrics["before"] = evaluate_encoder(encoder.eval(), eval_data, enc_cfg, cfg.eval_k, cfg.index_kind, cache=True)
@@ -194,7 +225,9 @@ def train_phase1(
     pairs = training_pairs(train_data.qrels, cfg.max_train_queries, cfg.seed)
     if not pairs:
         raise DataError(cfg.dataset, f"split {cfg.train_split!r} has no labelled positives to train on")
-    steps_per_epoch, total_steps, warmup = step_plan(len(pairs), cfg.batch_size, cfg.seed, cfg.epochs, cfg.max_steps, cfg.warmup_ratio)
+    steps_per_epoch, total_steps, warmup = step_plan(
+        len(pairs), cfg.batch_size, cfg.seed, cfg.epochs, cfg.max_steps, cfg.warmup_ratio
+    )
 
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     params = [(n, p) for n, p in encoder.named_parameters() if p.requires_grad]
@@ -216,7 +249,9 @@ def train_phase1(
     # One DDP forward per step embeds queries and documents. BERT computes its pooler
     # head, which mean pooling never reads: those weights get no gradient, so DDP must
     # look for unused parameters (they then keep grad None, as in one process).
-    embedder = distributed.wrap(PairEmbedder(encoder, enc_cfg.query_max_length, enc_cfg.doc_max_length), find_unused_parameters=True)
+    embedder = distributed.wrap(
+        PairEmbedder(encoder, enc_cfg.query_max_length, enc_cfg.doc_max_length), find_unused_parameters=True
+    )
 
     encoder.train()
     t_start = time.perf_counter()
@@ -224,7 +259,9 @@ def train_phase1(
     while epoch < cfg.epochs and step < total_steps:
         batches = epoch_batches(len(pairs), cfg.batch_size, cfg.seed, epoch)
         first = step - epoch * steps_per_epoch  # batches already done in this epoch (resume)
-        bar = tqdm(total=len(batches), initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=not main)
+        bar = tqdm(
+            total=len(batches), initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=not main
+        )
         for b in range(first, len(batches)):
             if step >= total_steps:
                 break
@@ -252,17 +289,45 @@ def train_phase1(
             ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
             with ctx:
                 q_emb, d_emb, _ = embed_global_batch(
-                    embedder, [train_data.queries[q] for q in qids], [doc_text(train_data.corpus[d], enc_cfg.with_title) for d in docs], rows
+                    embedder,
+                    [train_data.queries[q] for q in qids],
+                    [doc_text(train_data.corpus[d], enc_cfg.with_title) for d in docs],
+                    rows,
                 )  # (B, H), (N, H): the whole batch on every rank
                 loss = info_nce(q_emb, d_emb, targets, cfg.temperature, mask)
-            grad_norm = backward_and_step(loss, optimizer, encoder.parameters(), cfg.max_grad_norm, scaler, loss_scale=world)
+            grad_norm = backward_and_step(
+                loss, optimizer, encoder.parameters(), cfg.max_grad_norm, scaler, loss_scale=world
+            )
             step += 1
             loss_value = loss.item()
             elapsed = time.perf_counter() - t_start
             rate = (step - steps_at_start) / elapsed if elapsed > 0 else 0.0
             if main:
-                run.log({"phase": 1, "step": step, "epoch": epoch + 1, "loss": loss_value, "lr": lr, "grad_norm": grad_norm, "n_docs": len(docs), "time": round(elapsed, 3)})
-                run.write_json("progress.json", {"phase": 1, "epoch": epoch + 1, "epochs": cfg.epochs, "step": step, "total_steps": total_steps, "loss": loss_value, "eta_s": (total_steps - step) / rate if rate else None, "status": "training"})
+                run.log(
+                    {
+                        "phase": 1,
+                        "step": step,
+                        "epoch": epoch + 1,
+                        "loss": loss_value,
+                        "lr": lr,
+                        "grad_norm": grad_norm,
+                        "n_docs": len(docs),
+                        "time": round(elapsed, 3),
+                    }
+                )
+                run.write_json(
+                    "progress.json",
+                    {
+                        "phase": 1,
+                        "epoch": epoch + 1,
+                        "epochs": cfg.epochs,
+                        "step": step,
+                        "total_steps": total_steps,
+                        "loss": loss_value,
+                        "eta_s": (total_steps - step) / rate if rate else None,
+                        "status": "training",
+                    },
+                )
             bar.set_postfix(loss=f"{loss_value:.4f}")
             bar.update(1)
             if main and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
@@ -280,7 +345,9 @@ def train_phase1(
             if main:
                 encoder.save(run.file("model"), max_seq_length=enc_cfg.doc_max_length)
             encoder.eval()
-            encoder._fingerprint = distributed.broadcast_object(BiEncoder._digest_dir(run.file("model")) if main else None)
+            encoder._fingerprint = distributed.broadcast_object(
+                BiEncoder._digest_dir(run.file("model")) if main else None
+            )
             cache = True
         if last and eval_data is not None:
             epoch_metrics = _final_evaluation(run, encoder, eval_data, enc_cfg, cfg)
@@ -296,12 +363,28 @@ def train_phase1(
             save_checkpoint(run.path, encoder, optimizer, {"step": step, "epoch": epoch, "best_metric": best}, scaler)
 
     metrics["after"] = metrics["epochs"][-1] if metrics.get("epochs") else {}
-    metrics["train"] = {"pairs": len(pairs), "steps": step, "steps_per_epoch": steps_per_epoch, "processes": world, "seconds_this_session": round(time.perf_counter() - t_start, 1)}
+    metrics["train"] = {
+        "pairs": len(pairs),
+        "steps": step,
+        "steps_per_epoch": steps_per_epoch,
+        "processes": world,
+        "seconds_this_session": round(time.perf_counter() - t_start, 1),
+    }
     if main:
         if not run.file("model").is_dir():  # resumed after the last epoch had already saved
             encoder.save(run.file("model"), max_seq_length=enc_cfg.doc_max_length)
         run.write_json("metrics.json", metrics)
-        run.write_json("progress.json", {"phase": 1, "epoch": epoch, "epochs": cfg.epochs, "step": step, "total_steps": total_steps, "status": "done"})
+        run.write_json(
+            "progress.json",
+            {
+                "phase": 1,
+                "epoch": epoch,
+                "epochs": cfg.epochs,
+                "step": step,
+                "total_steps": total_steps,
+                "status": "done",
+            },
+        )
     distributed.barrier()  # the run folder is complete before any rank returns
     return metrics
 

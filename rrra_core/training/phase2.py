@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..adapter import (
+from rrra_core.adapter import (
     CLASSES,
     AdapterConfig,
     Judgment,
@@ -30,13 +30,13 @@ from ..adapter import (
     save_adapter,
     train_adapter,
 )
-from ..config import config_to_dict, opt
-from ..data.beir import Dataset, load_dataset
-from ..device import resolve_device
-from ..encoder import BiEncoder, EncoderConfig
-from ..evaluation import rank_run
-from ..retrieval import Retrieval, retrieve
-from ..runs import Run
+from rrra_core.data.beir import Dataset, load_dataset
+from rrra_core.retrieval.dense import Retrieval, retrieve
+from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
+from rrra_core.retrieval.evaluation import rank_run
+from rrra_core.runtime.config import config_to_dict, opt
+from rrra_core.runtime.device import resolve_device
+from rrra_core.runtime.runs import Run
 
 __all__ = ["AdapterSwitches", "train_phase2", "phase2_config_dict", "pool_predictions"]
 
@@ -52,18 +52,33 @@ class AdapterSwitches:
     hidden: int | None = opt(None, "MLP hidden size h (default: d)")
     residual: bool = opt(True, "a = c + MLP(z); false = the no-residual ablation")
     zero_init: bool = opt(True, "zero the last MLP layer so a = c at start; false = the no-initialization ablation")
-    head_init: str = opt("cosine", "classification head start: 'cosine' (the retriever's ranking) or 'random'", choices=("cosine", "random"))
+    head_init: str = opt(
+        "cosine",
+        "classification head start: 'cosine' (the retriever's ranking) or 'random'",
+        choices=("cosine", "random"),
+    )
     index_kind: str = opt("auto", "FAISS index kind")
-    max_train_queries: int | None = opt(None, "subsample this many training queries (budget knob; the quick demo uses it)")
+    max_train_queries: int | None = opt(
+        None, "subsample this many training queries (budget knob; the quick demo uses it)"
+    )
     subsample_seed: int = opt(0, "seed for the query subsample")
 
 
-def phase2_config_dict(enc: EncoderConfig, sw: AdapterSwitches, labels: LabelConfig, p2: Phase2Config) -> dict[str, Any]:
+def phase2_config_dict(
+    enc: EncoderConfig, sw: AdapterSwitches, labels: LabelConfig, p2: Phase2Config
+) -> dict[str, Any]:
     """The sections saved in a phase-2 run's ``config.json``."""
-    return {"encoder": config_to_dict(enc), "adapter": config_to_dict(sw), "labels": config_to_dict(labels), "phase2": config_to_dict(p2)}
+    return {
+        "encoder": config_to_dict(enc),
+        "adapter": config_to_dict(sw),
+        "labels": config_to_dict(labels),
+        "phase2": config_to_dict(p2),
+    }
 
 
-def pool_predictions(adapter: RRRAAdapter, res: Retrieval, qrels: dict[str, dict[str, int]], top_k: int) -> dict[str, Any]:
+def pool_predictions(
+    adapter: RRRAAdapter, res: Retrieval, qrels: dict[str, dict[str, int]], top_k: int
+) -> dict[str, Any]:
     """The adapter's readings for every query's top-K candidates, as columns."""
     qrow = {q: i for i, q in enumerate(res.query_ids)}
     drow = {d: i for i, d in enumerate(res.corpus.ids)}
@@ -76,9 +91,22 @@ def pool_predictions(adapter: RRRAAdapter, res: Retrieval, qrels: dict[str, dict
             cols["score"].append(float(s))
             cols["label"].append(int(qrels.get(q, {}).get(d, 0) > 0))
     if not cols["query_id"]:
-        return {**cols, **{f"p_{c}": [] for c in CLASSES}, "p_fn_given_neg": [], "p_fp_given_pos": [], "p_rel": [], "qa": [], "ca": []}
-    pred = predict_pairs(adapter, res.query_vectors, res.corpus.vectors,
-                         np.array([qrow[q] for q in cols["query_id"]]), np.array([drow[d] for d in cols["doc_id"]]))
+        return {
+            **cols,
+            **{f"p_{c}": [] for c in CLASSES},
+            "p_fn_given_neg": [],
+            "p_fp_given_pos": [],
+            "p_rel": [],
+            "qa": [],
+            "ca": [],
+        }
+    pred = predict_pairs(
+        adapter,
+        res.query_vectors,
+        res.corpus.vectors,
+        np.array([qrow[q] for q in cols["query_id"]]),
+        np.array([drow[d] for d in cols["doc_id"]]),
+    )
     for i, c in enumerate(CLASSES):
         cols[f"p_{c}"] = pred["probs"][:, i].tolist()
     for k in ("p_fn_given_neg", "p_fp_given_pos", "p_rel", "qa", "ca"):
@@ -100,6 +128,7 @@ def train_phase2(
     ``progress.json`` follows the stages (encoding, labels, training, predictions)
     so a page can show a progress bar while this runs in another process.
     """
+
     def stage(name: str, done: float) -> None:
         run.write_json("progress.json", {"phase": 2, "stage": name, "fraction": round(done, 4), "status": "running"})
 
@@ -108,7 +137,9 @@ def train_phase2(
     if switches.max_train_queries is not None and switches.max_train_queries < len(train_data.qrels):
         rng = np.random.default_rng(switches.subsample_seed)
         keep = sorted(rng.choice(sorted(train_data.qrels), size=switches.max_train_queries, replace=False).tolist())
-        train_data = replace(train_data, qrels={q: train_data.qrels[q] for q in keep}, queries={q: train_data.queries[q] for q in keep})
+        train_data = replace(
+            train_data, qrels={q: train_data.qrels[q] for q in keep}, queries={q: train_data.queries[q] for q in keep}
+        )
     stage("loading the encoder", 0.0)
     encoder = BiEncoder.from_pretrained(enc_cfg.model, shared=enc_cfg.shared).to(device).eval()
     deep = max(labels.top_k, labels.fp_rank_range[1]) if labels.scheme == "synthetic" else labels.top_k
@@ -119,7 +150,16 @@ def train_phase2(
             last[0] = done / total
             stage("encoding the corpus", 0.7 * done / total)
 
-    res = retrieve(encoder, train_data.corpus, train_data.queries, enc_cfg, k=deep, index_kind=switches.index_kind, progress="phase 2: encoding corpus", callback=on_encode)
+    res = retrieve(
+        encoder,
+        train_data.corpus,
+        train_data.queries,
+        enc_cfg,
+        k=deep,
+        index_kind=switches.index_kind,
+        progress="phase 2: encoding corpus",
+        callback=on_encode,
+    )
     stage("building adapter labels", 0.72)
     ranked = rank_run(res.run)
     candidates = {q: r[: labels.top_k] for q, r in ranked.items()}
@@ -127,9 +167,17 @@ def train_phase2(
     stage("training the adapter", 0.75)
 
     torch.manual_seed(p2.seed)
-    cfg = AdapterConfig(dim=encoder.dim, hidden=switches.hidden, residual=switches.residual, zero_init=switches.zero_init, head_init=switches.head_init)
+    cfg = AdapterConfig(
+        dim=encoder.dim,
+        hidden=switches.hidden,
+        residual=switches.residual,
+        zero_init=switches.zero_init,
+        head_init=switches.head_init,
+    )
     adapter = RRRAAdapter(cfg).to(device)
-    metrics = train_adapter(adapter, pairs, (res.query_ids, res.query_vectors), (res.corpus.ids, res.corpus.vectors), p2, run=run)
+    metrics = train_adapter(
+        adapter, pairs, (res.query_ids, res.query_vectors), (res.corpus.ids, res.corpus.vectors), p2, run=run
+    )
     save_adapter(adapter, cfg, run.file("adapter"))
     stage("scoring candidates", 0.95)
     _write_predictions(run, pool_predictions(adapter, res, train_data.qrels, labels.top_k))

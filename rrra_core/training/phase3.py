@@ -42,27 +42,33 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..adapter import AdapterConfig, RRRAAdapter, load_adapter, predict_pairs, save_adapter
-from ..adapter.losses import adapter_loss
-from ..adapter.model import FN, TN, TP
-from .. import distributed
-from ..comparison import PER_QUERY_FILE, per_query_record
-from ..config import config_to_dict, opt
-from ..data.beir import Dataset, doc_text, load_dataset
-from ..device import autocast_dtype
-from ..encoder import BiEncoder, EncoderConfig
-from ..errors import ConfigError, DataError
-from ..evaluation import evaluate, rank_run
-from ..losses import info_nce
-from ..mining import MiningConfig, mine_hard_negatives, positive_score, query_rng, sample_without_replacement
-from ..rerank import rerank_run
-from ..resampling import SAMPLERS, pool_coverage, sampler_weights, zero_weight_reason
-from ..retrieval import retrieve
-from ..runs import Run
-from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from .phase1 import _RANK_SEED_STRIDE, epoch_batches, step_plan, training_pairs
-from .schedule import lr_at
-from .step import PairEmbedder, backward_and_step, embed_global_batch, set_lr
+from rrra_core.adapter import AdapterConfig, RRRAAdapter, load_adapter, predict_pairs, save_adapter
+from rrra_core.adapter.losses import adapter_loss
+from rrra_core.adapter.model import FN, TN, TP
+from rrra_core.analysis.comparison import PER_QUERY_FILE, per_query_record
+from rrra_core.data.beir import Dataset, doc_text, load_dataset
+from rrra_core.negatives.mining import (
+    MiningConfig,
+    mine_hard_negatives,
+    positive_score,
+    query_rng,
+    sample_without_replacement,
+)
+from rrra_core.negatives.resampling import SAMPLERS, pool_coverage, sampler_weights, zero_weight_reason
+from rrra_core.retrieval.dense import retrieve
+from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
+from rrra_core.retrieval.evaluation import evaluate, rank_run
+from rrra_core.retrieval.rerank import rerank_run
+from rrra_core.runtime import distributed
+from rrra_core.runtime.config import config_to_dict, opt
+from rrra_core.runtime.device import autocast_dtype
+from rrra_core.runtime.errors import ConfigError, DataError
+from rrra_core.runtime.runs import Run
+from rrra_core.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from rrra_core.training.losses import info_nce
+from rrra_core.training.phase1 import _RANK_SEED_STRIDE, epoch_batches, step_plan, training_pairs
+from rrra_core.training.schedule import lr_at
+from rrra_core.training.step import PairEmbedder, backward_and_step, embed_global_batch, set_lr
 
 __all__ = ["Phase3Config", "train_phase3", "phase3_config_dict", "GRADIENT_CATEGORIES", "adapter_rerank_signal"]
 
@@ -89,7 +95,10 @@ class Phase3Config:
     temperature: float = opt(0.05, "InfoNCE temperature tau")
     max_grad_norm: float = opt(1.0, "gradient clipping norm")
     n_hard: int = opt(1, "hard negatives sampled per query per step")
-    n_random: int = opt(0, "extra random corpus negatives per query per step; 0 (the default, as in the benchmarks) relies on the in-batch negatives, the other queries' positives, as the random mix")
+    n_random: int = opt(
+        0,
+        "extra random corpus negatives per query per step; 0 (the default, as in the benchmarks) relies on the in-batch negatives, the other queries' positives, as the random mix",
+    )
     top_k: int = opt(100, "candidate pool depth K")
     remine_every: int = opt(1, "re-mine the pool from the current encoder every N epochs")
     gamma: float = opt(2.0, "rrra: exponent on (1 - P(FN|neg))")
@@ -99,8 +108,12 @@ class Phase3Config:
     relative_margin: float = opt(0.05, "margin: drop candidates with s_i > (1 - margin) * s_pos")
     lambda_adapter: float = opt(0.1, "weight of the adapter loss in joint training; 0 freezes the adapter")
     mu: float = opt(0.3, "joint adapter loss: probability a positive pair is presented as FN")
-    class_weighting: bool = opt(True, "joint adapter loss uses the class weights the adapter was trained with in phase 2")
-    suspect_threshold: float = opt(0.5, "P(FN|neg) above which a negative counts as adapter-suspected in the gradient log")
+    class_weighting: bool = opt(
+        True, "joint adapter loss uses the class weights the adapter was trained with in phase 2"
+    )
+    suspect_threshold: float = opt(
+        0.5, "P(FN|neg) above which a negative counts as adapter-suspected in the gradient log"
+    )
     lambda_rr: float = opt(1.0, "rerank strength at evaluation; 0 = no reranking")
     rerank_signal: str = opt("p_rel", "adapter signal for reranking: p_rel or qa", choices=("p_rel", "qa"))
     eval_k: int = opt(100, "retrieval depth for evaluation (and reranking)")
@@ -146,7 +159,16 @@ def _mine_pool(
 
     Collective under torchrun (the corpus encoding is sharded); every rank returns rank 0's pool.
     """
-    res = retrieve(encoder, data.corpus, data.queries, enc_cfg, k=cfg.top_k, index_kind=cfg.index_kind, cache=cache, progress="re-mining: encoding corpus")
+    res = retrieve(
+        encoder,
+        data.corpus,
+        data.queries,
+        enc_cfg,
+        k=cfg.top_k,
+        index_kind=cfg.index_kind,
+        cache=cache,
+        progress="re-mining: encoding corpus",
+    )
     mined = mine_hard_negatives(rank_run(res.run), data.qrels, None, MiningConfig(top_k=cfg.top_k, n_neg=None))
     row = {d: i for i, d in enumerate(res.corpus.ids)}
     qrow = {q: i for i, q in enumerate(res.query_ids)}
@@ -172,29 +194,51 @@ def _mine_pool(
 
 def _weights(cfg: Phase3Config, entry: dict[str, Any]) -> np.ndarray:
     return sampler_weights(
-        cfg.sampler, np.asarray(entry["scores"]), entry["s_pos"] if entry["s_pos"] is not None else 1.0, np.asarray(entry["p_fn"]),
-        gamma=cfg.gamma, hardness_tau=cfg.hardness_temperature, simans_a=cfg.simans_a, simans_b=cfg.simans_b,
-        logit_tau=cfg.temperature, relative_margin=cfg.relative_margin, n=cfg.n_hard,
+        cfg.sampler,
+        np.asarray(entry["scores"]),
+        entry["s_pos"] if entry["s_pos"] is not None else 1.0,
+        np.asarray(entry["p_fn"]),
+        gamma=cfg.gamma,
+        hardness_tau=cfg.hardness_temperature,
+        simans_a=cfg.simans_a,
+        simans_b=cfg.simans_b,
+        logit_tau=cfg.temperature,
+        relative_margin=cfg.relative_margin,
+        n=cfg.n_hard,
     )
 
 
-def _report_coverage(cfg: Phase3Config, weights: Mapping[str, np.ndarray], train_queries: list[str], epoch: int, main: bool) -> dict[str, Any] | None:
+def _report_coverage(
+    cfg: Phase3Config, weights: Mapping[str, np.ndarray], train_queries: list[str], epoch: int, main: bool
+) -> dict[str, Any] | None:
     """Warn when some training queries can get no hard negative this epoch; the counts for metrics.json."""
     if not cfg.n_hard:
         return None
     cov = pool_coverage(weights, train_queries)
     n_queries = len(set(train_queries))
-    summary: dict[str, Any] = {"queries": n_queries, **{k: len(v) for k, v in cov.items()}, "examples": {k: v[:10] for k, v in cov.items()}}
+    summary: dict[str, Any] = {
+        "queries": n_queries,
+        **{k: len(v) for k, v in cov.items()},
+        "examples": {k: v[:10] for k, v in cov.items()},
+    }
     missing = summary["no_candidates"] + summary["zero_weight"]
     if main and missing:
         log.warning(
             "phase 3 epoch %d: %d of %d training queries get no hard negative (%d with no candidates left, %d because %s; e.g. %s); they train on in-batch negatives only",
-            epoch + 1, missing, n_queries, summary["no_candidates"], summary["zero_weight"], zero_weight_reason(cfg.sampler), ", ".join((cov["zero_weight"] + cov["no_candidates"])[:3]),
+            epoch + 1,
+            missing,
+            n_queries,
+            summary["no_candidates"],
+            summary["zero_weight"],
+            zero_weight_reason(cfg.sampler),
+            ", ".join((cov["zero_weight"] + cov["no_candidates"])[:3]),
         )
     return summary
 
 
-def _category(q: str, d: str, p_fn: float, cfg: Phase3Config, planted: Mapping[str, set[str]], human: Mapping[str, set[str]]) -> int:
+def _category(
+    q: str, d: str, p_fn: float, cfg: Phase3Config, planted: Mapping[str, set[str]], human: Mapping[str, set[str]]
+) -> int:
     if d in planted.get(q, ()):
         return 0
     if d in human.get(q, ()):
@@ -205,7 +249,13 @@ def _category(q: str, d: str, p_fn: float, cfg: Phase3Config, planted: Mapping[s
 
 
 def adapter_rerank_signal(
-    adapter: RRRAAdapter, run: Mapping[str, Mapping[str, float]], qids: list[str], qvecs: np.ndarray, doc_ids: list[str], dvecs: np.ndarray, signal: str
+    adapter: RRRAAdapter,
+    run: Mapping[str, Mapping[str, float]],
+    qids: list[str],
+    qvecs: np.ndarray,
+    doc_ids: list[str],
+    dvecs: np.ndarray,
+    signal: str,
 ) -> dict[str, dict[str, float]]:
     """The adapter's relevance in (0, 1] for every (query, doc) of ``run``."""
     qrow = {q: i for i, q in enumerate(qids)}
@@ -213,7 +263,9 @@ def adapter_rerank_signal(
     pairs = [(q, d) for q, docs in run.items() for d in docs]
     if not pairs:
         return {}
-    pred = predict_pairs(adapter, qvecs, dvecs, np.array([qrow[q] for q, _ in pairs]), np.array([drow[d] for _, d in pairs]))
+    pred = predict_pairs(
+        adapter, qvecs, dvecs, np.array([qrow[q] for q, _ in pairs]), np.array([drow[d] for _, d in pairs])
+    )
     values = pred["p_rel"] if signal == "p_rel" else (1.0 + pred["qa"]) / 2.0
     out: dict[str, dict[str, float]] = {}
     for (q, d), v in zip(pairs, values):
@@ -221,14 +273,32 @@ def adapter_rerank_signal(
     return out
 
 
-def _final_evaluation(run: Run, encoder: BiEncoder, adapter: RRRAAdapter | None, data: Dataset | None, enc_cfg: EncoderConfig, cfg: Phase3Config) -> dict[str, Any]:
+def _final_evaluation(
+    run: Run,
+    encoder: BiEncoder,
+    adapter: RRRAAdapter | None,
+    data: Dataset | None,
+    enc_cfg: EncoderConfig,
+    cfg: Phase3Config,
+) -> dict[str, Any]:
     """Metrics with and without reranking; the per-query scores go to ``per_query.json`` for run comparison."""
     if data is None:
         return {}
-    res = retrieve(encoder, data.corpus, data.queries, enc_cfg, k=cfg.eval_k, index_kind=cfg.index_kind, cache=True, progress="evaluating: encoding corpus")
+    res = retrieve(
+        encoder,
+        data.corpus,
+        data.queries,
+        enc_cfg,
+        k=cfg.eval_k,
+        index_kind=cfg.index_kind,
+        cache=True,
+        progress="evaluating: encoding corpus",
+    )
     runs = {"no_rerank": res.run}
     if adapter is not None and cfg.lambda_rr > 0:
-        signal = adapter_rerank_signal(adapter, res.run, res.query_ids, res.query_vectors, res.corpus.ids, res.corpus.vectors, cfg.rerank_signal)
+        signal = adapter_rerank_signal(
+            adapter, res.run, res.query_ids, res.query_vectors, res.corpus.ids, res.corpus.vectors, cfg.rerank_signal
+        )
         runs["rerank"] = rerank_run(res.run, signal, cfg.lambda_rr)
     if distributed.is_main():
         run.write_json(PER_QUERY_FILE, per_query_record(cfg.dataset, data.split, data.qrels, runs, k=cfg.eval_k))
@@ -236,7 +306,12 @@ def _final_evaluation(run: Run, encoder: BiEncoder, adapter: RRRAAdapter | None,
 
 
 def _local_adapter_loss(
-    adapter: torch.nn.Module, q: torch.Tensor, d: torch.Tensor, targets: np.ndarray, local: np.ndarray, weights: torch.Tensor | None
+    adapter: torch.nn.Module,
+    q: torch.Tensor,
+    d: torch.Tensor,
+    targets: np.ndarray,
+    local: np.ndarray,
+    weights: torch.Tensor | None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """This rank's part of the joint adapter loss, and the whole loss's parts for logging.
 
@@ -249,7 +324,9 @@ def _local_adapter_loss(
     """
     dev = q.device
     idx = torch.as_tensor(local, device=dev)
-    w_all = weights[torch.as_tensor(targets, device=dev)] if weights is not None else torch.ones(len(targets), device=dev)
+    w_all = (
+        weights[torch.as_tensor(targets, device=dev)] if weights is not None else torch.ones(len(targets), device=dev)
+    )
     share = float(w_all[idx].sum() / w_all.sum())  # this rank's share of sum_i w_i
     qa, dl = q[idx].float(), d[idx].float()  # (p, H)
     # The adapter runs in fp32 here as in phase 2, mining and reranking, whatever
@@ -257,7 +334,9 @@ def _local_adapter_loss(
     with torch.autocast(dev.type, enabled=False):
         a, logits = adapter(qa, dl)
         if share > 0:
-            loss, parts = adapter_loss(logits, torch.as_tensor(targets[local], device=dev), a, qa, dl, weights, lambda_norm=0.0)
+            loss, parts = adapter_loss(
+                logits, torch.as_tensor(targets[local], device=dev), a, qa, dl, weights, lambda_norm=0.0
+            )
             if share != 1.0:
                 loss = loss * share
         else:  # no weight here (e.g. a rank without pairs): contribute zero, but through the adapter, for DDP
@@ -316,7 +395,9 @@ def train_phase3(
     pairs = training_pairs(train_data.qrels, cfg.max_train_queries, cfg.seed)
     if not pairs:
         raise DataError(cfg.dataset, f"split {cfg.train_split!r} has no labelled positives to train on")
-    steps_per_epoch, total_steps, warmup = step_plan(len(pairs), cfg.batch_size, cfg.seed, cfg.epochs, cfg.max_steps, cfg.warmup_ratio)
+    steps_per_epoch, total_steps, warmup = step_plan(
+        len(pairs), cfg.batch_size, cfg.seed, cfg.epochs, cfg.max_steps, cfg.warmup_ratio
+    )
     excluded = {q: set(human_relevant.get(q, ())) for q in train_data.qrels}
 
     groups = [{"params": list(encoder.parameters()), "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
@@ -335,14 +416,18 @@ def train_phase3(
         metrics = distributed.broadcast_object((run.read_json("metrics.json", {}) or {}) if main else None)
         log.info("resumed %s at step %d (epoch %d)", run.id, step, epoch)
     # Only rank 0 keeps the gradient log (every rank holds the same gathered batch).
-    grads: dict[str, list] = {k: [] for k in ("step", "epoch", "query_id", "doc_id", "kind", "category", "p_fn", "score", "grad")}
+    grads: dict[str, list] = {
+        k: [] for k in ("step", "epoch", "query_id", "doc_id", "kind", "category", "p_fn", "score", "grad")
+    }
     prev = run.read_json("gradients_partial.json") if step and main else None
     if prev:
         grads = prev
     # One DDP forward per step for the encoder (queries and documents together) and one
     # for the adapter. BERT's pooler head never reaches the loss, so the encoder's
     # wrapper looks for unused parameters; every adapter parameter is used every step.
-    embedder = distributed.wrap(PairEmbedder(encoder, enc_cfg.query_max_length, enc_cfg.doc_max_length), find_unused_parameters=True)
+    embedder = distributed.wrap(
+        PairEmbedder(encoder, enc_cfg.query_max_length, enc_cfg.doc_max_length), find_unused_parameters=True
+    )
     adapter_fwd = distributed.wrap(adapter, find_unused_parameters=False) if joint else adapter
 
     all_doc_ids = list(train_data.corpus)
@@ -365,7 +450,13 @@ def train_phase3(
             adapter.train(joint)
         batches = epoch_batches(len(pairs), cfg.batch_size, cfg.seed, epoch)
         first = step - epoch * steps_per_epoch
-        bar = tqdm(total=len(batches), initial=first, desc=f"phase 3 ({cfg.sampler}) epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=not main)
+        bar = tqdm(
+            total=len(batches),
+            initial=first,
+            desc=f"phase 3 ({cfg.sampler}) epoch {epoch + 1}/{cfg.epochs}",
+            unit="step",
+            disable=not main,
+        )
         for b in range(first, len(batches)):
             if step >= total_steps:
                 break
@@ -386,7 +477,9 @@ def train_phase3(
                         rand.append((r, d))
             docs = pos + [h[1] for h in hard] + [d for _, d in rand]
             rows = list(range(len(qids))) + [h[0] for h in hard] + [r for r, _ in rand]  # query row of each doc
-            mask = torch.tensor([[d in train_data.qrels[q] or d in excluded.get(q, ()) for d in docs] for q in qids], device=device)  # (B, N)
+            mask = torch.tensor(
+                [[d in train_data.qrels[q] or d in excluded.get(q, ()) for d in docs] for q in qids], device=device
+            )  # (B, N)
             targets = torch.arange(len(qids), device=device)
 
             torch.manual_seed(cfg.seed * 1_000_003 + step + _RANK_SEED_STRIDE * distributed.get_rank())
@@ -395,7 +488,10 @@ def train_phase3(
             ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
             with ctx:
                 q_emb, d_emb, local = embed_global_batch(
-                    embedder, [train_data.queries[q] for q in qids], [doc_text(train_data.corpus[d], enc_cfg.with_title) for d in docs], rows
+                    embedder,
+                    [train_data.queries[q] for q in qids],
+                    [doc_text(train_data.corpus[d], enc_cfg.with_title) for d in docs],
+                    rows,
                 )  # (B, H), (N, H): the whole batch on every rank
                 loss_c = info_nce(q_emb, d_emb, targets, cfg.temperature, mask)
                 loss = loss_c
@@ -410,21 +506,47 @@ def train_phase3(
                     qa = q_emb[torch.tensor(rows, device=device)]  # (P, H): pair j is (query of doc j, doc j)
                     loss_a, parts = _local_adapter_loss(adapter_fwd, qa, d_emb, tgt, local, w)
                     loss = loss_c + cfg.lambda_adapter * loss_a
-            grad_norm = backward_and_step(loss, optimizer, model.parameters(), cfg.max_grad_norm, scaler, loss_scale=world)
+            grad_norm = backward_and_step(
+                loss, optimizer, model.parameters(), cfg.max_grad_norm, scaler, loss_scale=world
+            )
 
             # Gradient analysis: |dL/ds_j| = p_j / tau for every sampled negative.
             if main:
                 with torch.no_grad():
                     scores = (q_emb.detach() @ d_emb.detach().T).float()  # (B, N)
-                    scores = scores.masked_fill(mask & ~torch.nn.functional.one_hot(targets, len(docs)).bool(), float("-inf"))
+                    scores = scores.masked_fill(
+                        mask & ~torch.nn.functional.one_hot(targets, len(docs)).bool(), float("-inf")
+                    )
                     p = torch.softmax(scores / cfg.temperature, dim=-1) / cfg.temperature  # (B, N)
                     scores, p = scores.cpu(), p.cpu()  # one device-to-host copy, not one per logged negative
                 offset = len(qids)
                 for j, (r, d, s, pf) in enumerate(hard):
-                    _log_grad(grads, step + 1, epoch + 1, qids[r], d, "hard", _category(qids[r], d, pf, cfg, planted, human_relevant), pf, s, float(p[r, offset + j]))
+                    _log_grad(
+                        grads,
+                        step + 1,
+                        epoch + 1,
+                        qids[r],
+                        d,
+                        "hard",
+                        _category(qids[r], d, pf, cfg, planted, human_relevant),
+                        pf,
+                        s,
+                        float(p[r, offset + j]),
+                    )
                 offset += len(hard)
                 for j, (r, d) in enumerate(rand):
-                    _log_grad(grads, step + 1, epoch + 1, qids[r], d, "random", _category(qids[r], d, 0.0, cfg, planted, human_relevant), float("nan"), float(scores[r, offset + j]), float(p[r, offset + j]))
+                    _log_grad(
+                        grads,
+                        step + 1,
+                        epoch + 1,
+                        qids[r],
+                        d,
+                        "random",
+                        _category(qids[r], d, 0.0, cfg, planted, human_relevant),
+                        float("nan"),
+                        float(scores[r, offset + j]),
+                        float(p[r, offset + j]),
+                    )
 
             step += 1
             # loss_c is the whole batch's on every rank; the adapter part is summed over ranks.
@@ -432,8 +554,33 @@ def train_phase3(
             elapsed = time.perf_counter() - t_start
             rate = (step - steps_at_start) / elapsed if elapsed > 0 else 0.0
             if main:
-                run.log({"phase": 3, "step": step, "epoch": epoch + 1, "loss": loss_value, "loss_contrastive": loss_c.item(), **{f"adapter_{k}": v for k, v in parts.items()}, "lr_scale": scale, "grad_norm": grad_norm, "n_docs": len(docs), "time": round(elapsed, 3)})
-                run.write_json("progress.json", {"phase": 3, "epoch": epoch + 1, "epochs": cfg.epochs, "step": step, "total_steps": total_steps, "loss": loss_value, "eta_s": (total_steps - step) / rate if rate else None, "status": "training"})
+                run.log(
+                    {
+                        "phase": 3,
+                        "step": step,
+                        "epoch": epoch + 1,
+                        "loss": loss_value,
+                        "loss_contrastive": loss_c.item(),
+                        **{f"adapter_{k}": v for k, v in parts.items()},
+                        "lr_scale": scale,
+                        "grad_norm": grad_norm,
+                        "n_docs": len(docs),
+                        "time": round(elapsed, 3),
+                    }
+                )
+                run.write_json(
+                    "progress.json",
+                    {
+                        "phase": 3,
+                        "epoch": epoch + 1,
+                        "epochs": cfg.epochs,
+                        "step": step,
+                        "total_steps": total_steps,
+                        "loss": loss_value,
+                        "eta_s": (total_steps - step) / rate if rate else None,
+                        "status": "training",
+                    },
+                )
             bar.set_postfix(loss=f"{loss_value:.4f}")
             bar.update(1)
             if main and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
@@ -460,18 +607,48 @@ def train_phase3(
     if main:
         _write_gradients(run, grads, cfg.sampler)
     metrics["eval"] = _final_evaluation(run, encoder, adapter, eval_data, enc_cfg, cfg)
-    metrics["train"] = {"pairs": len(pairs), "steps": step, "steps_per_epoch": steps_per_epoch, "joint_adapter": joint, "sampler": cfg.sampler, "processes": world}
+    metrics["train"] = {
+        "pairs": len(pairs),
+        "steps": step,
+        "steps_per_epoch": steps_per_epoch,
+        "joint_adapter": joint,
+        "sampler": cfg.sampler,
+        "processes": world,
+    }
     if coverage is not None:
-        metrics["train"]["without_hard_negative"] = coverage  # the last pool's: which queries trained on in-batch negatives only
+        metrics["train"]["without_hard_negative"] = (
+            coverage  # the last pool's: which queries trained on in-batch negatives only
+        )
     if main:
         run.write_json("metrics.json", metrics)
-        run.write_json("progress.json", {"phase": 3, "epoch": epoch, "epochs": cfg.epochs, "step": step, "total_steps": total_steps, "status": "done"})
+        run.write_json(
+            "progress.json",
+            {
+                "phase": 3,
+                "epoch": epoch,
+                "epochs": cfg.epochs,
+                "step": step,
+                "total_steps": total_steps,
+                "status": "done",
+            },
+        )
         run.file("gradients_partial.json").unlink(missing_ok=True)
     distributed.barrier()  # the run folder is complete before any rank returns
     return metrics
 
 
-def _log_grad(grads: dict[str, list], step: int, epoch: int, q: str, d: str, kind: str, category: int, p_fn: float, score: float, grad: float) -> None:
+def _log_grad(
+    grads: dict[str, list],
+    step: int,
+    epoch: int,
+    q: str,
+    d: str,
+    kind: str,
+    category: int,
+    p_fn: float,
+    score: float,
+    grad: float,
+) -> None:
     grads["step"].append(step)
     grads["epoch"].append(epoch)
     grads["query_id"].append(q)

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import distributed
-from ..encoder import BiEncoder
+from rrra_core.retrieval.encoder import BiEncoder
+from rrra_core.runtime import distributed
 
 __all__ = ["backward_and_step", "set_lr", "PairEmbedder", "embed_global_batch"]
 

@@ -20,7 +20,9 @@ import pandas as pd
 import pytest
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-HOSTILE_DOC = "<script>window.__pwned = 1</script> Evil [click me](http://evil.example) **bold** <img src=x onerror=alert(1)>"
+HOSTILE_DOC = (
+    "<script>window.__pwned = 1</script> Evil [click me](http://evil.example) **bold** <img src=x onerror=alert(1)>"
+)
 HOSTILE_QUERY = "Hostile query [phish](http://evil.example) <b>bold</b>"
 RUN_ID = "adi-tiny"
 
@@ -49,8 +51,8 @@ def tiny_run_session(tiny_model_dir_session: Path, tmp_path_factory: pytest.Temp
 
     from rrra_core.adapter import LabelConfig, Phase2Config
     from rrra_core.data import dataset_folder, load_dataset
-    from rrra_core.encoder import EncoderConfig
-    from rrra_core.runs import create_run
+    from rrra_core.retrieval.encoder import EncoderConfig
+    from rrra_core.runtime.runs import create_run
     from rrra_core.training.phase2 import AdapterSwitches, phase2_config_dict, train_phase2
 
     base = tmp_path_factory.mktemp("app_home")
@@ -59,7 +61,9 @@ def tiny_run_session(tiny_model_dir_session: Path, tmp_path_factory: pytest.Temp
     old_home = os.environ.get("RRRA_HOME")
     os.environ["RRRA_HOME"] = str(base)
     try:
-        enc = EncoderConfig(model=str(tiny_model_dir_session), query_max_length=16, doc_max_length=32, encode_batch_size=32)
+        enc = EncoderConfig(
+            model=str(tiny_model_dir_session), query_max_length=16, doc_max_length=32, encode_batch_size=32
+        )
         sw = AdapterSwitches(dataset=str(data_dir), train_split="test")
         labels = LabelConfig(top_k=30, fp_rank_range=(30, 60))
         p2 = Phase2Config(epochs=2, batch_size=64)
@@ -83,8 +87,12 @@ def tiny_run(tiny_run_session: TinyRun, isolated_home: Path) -> TinyRun:
     """The tiny run copied into this test's own RRRA_HOME (empty annotation store)."""
     dst = isolated_home / "runs" / RUN_ID
     shutil.copytree(tiny_run_session.run_dir, dst)
-    return TinyRun(run_dir=dst, dataset_dir=tiny_run_session.dataset_dir, first_query=tiny_run_session.first_query,
-                   hostile_doc=tiny_run_session.hostile_doc)
+    return TinyRun(
+        run_dir=dst,
+        dataset_dir=tiny_run_session.dataset_dir,
+        first_query=tiny_run_session.first_query,
+        hostile_doc=tiny_run_session.hostile_doc,
+    )
 
 
 @pytest.fixture()
@@ -98,7 +106,7 @@ def store(isolated_home: Path):
 @pytest.fixture(scope="session")
 def tiny_runs_session(tiny_model_dir_session: Path, tmp_path_factory: pytest.TempPathFactory):
     """Phase 1, 2 and two phase-3 samplers on ADI with the tiny model (built once per session)."""
-    from tests.core.test_comparison import build_tiny_runs
+    from tests.core.analysis.test_comparison import build_tiny_runs
 
     return build_tiny_runs(tmp_path_factory, tiny_model_dir_session)
 
@@ -106,6 +114,6 @@ def tiny_runs_session(tiny_model_dir_session: Path, tmp_path_factory: pytest.Tem
 @pytest.fixture()
 def runs(tiny_runs_session, isolated_home: Path) -> Path:
     """The tiny analysis runs copied into this test's own RRRA_HOME; returns its runs folder."""
-    from tests.core.test_comparison import copy_runs
+    from tests.core.analysis.test_comparison import copy_runs
 
     return copy_runs(tiny_runs_session, isolated_home)

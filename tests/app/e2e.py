@@ -9,8 +9,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,8 +22,14 @@ ARTIFACTS = REPO / "test-artifacts"
 # The flags the project's machines need: no sandbox as root, and no background
 # connections (this network refuses them, and each one would stall the start).
 CHROME_FLAGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 )
 
 
@@ -49,8 +55,21 @@ def streamlit_app(env: dict[str, str], port: int | None = None, timeout: float =
     port = port or free_port()
     log = open(Path(env.get("RRRA_HOME", tempfile.gettempdir())) / f"streamlit-{port}.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+        ],
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -106,7 +125,12 @@ def wait_for(driver, predicate, timeout: float = 60.0, what: str = "condition"):
 
     try:
         # Streamlit redraws elements on every rerun: a stale or vanished element just means "look again".
-        return WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(lambda d: predicate(d), message=f"timed out waiting for {what}")
+        return WebDriverWait(
+            driver,
+            timeout,
+            poll_frequency=0.2,
+            ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+        ).until(lambda d: predicate(d), message=f"timed out waiting for {what}")
     except TimeoutException:
         screenshot(driver, "e2e_failure.png")  # what the page looked like, for the CI log's reader
         raise
@@ -119,7 +143,11 @@ def css(driver, selector: str) -> list:
 
 
 def open_page(driver, title: str) -> None:
-    link = wait_for(driver, lambda d: next((a for a in css(d, '[data-testid="stSidebarNavLink"]') if a.text.strip().endswith(title)), None), what=f"the {title} link")
+    link = wait_for(
+        driver,
+        lambda d: next((a for a in css(d, '[data-testid="stSidebarNavLink"]') if a.text.strip().endswith(title)), None),
+        what=f"the {title} link",
+    )
     link.click()
     wait_for(driver, lambda d: any(h.text.strip() == title for h in css(d, "h1")), what=f"the {title} page")
 
@@ -133,5 +161,9 @@ def idle(driver) -> None:
 def open_app(driver, url: str, annotator: str) -> None:
     """Load the app and wait until the sidebar holds ``annotator`` and the first rerun is done."""
     driver.get(url)
-    wait_for(driver, lambda d: any(i.get_attribute("value") == annotator for i in css(d, 'input[aria-label="Annotator"]')), what="the sidebar")
+    wait_for(
+        driver,
+        lambda d: any(i.get_attribute("value") == annotator for i in css(d, 'input[aria-label="Annotator"]')),
+        what="the sidebar",
+    )
     idle(driver)

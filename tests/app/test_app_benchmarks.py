@@ -42,7 +42,9 @@ def bench_files(tiny_model_dir_session: Path, tmp_path_factory: pytest.TempPathF
         seed.pop("detection_curves")
     old = bench.results / "rrra_old.json"
     old.write_text(json.dumps(data))
-    out = _script("detection_curves.py", [str(old), "--out", str(bench.results / "rrra_old_detection_curves")], bench.home)
+    out = _script(
+        "detection_curves.py", [str(old), "--out", str(bench.results / "rrra_old_detection_curves")], bench.home
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return BenchFiles(tiny=bench.json, old=old, companion=bench.results / "rrra_old_detection_curves.json")
 
@@ -104,7 +106,9 @@ def _mean(result: dict[str, Any], section: str, name: str, metric: str) -> float
     return result["summary"][section][name][metric]["mean"]
 
 
-def test_default_file_shows_its_command_tables_and_every_chart(bench_files: BenchFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_file_shows_its_command_tables_and_every_chart(
+    bench_files: BenchFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _folder(tmp_path, monkeypatch, {"a_first.json": bench_files.old, "rrra_cranfield.json": bench_files.tiny})
     result = json.loads(bench_files.tiny.read_text())
     at = _page()
@@ -113,19 +117,30 @@ def test_default_file_shows_its_command_tables_and_every_chart(bench_files: Benc
     assert any("AMD" in c.value or "CPUs" in c.value for c in at.caption)
     table = _table(at, "method").set_index("method")
     assert table.loc["BM25", "nDCG@10"] == pytest.approx(_mean(result, "methods", "BM25", "nDCG@10"))
-    assert table.loc["RRRA (resampling + reranking)", "R@1 std"] == pytest.approx(result["summary"]["methods"]["RRRA (resampling + reranking)"]["R@1"]["std"])
+    assert table.loc["RRRA (resampling + reranking)", "R@1 std"] == pytest.approx(
+        result["summary"]["methods"]["RRRA (resampling + reranking)"]["R@1"]["std"]
+    )
     charts = _charts(at)
-    assert set(charts) == {"rrra_cranfield_methods_nDCG@10", "rrra_cranfield_ablations_detection AUROC",
-                           "rrra_cranfield_pr_seed0", "rrra_cranfield_roc_seed0", "rrra_cranfield_hitl_nDCG@10"}
+    assert set(charts) == {
+        "rrra_cranfield_methods_nDCG@10",
+        "rrra_cranfield_ablations_detection AUROC",
+        "rrra_cranfield_pr_seed0",
+        "rrra_cranfield_roc_seed0",
+        "rrra_cranfield_hitl_nDCG@10",
+    }
     bars = _bars(charts["rrra_cranfield_methods_nDCG@10"])
     assert not any(m.startswith("ablation:") for m in bars)  # ablations have their own chart
     assert bars["uniform top-K"][0] == pytest.approx(_mean(result, "methods", "uniform top-K", "nDCG@10"))
     assert bars["uniform top-K"][1] == pytest.approx(result["summary"]["methods"]["uniform top-K"]["nDCG@10"]["std"])
-    assert [b.label for b in at.get("download_button")].count("Download CSV") == 4  # methods, ablations, detection, HITL
+    assert [b.label for b in at.get("download_button")].count(
+        "Download CSV"
+    ) == 4  # methods, ablations, detection, HITL
     assert any("curve points" in b.label for b in at.get("download_button"))
 
 
-def test_metric_and_measure_choices_redraw_the_bars(bench_files: BenchFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_metric_and_measure_choices_redraw_the_bars(
+    bench_files: BenchFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _folder(tmp_path, monkeypatch, {"rrra_tiny.json": bench_files.tiny})
     result = json.loads(bench_files.tiny.read_text())
     at = _page()
@@ -135,30 +150,47 @@ def test_metric_and_measure_choices_redraw_the_bars(bench_files: BenchFiles, tmp
     at.selectbox(key="bench_ablation_measure_rrra_tiny").set_value("nDCG@10 (rerank)").run()
     bars = _bars(_charts(at)["rrra_tiny_ablations_nDCG@10 (rerank)"])
     assert bars["full"][0] == pytest.approx(_mean(result, "methods", "RRRA reranking only", "nDCG@10"))
-    assert bars["no residual"][0] == pytest.approx(_mean(result, "methods", "ablation: no residual (phase 1 + rerank)", "nDCG@10"))
+    assert bars["no residual"][0] == pytest.approx(
+        _mean(result, "methods", "ablation: no residual (phase 1 + rerank)", "nDCG@10")
+    )
     ablations = _table(at, "variant").set_index("variant")
-    assert ablations.loc["no residual", "detection AUROC"] == pytest.approx(_mean(result, "detection", "adapter P(FN|neg) (no residual)", "AUROC"))
+    assert ablations.loc["no residual", "detection AUROC"] == pytest.approx(
+        _mean(result, "detection", "adapter P(FN|neg) (no residual)", "AUROC")
+    )
 
 
-def test_detection_curves_follow_the_seed_and_scores_chosen(bench_files: BenchFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_detection_curves_follow_the_seed_and_scores_chosen(
+    bench_files: BenchFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _folder(tmp_path, monkeypatch, {"rrra_tiny.json": bench_files.tiny})
     result = json.loads(bench_files.tiny.read_text())
     at = _page()
     roc = _charts(at)["rrra_tiny_roc_seed0"]
-    assert [t["name"] for t in roc["data"]] == ["retriever score", "SimANS score", "margin score", "adapter P(FN|neg) (full)", "random"]
+    assert [t["name"] for t in roc["data"]] == [
+        "retriever score",
+        "SimANS score",
+        "margin score",
+        "adapter P(FN|neg) (full)",
+        "random",
+    ]
     at.selectbox(key="bench_curve_seed_rrra_tiny").set_value(1).run()
     at.multiselect(key="bench_curve_scores_rrra_tiny").set_value(["adapter P(FN|neg) (no residual)"]).run()
     charts = _charts(at)
     stored = result["seeds"][1]["detection_curves"]["adapter P(FN|neg) (no residual)"]
     roc, pr = charts["rrra_tiny_roc_seed1"], charts["rrra_tiny_pr_seed1"]
     assert [t["name"] for t in roc["data"]] == ["adapter P(FN|neg) (no residual)", "random"]
-    assert _arr(roc["data"][0]["x"]).tolist() == stored["roc"]["fpr"] and _arr(roc["data"][0]["y"]).tolist() == stored["roc"]["tpr"]
+    assert (
+        _arr(roc["data"][0]["x"]).tolist() == stored["roc"]["fpr"]
+        and _arr(roc["data"][0]["y"]).tolist() == stored["roc"]["tpr"]
+    )
     assert _arr(pr["data"][0]["x"]).tolist() == stored["pr"]["recall"]
     detection = _table(at, "score").set_index("score")
     assert detection.loc["margin score", "AP"] == pytest.approx(_mean(result, "detection", "margin score", "AP"))
 
 
-def test_human_in_the_loop_curve_plots_each_review_size(bench_files: BenchFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_human_in_the_loop_curve_plots_each_review_size(
+    bench_files: BenchFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _folder(tmp_path, monkeypatch, {"rrra_tiny.json": bench_files.tiny})
     result = json.loads(bench_files.tiny.read_text())
     at = _page()
@@ -168,14 +200,22 @@ def test_human_in_the_loop_curve_plots_each_review_size(bench_files: BenchFiles,
     assert _table(at, "seed")["found"].tolist() == [row["found"] for row in result["seeds"][0]["hitl"]]
 
 
-def test_an_old_file_draws_the_curves_recomputed_from_its_runs(bench_files: BenchFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _folder(tmp_path, monkeypatch, {"rrra_old.json": bench_files.old, "rrra_old_detection_curves.json": bench_files.companion})
+def test_an_old_file_draws_the_curves_recomputed_from_its_runs(
+    bench_files: BenchFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _folder(
+        tmp_path,
+        monkeypatch,
+        {"rrra_old.json": bench_files.old, "rrra_old_detection_curves.json": bench_files.companion},
+    )
     at = _page()
     assert at.selectbox(key="bench_file").value == "rrra_old.json"
     assert any("rrra\\_old\\_detection\\_curves\\.json" in c.value for c in at.caption)
     companion = json.loads(bench_files.companion.read_text())
     roc = _charts(at)["rrra_old_roc_seed0"]
-    assert _arr(roc["data"][0]["x"]).tolist() == companion["seeds"][0]["detection_curves"]["retriever score"]["roc"]["fpr"]
+    assert (
+        _arr(roc["data"][0]["x"]).tolist() == companion["seeds"][0]["detection_curves"]["retriever score"]["roc"]["fpr"]
+    )
     # The recomputation itself: its command, its source's command, and the check that they agree.
     at.selectbox(key="bench_file").set_value("rrra_old_detection_curves.json").run()
     assert not at.exception
@@ -184,9 +224,17 @@ def test_an_old_file_draws_the_curves_recomputed_from_its_runs(bench_files: Benc
     assert any("no retrieval results" in i.value for i in at.info)
 
 
-def test_broken_and_missing_files_explain_themselves(bench_files: BenchFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _folder(tmp_path, monkeypatch, {"broken.json": '{"seeds": [], "summary": {"methods": {"BM25": {"nDCG@10": 0.3}}}}',
-                                    "sweep.json": json.dumps({"command": "python scripts/sweep_rerank.py", "rows": []})})
+def test_broken_and_missing_files_explain_themselves(
+    bench_files: BenchFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _folder(
+        tmp_path,
+        monkeypatch,
+        {
+            "broken.json": '{"seeds": [], "summary": {"methods": {"BM25": {"nDCG@10": 0.3}}}}',
+            "sweep.json": json.dumps({"command": "python scripts/sweep_rerank.py", "rows": []}),
+        },
+    )
     at = _page()
     assert at.selectbox(key="bench_file").options == ["broken.json"]  # other kinds of JSON are not offered
     shown = at.error[0].value.replace("\\", "")  # the message is Markdown-escaped: names in a file are data

@@ -50,13 +50,21 @@ def test_review_queue_keyboard_label_persists_and_text_is_inert(tiny_run: TinyRu
         open_page(driver, "Review queue")
         idle(driver)
         # Lower the threshold to 0 with the keyboard (the tiny random model is unsure of everything).
-        thumb = wait_for(driver, lambda d: next(iter(css(d, '[data-testid="stSlider"] input[type="range"]')), None), what="the threshold slider")
+        thumb = wait_for(
+            driver,
+            lambda d: next(iter(css(d, '[data-testid="stSlider"] input[type="range"]')), None),
+            what="the threshold slider",
+        )
         driver.execute_script("arguments[0].focus()", thumb)
         ActionChains(driver).send_keys(Keys.HOME).perform()
-        wait_for(driver, lambda d: "0.00 reviewed" in d.find_element("css selector", "body").text, what="the threshold at 0")
+        wait_for(
+            driver, lambda d: "0.00 reviewed" in d.find_element("css selector", "body").text, what="the threshold at 0"
+        )
         wait_for(driver, lambda d: _candidate_id(d) is not None, what="a queue item")
         idle(driver)
-        left_before = int(wait_for(driver, lambda d: _metric(d, "Left in the queue"), what="the queue counter").replace(",", ""))
+        left_before = int(
+            wait_for(driver, lambda d: _metric(d, "Left in the queue"), what="the queue counter").replace(",", "")
+        )
         doc = _candidate_id(driver)
         screenshot(driver, "e2e_review_queue.png")
 
@@ -65,16 +73,30 @@ def test_review_queue_keyboard_label_persists_and_text_is_inert(tiny_run: TinyRu
         wait_for(driver, lambda d: _judgments(ANNOTATOR), timeout=30, what="the judgment in the database")
         saved = _judgments(ANNOTATOR)
         assert len(saved) == 1 and saved[0][1] == doc and saved[0][2] == "relevant"
-        wait_for(driver, lambda d: (_metric(d, "Left in the queue") or "").replace(",", "") == str(left_before - 1), what="the queue to advance")
+        wait_for(
+            driver,
+            lambda d: (_metric(d, "Left in the queue") or "").replace(",", "") == str(left_before - 1),
+            what="the queue to advance",
+        )
         screenshot(driver, "e2e_review_after_label.png")
 
         # The hard-negative browser opens on the hostile query; nothing in it may execute or link.
         open_page(driver, "Hard negatives")
         idle(driver)
-        search = wait_for(driver, lambda d: next(iter(css(d, 'input[aria-label="Find a query"]')), None), what="the query search")
+        search = wait_for(
+            driver, lambda d: next(iter(css(d, 'input[aria-label="Find a query"]')), None), what="the query search"
+        )
         search.send_keys("hostile phish", Keys.ENTER)
-        wait_for(driver, lambda d: any(t.text == HOSTILE_QUERY for t in css(d, '[data-testid="stText"]')), what="the hostile query as text")
-        wait_for(driver, lambda d: any(HOSTILE_DOC in t.text for t in css(d, '[data-testid="stText"]')), what="the hostile document as text")
+        wait_for(
+            driver,
+            lambda d: any(t.text == HOSTILE_QUERY for t in css(d, '[data-testid="stText"]')),
+            what="the hostile query as text",
+        )
+        wait_for(
+            driver,
+            lambda d: any(HOSTILE_DOC in t.text for t in css(d, '[data-testid="stText"]')),
+            what="the hostile document as text",
+        )
         assert driver.execute_script("return window.__pwned === undefined")
         assert not css(driver, 'a[href*="evil.example"]')
         assert not css(driver, '[data-testid="stMain"] img[src="x"]')

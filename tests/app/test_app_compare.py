@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
+from tests.core.analysis.test_comparison import HOSTILE_QUERY, HOSTILE_QUERY_ID, PHASE1, RRRA, UNIFORM
 
-from rrra_core import jobs
-from rrra_core.comparison import PER_QUERY_FILE
+from rrra_core.analysis.comparison import PER_QUERY_FILE
+from rrra_core.runtime import jobs
 from tests.app.conftest import APP
 from tests.app.test_app_training import table_with, values
-from tests.core.test_comparison import HOSTILE_QUERY, HOSTILE_QUERY_ID, PHASE1, RRRA, UNIFORM
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 PAGE = "pages/analysis/compare.py"
@@ -99,7 +99,9 @@ def test_query_text_is_shown_inertly(runs: Path) -> None:
     assert any(h.startswith(f"{HOSTILE_QUERY_ID}: Hostile &lt;b&gt;bold&lt;/b&gt;") for h in hover)
     assert not any("<b>" in h or "<img" in h for h in hover)
     hostile_shown = HOSTILE_QUERY[:40] in " ".join(cells)
-    delta_zero = _per_query(runs, PHASE1, "retriever")[HOSTILE_QUERY_ID] == _per_query(runs, RRRA, "rerank")[HOSTILE_QUERY_ID]
+    delta_zero = (
+        _per_query(runs, PHASE1, "retriever")[HOSTILE_QUERY_ID] == _per_query(runs, RRRA, "rerank")[HOSTILE_QUERY_ID]
+    )
     assert hostile_shown or delta_zero  # listed unless that query did not change
     for el in (*at.markdown, *at.caption, *at.info):
         assert "<b>bold" not in el.value and "](http://evil" not in el.value

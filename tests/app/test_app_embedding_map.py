@@ -14,9 +14,9 @@ from streamlit.testing.v1 import AppTest
 
 import db
 from pages.common import projection_view as pv
-from rrra_core import jobs
-from rrra_core.projection import ProjectionConfig, Scope, compute_projection, load_projection
-from rrra_core.runs import open_run
+from rrra_core.analysis.projection import ProjectionConfig, Scope, compute_projection, load_projection
+from rrra_core.runtime import jobs
+from rrra_core.runtime.runs import open_run
 from tests.app.conftest import APP, HOSTILE_DOC, HOSTILE_QUERY, RUN_ID, TinyRun
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -60,7 +60,10 @@ def _n_points(fig: dict) -> int:
 
 def _judgments(store, annotator: str = "ana") -> list[tuple]:
     with store() as s:
-        return [(j.query_id, j.doc_id, j.label, j.p_fn, j.run_id) for j in db.list_judgments(s, "adi_copy", annotator=annotator)]
+        return [
+            (j.query_id, j.doc_id, j.label, j.p_fn, j.run_id)
+            for j in db.list_judgments(s, "adi_copy", annotator=annotator)
+        ]
 
 
 def test_page_draws_the_cached_query_map_with_arrows_and_inert_hover_text(mapped: TinyRun) -> None:
@@ -83,7 +86,9 @@ def test_page_draws_the_cached_query_map_with_arrows_and_inert_hover_text(mapped
     assert any(t.value == HOSTILE_QUERY for t in at.text)
 
 
-def test_colouring_by_p_fn_gives_a_scale_and_planted_is_offered_only_with_known_false_negatives(mapped: TinyRun) -> None:
+def test_colouring_by_p_fn_gives_a_scale_and_planted_is_offered_only_with_known_false_negatives(
+    mapped: TinyRun,
+) -> None:
     at = _app()
     colour = at.selectbox(key="map_colour")
     assert pv.COLOUR_PLANTED not in colour.options  # ADI ships no planted false negatives
@@ -107,7 +112,9 @@ def test_selected_points_are_listed_with_relabel_buttons_that_save_and_recolour(
     at.button(key="map_lab_relevant_0").click().run()
     assert not at.exception
     saved = _judgments(store)
-    assert [(q, d, lab, rid) for q, d, lab, _, rid in saved] == [(mapped.first_query, mapped.hostile_doc, "relevant", RUN_ID)]
+    assert [(q, d, lab, rid) for q, d, lab, _, rid in saved] == [
+        (mapped.first_query, mapped.hostile_doc, "relevant", RUN_ID)
+    ]
     assert saved[0][3] is not None  # the adapter's P(FN) at that moment is stored
     at.selectbox(key="map_colour").set_value(pv.COLOUR_HUMAN).run()
     relevant = [t for t in _figure(at)["data"] if t["name"] == "relevant"]
@@ -130,7 +137,12 @@ def _wait_done(jid: str, timeout: float = 300.0) -> None:
 def test_missing_map_waits_for_a_running_map_then_is_computed_in_the_background_and_drawn(tiny_run: TinyRun) -> None:
     run = open_run(RUN_ID)
     # Two CPU cores: a new map waits for the one being computed instead of competing with it.
-    other = jobs.start_job("projection-other", [sys.executable, "-c", "import time; time.sleep(120)"], kind=pv.JOB_KIND, meta={"scope": "other"})
+    other = jobs.start_job(
+        "projection-other",
+        [sys.executable, "-c", "import time; time.sleep(120)"],
+        kind=pv.JOB_KIND,
+        meta={"scope": "other"},
+    )
     query_job = pv.job_id(run, Scope(tiny_run.first_query))
     try:
         at = _app()
@@ -158,14 +170,19 @@ def test_missing_map_waits_for_a_running_map_then_is_computed_in_the_background_
     proj = load_projection(run, Scope(tiny_run.first_query))
     assert proj is not None and proj.config == ProjectionConfig()  # the page asks for the default settings
     fig = _figure(at)
-    assert _n_points(fig) == len(proj.points) and len(fig["layout"]["annotations"]) == (proj.points["kind"] == "corrected").sum()
+    assert (
+        _n_points(fig) == len(proj.points)
+        and len(fig["layout"]["annotations"]) == (proj.points["kind"] == "corrected").sum()
+    )
     at.run()
     assert not any(s.active for s in jobs.list_jobs(pv.JOB_KIND))  # a finished map is never recomputed
 
 
 def test_a_failed_map_job_shows_its_error_and_is_not_restarted_on_its_own(tiny_run: TinyRun) -> None:
     jid = pv.job_id(open_run(RUN_ID), Scope(tiny_run.first_query))
-    jobs.start_job(jid, [sys.executable, "-c", "import sys; print('error: the map broke'); sys.exit(2)"], kind=pv.JOB_KIND)
+    jobs.start_job(
+        jid, [sys.executable, "-c", "import sys; print('error: the map broke'); sys.exit(2)"], kind=pv.JOB_KIND
+    )
     deadline = time.time() + 60
     while jobs.job_state(jid).active and time.time() < deadline:
         time.sleep(0.2)
@@ -193,22 +210,40 @@ def test_global_map_shows_sampled_queries_and_documents_without_arrows(tiny_run:
 
 # --- the figure helpers directly ------------------------------------------------------------
 
+
 def _points() -> pd.DataFrame:
-    return pd.DataFrame({
-        "kind": ["query", "candidate", "corrected", "positive"], "query_id": ["q<b>", "q<b>", "q<b>", "q<b>"],
-        "doc_id": [None, "d<a href='x'>", "d<a href='x'>", "d2"], "arrow_from": [-1, -1, 1, -1],
-        "rank": [None, 0, 0, None], "score": [None, 0.9, 0.9, None], "label": [None, 0, 0, 1],
-        "p_tp": [None, 0.1, 0.1, None], "p_fn": [None, 0.6, 0.6, None], "p_fp": [None, 0.1, 0.1, None], "p_tn": [None, 0.2, 0.2, None],
-        "p_fn_given_neg": [None, 0.75, 0.75, None], "p_fp_given_pos": [None, 0.5, 0.5, None], "p_rel": [None, 0.7, 0.7, None],
-        "qa": [None, 0.8, 0.8, None], "ca": [None, 0.95, 0.95, None], "x": [0.0, 1.0, 0.5, 2.0], "y": [0.0, 1.0, 0.5, 2.0],
-    })
+    return pd.DataFrame(
+        {
+            "kind": ["query", "candidate", "corrected", "positive"],
+            "query_id": ["q<b>", "q<b>", "q<b>", "q<b>"],
+            "doc_id": [None, "d<a href='x'>", "d<a href='x'>", "d2"],
+            "arrow_from": [-1, -1, 1, -1],
+            "rank": [None, 0, 0, None],
+            "score": [None, 0.9, 0.9, None],
+            "label": [None, 0, 0, 1],
+            "p_tp": [None, 0.1, 0.1, None],
+            "p_fn": [None, 0.6, 0.6, None],
+            "p_fp": [None, 0.1, 0.1, None],
+            "p_tn": [None, 0.2, 0.2, None],
+            "p_fn_given_neg": [None, 0.75, 0.75, None],
+            "p_fp_given_pos": [None, 0.5, 0.5, None],
+            "p_rel": [None, 0.7, 0.7, None],
+            "qa": [None, 0.8, 0.8, None],
+            "ca": [None, 0.95, 0.95, None],
+            "x": [0.0, 1.0, 0.5, 2.0],
+            "y": [0.0, 1.0, 0.5, 2.0],
+        }
+    )
 
 
 def test_hover_text_escapes_ids_and_text_and_keeps_only_our_markup() -> None:
     from rrra_core.data.beir import Doc
 
     pts = _points()
-    corpus = {"d<a href='x'>": Doc(title="<b>T</b>", text="<a href='http://evil.example'>x</a> & more"), "d2": Doc(title="", text="plain")}
+    corpus = {
+        "d<a href='x'>": Doc(title="<b>T</b>", text="<a href='http://evil.example'>x</a> & more"),
+        "d2": Doc(title="", text="plain"),
+    }
     hover = pv.hover_texts(pts, {"q<b>": "<script>alert(1)</script>"}, corpus)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in hover[0] and "<script>" not in hover[0]
     assert "q&lt;b&gt;" in hover[0]

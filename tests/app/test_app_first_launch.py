@@ -11,8 +11,8 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from rrra_core import jobs
-from rrra_core.demo import find_demo_run
+from rrra_core.runtime import jobs
+from rrra_core.workflows.demo import find_demo_run
 from tests.app.conftest import APP
 
 
@@ -28,7 +28,9 @@ def test_first_launch_builds_the_demo_run_with_progress_and_then_shows_it() -> N
     deadline = time.time() + 600
     while (state := jobs.job_state("demo-build")).active and time.time() < deadline:
         at.run()
-        seen_progress = seen_progress or any("Building the demo run" in (p.proto.text or "") for p in at.get("progress"))
+        seen_progress = seen_progress or any(
+            "Building the demo run" in (p.proto.text or "") for p in at.get("progress")
+        )
         time.sleep(2)
     assert state.status == "done", jobs.log_tail("demo-build", 30)
     assert seen_progress

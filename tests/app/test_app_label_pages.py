@@ -22,7 +22,10 @@ def _app(page: str | None = None) -> AppTest:
 
 def _judgments(store, annotator: str = "ana") -> list:
     with store() as s:
-        return [(j.query_id, j.doc_id, j.label, j.p_fn, j.run_id) for j in db.list_judgments(s, "adi_copy", annotator=annotator)]
+        return [
+            (j.query_id, j.doc_id, j.label, j.p_fn, j.run_id)
+            for j in db.list_judgments(s, "adi_copy", annotator=annotator)
+        ]
 
 
 def _as(at: AppTest, annotator: str) -> AppTest:
@@ -51,7 +54,9 @@ def test_browser_relabel_writes_the_judgment_with_the_model_view_and_undo_revert
     at.button(key="focus_relevant").click().run()
     assert not at.exception
     saved = _judgments(store)
-    assert [(q, d, lab, rid) for q, d, lab, _, rid in saved] == [(tiny_run.first_query, tiny_run.hostile_doc, "relevant", "adi-tiny")]
+    assert [(q, d, lab, rid) for q, d, lab, _, rid in saved] == [
+        (tiny_run.first_query, tiny_run.hostile_doc, "relevant", "adi-tiny")
+    ]
     assert saved[0][3] is not None  # the adapter's P(FN) at that moment is stored
     assert any("Saved" in s.value for s in at.success)
     at.button(key="browser_undo").click().run()

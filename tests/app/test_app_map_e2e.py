@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from rrra_core.projection import Scope, load_projection
-from rrra_core.runs import open_run
+from rrra_core.analysis.projection import Scope, load_projection
+from rrra_core.runtime.runs import open_run
 from tests.app.conftest import RUN_ID, TinyRun
 from tests.app.e2e import chromium, css, idle, open_app, open_page, require_browser, screenshot, streamlit_app, wait_for
 
@@ -22,7 +22,9 @@ ANNOTATOR = "e2e-mapper"
 
 
 @pytest.mark.slow
-def test_embedding_map_computes_in_the_background_and_renders_plotly_points(tiny_run: TinyRun, isolated_home: Path) -> None:
+def test_embedding_map_computes_in_the_background_and_renders_plotly_points(
+    tiny_run: TinyRun, isolated_home: Path
+) -> None:
     require_browser()
     from selenium.webdriver.common.action_chains import ActionChains
 
@@ -30,14 +32,25 @@ def test_embedding_map_computes_in_the_background_and_renders_plotly_points(tiny
     with streamlit_app(env) as url, chromium() as driver:
         open_app(driver, url, ANNOTATOR)
         open_page(driver, "Embedding map")
-        wait_for(driver, lambda d: css(d, '[data-testid="stProgress"]') or css(d, ".js-plotly-plot"), what="the progress bar")
+        wait_for(
+            driver, lambda d: css(d, '[data-testid="stProgress"]') or css(d, ".js-plotly-plot"), what="the progress bar"
+        )
         screenshot(driver, "e2e_map_progress.png")
 
         # The page redraws by itself when the background job is done.
-        points = wait_for(driver, lambda d: len(css(d, ".js-plotly-plot .scatterlayer path.point")) or None, timeout=400, what="the map's points")
+        points = wait_for(
+            driver,
+            lambda d: len(css(d, ".js-plotly-plot .scatterlayer path.point")) or None,
+            timeout=400,
+            what="the map's points",
+        )
         proj = load_projection(open_run(RUN_ID), Scope(tiny_run.first_query))
         assert proj is not None
-        wait_for(driver, lambda d: len(css(d, ".js-plotly-plot .scatterlayer path.point")) == len(proj.points), what="every point drawn")
+        wait_for(
+            driver,
+            lambda d: len(css(d, ".js-plotly-plot .scatterlayer path.point")) == len(proj.points),
+            what="every point drawn",
+        )
         assert points > 0
         arrows = css(driver, ".js-plotly-plot .annotation-arrow-g")
         assert len(arrows) == int((proj.points["kind"] == "corrected").sum())
@@ -50,8 +63,9 @@ def test_embedding_map_computes_in_the_background_and_renders_plotly_points(tiny
         # A box drawn over the whole plot selects every point; the list of pairs follows.
         plot = css(driver, ".js-plotly-plot .nsewdrag")[0]
         w, h = plot.size["width"], plot.size["height"]
-        ActionChains(driver).move_to_element_with_offset(plot, -w // 2 + 3, -h // 2 + 3).click_and_hold() \
-            .move_by_offset(w - 6, h - 6).release().perform()
+        ActionChains(driver).move_to_element_with_offset(
+            plot, -w // 2 + 3, -h // 2 + 3
+        ).click_and_hold().move_by_offset(w - 6, h - 6).release().perform()
         n_pairs = int(proj.points["doc_id"].notna().sum() - (proj.points["kind"] == "corrected").sum())
         listed = min(n_pairs, 30)  # the page lists at most 30 pairs with buttons
 
@@ -60,5 +74,8 @@ def test_embedding_map_computes_in_the_background_and_renders_plotly_points(tiny
 
         wait_for(driver, lambda d: relabel_buttons(d) == listed, timeout=60, what="a relabel row per selected pair")
         if n_pairs > listed:
-            assert f"Showing the first {listed} of {n_pairs} selected pairs." in driver.find_element("css selector", "body").text
+            assert (
+                f"Showing the first {listed} of {n_pairs} selected pairs."
+                in driver.find_element("css selector", "body").text
+            )
         screenshot(driver, "e2e_embedding_map_selection.png")

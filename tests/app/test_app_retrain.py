@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import db
-from rrra_core import jobs
+from rrra_core.runtime import jobs
 from tests.app.conftest import APP, TinyRun
 
 
@@ -52,7 +52,10 @@ def test_retrain_quick_preset_from_the_page_creates_a_compared_run(tiny_run: Tin
     at.button(key="compare_adi-tiny-r1").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["cmp_a"] == "adi-tiny" and at.session_state["cmp_b"] == "adi-tiny-r1-phase3"
-    assert any("helped" in m.label.lower() for m in at.metric) or any("helped" in str(d.value.columns.tolist()).lower() or "helped" in d.value.to_string().lower() for d in at.dataframe)
+    assert any("helped" in m.label.lower() for m in at.metric) or any(
+        "helped" in str(d.value.columns.tolist()).lower() or "helped" in d.value.to_string().lower()
+        for d in at.dataframe
+    )
     # The new runs are listed with their metrics.
     at.switch_page("pages/label/overview.py").run()
     runs = next(d.value for d in at.dataframe if "run" in d.value.columns and "kind" in d.value.columns)

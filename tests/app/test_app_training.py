@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
+from tests.core.analysis.test_comparison import PHASE1, PHASE2, RRRA, UNIFORM
 
-from rrra_core.dynamics import CATEGORY_LABELS
+from rrra_core.analysis.dynamics import CATEGORY_LABELS
 from tests.app.conftest import APP
-from tests.core.test_comparison import PHASE1, PHASE2, RRRA, UNIFORM
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 PAGE = "pages/analysis/training.py"
@@ -101,7 +101,9 @@ def test_gradient_analysis_overlays_the_sibling_samplers(runs: Path) -> None:
         assert len(counts) >= 2 and counts["planted_fn"] > 0
         for cat, n in counts.items():
             assert mine.loc[CATEGORY_LABELS[cat], "count"] == n
-            assert mine.loc[CATEGORY_LABELS[cat], "mean"] == pytest.approx(hard.loc[hard["category"] == cat, "grad"].mean())
+            assert mine.loc[CATEGORY_LABELS[cat], "mean"] == pytest.approx(
+                hard.loc[hard["category"] == cat, "grad"].mean()
+            )
     over = _chart(at, "grad_over")
     assert {t["name"] for t in over["data"]} == {"rrra", "uniform"}
     assert {"csv_grad_summary", "csv_grad_over"} <= _download_keys(at)
@@ -113,7 +115,9 @@ def test_gradient_analysis_overlays_the_sibling_samplers(runs: Path) -> None:
     g = pd.read_parquet(runs / RRRA / "gradients.parquet")
     rand = g[g["kind"] == "random"]
     assert summary.loc[("rrra", "all sampled negatives"), "count"] == len(rand)
-    assert summary.loc[("rrra", "all sampled negatives"), "mean"] == pytest.approx(rand["grad"].mean() * 0.05)  # τ = 0.05
+    assert summary.loc[("rrra", "all sampled negatives"), "mean"] == pytest.approx(
+        rand["grad"].mean() * 0.05
+    )  # τ = 0.05
 
 
 def test_a_phase1_run_defaults_to_its_seeds_phase3_runs_and_a_pick_sticks(runs: Path) -> None:
@@ -130,7 +134,9 @@ def test_phase3_final_evaluation_and_phase2_epochs(runs: Path) -> None:
     final = table_with(at, "metric", "rerank gain").set_index("metric")
     metrics = json.loads((runs / RRRA / "metrics.json").read_text())["eval"]
     assert final.loc["nDCG@10", "retriever + adapter rerank"] == pytest.approx(metrics["rerank"]["nDCG@10"])
-    assert final.loc["nDCG@10", "rerank gain"] == pytest.approx(metrics["rerank"]["nDCG@10"] - metrics["no_rerank"]["nDCG@10"])
+    assert final.loc["nDCG@10", "rerank gain"] == pytest.approx(
+        metrics["rerank"]["nDCG@10"] - metrics["no_rerank"]["nDCG@10"]
+    )
     at.selectbox(key="dyn_run").set_value(PHASE2).run()
     assert not at.exception
     epochs = table_with(at, "epoch", "train loss (mean)")

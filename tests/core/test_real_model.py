@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from rrra_core.data import Dataset, load_dataset
-from rrra_core.encoder import BiEncoder, EncoderConfig
-from rrra_core.evaluation import evaluate
-from rrra_core.retrieval import retrieve
+from rrra_core.retrieval.dense import retrieve
+from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
+from rrra_core.retrieval.evaluation import evaluate
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,8 @@ def _scifact_subset(n_queries: int = 30, n_distractors: int = 300) -> Dataset:
     others = sorted(set(full.corpus) - keep)
     keep |= set(rng.choice(others, size=n_distractors, replace=False).tolist())
     return Dataset(
-        name="scifact-subset", split="test",
+        name="scifact-subset",
+        split="test",
         corpus={d: full.corpus[d] for d in sorted(keep)},
         queries={q: full.queries[q] for q in qids},
         qrels={q: full.qrels[q] for q in qids},
@@ -59,7 +60,7 @@ def test_scifact_subset_retrieves_real_positives(minilm: BiEncoder, tmp_path: Pa
 def test_saved_minilm_loads_in_sentence_transformers(minilm: BiEncoder, tmp_path: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from rrra_core.encoding import encode_texts
+    from rrra_core.retrieval.encoding import encode_texts
 
     minilm.save(tmp_path / "m")
     texts = ["What causes false negatives?", "Unlabeled relevant passages mined as hard negatives."]
@@ -69,13 +70,22 @@ def test_saved_minilm_loads_in_sentence_transformers(minilm: BiEncoder, tmp_path
 
 
 def test_phase1_on_adi_improves_what_it_trains_on(tmp_path: Path) -> None:
-    from rrra_core.mining import MiningConfig
-    from rrra_core.runs import create_run
+    from rrra_core.negatives.mining import MiningConfig
+    from rrra_core.runtime.runs import create_run
     from rrra_core.training import TrainConfig, train_phase1
     from rrra_core.training.phase1 import phase1_config_dict
 
     enc = EncoderConfig(query_max_length=32, doc_max_length=128)
-    cfg = TrainConfig(dataset="adi", train_split="test", eval_split="test", epochs=1, batch_size=16, lr=5e-5, warmup_ratio=0.0, checkpoint_every=0)
+    cfg = TrainConfig(
+        dataset="adi",
+        train_split="test",
+        eval_split="test",
+        epochs=1,
+        batch_size=16,
+        lr=5e-5,
+        warmup_ratio=0.0,
+        checkpoint_every=0,
+    )
     run = create_run("phase1", phase1_config_dict(enc, cfg, MiningConfig()))
     metrics = train_phase1(run, enc, cfg)
     # Training on the evaluated split must fit it: a sanity check that gradients flow end to end.

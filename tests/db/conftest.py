@@ -39,7 +39,9 @@ def pg_admin_url() -> str | None:
     if url:
         return db.resolve_url(url)
     if in_ci():
-        pytest.fail(f"{PG_ENV} is not set: in CI the annotation store must be tested against PostgreSQL (.ci/run sets it)")
+        pytest.fail(
+            f"{PG_ENV} is not set: in CI the annotation store must be tested against PostgreSQL (.ci/run sets it)"
+        )
     pytest.skip(f"PostgreSQL tests need {PG_ENV}=postgresql://user@127.0.0.1:5432/db (see .ci/run)")
 
 

@@ -12,7 +12,7 @@ import pytest
 
 import db
 from rrra_core.data import load_dataset, read_tevatron
-from rrra_core.paths import REPO_ROOT, demo_dataset_dir
+from rrra_core.runtime.paths import REPO_ROOT, demo_dataset_dir
 
 SCRIPT = REPO_ROOT / "scripts" / "annotations.py"
 
@@ -22,7 +22,9 @@ def _run(*args: str, home: Path, db_env: str | None = None) -> subprocess.Comple
     env.update({"RRRA_HOME": str(home), "HF_HUB_OFFLINE": "1"})
     if db_env is not None:
         env[db.DB_URL_ENV] = db_env
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120, env=env, cwd=REPO_ROOT)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120, env=env, cwd=REPO_ROOT
+    )
 
 
 def _one_line_error(out: subprocess.CompletedProcess[str], needle: str) -> None:
@@ -51,7 +53,10 @@ def test_round_trip_through_the_command_line(backend: str, db_url: str, isolated
         return out
 
     qrels_file = demo_dataset_dir("scifact") / "qrels" / "test.tsv"
-    assert "imported 339 judgments" in run("import", "--dataset", "scifact", "--format", "qrels", "--annotator", "beir", str(qrels_file)).stdout
+    assert (
+        "imported 339 judgments"
+        in run("import", "--dataset", "scifact", "--format", "qrels", "--annotator", "beir", str(qrels_file)).stdout
+    )
 
     engine = db.init_db(db_url)
     try:
@@ -59,9 +64,11 @@ def test_round_trip_through_the_command_line(backend: str, db_url: str, isolated
             data = load_dataset("scifact", "test")
             q = sorted(data.qrels)[0]
             pos = sorted(data.qrels[q])[0]
-            db.save_judgments(session, "scifact", [
-                {"query_id": q, "doc_id": pos, "label": "not_relevant", "annotator": who} for who in ("alice", "bob")
-            ])
+            db.save_judgments(
+                session,
+                "scifact",
+                [{"query_id": q, "doc_id": pos, "label": "not_relevant", "annotator": who} for who in ("alice", "bob")],
+            )
     finally:
         engine.dispose()
 
@@ -86,18 +93,55 @@ def test_round_trip_through_the_command_line(backend: str, db_url: str, isolated
 def test_user_mistakes_are_one_line_errors_and_write_nothing(isolated_home: Path, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'a.sqlite'}"
     qrels_file = demo_dataset_dir("scifact") / "qrels" / "test.tsv"
-    _one_line_error(_run("--db", url, "import", "--dataset", "scifact", "--format", "qrels", str(qrels_file), home=isolated_home), "--annotator")
+    _one_line_error(
+        _run("--db", url, "import", "--dataset", "scifact", "--format", "qrels", str(qrels_file), home=isolated_home),
+        "--annotator",
+    )
     bad = tmp_path / "bad.tsv"
     bad.write_text("query-id\tcorpus-id\tscore\n1\t31715818\t1\n1\tmissing-doc\t1\n", encoding="utf-8")
     _one_line_error(
-        _run("--db", url, "import", "--dataset", "scifact", "--format", "qrels", "--annotator", "x", str(bad), home=isolated_home),
+        _run(
+            "--db",
+            url,
+            "import",
+            "--dataset",
+            "scifact",
+            "--format",
+            "qrels",
+            "--annotator",
+            "x",
+            str(bad),
+            home=isolated_home,
+        ),
         "unknown doc id 'missing-doc'",
     )
-    _one_line_error(_run("--db", url, "export", "--dataset", "scifact", "--format", "beir", "--out", str(tmp_path / "o.tsv"), "--policy", "loudest", home=isolated_home), "merge policy")
-    _one_line_error(_run("--db", url, "export", "--dataset", "nope", "--format", "beir", "--out", "x", home=isolated_home), "unknown dataset 'nope'")
+    _one_line_error(
+        _run(
+            "--db",
+            url,
+            "export",
+            "--dataset",
+            "scifact",
+            "--format",
+            "beir",
+            "--out",
+            str(tmp_path / "o.tsv"),
+            "--policy",
+            "loudest",
+            home=isolated_home,
+        ),
+        "merge policy",
+    )
+    _one_line_error(
+        _run("--db", url, "export", "--dataset", "nope", "--format", "beir", "--out", "x", home=isolated_home),
+        "unknown dataset 'nope'",
+    )
     _one_line_error(_run("--db", url, "export", "--format", "xml", home=isolated_home), "invalid choice")
     _one_line_error(_run("--db", "mysql://h/x", "stats", home=isolated_home), "unsupported database")
-    _one_line_error(_run("stats", home=isolated_home, db_env="postgresql://nobody@127.0.0.1:1/none"), "cannot open the annotation database")
+    _one_line_error(
+        _run("stats", home=isolated_home, db_env="postgresql://nobody@127.0.0.1:1/none"),
+        "cannot open the annotation database",
+    )
     engine = db.init_db(url)
     try:
         with db.session_factory(engine)() as session:
@@ -116,11 +160,29 @@ def test_default_database_is_in_the_home_folder(isolated_home: Path) -> None:
 def test_label_studio_export_from_predictions(db_url: str, isolated_home: Path, tmp_path: Path) -> None:
     data = load_dataset("scifact", "test")
     q = sorted(data.qrels)[0]
-    rows = [{"query_id": q, "doc_id": d, "rank": r, "score": 1.0, "label": 0, "p_fn_given_neg": p} for r, (d, p) in enumerate(zip(sorted(data.corpus)[:3], (0.2, 0.9, 0.5)))]
+    rows = [
+        {"query_id": q, "doc_id": d, "rank": r, "score": 1.0, "label": 0, "p_fn_given_neg": p}
+        for r, (d, p) in enumerate(zip(sorted(data.corpus)[:3], (0.2, 0.9, 0.5)))
+    ]
     preds = tmp_path / "predictions.jsonl"
     preds.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     out = tmp_path / "tasks.json"
-    res = _run("--db", db_url, "export", "--dataset", "scifact", "--format", "label-studio", "--predictions", str(preds), "--run-id", "r9", "--out", str(out), home=isolated_home)
+    res = _run(
+        "--db",
+        db_url,
+        "export",
+        "--dataset",
+        "scifact",
+        "--format",
+        "label-studio",
+        "--predictions",
+        str(preds),
+        "--run-id",
+        "r9",
+        "--out",
+        str(out),
+        home=isolated_home,
+    )
     assert res.returncode == 0, res.stderr
     tasks = json.loads(out.read_text(encoding="utf-8"))
     assert [t["data"]["p_fn_given_neg"] for t in tasks] == [0.9, 0.5, 0.2]

@@ -83,7 +83,9 @@ def test_two_writer_processes_lose_nothing(db_url: str, session: Session, toy: s
     assert sum(1 for e in events if e.annotator == "shared") == 2 * (SAVES_PER_WRITER // 2)
 
 
-BATCH = [{"query_id": q, "doc_id": d, "label": "relevant", "annotator": "crasher"} for q in TOY_QUERIES for d in TOY_DOCS]
+BATCH = [
+    {"query_id": q, "doc_id": d, "label": "relevant", "annotator": "crasher"} for q in TOY_QUERIES for d in TOY_DOCS
+]
 
 
 def _crashing_writer(url: str, halfway: mp.synchronize.Event) -> None:

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 import db
 from rrra_core.data import Dataset, load_dataset, load_qrels, read_flag, read_tevatron
-from rrra_core.errors import DataError
-from rrra_core.paths import demo_dataset_dir
+from rrra_core.runtime.errors import DataError
+from rrra_core.runtime.paths import demo_dataset_dir
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,9 @@ def _plan(data: Dataset) -> tuple[list[dict], dict[str, dict[str, int]], dict[st
     negatives: dict[str, set[str]] = {}
 
     def judge(q: str, d: str, *labels: tuple[str, str]) -> None:
-        rows.extend({"query_id": q, "doc_id": d, "label": lab, "annotator": who, "note": f"{who} on {q}"} for who, lab in labels)
+        rows.extend(
+            {"query_id": q, "doc_id": d, "label": lab, "annotator": who, "note": f"{who} on {q}"} for who, lab in labels
+        )
 
     q0, q1, q2, q3, q4, q5 = queries
     judge(q0, spare[0], ("alice", "relevant"), ("bob", "relevant"))  # a false negative found
@@ -62,21 +64,29 @@ def test_scifact_round_trip(session: Session, new_db_url: Callable[[], str], sci
 
     hard = {q: sorted(scifact.corpus)[:3] for q in qrels}
     examples = db.training_examples(scifact.corpus, scifact.all_queries, qrels, negatives, hard, max_negatives=4)
-    paths = {k: tmp_path / f"out.{k}" for k in ("tsv", "trec", "tevatron.jsonl", "flag.jsonl", "neg.tsv", "judgments.jsonl")}
+    paths = {
+        k: tmp_path / f"out.{k}" for k in ("tsv", "trec", "tevatron.jsonl", "flag.jsonl", "neg.tsv", "judgments.jsonl")
+    }
     db.write_beir_qrels(paths["tsv"], qrels)
     db.write_trec_qrels(paths["trec"], qrels)
     db.write_training_file(paths["tevatron.jsonl"], examples, "tevatron")
     db.write_training_file(paths["flag.jsonl"], examples, "flag")
     db.write_confirmed_negatives(paths["neg.tsv"], negatives)
-    assert db.export_judgments(session, paths["judgments.jsonl"], name) == n_pairs + len(rows)  # the imported qrels plus every person's verdict
+    assert db.export_judgments(session, paths["judgments.jsonl"], name) == n_pairs + len(
+        rows
+    )  # the imported qrels plus every person's verdict
 
     # Read back with independent readers: identical contents.
     assert load_qrels(paths["tsv"], corpus_ids=scifact.corpus, query_ids=scifact.all_queries) == qrels
     assert db.read_qrels_file(paths["trec"]) == qrels
     assert read_tevatron(paths["tevatron.jsonl"]) == examples
     flag = read_flag(paths["flag.jsonl"])
-    assert [(f.query, len(f.positives), len(f.negatives)) for f in flag] == [(e.query, len(e.positives), len(e.negatives)) for e in examples]
-    assert "0\n" not in paths["tsv"].read_text() and not any(line.endswith(" 0") for line in paths["trec"].read_text().splitlines())
+    assert [(f.query, len(f.positives), len(f.negatives)) for f in flag] == [
+        (e.query, len(e.positives), len(e.negatives)) for e in examples
+    ]
+    assert "0\n" not in paths["tsv"].read_text() and not any(
+        line.endswith(" 0") for line in paths["trec"].read_text().splitlines()
+    )
     q1 = next(iter(expected_negatives))
     tev = {e.query_id: e for e in examples}
     if q1 in tev:  # the corrected negative leads the negatives, and is no longer a positive
@@ -122,7 +132,18 @@ def _candidates(data: Dataset) -> list[dict]:
     q = sorted(data.qrels)[0]
     docs = sorted(data.corpus)[:4]
     return [
-        {"query_id": q, "doc_id": d, "rank": r, "score": 10.0 - r, "label": 0, "p_tp": 0.0, "p_fn": p, "p_fp": 0.0, "p_tn": 1 - p, "p_fn_given_neg": p}
+        {
+            "query_id": q,
+            "doc_id": d,
+            "rank": r,
+            "score": 10.0 - r,
+            "label": 0,
+            "p_tp": 0.0,
+            "p_fn": p,
+            "p_fp": 0.0,
+            "p_tn": 1 - p,
+            "p_fn_given_neg": p,
+        }
         for r, (d, p) in enumerate(zip(docs, (0.9, 0.2, 0.6, 0.05)))
     ]
 
@@ -147,20 +168,41 @@ def test_label_studio_tasks_and_their_export_read_back(session: Session, scifact
     # What Label Studio exports after two people labelled: read it back as judgments.
     exported = [dict(t, id=i) for i, t in enumerate(tasks)]
     exported[0]["annotations"] = [
-        {"completed_by": {"id": 7, "email": "ann@lab.org"}, "was_cancelled": False, "result": [
-            {"from_name": "relevance", "to_name": "document", "type": "choices", "value": {"choices": ["relevant"]}},
-            {"from_name": "note", "to_name": "document", "type": "textarea", "value": {"text": ["same finding"]}},
-        ]},
-        {"completed_by": 8, "result": [{"from_name": "relevance", "type": "choices", "value": {"choices": ["unsure"]}}]},
+        {
+            "completed_by": {"id": 7, "email": "ann@lab.org"},
+            "was_cancelled": False,
+            "result": [
+                {
+                    "from_name": "relevance",
+                    "to_name": "document",
+                    "type": "choices",
+                    "value": {"choices": ["relevant"]},
+                },
+                {"from_name": "note", "to_name": "document", "type": "textarea", "value": {"text": ["same finding"]}},
+            ],
+        },
+        {
+            "completed_by": 8,
+            "result": [{"from_name": "relevance", "type": "choices", "value": {"choices": ["unsure"]}}],
+        },
         {"completed_by": 9, "was_cancelled": True, "result": []},
     ]
-    exported[1]["annotations"] = [{"completed_by": 8, "result": [{"from_name": "relevance", "type": "choices", "value": {"choices": ["not_relevant"]}}]}]
+    exported[1]["annotations"] = [
+        {
+            "completed_by": 8,
+            "result": [{"from_name": "relevance", "type": "choices", "value": {"choices": ["not_relevant"]}}],
+        }
+    ]
     path = tmp_path / "ls-export.json"
     path.write_text(json.dumps(exported), encoding="utf-8")
     assert db.import_label_studio(session, name, path) == db.ImportSummary(3, 3)
     got = {(j.doc_id, j.annotator): (j.label, j.note) for j in db.list_judgments(session, name)}
     d0, d1 = tasks[0]["data"]["doc_id"], tasks[1]["data"]["doc_id"]
-    assert got == {(d0, "ann@lab.org"): ("relevant", "same finding"), (d0, "label-studio:8"): ("unsure", ""), (d1, "label-studio:8"): ("not_relevant", "")}
+    assert got == {
+        (d0, "ann@lab.org"): ("relevant", "same finding"),
+        (d0, "label-studio:8"): ("unsure", ""),
+        (d1, "label-studio:8"): ("not_relevant", ""),
+    }
     assert [e.action for e in db.list_events(session, name)] == ["import"] * 3
     assert len(db.review_queue(session, name, _candidates(scifact))) == 2  # judged pairs left the queue
 
@@ -177,8 +219,15 @@ def test_argilla_records(session: Session, scifact: Dataset) -> None:
     assert spec["settings"]["questions"][0]["labels"] == list(db.LABELS)
     rec = spec["records"][0]
     assert {"query", "document", "query_id", "doc_id", "relevance"} <= set(rec)
-    assert (rec["relevance"], rec["suggestion_score"], rec["suggestion_agent"]) == ("relevant", pytest.approx(0.9), "run-3")
-    assert spec["mapping"] == {"suggestion_score": "relevance.suggestion.score", "suggestion_agent": "relevance.suggestion.agent"}
+    assert (rec["relevance"], rec["suggestion_score"], rec["suggestion_agent"]) == (
+        "relevant",
+        pytest.approx(0.9),
+        "run-3",
+    )
+    assert spec["mapping"] == {
+        "suggestion_score": "relevance.suggestion.score",
+        "suggestion_agent": "relevance.suggestion.agent",
+    }
     assert len({r["id"] for r in spec["records"]}) == 4
     json.dumps(spec)
 

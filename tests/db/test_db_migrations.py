@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 import db
-from rrra_core.errors import ConfigError
+from rrra_core.runtime.errors import ConfigError
 
 OLD = "0001"
 
@@ -28,7 +28,12 @@ _ROWS = [
     "('2025-01-02 03:05:00', 1, 'q1', 'd1', 'alice', 'save', 'not_relevant', 'relevant', 'clear match', :previous), "
     "('2025-01-02 03:04:05', 1, 'q2', 'd3', 'bob', 'save', NULL, 'not_relevant', '', NULL)",
 ]
-_PREVIOUS = {"label": "not_relevant", "note": "", "created_at": "2025-01-02T03:04:05+00:00", "updated_at": "2025-01-02T03:04:05+00:00"}
+_PREVIOUS = {
+    "label": "not_relevant",
+    "note": "",
+    "created_at": "2025-01-02T03:04:05+00:00",
+    "updated_at": "2025-01-02T03:04:05+00:00",
+}
 
 
 def _dump(engine, table: str) -> list[tuple]:  # noqa: ANN001
@@ -44,7 +49,9 @@ def test_an_old_database_upgrades_without_loss(empty_db_url: str) -> None:
         with engine.begin() as conn:
             for sql in _ROWS:
                 conn.execute(text(sql), {"previous": json.dumps(_PREVIOUS)})
-        before = {t: _dump(engine, t) for t in ("datasets", "dataset_queries", "dataset_docs", "judgments", "judgment_events")}
+        before = {
+            t: _dump(engine, t) for t in ("datasets", "dataset_queries", "dataset_docs", "judgments", "judgment_events")
+        }
     finally:
         engine.dispose()
 
@@ -60,7 +67,12 @@ def test_an_old_database_upgrades_without_loss(empty_db_url: str) -> None:
 
         with db.session_factory(engine)() as session:
             j = db.get_judgment(session, "toy", "q1", "d1", "alice")
-            assert (j.label, j.note, j.run_id, j.created_at.isoformat()) == ("relevant", "clear match", None, "2025-01-02T03:04:05+00:00")
+            assert (j.label, j.note, j.run_id, j.created_at.isoformat()) == (
+                "relevant",
+                "clear match",
+                None,
+                "2025-01-02T03:04:05+00:00",
+            )
             # The upgraded store keeps working: undo reverts the pre-upgrade save using its stored state.
             db.undo_last(session, "toy", "alice")
             assert db.get_judgment(session, "toy", "q1", "d1", "alice").label == "not_relevant"

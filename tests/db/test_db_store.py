@@ -15,23 +15,33 @@ from sqlalchemy.orm import Session
 
 import db
 from db.models import Judgment, JudgmentEvent
-from rrra_core.errors import ConfigError, UserError
-from rrra_core.paths import REPO_ROOT
+from rrra_core.runtime.errors import ConfigError, UserError
+from rrra_core.runtime.paths import REPO_ROOT
 
 VIEW = {"run_id": "run-1", "p_tp": 0.1, "p_fn": 0.6, "p_fp": 0.1, "p_tn": 0.2, "rank": 3, "score": 12.5}
 
 
 def _counts(session: Session) -> tuple[int, int]:
     session.commit()
-    return session.scalar(select(func.count()).select_from(Judgment)), session.scalar(select(func.count()).select_from(JudgmentEvent))
+    return session.scalar(select(func.count()).select_from(Judgment)), session.scalar(
+        select(func.count()).select_from(JudgmentEvent)
+    )
 
 
 # --- save and history --------------------------------------------------------------
 
 
 def test_saving_again_updates_the_one_judgment_and_logs_every_change(session: Session, toy: str) -> None:
-    first = db.save_judgment(session, toy, "q1", "d1", "relevant", "alice", model_view={**VIEW, "label": 0, "extra": "x"})
-    assert (first.label, first.run_id, first.p_fn, first.rank, first.dataset_name) == ("relevant", "run-1", 0.6, 3, "toy")
+    first = db.save_judgment(
+        session, toy, "q1", "d1", "relevant", "alice", model_view={**VIEW, "label": 0, "extra": "x"}
+    )
+    assert (first.label, first.run_id, first.p_fn, first.rank, first.dataset_name) == (
+        "relevant",
+        "run-1",
+        0.6,
+        3,
+        "toy",
+    )
     second = db.save_judgment(session, toy, "q1", "d1", "not_relevant", "alice", note="on second look")
     assert second.id == first.id
     assert (second.label, second.note) == ("not_relevant", "on second look")
@@ -69,7 +79,9 @@ def test_undo_steps_back_through_the_annotators_own_saves(session: Session, toy:
     assert db.get_judgment(session, toy, "q2", "d2", "alice") is None  # the save created it, so undo deletes it
 
     db.undo_last(session, toy, "alice")
-    assert db.get_judgment(session, toy, "q1", "d1", "alice").state() == before  # exactly as before, model view included
+    assert (
+        db.get_judgment(session, toy, "q1", "d1", "alice").state() == before
+    )  # exactly as before, model view included
 
     last = db.undo_last(session, toy, "alice")
     assert (last.old_label, last.new_label) == ("relevant", None)
@@ -101,7 +113,9 @@ BAD_SAVES = [
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_SAVES)
-def test_bad_input_is_a_one_line_error_and_writes_nothing(session: Session, toy: str, args: tuple, message: str) -> None:
+def test_bad_input_is_a_one_line_error_and_writes_nothing(
+    session: Session, toy: str, args: tuple, message: str
+) -> None:
     with pytest.raises(db.AnnotationError, match=message) as err:
         db.save_judgment(session, *args)
     assert isinstance(err.value, UserError) and "\n" not in str(err.value)
@@ -132,20 +146,39 @@ def test_the_database_itself_refuses_unknown_ids(session: Session, toy: str) -> 
 
     ds = db.get_dataset(session, toy)
     now = db.models.utcnow()
-    session.add(Judgment(dataset_id=ds.id, query_id="q1", doc_id="d404", annotator="x", label="relevant", note="", created_at=now, updated_at=now))
+    session.add(
+        Judgment(
+            dataset_id=ds.id,
+            query_id="q1",
+            doc_id="d404",
+            annotator="x",
+            label="relevant",
+            note="",
+            created_at=now,
+            updated_at=now,
+        )
+    )
     with pytest.raises(IntegrityError):
         session.commit()
     session.rollback()
 
 
 def test_reads_by_query_and_counts(session: Session, toy: str) -> None:
-    db.save_judgments(session, toy, [
-        {"query_id": "q1", "doc_id": "d2", "label": "relevant", "annotator": "bob"},
-        {"query_id": "q1", "doc_id": "d1", "label": "not_relevant", "annotator": "bob"},
-        {"query_id": "q1", "doc_id": "d1", "label": "relevant", "annotator": "alice"},
-        {"query_id": "q2", "doc_id": "d1", "label": "unsure", "annotator": "alice"},
-    ])
-    assert [(j.doc_id, j.annotator) for j in db.list_by_query(session, toy, "q1")] == [("d1", "alice"), ("d1", "bob"), ("d2", "bob")]
+    db.save_judgments(
+        session,
+        toy,
+        [
+            {"query_id": "q1", "doc_id": "d2", "label": "relevant", "annotator": "bob"},
+            {"query_id": "q1", "doc_id": "d1", "label": "not_relevant", "annotator": "bob"},
+            {"query_id": "q1", "doc_id": "d1", "label": "relevant", "annotator": "alice"},
+            {"query_id": "q2", "doc_id": "d1", "label": "unsure", "annotator": "alice"},
+        ],
+    )
+    assert [(j.doc_id, j.annotator) for j in db.list_by_query(session, toy, "q1")] == [
+        ("d1", "alice"),
+        ("d1", "bob"),
+        ("d2", "bob"),
+    ]
     assert [j.doc_id for j in db.list_by_query(session, toy, "q1", annotator="bob")] == ["d1", "d2"]
     assert db.annotator_counts(session, toy) == {
         "alice": {"relevant": 1, "not_relevant": 0, "unsure": 1, "total": 2},
@@ -224,19 +257,31 @@ BASE = {"q1": {"d1": 1, "d2": 2}, "q2": {"d3": 1}, "q3": {"d4": 1}}
 
 
 def _judge(session: Session, toy: str, rows: list[tuple[str, str, str, str]]) -> None:
-    db.save_judgments(session, toy, [{"query_id": q, "doc_id": d, "label": lab, "annotator": who} for q, d, lab, who in rows])
+    db.save_judgments(
+        session, toy, [{"query_id": q, "doc_id": d, "label": lab, "annotator": who} for q, d, lab, who in rows]
+    )
 
 
 @pytest.fixture()
 def judged(session: Session, toy: str) -> str:
-    _judge(session, toy, [
-        ("q1", "d5", "relevant", "alice"), ("q1", "d5", "relevant", "bob"), ("q1", "d5", "not_relevant", "carol"),  # FN found
-        ("q1", "d2", "not_relevant", "alice"), ("q1", "d2", "not_relevant", "bob"),  # a wrong positive
-        ("q2", "d6", "relevant", "alice"), ("q2", "d6", "not_relevant", "bob"),  # tie
-        ("q2", "d7", "not_relevant", "alice"), ("q2", "d7", "unsure", "bob"),  # confirmed negative
-        ("q3", "d4", "unsure", "alice"), ("q3", "d4", "unsure", "bob"),  # unsure never changes anything
-        ("q4", "d8", "relevant", "alice"),  # q4 has no base positives: out of scope unless asked for
-    ])
+    _judge(
+        session,
+        toy,
+        [
+            ("q1", "d5", "relevant", "alice"),
+            ("q1", "d5", "relevant", "bob"),
+            ("q1", "d5", "not_relevant", "carol"),  # FN found
+            ("q1", "d2", "not_relevant", "alice"),
+            ("q1", "d2", "not_relevant", "bob"),  # a wrong positive
+            ("q2", "d6", "relevant", "alice"),
+            ("q2", "d6", "not_relevant", "bob"),  # tie
+            ("q2", "d7", "not_relevant", "alice"),
+            ("q2", "d7", "unsure", "bob"),  # confirmed negative
+            ("q3", "d4", "unsure", "alice"),
+            ("q3", "d4", "unsure", "bob"),  # unsure never changes anything
+            ("q4", "d8", "relevant", "alice"),  # q4 has no base positives: out of scope unless asked for
+        ],
+    )
     return toy
 
 
@@ -298,7 +343,11 @@ def test_krippendorff_alpha_for_three_annotators(session: Session, toy: str) -> 
         "bob": ["relevant", "not_relevant", "not_relevant", "not_relevant", "unsure", None],
         "carol": ["relevant", "relevant", None, "not_relevant", "unsure", "not_relevant"],
     }
-    _judge(session, toy, [(f"q{j % 3 + 1}", f"d{j + 1}", lab, who) for who, labs in votes.items() for j, lab in enumerate(labs) if lab])
+    _judge(
+        session,
+        toy,
+        [(f"q{j % 3 + 1}", f"d{j + 1}", lab, who) for who, labs in votes.items() for j, lab in enumerate(labs) if lab],
+    )
     res = db.agreement(session, toy)
     code = {"relevant": 0, "not_relevant": 1, "unsure": 2}
     data = np.array([[np.nan if lab is None else code[lab] for lab in labs] for labs in votes.values()])
@@ -312,7 +361,16 @@ def test_krippendorff_alpha_for_three_annotators(session: Session, toy: str) -> 
 
 def test_agreement_undefined_cases(session: Session, toy: str) -> None:
     assert db.agreement(session, toy).value is None  # nobody judged
-    _judge(session, toy, [("q1", "d1", "relevant", "alice"), ("q1", "d1", "relevant", "bob"), ("q1", "d2", "relevant", "alice"), ("q1", "d2", "relevant", "bob")])
+    _judge(
+        session,
+        toy,
+        [
+            ("q1", "d1", "relevant", "alice"),
+            ("q1", "d1", "relevant", "bob"),
+            ("q1", "d2", "relevant", "alice"),
+            ("q1", "d2", "relevant", "bob"),
+        ],
+    )
     res = db.agreement(session, toy)
     assert res.value is None and res.observed_agreement == 1.0  # one label everywhere: chance is 1
     with pytest.raises(db.AnnotationError, match="'zed' has no judgments"):
@@ -351,7 +409,11 @@ def test_url_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # n
     assert db.resolve_url() == "postgresql+psycopg://u:secret@h:5432/x"
     assert "secret" not in db.display_url(db.resolve_url())
     assert db.resolve_url(tmp_path / "a.sqlite") == f"sqlite:///{tmp_path / 'a.sqlite'}"  # --db wins over the variable
-    for bad, message in [("mysql://h/x", "unsupported database"), ("sqlite://", "in-memory"), ("postgresql+psycopg2://h/x", "psycopg 3")]:
+    for bad, message in [
+        ("mysql://h/x", "unsupported database"),
+        ("sqlite://", "in-memory"),
+        ("postgresql+psycopg2://h/x", "psycopg 3"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             db.resolve_url(bad)
 

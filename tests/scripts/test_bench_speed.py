@@ -10,26 +10,85 @@ from pathlib import Path
 
 import pytest
 
-from rrra_core.paths import REPO_ROOT
+from rrra_core.runtime.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
 ARGS = [
-    "all", "--device", "cpu", "--dataset", "cranfield", "--query-max-length", "16", "--doc-max-length", "32",
-    "--encode-docs", "24", "--encode-lengths", "16,32", "--encode-batch-size", "8", "--encode-chunk", "12", "--precision", "bf16",
-    "--latency-queries", "6", "--latency-warmup", "1", "--latency-threads", "1", "--ce-queries", "2", "--adapter", "",
-    "--index-n", "3000", "--index-clusters", "20", "--index-queries", "20", "--index-real-queries", "5", "--index-single", "3",
-    "--ivf-nlist", "16", "--nprobe", "2,4", "--ef-search", "16", "--hnsw-m", "8", "--hnsw-ef-construction", "16",
-    "--train-steps", "1", "--train-rounds", "1", "--train-queries", "16", "--train-batch-size", "4",
+    "all",
+    "--device",
+    "cpu",
+    "--dataset",
+    "cranfield",
+    "--query-max-length",
+    "16",
+    "--doc-max-length",
+    "32",
+    "--encode-docs",
+    "24",
+    "--encode-lengths",
+    "16,32",
+    "--encode-batch-size",
+    "8",
+    "--encode-chunk",
+    "12",
+    "--precision",
+    "bf16",
+    "--latency-queries",
+    "6",
+    "--latency-warmup",
+    "1",
+    "--latency-threads",
+    "1",
+    "--ce-queries",
+    "2",
+    "--adapter",
+    "",
+    "--index-n",
+    "3000",
+    "--index-clusters",
+    "20",
+    "--index-queries",
+    "20",
+    "--index-real-queries",
+    "5",
+    "--index-single",
+    "3",
+    "--ivf-nlist",
+    "16",
+    "--nprobe",
+    "2,4",
+    "--ef-search",
+    "16",
+    "--hnsw-m",
+    "8",
+    "--hnsw-ef-construction",
+    "16",
+    "--train-steps",
+    "1",
+    "--train-rounds",
+    "1",
+    "--train-queries",
+    "16",
+    "--train-batch-size",
+    "4",
 ]
 
 
-def test_every_part_writes_json_and_markdown_headed_by_its_command(tiny_model_dir: Path, isolated_home: Path, tmp_path: Path) -> None:
+def test_every_part_writes_json_and_markdown_headed_by_its_command(
+    tiny_model_dir: Path, isolated_home: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "results"
     env = {**os.environ, "RRRA_HOME": str(isolated_home), "HF_HUB_OFFLINE": "1"}
     argv = [*ARGS, "--model", str(tiny_model_dir), "--out", str(out)]
-    proc = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "bench_speed.py"), *argv],
-                          capture_output=True, text=True, timeout=900, env=env, cwd=REPO_ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "bench_speed.py"), *argv],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+        cwd=REPO_ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     for part in ("encode", "latency", "index", "train"):
@@ -67,4 +126,6 @@ def test_every_part_writes_json_and_markdown_headed_by_its_command(tiny_model_di
     assert len(train["variants"]) == 4
     assert all(v["step_seconds"]["n"] == 1 for v in train["variants"].values())
     extra = train["variants"]["phase 3, RRRA + 1 extra random negative"]
-    assert extra["docs_per_step_mean"] > train["variants"]["phase 1, in-batch negatives"]["docs_per_step_mean"]  # the extra random documents were encoded
+    assert (
+        extra["docs_per_step_mean"] > train["variants"]["phase 1, in-batch negatives"]["docs_per_step_mean"]
+    )  # the extra random documents were encoded

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rrra_core.paths import REPO_ROOT
+from rrra_core.runtime.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -19,21 +19,42 @@ def test_quick_benchmark_writes_every_table(isolated_home: Path, tmp_path: Path)
 
     stem = tmp_path / "quick"
     env = {**os.environ, "RRRA_HOME": str(isolated_home), "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "benchmark.py"), "--quick", "--out", str(stem)],
-                         capture_output=True, text=True, timeout=900, env=env, cwd=REPO_ROOT)
+    out = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "benchmark.py"), "--quick", "--out", str(stem)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+        cwd=REPO_ROOT,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(stem.with_suffix(".json").read_text())
     md = stem.with_suffix(".md").read_text()
     assert md.startswith("# RRRA benchmark") and "python scripts/benchmark.py --quick" in md
     methods = result["summary"]["methods"]
-    for name in ("BM25", "zero-shot", "phase 1 (in-batch)", "uniform top-K", "SimANS", "margin filter",
-                 "RRRA (resampling + reranking)", "RRRA resampling only", "RRRA reranking only"):
+    for name in (
+        "BM25",
+        "zero-shot",
+        "phase 1 (in-batch)",
+        "uniform top-K",
+        "SimANS",
+        "margin filter",
+        "RRRA (resampling + reranking)",
+        "RRRA resampling only",
+        "RRRA reranking only",
+    ):
         assert 0.0 <= methods[name]["nDCG@10"]["mean"] <= 1.0, name
     for ablation in ("no residual", "no L_norm", "no ratio", "no init", "random head", "outcome labels"):
         assert f"ablation: {ablation} (phase 1 + rerank)" in methods
         assert ablation in result["summary"]["adapter_f1"]
     detection = result["summary"]["detection"]
-    assert {"retriever score", "SimANS score", "margin score", "adapter P(FN|neg) (full)", "adapter P(rel) (outcome labels)"} <= set(detection)
+    assert {
+        "retriever score",
+        "SimANS score",
+        "margin score",
+        "adapter P(FN|neg) (full)",
+        "adapter P(rel) (outcome labels)",
+    } <= set(detection)
     seed = result["seeds"][0]
     assert seed["planted"] > 0 and [row["N"] for row in seed["hitl"]] == [0, 10]
     assert set(seed["gradients"]) == {"uniform", "simans", "margin", "rrra"}

@@ -8,10 +8,27 @@ from pathlib import Path
 
 import pytest
 
-from rrra_core.paths import REPO_ROOT
+from rrra_core.runtime.paths import REPO_ROOT
 
-SCRIPTS = ["evaluate", "index", "mine", "train", "train_adapter", "train_rrra", "benchmark", "bench_core", "demo", "retrain",
-           "project", "per_query", "detection_curves", "bench_app", "annotations", "search", "bench_speed"]
+SCRIPTS = [
+    "evaluate",
+    "index",
+    "mine",
+    "train",
+    "train_adapter",
+    "train_rrra",
+    "benchmark",
+    "bench_core",
+    "demo",
+    "retrain",
+    "project",
+    "per_query",
+    "detection_curves",
+    "bench_app",
+    "annotations",
+    "search",
+    "bench_speed",
+]
 
 
 def _run(script: str, *args: str, env_home: Path) -> subprocess.CompletedProcess[str]:
@@ -20,7 +37,11 @@ def _run(script: str, *args: str, env_home: Path) -> subprocess.CompletedProcess
     env = {**os.environ, "RRRA_HOME": str(env_home), "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
         [sys.executable, str(REPO_ROOT / "scripts" / f"{script}.py"), *args],
-        capture_output=True, text=True, timeout=300, env=env, cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=REPO_ROOT,
     )
 
 
@@ -53,7 +74,10 @@ def test_malformed_corpus_names_file_and_line(isolated_home: Path, tmp_path: Pat
 
 def test_bad_setting(isolated_home: Path) -> None:
     _assert_one_line_error(_run("train", "--dataset", "adi", "--epochs", "zero", env_home=isolated_home), "epochs")
-    _assert_one_line_error(_run("evaluate", "--dataset", "adi", "--model", str(isolated_home / "missing"), env_home=isolated_home), "not found")
+    _assert_one_line_error(
+        _run("evaluate", "--dataset", "adi", "--model", str(isolated_home / "missing"), env_home=isolated_home),
+        "not found",
+    )
 
 
 def test_resume_of_unknown_run(isolated_home: Path) -> None:
@@ -64,8 +88,24 @@ def test_mine_writes_tevatron_without_positives(isolated_home: Path, tiny_model_
     from rrra_core.data import load_dataset, read_tevatron
 
     out_file = tmp_path / "negs.jsonl"
-    out = _run("mine", "--dataset", "adi", "--split", "test", "--model", str(tiny_model_dir), "--out", str(out_file),
-               "--sampler", "simans", "--n-neg", "3", "--top-k", "30", env_home=isolated_home)
+    out = _run(
+        "mine",
+        "--dataset",
+        "adi",
+        "--split",
+        "test",
+        "--model",
+        str(tiny_model_dir),
+        "--out",
+        str(out_file),
+        "--sampler",
+        "simans",
+        "--n-neg",
+        "3",
+        "--top-k",
+        "30",
+        env_home=isolated_home,
+    )
     assert out.returncode == 0, out.stderr
     qrels = load_dataset("adi", "test").qrels
     examples = read_tevatron(out_file)
@@ -77,30 +117,70 @@ def test_mine_writes_tevatron_without_positives(isolated_home: Path, tiny_model_
 
 
 def test_index_and_evaluate_round_trip(isolated_home: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
-    from rrra_core.evaluation import read_trec_run
-    from rrra_core.index import DenseIndex
+    from rrra_core.retrieval.evaluation import read_trec_run
+    from rrra_core.retrieval.index import DenseIndex
 
-    out = _run("index", "--dataset", "adi", "--model", str(tiny_model_dir), "--out", str(tmp_path / "idx"), env_home=isolated_home)
+    out = _run(
+        "index",
+        "--dataset",
+        "adi",
+        "--model",
+        str(tiny_model_dir),
+        "--out",
+        str(tmp_path / "idx"),
+        env_home=isolated_home,
+    )
     assert out.returncode == 0, out.stderr
     assert len(DenseIndex.load(tmp_path / "idx")) == 82
-    out = _run("evaluate", "--dataset", "adi", "--model", str(tiny_model_dir), "--trec-out", str(tmp_path / "adi.run"), "--k", "10", env_home=isolated_home)
+    out = _run(
+        "evaluate",
+        "--dataset",
+        "adi",
+        "--model",
+        str(tiny_model_dir),
+        "--trec-out",
+        str(tmp_path / "adi.run"),
+        "--k",
+        "10",
+        env_home=isolated_home,
+    )
     assert out.returncode == 0, out.stderr
     run = read_trec_run(tmp_path / "adi.run")
     assert len(run) == 35 and all(len(docs) == 10 for docs in run.values())
 
 
 def test_rrra_sampler_without_adapter_is_a_one_line_error(isolated_home: Path, tiny_model_dir: Path) -> None:
-    out = _run("train_rrra", "--dataset", "adi", "--train-split", "test", "--eval-split", "", "--model", str(tiny_model_dir), env_home=isolated_home)
+    out = _run(
+        "train_rrra",
+        "--dataset",
+        "adi",
+        "--train-split",
+        "test",
+        "--eval-split",
+        "",
+        "--model",
+        str(tiny_model_dir),
+        env_home=isolated_home,
+    )
     _assert_one_line_error(out, "needs a trained adapter")
 
 
 def test_not_an_adapter_folder(isolated_home: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
-    out = _run("train_rrra", "--dataset", "adi", "--model", str(tiny_model_dir), "--adapter", str(tmp_path), env_home=isolated_home)
+    out = _run(
+        "train_rrra",
+        "--dataset",
+        "adi",
+        "--model",
+        str(tiny_model_dir),
+        "--adapter",
+        str(tmp_path),
+        env_home=isolated_home,
+    )
     _assert_one_line_error(out, "not an adapter folder")
 
 
 def test_resume_checks_the_run_kind(isolated_home: Path) -> None:
-    from rrra_core.runs import create_run
+    from rrra_core.runtime.runs import create_run
 
     create_run("phase2", {"encoder": {}}, run_id="an-adapter-run", root=isolated_home / "runs")
     _assert_one_line_error(_run("train", "--resume", "an-adapter-run", env_home=isolated_home), "not a phase1 run")
@@ -110,8 +190,23 @@ def test_resume_checks_the_run_kind(isolated_home: Path) -> None:
 def test_search_prints_hits_and_refuses_a_missing_adapter(isolated_home: Path, tiny_model_dir: Path) -> None:
     import json
 
-    _assert_one_line_error(_run("search", "--dataset", "adi", "--adapter", str(isolated_home / "nope"), "x", env_home=isolated_home), "not an adapter folder")
-    out = _run("search", "--dataset", "adi", "--model", str(tiny_model_dir), "--k", "3", "--doc-max-length", "32", "information retrieval", env_home=isolated_home)
+    _assert_one_line_error(
+        _run("search", "--dataset", "adi", "--adapter", str(isolated_home / "nope"), "x", env_home=isolated_home),
+        "not an adapter folder",
+    )
+    out = _run(
+        "search",
+        "--dataset",
+        "adi",
+        "--model",
+        str(tiny_model_dir),
+        "--k",
+        "3",
+        "--doc-max-length",
+        "32",
+        "information retrieval",
+        env_home=isolated_home,
+    )
     assert out.returncode == 0, out.stderr
     line = json.loads(out.stdout.strip().splitlines()[-1])
     assert line["query"] == "information retrieval"
@@ -123,16 +218,30 @@ def test_search_prints_hits_and_refuses_a_missing_adapter(isolated_home: Path, t
     ("script", "args", "needle"),
     [
         ("train", ("--dataset", "nope"), "unknown dataset 'nope'"),
-        ("train", ("--dataset", "adi", "--train-split", "dev"), "no split 'dev' in this dataset; available splits: test"),
+        (
+            "train",
+            ("--dataset", "adi", "--train-split", "dev"),
+            "no split 'dev' in this dataset; available splits: test",
+        ),
         ("train", ("--dataset", "adi", "--train-split", "test", "--eval-split", "dev"), "no split 'dev'"),
-        ("train", ("--dataset", "adi", "--train-split", "test", "--hard-negatives", "/no/such/negatives.jsonl"), "hard-negatives file not found"),
+        (
+            "train",
+            ("--dataset", "adi", "--train-split", "test", "--hard-negatives", "/no/such/negatives.jsonl"),
+            "hard-negatives file not found",
+        ),
         ("train_adapter", ("--dataset", "adi", "--train-split", "dev"), "no split 'dev'"),
-        ("train_adapter", ("--dataset", "adi", "--train-split", "test", "--model", "/no/such/model"), "model folder '/no/such/model' not found"),
+        (
+            "train_adapter",
+            ("--dataset", "adi", "--train-split", "test", "--model", "/no/such/model"),
+            "model folder '/no/such/model' not found",
+        ),
         ("train_rrra", ("--dataset", "nope", "--sampler", "uniform"), "unknown dataset 'nope'"),
         ("train_rrra", ("--dataset", "adi", "--train-split", "test", "--eval-split", ""), "needs a trained adapter"),
     ],
 )
-def test_a_mistyped_input_is_refused_before_any_run_folder_exists(isolated_home: Path, script: str, args: tuple[str, ...], needle: str) -> None:
+def test_a_mistyped_input_is_refused_before_any_run_folder_exists(
+    isolated_home: Path, script: str, args: tuple[str, ...], needle: str
+) -> None:
     _assert_one_line_error(_run(script, *args, env_home=isolated_home), needle)
     runs = isolated_home / "runs"
     assert not runs.exists() or not any(runs.iterdir())  # nothing half-made in the user's run list

@@ -17,11 +17,23 @@ from pathlib import Path
 
 import pytest
 
-from rrra_core.fn_detection import MAX_CURVE_POINTS
-from rrra_core.paths import REPO_ROOT
+from rrra_core.negatives.fn_detection import MAX_CURVE_POINTS
+from rrra_core.runtime.paths import REPO_ROOT
 
-TINY_BENCH_ARGS = ("--preset", "quick", "--seeds", "0,1", "--variants", "full,no residual", "--samplers", "uniform,rrra",
-                   "--hitl", "0,5", "--p2-epochs", "2")
+TINY_BENCH_ARGS = (
+    "--preset",
+    "quick",
+    "--seeds",
+    "0,1",
+    "--variants",
+    "full,no residual",
+    "--samplers",
+    "uniform,rrra",
+    "--hitl",
+    "0,5",
+    "--p2-epochs",
+    "2",
+)
 
 
 @dataclass(frozen=True)
@@ -33,8 +45,14 @@ class TinyBench:
 
 def _script(name: str, args: list[str], home: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "RRRA_HOME": str(home), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / name), *args], capture_output=True, text=True,
-                          timeout=600, env=env, cwd=REPO_ROOT)
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=REPO_ROOT,
+    )
 
 
 def run_tiny_benchmark(model: Path, base: Path) -> TinyBench:
@@ -55,8 +73,17 @@ def test_benchmark_stores_thinned_roc_and_pr_points_for_every_score(tiny_bench: 
     assert [s["seed"] for s in result["seeds"]] == [0, 1]
     for seed in result["seeds"]:
         curves = seed["detection_curves"]
-        assert set(curves) == set(seed["detection"]) == {"retriever score", "SimANS score", "margin score",
-                                                          "adapter P(FN|neg) (full)", "adapter P(FN|neg) (no residual)"}
+        assert (
+            set(curves)
+            == set(seed["detection"])
+            == {
+                "retriever score",
+                "SimANS score",
+                "margin score",
+                "adapter P(FN|neg) (full)",
+                "adapter P(FN|neg) (no residual)",
+            }
+        )
         for c in curves.values():
             fpr, tpr = c["roc"]["fpr"], c["roc"]["tpr"]
             assert 2 <= len(fpr) == len(tpr) <= MAX_CURVE_POINTS
@@ -64,12 +91,16 @@ def test_benchmark_stores_thinned_roc_and_pr_points_for_every_score(tiny_bench: 
             assert fpr == sorted(fpr) and tpr == sorted(tpr)
             recall, precision = c["pr"]["recall"], c["pr"]["precision"]
             assert recall[0] == 1.0 and all(0.0 <= v <= 1.0 for v in recall + precision)
-            assert precision[0] == pytest.approx(c["prevalence"], abs=1e-5)  # flag everything: precision is the base rate
+            assert precision[0] == pytest.approx(
+                c["prevalence"], abs=1e-5
+            )  # flag everything: precision is the base rate
     # The curves are per seed only: the mean ± std summary stays numbers.
     assert "detection_curves" not in result["summary"]
 
 
-def test_recomputation_matches_the_benchmark_exactly_and_writes_both_files(tiny_bench: TinyBench, tmp_path: Path) -> None:
+def test_recomputation_matches_the_benchmark_exactly_and_writes_both_files(
+    tiny_bench: TinyBench, tmp_path: Path
+) -> None:
     stem = tmp_path / "tiny_curves"
     out = _script("detection_curves.py", [str(tiny_bench.json), "--out", str(stem)], tiny_bench.home)
     assert out.returncode == 0, out.stderr[-3000:]

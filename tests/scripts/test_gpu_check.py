@@ -16,16 +16,40 @@ from pathlib import Path
 
 import pytest
 
-from rrra_core.paths import REPO_ROOT
+from rrra_core.runtime.paths import REPO_ROOT
 
-STEPS = ["01_phase1", "02_phase2", "03_phase3", "04_evaluate", "05_torchrun_cuda", "06_torchrun_gloo", "07_bench", "08_bench", "09_bench"]
+STEPS = [
+    "01_phase1",
+    "02_phase2",
+    "03_phase3",
+    "04_evaluate",
+    "05_torchrun_cuda",
+    "06_torchrun_gloo",
+    "07_bench",
+    "08_bench",
+    "09_bench",
+]
 
 
 @pytest.mark.slow
 def test_the_gpu_check_dry_runs_every_step_on_cpu(tiny_model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    env = {**os.environ, "PY": sys.executable, "DEVICE": "cpu", "QUICK": "1", "SHAPE": str(tiny_model_dir), "OUT": str(out)}
-    done = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "gpu_check.sh")], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200)
+    env = {
+        **os.environ,
+        "PY": sys.executable,
+        "DEVICE": "cpu",
+        "QUICK": "1",
+        "SHAPE": str(tiny_model_dir),
+        "OUT": str(out),
+    }
+    done = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "gpu_check.sh")],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     summary = (out / "summary.txt").read_text()
     steps = dict(re.findall(r"^(\S+) rc=(\d+)", summary, re.MULTILINE))
     assert steps == dict.fromkeys(STEPS, "0"), summary + done.stderr[-3000:]
@@ -34,4 +58,9 @@ def test_the_gpu_check_dry_runs_every_step_on_cpu(tiny_model_dir: Path, tmp_path
         names = set(tar.getnames())
     # What a GPU session would read: every step's log, the three speed results, the runs' metrics.
     assert {f"work/{s}.log" for s in STEPS} <= names
-    assert {"work/speed_encode.json", "work/speed_latency.json", "work/speed_train.json", "work/gpu-p3.metrics.json"} <= names
+    assert {
+        "work/speed_encode.json",
+        "work/speed_latency.json",
+        "work/speed_train.json",
+        "work/gpu-p3.metrics.json",
+    } <= names

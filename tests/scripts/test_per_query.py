@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.core.analysis.test_comparison import PHASE1, PHASE2, RRRA, TinyRuns, build_tiny_runs, copy_runs
 
-from rrra_core.comparison import PER_QUERY_FILE
-from rrra_core.paths import REPO_ROOT
-from tests.core.test_comparison import PHASE1, PHASE2, RRRA, TinyRuns, build_tiny_runs, copy_runs
+from rrra_core.analysis.comparison import PER_QUERY_FILE
+from rrra_core.runtime.paths import REPO_ROOT
 
 SCRIPT = str(REPO_ROOT / "scripts" / "per_query.py")
 
@@ -24,7 +24,9 @@ def tiny_runs(tiny_model_dir_session: Path, tmp_path_factory: pytest.TempPathFac
 
 def _run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RRRA_HOME": str(home), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=300, env=env, cwd=REPO_ROOT)
+    return subprocess.run(
+        [sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=300, env=env, cwd=REPO_ROOT
+    )
 
 
 def test_help(isolated_home: Path) -> None:

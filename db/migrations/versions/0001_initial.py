@@ -38,14 +38,18 @@ def upgrade() -> None:
         "dataset_queries",
         sa.Column("dataset_id", sa.Integer(), nullable=False),
         sa.Column("query_id", sa.String(200), nullable=False),
-        sa.ForeignKeyConstraint(["dataset_id"], ["datasets.id"], name="fk_dataset_queries_dataset_id_datasets", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["dataset_id"], ["datasets.id"], name="fk_dataset_queries_dataset_id_datasets", ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("dataset_id", "query_id", name="pk_dataset_queries"),
     )
     op.create_table(
         "dataset_docs",
         sa.Column("dataset_id", sa.Integer(), nullable=False),
         sa.Column("doc_id", sa.String(200), nullable=False),
-        sa.ForeignKeyConstraint(["dataset_id"], ["datasets.id"], name="fk_dataset_docs_dataset_id_datasets", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["dataset_id"], ["datasets.id"], name="fk_dataset_docs_dataset_id_datasets", ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("dataset_id", "doc_id", name="pk_dataset_docs"),
     )
     op.create_table(
@@ -61,15 +65,19 @@ def upgrade() -> None:
         sa.Column("updated_at", _UTC, nullable=False),
         sa.ForeignKeyConstraint(["dataset_id"], ["datasets.id"], name="fk_judgments_dataset_id_datasets"),
         sa.ForeignKeyConstraint(
-            ["dataset_id", "query_id"], ["dataset_queries.dataset_id", "dataset_queries.query_id"],
+            ["dataset_id", "query_id"],
+            ["dataset_queries.dataset_id", "dataset_queries.query_id"],
             name="fk_judgments_dataset_id_query_id_dataset_queries",
         ),
         sa.ForeignKeyConstraint(
-            ["dataset_id", "doc_id"], ["dataset_docs.dataset_id", "dataset_docs.doc_id"],
+            ["dataset_id", "doc_id"],
+            ["dataset_docs.dataset_id", "dataset_docs.doc_id"],
             name="fk_judgments_dataset_id_doc_id_dataset_docs",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_judgments"),
-        sa.UniqueConstraint("dataset_id", "query_id", "doc_id", "annotator", name="uq_judgments_dataset_id_query_id_doc_id_annotator"),
+        sa.UniqueConstraint(
+            "dataset_id", "query_id", "doc_id", "annotator", name="uq_judgments_dataset_id_query_id_doc_id_annotator"
+        ),
     )
     op.create_index("ix_judgments_dataset_id_annotator", "judgments", ["dataset_id", "annotator"])
     op.create_table(
@@ -88,12 +96,18 @@ def upgrade() -> None:
         sa.Column("reverts_event_id", _EVENT_ID, nullable=True),
         sa.CheckConstraint("action IN ('save', 'undo', 'import')", name="ck_judgment_events_action"),
         sa.ForeignKeyConstraint(["dataset_id"], ["datasets.id"], name="fk_judgment_events_dataset_id_datasets"),
-        sa.ForeignKeyConstraint(["reverts_event_id"], ["judgment_events.id"], name="fk_judgment_events_reverts_event_id_judgment_events"),
+        sa.ForeignKeyConstraint(
+            ["reverts_event_id"], ["judgment_events.id"], name="fk_judgment_events_reverts_event_id_judgment_events"
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_judgment_events"),
         sa.UniqueConstraint("reverts_event_id", name="uq_judgment_events_reverts_event_id"),
     )
-    op.create_index("ix_judgment_events_dataset_id_annotator_action", "judgment_events", ["dataset_id", "annotator", "action"])
-    op.create_index("ix_judgment_events_dataset_id_query_id_doc_id", "judgment_events", ["dataset_id", "query_id", "doc_id"])
+    op.create_index(
+        "ix_judgment_events_dataset_id_annotator_action", "judgment_events", ["dataset_id", "annotator", "action"]
+    )
+    op.create_index(
+        "ix_judgment_events_dataset_id_query_id_doc_id", "judgment_events", ["dataset_id", "query_id", "doc_id"]
+    )
 
 
 def downgrade() -> None:

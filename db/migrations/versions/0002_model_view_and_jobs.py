@@ -57,7 +57,9 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.Column("started_at", sa.DateTime(), nullable=True),
         sa.Column("ended_at", sa.DateTime(), nullable=True),
-        sa.CheckConstraint("status IN ('queued', 'running', 'done', 'failed', 'cancelled')", name="ck_training_jobs_status"),
+        sa.CheckConstraint(
+            "status IN ('queued', 'running', 'done', 'failed', 'cancelled')", name="ck_training_jobs_status"
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_training_jobs"),
         sa.UniqueConstraint("run_id", name="uq_training_jobs_run_id"),
     )

@@ -28,12 +28,15 @@ def unit(n: int, seed: int) -> torch.Tensor:
     return F.normalize(torch.randn(n, D, generator=torch.Generator().manual_seed(seed)), dim=-1)
 
 
-@pytest.mark.parametrize("cfg", [
-    AdapterConfig(dim=D),
-    AdapterConfig(dim=D, hidden=7),
-    AdapterConfig(dim=D, residual=False),
-    AdapterConfig(dim=D, zero_init=False, head_init="random"),
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        AdapterConfig(dim=D),
+        AdapterConfig(dim=D, hidden=7),
+        AdapterConfig(dim=D, residual=False),
+        AdapterConfig(dim=D, zero_init=False, head_init="random"),
+    ],
+)
 def test_factored_forward_equals_the_plain_forward(cfg: AdapterConfig):
     adapter = trained_like(cfg)
     q, c = unit(1, 1)[0], unit(30, 2)

@@ -16,7 +16,7 @@ from rrra_core.adapter import (
     build_adapter_pairs,
     class_counts,
 )
-from rrra_core.errors import ConfigError
+from rrra_core.runtime.errors import ConfigError
 
 
 def make_data(n_queries: int = 30, n_pos: int = 4, depth: int = 300):
@@ -36,7 +36,9 @@ def make_data(n_queries: int = 30, n_pos: int = 4, depth: int = 300):
 def by_pair(pairs: AdapterPairs) -> dict[tuple[str, str], tuple[int, str, str, int]]:
     return {
         (q, d): (int(lab), CLASSES[t], src, int(r))
-        for q, d, lab, t, src, r in zip(pairs.query_ids, pairs.doc_ids, pairs.labels, pairs.targets, pairs.sources, pairs.ranks)
+        for q, d, lab, t, src, r in zip(
+            pairs.query_ids, pairs.doc_ids, pairs.labels, pairs.targets, pairs.sources, pairs.ranks
+        )
     }
 
 
@@ -58,7 +60,9 @@ def test_masked_positives_are_fn_and_hidden_from_visible_qrels():
                 assert (label, cls, src) == (0, "FN", "masked")
                 n_masked += 1
         assert rows[(q, f"{q}-n0")][:3] == (0, "TN", "unlabeled")
-        assert f"{q}-judged0" not in visible and (q, f"{q}-judged0") not in rows  # grade 0: not a positive, not retrieved
+        assert (
+            f"{q}-judged0" not in visible and (q, f"{q}-judged0") not in rows
+        )  # grade 0: not a positive, not retrieved
     assert n_masked / (4 * len(qrels)) == pytest.approx(0.5, abs=0.01)  # stochastic rounding keeps the share
     positives = {(q, d) for q, rels in qrels.items() for d, g in rels.items() if g > 0}
     assert not any(rows[p][1] == "TN" for p in positives)
@@ -135,7 +139,9 @@ def test_apply_human_judgments_is_the_door_for_later_corrections():
     pairs = build_adapter_pairs(qrels, cands, LabelConfig(mu=0.5, fp_fraction=1.0, top_k=20))
     fp_q, fp_d = next((q, d) for q, d, s in zip(pairs.query_ids, pairs.doc_ids, pairs.sources) if s == "synthetic_fp")
     masked_q, masked_d = next((q, d) for q, d, s in zip(pairs.query_ids, pairs.doc_ids, pairs.sources) if s == "masked")
-    out = apply_human_judgments(pairs, [Judgment(fp_q, fp_d, True), Judgment(masked_q, masked_d, True), Judgment("q1", "new", False)])
+    out = apply_human_judgments(
+        pairs, [Judgment(fp_q, fp_d, True), Judgment(masked_q, masked_d, True), Judgment("q1", "new", False)]
+    )
     rows = by_pair(out)
     assert rows[(fp_q, fp_d)][:3] == (0, "FN", "human")  # its fake positive label is gone
     assert rows[(masked_q, masked_d)][:3] == (0, "FN", "human")
@@ -156,9 +162,16 @@ def test_outcome_scheme_is_label_times_ranked_in():
     assert pairs.visible_qrels == {q: {d: g for d, g in r.items() if g > 0} for q, r in qrels.items()}
     counts = class_counts(pairs)
     assert counts.tolist() == [2, 6, 8, 2 * 22 - 2 - 6 - 8]  # 20 retrieved + 2 unretrieved positives per query
-    judged = build_adapter_pairs(qrels, cands, LabelConfig(scheme="outcome", k_pred=5, top_k=20), judgments=[Judgment(q, f"{q}-n0", True), Judgment(q, f"{q}-p1", False)])
+    judged = build_adapter_pairs(
+        qrels,
+        cands,
+        LabelConfig(scheme="outcome", k_pred=5, top_k=20),
+        judgments=[Judgment(q, f"{q}-n0", True), Judgment(q, f"{q}-p1", False)],
+    )
     rows = by_pair(judged)
-    assert rows[(q, f"{q}-n0")][1] == "TP" and rows[(q, f"{q}-p1")][1] == "TN"  # the verdict replaces the qrels as truth
+    assert (
+        rows[(q, f"{q}-n0")][1] == "TP" and rows[(q, f"{q}-p1")][1] == "TN"
+    )  # the verdict replaces the qrels as truth
 
 
 def test_same_seed_same_pairs_regardless_of_dict_order():

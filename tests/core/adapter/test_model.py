@@ -20,7 +20,7 @@ from rrra_core.adapter import (
     qa_score,
     save_adapter,
 )
-from rrra_core.errors import ConfigError, DataError
+from rrra_core.runtime.errors import ConfigError, DataError
 
 D = 8
 

@@ -23,8 +23,8 @@ from rrra_core.data import (
     load_queries,
     resolve_data_file,
 )
-from rrra_core.errors import ConfigError, DataError
-from rrra_core.paths import DEMO_DATA_DIR
+from rrra_core.runtime.errors import ConfigError, DataError
+from rrra_core.runtime.paths import DEMO_DATA_DIR
 
 HEADER = "query-id\tcorpus-id\tscore\n"
 
@@ -133,7 +133,9 @@ def test_load_corpus_numeric_ids_become_strings(tmp_path: Path) -> None:
 
 
 def test_load_corpus_duplicate_id(tmp_path: Path) -> None:
-    path = write(tmp_path / "c.jsonl", jsonl({"_id": "a", "text": "x"}, {"_id": "b", "text": "y"}, {"_id": "a", "text": "z"}))
+    path = write(
+        tmp_path / "c.jsonl", jsonl({"_id": "a", "text": "x"}, {"_id": "b", "text": "y"}, {"_id": "a", "text": "z"})
+    )
     with pytest.raises(DataError, match="duplicate _id 'a'") as err:
         load_corpus(path)
     message = one_line(err)
@@ -164,7 +166,9 @@ def test_load_corpus_bad_records(tmp_path: Path, record: dict, pattern: str) -> 
 
 
 def test_empty_doc_text_is_kept_with_one_warning(tmp_path: Path) -> None:
-    path = write(tmp_path / "c.jsonl", jsonl({"_id": "1", "text": ""}, {"_id": "2", "text": "x"}, {"_id": "3", "text": " "}))
+    path = write(
+        tmp_path / "c.jsonl", jsonl({"_id": "1", "text": ""}, {"_id": "2", "text": "x"}, {"_id": "3", "text": " "})
+    )
     with pytest.warns(DataWarning) as record:
         corpus = load_corpus(path)
     assert len(record) == 1
@@ -173,7 +177,9 @@ def test_empty_doc_text_is_kept_with_one_warning(tmp_path: Path) -> None:
 
 
 def test_load_queries_answers_and_errors(tmp_path: Path) -> None:
-    path = write(tmp_path / "q.jsonl", jsonl({"_id": "q1", "text": "a?", "answers": ["x", "y"]}, {"_id": 2, "text": "b?"}))
+    path = write(
+        tmp_path / "q.jsonl", jsonl({"_id": "q1", "text": "a?", "answers": ["x", "y"]}, {"_id": 2, "text": "b?"})
+    )
     texts, answers = load_queries(path)
     assert texts == {"q1": "a?", "2": "b?"}
     assert answers == {"q1": ["x", "y"]}

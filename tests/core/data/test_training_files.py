@@ -21,7 +21,7 @@ from rrra_core.data import (
     write_flag,
     write_tevatron,
 )
-from rrra_core.errors import DataError
+from rrra_core.runtime.errors import DataError
 
 
 def write(path: Path, text: str | bytes) -> Path:
@@ -104,7 +104,9 @@ def test_tevatron_score_written_only_when_present(tmp_path: Path) -> None:
 def test_flag_writer_folds_title_into_text(tmp_path: Path) -> None:
     path = tmp_path / "f.jsonl"
     example = TrainingExample(
-        "q", (Passage("d1", "A wing is ...", "Wings"),), (Passage("d2", "Tails ..."), Passage("d3", "Flaps ...", "Flaps"))
+        "q",
+        (Passage("d1", "A wing is ...", "Wings"),),
+        (Passage("d2", "Tails ..."), Passage("d3", "Flaps ...", "Flaps")),
     )
     write_flag(path, [example])
     obj = json.loads(path.read_text(encoding="utf-8"))
@@ -113,7 +115,11 @@ def test_flag_writer_folds_title_into_text(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         write_flag(
             tmp_path / "g.jsonl",
-            [TrainingExample("q", (Passage(None, "p", score=1.0),), (Passage(None, "n", score=1.0), Passage(None, "m")))],
+            [
+                TrainingExample(
+                    "q", (Passage(None, "p", score=1.0),), (Passage(None, "n", score=1.0), Passage(None, "m"))
+                )
+            ],
         )
     assert not (tmp_path / "g.jsonl").exists()
     assert no_temp_files(tmp_path)

@@ -1,0 +1,329 @@
+"""Phase 2: train the adapter on frozen, precomputed embeddings.
+
+The encoder is frozen, so every pair is two rows of two fixed matrices. The
+loop reads top to bottom: look up the pairs' vectors, hold out a share of the
+queries for reporting, weight the classes, then for each epoch shuffle, step
+AdamW, log the loss parts, and evaluate on the held-out queries.
+
+Evaluation conditions on the label, as the app does: the head never sees the
+label, but at inference the label is known, so a labeled positive is predicted
+TP or FP (whichever of P(TP), P(FP) is larger) and a labeled negative FN or TN.
+The joint argmax could not tell a masked positive (FN) from a visible one (TP):
+they are the same kind of document, only the label differs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+import torch
+from sklearn.metrics import confusion_matrix, f1_score
+
+from rrra_core.adapter.labels import AdapterPairs, class_counts
+from rrra_core.adapter.losses import adapter_loss, class_weights
+from rrra_core.adapter.model import (
+    CLASSES,
+    FN,
+    FP,
+    TN,
+    TP,
+    RRRAAdapter,
+    ca_score,
+    class_probs,
+    p_fn_given_neg,
+    p_fp_given_pos,
+    p_rel,
+    qa_score,
+)
+from rrra_core.runtime.config import opt
+from rrra_core.runtime.errors import ConfigError, DataError
+from rrra_core.runtime.runs import Run
+from rrra_core.training.schedule import lr_at
+
+__all__ = [
+    "Phase2Config",
+    "Vectors",
+    "train_adapter",
+    "predict_pairs",
+    "pair_indices",
+    "split_queries",
+    "classification_metrics",
+]
+
+# Embeddings by id: a dict id -> (d,) vector, or (ids, (n, d) matrix).
+Vectors = Union[Mapping[str, np.ndarray], tuple[Sequence[str], np.ndarray]]
+
+
+@dataclass
+class Phase2Config:
+    """Phase-2 (adapter) training settings; each ablation is one switch."""
+
+    epochs: int = opt(5, "passes over the training pairs")
+    batch_size: int = opt(256, "pairs per optimizer step")
+    lr: float = opt(1e-3, "peak AdamW learning rate (linear decay to zero)")
+    warmup_ratio: float = opt(0.0, "fraction of steps with linear warmup")
+    weight_decay: float = opt(0.01, "AdamW weight decay (not applied to biases)")
+    lambda_norm: float = opt(1.0, "weight of L_norm; 0 = the no-L_norm ablation")
+    class_weighting: bool = opt(
+        True, "inverse-frequency class weights in the cross-entropy; false = the no-ratio ablation"
+    )
+    weight_clip: float = opt(10.0, "class weights are clipped to [1/clip, clip]")
+    val_fraction: float = opt(0.1, "share of queries held out for the reported F1 (their pairs are not trained on)")
+    seed: int = opt(0, "random seed (query split, batch order, dropout); the adapter is initialized by its caller")
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(f"epochs and batch_size must be positive, got {self.epochs} and {self.batch_size}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.lambda_norm < 0:
+            raise ConfigError(f"lambda_norm must be >= 0, got {self.lambda_norm}")
+        if self.weight_clip < 1.0:
+            raise ConfigError(f"weight_clip must be >= 1, got {self.weight_clip}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+def _as_matrix(vecs: Vectors, what: str) -> tuple[dict[str, int], np.ndarray]:
+    if isinstance(vecs, tuple):
+        ids, matrix = vecs
+        matrix = np.asarray(matrix, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[0] != len(ids):
+            raise DataError(f"{what} vectors", f"expected {len(ids)} rows of a 2-d matrix, got shape {matrix.shape}")
+        return {str(i): r for r, i in enumerate(ids)}, matrix
+    ids = list(vecs)
+    if not ids:
+        return {}, np.zeros((0, 0), dtype=np.float32)
+    return {str(i): r for r, i in enumerate(ids)}, np.stack([np.asarray(vecs[i], dtype=np.float32) for i in ids])
+
+
+def pair_indices(
+    pairs: AdapterPairs, query_vecs: Vectors, doc_vecs: Vectors
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(Q, D, q_index, d_index)``: pair i is ``Q[q_index[i]]`` against ``D[d_index[i]]``.
+
+    Keeps one row per distinct id instead of one per pair (a 100-deep pool of
+    6k queries would otherwise need two 600k x d matrices).
+    """
+    q_rows, Q = _as_matrix(query_vecs, "query")
+    d_rows, D = _as_matrix(doc_vecs, "document")
+    missing_q = next((q for q in pairs.query_ids if q not in q_rows), None)
+    if missing_q is not None:
+        raise DataError("query vectors", f"no embedding for query id {missing_q!r}")
+    missing_d = next((d for d in pairs.doc_ids if d not in d_rows), None)
+    if missing_d is not None:
+        raise DataError("document vectors", f"no embedding for doc id {missing_d!r}")
+    q_index = np.fromiter((q_rows[q] for q in pairs.query_ids), dtype=np.int64, count=len(pairs))
+    d_index = np.fromiter((d_rows[d] for d in pairs.doc_ids), dtype=np.int64, count=len(pairs))
+    return Q, D, q_index, d_index
+
+
+def split_queries(query_ids: Sequence[str], val_fraction: float, seed: int) -> set[str]:
+    """The held-out query ids: round(val_fraction * n) of the distinct queries (at least 1, never all)."""
+    qids = sorted(set(query_ids))
+    if val_fraction <= 0 or len(qids) < 2:
+        return set()
+    n_val = min(max(1, round(val_fraction * len(qids))), len(qids) - 1)
+    rng = np.random.default_rng([seed, 2])
+    return {qids[i] for i in rng.choice(len(qids), size=n_val, replace=False)}
+
+
+@torch.inference_mode()
+def predict_pairs(
+    adapter: RRRAAdapter,
+    q_vecs: np.ndarray | torch.Tensor,
+    d_vecs: np.ndarray | torch.Tensor,
+    q_index: np.ndarray | None = None,
+    d_index: np.ndarray | None = None,
+    batch_size: int = 8192,
+) -> dict[str, np.ndarray]:
+    """The adapter's readings for N pairs, as numpy arrays.
+
+    Pair i is ``q_vecs[i]`` against ``d_vecs[i]``, or ``q_vecs[q_index[i]]``
+    against ``d_vecs[d_index[i]]`` when indices are given. Returns ``probs``
+    (N, 4) over CLASSES and (N,) ``p_fn_given_neg``, ``p_fp_given_pos``,
+    ``p_rel``, ``qa`` = cos(q, a), ``ca`` = cos(a, c). Runs in eval mode and
+    restores the adapter's previous mode.
+    """
+    device = next(adapter.parameters()).device
+    Q = torch.as_tensor(np.asarray(q_vecs, dtype=np.float32) if not torch.is_tensor(q_vecs) else q_vecs).to(
+        device, torch.float32
+    )
+    D = torch.as_tensor(np.asarray(d_vecs, dtype=np.float32) if not torch.is_tensor(d_vecs) else d_vecs).to(
+        device, torch.float32
+    )
+    n = len(q_index) if q_index is not None else Q.shape[0]
+    if q_index is None and D.shape[0] != n:
+        raise ValueError(f"q_vecs and d_vecs must have the same number of rows, got {n} and {D.shape[0]}")
+    qi = torch.as_tensor(q_index if q_index is not None else np.arange(n), dtype=torch.long, device=device)
+    di = torch.as_tensor(d_index if d_index is not None else np.arange(n), dtype=torch.long, device=device)
+    was_training = adapter.training
+    adapter.eval()
+    parts: dict[str, list[torch.Tensor]] = {
+        k: [] for k in ("probs", "p_fn_given_neg", "p_fp_given_pos", "p_rel", "qa", "ca")
+    }
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            q, c = Q[qi[start : start + batch_size]], D[di[start : start + batch_size]]  # (b, d)
+            a, logits = adapter(q, c)
+            probs = class_probs(adapter.calibrated_logits(logits))  # (b, 4)
+            parts["probs"].append(probs)
+            parts["p_fn_given_neg"].append(p_fn_given_neg(probs))
+            parts["p_fp_given_pos"].append(p_fp_given_pos(probs))
+            parts["p_rel"].append(p_rel(probs))
+            parts["qa"].append(qa_score(q, a))
+            parts["ca"].append(ca_score(a, c))
+    adapter.train(was_training)
+    width = {"probs": (0, len(CLASSES))}
+    return {
+        k: (torch.cat(v).cpu().numpy() if v else np.zeros(width.get(k, (0,)), dtype=np.float32))
+        for k, v in parts.items()
+    }
+
+
+def classification_metrics(targets: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+    """Label-conditioned F1 per class, macro F1, accuracy and confusion matrix (rows = truth, CLASSES order).
+
+    The label (the class table's row) is read off the target: TP/FP pairs are
+    labeled positive, FN/TN negative. Macro F1 averages the classes present in
+    ``targets``; an absent class's F1 is None.
+    """
+    targets = np.asarray(targets, dtype=np.int64)
+    positive = np.isin(targets, [TP, FP])[:, None]
+    allowed = np.where(positive, [1, 0, 1, 0], [0, 1, 0, 1])  # (N, 4): TP/FP if pos, FN/TN if neg
+    pred = np.where(allowed == 1, probs, -1.0).argmax(axis=1) if len(targets) else np.zeros(0, dtype=np.int64)
+    classes = list(range(len(CLASSES)))
+    f1 = f1_score(targets, pred, labels=classes, average=None, zero_division=0) if len(targets) else np.zeros(4)
+    support = np.bincount(targets, minlength=len(CLASSES))
+    per_class = {name: (float(f1[k]) if support[k] else None) for k, name in enumerate(CLASSES)}
+    present = [float(f1[k]) for k in classes if support[k]]
+    return {
+        "f1": per_class,
+        "macro_f1": float(np.mean(present)) if present else None,
+        "accuracy": float((pred == targets).mean()) if len(targets) else None,
+        "confusion": confusion_matrix(targets, pred, labels=classes).tolist()
+        if len(targets)
+        else [[0] * 4 for _ in classes],
+        "support": {name: int(support[k]) for k, name in enumerate(CLASSES)},
+        # The separation resampling relies on: P(FN | neg) of real FN vs TN pairs.
+        "mean_p_fn_given_neg": {
+            name: (float(_p_fn(probs[targets == k]).mean()) if support[k] else None)
+            for name, k in (("FN", FN), ("TN", TN))
+        },
+    }
+
+
+def _p_fn(probs: np.ndarray) -> np.ndarray:
+    return p_fn_given_neg(torch.from_numpy(np.asarray(probs))).numpy()
+
+
+def train_adapter(
+    adapter: RRRAAdapter,
+    pairs: AdapterPairs,
+    query_vecs: Vectors,
+    doc_vecs: Vectors,
+    cfg: Phase2Config,
+    run: Run | None = None,
+) -> dict[str, Any]:
+    """Train ``adapter`` in place on ``pairs`` with frozen embeddings; returns metrics.
+
+    Trains on the device the adapter is on. Metrics: ``val`` (held-out queries)
+    and ``train`` from :func:`classification_metrics`, the class counts and
+    weights used, and step/time totals. The adapter is left in eval mode.
+    """
+    if len(pairs) == 0:
+        raise DataError("adapter pairs", "no pairs to train on")
+    device = next(adapter.parameters()).device
+    Q_np, D_np, q_index, d_index = pair_indices(pairs, query_vecs, doc_vecs)
+    if Q_np.shape[1] != adapter.cfg.dim or D_np.shape[1] != adapter.cfg.dim:
+        raise ConfigError(
+            f"adapter dim {adapter.cfg.dim} does not match embeddings of size {Q_np.shape[1]}/{D_np.shape[1]}"
+        )
+    Q, D = torch.from_numpy(Q_np).to(device), torch.from_numpy(D_np).to(device)
+    qi, di = torch.from_numpy(q_index).to(device), torch.from_numpy(d_index).to(device)
+    targets = torch.from_numpy(np.asarray(pairs.targets, dtype=np.int64)).to(device)
+
+    val_queries = split_queries(pairs.query_ids, cfg.val_fraction, cfg.seed)
+    is_val = np.fromiter((q in val_queries for q in pairs.query_ids), dtype=bool, count=len(pairs))
+    train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    counts = class_counts(pairs.select(train_idx))
+    weights_np = class_weights(counts, cfg.weight_clip) if cfg.class_weighting else None
+    weights = torch.from_numpy(weights_np).to(device) if weights_np is not None else None
+    adapter.set_class_weights(weights_np)
+
+    decay = [p for p in adapter.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in adapter.parameters() if p.requires_grad and p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
+    steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    warmup = int(math.ceil(cfg.warmup_ratio * total_steps))
+
+    def evaluate(idx: np.ndarray) -> dict[str, Any]:
+        out = predict_pairs(adapter, Q, D, q_index[idx], d_index[idx])
+        return classification_metrics(pairs.targets[idx], out["probs"])
+
+    torch.manual_seed(cfg.seed)
+    adapter.train()
+    t_start = time.perf_counter()
+    step, history, epoch_val = 0, [], {}
+    for epoch in range(cfg.epochs):
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(train_idx)
+        for start in range(0, len(order), cfg.batch_size):
+            b = torch.from_numpy(order[start : start + cfg.batch_size]).to(device)
+            q, c = Q[qi[b]], D[di[b]]  # (b, d)
+            a, logits = adapter(q, c)
+            loss, parts = adapter_loss(logits, targets[b], a, q, c, weights, cfg.lambda_norm)
+            lr = lr_at(step, total_steps, warmup, cfg.lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            if run is not None:
+                run.log(
+                    {
+                        "phase": 2,
+                        "step": step,
+                        "epoch": epoch + 1,
+                        "lr": lr,
+                        "loss": parts["total"],
+                        "ce": parts["ce"],
+                        "norm": parts["norm"],
+                    }
+                )
+        epoch_val = evaluate(val_idx) if len(val_idx) else {}
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "step": step,
+                "val_macro_f1": epoch_val.get("macro_f1"),
+                "val_accuracy": epoch_val.get("accuracy"),
+            }
+        )
+        if run is not None:
+            run.log({"phase": 2, "event": "eval", **history[-1]})
+
+    adapter.eval()
+    return {
+        "val": epoch_val or None,  # the last epoch's evaluation: the weights have not changed since
+        "train": evaluate(train_idx),
+        "epochs": history,
+        "class_counts": {name: int(counts[k]) for k, name in enumerate(CLASSES)},
+        "class_weights": {name: float(weights_np[k]) for k, name in enumerate(CLASSES)}
+        if weights_np is not None
+        else None,
+        "pairs": {"train": int(len(train_idx)), "val": int(len(val_idx))},
+        "queries": {"train": len(set(pairs.query_ids)) - len(val_queries), "val": len(val_queries)},
+        "steps": step,
+        "seconds": round(time.perf_counter() - t_start, 2),
+    }

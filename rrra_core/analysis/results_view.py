@@ -1,0 +1,307 @@
+"""Benchmark result files as tidy tables: what the app's *Ablations & baselines* page draws.
+
+``scripts/benchmark.py`` and ``scripts/detection_curves.py`` write
+``results/<name>.json``, each headed by the command that made it. These
+functions only read those files and reshape them into pandas frames (one row
+per method and metric, per ablation, per detection score, per curve point, per
+human-in-the-loop step), so the page never re-derives a number and always shows
+what the command produced. A malformed file raises a one-line ``DataError``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rrra_core.runtime.errors import DataError
+from rrra_core.runtime.paths import REPO_ROOT
+
+__all__ = [
+    "RESULTS_ENV",
+    "results_dir",
+    "list_result_files",
+    "load_result",
+    "result_kind",
+    "header",
+    "method_table",
+    "wide_table",
+    "ablation_table",
+    "detection_table",
+    "curve_points",
+    "curves_source",
+    "hitl_points",
+]
+
+#: Environment variable that points the app at another results folder (the tests use a temporary one).
+RESULTS_ENV = "RRRA_RESULTS"
+
+BASELINES = ("BM25", "zero-shot", "phase 1 (in-batch)", "uniform top-K", "SimANS", "margin filter")
+ABLATION_PREFIX = "ablation: "
+ABLATION_SUFFIX = " (phase 1 + rerank)"
+CURVE_AXES = {"ROC": ("fpr", "tpr"), "PR": ("recall", "precision")}
+
+
+def results_dir() -> Path:
+    """The folder of result files: ``$RRRA_RESULTS`` or the checkout's ``results/`` (not under RRRA_HOME: results are versioned)."""
+    return Path(os.environ.get(RESULTS_ENV) or REPO_ROOT / "results").expanduser().resolve()
+
+
+def result_kind(data: Any) -> str | None:
+    """``"benchmark"``, ``"detection curves"`` or None for any other JSON (e.g. a rerank sweep)."""
+    if not isinstance(data, dict) or not isinstance(data.get("seeds"), list) or "summary" not in data:
+        return None
+    return "detection curves" if "check" in data and "source" in data else "benchmark"
+
+
+def list_result_files(folder: str | Path) -> list[Path]:
+    """Result files under ``folder`` (sub-folders too), top level first.
+
+    Files that are valid JSON of another kind (a rerank sweep, the core
+    benchmark) are left out; unreadable ones stay listed, so choosing one shows
+    why it cannot be drawn instead of hiding it.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    out = []
+    for path in sorted(root.rglob("*.json"), key=lambda p: (len(p.relative_to(root).parts), str(p.relative_to(root)))):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            out.append(path)
+            continue
+        if result_kind(data) is not None:
+            out.append(path)
+    return out
+
+
+def load_result(path: str | Path) -> dict[str, Any]:
+    """Read one result file and check the parts every table relies on; raises ``DataError`` with the reason."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise DataError(p, f"cannot read ({err.strerror or err})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(p, f"not valid JSON ({err})") from None
+    kind = result_kind(data)
+    if kind is None:
+        raise DataError(p, "not a benchmark result file (needs 'seeds' and 'summary'; written by scripts/benchmark.py)")
+    if not isinstance(data.get("summary"), dict) or not all(isinstance(s, dict) for s in data["seeds"]):
+        raise DataError(p, "'summary' must be an object and 'seeds' a list of objects")
+    for section in ("methods", "detection", "adapter_f1"):
+        table = data["summary"].get(section, {})
+        if not isinstance(table, dict):
+            raise DataError(p, f"summary.{section} must be an object")
+        for name, cells in table.items():
+            if not isinstance(cells, dict):
+                raise DataError(p, f"summary.{section}[{name!r}] must be an object of metrics")
+            for metric, cell in cells.items():
+                if not (isinstance(cell, dict) and "mean" in cell and "std" in cell):
+                    raise DataError(p, f"summary.{section}[{name!r}][{metric!r}] must hold 'mean' and 'std'")
+    data["_path"] = str(p)
+    data["_kind"] = kind
+    return data
+
+
+def header(result: dict[str, Any]) -> dict[str, Any]:
+    """The command that wrote the file, the machine in words, wall time, seeds and (for a recomputation) its source."""
+    m = result.get("machine") or {}
+    parts = [str(m["cpu"])] if m.get("cpu") else []
+    if m.get("cpu_count"):
+        parts.append(f"{m['cpu_count']} CPUs")
+    if m.get("torch_threads"):
+        parts.append(f"{m['torch_threads']} torch thread(s) per process")
+    if result.get("parallel_processes"):
+        parts.append(f"{result['parallel_processes']} parallel processes")
+    source = result.get("source") if isinstance(result.get("source"), dict) else None
+    check = result.get("check") if isinstance(result.get("check"), dict) else None
+    return {
+        "command": str(result.get("command") or "(no command recorded)"),
+        "machine": ", ".join(parts) or "(not recorded)",
+        "wall_seconds": result.get("wall_seconds"),
+        "seeds": [s.get("seed") for s in result["seeds"]],
+        "dataset": (result.get("config") or {}).get("dataset"),
+        "kind": result.get("_kind", result_kind(result)),
+        "source_command": source.get("command") if source else None,
+        "matches_source": check.get("matches") if check else None,
+    }
+
+
+def _group(method: str) -> str:
+    if method.startswith(ABLATION_PREFIX):
+        return "ablation"
+    if method in BASELINES:
+        return "baseline"
+    return "RRRA" if method.startswith("RRRA") else "other"
+
+
+def _cells(table: dict[str, Any], id_name: str) -> pd.DataFrame:
+    rows = []
+    for name, cells in table.items():
+        for metric, cell in cells.items():
+            n = int(cell.get("n", 0) or 0)
+            # One seed has no spread: NaN, not the 0.0 the file stores, so no chart draws a zero error bar as if measured.
+            rows.append(
+                {
+                    id_name: name,
+                    "metric": metric,
+                    "mean": _num(cell.get("mean")),
+                    "std": _num(cell.get("std")) if n > 1 else math.nan,
+                    "n": n,
+                }
+            )
+    return pd.DataFrame(rows, columns=[id_name, "metric", "mean", "std", "n"])
+
+
+def _num(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def method_table(result: dict[str, Any]) -> pd.DataFrame:
+    """One row per (method, metric): mean, std, n seeds, and the method's group (baseline, RRRA, ablation)."""
+    df = _cells(result["summary"].get("methods", {}), "method")
+    df.insert(1, "group", df["method"].map(_group))
+    return df
+
+
+def wide_table(long: pd.DataFrame, id_name: str) -> pd.DataFrame:
+    """The results table as people read it: one row per ``id_name``, a mean and a std column per metric, file order kept."""
+    if long.empty:
+        return pd.DataFrame(columns=[id_name])
+    order = list(dict.fromkeys(long[id_name]))
+    metrics = list(dict.fromkeys(long["metric"]))
+    mean = long.pivot(index=id_name, columns="metric", values="mean")
+    std = long.pivot(index=id_name, columns="metric", values="std")
+    out = pd.DataFrame(index=order)
+    for m in metrics:
+        out[m] = mean[m]
+        out[f"{m} std"] = std[m]
+    return out.rename_axis(id_name).reset_index()
+
+
+def _variant(score: str) -> str | None:
+    """``"adapter P(FN|neg) (no ratio)"`` → ``"no ratio"``; None for a heuristic score."""
+    if score.startswith("adapter ") and score.endswith(")") and " (" in score:
+        return score[score.rindex(" (") + 2 : -1]
+    return None
+
+
+def ablation_table(result: dict[str, Any]) -> pd.DataFrame:
+    """One row per (adapter variant, measure): detection AUROC/AP, four-class F1 and test retrieval after reranking.
+
+    ``full`` is the unablated adapter ("RRRA reranking only" on the phase-1
+    encoder); every other variant changes one design decision.
+    """
+    s = result["summary"]
+    frames = []
+    det = _cells(s.get("detection", {}), "score")
+    det = det[det["metric"].isin(("AUROC", "AP", "P@100"))].assign(variant=lambda d: d["score"].map(_variant))
+    det = det.dropna(subset=["variant"]).assign(measure=lambda d: "detection " + d["metric"])
+    frames.append(det)
+    f1 = _cells(s.get("adapter_f1", {}), "variant").assign(
+        measure=lambda d: d["metric"].str.replace("macro_f1", "F1 macro", regex=False)
+    )
+    frames.append(f1)
+    methods = _cells(s.get("methods", {}), "method")
+    rerank = methods[
+        methods["method"].str.startswith(ABLATION_PREFIX) | (methods["method"] == "RRRA reranking only")
+    ].copy()
+    rerank["variant"] = rerank["method"].map(
+        lambda m: "full" if m == "RRRA reranking only" else m[len(ABLATION_PREFIX) :].removesuffix(ABLATION_SUFFIX)
+    )
+    rerank["measure"] = rerank["metric"] + " (rerank)"
+    frames.append(rerank)
+    cols = ["variant", "measure", "mean", "std", "n"]
+    out = (
+        pd.concat([f[cols] for f in frames if not f.empty], ignore_index=True)
+        if any(not f.empty for f in frames)
+        else pd.DataFrame(columns=cols)
+    )
+    # Only variants that were actually ablated: a file with just "full" has no ablation to show.
+    return out if out["variant"].nunique() > 1 else pd.DataFrame(columns=cols)
+
+
+def detection_table(result: dict[str, Any]) -> pd.DataFrame:
+    """One row per (suspicion score, metric): AUROC, AP, P@50, P@100 and counts, mean ± std over seeds."""
+    df = _cells(result["summary"].get("detection", {}), "score")
+    # Without a false-negative truth (nothing hidden) AUROC is NaN with n = 0 on every seed: nothing to show for that score.
+    scored = set(df.loc[(df["metric"] == "AUROC") & (df["n"] > 0), "score"])
+    df = df[df["score"].isin(scored)].reset_index(drop=True)
+    df.insert(1, "kind", df["score"].map(lambda s: "adapter" if _variant(s) else "heuristic"))
+    return df
+
+
+def curve_points(result: dict[str, Any]) -> pd.DataFrame:
+    """One row per curve point: seed, score, curve (ROC or PR), x, y; plus each seed's prevalence (the PR baseline)."""
+    path = result.get("_path", "result file")
+    rows = []
+    for s in result["seeds"]:
+        curves = s.get("detection_curves") or {}
+        if not isinstance(curves, dict):
+            raise DataError(path, f"seed {s.get('seed')}: detection_curves must be an object")
+        for score, c in curves.items():
+            for curve, (xk, yk) in CURVE_AXES.items():
+                pts = (c or {}).get(curve.lower()) if isinstance(c, dict) else None
+                if (
+                    not isinstance(pts, dict)
+                    or not isinstance(pts.get(xk), list)
+                    or not isinstance(pts.get(yk), list)
+                    or len(pts[xk]) != len(pts[yk])
+                ):
+                    raise DataError(
+                        path,
+                        f"seed {s.get('seed')}, {score!r}: {curve} curve needs equal-length {xk!r} and {yk!r} lists",
+                    )
+                prevalence = _num(c.get("prevalence"))
+                rows += [
+                    {
+                        "seed": s.get("seed"),
+                        "score": score,
+                        "curve": curve,
+                        "x": _num(x),
+                        "y": _num(y),
+                        "prevalence": prevalence,
+                    }
+                    for x, y in zip(pts[xk], pts[yk])
+                ]
+    return pd.DataFrame(rows, columns=["seed", "score", "curve", "x", "y", "prevalence"])
+
+
+def curves_source(path: str | Path, result: dict[str, Any]) -> Path | None:
+    """Where a benchmark file's curve points are: itself, or a ``<stem>_detection_curves.json`` recomputed from its runs.
+
+    Benchmarks run before the curves were stored keep them in that companion
+    file (``scripts/detection_curves.py``); None when neither has any.
+    """
+    if any(s.get("detection_curves") for s in result["seeds"]):
+        return Path(path)
+    companion = Path(path).with_name(Path(path).stem + "_detection_curves.json")
+    return companion if companion.is_file() else None
+
+
+def hitl_points(result: dict[str, Any]) -> pd.DataFrame:
+    """The human-in-the-loop curve: one row per (seed, N reviewed) with false negatives found and test metrics after retraining."""
+    path = result.get("_path", "result file")
+    rows = []
+    for s in result["seeds"]:
+        for row in s.get("hitl") or []:
+            if not isinstance(row, dict) or "N" not in row:
+                raise DataError(path, f"seed {s.get('seed')}: each hitl entry needs 'N'")
+            rows.append(
+                {"seed": s.get("seed"), **{k: (int(v) if k in ("N", "found") else _num(v)) for k, v in row.items()}}
+            )
+    df = pd.DataFrame(rows)
+    return (
+        df.sort_values(["seed", "N"], kind="stable").reset_index(drop=True)
+        if not df.empty
+        else pd.DataFrame(columns=["seed", "N", "found"])
+    )

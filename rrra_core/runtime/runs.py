@@ -1,0 +1,189 @@
+"""Run folders: one ``runs/<run-id>/`` per training or evaluation job.
+
+A run folder holds everything needed to understand and reproduce it:
+``config.json`` (every setting, plus the command and environment),
+``metrics.json``, ``log.jsonl`` (one line per step), ``progress.json`` (what a
+follower such as the app polls), the model and any mined negatives.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rrra_core.runtime.errors import ConfigError
+from rrra_core.runtime.paths import REPO_ROOT, runs_dir
+
+__all__ = [
+    "Run",
+    "create_run",
+    "open_run",
+    "resume_configs",
+    "list_runs",
+    "environment_info",
+    "write_json_atomic",
+    "cpu_model",
+]
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write JSON via a temp file + rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, indent=2, sort_keys=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name, for result headers."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment_info() -> dict[str, Any]:
+    """Versions and machine facts recorded with every run."""
+    import faiss
+    import torch
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "faiss": getattr(faiss, "__version__", "?"),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "git_commit": _git_commit(),
+        "argv": sys.argv,
+    }
+
+
+@dataclass
+class Run:
+    """Handle on a run folder."""
+
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def write_json(self, name: str, obj: Any) -> None:
+        write_json_atomic(self.path / name, obj)
+
+    def read_json(self, name: str, default: Any = None) -> Any:
+        p = self.path / name
+        if not p.is_file():
+            return default
+        return json.loads(p.read_text(encoding="utf-8"))
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Append one JSON line to ``log.jsonl`` (flushed at once so followers see it)."""
+        with open(self.path / "log.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def read_log(self) -> list[dict[str, Any]]:
+        p = self.path / "log.jsonl"
+        if not p.is_file():
+            return []
+        rows = []
+        for line in p.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut by a kill: everything before it is good
+        return rows
+
+
+def _new_run_id(kind: str) -> str:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{kind}-{secrets.token_hex(2)}"
+
+
+def create_run(
+    kind: str, config: dict[str, Any], run_id: str | None = None, root: str | os.PathLike[str] | None = None
+) -> Run:
+    """Make ``runs/<run-id>/`` and write its ``config.json`` (settings + environment)."""
+    root = Path(root) if root is not None else runs_dir()
+    run_id = run_id or _new_run_id(kind)
+    if "/" in run_id or run_id.startswith("."):
+        raise ConfigError(f"invalid run id {run_id!r}")
+    path = root / run_id
+    if path.exists() and any(path.iterdir()):
+        raise ConfigError(f"run folder {path} already exists; pass --resume {path} to continue it")
+    path.mkdir(parents=True, exist_ok=True)
+    run = Run(path)
+    run.write_json("config.json", {"kind": kind, **config, "environment": environment_info()})
+    return run
+
+
+def open_run(path_or_id: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Run:
+    """An existing run, by folder path or by id under the runs folder."""
+    p = Path(path_or_id)
+    if not (p / "config.json").is_file():
+        p = (Path(root) if root is not None else runs_dir()) / str(path_or_id)
+    if not (p / "config.json").is_file():
+        raise ConfigError(f"run {str(path_or_id)!r} not found (no config.json)")
+    return Run(p)
+
+
+def list_runs(root: str | os.PathLike[str] | None = None) -> list[Run]:
+    """All runs under the runs folder, newest first."""
+    root = Path(root) if root is not None else runs_dir()
+    if not root.is_dir():
+        return []
+    runs = [Run(p) for p in root.iterdir() if (p / "config.json").is_file()]
+    return sorted(runs, key=lambda r: r.path.stat().st_mtime, reverse=True)
+
+
+def resume_configs(
+    path_or_id: str | os.PathLike[str], kind: str, sections: dict[str, type], root: str | os.PathLike[str] | None = None
+) -> tuple[Run, dict[str, Any]]:
+    """Reopen a run of ``kind`` and rebuild its saved config sections (``{name: dataclass}``)."""
+    from rrra_core.runtime.config import config_from_dict
+
+    run = open_run(path_or_id, root=root)
+    saved = run.read_json("config.json")
+    if saved.get("kind") != kind:
+        raise ConfigError(f"{run.path} is a {saved.get('kind')!r} run, not a {kind} run")
+    source = str(run.file("config.json"))
+    configs: dict[str, Any] = {}
+    for name, cls in sections.items():
+        if name not in saved:
+            raise ConfigError(f"{source}: missing section {name!r}")
+        configs[name] = config_from_dict(cls, saved[name], source=source)
+    return run, {**configs, "_saved": saved}

@@ -1,0 +1,1 @@
+"""Speed benchmarks: measurement helpers and the bodies of ``scripts/bench_speed.py``."""

@@ -1,0 +1,487 @@
+"""The RRRA benchmark: every baseline, full RRRA and each ablation on one dataset, per seed.
+
+One seed runs, sharing everything that can be shared (the zero-shot and
+phase-1 encoders and their cached embeddings):
+
+1. plant: hide ``hide_fraction`` of each training query's positives (or, for
+   SQuAD, use the answer-bearing paragraphs as real false negatives); the
+   pipeline only ever reads the visible qrels;
+2. BM25 and the zero-shot encoder on the test split;
+3. phase 1 (in-batch negatives) on the visible training labels;
+4. phase 2: the full adapter and each architecture/loss ablation, on frozen
+   phase-1 embeddings; four-class F1 and false-negative detection for each,
+   against the heuristic scores;
+5. phase 3 from the phase-1 encoder with each sampler (uniform top-K, SimANS,
+   margin filter, RRRA), evaluated with and without adapter reranking;
+6. optionally, the human-in-the-loop curve: a simulated reviewer labels the top
+   N of the adapter's review queue correctly, the labels are merged, and RRRA is
+   retrained.
+
+Hidden positives are passed to phase 3 only to label its gradient log; no
+sampling or training decision reads them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from rrra_core.adapter import Judgment, LabelConfig, Phase2Config, load_adapter
+from rrra_core.data.beir import Dataset, dataset_folder, load_dataset, load_has_answer
+from rrra_core.negatives.fn_detection import (
+    detection_curves,
+    detection_metrics,
+    heuristic_scores,
+    plant_false_negatives,
+)
+from rrra_core.negatives.mining import MiningConfig
+from rrra_core.retrieval.bm25 import bm25_run
+from rrra_core.retrieval.dense import retrieve
+from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
+from rrra_core.retrieval.evaluation import answer_recall, evaluate
+from rrra_core.retrieval.rerank import rerank_run
+from rrra_core.runtime.config import config_to_dict, opt
+from rrra_core.runtime.device import resolve_device
+from rrra_core.runtime.errors import ConfigError
+from rrra_core.runtime.runs import create_run
+from rrra_core.training.phase1 import TrainConfig, phase1_config_dict, train_phase1
+from rrra_core.training.phase2 import AdapterSwitches, phase2_config_dict, train_phase2
+from rrra_core.training.phase3 import Phase3Config, adapter_rerank_signal, phase3_config_dict, train_phase3
+
+__all__ = [
+    "BenchmarkConfig",
+    "run_benchmark",
+    "run_seed",
+    "seed_truth",
+    "variant_detection",
+    "ABLATIONS",
+    "SAMPLER_METHODS",
+    "aggregate",
+]
+
+log = logging.getLogger(__name__)
+
+TEST_METRICS = ("R@1", "R@5", "R@10", "R@50", "R@100", "nDCG@10", "RR@10")
+SAMPLER_METHODS = {
+    "uniform": "uniform top-K",
+    "simans": "SimANS",
+    "margin": "margin filter",
+    "rrra": "RRRA resampling only",
+}
+# name -> (AdapterSwitches changes, Phase2Config changes, LabelConfig changes)
+ABLATIONS: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
+    "full": ({}, {}, {}),
+    "no residual": ({"residual": False}, {}, {}),
+    "no L_norm": ({}, {"lambda_norm": 0.0}, {}),
+    "no ratio": ({}, {"class_weighting": False}, {}),
+    "no init": ({"zero_init": False}, {}, {}),
+    # Not the paper's ablations: our own design decisions, measured the same way.
+    "random head": ({"head_init": "random"}, {}, {}),
+    "outcome labels": ({}, {}, {"scheme": "outcome"}),
+}
+PAPER_ABLATIONS = ("full", "no residual", "no L_norm", "no ratio", "no init")
+
+
+@dataclass
+class BenchmarkConfig:
+    """One benchmark; budget knobs are max lengths, epochs, K and max_train_queries."""
+
+    dataset: str = opt("cranfield", "embedded dataset name or a BEIR folder")
+    train_split: str = opt("train", "split the pipeline trains on")
+    test_split: str = opt("test", "split the methods are scored on")
+    hide_fraction: float = opt(
+        0.3, "share of each training query's positives hidden as planted false negatives (0 = realistic setting)"
+    )
+    truth: str = opt(
+        "planted",
+        "false-negative truth: 'planted' (hidden positives), 'answers' (SQuAD answer-bearing paragraphs, same article) or 'none'",
+        choices=("planted", "answers", "none"),
+    )
+    seeds: tuple[int, ...] = opt((0, 1, 2), "seeds; each repeats planting and every training run")
+    query_max_length: int = opt(48, "max word pieces per query")
+    doc_max_length: int = opt(128, "max word pieces per document")
+    top_k: int = opt(100, "candidate pool depth K for mining, labels and detection")
+    p1_epochs: int = opt(1, "phase-1 epochs")
+    p1_lr: float = opt(2e-5, "phase-1 learning rate")
+    p2_epochs: int = opt(10, "phase-2 (adapter) epochs")
+    p3_epochs: int = opt(1, "phase-3 epochs")
+    batch_size: int = opt(32, "batch size for phases 1 and 3")
+    n_hard: int = opt(1, "phase 3: hard negatives per query per step")
+    n_random: int = opt(
+        0,
+        "phase 3: extra random corpus negatives per query per step (the other queries' in-batch positives already are random negatives)",
+    )
+    mu: float = opt(0.3, "adapter labels: share of visible positives masked as synthetic false negatives")
+    label_scheme: str = opt("synthetic", "adapter label scheme: synthetic or outcome", choices=("synthetic", "outcome"))
+    gamma: float = opt(2.0, "RRRA resampling exponent")
+    hardness_temperature: float = opt(
+        0.05, "RRRA: temperature of the softmax mapping scores to s_HN (large = closer to uniform over the top-K)"
+    )
+    lambda_rr: float = opt(1.0, "rerank strength")
+    lambda_adapter: float = opt(0.1, "joint adapter-loss weight in phase 3")
+    max_train_queries: int | None = opt(None, "subsample training queries (budget knob)")
+    samplers: tuple[str, ...] = opt(("uniform", "simans", "margin", "rrra"), "phase-3 samplers to run")
+    variants: tuple[str, ...] = opt(
+        PAPER_ABLATIONS, "adapter variants to train in phase 2 ('full' is always run): " + ", ".join(ABLATIONS)
+    )
+    hitl: tuple[int, ...] = opt((), "human-in-the-loop review sizes N (first seed only); empty to skip")
+    device: str = opt("auto", "auto, cpu or cuda")
+    model: str = opt("minilm", "starting encoder")
+
+
+def _enc(cfg: BenchmarkConfig, model: str) -> EncoderConfig:
+    return EncoderConfig(
+        model=model, query_max_length=cfg.query_max_length, doc_max_length=cfg.doc_max_length, device=cfg.device
+    )
+
+
+def _phase3_config(cfg: BenchmarkConfig, seed: int, sampler: str) -> Phase3Config:
+    return Phase3Config(
+        dataset=cfg.dataset,
+        train_split=cfg.train_split,
+        eval_split=cfg.test_split,
+        sampler=sampler,
+        epochs=cfg.p3_epochs,
+        batch_size=cfg.batch_size,
+        n_hard=cfg.n_hard,
+        n_random=cfg.n_random,
+        top_k=cfg.top_k,
+        gamma=cfg.gamma,
+        hardness_temperature=cfg.hardness_temperature,
+        lambda_rr=cfg.lambda_rr,
+        lambda_adapter=cfg.lambda_adapter,
+        mu=cfg.mu,
+        seed=seed,
+        checkpoint_every=0,
+    )
+
+
+def _subset(data: Dataset, qrels: dict[str, dict[str, int]]) -> Dataset:
+    return replace(data, qrels=qrels, queries={q: data.queries[q] for q in qrels if q in data.queries})
+
+
+def _test_metrics(run: Mapping[str, Mapping[str, float]], test: Dataset) -> dict[str, float]:
+    metrics = evaluate(test.qrels, run)
+    if test.answers:
+        metrics.update(answer_recall(run, test.answers, {d: doc.text for d, doc in test.corpus.items()}))
+    return metrics
+
+
+def _truth(cfg: BenchmarkConfig, train: Dataset, seed: int) -> tuple[dict[str, dict[str, int]], dict[str, set[str]]]:
+    """(visible qrels, false-negative truth) for one seed."""
+    if cfg.truth == "planted" and cfg.hide_fraction > 0:
+        return plant_false_negatives(train.qrels, cfg.hide_fraction, seed)
+    if cfg.truth == "answers":
+        folder = dataset_folder(cfg.dataset) / "answers"
+        path = next(
+            (
+                p
+                for p in (folder / f"{cfg.train_split}_has_answer.tsv.gz", folder / f"{cfg.train_split}_has_answer.tsv")
+                if p.is_file()
+            ),
+            None,
+        )
+        if path is None:
+            return dict(train.qrels), {}
+        has = load_has_answer(path)
+        # Same-article answer-bearing paragraphs: the cleaner subset (generic answers like "one" match anywhere).
+        return dict(train.qrels), {q: {d for d, same in docs.items() if same} for q, docs in has.items()}
+    return dict(train.qrels), {}
+
+
+def seed_truth(cfg: BenchmarkConfig, seed: int) -> tuple[Dataset, dict[str, dict[str, int]], dict[str, set[str]]]:
+    """(full training split, visible qrels, false-negative truth) for one seed, after the ``max_train_queries`` subsample.
+
+    Deterministic from the config and the seed, so the truth of a finished
+    benchmark can be rebuilt from its results file (``scripts/detection_curves.py``).
+    """
+    train_full = load_dataset(cfg.dataset, cfg.train_split)
+    visible, truth = _truth(cfg, train_full, seed)
+    if cfg.max_train_queries is not None and cfg.max_train_queries < len(visible):
+        rng = np.random.default_rng(seed)
+        keep = sorted(rng.choice(sorted(visible), size=cfg.max_train_queries, replace=False).tolist())
+        visible = {q: visible[q] for q in keep}
+        truth = {q: truth[q] for q in keep if q in truth}
+    return train_full, visible, truth
+
+
+def _suspicion(
+    pred: Any, truth: Mapping[str, set[str]], adapter_score: str
+) -> tuple[np.ndarray, dict[str, np.ndarray], Any]:
+    """(truth per labelled negative, each suspicion score, the labelled negatives) from a phase-2 predictions frame."""
+    df = pred
+    pos = df[df["label"] == 1].groupby("query_id")["score"].min()
+    low = df.groupby("query_id")["score"].min()
+    neg = df[df["label"] == 0].copy()
+    neg["s_pos"] = neg["query_id"].map(pos).fillna(neg["query_id"].map(low))
+    neg["truth"] = [d in truth.get(q, ()) for q, d in zip(neg["query_id"], neg["doc_id"])]
+    h = heuristic_scores(neg["score"].to_numpy(), neg["s_pos"].to_numpy())
+    scores = {
+        "adapter": neg[adapter_score].to_numpy(),
+        "retriever score": h["retriever"],
+        "SimANS score": h["simans"],
+        "margin score": h["margin"],
+    }
+    return neg["truth"].to_numpy(), scores, neg
+
+
+def variant_detection(
+    pred: Any, truth: Mapping[str, set[str]], variant: str, scheme: str
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, Any]], Any]:
+    """(metrics, curve points, labelled negatives) of one adapter variant, keyed as the results file names them.
+
+    Under the outcome label scheme the conditional readings mean something else
+    (RRRA.md), so that variant is scored by P(rel) instead. The heuristic
+    scores depend only on the phase-1 retriever, so they come with ``full`` only.
+    """
+    score = "p_rel" if scheme == "outcome" else "p_fn_given_neg"
+    is_fn, scores, neg = _suspicion(pred, truth, score)
+    named = {k: v for k, v in scores.items() if k != "adapter"} if variant == "full" else {}
+    named[f"adapter {'P(rel)' if score == 'p_rel' else 'P(FN|neg)'} ({variant})"] = scores["adapter"]
+    metrics = {k: detection_metrics(is_fn, v) for k, v in named.items()}
+    curves = {k: c for k, v in named.items() if (c := detection_curves(is_fn, v)) is not None}
+    return metrics, curves, neg
+
+
+def _gradient_summary(run_dir: Path) -> dict[str, dict[str, float]]:
+    path = run_dir / "gradients.parquet"
+    if not path.is_file():
+        return {}
+    df = pq.read_table(path).to_pandas()
+    df = df[df["kind"] == "hard"]
+    out = {}
+    for cat, g in df.groupby("category"):
+        out[cat] = {
+            "count": int(len(g)),
+            "mean": float(g["grad"].mean()),
+            "median": float(g["grad"].median()),
+            "p90": float(g["grad"].quantile(0.9)),
+        }
+    out["all"] = {
+        "count": int(len(df)),
+        "mean": float(df["grad"].mean()) if len(df) else float("nan"),
+        "median": float(df["grad"].median()) if len(df) else float("nan"),
+        "p90": float(df["grad"].quantile(0.9)) if len(df) else float("nan"),
+    }
+    return out
+
+
+def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str], None] = log.info) -> dict[str, Any]:
+    """Everything for one seed; returns a JSON-ready dict."""
+    t0 = time.perf_counter()
+    train_full, visible, truth = seed_truth(cfg, seed)
+    test = load_dataset(cfg.dataset, cfg.test_split)
+    train = _subset(train_full, visible)
+    methods: dict[str, dict[str, float]] = {}
+    timings: dict[str, float] = {}
+    device = resolve_device(cfg.device)
+
+    def tick(name: str, since: float) -> float:
+        timings[name] = round(time.perf_counter() - since, 1)
+        progress(f"seed {seed}: {name} done in {timings[name]:.0f}s")
+        return time.perf_counter()
+
+    t = time.perf_counter()
+    methods["BM25"] = _test_metrics(bm25_run(test.corpus, test.queries, k=100), test)
+    t = tick("bm25", t)
+    zero = BiEncoder.from_pretrained(cfg.model).to(device).eval()
+    res0 = retrieve(
+        zero, test.corpus, test.queries, _enc(cfg, cfg.model), k=100, progress="zero-shot: encoding test corpus"
+    )
+    methods["zero-shot"] = _test_metrics(res0.run, test)
+    t = tick("zero-shot", t)
+
+    # Phase 1 on the visible labels; shared by everything after it.
+    enc0 = _enc(cfg, cfg.model)
+    p1 = TrainConfig(
+        dataset=cfg.dataset,
+        train_split=cfg.train_split,
+        eval_split=cfg.test_split,
+        epochs=cfg.p1_epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.p1_lr,
+        seed=seed,
+        eval_k=100,
+        checkpoint_every=0,
+    )
+    p1_run = create_run("phase1", phase1_config_dict(enc0, p1, MiningConfig()), run_id=f"{tag}-s{seed}-phase1")
+    train_phase1(p1_run, enc0, p1, train_data=train, eval_data=test)
+    enc1 = _enc(cfg, str(p1_run.path))
+    phase1_encoder = BiEncoder.from_pretrained(str(p1_run.path)).to(device).eval()
+    res1 = retrieve(phase1_encoder, test.corpus, test.queries, enc1, k=100, progress="phase 1: encoding test corpus")
+    methods["phase 1 (in-batch)"] = _test_metrics(res1.run, test)
+    t = tick("phase 1", t)
+
+    # Phase 2: the full adapter and its ablations on frozen phase-1 embeddings.
+    sw0 = AdapterSwitches(dataset=cfg.dataset, train_split=cfg.train_split)
+    labels = LabelConfig(scheme=cfg.label_scheme, mu=cfg.mu, top_k=cfg.top_k, seed=seed)
+    adapters: dict[str, str] = {}
+    f1: dict[str, dict[str, Any]] = {}
+    detection: dict[str, dict[str, float]] = {}
+    curves: dict[str, dict[str, Any]] = {}
+    unknown = [v for v in cfg.variants if v not in ABLATIONS]
+    if unknown:
+        raise ConfigError(f"unknown adapter variant(s) {', '.join(unknown)}; choose from {', '.join(ABLATIONS)}")
+    variants = {name: ABLATIONS[name] for name in dict.fromkeys(("full", *cfg.variants))}
+    full_queue = None
+    for name, (sw_changes, p2_changes, label_changes) in variants.items():
+        p2 = replace(Phase2Config(epochs=cfg.p2_epochs, seed=seed), **p2_changes)
+        sw = replace(sw0, **sw_changes)
+        labels_v = replace(labels, **label_changes)
+        run2 = create_run(
+            "phase2",
+            phase2_config_dict(enc1, sw, labels_v, p2),
+            run_id=f"{tag}-s{seed}-phase2-{name.replace(' ', '_')}",
+        )
+        m2 = train_phase2(run2, enc1, sw, labels_v, p2, train_data=train)
+        adapters[name] = str(run2.file("adapter"))
+        f1[name] = {"macro_f1": m2["val"]["macro_f1"], **{f"F1 {c}": v for c, v in m2["val"]["f1"].items()}}
+        det, cur, queue = variant_detection(
+            pq.read_table(run2.file("predictions.parquet")).to_pandas(), truth, name, labels_v.scheme
+        )
+        detection.update(det)
+        curves.update(cur)
+        if name == "full":
+            full_queue = queue
+        # Reranking the phase-1 retrieval with this adapter (no resampling).
+        adapter, _ = load_adapter(adapters[name], device=device)
+        signal = adapter_rerank_signal(
+            adapter, res1.run, res1.query_ids, res1.query_vectors, res1.corpus.ids, res1.corpus.vectors, "p_rel"
+        )
+        label = "RRRA reranking only" if name == "full" else f"ablation: {name} (phase 1 + rerank)"
+        methods[label] = _test_metrics(rerank_run(res1.run, signal, cfg.lambda_rr), test)
+    t = tick("phase 2", t)
+
+    # Phase 3 with each sampler, from the phase-1 encoder.
+    gradients: dict[str, Any] = {}
+    rrra_run = None
+    for sampler in cfg.samplers:
+        p3 = _phase3_config(cfg, seed, sampler)
+        run3 = create_run(
+            "phase3", phase3_config_dict(enc1, p3, adapters["full"]), run_id=f"{tag}-s{seed}-phase3-{sampler}"
+        )
+        m3 = train_phase3(
+            run3,
+            enc1,
+            p3,
+            adapter_dir=adapters["full"],
+            train_data=train,
+            eval_data=test,
+            planted_false_negatives=truth,
+        )
+        enc3 = BiEncoder.from_pretrained(str(run3.path)).to(device).eval()
+        res3 = retrieve(enc3, test.corpus, test.queries, _enc(cfg, str(run3.path)), k=100)
+        methods[SAMPLER_METHODS[sampler]] = _test_metrics(res3.run, test)
+        if sampler == "rrra":
+            adapter, _ = load_adapter(run3.file("adapter"), device=device)
+            signal = adapter_rerank_signal(
+                adapter, res3.run, res3.query_ids, res3.query_vectors, res3.corpus.ids, res3.corpus.vectors, "p_rel"
+            )
+            methods["RRRA (resampling + reranking)"] = _test_metrics(rerank_run(res3.run, signal, cfg.lambda_rr), test)
+            rrra_run = run3
+        gradients[sampler] = _gradient_summary(run3.path)
+        t = tick(f"phase 3 {sampler}", t)
+
+    # Human in the loop: label the top N of the review queue correctly, merge, retrain RRRA.
+    hitl: list[dict[str, Any]] = []
+    if cfg.hitl and full_queue is not None and "rrra" in cfg.samplers:
+        queue = full_queue.sort_values("p_fn_given_neg", ascending=False, kind="stable")
+        for n in cfg.hitl:
+            top = queue.head(n)
+            judgments = [Judgment(q, d, bool(tr)) for q, d, tr in zip(top["query_id"], top["doc_id"], top["truth"])]
+            found = sum(j.relevant for j in judgments)
+            if n == 0:
+                value = methods["RRRA (resampling + reranking)"]
+                hitl.append({"N": 0, "found": 0, **{k: value[k] for k in ("nDCG@10", "R@1", "R@10", "R@100")}})
+                continue
+            corrected = {q: dict(docs) for q, docs in visible.items()}
+            for j in judgments:
+                if j.relevant:
+                    corrected.setdefault(j.query_id, {})[j.doc_id] = 1
+            confirmed = {}
+            for j in judgments:
+                if not j.relevant:
+                    confirmed.setdefault(j.query_id, set()).add(j.doc_id)
+            train_n = _subset(train_full, corrected)
+            run2 = create_run("phase2", {}, run_id=f"{tag}-s{seed}-hitl{n}-phase2")
+            p2 = Phase2Config(epochs=cfg.p2_epochs, seed=seed)
+            train_phase2(run2, enc1, sw0, labels, p2, train_data=train_n, judgments=judgments)
+            p3 = _phase3_config(cfg, seed, "rrra")
+            run3 = create_run(
+                "phase3",
+                phase3_config_dict(enc1, p3, str(run2.file("adapter"))),
+                run_id=f"{tag}-s{seed}-hitl{n}-phase3",
+            )
+            m3 = train_phase3(
+                run3,
+                enc1,
+                p3,
+                adapter_dir=str(run2.file("adapter")),
+                train_data=train_n,
+                eval_data=test,
+                confirmed_negatives=confirmed,
+                planted_false_negatives=truth,
+            )
+            value = m3["eval"].get("rerank") or m3["eval"]["no_rerank"]
+            hitl.append({"N": n, "found": found, **{k: value[k] for k in ("nDCG@10", "R@1", "R@10", "R@100")}})
+            t = tick(f"hitl N={n}", t)
+
+    return {
+        "seed": seed,
+        "train_queries": len(visible),
+        "planted": int(sum(len(v) for v in truth.values())),
+        "methods": methods,
+        "detection": detection,
+        # Thinned ROC/PR points per score; outside "detection" so aggregate() never averages them.
+        "detection_curves": curves,
+        "adapter_f1": f1,
+        "gradients": gradients,
+        "hitl": hitl,
+        "runs": {"phase1": p1_run.id, "rrra": rrra_run.id if rrra_run else None},
+        "timings_s": timings,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def _mean_std(values: list[float]) -> dict[str, float]:
+    arr = np.array(
+        [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))], dtype=np.float64
+    )
+    if arr.size == 0:
+        return {"mean": float("nan"), "std": float("nan"), "n": 0}
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0, "n": int(arr.size)}
+
+
+def aggregate(seeds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± std over seeds for every method metric, detection score and F1."""
+    out: dict[str, Any] = {}
+    for section in ("methods", "detection", "adapter_f1"):
+        # A section a file lacks (a detection-only recomputation has no methods) aggregates to empty.
+        per_seed = [s.get(section, {}) for s in seeds]
+        names = list(dict.fromkeys(n for sec in per_seed for n in sec))
+        out[section] = {}
+        for name in names:
+            keys = list(dict.fromkeys(k for sec in per_seed if name in sec for k in sec[name]))
+            out[section][name] = {k: _mean_std([sec[name].get(k) for sec in per_seed if name in sec]) for k in keys}
+    return out
+
+
+def run_benchmark(
+    cfg: BenchmarkConfig, tag: str, on_seed: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    """All seeds; ``on_seed`` is called after each (for partial results files)."""
+    per_seed = []
+    for i, seed in enumerate(cfg.seeds):
+        seed_cfg = cfg if i == 0 else replace(cfg, hitl=())
+        per_seed.append(run_seed(seed_cfg, seed, tag))
+        if on_seed:
+            on_seed({"config": config_to_dict(cfg), "seeds": per_seed, "summary": aggregate(per_seed)})
+    return {"config": config_to_dict(cfg), "seeds": per_seed, "summary": aggregate(per_seed)}

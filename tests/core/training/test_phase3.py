@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from rrra_core.adapter import LabelConfig, Phase2Config, load_adapter
+from rrra_core.data import load_dataset
+from rrra_core.retrieval.encoder import EncoderConfig
+from rrra_core.runtime.runs import Run, create_run
+from rrra_core.training.phase2 import AdapterSwitches, phase2_config_dict, train_phase2
+from rrra_core.training.phase3 import GRADIENT_CATEGORIES, Phase3Config, phase3_config_dict, train_phase3
+
+
+def _enc(model: Path | str) -> EncoderConfig:
+    return EncoderConfig(model=str(model), query_max_length=16, doc_max_length=32, encode_batch_size=32)
+
+
+@pytest.fixture()
+def adapter_run(tiny_model_dir: Path) -> Run:
+    enc = _enc(tiny_model_dir)
+    sw = AdapterSwitches(dataset="adi", train_split="test")
+    labels = LabelConfig(top_k=30, fp_rank_range=(30, 60))
+    p2 = Phase2Config(epochs=2, batch_size=64)
+    run = create_run("phase2", phase2_config_dict(enc, sw, labels, p2))
+    train_phase2(run, enc, sw, labels, p2)
+    return run
+
+
+def test_phase2_run_writes_adapter_and_pool_predictions(adapter_run: Run) -> None:
+    adapter, cfg = load_adapter(adapter_run.file("adapter"))
+    assert cfg.dim == 32
+    table = pq.read_table(adapter_run.file("predictions.parquet")).to_pandas()
+    qrels = load_dataset("adi", "test").qrels
+    assert set(table["query_id"]) == set(qrels)
+    assert (table.groupby("query_id")["rank"].max() == 29).all()
+    probs = table[["p_TP", "p_FN", "p_FP", "p_TN"]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    # Labels come from the qrels the pipeline sees.
+    labelled = {(q, d) for q, docs in qrels.items() for d in docs}
+    assert all(
+        ((q, d) in labelled) == bool(lab) for q, d, lab in zip(table["query_id"], table["doc_id"], table["label"])
+    )
+    metrics = adapter_run.read_json("metrics.json")
+    assert "macro_f1" in metrics["val"]
+
+
+@pytest.mark.parametrize("sampler", ["rrra", "simans", "margin", "uniform"])
+def test_phase3_samplers_train_log_gradients_and_evaluate(tiny_model_dir: Path, adapter_run: Run, sampler: str) -> None:
+    enc = _enc(tiny_model_dir)
+    cfg = Phase3Config(
+        dataset="adi",
+        train_split="test",
+        eval_split="test",
+        sampler=sampler,
+        max_steps=2,
+        batch_size=8,
+        top_k=30,
+        eval_k=30,
+        n_hard=2,
+        n_random=1,
+    )
+    planted = {"1": {"a"}}
+    run = create_run("phase3", phase3_config_dict(enc, cfg, str(adapter_run.file("adapter"))))
+    metrics = train_phase3(run, enc, cfg, adapter_dir=str(adapter_run.file("adapter")), planted_false_negatives=planted)
+    assert set(metrics["eval"]) == {"no_rerank", "rerank"}
+    grads = pq.read_table(run.file("gradients.parquet")).to_pandas()
+    assert set(grads["category"]) <= set(GRADIENT_CATEGORIES)
+    assert (grads["sampler"] == sampler).all() and set(grads["kind"]) <= {"hard", "random"}
+    n_hard = len(grads[grads["kind"] == "hard"])
+    if sampler == "margin":  # the filter may leave a query fewer candidates than n_hard (random BERT: all cosines ~1)
+        assert n_hard <= 2 * 8 * 2
+    else:
+        assert n_hard == 2 * 8 * 2  # every sampled hard negative, both steps
+    assert (grads["grad"] >= 0).all() and (grads["grad"] <= 1 / cfg.temperature).all()
+    qrels = load_dataset("adi", "test").qrels
+    assert not any(d in qrels[q] for q, d in zip(grads["query_id"], grads["doc_id"]))
+    assert metrics["train"]["joint_adapter"] == (sampler == "rrra")
+    assert (run.file("model") / "model.safetensors").is_file() and (
+        run.file("adapter") / "adapter.safetensors"
+    ).is_file()
+
+
+def test_rrra_never_samples_a_human_confirmed_relevant_doc(tiny_model_dir: Path, adapter_run: Run) -> None:
+    enc = _enc(tiny_model_dir)
+    cfg = Phase3Config(
+        dataset="adi",
+        train_split="test",
+        eval_split="",
+        sampler="uniform",
+        max_steps=3,
+        batch_size=8,
+        top_k=10,
+        n_hard=5,
+        n_random=0,
+    )
+    pool = create_run("phase3", {})
+    train_phase3(pool, enc, cfg, adapter_dir=str(adapter_run.file("adapter")))
+    first = pool.read_json("pool.json")["pool"]
+    human = {q: set(e["docs"][:3]) for q, e in first.items()}
+    run = create_run("phase3", {})
+    train_phase3(run, enc, cfg, adapter_dir=str(adapter_run.file("adapter")), human_relevant=human)
+    grads = pq.read_table(run.file("gradients.parquet")).to_pandas()
+    assert not any(d in human.get(q, ()) for q, d in zip(grads["query_id"], grads["doc_id"]))
+
+
+def test_killed_phase3_resumes_to_the_same_model(
+    tiny_model_dir: Path, adapter_run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safetensors.numpy import load_file
+
+    enc = _enc(tiny_model_dir)
+    cfg = Phase3Config(
+        dataset="adi",
+        train_split="test",
+        eval_split="",
+        sampler="rrra",
+        max_steps=4,
+        batch_size=8,
+        top_k=20,
+        checkpoint_every=2,
+    )
+    adapter_dir = str(adapter_run.file("adapter"))
+    straight = create_run("phase3", {}, run_id="p3-straight")
+    train_phase3(straight, enc, cfg, adapter_dir=adapter_dir)
+    killed = create_run("phase3", {}, run_id="p3-killed")
+    real_log = Run.log
+
+    def dying_log(self: Run, record: dict) -> None:
+        if record.get("step") == 3:
+            raise KeyboardInterrupt("killed")
+        real_log(self, record)
+
+    monkeypatch.setattr(Run, "log", dying_log)
+    with pytest.raises(KeyboardInterrupt):
+        train_phase3(killed, enc, cfg, adapter_dir=adapter_dir)
+    monkeypatch.setattr(Run, "log", real_log)
+    train_phase3(killed, enc, cfg, adapter_dir=adapter_dir)
+    for sub, name in (("model", "model.safetensors"), ("adapter", "adapter.safetensors")):
+        a, b = load_file(str(straight.file(sub) / name)), load_file(str(killed.file(sub) / name))
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], atol=1e-6, err_msg=f"{sub}:{k}")
+    ga = pq.read_table(straight.file("gradients.parquet")).to_pandas()
+    gb = pq.read_table(killed.file("gradients.parquet")).to_pandas()
+    assert ga["doc_id"].tolist() == gb["doc_id"].tolist()
+
+
+def test_queries_left_without_a_hard_negative_are_reported(
+    tiny_model_dir: Path, adapter_run: Run, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A random BERT puts every cosine near 1, so a 99% margin filters out every candidate.
+    enc = _enc(tiny_model_dir)
+    cfg = Phase3Config(
+        dataset="adi",
+        train_split="test",
+        eval_split="",
+        sampler="margin",
+        relative_margin=0.99,
+        max_steps=1,
+        batch_size=8,
+        top_k=10,
+        n_hard=1,
+    )
+    run = create_run("phase3", {})
+    with caplog.at_level("WARNING", logger="rrra_core.training.phase3"):
+        metrics = train_phase3(run, enc, cfg, adapter_dir=str(adapter_run.file("adapter")))
+    cov = metrics["train"]["without_hard_negative"]
+    n_queries = len(load_dataset("adi", "test").qrels)
+    assert cov["queries"] == n_queries and cov["no_candidates"] + cov["zero_weight"] == n_queries
+    assert len(cov["examples"]["zero_weight"]) == min(10, cov["zero_weight"])
+    assert any(
+        f"{n_queries} of {n_queries} training queries get no hard negative" in r.getMessage() for r in caplog.records
+    )
+    grads = pq.read_table(run.file("gradients.parquet")).to_pandas()
+    assert (grads["kind"] == "hard").sum() == 0
