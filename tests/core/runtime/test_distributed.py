@@ -144,7 +144,7 @@ def _worker_texts() -> list[str]:
 def _worker(model_dir: str, out_dir: str) -> None:
     import torch
 
-    from rrra_core import distributed as dist
+    from rrra_core.runtime import distributed as dist
     from rrra_core.retrieval.encoder import BiEncoder
     from rrra_core.retrieval.encoding import encode_texts
 

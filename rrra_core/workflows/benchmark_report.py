@@ -1,0 +1,172 @@
+"""The benchmark's result file as Markdown: one function per section of the table.
+
+``scripts/benchmark.py`` writes ``<stem>.json`` (what was measured) and
+renders ``<stem>.md`` from it with :func:`render_markdown`; ``--render`` redoes
+only the second step, so a change here never needs a re-measurement.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["render_markdown"]
+
+RETRIEVAL_METRICS = (
+    "R@1",
+    "R@5",
+    "R@10",
+    "R@50",
+    "R@100",
+    "nDCG@10",
+    "RR@10",
+    "AnswerRecall@1",
+    "AnswerRecall@5",
+    "AnswerRecall@20",
+    "AnswerRecall@100",
+)
+BASELINES = ("BM25", "zero-shot", "phase 1 (in-batch)", "uniform top-K", "SimANS", "margin filter")
+FULL_RRRA = "RRRA (resampling + reranking)"
+
+
+def _fmt(cell: dict | None, digits: int = 3) -> str:
+    """``mean ± std`` over seeds (the mean alone for one seed; a dash for none)."""
+    if not cell or cell.get("n", 0) == 0 or (isinstance(cell.get("mean"), float) and math.isnan(cell["mean"])):
+        return "–"
+    if cell["n"] > 1:
+        return f"{cell['mean']:.{digits}f} ± {cell['std']:.{digits}f}"
+    return f"{cell['mean']:.{digits}f}"
+
+
+def _cell(text: str) -> str:
+    """A Markdown table cell: a literal ``|`` (as in P(FN|neg)) would split the cell."""
+    return str(text).replace("|", "\\|")
+
+
+def _header(r: dict[str, Any]) -> list[str]:
+    cfg, seeds, m = r["config"], r["seeds"], r["machine"]
+    per_seed = ", ".join(f"{s['seconds'] / 60:.1f}" for s in seeds)
+    lines = [
+        f"# RRRA benchmark: {cfg['dataset']} ({r['preset']})",
+        "",
+        f"Command: `{r['command']}`",
+        "",
+        f"Seeds run: {', '.join(str(s['seed']) for s in seeds)} (planned: {', '.join(map(str, cfg['seeds']))}). "
+        f"Machine: {m['cpu']}, {m['cpu_count']} CPUs, {m['torch_threads']} torch thread(s) per process. "
+        f"Wall time {r['wall_seconds'] / 60:.1f} min (per seed: {per_seed} min).",
+        "",
+    ]
+    if r.get("parallel_processes"):
+        lines += [
+            f"The seeds ran as {r['parallel_processes']} parallel processes on the same CPUs "
+            f"(torch threads per process: {m['torch_threads']}); wall time is the slowest one's.",
+            "",
+        ]
+    return lines + [
+        "Settings: " + ", ".join(f"{k}={v}" for k, v in cfg.items()) + ".",
+        "",
+        f"Training queries: {seeds[0]['train_queries']}; false negatives in the truth set "
+        f"(seed {seeds[0]['seed']}): {seeds[0]['planted']}.",
+        "",
+    ]
+
+
+def _retrieval(methods: dict[str, dict[str, Any]]) -> list[str]:
+    keys = [k for k in RETRIEVAL_METRICS if any(k in v for v in methods.values())]
+    lines = ["## Test retrieval (mean ± std over seeds)", "", "| method | " + " | ".join(keys) + " |"]
+    lines.append("|---" * (len(keys) + 1) + "|")
+    for name, vals in methods.items():
+        lines.append(f"| {_cell(name)} | " + " | ".join(_fmt(vals.get(k)) for k in keys) + " |")
+    baselines = [n for n in methods if n in BASELINES]
+    rrra = methods.get(FULL_RRRA)
+    if rrra and baselines:
+        lines.append("")
+        dense = [n for n in baselines if n != "BM25"]
+        for metric in ("nDCG@10", "R@1"):
+            for pool, what in ((baselines, "baseline"), (dense, "dense baseline (same encoder)")):
+                best = max(pool, key=lambda n, m=metric: methods[n].get(m, {}).get("mean", float("-inf")))
+                diff = rrra[metric]["mean"] - methods[best][metric]["mean"]
+                verdict = "beats" if diff > 0 else "does NOT beat"
+                lines.append(f"- {metric}: full RRRA {verdict} the best {what} ({best}) by {diff:+.4f}.")
+    return lines
+
+
+def _detection(detection: dict[str, dict[str, Any]], first_seed: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "## False-negative detection among mined hard negatives (phase-1 encoder, top-K)",
+        "",
+        "| score | AUROC | AP | P@50 | P@100 |",
+        "|---|---|---|---|---|",
+    ]
+    for name, vals in detection.items():
+        cells = " | ".join(_fmt(vals.get(k)) for k in ("AUROC", "AP", "P@50", "P@100"))
+        lines.append(f"| {_cell(name)} | {cells} |")
+    d0 = first_seed["detection"].get("adapter P(FN|neg) (full)", {})
+    lines += [
+        "",
+        f"Candidates judged (seed {first_seed['seed']}): {d0.get('candidates', '–')} labelled negatives, "
+        f"of which {d0.get('false_negatives', '–')} are true false negatives.",
+    ]
+    return lines
+
+
+def _adapter_f1(adapter_f1: dict[str, dict[str, Any]]) -> list[str]:
+    names = list(adapter_f1)
+    cols = [k for k in ("F1 TP", "F1 FN", "F1 FP", "F1 TN", "macro_f1") if any(k in adapter_f1[n] for n in names)]
+    lines = [
+        "",
+        "## Adapter four-class F1 on held-out training queries (label-conditioned, synthetic labels)",
+        "",
+        "| adapter | " + " | ".join(cols) + " |",
+        "|---" * (len(cols) + 1) + "|",
+    ]
+    for n in names:
+        lines.append(f"| {_cell(n)} | " + " | ".join(_fmt(adapter_f1[n].get(k)) for k in cols) + " |")
+    return lines
+
+
+def _hitl(seed: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        f"## Human in the loop (seed {seed['seed']}): a reviewer labels the top N of the adapter's queue, "
+        "labels are merged, RRRA retrains",
+        "",
+        "| N reviewed | false negatives found | nDCG@10 | R@1 | R@10 | R@100 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in seed["hitl"]:
+        metrics = " | ".join(f"{row[k]:.4f}" for k in ("nDCG@10", "R@1", "R@10", "R@100"))
+        lines.append(f"| {row['N']} | {row['found']} | {metrics} |")
+    return lines
+
+
+def _gradients(seed: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        f"## Gradient magnitude p_j/τ of sampled hard negatives (seed {seed['seed']})",
+        "",
+        "| sampler | category | count | mean | median | p90 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for sampler, cats in seed["gradients"].items():
+        for cat, v in cats.items():
+            stats = " | ".join(f"{v[k]:.3f}" for k in ("mean", "median", "p90"))
+            lines.append(f"| {sampler} | {cat} | {v['count']} | {stats} |")
+    return lines
+
+
+def render_markdown(r: dict[str, Any]) -> str:
+    """The result file ``r`` (as ``scripts/benchmark.py`` writes it) as a Markdown report."""
+    summary, first = r["summary"], r["seeds"][0]
+    lines = _header(r) + _retrieval(summary["methods"])
+    if summary["detection"]:
+        lines += _detection(summary["detection"], first)
+    if summary["adapter_f1"]:
+        lines += _adapter_f1(summary["adapter_f1"])
+    if first.get("hitl"):
+        lines += _hitl(first)
+    if first.get("gradients"):
+        lines += _gradients(first)
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,54 @@
+"""The benchmark's Markdown is a pure rendering of its JSON: every committed result re-renders byte for byte."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rrra_core.runtime.paths import REPO_ROOT
+from rrra_core.workflows.benchmark_report import render_markdown
+
+RESULTS = sorted(
+    p
+    for p in (REPO_ROOT / "results").glob("rrra_*.json")
+    if not p.stem.endswith(("detection_curves", "rerank_sweep"))
+)
+
+
+@pytest.mark.parametrize("result", RESULTS, ids=lambda p: p.stem)
+def test_committed_results_render_identically(result: Path) -> None:
+    import json
+
+    assert render_markdown(json.loads(result.read_text(encoding="utf-8"))) == result.with_suffix(".md").read_text(
+        encoding="utf-8"
+    )
+
+
+def test_render_flag_rewrites_the_markdown_only(tmp_path: Path) -> None:
+    src = REPO_ROOT / "results" / "rrra_quick.json"
+    shutil.copy(src, tmp_path / "r.json")
+    (tmp_path / "r.md").write_text("stale", encoding="utf-8")
+    out = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "benchmark.py"), "--render", str(tmp_path / "r.json")],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "r.md").read_text(encoding="utf-8") == src.with_suffix(".md").read_text(encoding="utf-8")
+    assert (tmp_path / "r.json").read_bytes() == src.read_bytes()
+
+
+def test_render_of_a_damaged_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
+    out = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "benchmark.py"), "--render", str(tmp_path / "bad.json")],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    assert out.returncode == 2 and out.stderr.strip().startswith("error:") and len(out.stderr.strip().splitlines()) == 1
