@@ -54,7 +54,6 @@ __all__ = [
     "INDEX_KINDS",
     "DenseIndex",
     "auto_kind",
-    "exact_recall_at_k",
 ]
 
 #: ``kind="auto"`` uses an exact flat index below this many documents (measured
@@ -408,24 +407,3 @@ class DenseIndex:
         if kind == "ivf" and "nprobe" in params:
             loaded.set_search_params(nprobe=int(params["nprobe"]))
         return loaded
-
-
-def exact_recall_at_k(approx_ids: Sequence[Sequence[str]], exact_ids: Sequence[Sequence[str]], k: int) -> float:
-    """Mean share of each query's exact top-``k`` that the approximate top-``k`` also found.
-
-    Used to measure what an approximate index (HNSW, IVF) loses against a flat one.
-    """
-    if k < 1:
-        raise ConfigError(f"k must be positive, got {k}")
-    if len(approx_ids) != len(exact_ids):
-        raise ConfigError(f"{len(approx_ids)} approximate result lists but {len(exact_ids)} exact ones")
-    if not exact_ids:
-        return 0.0
-    total = 0.0
-    for approx, exact in zip(approx_ids, exact_ids):
-        truth = set(exact[:k])
-        if truth:
-            total += len(truth.intersection(approx[:k])) / len(truth)
-        else:
-            total += 1.0
-    return total / len(exact_ids)

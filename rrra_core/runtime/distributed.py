@@ -57,7 +57,6 @@ __all__ = [
     "broadcast_array",
     "all_reduce_sum",
     "wrap",
-    "unwrap",
 ]
 
 S = TypeVar("S", bound=Sequence)
@@ -313,8 +312,3 @@ def no_forward_buffer_sync(ddp_class: type) -> dict[str, bool]:
     """
     params = inspect.signature(ddp_class.__init__).parameters
     return {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside a DDP wrapper (the one to save), or ``model`` itself."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model

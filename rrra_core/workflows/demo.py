@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from rrra_core.runtime.config import opt
-from rrra_core.runtime.runs import Run, create_run, open_run
+from rrra_core.runtime.runs import create_run, open_run
 
-__all__ = ["DemoConfig", "demo_run_id", "build_demo_run", "find_demo_run"]
+__all__ = ["DemoConfig", "demo_run_id", "build_demo_run"]
 
 
 @dataclass
@@ -31,15 +31,6 @@ class DemoConfig:
 
 def demo_run_id(dataset: str) -> str:
     return f"demo-{dataset}"
-
-
-def find_demo_run(dataset: str) -> Run | None:
-    """The finished demo run for ``dataset``, if any."""
-    try:
-        run = open_run(demo_run_id(dataset))
-    except Exception:  # noqa: BLE001 - "not there yet" in any form
-        return None
-    return run if run.file("predictions.parquet").is_file() else None
 
 
 def build_demo_run(cfg: DemoConfig) -> dict[str, Any]:

@@ -12,7 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from rrra_core.runtime import jobs
-from rrra_core.workflows.demo import find_demo_run
+from rrra_core.runtime.runs import open_run
+from rrra_core.workflows.demo import demo_run_id
 from tests.app.conftest import APP
 
 
@@ -34,7 +35,7 @@ def test_first_launch_builds_the_demo_run_with_progress_and_then_shows_it() -> N
         time.sleep(2)
     assert state.status == "done", jobs.log_tail("demo-build", 30)
     assert seen_progress
-    assert find_demo_run("squad") is not None
+    assert open_run(demo_run_id("squad")).file("predictions.parquet").is_file()
     at.run()
     assert at.sidebar.selectbox(key="sb_run").value == "demo-squad"
     assert len(at.dataframe(key="top_suspects").value) > 0

@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from rrra_core.retrieval.index import DenseIndex, exact_recall_at_k
+from rrra_core.retrieval.index import DenseIndex
 from rrra_core.runtime.errors import ConfigError, DataError, UserError
+from rrra_core.speed.measure import recall_at_k
 
 
 def unit_rows(n: int, d: int, seed: int) -> np.ndarray:
@@ -19,12 +20,12 @@ def ids_for(n: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def random_20k() -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+def random_20k() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     docs = unit_rows(20_000, 64, seed=1)
     queries = unit_rows(200, 64, seed=2)
     exact = DenseIndex.build(docs, ids_for(len(docs)), kind="flat")
-    _, exact_ids = exact.search(queries, 10)
-    return docs, queries, exact_ids
+    _, exact_rows = exact.search_rows(queries, 10)
+    return docs, queries, exact_rows
 
 
 def test_flat_search_matches_numpy_brute_force():
@@ -109,19 +110,19 @@ def test_bad_inputs_raise_user_errors():
 
 
 def test_hnsw_recall_vs_exact(random_20k):
-    docs, queries, exact_ids = random_20k
+    docs, queries, exact_rows = random_20k
     index = DenseIndex.build(docs, ids_for(len(docs)), kind="hnsw")
-    _, approx_ids = index.search(queries, 10)
-    assert exact_recall_at_k(approx_ids, exact_ids, 10) >= 0.9
+    _, approx_rows = index.search_rows(queries, 10)
+    assert recall_at_k(approx_rows, exact_rows, 10) >= 0.9
 
 
 def test_ivf_recall_vs_exact_on_random_vectors(random_20k):
     # Uniform random vectors have no cluster structure, IVF's worst case, so
     # probe a larger share of the lists than the default.
-    docs, queries, exact_ids = random_20k
+    docs, queries, exact_rows = random_20k
     index = DenseIndex.build(docs, ids_for(len(docs)), kind="ivf", nlist=64, nprobe=48)
-    _, approx_ids = index.search(queries, 10)
-    assert exact_recall_at_k(approx_ids, exact_ids, 10) >= 0.9
+    _, approx_rows = index.search_rows(queries, 10)
+    assert recall_at_k(approx_rows, exact_rows, 10) >= 0.9
 
 
 def test_ivf_defaults_keep_recall_high_on_clustered_vectors():
@@ -132,13 +133,9 @@ def test_ivf_defaults_keep_recall_high_on_clustered_vectors():
     q = x[rng.choice(20_000, 200, replace=False)] + 0.05 * rng.standard_normal((200, 64)).astype(np.float32)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     ids = ids_for(20_000)
-    _, exact_ids = DenseIndex.build(x, ids, kind="flat").search(q, 10)
-    _, approx_ids = DenseIndex.build(x, ids, kind="ivf").search(q, 10)
-    assert exact_recall_at_k(approx_ids, exact_ids, 10) >= 0.9
-
-
-def test_exact_recall_at_k():
-    assert exact_recall_at_k([["a", "b"], ["x", "y"]], [["a", "c"], ["y", "x"]], 2) == pytest.approx(0.75)
+    _, exact_rows = DenseIndex.build(x, ids, kind="flat").search_rows(q, 10)
+    _, approx_rows = DenseIndex.build(x, ids, kind="ivf").search_rows(q, 10)
+    assert recall_at_k(approx_rows, exact_rows, 10) >= 0.9
 
 
 def test_search_rows_matches_search_and_restores_faiss_threads():
