@@ -10,22 +10,19 @@ Index kinds:
 * ``flat`` -- ``IndexFlatIP``, exact brute force. The default for corpora under
   :data:`AUTO_FLAT_MAX` documents. Exact results keep evaluation and
   false-negative mining free of index noise, and :func:`retrieve` builds a fresh
-  index per call, so build time counts: at 1M x 384 on 2 CPU cores a flat index
-  builds in ~5 s (1.5 GB) and answers 55-170 queries/s in a batch (two
-  machines), while IVF needs 60-240 s and HNSW ~100 s to build
-  (``results/speed_index.md``). An approximate index only pays off after
-  ~10k-15k queries on one build. A serving index (``serving=True``) is built
-  once for query after query, so there ``auto`` switches at
-  :data:`SERVING_FLAT_MAX`.
+  index per call, so build time counts: a flat index builds in seconds where IVF
+  and HNSW take minutes, and an approximate index only pays off after many
+  thousands of queries on one build (``results/speed_index.md`` has the
+  figures). A serving index (``serving=True``) is built once for query after
+  query, so there ``auto`` switches at :data:`SERVING_FLAT_MAX`.
 * ``ivf`` -- ``IndexIVFFlat``; recall depends on ``nprobe`` and on how
   clustered the data is. Chosen by ``auto`` above the flat limit, with k-means
-  on a 64-per-list sample and ``nprobe = nlist / 64``: at 1M documents that
-  kept recall@10 at 0.998 (0.988 for real questions) at 0.6k-1.2k queries/s.
+  on a 64-per-list sample and ``nprobe = nlist / 64``, which keeps recall@10
+  near 1 at 1M documents (``results/speed_index.md``).
 * ``hnsw`` -- ``IndexHNSWFlat``; no training step, sub-millisecond queries.
-  Questions are out of distribution for a graph built over passages: at 1M
-  documents recall@10 for real questions was 0.50 at ``efSearch=128`` and 0.89
-  at 1024 (synthetic passage-like queries: 0.95 and 0.99), so ``auto`` does not
-  pick it.
+  Questions are out of distribution for a graph built over passages, so its
+  recall for real questions lags far behind synthetic passage-like queries
+  (``results/speed_index.md``) and ``auto`` does not pick it.
 
 On disk an index is a folder with ``index.faiss``, ``doc_ids.txt`` (one id per
 line) and ``index.json`` (kind, dim, count, params). Never pickled.
@@ -56,14 +53,14 @@ __all__ = [
     "auto_kind",
 ]
 
-#: ``kind="auto"`` uses an exact flat index below this many documents (measured
-#: at 1M: 1.5 GB, ~160 queries/s; 2M doubles both), and IVF from there on.
+#: ``kind="auto"`` uses an exact flat index below this many documents, and IVF from
+#: there on: memory and batch query time grow linearly with the corpus, and stay
+#: affordable up to here (``results/speed_index.md``).
 AUTO_FLAT_MAX = 2_000_000
 #: For serving (one index answering query after query, :class:`rrra_core.retrieval.search.Searcher`)
 #: the build is paid once, and what matters is one query's latency: exact search
-#: costs ~0.19 us per document (189 ms at 1M, results/speed_index.md), so from
-#: ~100k documents it outweighs encoding the query (~15-20 ms), and ``auto`` then
-#: builds IVF (3.3 ms at 1M, recall@10 0.998).
+#: grows with the corpus, and from about this size it outweighs encoding the query
+#: (``results/speed_index.md``), so ``auto`` then builds IVF.
 SERVING_FLAT_MAX = 100_000
 # auto's IVF: k-means sample per list (k-means time grows with it) and lists probed.
 _AUTO_IVF_TRAIN_PER_LIST = 64
