@@ -36,7 +36,7 @@ def demo_run_id(dataset: str) -> str:
 def build_demo_run(cfg: DemoConfig) -> dict[str, Any]:
     """Build (or finish) the demo run; returns its metrics."""
     # Imported here, not at the top: the app imports this module to name the demo
-    # run, and the app process must never load torch (6 s on a 2-core machine).
+    # run, and the app process must never load torch (seconds of start-up on a small CPU).
     from rrra_core.adapter import LabelConfig, Phase2Config
     from rrra_core.retrieval.encoder import EncoderConfig
     from rrra_core.training.phase2 import AdapterSwitches, phase2_config_dict, train_phase2
