@@ -1,4 +1,4 @@
-"""Data loading and writing: BEIR collections, training files, safe text I/O.
+"""Data loading and writing: BEIR collections, training files, safe text I/O, label corrections.
 
 Every loader turns a bad input into a one-line :class:`~rrra_core.runtime.errors.DataError`
 naming the file and line; every writer replaces its target atomically.
@@ -23,6 +23,7 @@ from rrra_core.data.beir import (
     load_qrels,
     load_queries,
 )
+from rrra_core.data.corrections import LabelCorrections, Verdicts, apply_verdicts
 from rrra_core.data.textio import (
     atomic_write_text,
     atomic_writer,
@@ -59,6 +60,10 @@ __all__ = [
     "load_dataset",
     "dataset_folder",
     "check_dataset",
+    # corrections
+    "Verdicts",
+    "LabelCorrections",
+    "apply_verdicts",
     # textio
     "open_text",
     "iter_lines",
