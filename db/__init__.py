@@ -8,7 +8,8 @@ Open it once, then call plain functions with a session::
         db.ensure_dataset(session, "scifact")          # once per database: stores its query and doc ids
         db.save_judgment(session, "scifact", "1", "31715818", "relevant", "alice", model_view=row)
         db.undo_last(session, "scifact", "alice")
-        qrels, negatives = db.merge_labels(session, "scifact", base_qrels, policy="majority")
+        verdicts = db.decide(session, "scifact", policy="majority")   # {(query_id, doc_id): relevant}
+        corrections = db.merge_labels(session, "scifact", base_qrels, policy="majority")  # LabelCorrections
 
 Write functions commit; each is one transaction. Never imports torch or streamlit.
 """
@@ -62,7 +63,7 @@ from .judgments import (
     save_judgments,
     undo_last,
 )
-from .merge import POLICIES, decide, judgments_for_training, merge_labels, parse_policy
+from .merge import POLICIES, decide, merge_labels, parse_policy
 from .migrate import current_revision, head_revision, init_db, upgrade
 from .models import (
     EVENT_ACTIONS,
@@ -128,7 +129,6 @@ __all__ = [
     "parse_policy",
     "decide",
     "merge_labels",
-    "judgments_for_training",
     # training jobs
     "create_training_job",
     "update_training_job",

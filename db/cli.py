@@ -135,7 +135,8 @@ def _export(session: Any, args: argparse.Namespace) -> str:
             db.write_json(args.out, db.argilla_records(name, data.corpus, queries, queue, run_id=args.run_id))
         return f"wrote {len(queue)} {args.format} tasks to {args.out}"
     base = db.read_qrels_file(args.qrels) if args.qrels else data.qrels
-    qrels, confirmed = db.merge_labels(session, name, base, args.policy)
+    merged = db.merge_labels(session, name, base, args.policy)
+    qrels, confirmed = merged.qrels, merged.confirmed_negatives
     n_pos = sum(len(d) for d in qrels.values())
     n_neg = sum(len(d) for d in confirmed.values())
     if args.format == "beir":
@@ -152,7 +153,10 @@ def _export(session: Any, args: argparse.Namespace) -> str:
         )
         db.write_training_file(args.out, examples, args.format)
         return f"wrote {len(examples)} training examples ({n_pos} positives, {n_neg} confirmed negatives) to {args.out}"
-    return f"wrote {n_pos} positives of {len(qrels)} queries ({args.policy}; {n_neg} confirmed negatives kept out) to {args.out}"
+    return (
+        f"wrote {n_pos} positives of {len(qrels)} queries ({args.policy}; {n_neg} confirmed negatives kept out) "
+        f"to {args.out}"
+    )
 
 
 def _import(session: Any, args: argparse.Namespace) -> str:
@@ -187,7 +191,8 @@ def _stats(session: Any, args: argparse.Namespace) -> str:
         lines.append(f"{name}: {info['events']} events")
         for who, c in info["annotators"].items():
             lines.append(
-                f"  {who:<24} {c['total']:>6} judged: {c['relevant']} relevant, {c['not_relevant']} not relevant, {c['unsure']} unsure"
+                f"  {who:<24} {c['total']:>6} judged: {c['relevant']} relevant, "
+                f"{c['not_relevant']} not relevant, {c['unsure']} unsure"
             )
         if not info["annotators"]:
             lines.append("  no judgments")
@@ -236,9 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     engine = db.init_db(args.db)
     try:
         if args.command == "upgrade":
-            print(
-                f"{db.display_url(engine.url.render_as_string(hide_password=False))}: schema at revision {db.current_revision(engine)} (newest)"
-            )
+            url = db.display_url(engine.url.render_as_string(hide_password=False))
+            print(f"{url}: schema at revision {db.current_revision(engine)} (newest)")
             return 0
         with db.session_factory(engine)() as session:
             handler = {"export": _export, "import": _import, "stats": _stats, "agreement": _agreement}[args.command]

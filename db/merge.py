@@ -1,7 +1,10 @@
-"""Turning people's judgments into training labels under a chosen policy.
+"""People's judgments decided into one verdict per pair under a chosen policy.
 
-A policy decides, per (query, doc), whether the pair is relevant, not
-relevant, or undecided (left as the base qrels say):
+The store only supplies the verdicts (:func:`decide`); turning them into
+corrected labels is :func:`rrra_core.data.corrections.apply_verdicts`, the one
+place that does it, and :func:`merge_labels` is that call on the store's
+verdicts. A policy decides, per (query, doc), whether the pair is relevant,
+not relevant, or undecided (left as the base qrels say):
 
 * ``majority``: more "relevant" than "not relevant" votes, or the reverse; a tie decides nothing.
 * ``annotator:<name>``: that one person's verdict.
@@ -24,11 +27,13 @@ from collections.abc import Collection, Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rrra_core.data.corrections import LabelCorrections, apply_verdicts
+
 from .datasets import get_dataset
 from .errors import AnnotationError
 from .models import Judgment
 
-__all__ = ["POLICIES", "parse_policy", "decide", "merge_labels", "judgments_for_training"]
+__all__ = ["POLICIES", "parse_policy", "decide", "merge_labels"]
 
 POLICIES = ("majority", "annotator:<name>", "any_relevant")
 
@@ -93,43 +98,11 @@ def merge_labels(
     policy: str = "majority",
     *,
     query_ids: Collection[str] | None = None,
-) -> tuple[dict[str, dict[str, int]], dict[str, set[str]]]:
-    """``(corrected qrels, confirmed negatives)`` from ``base_qrels`` and the judgments, under ``policy``.
+) -> LabelCorrections:
+    """``base_qrels`` corrected by the store's verdicts under ``policy`` (see :func:`apply_verdicts`).
 
-    ``base_qrels`` is not modified. Judgments apply to the queries of
+    ``base_qrels`` is not modified. Verdicts apply to the queries of
     ``base_qrels``, or to ``query_ids`` when given (e.g. a split's queries
-    that have no positive yet). A query left without any positive is dropped
-    from the corrected qrels (qrels hold positives only); its confirmed
-    negatives are still returned.
+    that have no positive yet).
     """
-    scope = set(query_ids) if query_ids is not None else set(base_qrels)
-    qrels = {q: dict(docs) for q, docs in base_qrels.items()}
-    confirmed: dict[str, set[str]] = {}
-    for (q, d), relevant in sorted(decide(session, dataset, policy).items()):
-        if q not in scope:
-            continue
-        if relevant:
-            docs = qrels.setdefault(q, {})
-            if docs.get(d, 0) <= 0:
-                docs[d] = 1
-        else:
-            docs = qrels.get(q, {})
-            docs.pop(d, None)
-            confirmed.setdefault(q, set()).add(d)
-    qrels = {q: docs for q, docs in qrels.items() if any(g > 0 for g in docs.values())}
-    return qrels, confirmed
-
-
-def judgments_for_training(
-    session: Session, dataset: str, policy: str = "majority", *, query_ids: Collection[str] | None = None
-) -> list[tuple[str, str, bool]]:
-    """The policy's verdicts as sorted ``(query_id, doc_id, relevant)`` tuples (optionally for some queries).
-
-    The same shape as ``rrra_core.adapter.Judgment``: ``Judgment(*t)`` converts one.
-    """
-    wanted = set(query_ids) if query_ids is not None else None
-    return [
-        (q, d, relevant)
-        for (q, d), relevant in sorted(decide(session, dataset, policy).items())
-        if wanted is None or q in wanted
-    ]
+    return apply_verdicts(base_qrels, decide(session, dataset, policy), query_ids=query_ids)

@@ -41,15 +41,16 @@ truth, so ``AdapterPairs.labels`` holds "ranked in" for this scheme and the
 conditional readings mean, e.g., P(FN | ranked out) = P(labeled positive | the
 retriever missed it). ``visible_qrels`` equals the positives of ``qrels``.
 
-**Human judgments** enter only through :func:`apply_human_judgments`, in both
+**Human verdicts** enter only through :func:`apply_human_judgments`, in both
 schemes, and override whatever the scheme said: the class is the pair's label
-(row) x the human verdict (truth). In the synthetic scheme that reads: a
-document confirmed relevant is FN while it is labeled negative and TP once the
+(row) x the human verdict (truth). They come as one mapping
+``{(query_id, doc_id): relevant}`` (``LabelCorrections.verdicts``, see
+:mod:`rrra_core.data.corrections`): one decided verdict per pair. In the
+synthetic scheme that reads: a document confirmed relevant is FN while it is labeled negative and TP once the
 correction has been merged into the qrels the caller passes; a document
 confirmed irrelevant is TN, or FP if it is labeled positive. In the outcome
-scheme the verdict replaces the qrels as truth. For one (query, doc), the last judgment in the sequence
-wins (pass them oldest first). Judgments on queries outside this pool (e.g. test
-queries) are ignored, so they never leak into training.
+scheme the verdict replaces the qrels as truth. Verdicts on queries outside
+this pool (e.g. test queries) are ignored, so they never leak into training.
 
 Randomness is per query (:func:`rrra_core.negatives.mining.query_rng`): a query's pairs
 depend only on the seed, its own qrels and candidates, never on dict order.
@@ -58,13 +59,13 @@ depend only on the seed, its own qrels and candidates, never on dict order.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 
 from rrra_core.adapter.model import CLASSES, FN, FP, TN, TP
+from rrra_core.data.corrections import Verdicts
 from rrra_core.negatives.mining import _sort_candidates, query_rng
 from rrra_core.runtime.config import opt
 from rrra_core.runtime.errors import ConfigError
@@ -73,7 +74,6 @@ __all__ = [
     "SCHEMES",
     "SOURCES",
     "LabelConfig",
-    "Judgment",
     "AdapterPairs",
     "build_adapter_pairs",
     "apply_human_judgments",
@@ -122,14 +122,6 @@ class LabelConfig:
             raise ConfigError(f"k_pred and top_k must be positive, got {self.k_pred} and {self.top_k}")
 
 
-class Judgment(NamedTuple):
-    """A human verdict on one pair: ``relevant`` is the truth, not the label."""
-
-    query_id: str
-    doc_id: str
-    relevant: bool
-
-
 @dataclass
 class AdapterPairs:
     """Parallel arrays, one row per (query, doc) pair of the adapter's training pool."""
@@ -170,28 +162,21 @@ def _target(label: int, relevant: bool) -> int:
     return FP if label else TN
 
 
-def _latest(judgments: Iterable[Judgment]) -> dict[tuple[str, str], bool]:
-    out: dict[tuple[str, str], bool] = {}
-    for j in judgments:
-        q, d, rel = j
-        out[(str(q), str(d))] = bool(rel)  # later judgments replace earlier ones
-    return out
+def apply_human_judgments(pairs: AdapterPairs, verdicts: Verdicts) -> AdapterPairs:
+    """A copy of ``pairs`` with human verdicts (``{(query_id, doc_id): relevant}``) as gold targets.
 
-
-def apply_human_judgments(pairs: AdapterPairs, judgments: Iterable[Judgment]) -> AdapterPairs:
-    """A copy of ``pairs`` with human verdicts as gold targets (the one door for human labels).
-
-    The class is (the pair's label) x (the verdict). A pair keeps its label,
-    except a synthetic wrong positive, whose fake label reverts to the qrels.
-    Judged docs missing from the pool are appended (rank -1) with label "in
-    ``visible_qrels``"; judgments on queries not in the pool are ignored.
+    The one door for human labels. The class is (the pair's label) x (the
+    verdict). A pair keeps its label, except a synthetic wrong positive, whose
+    fake label reverts to the qrels. Judged docs missing from the pool are
+    appended (rank -1) with label "in ``visible_qrels``"; verdicts on queries
+    not in the pool are ignored.
     """
     query_ids, doc_ids = list(pairs.query_ids), list(pairs.doc_ids)
     labels, targets, ranks = list(pairs.labels), list(pairs.targets), list(pairs.ranks)
     sources = list(pairs.sources)
     where = {(q, d): i for i, (q, d) in enumerate(zip(query_ids, doc_ids))}
     known = set(query_ids)
-    for (q, d), relevant in _latest(judgments).items():
+    for (q, d), relevant in sorted(verdicts.items()):
         if q not in known:
             continue
         i = where.get((q, d))
@@ -240,7 +225,7 @@ def build_adapter_pairs(
     qrels: Mapping[str, Mapping[str, int]],
     candidates: Candidates,
     config: LabelConfig,
-    judgments: Iterable[Judgment] = (),
+    verdicts: Verdicts | None = None,
     deep_candidates: Candidates | None = None,
 ) -> AdapterPairs:
     """The adapter's training pool and classes for every query with a positive in ``qrels``.
@@ -248,8 +233,9 @@ def build_adapter_pairs(
     ``candidates[qid]``: the frozen retriever's ``(doc_id, score)`` list (best
     first; ties are ordered by doc id, as in mining), cut here to ``top_k``.
     ``deep_candidates``: a deeper list for drawing synthetic wrong positives.
+    ``verdicts``: human verdicts (see :func:`apply_human_judgments`).
     """
-    judged = _latest(judgments)
+    judged = {(str(q), str(d)): bool(r) for (q, d), r in (verdicts or {}).items()}
     judged_docs: dict[str, list[str]] = {}
     for q, d in judged:
         judged_docs.setdefault(q, []).append(d)
@@ -284,7 +270,7 @@ def build_adapter_pairs(
             masked = {maskable[i] for i in rng.choice(len(maskable), size=n_mask, replace=False)} if n_mask else set()
             if rng.random() < config.fp_fraction:
                 wrong_positive = _pick_wrong_positive(
-                    deep, lambda d: d not in pos and (q, d) not in judged, config, rng
+                    deep, lambda d, pos=pos, q=q: d not in pos and (q, d) not in judged, config, rng
                 )
         visible = {d: g for d, g in pos.items() if d not in masked}
         if visible:
@@ -327,6 +313,4 @@ def build_adapter_pairs(
         np.asarray(ranks, dtype=np.int64),
         visible_qrels,
     )
-    return (
-        apply_human_judgments(pairs, judgments=[Judgment(q, d, r) for (q, d), r in judged.items()]) if judged else pairs
-    )
+    return apply_human_judgments(pairs, judged) if judged else pairs

@@ -11,7 +11,6 @@ that file; nothing is recomputed in the UI.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,7 +20,6 @@ import torch
 from rrra_core.adapter import (
     CLASSES,
     AdapterConfig,
-    Judgment,
     LabelConfig,
     Phase2Config,
     RRRAAdapter,
@@ -31,6 +29,7 @@ from rrra_core.adapter import (
     train_adapter,
 )
 from rrra_core.data.beir import Dataset, load_dataset
+from rrra_core.data.corrections import LabelCorrections
 from rrra_core.retrieval.dense import Retrieval, retrieve
 from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
 from rrra_core.retrieval.evaluation import rank_run
@@ -121,12 +120,15 @@ def train_phase2(
     labels: LabelConfig,
     p2: Phase2Config,
     train_data: Dataset | None = None,
-    judgments: Sequence[Judgment] = (),
+    corrections: LabelCorrections | None = None,
 ) -> dict[str, Any]:
     """Train an adapter on frozen embeddings of ``enc_cfg.model``; returns its metrics.
 
     ``progress.json`` follows the stages (encoding, labels, training, predictions)
     so a page can show a progress bar while this runs in another process.
+    ``train_data.qrels`` are the labels to train on (``corrections.qrels`` when
+    retraining with corrections); ``corrections.verdicts`` become the adapter's
+    human-labelled pairs.
     """
 
     def stage(name: str, done: float) -> None:
@@ -163,7 +165,8 @@ def train_phase2(
     stage("building adapter labels", 0.72)
     ranked = rank_run(res.run)
     candidates = {q: r[: labels.top_k] for q, r in ranked.items()}
-    pairs = build_adapter_pairs(train_data.qrels, candidates, labels, judgments=judgments, deep_candidates=ranked)
+    verdicts = corrections.verdicts if corrections is not None else None
+    pairs = build_adapter_pairs(train_data.qrels, candidates, labels, verdicts=verdicts, deep_candidates=ranked)
     stage("training the adapter", 0.75)
 
     torch.manual_seed(p2.seed)

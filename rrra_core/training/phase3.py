@@ -47,6 +47,7 @@ from rrra_core.adapter.losses import adapter_loss
 from rrra_core.adapter.model import FN, TN, TP
 from rrra_core.analysis.comparison import PER_QUERY_FILE, per_query_record
 from rrra_core.data.beir import Dataset, doc_text, load_dataset
+from rrra_core.data.corrections import LabelCorrections
 from rrra_core.negatives.mining import (
     MiningConfig,
     mine_hard_negatives,
@@ -356,8 +357,7 @@ def train_phase3(
     adapter_dir: str | None = None,
     train_data: Dataset | None = None,
     eval_data: Dataset | None = None,
-    confirmed_negatives: Mapping[str, set[str]] | None = None,
-    human_relevant: Mapping[str, set[str]] | None = None,
+    corrections: LabelCorrections | None = None,
     planted_false_negatives: Mapping[str, set[str]] | None = None,
 ) -> dict[str, Any]:
     """Train phase 3 into ``run`` (resuming if it has a checkpoint); returns its metrics.
@@ -365,14 +365,15 @@ def train_phase3(
     ``enc_cfg.model`` is the starting encoder (usually a phase-1 run). The
     adapter starts from ``adapter_dir`` (a phase-2 output); without one, RRRA
     sampling is impossible and no reranking is evaluated. ``train_data.qrels``
-    are the labels to train on, with human corrections already merged;
-    ``confirmed_negatives`` stay eligible as negatives whatever the adapter says,
-    ``human_relevant`` are never negatives. ``planted_false_negatives`` is read
+    are the labels to train on, with human corrections already merged
+    (``corrections.qrels``); the ``corrections``' confirmed negatives stay
+    eligible as negatives whatever the adapter says, and the pairs a human
+    confirmed relevant are never negatives. ``planted_false_negatives`` is read
     only to label the gradient log (benchmarks with hidden positives): sampling
     and training never see it.
     """
-    confirmed_negatives = confirmed_negatives or {}
-    human_relevant = human_relevant or {}
+    confirmed_negatives = corrections.confirmed_negatives if corrections else {}
+    human_relevant = corrections.human_relevant if corrections else {}
     planted = planted_false_negatives or {}
     device = distributed.local_device(enc_cfg.device)
     main, world = distributed.is_main(), distributed.get_world_size()

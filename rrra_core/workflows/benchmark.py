@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from rrra_core.adapter import Judgment, LabelConfig, Phase2Config, load_adapter
+from rrra_core.adapter import LabelConfig, Phase2Config, load_adapter
 from rrra_core.data.beir import Dataset, dataset_folder, load_dataset, load_has_answer
+from rrra_core.data.corrections import apply_verdicts
 from rrra_core.negatives.fn_detection import (
     detection_curves,
     detection_metrics,
@@ -396,24 +397,18 @@ def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str]
         queue = full_queue.sort_values("p_fn_given_neg", ascending=False, kind="stable")
         for n in cfg.hitl:
             top = queue.head(n)
-            judgments = [Judgment(q, d, bool(tr)) for q, d, tr in zip(top["query_id"], top["doc_id"], top["truth"])]
-            found = sum(j.relevant for j in judgments)
+            # A perfect reviewer: each verdict is the truth.
+            verdicts = {(q, d): bool(tr) for q, d, tr in zip(top["query_id"], top["doc_id"], top["truth"])}
+            found = sum(verdicts.values())
             if n == 0:
                 value = methods["RRRA (resampling + reranking)"]
                 hitl.append({"N": 0, "found": 0, **{k: value[k] for k in ("nDCG@10", "R@1", "R@10", "R@100")}})
                 continue
-            corrected = {q: dict(docs) for q, docs in visible.items()}
-            for j in judgments:
-                if j.relevant:
-                    corrected.setdefault(j.query_id, {})[j.doc_id] = 1
-            confirmed = {}
-            for j in judgments:
-                if not j.relevant:
-                    confirmed.setdefault(j.query_id, set()).add(j.doc_id)
-            train_n = _subset(train_full, corrected)
+            corrections = apply_verdicts(visible, verdicts)
+            train_n = _subset(train_full, corrections.qrels)
             run2 = create_run("phase2", {}, run_id=f"{tag}-s{seed}-hitl{n}-phase2")
             p2 = Phase2Config(epochs=cfg.p2_epochs, seed=seed)
-            train_phase2(run2, enc1, sw0, labels, p2, train_data=train_n, judgments=judgments)
+            train_phase2(run2, enc1, sw0, labels, p2, train_data=train_n, corrections=corrections)
             p3 = _phase3_config(cfg, seed, "rrra")
             run3 = create_run(
                 "phase3",
@@ -427,7 +422,7 @@ def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str]
                 adapter_dir=str(run2.file("adapter")),
                 train_data=train_n,
                 eval_data=test,
-                confirmed_negatives=confirmed,
+                corrections=corrections,
                 planted_false_negatives=truth,
             )
             value = m3["eval"].get("rerank") or m3["eval"]["no_rerank"]

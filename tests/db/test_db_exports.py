@@ -59,7 +59,8 @@ def test_scifact_round_trip(session: Session, new_db_url: Callable[[], str], sci
 
     rows, expected, expected_negatives = _plan(scifact)
     db.save_judgments(session, name, rows)
-    qrels, negatives = db.merge_labels(session, name, scifact.qrels, "majority")
+    merged = db.merge_labels(session, name, scifact.qrels, "majority")
+    qrels, negatives = merged.qrels, merged.confirmed_negatives
     assert qrels == expected and negatives == expected_negatives
 
     hard = {q: sorted(scifact.corpus)[:3] for q in qrels}
@@ -103,10 +104,10 @@ def test_scifact_round_trip(session: Session, new_db_url: Callable[[], str], sci
             again = tmp_path / "again.jsonl"
             db.export_judgments(other, again, name)
             assert again.read_bytes() == paths["judgments.jsonl"].read_bytes()
-            assert db.merge_labels(other, name, scifact.qrels, "majority") == (qrels, negatives)
+            assert db.merge_labels(other, name, scifact.qrels, "majority") == merged
             # The corrected qrels, imported as one annotator's verdicts, give back the same qrels.
             db.import_qrels(other, name, paths["tsv"], "corrected")
-            assert db.merge_labels(other, name, {}, "annotator:corrected", query_ids=scifact.all_queries)[0] == qrels
+            assert db.merge_labels(other, name, {}, "annotator:corrected", query_ids=scifact.all_queries).qrels == qrels
             assert len(db.list_events(other, name, annotator="corrected")) == sum(len(d) for d in qrels.values())
     finally:
         engine.dispose()

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 import db
 from db.models import Judgment, JudgmentEvent
+from rrra_core.data import apply_verdicts
 from rrra_core.runtime.errors import ConfigError, UserError
 from rrra_core.runtime.paths import REPO_ROOT
 
@@ -285,8 +286,13 @@ def judged(session: Session, toy: str) -> str:
     return toy
 
 
+def _merge(session: Session, dataset: str, base: dict, policy: str, **kw) -> tuple[dict, dict]:  # noqa: ANN003
+    out = db.merge_labels(session, dataset, base, policy, **kw)
+    return out.qrels, out.confirmed_negatives
+
+
 def test_majority_merge(session: Session, judged: str) -> None:
-    qrels, negatives = db.merge_labels(session, judged, BASE, "majority")
+    qrels, negatives = _merge(session, judged, BASE, "majority")
     assert qrels == {"q1": {"d1": 1, "d5": 1}, "q2": {"d3": 1}, "q3": {"d4": 1}}
     assert negatives == {"q1": {"d2"}, "q2": {"d7"}}
     assert BASE == {"q1": {"d1": 1, "d2": 2}, "q2": {"d3": 1}, "q3": {"d4": 1}}  # base untouched
@@ -294,10 +300,10 @@ def test_majority_merge(session: Session, judged: str) -> None:
 
 
 def test_any_relevant_and_annotator_policies(session: Session, judged: str) -> None:
-    qrels, negatives = db.merge_labels(session, judged, BASE, "any_relevant")
+    qrels, negatives = _merge(session, judged, BASE, "any_relevant")
     assert qrels["q2"] == {"d3": 1, "d6": 1} and "d5" in qrels["q1"]
     assert negatives == {"q1": {"d2"}, "q2": {"d7"}}
-    qrels, negatives = db.merge_labels(session, judged, BASE, "annotator:carol")
+    qrels, negatives = _merge(session, judged, BASE, "annotator:carol")
     assert qrels == {**BASE, "q1": {"d1": 1, "d2": 2}} and negatives == {"q1": {"d5"}}
     with pytest.raises(db.AnnotationError, match="no judgments"):
         db.merge_labels(session, judged, BASE, "annotator:dave")
@@ -306,17 +312,24 @@ def test_any_relevant_and_annotator_policies(session: Session, judged: str) -> N
 
 
 def test_merge_scope_and_a_query_losing_its_only_positive(session: Session, judged: str) -> None:
-    qrels, _ = db.merge_labels(session, judged, BASE, "majority", query_ids={"q1", "q4"})
+    qrels, _ = _merge(session, judged, BASE, "majority", query_ids={"q1", "q4"})
     assert qrels["q4"] == {"d8": 1} and qrels["q2"] == {"d3": 1}  # q2's judgments were out of scope
     _judge(session, judged, [("q3", "d4", "not_relevant", "carol")])
-    qrels, negatives = db.merge_labels(session, judged, BASE, "majority")
+    qrels, negatives = _merge(session, judged, BASE, "majority")
     assert "q3" not in qrels and negatives["q3"] == {"d4"}
 
 
-def test_judgments_for_training(session: Session, judged: str) -> None:
-    rows = db.judgments_for_training(session, judged, "majority")
-    assert rows == [("q1", "d2", False), ("q1", "d5", True), ("q2", "d7", False), ("q4", "d8", True)]
-    assert db.judgments_for_training(session, judged, "majority", query_ids={"q2"}) == [("q2", "d7", False)]
+def test_the_store_supplies_verdicts_and_the_merge_is_the_core_function(session: Session, judged: str) -> None:
+    verdicts = db.decide(session, judged, "majority")
+    assert verdicts == {("q1", "d2"): False, ("q1", "d5"): True, ("q2", "d7"): False, ("q4", "d8"): True}
+    # merge_labels is apply_verdicts on those verdicts: one merge, whoever calls it.
+    assert db.merge_labels(session, judged, BASE, "majority", query_ids={"q1", "q2"}) == apply_verdicts(
+        BASE, verdicts, query_ids={"q1", "q2"}
+    )
+    merged = db.merge_labels(session, judged, BASE, "majority")
+    assert merged.verdicts == {k: v for k, v in verdicts.items() if k[0] != "q4"}  # the verdicts used, in scope
+    assert merged.human_relevant == {"q1": {"d5"}}
+    assert merged.summary(BASE) == {"judgments": 3, "false_negatives_added": 1, "confirmed_negatives": 2}
 
 
 # --- agreement ----------------------------------------------------------------------------------

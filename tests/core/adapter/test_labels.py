@@ -10,7 +10,6 @@ from rrra_core.adapter import (
     TN,
     TP,
     AdapterPairs,
-    Judgment,
     LabelConfig,
     apply_human_judgments,
     build_adapter_pairs,
@@ -113,16 +112,15 @@ def test_wrong_positive_uses_deep_candidates_or_falls_back_to_the_tail():
 def test_human_judgments_override_synthetic_labels():
     qrels, cands = make_data(n_queries=3)
     q = "q0"
-    judgments = [
-        Judgment(q, f"{q}-n0", True),  # retrieved negative confirmed relevant -> FN
-        Judgment(q, f"{q}-n1", True),
-        Judgment(q, f"{q}-n1", False),  # later verdict wins -> TN
-        Judgment(q, f"{q}-p0", False),  # labeled positive confirmed irrelevant -> FP, never masked
-        Judgment(q, f"{q}-n250", True),  # not in the pool: added
-        Judgment("test-query", "x", True),  # not a training query: ignored
-    ]
+    verdicts = {
+        (q, f"{q}-n0"): True,  # retrieved negative confirmed relevant -> FN
+        (q, f"{q}-n1"): False,  # retrieved negative confirmed irrelevant -> TN
+        (q, f"{q}-p0"): False,  # labeled positive confirmed irrelevant -> FP, never masked
+        (q, f"{q}-n250"): True,  # not in the pool: added
+        ("test-query", "x"): True,  # not a training query: ignored
+    }
     cfg = LabelConfig(mu=1.0, fp_fraction=0.0, top_k=20)
-    rows = by_pair(build_adapter_pairs(qrels, cands, cfg, judgments=judgments))
+    rows = by_pair(build_adapter_pairs(qrels, cands, cfg, verdicts=verdicts))
     assert rows[(q, f"{q}-n0")][:3] == (0, "FN", "human")
     assert rows[(q, f"{q}-n1")][:3] == (0, "TN", "human")
     assert rows[(q, f"{q}-p0")][:3] == (1, "FP", "human")
@@ -130,7 +128,7 @@ def test_human_judgments_override_synthetic_labels():
     assert not any(k[0] == "test-query" for k in rows)
     # Once the correction is merged into the qrels, the same judgment reads TP.
     merged = {**qrels, q: {**qrels[q], f"{q}-n0": 1}}
-    rows = by_pair(build_adapter_pairs(merged, cands, LabelConfig(mu=0.0, top_k=20), judgments=judgments))
+    rows = by_pair(build_adapter_pairs(merged, cands, LabelConfig(mu=0.0, top_k=20), verdicts=verdicts))
     assert rows[(q, f"{q}-n0")][:3] == (1, "TP", "human")
 
 
@@ -139,9 +137,7 @@ def test_apply_human_judgments_is_the_door_for_later_corrections():
     pairs = build_adapter_pairs(qrels, cands, LabelConfig(mu=0.5, fp_fraction=1.0, top_k=20))
     fp_q, fp_d = next((q, d) for q, d, s in zip(pairs.query_ids, pairs.doc_ids, pairs.sources) if s == "synthetic_fp")
     masked_q, masked_d = next((q, d) for q, d, s in zip(pairs.query_ids, pairs.doc_ids, pairs.sources) if s == "masked")
-    out = apply_human_judgments(
-        pairs, [Judgment(fp_q, fp_d, True), Judgment(masked_q, masked_d, True), Judgment("q1", "new", False)]
-    )
+    out = apply_human_judgments(pairs, {(fp_q, fp_d): True, (masked_q, masked_d): True, ("q1", "new"): False})
     rows = by_pair(out)
     assert rows[(fp_q, fp_d)][:3] == (0, "FN", "human")  # its fake positive label is gone
     assert rows[(masked_q, masked_d)][:3] == (0, "FN", "human")
@@ -166,7 +162,7 @@ def test_outcome_scheme_is_label_times_ranked_in():
         qrels,
         cands,
         LabelConfig(scheme="outcome", k_pred=5, top_k=20),
-        judgments=[Judgment(q, f"{q}-n0", True), Judgment(q, f"{q}-p1", False)],
+        verdicts={(q, f"{q}-n0"): True, (q, f"{q}-p1"): False},
     )
     rows = by_pair(judged)
     assert (

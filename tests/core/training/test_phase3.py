@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rrra_core.adapter import LabelConfig, Phase2Config, load_adapter
-from rrra_core.data import load_dataset
+from rrra_core.data import LabelCorrections, load_dataset
 from rrra_core.retrieval.encoder import EncoderConfig
 from rrra_core.runtime.runs import Run, create_run
 from rrra_core.training.phase2 import AdapterSwitches, phase2_config_dict, train_phase2
@@ -101,7 +101,11 @@ def test_rrra_never_samples_a_human_confirmed_relevant_doc(tiny_model_dir: Path,
     first = pool.read_json("pool.json")["pool"]
     human = {q: set(e["docs"][:3]) for q, e in first.items()}
     run = create_run("phase3", {})
-    train_phase3(run, enc, cfg, adapter_dir=str(adapter_run.file("adapter")), human_relevant=human)
+    # Confirmed relevant by a person, but not (yet) in the qrels phase 3 trains on: still never a negative.
+    corrections = LabelCorrections(
+        qrels=load_dataset("adi", "test").qrels, verdicts={(q, d): True for q, docs in human.items() for d in docs}
+    )
+    train_phase3(run, enc, cfg, adapter_dir=str(adapter_run.file("adapter")), corrections=corrections)
     grads = pq.read_table(run.file("gradients.parquet")).to_pandas()
     assert not any(d in human.get(q, ()) for q, d in zip(grads["query_id"], grads["doc_id"]))
 

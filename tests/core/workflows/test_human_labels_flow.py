@@ -1,11 +1,11 @@
-"""Human judgments flow from the annotation store into training labels, end to end."""
+"""Human judgments flow from the annotation store into training labels, end to end: one LabelCorrections."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import db
-from rrra_core.adapter import FN, TN, TP, Judgment, LabelConfig, build_adapter_pairs
+from rrra_core.adapter import FN, TN, TP, LabelConfig, build_adapter_pairs
 from rrra_core.data import load_dataset
 
 
@@ -20,18 +20,25 @@ def test_store_judgments_become_adapter_classes_and_corrected_qrels(tmp_path: Pa
         db.ensure_dataset(s, "adi")
         db.save_judgment(s, "adi", q, unlabeled[0], "relevant", "ana")
         db.save_judgment(s, "adi", q, unlabeled[1], "not_relevant", "ana")
-        corrected, confirmed = db.merge_labels(s, "adi", data.qrels, "majority")
-        judgments = [Judgment(*t) for t in db.judgments_for_training(s, "adi", "majority")]
+        corrections = db.merge_labels(s, "adi", data.qrels, "majority")
+    corrected = corrections.qrels
 
     assert unlabeled[0] in corrected[q] and unlabeled[1] not in corrected[q]
-    assert confirmed == {q: {unlabeled[1]}}
+    assert corrections.confirmed_negatives == {q: {unlabeled[1]}}
+    assert corrections.verdicts == {(q, unlabeled[0]): True, (q, unlabeled[1]): False}
+    assert corrections.human_relevant == {q: {unlabeled[0]}}
     candidates = {qq: [(d, 1.0 - i / 100) for i, d in enumerate(sorted(data.corpus)[:20])] for qq in data.qrels}
     cfg = LabelConfig(mu=0.0, fp_fraction=0.0, top_k=20)
     # Before the merge the confirmed-relevant doc is a false negative; after it, a true positive.
-    before = build_adapter_pairs(data.qrels, candidates, cfg, judgments=judgments)
-    after = build_adapter_pairs(corrected, candidates, cfg, judgments=judgments)
-    cls = lambda pairs, d: int(
-        pairs.targets[[i for i, (qq, dd) in enumerate(zip(pairs.query_ids, pairs.doc_ids)) if qq == q and dd == d][0]]
-    )  # noqa: E731
+    before = build_adapter_pairs(data.qrels, candidates, cfg, verdicts=corrections.verdicts)
+    after = build_adapter_pairs(corrected, candidates, cfg, verdicts=corrections.verdicts)
+
+    def cls(pairs, d):
+        return int(
+            pairs.targets[
+                [i for i, (qq, dd) in enumerate(zip(pairs.query_ids, pairs.doc_ids)) if qq == q and dd == d][0]
+            ]
+        )
+
     assert cls(before, unlabeled[0]) == FN and cls(after, unlabeled[0]) == TP
     assert cls(before, unlabeled[1]) == TN and cls(after, unlabeled[1]) == TN
