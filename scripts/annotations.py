@@ -1,10 +1,12 @@
-"""The annotation store from the command line: export, import, stats, agreement, upgrade.
+r"""The annotation store from the command line: export, import, stats, agreement, upgrade.
 
 Examples:
     python scripts/annotations.py stats
     python scripts/annotations.py export --dataset scifact --split train --format beir --out train.tsv --policy majority
-    python scripts/annotations.py export --dataset scifact --format tevatron --out train.jsonl --hard-negatives runs/<id>/negatives.jsonl
-    python scripts/annotations.py export --dataset scifact --format label-studio --predictions runs/<id>/predictions.parquet --out tasks.json
+    python scripts/annotations.py export --dataset scifact --format tevatron --out train.jsonl \
+        --hard-negatives runs/<id>/negatives.jsonl
+    python scripts/annotations.py export --dataset scifact --format label-studio \
+        --predictions runs/<id>/predictions.parquet --out tasks.json
     python scripts/annotations.py import --dataset scifact --format qrels --annotator trec-assessor extra.tsv
     python scripts/annotations.py agreement --dataset scifact
     python scripts/annotations.py --db postgresql://user@host/rrra upgrade

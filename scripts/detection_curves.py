@@ -165,7 +165,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
         f"Source: `{r['source']['file']}`, written by `{r['source']['command']}`.",
         "",
-        f"Machine: {m['cpu']}, {m['cpu_count']} CPUs. Wall time {r['wall_seconds']:.1f} s (reading and scoring; Python start-up not counted). No model was trained or run:"
+        f"Machine: {m['cpu']}, {m['cpu_count']} CPUs. Wall time {r['wall_seconds']:.1f} s "
+        "(reading and scoring; Python start-up not counted). No model was trained or run:"
         " the planted false negatives were rebuilt from the source's config and seed, and each phase-2 run's"
         " `predictions.parquet` was scored again.",
         "",
@@ -176,7 +177,10 @@ def render_markdown(r: dict[str, Any]) -> str:
             if chk["matches"]
             else "**The recomputation does NOT match the source file**"
         )
-        + f" (largest |difference| {chk['max_abs_diff']:.2g}, {len(chk['rows'])} values compared, tolerance {chk['tolerance']:g}).",
+        + (
+            f" (largest |difference| {chk['max_abs_diff']:.2g}, {len(chk['rows'])} values compared, "
+            f"tolerance {chk['tolerance']:g})."
+        ),
         "",
         "| seed | score | AUROC (source) | AUROC (recomputed) | AP (source) | AP (recomputed) |",
         "|---|---|---|---|---|---|",
@@ -186,9 +190,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         for score in s["detection"]:
             au, ap = by[(s["seed"], score, "AUROC")], by[(s["seed"], score, "AP")]
             num = lambda v: "–" if v is None else f"{v:.6f}"  # noqa: E731
-            lines.append(
-                f"| {s['seed']} | {_cell(score)} | {num(au['source'])} | {num(au['recomputed'])} | {num(ap['source'])} | {num(ap['recomputed'])} |"
-            )
+            cells = [num(au["source"]), num(au["recomputed"]), num(ap["source"]), num(ap["recomputed"])]
+            lines.append(f"| {s['seed']} | {_cell(score)} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "## Detection (mean ± std over seeds)",
@@ -197,9 +200,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         "|---|---|---|---|---|",
     ]
     for score, vals in r["summary"]["detection"].items():
-        lines.append(
-            f"| {_cell(score)} | {_fmt(vals.get('AUROC'))} | {_fmt(vals.get('AP'))} | {_fmt(vals.get('P@50'))} | {_fmt(vals.get('P@100'))} |"
-        )
+        cells = [_fmt(vals.get(metric)) for metric in ("AUROC", "AP", "P@50", "P@100")]
+        lines.append(f"| {_cell(score)} | " + " | ".join(cells) + " |")
     lines += [
         "",
         f"The JSON file holds the ROC (fpr, tpr) and precision-recall points of every score and seed,"

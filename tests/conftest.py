@@ -6,6 +6,7 @@ to modify it, so unit tests take milliseconds per encode instead of seconds.
 
 from __future__ import annotations
 
+import os as _os
 import shutil
 from pathlib import Path
 
@@ -53,7 +54,5 @@ def tiny_model_dir(tiny_model_dir_session: Path, tmp_path: Path) -> Path:
 
 
 # Never reach a model hub from tests, even by accident.
-import os as _os
-
 _os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -45,14 +45,16 @@ GROUP_COLOURS = {"baseline": "#90a4ae", "RRRA": "#d84315", "ablation": "#6a1b9a"
 
 st.title("Ablations & baselines")
 st.caption(
-    "The benchmark's tables and figures, read from its result files. Every chart's camera button saves an SVG; every table downloads as CSV."
+    "The benchmark's tables and figures, read from its result files. "
+    "Every chart's camera button saves an SVG; every table downloads as CSV."
 )
 
 folder = results_dir()
 files = list_result_files(folder)
 if not files:
     st.info(
-        f"No benchmark result files in {md_code(folder)}. Run `python scripts/benchmark.py --preset quick` (a few minutes) to make one, "
+        f"No benchmark result files in {md_code(folder)}. "
+        "Run `python scripts/benchmark.py --preset quick` (a few minutes) to make one, "
         f"or set {md_code(RESULTS_ENV)} to a folder that has them."
     )
     st.stop()
@@ -87,7 +89,8 @@ if head["source_command"]:
 wall = f"{head['wall_seconds'] / 60:.1f} min" if isinstance(head["wall_seconds"], (int, float)) else "not recorded"
 st.caption(
     md_escape(
-        f"Machine: {head['machine']}. Wall time: {wall}. Seeds: {', '.join(map(str, head['seeds']))}. Dataset: {head['dataset']}."
+        f"Machine: {head['machine']}. Wall time: {wall}. Seeds: {', '.join(map(str, head['seeds']))}. "
+        f"Dataset: {head['dataset']}."
     )
 )
 
@@ -157,7 +160,11 @@ with tab_ablations:
             measures,
             index=measures.index("detection AUROC") if "detection AUROC" in measures else 0,
             key=f"{MEASURE}_{stem}",
-            help="detection: finding planted false negatives among mined negatives; F1: four-class on held-out queries; (rerank): test retrieval of the phase-1 encoder reranked by that adapter.",
+            help=(
+                "detection: finding planted false negatives among mined negatives; "
+                "F1: four-class on held-out queries; "
+                "(rerank): test retrieval of the phase-1 encoder reranked by that adapter."
+            ),
         )
         shown = ablations[ablations["measure"] == measure]
         fig = px.bar(
@@ -197,7 +204,8 @@ with tab_detection:
     if src is None:
         if not detection.empty:
             st.info(
-                "No curve points for this file: it predates them. `python scripts/detection_curves.py <this file> --out <stem>_detection_curves` "
+                "No curve points for this file: it predates them. "
+                "`python scripts/detection_curves.py <this file> --out <stem>_detection_curves` "
                 "recomputes them from its run folders."
             )
     else:
@@ -263,11 +271,13 @@ with tab_hitl:
     hitl = hitl_points(result)
     if hitl.empty:
         st.info(
-            "This file has no human-in-the-loop curve (the benchmark ran with `--hitl ''`, or only its first seed has one)."
+            "This file has no human-in-the-loop curve "
+            "(the benchmark ran with `--hitl ''`, or only its first seed has one)."
         )
     else:
         st.markdown(
-            "**A simulated reviewer labels the top N of the adapter's review queue correctly; the labels are merged and RRRA retrains**"
+            "**A simulated reviewer labels the top N of the adapter's review queue correctly; "
+            "the labels are merged and RRRA retrains**"
         )
         st.dataframe(hitl, hide_index=True, key="bench_hitl_table")
         csv_button(hitl, f"{stem}_hitl", key="csv_hitl")

@@ -228,12 +228,14 @@ if pq_a is None or pq_b is None:
     st.stop()
 if variant_a not in pq_a.variants or variant_b not in pq_b.variants:
     st.warning(
-        "The per-query results lack the chosen ranking; recompute them with `python scripts/per_query.py --force --run <run>`."
+        "The per-query results lack the chosen ranking; "
+        "recompute them with `python scripts/per_query.py --force --run <run>`."
     )
     st.stop()
 if (pq_a.dataset, pq_a.split) != (pq_b.dataset, pq_b.split):
     st.warning(
-        f"Run A's per-query results are on {md_code(pq_a.dataset + '/' + pq_a.split)} and run B's on {md_code(pq_b.dataset + '/' + pq_b.split)}; "
+        f"Run A's per-query results are on {md_code(pq_a.dataset + '/' + pq_a.split)} "
+        f"and run B's on {md_code(pq_b.dataset + '/' + pq_b.split)}; "
         "only the queries both share are compared."
     )
 
@@ -267,7 +269,10 @@ m[3].metric(f"Mean {metric}", f"{summary.mean_b:.4f}", delta=f"{summary.mean_del
 m[4].metric(
     "Paired t-test p",
     f"{summary.t_test_p:.3g}" if summary.t_test_p == summary.t_test_p else "—",
-    help=f"Paired t-test on the per-query differences; the sign test on helped vs hurt gives p = {summary.sign_test_p:.3g}.",
+    help=(
+        "Paired t-test on the per-query differences; "
+        f"the sign test on helped vs hurt gives p = {summary.sign_test_p:.3g}."
+    ),
 )
 if deltas.only_a or deltas.only_b:
     st.caption(f"Left out: {len(deltas.only_a)} queries only run A scored, {len(deltas.only_b)} only run B scored.")
@@ -356,6 +361,8 @@ full = pd.DataFrame(
 )
 csv_button(full, f"per-query-{metric}-{run_a}-vs-{run_b}", label="Download every query (CSV)", key="csv_cmp_all")
 st.caption(
-    f"A = {md_code(run_a)} ({VARIANT_LABELS.get(variant_a, variant_a)}), B = {md_code(run_b)} ({VARIANT_LABELS.get(variant_b, variant_b)}), "
-    f"on {md_code(pq_a.dataset)} / {md_code(pq_a.split)}. Query texts in the tables are shortened; the CSV has them in full."
+    f"A = {md_code(run_a)} ({VARIANT_LABELS.get(variant_a, variant_a)}), "
+    f"B = {md_code(run_b)} ({VARIANT_LABELS.get(variant_b, variant_b)}), "
+    f"on {md_code(pq_a.dataset)} / {md_code(pq_a.split)}. "
+    "Query texts in the tables are shortened; the CSV has them in full."
 )

@@ -135,13 +135,17 @@ if scope.is_global:
     st.caption(
         f"{(points['kind'] == 'query').sum()} sampled queries (★) and {(points['kind'] == 'doc').sum()} documents (●); "
         "a document stands for its labelled-positive pair, else its most suspect one. "
-        f"{proj.meta.get('method', 'umap').upper()}, n_neighbors {cfg.n_neighbors}, seed {cfg.seed}; computed in {proj.meta.get('seconds', 0):.0f} s."
+        f"{proj.meta.get('method', 'umap').upper()}, n_neighbors {cfg.n_neighbors}, seed {cfg.seed}; "
+        f"computed in {proj.meta.get('seconds', 0):.0f} s."
     )
 else:
     st.caption(
-        "★ query · ● candidate c · ◆ corrected a · ■ labelled positive the retriever missed; a thick outline marks labelled positives. "
-        f"Top {cfg.top_k} candidates. {proj.meta.get('method', 'umap').upper()}, n_neighbors {cfg.n_neighbors}, seed {cfg.seed}; "
-        f"computed in {proj.meta.get('seconds', 0):.0f} s. UMAP keeps neighbourhoods, not distances: read arrows as directions."
+        "★ query · ● candidate c · ◆ corrected a · ■ labelled positive the retriever missed; "
+        "a thick outline marks labelled positives. "
+        f"Top {cfg.top_k} candidates. {proj.meta.get('method', 'umap').upper()}, "
+        f"n_neighbors {cfg.n_neighbors}, seed {cfg.seed}; "
+        f"computed in {proj.meta.get('seconds', 0):.0f} s. "
+        "UMAP keeps neighbourhoods, not distances: read arrows as directions."
     )
 
 

@@ -131,7 +131,8 @@ else:
     )
     chart(fig, f"{run_id}-loss", key="loss_chart")
     st.caption(
-        "Dotted lines mark epoch ends. Phase 3 logs the adapter's L_norm for monitoring only; it is not part of that phase's loss."
+        "Dotted lines mark epoch ends. "
+        "Phase 3 logs the adapter's L_norm for monitoring only; it is not part of that phase's loss."
     )
     extra = [c for c in ("grad_norm", "lr", "lr_scale") if c in steps.columns]
     with st.expander("Learning rate and gradient norm"):
@@ -343,7 +344,10 @@ for j, c in enumerate(cats, start=1):
                 showlegend=s not in in_legend,
                 line={"color": colours[s]},
                 customdata=d[["step_lo", "step_hi", "count"]].to_numpy(),
-                hovertemplate=f"{name}<br>steps %{{customdata[0]}}–%{{customdata[1]}}<br>{stat} %{{y:.3f}} (n=%{{customdata[2]}})<extra></extra>",
+                hovertemplate=(
+                    f"{name}<br>steps %{{customdata[0]}}–%{{customdata[1]}}"
+                    f"<br>{stat} %{{y:.3f}} (n=%{{customdata[2]}})<extra></extra>"
+                ),
             ),
             row=1,
             col=j,

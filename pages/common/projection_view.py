@@ -95,7 +95,10 @@ def _load(
 
 
 def load(run: Run, scope: Scope) -> tuple[Projection | None, bool]:
-    """The saved map of ``scope`` and whether it was made from the run's current predictions (cached until files change)."""
+    """The saved map of ``scope`` and whether it was made from the run's current predictions.
+
+    Cached until the files change.
+    """
     _, settings, _ = projection_paths(run, scope)
     return _load(str(run.path), scope.query_id, _mtime(settings), _mtime(run.file("predictions.parquet")))
 

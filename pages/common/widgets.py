@@ -61,11 +61,13 @@ def prob_bar_html(p_tp: float, p_fn: float, p_fp: float, p_tn: float, width: int
     for name, p in (("TP", p_tp), ("FN", p_fn), ("FP", p_fp), ("TN", p_tn)):
         w = max(0.0, min(1.0, float(p))) * 100.0
         parts.append(
-            f'<span title="P({name}) = {float(p):.3f}" style="display:inline-block;height:12px;width:{w:.2f}%;background:{CLASS_COLOURS[name]}"></span>'
+            f'<span title="P({name}) = {float(p):.3f}" '
+            f'style="display:inline-block;height:12px;width:{w:.2f}%;background:{CLASS_COLOURS[name]}"></span>'
         )
     legend = " ".join(f"{n} {float(p):.2f}" for n, p in (("TP", p_tp), ("FN", p_fn), ("FP", p_fp), ("TN", p_tn)))
     return (
-        f'<div style="width:{width}px;display:flex;border:1px solid #ccc;border-radius:2px;overflow:hidden">{"".join(parts)}</div>'
+        f'<div style="width:{width}px;display:flex;border:1px solid #ccc;border-radius:2px;overflow:hidden">'
+        f"{''.join(parts)}</div>"
         f'<div style="font-size:11px;color:#666">{legend}</div>'
     )
 

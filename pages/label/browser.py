@@ -35,7 +35,8 @@ pool = [q for q in data.qrels if q in scored]
 if not pool:
     run_split = res.run_dataset(res.run_json(sel.run_id, "config.json", {}))[1]
     st.warning(
-        f"Run {sel.run_id} scored the '{run_split}' split's queries; none are in the '{sel.split}' split. Switch the split in the sidebar."
+        f"Run {sel.run_id} scored the '{run_split}' split's queries; none are in the '{sel.split}' split. "
+        "Switch the split in the sidebar."
     )
     st.stop()
 
@@ -214,7 +215,8 @@ def _describe(row: pd.Series, i: int) -> None:
 frow = cands.iloc[focus]
 with st.container(border=True):
     st.markdown(
-        f"**Focused: candidate #{int(frow['rank']) + 1}** {md_code(frow['doc_id'])} · J/K move · 1 relevant · 2 not relevant · 3 unsure · Z undo"
+        f"**Focused: candidate #{int(frow['rank']) + 1}** {md_code(frow['doc_id'])} "
+        "· J/K move · 1 relevant · 2 not relevant · 3 unsure · Z undo"
     )
     with st.container(horizontal=True):
         for label, text, key in LABEL_BUTTONS:

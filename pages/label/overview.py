@@ -89,7 +89,8 @@ elif sel.ready:
     n_suspected = int(((preds["label"] == 0) & (preds["p_fn_given_neg"] >= threshold)).sum())
     st.subheader("Top suspected false negatives")
     st.caption(
-        f"{n_suspected:,} labelled negatives have P(FN|neg) ≥ {threshold:.2f}. The most likely ones you have not judged yet; select a row to open its query."
+        f"{n_suspected:,} labelled negatives have P(FN|neg) ≥ {threshold:.2f}. "
+        "The most likely ones you have not judged yet; select a row to open its query."
     )
     data = res.dataset(sel.dataset, sel.split or "train")
     table = pd.DataFrame(

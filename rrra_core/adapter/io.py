@@ -67,7 +67,8 @@ def load_adapter(
     if bad is not None:
         raise DataError(
             weights,
-            f"weights do not match {CONFIG_NAME}: {bad} has shape {tuple(state[bad].shape)}, expected {tuple(expected[bad].shape)}",
+            f"weights do not match {CONFIG_NAME}: {bad} has shape {tuple(state[bad].shape)}, "
+            f"expected {tuple(expected[bad].shape)}",
         )
     adapter.load_state_dict(state)
     return adapter.to(device).eval(), cfg

@@ -66,7 +66,9 @@ class AdapterConfig:
     dropout: float = opt(0.0, "dropout after the MLP's hidden layer")
     head_init: str = opt(
         "cosine",
-        "'cosine': the relevant classes (TP, FN) start scoring head_scale * q.a, so P(rel) and P(FN|neg) start as the retriever's own ranking and training refines it; 'random': PyTorch's default init",
+        "'cosine': the relevant classes (TP, FN) start scoring head_scale * q.a, "
+        "so P(rel) and P(FN|neg) start as the retriever's own ranking and training refines it; "
+        "'random': PyTorch's default init",
         choices=("cosine", "random"),
     )
     head_scale: float = opt(20.0, "scale of the cosine head init (1/tau of the contrastive loss)")

@@ -154,7 +154,8 @@ def hard_negative_note(metrics: Mapping[str, Any]) -> str | None:
     if empty:
         parts.append(f"{empty} with no candidates left once their positives were removed")
     return (
-        f"In the last candidate pool, {empty + zero} of {cov.get('queries', '?')} training queries had no hard negative to sample "
+        f"In the last candidate pool, {empty + zero} of {cov.get('queries', '?')} training queries "
+        "had no hard negative to sample "
         f"({'; '.join(parts)}). They trained on in-batch negatives only."
     )
 

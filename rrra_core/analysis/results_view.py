@@ -47,7 +47,10 @@ CURVE_AXES = {"ROC": ("fpr", "tpr"), "PR": ("recall", "precision")}
 
 
 def results_dir() -> Path:
-    """The folder of result files: ``$RRRA_RESULTS`` or the checkout's ``results/`` (not under RRRA_HOME: results are versioned)."""
+    """The folder of result files: ``$RRRA_RESULTS`` or the checkout's ``results/``.
+
+    Not under RRRA_HOME: results are versioned.
+    """
     return Path(os.environ.get(RESULTS_ENV) or REPO_ROOT / "results").expanduser().resolve()
 
 
@@ -146,7 +149,8 @@ def _cells(table: dict[str, Any], id_name: str) -> pd.DataFrame:
     for name, cells in table.items():
         for metric, cell in cells.items():
             n = int(cell.get("n", 0) or 0)
-            # One seed has no spread: NaN, not the 0.0 the file stores, so no chart draws a zero error bar as if measured.
+            # One seed has no spread: NaN, not the 0.0 the file stores,
+            # so no chart draws a zero error bar as if measured.
             rows.append(
                 {
                     id_name: name,
@@ -174,7 +178,10 @@ def method_table(result: dict[str, Any]) -> pd.DataFrame:
 
 
 def wide_table(long: pd.DataFrame, id_name: str) -> pd.DataFrame:
-    """The results table as people read it: one row per ``id_name``, a mean and a std column per metric, file order kept."""
+    """The results table as people read it: one row per ``id_name``.
+
+    A mean and a std column per metric, file order kept.
+    """
     if long.empty:
         return pd.DataFrame(columns=[id_name])
     order = list(dict.fromkeys(long[id_name]))
@@ -233,7 +240,8 @@ def ablation_table(result: dict[str, Any]) -> pd.DataFrame:
 def detection_table(result: dict[str, Any]) -> pd.DataFrame:
     """One row per (suspicion score, metric): AUROC, AP, P@50, P@100 and counts, mean ± std over seeds."""
     df = _cells(result["summary"].get("detection", {}), "score")
-    # Without a false-negative truth (nothing hidden) AUROC is NaN with n = 0 on every seed: nothing to show for that score.
+    # Without a false-negative truth (nothing hidden) AUROC is NaN with n = 0 on every seed:
+    # nothing to show for that score.
     scored = set(df.loc[(df["metric"] == "AUROC") & (df["n"] > 0), "score"])
     df = df[df["score"].isin(scored)].reset_index(drop=True)
     df.insert(1, "kind", df["score"].map(lambda s: "adapter" if _variant(s) else "heuristic"))
@@ -277,7 +285,7 @@ def curve_points(result: dict[str, Any]) -> pd.DataFrame:
 
 
 def curves_source(path: str | Path, result: dict[str, Any]) -> Path | None:
-    """Where a benchmark file's curve points are: itself, or a ``<stem>_detection_curves.json`` recomputed from its runs.
+    """Where a benchmark file's curve points are: itself, or ``<stem>_detection_curves.json`` recomputed from its runs.
 
     Benchmarks run before the curves were stored keep them in that companion
     file (``scripts/detection_curves.py``); None when neither has any.
@@ -289,7 +297,10 @@ def curves_source(path: str | Path, result: dict[str, Any]) -> Path | None:
 
 
 def hitl_points(result: dict[str, Any]) -> pd.DataFrame:
-    """The human-in-the-loop curve: one row per (seed, N reviewed) with false negatives found and test metrics after retraining."""
+    """The human-in-the-loop curve: one row per (seed, N reviewed).
+
+    Each row has the false negatives found and the test metrics after retraining.
+    """
     path = result.get("_path", "result file")
     rows = []
     for s in result["seeds"]:

@@ -39,7 +39,8 @@ class EncoderConfig:
 
     model: str = opt(
         "minilm",
-        "model folder (Hugging Face or sentence-transformers), a run folder, or 'minilm' for the bundled all-MiniLM-L6-v2",
+        "model folder (Hugging Face or sentence-transformers), a run folder, "
+        "or 'minilm' for the bundled all-MiniLM-L6-v2",
     )
     shared: bool = opt(True, "one shared tower for queries and documents; false trains two separate copies")
     query_max_length: int = opt(64, "max word pieces per query")
@@ -49,7 +50,9 @@ class EncoderConfig:
     device: str = opt("auto", "auto, cpu or cuda[:N]")
     precision: str = opt(
         "fp32",
-        "inference precision of corpus and query encoding: fp32; bf16 (autocast, about 2x faster on CPUs with AVX512-BF16/AMX, vectors within 1e-4 cosine); auto (bf16 only where the hardware has it). Training precision is separate",
+        "inference precision of corpus and query encoding: fp32; "
+        "bf16 (autocast, about 2x faster on CPUs with AVX512-BF16/AMX, vectors within 1e-4 cosine); "
+        "auto (bf16 only where the hardware has it). Training precision is separate",
         choices=PRECISIONS,
     )
 

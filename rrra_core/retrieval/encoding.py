@@ -71,7 +71,10 @@ def native_bf16(device: torch.device) -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``"fp32"`` or ``"bf16"``; ``"auto"`` is bf16 only where :func:`native_bf16` holds (emulated bf16 is slower than fp32)."""
+    """``"fp32"`` or ``"bf16"``; ``"auto"`` is bf16 only where :func:`native_bf16` holds.
+
+    Emulated bf16 is slower than fp32.
+    """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "auto":

@@ -37,7 +37,10 @@ def require_browser() -> None:
     """Skip without Chromium locally; in CI (``CI=true``) a missing browser is a failure."""
     if Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file():
         return
-    msg = f"headless Chromium not installed ({CHROMIUM}, {CHROMEDRIVER}); .ci/run installs Debian's chromium and chromium-driver"
+    msg = (
+        f"headless Chromium not installed ({CHROMIUM}, {CHROMEDRIVER}); "
+        ".ci/run installs Debian's chromium and chromium-driver"
+    )
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(msg)
     pytest.skip(msg)

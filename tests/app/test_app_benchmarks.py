@@ -96,7 +96,10 @@ def _bars(fig: dict[str, Any]) -> dict[str, tuple[float, float]]:
 
 
 def _table(at: AppTest, first_column: str) -> Any:
-    """The page's table whose first column is ``first_column`` (a display-only st.dataframe has no key to find it by)."""
+    """The page's table whose first column is ``first_column``.
+
+    A display-only st.dataframe has no key to find it by.
+    """
     found = [d.value for d in at.dataframe if len(d.value.columns) and d.value.columns[0] == first_column]
     assert len(found) == 1, [list(d.value.columns[:2]) for d in at.dataframe]
     return found[0]

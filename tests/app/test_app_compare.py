@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
-from tests.core.analysis.test_comparison import HOSTILE_QUERY, HOSTILE_QUERY_ID, PHASE1, RRRA, UNIFORM
 
 from rrra_core.analysis.comparison import PER_QUERY_FILE
 from rrra_core.runtime import jobs
 from tests.app.conftest import APP
 from tests.app.test_app_training import table_with, values
+from tests.core.analysis.test_comparison import HOSTILE_QUERY, HOSTILE_QUERY_ID, PHASE1, RRRA, UNIFORM
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 PAGE = "pages/analysis/compare.py"

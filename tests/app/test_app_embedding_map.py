@@ -1,4 +1,7 @@
-"""AppTest for the Embedding map on a real tiny ADI run: cached maps, the background job, colours, escaping, relabeling."""
+"""AppTest for the Embedding map on a real tiny ADI run.
+
+Cached maps, the background job, colours, escaping, relabeling.
+"""
 
 from __future__ import annotations
 

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
-from tests.core.analysis.test_comparison import PHASE1, PHASE2, RRRA, UNIFORM
 
 from rrra_core.analysis.dynamics import CATEGORY_LABELS
 from tests.app.conftest import APP
+from tests.core.analysis.test_comparison import PHASE1, PHASE2, RRRA, UNIFORM
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 PAGE = "pages/analysis/training.py"

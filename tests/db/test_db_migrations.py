@@ -17,13 +17,15 @@ OLD = "0001"
 
 # Rows as the 0001 version of the store wrote them (no model view, no label check yet); ids come from the database.
 _ROWS = [
-    "INSERT INTO datasets (name, source, n_queries, n_docs, created_at) VALUES ('toy', NULL, 2, 3, '2025-01-02 03:04:05.000006')",
+    "INSERT INTO datasets (name, source, n_queries, n_docs, created_at) "
+    "VALUES ('toy', NULL, 2, 3, '2025-01-02 03:04:05.000006')",
     "INSERT INTO dataset_queries (dataset_id, query_id) VALUES (1, 'q1'), (1, 'q2')",
     "INSERT INTO dataset_docs (dataset_id, doc_id) VALUES (1, 'd1'), (1, 'd2'), (1, 'd3')",
     "INSERT INTO judgments (dataset_id, query_id, doc_id, annotator, label, note, created_at, updated_at) VALUES "
     "(1, 'q1', 'd1', 'alice', 'relevant', 'clear match', '2025-01-02 03:04:05', '2025-01-02 03:05:00'), "
     "(1, 'q2', 'd3', 'bob', 'not_relevant', '', '2025-01-02 03:04:05', '2025-01-02 03:04:05')",
-    "INSERT INTO judgment_events (created_at, dataset_id, query_id, doc_id, annotator, action, old_label, new_label, note, previous) VALUES "
+    "INSERT INTO judgment_events "
+    "(created_at, dataset_id, query_id, doc_id, annotator, action, old_label, new_label, note, previous) VALUES "
     "('2025-01-02 03:04:05', 1, 'q1', 'd1', 'alice', 'save', NULL, 'not_relevant', '', NULL), "
     "('2025-01-02 03:05:00', 1, 'q1', 'd1', 'alice', 'save', 'not_relevant', 'relevant', 'clear match', :previous), "
     "('2025-01-02 03:04:05', 1, 'q2', 'd3', 'bob', 'save', NULL, 'not_relevant', '', NULL)",

@@ -1,4 +1,4 @@
-"""Detection curves: the benchmark stores them, and scripts/detection_curves.py recomputes them exactly from run folders.
+"""Detection curves: the benchmark stores them; scripts/detection_curves.py recomputes them exactly from run folders.
 
 One tiny benchmark (random tiny BERT, ADI, 2 seeds, two adapter variants, about
 15 s) is run through the real ``scripts/benchmark.py`` once per session; its
@@ -56,7 +56,10 @@ def _script(name: str, args: list[str], home: Path) -> subprocess.CompletedProce
 
 
 def run_tiny_benchmark(model: Path, base: Path) -> TinyBench:
-    """The quick benchmark with the tiny model: real result files and run folders in seconds (shared with the app test)."""
+    """The quick benchmark with the tiny model: real result files and run folders in seconds.
+
+    Shared with the app test.
+    """
     home, results = base / "home", base / "results"
     out = _script("benchmark.py", [*TINY_BENCH_ARGS, "--model", str(model), "--out", str(results / "rrra_tiny")], home)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.core.analysis.test_comparison import PHASE1, PHASE2, RRRA, TinyRuns, build_tiny_runs, copy_runs
 
 from rrra_core.analysis.comparison import PER_QUERY_FILE
 from rrra_core.runtime.paths import REPO_ROOT
+from tests.core.analysis.test_comparison import PHASE1, PHASE2, RRRA, TinyRuns, build_tiny_runs, copy_runs
 
 SCRIPT = str(REPO_ROOT / "scripts" / "per_query.py")
 

@@ -57,7 +57,10 @@ def _rewrite_query(path: Path, qid: str, text: str) -> None:
 
 @dataclass(frozen=True)
 class TinyRuns:
-    """Finished run folders under ``runs_dir`` (a ``runs/`` folder to copy into an RRRA_HOME), trained on ``dataset_dir``."""
+    """Finished run folders under ``runs_dir``, trained on ``dataset_dir``.
+
+    ``runs_dir`` is a ``runs/`` folder to copy into an RRRA_HOME.
+    """
 
     runs_dir: Path
     dataset_dir: Path

@@ -1,4 +1,7 @@
-"""Embedding maps: which points a scope holds, that c and a come from the run's encoder and adapter, determinism, caching."""
+"""Embedding maps: which points a scope holds, that c and a come from the run's encoder and adapter.
+
+Also determinism and caching.
+"""
 
 from __future__ import annotations
 

@@ -85,7 +85,10 @@ def test_simans_weights_peak_at_pos_plus_b_and_sum_to_one():
 def test_samplers_are_deterministic_per_seed(sampler):
     cands = {f"q{i}": make_candidates()["q1"] for i in range(5)}
     qrels = {q: QRELS["q1"] for q in cands}
-    run = lambda seed, c=cands: mine_hard_negatives(c, qrels, None, MiningConfig(sampler=sampler, n_neg=5, seed=seed))
+
+    def run(seed, c=cands):
+        return mine_hard_negatives(c, qrels, None, MiningConfig(sampler=sampler, n_neg=5, seed=seed))
+
     first = run(1)
     assert run(1) == first
     assert run(2) != first

@@ -144,9 +144,9 @@ def _worker_texts() -> list[str]:
 def _worker(model_dir: str, out_dir: str) -> None:
     import torch
 
-    from rrra_core.runtime import distributed as dist
     from rrra_core.retrieval.encoder import BiEncoder
     from rrra_core.retrieval.encoding import encode_texts
+    from rrra_core.runtime import distributed as dist
 
     dist.setup("cpu")
     rank = dist.get_rank()
@@ -174,8 +174,9 @@ def _worker(model_dir: str, out_dir: str) -> None:
 # ----------------------------------------------------------------- the training phases
 def test_phase1_two_processes_match_one(model_dir: Path, tmp_path: Path) -> None:
     # A global batch of 7 splits 4 + 3; separate towers; mined hard negatives; a checkpoint at step 2.
-    flags = [*SMALL, "--model", str(model_dir), "--shared", "false", "--batch-size", "7", "--max-steps", "3", "--checkpoint-every", "2",
-             "--hard-negatives", "mine", "--n-hard", "1", "--eval-k", "20", "--mine-top-k", "20", "--mine-n-neg", "4"]  # fmt: skip
+    flags = [*SMALL, "--model", str(model_dir), "--shared", "false", "--batch-size", "7", "--max-steps", "3",
+             "--checkpoint-every", "2", "--hard-negatives", "mine", "--n-hard", "1", "--eval-k", "20",
+             "--mine-top-k", "20", "--mine-n-neg", "4"]  # fmt: skip
     one, two = _one_and_two("train.py", flags, tmp_path)
 
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())  # rank 1 wrote nothing extra
@@ -208,8 +209,9 @@ def test_phase3_two_processes_match_one(model_dir: Path, tmp_path: Path) -> None
     train_phase2(phase2, enc, sw, labels, p2)
 
     # Joint encoder + adapter training with RRRA sampling: hard and random negatives, reranked evaluation.
-    flags = [*SMALL, "--model", str(model_dir), "--adapter", str(phase2.file("adapter")), "--sampler", "rrra", "--batch-size", "8",
-             "--max-steps", "3", "--top-k", "30", "--eval-k", "30", "--n-hard", "2", "--n-random", "1"]  # fmt: skip
+    flags = [*SMALL, "--model", str(model_dir), "--adapter", str(phase2.file("adapter")), "--sampler", "rrra",
+             "--batch-size", "8", "--max-steps", "3", "--top-k", "30", "--eval-k", "30", "--n-hard", "2",
+             "--n-random", "1"]  # fmt: skip
     one, two = _one_and_two("train_rrra.py", flags, tmp_path)
 
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
