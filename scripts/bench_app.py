@@ -64,9 +64,9 @@ def _wait(driver: Any, pred: Callable[[Any], Any], timeout: float, what: str) ->
 
 
 # One JavaScript call reads everything a wait needs. Polling through separate
-# WebDriver calls (one per element and per .text) cost 0.2-0.3 s per poll on
-# the hard-negative page's ~1,500 elements, and that overhead was being timed
-# as if it were the app's.
+# WebDriver calls (one per element and per .text) took far longer per poll on
+# the hard-negative page's many elements (results/app_speed.md gives the
+# figure), and that overhead was being timed as if it were the app's.
 _STATE_JS = """
 const q = (sel) => Array.from(document.querySelectorAll(sel));
 const h1 = q('h1')[0];
@@ -145,24 +145,10 @@ def _summary(xs: list[float]) -> dict[str, float]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    from rrra_core.runtime.runs import cpu_model
+def _first_launch(env: dict[str, str], out: dict[str, Any]) -> None:
+    """Stage 1: time to the first page and, on an empty home, through the demo build to its suspects."""
     from tests.app.e2e import chromium, streamlit_app
 
-    args = build_parser().parse_args(argv)
-    cold = args.home is None
-    home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="rrra-bench-home-"))
-    env = {"RRRA_HOME": str(home), "RRRA_ANNOTATOR": "bench", "HF_HUB_OFFLINE": "1"}
-    out: dict[str, Any] = {
-        "command": "python scripts/bench_app.py"
-        + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
-        "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count()},
-        "cold_home": cold,
-        # A shared machine: a load above the core count means slower than idle.
-        "load_average_before": [round(x, 2) for x in os.getloadavg()],
-    }
-
-    # 1. first launch (and the demo build when the home is empty)
     t0 = time.perf_counter()
     with streamlit_app(env, timeout=120) as url, chromium(1400, 1600) as driver:
         driver.get(url)
@@ -179,60 +165,96 @@ def main(argv: list[str] | None = None) -> int:
             build[0].click()
             _wait(driver, _overview_ready, 900, "the demo's suspects")
             out["first_usable_view_s"] = round(time.perf_counter() - t0, 2)
-    # Each stage's figure is printed as soon as it is taken, so a later failure loses none of them.
-    print(
-        json.dumps({k: out[k] for k in ("first_page_s", "first_usable_view_s") if k in out}),
-        file=sys.stderr,
-        flush=True,
-    )
-    # 2. later launch
+
+
+def _go(driver: Any, title: str) -> float:
+    """Click the sidebar link to ``title``; seconds until that page has finished drawing."""
+    link = next(a for a in _css(driver, '[data-testid="stSidebarNavLink"]') if a.text.strip().endswith(title))
+    start = time.perf_counter()
+    link.click()
+    _wait(driver, _page_done(title), 60, title)
+    return time.perf_counter() - start
+
+
+def _page_switches(driver: Any, repeats: int) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Stage 3a: cycle the pages ``repeats`` times after one warm-up cycle; overall and per-page summaries."""
+    cycle = PAGES[1:] + PAGES[:1]
+    for title in cycle:
+        _go(driver, title)
+    switches: list[float] = []
+    by_page: dict[str, list[float]] = {t: [] for t in PAGES}
+    for _ in range(repeats):
+        for title in cycle:
+            switches.append(_go(driver, title))
+            by_page[title].append(switches[-1])
+    return _summary(switches), {t: _summary(v) for t, v in by_page.items()}
+
+
+def _query_steps(driver: Any, repeats: int) -> dict[str, float]:
+    """Stage 3b: step through queries in the hard-negative browser with the N key; the first step warms caches."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    _go(driver, "Hard negatives")
+    steps: list[float] = []
+    for i in range(repeats + 1):
+        before = _query_code(driver)
+        driver.find_element("css selector", "h1").click()
+        start = time.perf_counter()
+        ActionChains(driver).send_keys("n").perform()
+        _wait(driver, _page_done("Hard negatives", query_not=before), 60, "the next query")
+        if i:
+            steps.append(time.perf_counter() - start)
+    return _summary(steps)
+
+
+def _later_launch(env: dict[str, str], out: dict[str, Any], repeats: int, home: Path) -> None:
+    """Stage 2, then stage 3 in the same browser: time to the overview with suspects, then warm switches."""
+    from tests.app.e2e import chromium, streamlit_app
+
     t0 = time.perf_counter()
     with streamlit_app(env, timeout=120) as url, chromium(1400, 1600) as driver:
         driver.get(url)
         _wait(driver, _overview_ready, 120, "the overview")
         out["later_launch_s"] = round(time.perf_counter() - t0, 2)
         print(json.dumps({"later_launch_s": out["later_launch_s"], "home": str(home)}), file=sys.stderr, flush=True)
+        out["page_switch"], out["page_switch_by_page"] = _page_switches(driver, repeats)
+        out["query_switch"] = _query_steps(driver, repeats)
 
-        # 3. warm page switches and query steps (one warm-up cycle first)
-        def go(title: str) -> float:
-            link = next(a for a in _css(driver, '[data-testid="stSidebarNavLink"]') if a.text.strip().endswith(title))
-            start = time.perf_counter()
-            link.click()
-            _wait(driver, _page_done(title), 60, title)
-            return time.perf_counter() - start
 
-        for title in PAGES[1:] + PAGES[:1]:
-            go(title)
-        switches: list[float] = []
-        by_page: dict[str, list[float]] = {t: [] for t in PAGES}
-        for _ in range(args.repeats):
-            for title in PAGES[1:] + PAGES[:1]:
-                switches.append(go(title))
-                by_page[title].append(switches[-1])
-        out["page_switch"] = _summary(switches)
-        out["page_switch_by_page"] = {t: _summary(v) for t, v in by_page.items()}
-
-        from selenium.webdriver.common.action_chains import ActionChains
-
-        go("Hard negatives")
-        steps: list[float] = []
-        for i in range(args.repeats + 1):
-            before = _query_code(driver)
-            driver.find_element("css selector", "h1").click()
-            start = time.perf_counter()
-            ActionChains(driver).send_keys("n").perform()
-            _wait(driver, _page_done("Hard negatives", query_not=before), 60, "the next query")
-            if i:  # the first step warms the caches
-                steps.append(time.perf_counter() - start)
-        out["query_switch"] = _summary(steps)
-
-    out["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    out["targets"] = {
+def _targets(out: dict[str, Any], cold: bool) -> dict[str, bool | None]:
+    return {
         "first_usable_view_under_300_s": out.get("first_usable_view_s", 0) <= 300 if cold else None,
         "later_launch_under_10_s": out["later_launch_s"] <= 10,
         "page_switch_p95_under_1_s": out["page_switch"]["p95_s"] <= 1.0,
         "query_switch_p95_under_1_s": out["query_switch"]["p95_s"] <= 1.0,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rrra_core.runtime.runs import cpu_model
+
+    args = build_parser().parse_args(argv)
+    cold = args.home is None
+    home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="rrra-bench-home-"))
+    env = {"RRRA_HOME": str(home), "RRRA_ANNOTATOR": "bench", "HF_HUB_OFFLINE": "1"}
+    out: dict[str, Any] = {
+        "command": "python scripts/bench_app.py"
+        + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
+        "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count()},
+        "cold_home": cold,
+        # A shared machine: a load above the core count means slower than idle.
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
+    }
+    _first_launch(env, out)
+    # Each stage's figure is printed as soon as it is taken, so a later failure loses none of them.
+    print(
+        json.dumps({k: out[k] for k in ("first_page_s", "first_usable_view_s") if k in out}),
+        file=sys.stderr,
+        flush=True,
+    )
+    _later_launch(env, out, args.repeats, home)
+    out["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    out["targets"] = _targets(out, cold)
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
@@ -241,9 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _verdict(v: bool | None) -> str:
+    return "n/a" if v is None else ("met" if v else "MISSED")
+
+
 def _markdown(o: dict[str, Any]) -> str:
     t = o["targets"]
-    ok = lambda v: "n/a" if v is None else ("met" if v else "MISSED")  # noqa: E731
+    ps, qs = o["page_switch"], o["query_switch"]
     lines = [
         f"<!-- command: {o['command']} -->",
         "# App speed (headless Chromium, SQuAD demo)",
@@ -255,10 +281,14 @@ def _markdown(o: dict[str, Any]) -> str:
         "| measure | value | target | |",
         "|---|---|---|---|",
         f"| first page after `streamlit run` | {o['first_page_s']} s | | |",
-        f"| first usable view (demo built: encode, index, mine, train adapter, score) | {o.get('first_usable_view_s', 'n/a')} s | ≤ 300 s | {ok(t['first_usable_view_under_300_s'])} |",
-        f"| later launch to the overview with suspects | {o['later_launch_s']} s | ≤ 10 s | {ok(t['later_launch_under_10_s'])} |",
-        f"| page switch p50 / p95 / max (n={o['page_switch']['n']}) | {o['page_switch']['p50_s']} / {o['page_switch']['p95_s']} / {o['page_switch']['max_s']} s | p95 ≤ 1 s | {ok(t['page_switch_p95_under_1_s'])} |",
-        f"| query switch (N key) p50 / p95 / max (n={o['query_switch']['n']}) | {o['query_switch']['p50_s']} / {o['query_switch']['p95_s']} / {o['query_switch']['max_s']} s | p95 ≤ 1 s | {ok(t['query_switch_p95_under_1_s'])} |",
+        "| first usable view (demo built: encode, index, mine, train adapter, score) "
+        f"| {o.get('first_usable_view_s', 'n/a')} s | ≤ 300 s | {_verdict(t['first_usable_view_under_300_s'])} |",
+        f"| later launch to the overview with suspects | {o['later_launch_s']} s | ≤ 10 s "
+        f"| {_verdict(t['later_launch_under_10_s'])} |",
+        f"| page switch p50 / p95 / max (n={ps['n']}) | {ps['p50_s']} / {ps['p95_s']} / {ps['max_s']} s "
+        f"| p95 ≤ 1 s | {_verdict(t['page_switch_p95_under_1_s'])} |",
+        f"| query switch (N key) p50 / p95 / max (n={qs['n']}) | {qs['p50_s']} / {qs['p95_s']} / {qs['max_s']} s "
+        f"| p95 ≤ 1 s | {_verdict(t['query_switch_p95_under_1_s'])} |",
         "",
         "Page switches by page (p50 / p95 / max):",
         "",
@@ -267,8 +297,10 @@ def _markdown(o: dict[str, Any]) -> str:
             for name, v in o.get("page_switch_by_page", {}).items()
         ],
         "",
-        "Times are wall-clock in the browser: from the click or key press until the new page's last element is drawn and no rerun is in flight. "
-        "The page state is read by one JavaScript call per poll (every 20 ms), so the probe itself adds a few milliseconds, not the 0.2-0.3 s "
+        "Times are wall-clock in the browser: from the click or key press until the new page's last element "
+        "is drawn and no rerun is in flight. "
+        "The page state is read by one JavaScript call per poll (every 20 ms), so the probe itself adds "
+        "a few milliseconds, not the 0.2-0.3 s "
         "that element-by-element WebDriver polling cost on the hard-negative page.",
         "",
     ]

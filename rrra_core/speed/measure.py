@@ -1,4 +1,4 @@
-"""Measurement helpers for the speed benchmarks (``scripts/bench_speed.py``).
+"""Measurement helpers for the speed benchmarks (``rrra_core.speed``, run by ``scripts/bench_speed.py``).
 
 Pure functions where possible: percentiles, recall@k over row ids, the FLOP
 count of a BERT-style encoder, the CPU's nominal peak, synthetic clustered
@@ -208,9 +208,9 @@ def cpu_peak_gflops(info: dict[str, Any], cores: int | None = None) -> dict[str,
 def gemm_gflops(dtype: str = "fp32", n: int | None = None, repeats: int = 5, device: str = "cpu") -> float:
     """GFLOP/s of an n x n x n matrix product in torch, best of ``repeats``: a practical ceiling right now.
 
-    On a GPU one 1024^3 product takes a few microseconds, no more than the launch
-    and the synchronisation around it, so there n defaults to 8192 and each
-    repeat times 10 products back to back.
+    On a GPU a 1024^3 product is so short that the launch and the
+    synchronisation around it would be most of what is timed, so there n
+    defaults to 8192 and each repeat times 10 products back to back.
     """
     import torch
 

@@ -1,18 +1,61 @@
-"""scripts/bench_speed.py end to end on tiny sizes with the tiny model: every part writes its headed results files."""
+"""scripts/bench_speed.py: its flags build the benchmarks' settings, --render-only rewrites the Markdown, and
+(slow) end to end on tiny sizes with the tiny model every part writes its headed results files."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from rrra_core.runtime.paths import REPO_ROOT
 
-pytestmark = pytest.mark.slow
+PARTS = ("encode", "latency", "index", "train")
+
+
+def _driver() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_speed", REPO_ROOT / "scripts" / "bench_speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_flag_defaults_are_the_benchmarks_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rrra_core.speed.encode import EncodeBench
+    from rrra_core.speed.index_scale import IndexBench
+    from rrra_core.speed.latency import LatencyBench
+    from rrra_core.speed.train_step import TrainBench
+
+    driver = _driver()
+    args = driver.build_parser().parse_args(["all"])
+    for part, cls in (("encode", EncodeBench), ("latency", LatencyBench), ("index", IndexBench), ("train", TrainBench)):
+        monkeypatch.setattr(sys.modules[cls.__module__], f"bench_{part}", lambda cfg, device: {"cfg": cfg})
+        built = driver.BENCHES[part](args, "cpu")["cfg"]
+        assert built == cls(), part  # a flag's default and the dataclass's default never drift apart
+
+
+def test_render_only_rewrites_the_markdown_from_the_json_and_the_notes(tmp_path: Path) -> None:
+    from rrra_core.speed import render
+
+    for f in (REPO_ROOT / "results").glob("speed_*"):
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "speed_index.notes.md").write_text("A new note.\n", encoding="utf-8")
+    assert _driver().main(["all", "--render-only", "--out", str(tmp_path)]) == 0
+    for part in PARTS:
+        committed = json.loads((REPO_ROOT / "results" / f"speed_{part}.json").read_text(encoding="utf-8"))
+        result = json.loads((tmp_path / f"speed_{part}.json").read_text(encoding="utf-8"))
+        assert {k: v for k, v in result.items() if k != "notes_md"} == {
+            k: v for k, v in committed.items() if k != "notes_md"
+        }  # nothing is re-measured
+        assert (tmp_path / f"speed_{part}.md").read_text(encoding="utf-8") == render(result)
+    assert json.loads((tmp_path / "speed_index.json").read_text())["notes_md"] == ["## Notes", "", "A new note.", ""]
+
 
 ARGS = [
     "all",
@@ -75,6 +118,7 @@ ARGS = [
 ]
 
 
+@pytest.mark.slow
 def test_every_part_writes_json_and_markdown_headed_by_its_command(
     tiny_model_dir: Path, isolated_home: Path, tmp_path: Path
 ) -> None:

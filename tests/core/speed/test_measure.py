@@ -10,7 +10,6 @@ import torch
 
 from rrra_core.retrieval.encoder import BiEncoder
 from rrra_core.retrieval.encoding import EncodeStats, cached_encode, encode_texts, native_bf16, resolve_precision
-from rrra_core.retrieval.index import exact_recall_at_k
 from rrra_core.speed.measure import (
     PeakMemory,
     alternating_orders,
@@ -55,12 +54,12 @@ def test_recall_at_k_counts_shared_rows_and_never_matches_missing_slots() -> Non
         recall_at_k(approx, exact[:1], 3)
 
 
-def test_recall_at_k_agrees_with_the_index_modules_id_based_recall() -> None:
+def test_recall_at_k_is_the_mean_set_overlap_even_when_an_approximate_row_repeats() -> None:
     rng = np.random.default_rng(0)
     exact = np.stack([rng.permutation(50)[:10] for _ in range(20)])
-    approx = np.where(rng.random(exact.shape) < 0.3, rng.integers(50, size=exact.shape), exact)
-    as_ids = lambda rows: [[f"d{r}" for r in row] for row in rows]  # noqa: E731
-    assert recall_at_k(approx, exact, 10) == pytest.approx(exact_recall_at_k(as_ids(approx), as_ids(exact), 10))
+    approx = np.where(rng.random(exact.shape) < 0.3, rng.integers(50, size=exact.shape), exact)  # may repeat a row
+    overlap = np.mean([len(set(a.tolist()) & set(e.tolist())) / 10 for a, e in zip(approx, exact)])
+    assert recall_at_k(approx, exact, 10) == pytest.approx(overlap)
 
 
 # --------------------------------------------------------------------- FLOPs
