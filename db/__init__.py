@@ -51,7 +51,6 @@ from .imports import (
     read_hard_negatives,
     read_qrels_file,
 )
-from .jobs import create_training_job, finish_training_job, get_training_job, list_training_jobs, update_training_job
 from .judgments import (
     annotator_counts,
     get_judgment,
@@ -67,14 +66,12 @@ from .merge import POLICIES, decide, merge_labels, parse_policy
 from .migrate import current_revision, head_revision, init_db, upgrade
 from .models import (
     EVENT_ACTIONS,
-    JOB_STATUSES,
     LABELS,
     MODEL_VIEW_FIELDS,
     Base,
     Judgment,
     JudgmentEvent,
     StoredDataset,
-    TrainingJob,
 )
 from .review import REVIEW_ORDERS, p_fn_given_neg, review_queue
 
@@ -96,10 +93,8 @@ __all__ = [
     "StoredDataset",
     "Judgment",
     "JudgmentEvent",
-    "TrainingJob",
     "LABELS",
     "EVENT_ACTIONS",
-    "JOB_STATUSES",
     "MODEL_VIEW_FIELDS",
     "AnnotationError",
     # datasets
@@ -129,12 +124,6 @@ __all__ = [
     "parse_policy",
     "decide",
     "merge_labels",
-    # training jobs
-    "create_training_job",
-    "update_training_job",
-    "finish_training_job",
-    "get_training_job",
-    "list_training_jobs",
     # exports and imports
     "TRAINING_FORMATS",
     "LABEL_STUDIO_CONFIG",

@@ -6,7 +6,9 @@
 * ``judgments``: the current verdict per (dataset, query, doc, annotator);
   the unique key makes saving again an update.
 * ``judgment_events``: append-only history of every change, undo included.
-* ``training_jobs``: what the app shows about retraining runs.
+
+Training jobs are not here: a retrain's progress and outcome live in its run
+folders, which the app reads (revision 0003 dropped the old ``training_jobs``).
 
 Timestamps are stored as naive UTC and come back timezone-aware (UTC), the
 same on SQLite and PostgreSQL.
@@ -38,7 +40,6 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "LABELS",
     "EVENT_ACTIONS",
-    "JOB_STATUSES",
     "MODEL_VIEW_FIELDS",
     "Base",
     "StoredDataset",
@@ -46,7 +47,6 @@ __all__ = [
     "StoredDoc",
     "Judgment",
     "JudgmentEvent",
-    "TrainingJob",
     "utcnow",
 ]
 
@@ -54,7 +54,6 @@ __all__ = [
 LABELS = ("relevant", "not_relevant", "unsure")
 #: ``save`` (a person, undoable), ``undo``, ``import`` (a file; not undoable one by one).
 EVENT_ACTIONS = ("save", "undo", "import")
-JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 #: The model's view of a pair when it was judged: run, the four class probabilities, retriever rank and score.
 MODEL_VIEW_FIELDS = ("run_id", "p_tp", "p_fn", "p_fp", "p_tn", "rank", "score")
 
@@ -228,28 +227,3 @@ class JudgmentEvent(Base):
             f"JudgmentEvent({self.id}, {self.action}, {self.query_id!r}, {self.doc_id!r}, "
             f"{self.old_label!r} -> {self.new_label!r}, annotator={self.annotator!r})"
         )
-
-
-class TrainingJob(Base):
-    """A retraining run as the app follows it: status, progress, timing and error."""
-
-    __tablename__ = "training_jobs"
-    __table_args__ = (CheckConstraint(f"status IN ({_in(JOB_STATUSES)})", name="status"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    run_id: Mapped[str] = mapped_column(String(ID_LEN), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
-    progress: Mapped[float] = mapped_column(Float, default=0.0)
-    phase: Mapped[str | None] = mapped_column(String(32))
-    epoch: Mapped[int | None] = mapped_column(Integer)
-    step: Mapped[int | None] = mapped_column(Integer)
-    message: Mapped[str] = mapped_column(Text, default="")
-    error: Mapped[str | None] = mapped_column(Text)
-    pid: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-    def __repr__(self) -> str:
-        return f"TrainingJob({self.run_id!r}, {self.status}, progress={self.progress:.2f})"

@@ -1,10 +1,13 @@
-"""Retrain with the annotation store's corrections: merge judgments into the labels, retrain the adapter (and optionally the encoder).
+"""Retrain with the annotation store's corrections: the adapter (and optionally the encoder) on corrected labels.
 
-The app's Retrain page launches this as a background job; it works the same
-from a terminal. Progress and the outcome go to the store's training_jobs row
-named by --run-id, and to the new run folders. Running it again with the same
---run-id resumes what a killed job left (finished phases are kept, phase 3
-continues from its checkpoint).
+This driver is where the store meets the core: it reads the verdicts the
+store decides under --policy on the base run's training queries, turns them
+into label corrections and hands those to the retrain job. The app's Retrain
+page launches it as a background job; it works the same from a terminal.
+Progress and the outcome go to the new run folders (named by --run-id);
+the base run's folder is only read. Running it again with the same --run-id
+resumes what a killed job left, with the verdicts it started with (finished
+phases are kept, phase 3 continues from its checkpoint).
 
 Examples:
     python scripts/retrain.py --base-run demo-squad --run-id demo-squad-r1
@@ -15,13 +18,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rrra_core.data import LabelCorrections
+    from rrra_core.workflows.retrain import RetrainConfig, RetrainScope
 
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+log = logging.getLogger("retrain")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,10 +51,39 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def load_corrections(cfg: RetrainConfig, run_id: str, scope: RetrainScope, db_url: str | None) -> LabelCorrections:
+    """The label corrections the job trains on: the store's verdicts under ``cfg.policy``, or a resumed job's own.
+
+    Verdicts apply to the base run's training queries only, so a judgment on
+    a test query never reaches training.
+    """
+    import db
+    from rrra_core.data import apply_verdicts
+    from rrra_core.runtime.errors import ConfigError
+    from rrra_core.workflows.retrain import VERDICTS_FILE, recorded_verdicts
+
+    recorded = recorded_verdicts(run_id)
+    if recorded is not None:
+        policy, verdicts = recorded
+        if policy != cfg.policy:
+            raise ConfigError(
+                f"run {run_id!r} was started with policy {policy!r}; resume it with --policy {policy} "
+                "or choose a new --run-id"
+            )
+        log.info("resuming %s with the %d verdicts it recorded (%s)", run_id, len(verdicts), VERDICTS_FILE)
+    else:
+        sessions = db.session_factory(db.init_db(db_url))
+        with sessions() as s:
+            name = db.ensure_dataset(s, scope.dataset).name
+            verdicts = db.decide(s, name, cfg.policy)
+    return apply_verdicts(scope.data.qrels, verdicts, query_ids=scope.query_ids)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import db
     from rrra_core.runtime.cli import setup_logging
     from rrra_core.runtime.config import config_from_args, config_to_dict
-    from rrra_core.workflows.retrain import PRESETS, RetrainConfig, retrain
+    from rrra_core.workflows.retrain import PRESETS, RetrainConfig, retrain, retrain_scope
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -54,13 +94,16 @@ def main(argv: list[str] | None = None) -> int:
                 setattr(args, key, value)
     setup_logging()
     cfg = config_from_args(RetrainConfig, args)
+    db.parse_policy(cfg.policy)  # the store's vocabulary: an unknown policy is a one-line error here
     run_id = args.run_id or f"{cfg.base_run}-retrain-{time.strftime('%Y%m%d-%H%M%S')}"
 
     def on_term(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt  # recorded as "cancelled" in the job row
+        raise KeyboardInterrupt  # the job runner records the job as cancelled
 
     signal.signal(signal.SIGTERM, on_term)
-    summary = retrain(cfg, run_id, db_url=args.db)
+    scope = retrain_scope(cfg)
+    corrections = load_corrections(cfg, run_id, scope, args.db)
+    summary = retrain(cfg, run_id, corrections, scope=scope)
     print(json.dumps({"run_id": run_id, "config": config_to_dict(cfg), **summary}, indent=2, default=str))
     return 0
 

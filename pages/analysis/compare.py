@@ -43,7 +43,12 @@ THRESHOLD = "cmp_threshold"
 TOP_N = "cmp_top_n"
 
 CHANGE_COLOURS = {"helped": "#2e7d32", "hurt": "#c62828", "unchanged": "#90a4ae"}
-KIND_NAMES = {"phase1": "phase 1", "phase2": "phase 2 (its encoder + adapter)", "phase3": "phase 3"}
+KIND_NAMES = {
+    "phase1": "phase 1",
+    "phase2": "phase 2 (its encoder + adapter)",
+    "phase3": "phase 3",
+    "evaluation": "a retrain's base, evaluated (before)",
+}
 
 
 def _label(row: pd.Series) -> str:
@@ -120,7 +125,10 @@ st.caption(
 overview = load.runs_overview()
 # Phase-2 runs count once a retrain has evaluated them for retrieval (they are the "before").
 comparable = overview[
-    (overview["kind"].isin(["phase1", "phase3"]) | ((overview["kind"] == "phase2") & overview["eval split"].notna()))
+    (
+        overview["kind"].isin(["phase1", "phase3", "evaluation"])
+        | ((overview["kind"] == "phase2") & overview["eval split"].notna())
+    )
     & (overview["status"] == "done")
 ].reset_index(drop=True)
 if len(comparable) < 2:

@@ -107,7 +107,7 @@ def known_fn(name: str, split: str) -> dict[str, set[str]]:
 
 def run_dataset(cfg: dict[str, Any]) -> tuple[str | None, str | None]:
     """(dataset, training split) named in a run's config, whatever its kind."""
-    for section in ("adapter", "phase3", "train"):
+    for section in ("adapter", "phase3", "train", "data"):
         sec = cfg.get(section)
         if isinstance(sec, dict) and sec.get("dataset"):
             return str(sec["dataset"]), sec.get("train_split")

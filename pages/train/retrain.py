@@ -1,8 +1,12 @@
 """Retrain from the browser: corrected labels in, a new run out, followed live and compared with its base.
 
 The job is ``scripts/retrain.py`` in its own process (``rrra_core.runtime.jobs``), so it
-survives a browser refresh and an app restart; its row in the annotation
-store's ``training_jobs`` table carries phase, step, loss and ETA.
+survives a browser refresh and an app restart. Everything shown about a job
+comes from files: its job folder says whether the process runs (and how it
+ended), its run folders' ``progress.json`` how far it has come
+(:func:`rrra_core.workflows.retrain.retrain_progress`), and its final run's
+``retrain.json`` the before/after summary. Retrains started from a terminal
+are listed too, from the runs that record them.
 """
 
 from __future__ import annotations
@@ -20,7 +24,16 @@ from pages.common.downloads import csv_button
 from pages.common.state import selection
 from pages.common.widgets import md_escape
 from rrra_core.runtime import jobs
-from rrra_core.workflows.retrain import PRESETS, RetrainConfig, final_run_id
+from rrra_core.runtime.errors import UserError
+from rrra_core.workflows.retrain import (
+    PRESETS,
+    SUMMARY_FILE,
+    RetrainConfig,
+    RetrainProgress,
+    final_run_id,
+    recorded_config,
+    retrain_progress,
+)
 
 COMPARE_A, COMPARE_B = "compare_run_a", "compare_run_b"  # read by the Compare runs page
 RUN_NAME, RUN_NAME_DEFAULT = "retrain_run_name", "retrain_run_name_default"
@@ -52,6 +65,8 @@ def _command(cfg: RetrainConfig, run_id: str) -> list[str]:
         str(cfg.p3_lr),
         "--eval-split",
         cfg.eval_split,
+        "--seed",
+        str(cfg.seed),
     ]
 
 
@@ -98,7 +113,8 @@ else:
         policy_kind = c[1].selectbox(
             "Label-merge policy",
             ["majority", "any_relevant", "one annotator"],
-            help="majority: most annotators' verdict; any_relevant: relevant if anyone said so; one annotator: only their judgments.",
+            help="majority: most annotators' verdict; any_relevant: relevant if anyone said so; "
+            "one annotator: only their judgments.",
         )
         who = c[2].text_input("Annotator (for 'one annotator')", value=sel.annotator)
         c = st.columns(4)
@@ -130,6 +146,7 @@ else:
     if submitted:
         policy = f"annotator:{who.strip()}" if policy_kind == "one annotator" else policy_kind
         try:
+            db.parse_policy(policy)  # the store's vocabulary; the job itself checks it again
             cfg = RetrainConfig(
                 base_run=base,
                 policy=policy,
@@ -140,7 +157,7 @@ else:
                 p3_lr=float(lr),
                 eval_split=eval_split.strip(),
             )
-        except Exception as err:  # noqa: BLE001 - ConfigError carries the user's one-line message
+        except UserError as err:  # ConfigError or AnnotationError: the user's one-line message
             st.error(md_escape(str(err)))
         else:
             _launch(cfg, run_id.strip())
@@ -149,21 +166,40 @@ else:
 
 # --- jobs -------------------------------------------------------------------------
 
-
-def _rows() -> dict[str, Any]:
-    with res.session() as s:
-        return {j.run_id: j for j in db.list_training_jobs(s, limit=50)}
+#: A job started outside the app counts as running while its runs wrote progress this recently (seconds).
+FRESH_S = 120.0
 
 
-def _status(state: jobs.JobState | None, row: Any) -> str:
-    # The process is the truth for "is it running"; the row tells how it ended.
+def _config(meta: Any) -> RetrainConfig | None:
+    try:
+        return RetrainConfig(**meta) if isinstance(meta, dict) else None
+    except (TypeError, UserError):  # a job folder from another version of the app
+        return None
+
+
+def _retrains() -> dict[str, tuple[jobs.JobState | None, RetrainConfig | None]]:
+    """Every retrain job, newest first: those the app started (job folders), then those started elsewhere."""
+    found: dict[str, tuple[jobs.JobState | None, RetrainConfig | None]] = {
+        state.id: (state, _config(state.meta.get("config")) or recorded_config(state.id))
+        for state in jobs.list_jobs(kind="retrain")
+    }
+    runs = res.all_runs()
+    for run_id in runs.loc[runs["kind"] == "phase2", "run"]:
+        if run_id not in found and (cfg := recorded_config(run_id)) is not None:
+            found[run_id] = (None, cfg)
+    return found
+
+
+def _status(state: jobs.JobState | None, progress: RetrainProgress) -> str:
+    # The process is the truth for "is it running"; the final run's summary for "is it done".
     if state is not None and state.active:
         return "running"
-    if state is not None and state.status == "lost":
-        return "lost"
-    if row is not None and row.status in ("done", "failed", "cancelled"):
-        return row.status
-    return state.status if state is not None else (row.status if row is not None else "unknown")
+    if progress.done:
+        return "done"
+    if state is not None:
+        return state.status  # failed, cancelled or lost
+    fresh = progress.updated is not None and time.time() - progress.updated < FRESH_S
+    return "running elsewhere" if fresh else "stopped"
 
 
 def _metric_table(summary: dict[str, Any]) -> pd.DataFrame:
@@ -198,78 +234,86 @@ def _metric_table(summary: dict[str, Any]) -> pd.DataFrame:
     return df
 
 
-def _job_card(job_id: str, row: Any) -> None:
-    state = jobs.job_state(job_id)
-    status = _status(state, row)
-    cfg_meta = (state.meta.get("config") if state is not None else None) or {}
+def _running(job_id: str, state: jobs.JobState | None, progress: RetrainProgress, button: Any) -> None:
+    st.progress(progress.fraction, text=progress.stage)  # our own runs' stage names and numbers
+    epoch = progress.epoch if progress.epoch is not None else "—"
+    step = progress.step if progress.step is not None else "—"
+    st.caption(f"epoch {epoch} · step {step}")
+    if state is None:
+        st.caption("Started outside the app: follow or stop it where it runs.")
+    elif button.button("Cancel", key=f"cancel_{job_id}"):
+        jobs.cancel_job(job_id)
+        st.rerun(scope="app")
+
+
+def _stopped(job_id: str, state: jobs.JobState | None, cfg: RetrainConfig | None, status: str, button: Any) -> None:
+    progress_note = "Resume continues from where it stopped (finished phases are kept, phase 3 from its checkpoint)."
+    if status == "failed":
+        st.error(f"Failed: {md_escape((state.error if state else None) or 'see the log')}")
+    elif status == "lost":
+        st.warning(f"The process stopped without finishing (killed, or the machine restarted). {progress_note}")
+    elif status == "stopped":
+        st.warning(f"Started outside the app and not finished; no progress for a while. {progress_note}")
+    if cfg is not None and button.button("Resume", key=f"resume_{job_id}"):
+        _launch(cfg, job_id, resume=True)
+        st.rerun(scope="app")
+    if state is not None:
+        with st.expander("Log"):
+            st.text(jobs.log_tail(job_id, 40))
+
+
+def _done(job_id: str, cfg: RetrainConfig | None, button: Any) -> None:
+    final = final_run_id(job_id, cfg) if cfg else job_id
+    try:
+        summary = res.run_json(final, SUMMARY_FILE, {}) or {}
+    except UserError:  # a deleted run folder
+        summary = {}
+    ch = summary.get("changes") or {}
+    policy = summary.get("policy") or (cfg.policy if cfg else "")
+    st.caption(
+        f"New run `{final}` · {ch.get('judgments', 0)} verdicts used ({md_escape(policy)}): "
+        f"{ch.get('false_negatives_added', 0)} false negatives turned positive, "
+        f"{ch.get('confirmed_negatives', 0)} negatives confirmed."
+    )
+    if summary:
+        table = _metric_table(summary)
+        st.dataframe(
+            table,
+            hide_index=True,
+            column_config={c: st.column_config.NumberColumn(format="%.4f") for c in ("before", "after", "change")},
+        )
+        csv_button(table, f"{job_id}-before-after", key=f"csv_{job_id}")
+    if button.button("Compare", key=f"compare_{job_id}"):
+        # "Before" is the run that holds the base's evaluation (the base run itself is never written to).
+        st.session_state[COMPARE_A] = summary.get("before_run") or summary.get("base_run") or (cfg and cfg.base_run)
+        st.session_state[COMPARE_B] = final
+        st.switch_page("pages/analysis/compare.py")
+
+
+def _job_card(job_id: str, state: jobs.JobState | None, cfg: RetrainConfig | None) -> None:
+    progress = retrain_progress(job_id, cfg) if cfg is not None else RetrainProgress()
+    status = _status(state, progress)
     with st.container(border=True):
         head = st.columns([3, 1, 1])
         head[0].markdown(
-            f"**{job_id}** · {status}" + (f" · base `{cfg_meta.get('base_run')}`" if cfg_meta.get("base_run") else "")
+            f"**{md_escape(job_id)}** · {status}" + (f" · base `{cfg.base_run}`" if cfg is not None else "")
         )
-        if status == "running":
-            st.progress(
-                float(row.progress if row is not None else 0.0),
-                text=f"{row.phase if row is not None else 'starting'} · {row.message if row is not None else ''}",
-            )
-            info = st.columns(3)
-            info[0].caption(
-                f"epoch {row.epoch if row is not None and row.epoch is not None else '—'} · step {row.step if row is not None and row.step is not None else '—'}"
-            )
-            if head[2].button("Cancel", key=f"cancel_{job_id}"):
-                jobs.cancel_job(job_id)
-                st.rerun(scope="app")
-        elif status in ("failed", "lost", "cancelled"):
-            if status == "failed":
-                st.error(
-                    f"Failed: {md_escape((row.error if row is not None and row.error else None) or (state.error if state else '') or 'see the log')}"
-                )
-            elif status == "lost":
-                st.warning(
-                    "The process stopped without finishing (killed, or the machine restarted). Resume continues from its checkpoints."
-                )
-            if cfg_meta and head[2].button("Resume", key=f"resume_{job_id}"):
-                _launch(RetrainConfig(**cfg_meta), job_id, resume=True)
-                st.rerun(scope="app")
-            with st.expander("Log"):
-                st.text(jobs.log_tail(job_id, 40))
+        if status in ("running", "running elsewhere"):
+            _running(job_id, state, progress, head[2])
         elif status == "done":
-            cfg = RetrainConfig(**cfg_meta) if cfg_meta else None
-            final = final_run_id(job_id, cfg) if cfg else job_id
-            try:
-                summary = res.run_json(final, "retrain.json", {}) or {}
-            except Exception:  # noqa: BLE001 - a deleted run folder
-                summary = {}
-            ch = summary.get("changes") or {}
-            st.caption(
-                f"New run `{final}` · {ch.get('judgments', 0)} judgments used: {ch.get('false_negatives_added', 0)} false negatives "
-                f"turned positive, {ch.get('confirmed_negatives', 0)} negatives confirmed."
-            )
-            if summary:
-                table = _metric_table(summary)
-                st.dataframe(
-                    table,
-                    hide_index=True,
-                    column_config={
-                        c: st.column_config.NumberColumn(format="%.4f") for c in ("before", "after", "change")
-                    },
-                )
-                csv_button(table, f"{job_id}-before-after", key=f"csv_{job_id}")
-            if head[2].button("Compare", key=f"compare_{job_id}"):
-                st.session_state[COMPARE_A] = summary.get("base_run") or cfg_meta.get("base_run")
-                st.session_state[COMPARE_B] = final
-                st.switch_page("pages/analysis/compare.py")
+            _done(job_id, cfg, head[2])
+        else:
+            _stopped(job_id, state, cfg, status, head[2])
 
 
 @st.fragment(run_every=2.0)
 def _jobs() -> None:
-    rows = _rows()
-    ids = list(dict.fromkeys([*(j.id for j in jobs.list_jobs(kind="retrain")), *rows]))
-    if not ids:
+    found = _retrains()
+    if not found:
         st.caption("No retraining jobs yet.")
         return
-    for job_id in ids:
-        _job_card(job_id, rows.get(job_id))
+    for job_id, (state, cfg) in found.items():
+        _job_card(job_id, state, cfg)
 
 
 st.subheader("Jobs")

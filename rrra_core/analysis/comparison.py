@@ -125,10 +125,11 @@ def parse_per_query(obj: Any, source: str = PER_QUERY_FILE) -> PerQuery:
 
 # ------------------------------------------------------------- aggregates
 def run_metric_variants(kind: str | None, metrics: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-    """``{variant: {metric: mean}}`` from a phase-1 or phase-3 ``metrics.json`` (empty for other kinds).
+    """``{variant: {metric: mean}}`` from a phase-1, phase-3 or evaluation run's ``metrics.json`` (else empty).
 
-    A phase-2 run has no retrieval metrics of its own; pass its
-    ``retrieval_eval.json`` (written when a retrain evaluated it as the "before").
+    An evaluation run is a retrain's "before": its base run scored as phase 3
+    scores its own. A phase-2 run has no retrieval metrics of its own; pass
+    its ``retrieval_eval.json`` (older retrains wrote one into their base).
     """
 
     def numbers(d: Any) -> dict[str, float]:
@@ -136,7 +137,7 @@ def run_metric_variants(kind: str | None, metrics: Mapping[str, Any]) -> dict[st
 
     if kind == "phase1" and metrics.get("after"):
         return {"retriever": numbers(metrics["after"])}
-    if kind in ("phase3", "phase2"):
+    if kind in ("phase3", "phase2", "evaluation"):
         return {name: numbers(vals) for name, vals in (metrics.get("eval") or {}).items() if vals}
     return {}
 
@@ -150,8 +151,8 @@ def default_variant(variants: Sequence[str]) -> str | None:
 
 
 def eval_settings(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """(dataset, evaluation split) of a phase-1 or phase-3 run's config; (None, None) if it has none."""
-    for section in ("phase3", "train"):
+    """(dataset, evaluation split) of a phase-1, phase-3 or evaluation run's config; (None, None) if it has none."""
+    for section in ("phase3", "train", "data"):
         sec = config.get(section)
         if isinstance(sec, dict) and sec.get("dataset"):
             return str(sec["dataset"]), (str(sec["eval_split"]) if sec.get("eval_split") else None)

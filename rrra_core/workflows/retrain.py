@@ -1,39 +1,66 @@
-"""Retraining with human corrections: merge the store's judgments into the labels, retrain, record the job.
+"""Retraining with human corrections: new runs trained on corrected labels, compared with their base.
 
 A base run is a phase-2 run (it has an adapter and scored candidates, like
-the demo). Retraining:
+the demo). A retrain job ``<run_id>``:
 
-1. takes the base run's training queries (the same subsample);
-2. merges the annotation store's judgments under a policy: confirmed false
-   negatives become positives, confirmed negatives stay eligible as
-   negatives, and every judgment becomes a human-labelled adapter pair;
-3. phase 2: retrains the adapter on the corrected labels (a new phase-2 run
-   whose ``predictions.parquet`` the app can browse);
-4. optionally phase 3: fine-tunes encoder and adapter jointly with RRRA
-   sampling, evaluated on the eval split; the base's encoder and adapter are
-   evaluated the same way, so the run holds a before/after comparison.
+1. takes the base run's training queries (the same subsample,
+   :func:`retrain_scope`);
+2. trains on the :class:`~rrra_core.data.corrections.LabelCorrections` its
+   caller built from human verdicts on those queries. The core never reads the
+   annotation store: ``scripts/retrain.py`` does, and hands the corrections in;
+3. phase 2, run ``<run_id>``: retrains the adapter on the corrected labels
+   (its ``predictions.parquet`` is browsable like the base's);
+4. optionally phase 3, run ``<run_id>-phase3``: fine-tunes encoder and adapter
+   jointly with RRRA sampling, evaluated on the eval split. The base's
+   encoder and adapter are evaluated the same way into run ``<run_id>-before``
+   (kind ``evaluation``), so before and after sit side by side in new runs.
 
-Progress goes to the run folders' ``progress.json`` and to the store's
-``training_jobs`` row (keyed by the new run id), which the app follows.
+A retrain never writes into its base run. Each new run records the retrain
+in its ``config.json`` (``retrain``: settings, base run, policy, counts) and
+the verdicts it used in ``verdicts.json``; the final run's ``retrain.json``
+is the before/after summary. Progress is only the runs' ``progress.json``;
+:func:`retrain_progress` reads them for a follower such as the app. Running a
+job again with the same run id resumes it: finished runs are kept, phase 3
+continues from its checkpoint.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 
+from rrra_core.data.beir import Dataset
+from rrra_core.data.corrections import LabelCorrections
 from rrra_core.runtime.config import config_from_dict, config_to_dict, opt
 from rrra_core.runtime.errors import ConfigError
+from rrra_core.runtime.paths import runs_dir
 from rrra_core.runtime.runs import Run, create_run, open_run
 
-__all__ = ["RetrainConfig", "PRESETS", "BASE_EVAL_FILE", "retrain", "phase3_run_id", "final_run_id"]
+__all__ = [
+    "RetrainConfig",
+    "RetrainScope",
+    "RetrainProgress",
+    "PRESETS",
+    "VERDICTS_FILE",
+    "SUMMARY_FILE",
+    "retrain_scope",
+    "retrain",
+    "retrain_progress",
+    "recorded_verdicts",
+    "recorded_config",
+    "phase3_run_id",
+    "before_run_id",
+    "final_run_id",
+]
 
-#: A phase-2 base run's retrieval evaluation (its encoder + adapter rerank), written by its first phase-3 retrain.
-BASE_EVAL_FILE = "retrieval_eval.json"
+#: The verdicts a retrain's runs were trained on: ``{"policy", "verdicts": [[query_id, doc_id, relevant], ...]}``.
+VERDICTS_FILE = "verdicts.json"
+#: A finished retrain's before/after summary, in its phase-2 run and its final run.
+SUMMARY_FILE = "retrain.json"
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +76,11 @@ class RetrainConfig:
     """What to retrain from, with which labels, and how much."""
 
     base_run: str = opt("demo-squad", "phase-2 run to start from (its encoder, adapter settings and training queries)")
-    policy: str = opt("majority", "how judgments become labels: majority, any_relevant or annotator:<name>")
+    policy: str = opt(
+        "majority",
+        "how the annotation store decides a verdict per pair: majority, any_relevant or annotator:<name> "
+        "(recorded with the new runs; the store checks it)",
+    )
     phases: str = opt(
         "2,3", "'2' retrains the adapter; '2,3' also fine-tunes the encoder jointly (phase 3)", choices=("2", "2,3")
     )
@@ -61,23 +92,47 @@ class RetrainConfig:
     seed: int = opt(0, "random seed")
 
     def __post_init__(self) -> None:
-        from db import parse_policy
-
-        try:
-            parse_policy(self.policy)
-        except Exception as err:  # noqa: BLE001 - AnnotationError is the user's message
-            raise ConfigError(str(err)) from None
+        if not self.policy or not self.policy.strip():
+            raise ConfigError("a retrain needs a label-merge policy")
+        if self.phases not in ("2", "2,3"):
+            raise ConfigError(f"phases must be '2' or '2,3', got {self.phases!r}")
         if self.adapter_epochs < 1 or self.p3_batch_size < 1 or self.p3_max_steps < 0:
             raise ConfigError("epochs, steps and batch size must be positive")
+
+    @property
+    def joint(self) -> bool:
+        """Whether phase 3 runs too."""
+        return "3" in self.phases.split(",")
 
 
 def phase3_run_id(run_id: str) -> str:
     return f"{run_id}-phase3"
 
 
+def before_run_id(run_id: str) -> str:
+    """The run holding the base run's evaluation for this retrain (its "before")."""
+    return f"{run_id}-before"
+
+
 def final_run_id(run_id: str, cfg: RetrainConfig) -> str:
     """The run a finished retrain job is judged by: its phase-3 run if any, else its phase-2 run."""
-    return phase3_run_id(run_id) if "3" in cfg.phases.split(",") else run_id
+    return phase3_run_id(run_id) if cfg.joint else run_id
+
+
+# ----------------------------------------------------------------- the scope
+@dataclass(frozen=True)
+class RetrainScope:
+    """What a retrain's corrections apply to: the base run, its training split and its training queries."""
+
+    base: Run
+    sections: dict[str, Any]  # the base's typed settings: encoder, adapter, labels, phase2
+    data: Dataset  # the base's full training split
+    query_ids: list[str]  # the base run's training queries (its subsample): verdicts apply to these only
+
+    @property
+    def dataset(self) -> str:
+        """The dataset name or folder the base run trained on (the annotation store's key for it)."""
+        return str(self.sections["adapter"].dataset)
 
 
 def _base_sections(base: Run) -> dict[str, Any]:
@@ -88,7 +143,8 @@ def _base_sections(base: Run) -> dict[str, Any]:
     cfg = base.read_json("config.json", {}) or {}
     if cfg.get("kind") != "phase2" or not all(k in cfg for k in ("encoder", "adapter", "labels", "phase2")):
         raise ConfigError(
-            f"run {base.id!r} is a {cfg.get('kind')!r} run; retraining starts from a phase-2 run (one with scored candidates)"
+            f"run {base.id!r} is a {cfg.get('kind')!r} run; "
+            "retraining starts from a phase-2 run (one with scored candidates)"
         )
     return {
         "encoder": config_from_dict(EncoderConfig, cfg["encoder"]),
@@ -98,7 +154,7 @@ def _base_sections(base: Run) -> dict[str, Any]:
     }
 
 
-def _subsample(qrels: dict[str, dict[str, int]], n: int | None, seed: int) -> list[str]:
+def _subsample(qrels: Mapping[str, Any], n: int | None, seed: int) -> list[str]:
     # Exactly the queries phase 2 kept for the base run (same rule, same seed),
     # so "before" and "after" train on the same questions.
     if n is None or n >= len(qrels):
@@ -107,136 +163,48 @@ def _subsample(qrels: dict[str, dict[str, int]], n: int | None, seed: int) -> li
     return sorted(rng.choice(sorted(qrels), size=n, replace=False).tolist())
 
 
-class _JobRow:
-    """Mirror a run's progress.json into the store's training-job row every few seconds."""
-
-    def __init__(self, session_factory: Any, run_id: str) -> None:
-        self.sessions, self.run_id = session_factory, run_id
-        self._watch: Run | None = None
-        self._phase = ""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def follow(self, run: Run, phase: str, base_progress: float, share: float) -> None:
-        self._watch, self._phase, self._base, self._share = run, phase, base_progress, share
-        self.update(phase=phase, status="running", progress=base_progress)
-
-    def update(self, **fields: Any) -> None:
-        import db
-
-        with self.sessions() as s:
-            db.update_training_job(s, self.run_id, **fields)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(2.0):
-            run = self._watch
-            if run is None:
-                continue
-            p = run.read_json("progress.json", {}) or {}
-            frac = p.get("fraction")
-            if frac is None and p.get("total_steps"):
-                frac = p.get("step", 0) / max(1, p["total_steps"])
-            msg = p.get("stage") or (
-                f"step {p.get('step')}/{p.get('total_steps')} · loss {p['loss']:.4f}"
-                + (f" · ETA {p['eta_s']:.0f} s" if p.get("eta_s") else "")
-                if p.get("loss") is not None
-                else ""
-            )
-            try:
-                self.update(
-                    progress=min(1.0, self._base + self._share * float(frac or 0.0)),
-                    epoch=p.get("epoch"),
-                    step=p.get("step"),
-                    message=msg or "",
-                )
-            except Exception:  # noqa: BLE001 - progress is best effort; the job itself must not die for it
-                log.debug("could not update the job row", exc_info=True)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-def retrain(cfg: RetrainConfig, run_id: str, *, db_url: str | None = None) -> dict[str, Any]:
-    """Run a retrain job end to end (resuming what a killed job left); returns the before/after summary."""
-    import db
-    from rrra_core.adapter import Judgment
+def retrain_scope(cfg: RetrainConfig) -> RetrainScope:
+    """The base run of ``cfg`` with its training split and queries; a non-phase-2 base is a ConfigError."""
     from rrra_core.data.beir import load_dataset
-    from rrra_core.training.phase2 import phase2_config_dict, train_phase2
 
     base = open_run(cfg.base_run)
-    sec = _base_sections(base)
-    enc, sw, labels, p2 = sec["encoder"], sec["adapter"], sec["labels"], sec["phase2"]
-    sessions = db.session_factory(db.init_db(db_url))
-    with sessions() as s:
-        if db.get_training_job(s, run_id) is None:
-            db.create_training_job(s, run_id, status="running", phase="preparing")
-        else:
-            db.update_training_job(s, run_id, status="running", phase="preparing")
-    row = _JobRow(sessions, run_id)
-    row.start()
-    try:
-        train_full = load_dataset(sw.dataset, sw.train_split)
-        keep = _subsample(train_full.qrels, sw.max_train_queries, sw.subsample_seed)
-        with sessions() as s:
-            name = db.ensure_dataset(s, sw.dataset).name
-            corrected, confirmed = db.merge_labels(s, name, train_full.qrels, cfg.policy, query_ids=keep)
-            judgments = [Judgment(*t) for t in db.judgments_for_training(s, name, cfg.policy, query_ids=keep)]
-        corrected = {q: corrected[q] for q in keep if q in corrected}
-        train = replace(train_full, qrels=corrected, queries={q: train_full.queries[q] for q in corrected})
-        human_relevant = {j.query_id: set() for j in judgments if j.relevant}
-        for j in judgments:
-            if j.relevant:
-                human_relevant[j.query_id].add(j.doc_id)
-        changes = {
-            "judgments": len(judgments),
-            "false_negatives_added": sum(len(v) for v in human_relevant.values() if v)
-            - sum(1 for j in judgments if j.relevant and train_full.qrels.get(j.query_id, {}).get(j.doc_id, 0) > 0),
-            "confirmed_negatives": sum(len(v) for v in confirmed.values()),
-        }
-        log.info("retrain %s from %s: %s", run_id, base.id, changes)
+    sections = _base_sections(base)
+    sw = sections["adapter"]
+    data = load_dataset(sw.dataset, sw.train_split)
+    return RetrainScope(base, sections, data, _subsample(data.qrels, sw.max_train_queries, sw.subsample_seed))
 
-        # Phase 2 on the corrected labels (same queries: the subsample is already applied).
-        sw2 = replace(sw, max_train_queries=None)
-        p2n = replace(p2, epochs=cfg.adapter_epochs, seed=cfg.seed)
-        meta = {"retrain": {**config_to_dict(cfg), "base_run": base.id, "changes": changes}}
-        run2 = _open_or_create(run_id, "phase2", {**phase2_config_dict(enc, sw2, labels, p2n), **meta})
-        share2 = 0.4 if "3" in cfg.phases else 1.0
-        if not run2.file("predictions.parquet").is_file():
-            row.follow(run2, "phase 2: adapter", 0.0, share2)
-            train_phase2(run2, enc, sw2, labels, p2n, train_data=train, judgments=judgments)
-        summary: dict[str, Any] = {
-            "base_run": base.id,
-            "phase2_run": run2.id,
-            "changes": changes,
-            "adapter": {
-                "before": (base.read_json("metrics.json", {}) or {}).get("val"),
-                "after": (run2.read_json("metrics.json", {}) or {}).get("val"),
-            },
-        }
 
-        if "3" in cfg.phases.split(","):
-            summary.update(_phase3(cfg, run_id, base, run2, enc, sw2, train, confirmed, human_relevant, row, meta))
-        run2.write_json("retrain.json", summary)
-        final = open_run(final_run_id(run_id, cfg))
-        final.write_json("retrain.json", summary)
-        row.stop()
-        with sessions() as s:
-            db.finish_training_job(s, run_id, "done", message=f"new run {final.id}")
-        return summary
-    except BaseException as err:
-        row.stop()
-        status = "cancelled" if isinstance(err, KeyboardInterrupt) else "failed"
-        try:
-            with sessions() as s:
-                db.finish_training_job(
-                    s, run_id, status, error=None if status == "cancelled" else f"{type(err).__name__}: {err}"
-                )
-        except Exception:  # noqa: BLE001 - never hide the original error
-            log.exception("could not record the job's end")
-        raise
+# ----------------------------------------------------------------- the record
+def _write_verdicts(run: Run, policy: str, corrections: LabelCorrections) -> None:
+    rows = [[q, d, relevant] for (q, d), relevant in sorted(corrections.verdicts.items())]
+    run.write_json(VERDICTS_FILE, {"policy": policy, "verdicts": rows})
+
+
+def recorded_verdicts(run_id: str) -> tuple[str, dict[tuple[str, str], bool]] | None:
+    """``(policy, verdicts)`` a started retrain recorded in its phase-2 run, or ``None`` if it has not started."""
+    saved = Run(runs_dir() / run_id).read_json(VERDICTS_FILE)
+    if not isinstance(saved, dict):
+        return None
+    return str(saved.get("policy")), {(str(q), str(d)): bool(r) for q, d, r in saved.get("verdicts") or []}
+
+
+def recorded_config(run_id: str) -> RetrainConfig | None:
+    """The settings a retrain recorded in its phase-2 run's ``config.json``, or ``None`` if it is not a retrain."""
+    cfg = Run(runs_dir() / run_id).read_json("config.json")
+    record = cfg.get("retrain") if isinstance(cfg, dict) else None
+    if not isinstance(record, dict):
+        return None
+    names = {f.name for f in fields(RetrainConfig)}
+    return config_from_dict(RetrainConfig, {k: v for k, v in record.items() if k in names})
+
+
+def _check_resume(run: Run, corrections: LabelCorrections) -> None:
+    saved = recorded_verdicts(run.id)
+    if saved is not None and saved[1] != corrections.verdicts:
+        raise ConfigError(
+            f"run {run.id!r} was started with {len(saved[1])} other verdicts; resume it with the ones it recorded "
+            f"({VERDICTS_FILE}) or start a new run id"
+        )
 
 
 def _open_or_create(run_id: str, kind: str, cfg: dict[str, Any]) -> Run:
@@ -249,22 +217,73 @@ def _open_or_create(run_id: str, kind: str, cfg: dict[str, Any]) -> Run:
     return run
 
 
+# ----------------------------------------------------------------- the job
+def retrain(
+    cfg: RetrainConfig, run_id: str, corrections: LabelCorrections, *, scope: RetrainScope | None = None
+) -> dict[str, Any]:
+    """Run a retrain job end to end on ``corrections`` (resuming what a killed job left); returns its summary.
+
+    ``corrections`` are the base run's training labels corrected by human
+    verdicts on its training queries: ``apply_verdicts(scope.data.qrels,
+    verdicts, query_ids=scope.query_ids)`` with ``scope = retrain_scope(cfg)``
+    (pass that ``scope`` to skip loading the data again). The summary holds
+    the base run, the new runs, the label changes and the before/after metrics.
+    """
+    from rrra_core.training.phase2 import phase2_config_dict, train_phase2
+
+    scope = scope or retrain_scope(cfg)
+    base, keep = scope.base, scope.query_ids
+    stray = sorted({q for q, _ in corrections.verdicts} - set(keep))
+    if stray:
+        raise ConfigError(
+            f"the corrections judge {len(stray)} queries outside base run {base.id!r}'s training queries "
+            f"(e.g. {stray[0]!r}); build them on retrain_scope(cfg).query_ids"
+        )
+    enc, sw, labels, p2 = (scope.sections[k] for k in ("encoder", "adapter", "labels", "phase2"))
+    qrels = {q: corrections.qrels[q] for q in keep if q in corrections.qrels}
+    train = replace(scope.data, qrels=qrels, queries={q: scope.data.queries[q] for q in qrels})
+    changes = corrections.summary(scope.data.qrels)
+    log.info("retrain %s from %s (policy %s): %s", run_id, base.id, cfg.policy, changes)
+
+    # Phase 2 on the corrected labels (same queries: the subsample is already applied).
+    sw2 = replace(sw, max_train_queries=None)
+    p2n = replace(p2, epochs=cfg.adapter_epochs, seed=cfg.seed)
+    meta = {"retrain": {**config_to_dict(cfg), "base_run": base.id, "changes": changes}}
+    run2 = _open_or_create(run_id, "phase2", {**phase2_config_dict(enc, sw2, labels, p2n), **meta})
+    _check_resume(run2, corrections)
+    _write_verdicts(run2, cfg.policy, corrections)
+    if not run2.file("predictions.parquet").is_file():
+        train_phase2(run2, enc, sw2, labels, p2n, train_data=train, corrections=corrections)
+    summary: dict[str, Any] = {
+        "base_run": base.id,
+        "phase2_run": run2.id,
+        "policy": cfg.policy,
+        "changes": changes,
+        "adapter": {
+            "before": (base.read_json("metrics.json", {}) or {}).get("val"),
+            "after": (run2.read_json("metrics.json", {}) or {}).get("val"),
+        },
+    }
+    if cfg.joint:
+        summary.update(_phase3(cfg, run_id, scope, run2, train, corrections, meta))
+    run2.write_json(SUMMARY_FILE, summary)
+    open_run(final_run_id(run_id, cfg)).write_json(SUMMARY_FILE, summary)
+    return summary
+
+
 def _phase3(
     cfg: RetrainConfig,
     run_id: str,
-    base: Run,
+    scope: RetrainScope,
     run2: Run,
-    enc: Any,
-    sw: Any,
-    train: Any,
-    confirmed: dict[str, set[str]],
-    human_relevant: dict[str, set[str]],
-    row: _JobRow,
+    train: Dataset,
+    corrections: LabelCorrections,
     meta: dict[str, Any],
 ) -> dict[str, Any]:
     from rrra_core.data.beir import load_dataset
     from rrra_core.training.phase3 import Phase3Config, phase3_config_dict, train_phase3
 
+    enc, sw = scope.sections["encoder"], scope.sections["adapter"]
     p3 = Phase3Config(
         dataset=sw.dataset,
         train_split=sw.train_split,
@@ -277,43 +296,120 @@ def _phase3(
     )
     adapter_dir = str(run2.file("adapter"))
     run3 = _open_or_create(phase3_run_id(run_id), "phase3", {**phase3_config_dict(enc, p3, adapter_dir), **meta})
+    _write_verdicts(run3, cfg.policy, corrections)
     eval_data = load_dataset(sw.dataset, cfg.eval_split) if cfg.eval_split else None
-    out: dict[str, Any] = {"phase3_run": run3.id}
-    if not (run3.read_json("progress.json", {}) or {}).get("status") == "done":
-        row.follow(run3, "phase 3: joint fine-tuning", 0.4, 0.5)
+    if (run3.read_json("progress.json", {}) or {}).get("status") != "done":
         train_phase3(
-            run3,
-            enc,
-            p3,
-            adapter_dir=adapter_dir,
-            train_data=train,
-            eval_data=eval_data,
-            confirmed_negatives=confirmed,
-            human_relevant=human_relevant,
+            run3, enc, p3, adapter_dir=adapter_dir, train_data=train, eval_data=eval_data, corrections=corrections
         )
+    out: dict[str, Any] = {"phase3_run": run3.id, "before_run": None}
+    before = None
+    if eval_data is not None:
+        run_b = _evaluate_base(scope.base, before_run_id(run_id), enc, p3, eval_data, meta)
+        out["before_run"], before = run_b.id, (run_b.read_json("metrics.json", {}) or {}).get("eval")
     after = (run3.read_json("metrics.json", {}) or {}).get("eval")
-    saved = base.read_json(BASE_EVAL_FILE, None) or {}
-    before = saved.get("eval") if saved.get("dataset") == p3.dataset and saved.get("split") == cfg.eval_split else None
-    if eval_data is not None and before is None:
-        row.update(
-            phase="evaluating the base run",
-            progress=0.9,
-            message="before: the base encoder and adapter on the eval split",
-        )
-        before = _evaluate_base(base, enc, p3, eval_data)
-        # The base's own retrieval metrics (and its per_query.json), so Compare runs can put it beside the new run.
-        base.write_json(BASE_EVAL_FILE, {"dataset": p3.dataset, "split": cfg.eval_split, "eval": before})
     out["retrieval"] = {"before": before, "after": after, "split": cfg.eval_split}
     return out
 
 
-def _evaluate_base(base: Run, enc: Any, p3: Any, eval_data: Any) -> dict[str, Any]:
-    """The base run's encoder (and adapter rerank) on the eval split, as phase 3 evaluates its own."""
+def _evaluate_base(base: Run, run_id: str, enc: Any, p3: Any, eval_data: Dataset, meta: dict[str, Any]) -> Run:
+    """The base run's encoder and adapter evaluated as phase 3 evaluates its own, into a new run (kind ``evaluation``).
+
+    The run holds ``metrics.json`` (``{"eval": {variant: metrics}}``) and
+    ``per_query.json``, so Compare runs can put the base beside the retrained
+    run; the base run's folder is only read.
+    """
     from rrra_core.adapter import load_adapter
     from rrra_core.retrieval.encoder import BiEncoder
+    from rrra_core.runtime.device import resolve_device
     from rrra_core.training.phase3 import _final_evaluation
 
-    encoder = BiEncoder.from_pretrained(enc.model, shared=enc.shared).eval()
-    adapter, _ = load_adapter(base.file("adapter"))
+    settings = {
+        "of_run": base.id,
+        "encoder": config_to_dict(enc),
+        "data": {"dataset": p3.dataset, "eval_split": eval_data.split},
+        "evaluation": {
+            "adapter": str(base.file("adapter")),
+            **{k: getattr(p3, k) for k in ("eval_k", "index_kind", "lambda_rr", "rerank_signal")},
+        },
+        **meta,
+    }
+    run = _open_or_create(run_id, "evaluation", settings)
+    if (run.read_json("progress.json", {}) or {}).get("status") == "done":
+        return run
+    run.write_json("progress.json", {"stage": "evaluating the base run", "fraction": 0.0, "status": "running"})
+    device = resolve_device(enc.device)
+    encoder = BiEncoder.from_pretrained(enc.model, shared=enc.shared).to(device).eval()
+    adapter, _ = load_adapter(base.file("adapter"), device=device)
     adapter.eval()
-    return _final_evaluation(base, encoder, adapter, eval_data, enc, p3)
+    run.write_json("metrics.json", {"eval": _final_evaluation(run, encoder, adapter, eval_data, enc, p3)})
+    run.write_json("progress.json", {"stage": "done", "fraction": 1.0, "status": "done"})
+    return run
+
+
+# ----------------------------------------------------------------- following a job
+@dataclass
+class RetrainProgress:
+    """Where a retrain job stands, read from its runs' ``progress.json`` files."""
+
+    fraction: float = 0.0  # of the whole job, in [0, 1]
+    stage: str = "preparing"  # what it is doing now, for people
+    epoch: int | None = None
+    step: int | None = None
+    done: bool = False  # the final run holds the summary
+    runs: dict[str, str] = field(default_factory=dict)  # {run id: its status} for the runs made so far
+    updated: float | None = None  # when a run last wrote its progress (seconds since the epoch)
+
+
+def _part_fraction(p: Mapping[str, Any]) -> float:
+    if p.get("status") == "done":
+        return 1.0
+    if p.get("fraction") is not None:
+        return float(p["fraction"])
+    if p.get("total_steps"):
+        return float(p.get("step") or 0) / float(p["total_steps"])
+    return 0.0
+
+
+def _part_message(p: Mapping[str, Any]) -> str:
+    if p.get("message"):
+        return str(p["message"])
+    if p.get("loss") is not None and p.get("total_steps"):
+        eta = f" · ETA {p['eta_s']:.0f} s" if p.get("eta_s") else ""
+        return f"step {p.get('step')}/{p['total_steps']} · loss {p['loss']:.4f}{eta}"
+    return str(p.get("stage") or "starting")
+
+
+def retrain_progress(run_id: str, cfg: RetrainConfig) -> RetrainProgress:
+    """How far retrain job ``run_id`` (with settings ``cfg``) has come, from its runs' files alone."""
+    parts = [(run_id, "phase 2: adapter", 1.0)]
+    if cfg.joint:
+        parts = [(run_id, "phase 2: adapter", 0.4), (phase3_run_id(run_id), "phase 3: joint fine-tuning", 0.5)]
+        parts.append((before_run_id(run_id), "evaluating the base run", 0.1))
+        if not cfg.eval_split:
+            parts = [(run_id, "phase 2: adapter", 0.4), (phase3_run_id(run_id), "phase 3: joint fine-tuning", 0.6)]
+    out = RetrainProgress(done=Run(runs_dir() / final_run_id(run_id, cfg)).file(SUMMARY_FILE).is_file())
+    current = None
+    for rid, label, share in parts:
+        run = Run(runs_dir() / rid)
+        p = run.read_json("progress.json", {}) if run.file("config.json").is_file() else None
+        if p is None:
+            current = current or (label, {})
+            continue
+        p = p if isinstance(p, dict) else {}
+        out.runs[rid] = str(p.get("status") or "starting")
+        if run.file("progress.json").is_file():
+            out.updated = max(out.updated or 0.0, run.file("progress.json").stat().st_mtime)
+        out.fraction += share * min(1.0, max(0.0, _part_fraction(p)))
+        if current is None and p.get("status") != "done":
+            current = (label, p)
+    if out.done:
+        out.fraction, out.stage = 1.0, "done"
+    elif not out.runs:
+        out.stage = "preparing: loading the data and the verdicts"
+    elif current is not None:
+        label, p = current
+        out.stage = f"{label} · {_part_message(p)}" if p else label
+        out.epoch, out.step = p.get("epoch"), p.get("step")
+    out.fraction = round(min(1.0, out.fraction), 4)
+    return out

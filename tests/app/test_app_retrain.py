@@ -1,15 +1,37 @@
-"""AppTest for the Retrain page: launch a real job from the page, follow it, see the new run with before/after metrics."""
+"""AppTest for the Retrain page: launch a real job from the page, follow it, see the new run with before/after metrics.
+
+Everything the page shows about a job comes from files: the job folder (is the
+process alive, how did it end) and the run folders (progress, the summary).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import db
 from rrra_core.runtime import jobs
+from rrra_core.runtime.paths import runs_dir
+from rrra_core.runtime.runs import Run
+from rrra_core.workflows.retrain import RetrainConfig, retrain_progress
 from tests.app.conftest import APP, TinyRun
+
+PAGE = "pages/train/retrain.py"
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _judge(tiny_run: TinyRun) -> None:
@@ -26,9 +48,10 @@ def _judge(tiny_run: TinyRun) -> None:
 @pytest.mark.slow
 def test_retrain_quick_preset_from_the_page_creates_a_compared_run(tiny_run: TinyRun) -> None:
     _judge(tiny_run)
+    base_files = _snapshot(tiny_run.run_dir)
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    at.switch_page("pages/train/retrain.py").run()
+    at.switch_page(PAGE).run()
     assert not at.exception
     name = next(t for t in at.text_input if t.label == "New run name")
     name.input("adi-tiny-r1")
@@ -42,16 +65,20 @@ def test_retrain_quick_preset_from_the_page_creates_a_compared_run(tiny_run: Tin
     assert state.status == "done", jobs.log_tail("adi-tiny-r1", 40)
     at.run()
     assert not at.exception
-    with db.session_factory(db.init_db())() as s:
-        assert db.get_training_job(s, "adi-tiny-r1").status == "done"
+    # The run folders are the job's record: done, all the way, and the base run untouched.
+    progress = retrain_progress("adi-tiny-r1", RetrainConfig(base_run="adi-tiny", **_quick()))
+    assert progress.done and progress.fraction == 1.0
+    assert set(progress.runs) == {"adi-tiny-r1", "adi-tiny-r1-phase3", "adi-tiny-r1-before"}
+    assert _snapshot(tiny_run.run_dir) == base_files
     tables = [d.value for d in at.dataframe]
     before_after = next(t for t in tables if "metric" in t.columns)
     assert before_after["after"].notna().any() and any("nDCG@10" in m for m in before_after["metric"])
-    assert any("New run" in c.value and "adi-tiny-r1-phase3" in c.value for c in at.caption)
-    # Compare opens on base (before) and the new run (after), with per-query differences.
+    assert any("New run" in c.value and "adi-tiny-r1-phase3" in c.value and "majority" in c.value for c in at.caption)
+    # Compare opens on the base's evaluation (before, in a run of the retrain's own) and the new run (after),
+    # with per-query differences.
     at.button(key="compare_adi-tiny-r1").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.session_state["cmp_a"] == "adi-tiny" and at.session_state["cmp_b"] == "adi-tiny-r1-phase3"
+    assert at.session_state["cmp_a"] == "adi-tiny-r1-before" and at.session_state["cmp_b"] == "adi-tiny-r1-phase3"
     assert any("helped" in m.label.lower() for m in at.metric) or any(
         "helped" in str(d.value.columns.tolist()).lower() or "helped" in d.value.to_string().lower()
         for d in at.dataframe
@@ -66,7 +93,7 @@ def test_retrain_quick_preset_from_the_page_creates_a_compared_run(tiny_run: Tin
 def test_retrain_page_without_a_base_run_says_what_to_do() -> None:
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    at.switch_page("pages/train/retrain.py").run()
+    at.switch_page(PAGE).run()
     assert not at.exception and any("No phase-2 run" in i.value for i in at.info)
 
 
@@ -75,7 +102,7 @@ def test_the_run_name_field_keeps_its_identity_across_reruns_seconds_apart(tiny_
     second, and the browser would drop what a person had typed (the retrain test failed that way when slow)."""
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    at.switch_page("pages/train/retrain.py").run()
+    at.switch_page(PAGE).run()
     first = next(t for t in at.text_input if t.label == "New run name")
     assert first.value.startswith("adi-tiny-r")
     time.sleep(1.2)
@@ -88,3 +115,100 @@ def test_the_run_name_field_keeps_its_identity_across_reruns_seconds_apart(tiny_
     state = jobs.job_state("my-retrain")
     assert state is not None and state.kind == "retrain"
     jobs.cancel_job("my-retrain")
+
+
+def _quick() -> dict:
+    from rrra_core.workflows.retrain import PRESETS
+
+    return dict(PRESETS["quick"])
+
+
+def _shown(at: AppTest) -> list[str]:
+    """The page's Markdown texts with Markdown escapes removed (run names are escaped where shown)."""
+    return [m.value.replace("\\", "") for m in at.markdown]
+
+
+def _write_run(run_id: str, config: dict, **files: dict) -> Run:
+    run = Run(runs_dir() / run_id)
+    run.write_json("config.json", config)
+    for name, obj in files.items():
+        run.write_json(f"{name}.json", obj)
+    return run
+
+
+def _retrain_config(tiny_run: TinyRun, **changes: object) -> dict:
+    """A phase-2 run's config.json as a retrain of the tiny run writes it."""
+    cfg = json.loads((tiny_run.run_dir / "config.json").read_text())
+    cfg["retrain"] = {**RetrainConfig(base_run="adi-tiny", **changes).__dict__, "base_run": "adi-tiny", "changes": {}}
+    return cfg
+
+
+def test_a_running_job_is_followed_from_its_run_folders_and_can_be_cancelled(tiny_run: TinyRun) -> None:
+    cfg = RetrainConfig(base_run="adi-tiny", **_quick())
+    # A live process standing in for the driver; what the page shows comes from the run folders it writes.
+    jobs.start_job(
+        "adi-tiny-r7",
+        [sys.executable, "-c", "import time; time.sleep(120)"],
+        kind="retrain",
+        meta={"config": cfg.__dict__, "base_run": "adi-tiny"},
+    )
+    try:
+        _write_run(
+            "adi-tiny-r7",
+            _retrain_config(tiny_run, **_quick()),
+            progress={"phase": 2, "stage": "done", "fraction": 1.0, "status": "done"},
+        )
+        _write_run(
+            "adi-tiny-r7-phase3",
+            {"kind": "phase3"},
+            progress={"phase": 3, "epoch": 1, "step": 3, "total_steps": 10, "loss": 2.5, "status": "training"},
+        )
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.run()
+        at.switch_page(PAGE).run()
+        assert not at.exception, [e.value for e in at.exception]
+        bar = next(p for p in at.progress)
+        assert bar.value == 55  # phase 2 done (0.4 of the job) + 3/10 of phase 3 (0.5 of it)
+        assert "phase 3: joint fine-tuning" in bar.text and "step 3/10" in bar.text
+        assert any("adi-tiny-r7" in m and "running" in m for m in _shown(at))
+        at.button(key="cancel_adi-tiny-r7").click().run()
+        assert jobs.job_state("adi-tiny-r7").status == "cancelled"
+        at.run()
+        assert not at.exception and not list(at.progress)
+        assert any("adi-tiny-r7" in m and "cancelled" in m for m in _shown(at))
+        assert at.button(key="resume_adi-tiny-r7") is not None
+    finally:
+        jobs.cancel_job("adi-tiny-r7")
+
+
+def test_retrains_started_from_a_terminal_are_listed_from_their_runs(tiny_run: TinyRun) -> None:
+    # One finished: its summary gives the before/after table.
+    _write_run("term-done", _retrain_config(tiny_run, phases="2"), progress={"status": "done", "fraction": 1.0})
+    summary = {
+        "base_run": "adi-tiny",
+        "phase2_run": "term-done",
+        "policy": "majority",
+        "changes": {"judgments": 4, "false_negatives_added": 3, "confirmed_negatives": 1},
+        "adapter": {"before": {"macro_f1": 0.4, "accuracy": 0.5}, "after": {"macro_f1": 0.6, "accuracy": 0.7}},
+    }
+    Run(runs_dir() / "term-done").write_json("retrain.json", summary)
+    # One that stopped long ago without finishing: offered for resuming.
+    old = _write_run(
+        "term-stopped",
+        _retrain_config(tiny_run, phases="2"),
+        progress={"phase": 2, "stage": "encoding the corpus", "fraction": 0.3, "status": "running"},
+    )
+    stale = time.time() - 3600
+    os.utime(old.file("progress.json"), (stale, stale))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("term-done" in m and "done" in m for m in _shown(at))
+    assert any("4 verdicts used (majority): 3 false negatives turned positive" in c.value for c in at.caption)
+    table = next(d.value for d in at.dataframe if "metric" in d.value.columns)
+    row = table.set_index("metric").loc["adapter macro-F1"]
+    assert (row["before"], row["after"]) == (0.4, 0.6) and abs(row["change"] - 0.2) < 1e-9
+    assert any("term-stopped" in m and "stopped" in m for m in _shown(at))
+    assert any("Started outside the app and not finished" in w.value for w in at.warning)
+    assert at.button(key="resume_term-stopped") is not None and not list(at.progress)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
 import db
+from db.migrate import alembic_config
 from rrra_core.runtime.errors import ConfigError
 
 OLD = "0001"
@@ -79,12 +81,40 @@ def test_an_old_database_upgrades_without_loss(empty_db_url: str) -> None:
             db.undo_last(session, "toy", "alice")
             assert db.get_judgment(session, "toy", "q1", "d1", "alice").label == "not_relevant"
             db.save_judgment(session, "toy", "q2", "d2", "unsure", "bob", model_view={"p_fn": 0.5})
-            db.create_training_job(session, "run-1")
             assert len(db.list_events(session, "toy")) == 5
+        assert "training_jobs" not in inspect(engine).get_table_names()  # 0003: jobs live in run folders
 
         # 0002 added a CHECK on labels (SQLite had to copy the table for it): it holds.
         with pytest.raises(IntegrityError), engine.begin() as conn:
             conn.execute(text("UPDATE judgments SET label = 'maybe' WHERE id = 2"))
+    finally:
+        engine.dispose()
+
+
+def test_0003_drops_the_training_jobs_table_and_keeps_the_judgments(empty_db_url: str) -> None:
+    engine = db.make_engine(empty_db_url)
+    try:
+        db.upgrade(engine, "0002")
+        with engine.begin() as conn:
+            for sql in _ROWS:
+                conn.execute(text(sql), {"previous": json.dumps(_PREVIOUS)})
+            conn.execute(
+                text(
+                    "INSERT INTO training_jobs (run_id, status, progress, message, created_at, updated_at) "
+                    "VALUES ('r1', 'running', 0.4, 'step 3/10', '2025-01-02 03:04:05', '2025-01-02 03:04:05')"
+                )
+            )
+        judgments = _dump(engine, "judgments")
+        db.upgrade(engine)
+        assert db.current_revision(engine) == "0003" == db.head_revision()
+        assert "training_jobs" not in inspect(engine).get_table_names()
+        assert _dump(engine, "judgments") == judgments
+        # Downgrading gives the (empty) table back, as 0002 made it.
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0002")
+        assert db.current_revision(engine) == "0002"
+        assert "training_jobs" in inspect(engine).get_table_names()
+        assert _dump(engine, "training_jobs") == []
     finally:
         engine.dispose()
 

@@ -390,27 +390,6 @@ def test_agreement_undefined_cases(session: Session, toy: str) -> None:
         db.agreement(session, toy, annotators=["alice", "zed"])
 
 
-# --- training jobs ---------------------------------------------------------------------------
-
-
-def test_training_job_lifecycle(session: Session) -> None:
-    db.create_training_job(session, "run-7", phase="phase3", pid=1234)
-    with pytest.raises(db.AnnotationError, match="already exists"):
-        db.create_training_job(session, "run-7")
-    job = db.update_training_job(session, "run-7", status="running", progress=0.25, epoch=1, step=40, message="epoch 1")
-    assert job.started_at is not None and job.progress == 0.25
-    with pytest.raises(db.AnnotationError, match="progress"):
-        db.update_training_job(session, "run-7", progress=2.0)
-    with pytest.raises(db.AnnotationError, match="cannot set 'error'"):
-        db.update_training_job(session, "run-7", error="x")
-    db.finish_training_job(session, "run-7", "failed", error="CUDA out of memory")
-    job = db.get_training_job(session, "run-7")
-    assert (job.status, job.error, job.ended_at is not None) == ("failed", "CUDA out of memory", True)
-    db.create_training_job(session, "run-8")
-    assert [j.run_id for j in db.list_training_jobs(session)] == ["run-8", "run-7"]
-    assert [j.run_id for j in db.list_training_jobs(session, status="failed")] == ["run-7"]
-
-
 # --- engine and import hygiene -------------------------------------------------------------------
 
 

@@ -1,27 +1,42 @@
-"""Retraining with human corrections, end to end on a tiny real run: labels merged, new runs, job row, before/after."""
+"""Retraining with human corrections, end to end on a tiny real run: verdicts in, new runs out, the base untouched."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import db
 from rrra_core.adapter import LabelConfig, Phase2Config
+from rrra_core.data import apply_verdicts
 from rrra_core.retrieval.encoder import EncoderConfig
+from rrra_core.runtime.cli import run_main
 from rrra_core.runtime.errors import ConfigError
-from rrra_core.runtime.runs import create_run, open_run
+from rrra_core.runtime.paths import runs_dir
+from rrra_core.runtime.runs import Run, create_run, open_run
 from rrra_core.training.phase2 import AdapterSwitches, phase2_config_dict, train_phase2
-from rrra_core.workflows.retrain import RetrainConfig, retrain
+from rrra_core.workflows.retrain import (
+    RetrainConfig,
+    recorded_config,
+    recorded_verdicts,
+    retrain,
+    retrain_progress,
+    retrain_scope,
+)
+from scripts.retrain import load_corrections
+from scripts.retrain import main as retrain_main
 
 REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture()
-def base_run(tiny_model_dir: Path):
+def base_run(tiny_model_dir: Path) -> Run:
     enc = EncoderConfig(model=str(tiny_model_dir), query_max_length=16, doc_max_length=32, encode_batch_size=32)
     sw = AdapterSwitches(dataset="adi", train_split="test", max_train_queries=20, subsample_seed=3)
     labels = LabelConfig(top_k=30, fp_rank_range=(30, 60))
@@ -31,11 +46,10 @@ def base_run(tiny_model_dir: Path):
     return run
 
 
-def _judge(base_run, n: int = 3) -> list[tuple[str, str]]:
-    import pandas as pd
-
+def _judge(base_run: Run, n: int = 3, skip: int = 0) -> list[tuple[str, str]]:
+    """Judge ``n`` of the base's scored negatives: the first two relevant (false negatives found), the rest not."""
     preds = pd.read_parquet(base_run.file("predictions.parquet"))
-    negs = preds[preds["label"] == 0].head(n)
+    negs = preds[preds["label"] == 0].iloc[skip : skip + n]
     pairs = list(zip(negs["query_id"].astype(str), negs["doc_id"].astype(str)))
     with db.session_factory(db.init_db())() as s:
         db.ensure_dataset(s, "adi")
@@ -44,45 +58,180 @@ def _judge(base_run, n: int = 3) -> list[tuple[str, str]]:
     return pairs
 
 
-def test_adapter_retrain_uses_the_judgments_and_records_the_job(base_run) -> None:
+def _snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (hidden ones included) with a digest of its bytes."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _run_driver(args: list[str]) -> int:
+    """``scripts/retrain.py`` in this process (it installs a SIGTERM handler: put the old one back)."""
+    old = signal.getsignal(signal.SIGTERM)
+    try:
+        return run_main(retrain_main, args)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def test_adapter_retrain_trains_on_the_verdicts_and_records_them(base_run: Run, capsys: pytest.CaptureFixture) -> None:
     pairs = _judge(base_run)
-    summary = retrain(RetrainConfig(base_run="base", phases="2", adapter_epochs=1), "r1")
+    before = _snapshot(base_run.path)
+    assert _run_driver(["--base-run", "base", "--run-id", "r1", "--phases", "2", "--adapter-epochs", "1"]) == 0
+    summary = json.loads(capsys.readouterr().out)
     assert summary["changes"] == {"judgments": 3, "false_negatives_added": 2, "confirmed_negatives": 1}
+    assert summary["policy"] == "majority" and summary["base_run"] == "base"
     new = open_run("r1")
+    # The lineage is in the new run: its settings, the base, the policy, the counts, and the verdicts themselves.
     cfg = json.loads(new.file("config.json").read_text())
     assert cfg["kind"] == "phase2" and cfg["retrain"]["base_run"] == "base"
-    import pandas as pd
-
-    preds = pd.read_parquet(new.file("predictions.parquet"))
+    assert cfg["retrain"]["policy"] == "majority" and cfg["retrain"]["changes"] == summary["changes"]
+    assert recorded_verdicts("r1") == ("majority", {pairs[0]: True, pairs[1]: True, pairs[2]: False})
+    assert recorded_config("r1") == RetrainConfig(base_run="base", phases="2", adapter_epochs=1)
+    assert json.loads(new.file("retrain.json").read_text()) == {
+        k: v for k, v in summary.items() if k not in ("run_id", "config")
+    }
     # The same training queries as the base, and the confirmed false negatives are now labelled positive.
+    preds = pd.read_parquet(new.file("predictions.parquet"))
     base_preds = pd.read_parquet(base_run.file("predictions.parquet"))
     assert set(preds["query_id"]) <= set(base_preds["query_id"])
     labelled = {(q, d): lab for q, d, lab in zip(preds["query_id"], preds["doc_id"], preds["label"])}
     assert all(labelled.get(p) == 1 for p in pairs[:2] if p in labelled)
-    with db.session_factory(db.init_db())() as s:
-        job = db.get_training_job(s, "r1")
-        assert job.status == "done" and job.progress == 1.0 and "r1" in job.message
     assert summary["adapter"]["before"]["macro_f1"] is not None and summary["adapter"]["after"]["macro_f1"] is not None
+    # The base run's folder is byte for byte what it was.
+    assert _snapshot(base_run.path) == before
+    # Its progress is the run folder's: done, all the way.
+    progress = retrain_progress("r1", RetrainConfig(base_run="base", phases="2"))
+    assert progress.done and progress.fraction == 1.0 and progress.runs == {"r1": "done"}
+
+
+def test_the_core_trains_on_the_corrections_it_is_given(base_run: Run) -> None:
+    """No store involved: the corrections are built here from verdicts, as any caller may."""
+    scope = retrain_scope(RetrainConfig(base_run="base"))
+    assert scope.dataset == "adi" and len(scope.query_ids) == 20
+    q = scope.query_ids[0]
+    outside = next(x for x in sorted(scope.data.qrels) if x not in scope.query_ids)
+    cfg = RetrainConfig(base_run="base", phases="2", adapter_epochs=1)
+    # Corrections that judge a query the base did not train on are refused: nothing leaks in from outside.
+    stray = apply_verdicts(scope.data.qrels, {(outside, "1"): True})
+    with pytest.raises(ConfigError, match="outside base run 'base'"):
+        retrain(cfg, "r-stray", stray, scope=scope)
+    assert not (runs_dir() / "r-stray").exists()
+    doc = next(d for d in sorted(scope.data.corpus) if d not in scope.data.qrels[q])
+    corrections = apply_verdicts(scope.data.qrels, {(q, doc): True}, query_ids=scope.query_ids)
+    summary = retrain(cfg, "r-core", corrections, scope=scope)
+    assert summary["changes"] == {"judgments": 1, "false_negatives_added": 1, "confirmed_negatives": 0}
+    assert recorded_verdicts("r-core") == ("majority", {(q, doc): True})
+    # Resuming with other verdicts than the run recorded is refused; with the same ones, it is a no-op.
+    other = apply_verdicts(scope.data.qrels, {(q, doc): False}, query_ids=scope.query_ids)
+    with pytest.raises(ConfigError, match="started with 1 other verdicts"):
+        retrain(cfg, "r-core", other, scope=scope)
+    assert retrain(cfg, "r-core", corrections, scope=scope) == summary
+
+
+def test_a_killed_retrain_resumes_with_the_verdicts_it_started_with(base_run: Run) -> None:
+    pairs = _judge(base_run)
+    cfg = RetrainConfig(base_run="base", phases="2", adapter_epochs=1)
+    scope = retrain_scope(cfg)
+    retrain(cfg, "r2", load_corrections(cfg, "r2", scope, None), scope=scope)
+    # Killed before phase 2 finished (no predictions, no summary), and people judged more since.
+    open_run("r2").file("predictions.parquet").unlink()
+    open_run("r2").file("retrain.json").unlink()
+    assert not retrain_progress("r2", cfg).done
+    _judge(base_run, n=1, skip=3)
+    resumed = load_corrections(cfg, "r2", scope, None)
+    assert resumed.verdicts == {pairs[0]: True, pairs[1]: True, pairs[2]: False}  # the recorded three, not four
+    summary = retrain(cfg, "r2", resumed, scope=scope)
+    assert open_run("r2").file("predictions.parquet").is_file() and summary["changes"]["judgments"] == 3
+    assert retrain_progress("r2", cfg).done
+    # A resume under another policy would train on other labels: refused.
+    with pytest.raises(ConfigError, match="started with policy 'majority'"):
+        load_corrections(RetrainConfig(base_run="base", policy="any_relevant"), "r2", scope, None)
+    # A new run id reads the store afresh: four verdicts now.
+    assert len(load_corrections(cfg, "r3", scope, None).verdicts) == 4
 
 
 @pytest.mark.slow
-def test_joint_retrain_evaluates_before_and_after_and_resumes_as_a_noop(base_run) -> None:
+def test_joint_retrain_evaluates_before_and_after_in_new_runs_and_resumes_as_a_noop(base_run: Run) -> None:
     _judge(base_run)
-    cfg = RetrainConfig(base_run="base", phases="2,3", adapter_epochs=1, p3_max_steps=2, p3_batch_size=8)
-    summary = retrain(cfg, "r2")
+    base_files = _snapshot(base_run.path)
+    args = ["--base-run", "base", "--run-id", "r2", "--adapter-epochs", "1", "--p3-max-steps", "2"]
+    assert _run_driver([*args, "--p3-batch-size", "8"]) == 0
+    summary = json.loads(open_run("r2-phase3").file("retrain.json").read_text())
     ret = summary["retrieval"]
     assert ret["split"] == "test" and "nDCG@10" in ret["before"]["no_rerank"] and "nDCG@10" in ret["after"]["no_rerank"]
-    assert open_run("r2-phase3").file("retrain.json").is_file()
-    again = retrain(cfg, "r2")  # a finished job run again keeps what it has
-    assert again["retrieval"]["after"] == ret["after"]
+    assert summary["phase3_run"] == "r2-phase3" and summary["before_run"] == "r2-before"
+    # The base's evaluation is a run of its own, comparable query by query with the new one.
+    before = open_run("r2-before")
+    before_cfg = json.loads(before.file("config.json").read_text())
+    assert before_cfg["kind"] == "evaluation" and before_cfg["of_run"] == "base"
+    assert before_cfg["data"] == {"dataset": "adi", "eval_split": "test"}
+    assert before_cfg["evaluation"]["adapter"] == str(base_run.file("adapter"))
+    assert json.loads(before.file("metrics.json").read_text())["eval"] == ret["before"]
+    assert before.file("per_query.json").is_file() and open_run("r2-phase3").file("per_query.json").is_file()
+    assert open_run("r2-phase3").file("verdicts.json").read_text() == open_run("r2").file("verdicts.json").read_text()
+    # A retrain never writes into its base run.
+    assert _snapshot(base_run.path) == base_files
+    cfg = RetrainConfig(base_run="base", adapter_epochs=1, p3_max_steps=2, p3_batch_size=8)
+    progress = retrain_progress("r2", cfg)
+    assert progress.done and progress.fraction == 1.0
+    assert progress.runs == {"r2": "done", "r2-phase3": "done", "r2-before": "done"}
+    scope = retrain_scope(cfg)
+    again = retrain(cfg, "r2", load_corrections(cfg, "r2", scope, None), scope=scope)  # a finished job keeps its runs
+    assert again["retrieval"] == ret
+    assert _snapshot(base_run.path) == base_files
 
 
-def test_bad_settings_are_one_line_config_errors(base_run) -> None:
+def test_retrain_progress_follows_the_run_folders() -> None:
+    cfg = RetrainConfig(base_run="base", phases="2,3", eval_split="test")
+    assert retrain_progress("job", cfg).stage.startswith("preparing") and retrain_progress("job", cfg).fraction == 0
+
+    def write(run_id: str, progress: dict) -> None:
+        run = Run(runs_dir() / run_id)
+        run.write_json("config.json", {"kind": "x"})
+        run.write_json("progress.json", progress)
+
+    write("job", {"phase": 2, "stage": "encoding the corpus", "fraction": 0.5, "status": "running"})
+    p = retrain_progress("job", cfg)
+    assert p.fraction == pytest.approx(0.2) and p.stage == "phase 2: adapter · encoding the corpus" and not p.done
+    write("job", {"phase": 2, "stage": "done", "fraction": 1.0, "status": "done"})
+    write("job-phase3", {"phase": 3, "epoch": 1, "step": 5, "total_steps": 10, "loss": 1.5, "status": "training"})
+    p = retrain_progress("job", cfg)
+    assert p.fraction == pytest.approx(0.4 + 0.25) and (p.epoch, p.step) == (1, 5)
+    assert p.stage == "phase 3: joint fine-tuning · step 5/10 · loss 1.5000"
+    write("job-phase3", {"phase": 3, "step": 10, "total_steps": 10, "status": "done"})
+    write("job-before", {"stage": "evaluating the base run", "fraction": 0.0, "status": "running"})
+    p = retrain_progress("job", cfg)
+    assert p.fraction == pytest.approx(0.9) and p.stage.startswith("evaluating the base run") and not p.done
+    write("job-before", {"stage": "done", "status": "done"})
+    assert not retrain_progress("job", cfg).done  # done is the final run's summary, not a phase's end
+    Run(runs_dir() / "job-phase3").write_json("retrain.json", {})
+    p = retrain_progress("job", cfg)
+    assert p.done and p.fraction == 1.0 and p.stage == "done"
+    # Adapter only: phase 2 is the whole job.
+    two = RetrainConfig(base_run="base", phases="2")
+    write("solo", {"phase": 2, "stage": "training the adapter", "fraction": 0.75, "status": "running"})
+    assert retrain_progress("solo", two).fraction == pytest.approx(0.75)
+
+
+def test_bad_settings_are_one_line_errors(base_run: Run, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(ConfigError, match="policy"):
-        RetrainConfig(policy="loudest")
+        RetrainConfig(policy=" ")
+    with pytest.raises(ConfigError, match="phases"):
+        RetrainConfig(phases="3")
+    # The policy is the store's vocabulary: the driver checks it before anything else.
+    assert _run_driver(["--base-run", "base", "--run-id", "r4", "--policy", "loudest"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: unknown merge policy 'loudest': use majority, any_relevant or annotator:<name>"
+    )
+    assert _run_driver(["--base-run", "base", "--run-id", "r4", "--policy", "annotator:nobody"]) == 2
+    assert "annotator 'nobody' has no judgments" in capsys.readouterr().err
+    assert not (runs_dir() / "r4").exists()
     create_run("phase1", {}, run_id="p1")
     with pytest.raises(ConfigError, match="starts from a phase-2 run"):
-        retrain(RetrainConfig(base_run="p1"), "r3")
+        retrain_scope(RetrainConfig(base_run="p1"))
 
 
 def test_retrain_driver_reports_user_errors_in_one_line(isolated_home: Path) -> None:
