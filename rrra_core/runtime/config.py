@@ -21,6 +21,7 @@ from rrra_core.runtime.errors import ConfigError
 
 __all__ = [
     "opt",
+    "section",
     "add_config_arguments",
     "config_from_args",
     "config_from_dict",
@@ -35,6 +36,20 @@ T = TypeVar("T")
 def opt(default: Any, help: str, **kwargs: Any) -> Any:  # noqa: A002 - mirrors argparse
     """A dataclass field with help text (shown by ``--help``)."""
     return dataclasses.field(default=default, metadata={"help": help, **kwargs})
+
+
+def section(cls: type, help: str, prefix: str = "") -> Any:  # noqa: A002 - mirrors opt
+    """A nested config part (a dataclass field holding another config dataclass).
+
+    Saved as a nested JSON object; on the command line its fields become flags
+    of their own, named with ``prefix`` (``section(LabelConfig, ..., prefix="label_")``
+    gives ``--label-mu``).
+    """
+    return dataclasses.field(default_factory=cls, metadata={"help": help, "section": True, "prefix": prefix})
+
+
+def _is_section(f: dataclasses.Field) -> bool:
+    return bool(f.metadata.get("section"))
 
 
 def _base_type(tp: Any) -> tuple[Any, bool]:
@@ -95,8 +110,16 @@ def config_from_dict(cls: type[T], data: dict[str, Any], *, source: str = "confi
     if unknown:
         raise ConfigError(f"{source}: unknown setting(s) {', '.join(unknown)} for {cls.__name__}")
     hints = _hints(cls)
-    kwargs = {k: _coerce(k, hints[k], v) for k, v in data.items()}
+    parts = {f.name for f in dataclasses.fields(cls) if _is_section(f)}
+    kwargs = {
+        k: (_part(hints[k], v, f"{source}: {k}") if k in parts else _coerce(k, hints[k], v)) for k, v in data.items()
+    }
     return cls(**kwargs)
+
+
+def _part(cls: type, value: Any, source: str) -> Any:
+    """A nested config part from its JSON object (or an already built instance)."""
+    return value if isinstance(value, cls) else config_from_dict(cls, value, source=source)
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
@@ -126,6 +149,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, prefix: 
     group = parser.add_argument_group(cls.__name__)
     hints = _hints(cls)
     for f in dataclasses.fields(cls):
+        if _is_section(f):
+            add_config_arguments(parser, hints[f.name], prefix=prefix + f.metadata["prefix"])
+            continue
         flag = "--" + (prefix + f.name).replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
         help_text = f.metadata.get("help", "")
@@ -143,7 +169,13 @@ def config_from_args(
 ) -> T:
     """Config from parsed flags layered over ``base`` (e.g. a loaded config file)."""
     data = dict(base or {})
+    hints = _hints(cls)
     for f in dataclasses.fields(cls):
+        if _is_section(f):
+            part = data.get(f.name)
+            part = config_to_dict(part) if dataclasses.is_dataclass(part) else part
+            data[f.name] = config_from_args(hints[f.name], args, prefix=prefix + f.metadata["prefix"], base=part)
+            continue
         value = getattr(args, prefix + f.name, None)
         if value is not None:
             data[f.name] = value

@@ -1,13 +1,17 @@
 """Run folders: one ``runs/<run-id>/`` per training or evaluation job.
 
 A run folder holds everything needed to understand and reproduce it:
-``config.json`` (every setting, plus the command and environment),
-``metrics.json``, ``log.jsonl`` (one line per step), ``progress.json`` (what a
-follower such as the app polls), the model and any mined negatives.
+``config.json`` (every setting, plus the command and environment; its schema
+and reader are in :mod:`rrra_core.runtime.run_config`), ``metrics.json`` and
+``progress.json`` (what a follower such as the app polls; their shapes are in
+:mod:`rrra_core.runtime.reports`), ``log.jsonl`` (one line per step), the
+model and any mined negatives. Every file is replaced atomically
+(:func:`atomic_path`), so a reader never sees half of one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -15,7 +19,7 @@ import platform
 import secrets
 import subprocess
 import sys
-import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,27 +31,40 @@ __all__ = [
     "Run",
     "create_run",
     "open_run",
-    "resume_configs",
     "list_runs",
     "environment_info",
+    "atomic_path",
     "write_json_atomic",
     "cpu_model",
 ]
 
 
-def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write JSON via a temp file + rename, so readers never see half a file."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; it replaces ``path`` in one rename when the block ends.
+
+    Readers see the old file or the complete new one, never half of it; if the
+    block raises, the temporary file is removed and ``path`` is untouched::
+
+        with atomic_path(run.file("gradients.parquet")) as tmp:
+            pq.write_table(table, tmp)
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=False)
-            fh.write("\n")
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write JSON via a temp file + rename, so readers never see half a file."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=2, sort_keys=False)
+        fh.write("\n")
 
 
 def cpu_model() -> str:
@@ -168,22 +185,3 @@ def list_runs(root: str | os.PathLike[str] | None = None) -> list[Run]:
         return []
     runs = [Run(p) for p in root.iterdir() if (p / "config.json").is_file()]
     return sorted(runs, key=lambda r: r.path.stat().st_mtime, reverse=True)
-
-
-def resume_configs(
-    path_or_id: str | os.PathLike[str], kind: str, sections: dict[str, type], root: str | os.PathLike[str] | None = None
-) -> tuple[Run, dict[str, Any]]:
-    """Reopen a run of ``kind`` and rebuild its saved config sections (``{name: dataclass}``)."""
-    from rrra_core.runtime.config import config_from_dict
-
-    run = open_run(path_or_id, root=root)
-    saved = run.read_json("config.json")
-    if saved.get("kind") != kind:
-        raise ConfigError(f"{run.path} is a {saved.get('kind')!r} run, not a {kind} run")
-    source = str(run.file("config.json"))
-    configs: dict[str, Any] = {}
-    for name, cls in sections.items():
-        if name not in saved:
-            raise ConfigError(f"{source}: missing section {name!r}")
-        configs[name] = config_from_dict(cls, saved[name], source=source)
-    return run, {**configs, "_saved": saved}

@@ -1,0 +1,210 @@
+"""What a running or finished run reports: one shape of ``progress.json`` and of ``metrics.json`` for every phase.
+
+``progress.json`` (rewritten while a run works, polled by the app and the
+retrain job) always holds every key of :data:`PROGRESS_KEYS`, ``None`` where a
+phase has nothing to say::
+
+    {"phase": 1, "stage": "training", "status": "running", "step": 12,
+     "total_steps": 40, "epoch": 1, "epochs": 2, "fraction": 0.3, "loss": 2.71,
+     "eta_s": 55.0, "message": "step 12/40 · loss 2.7100 · ETA 55 s", "updated": 1718000000.0}
+
+``status`` is ``running`` until the run ends with ``done``; ``stage`` names
+what it is doing; ``fraction`` in [0, 1] is how far it has come.
+
+``metrics.json`` holds the keys of :data:`METRICS_KEYS`:
+
+* ``before``: the starting model's evaluation (phase 1: retrieval metrics), else null;
+* ``epochs``: one entry per finished epoch, ``{"epoch", "step", ...numbers}``
+  (phase 1: retrieval metrics; phase 2: the held-out ``val_macro_f1`` and
+  ``val_accuracy``; phase 3: none, it evaluates at the end);
+* ``best``: the best epoch's entry (phases 1 and 2), else null;
+* ``after``: the final model's evaluation: retrieval metrics of its final
+  ranking (phase 1; phase 3 reranked where it reranks), or the adapter's
+  four-class metrics on held-out queries (phase 2);
+* ``variants``: every ranking the final evaluation scored, ``{name: metrics}``
+  (phase 1 ``retriever``; phase 3 ``no_rerank`` and ``rerank``; the keys of
+  ``per_query.json``); empty for phase 2;
+* ``train``: what training did (pairs, steps, processes, ...; phase 2 also its
+  class counts and weights and ``fit``, the metrics on its training pairs).
+
+:func:`read_metrics` is the one reader; it upgrades the per-phase shapes that
+runs made before this one wrote (phase 2 ``val``, phase 3 ``eval``).
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from rrra_core.runtime.runs import Run
+
+__all__ = [
+    "PROGRESS_FILE",
+    "METRICS_FILE",
+    "PROGRESS_KEYS",
+    "METRICS_KEYS",
+    "progress_record",
+    "step_message",
+    "write_progress",
+    "metrics_record",
+    "upgrade_metrics",
+    "read_metrics",
+]
+
+PROGRESS_FILE = "progress.json"
+METRICS_FILE = "metrics.json"
+PROGRESS_KEYS = (
+    "phase",
+    "stage",
+    "status",
+    "step",
+    "total_steps",
+    "epoch",
+    "epochs",
+    "fraction",
+    "loss",
+    "eta_s",
+    "message",
+    "updated",
+)
+METRICS_KEYS = ("phase", "before", "epochs", "best", "after", "variants", "train")
+_PHASE_OF_KIND = {"phase1": 1, "phase2": 2, "phase3": 3}
+
+
+def step_message(step: int, total_steps: int, loss: float | None, eta_s: float | None) -> str:
+    """The one-line training status: ``step 12/40 · loss 2.7100 · ETA 55 s``."""
+    if loss is None:
+        return f"step {step}/{total_steps}"
+    return f"step {step}/{total_steps} · loss {loss:.4f}" + (f" · ETA {eta_s:.0f} s" if eta_s else "")
+
+
+def progress_record(
+    phase: int | None,
+    stage: str,
+    *,
+    status: str = "running",
+    step: int | None = None,
+    total_steps: int | None = None,
+    epoch: int | None = None,
+    epochs: int | None = None,
+    fraction: float | None = None,
+    loss: float | None = None,
+    eta_s: float | None = None,
+    message: str | None = None,
+) -> dict[str, Any]:
+    """A ``progress.json`` record with every key of :data:`PROGRESS_KEYS` (``phase`` None: not a training run).
+
+    ``fraction`` defaults to ``step / total_steps`` when both are known (1.0
+    once ``status`` is ``done``); ``message`` to :func:`step_message` while
+    steps are counted, else the stage.
+    """
+    if fraction is None:
+        if status == "done":
+            fraction = 1.0
+        elif step is not None and total_steps:
+            fraction = step / total_steps
+    if message is None:
+        message = step_message(step, total_steps, loss, eta_s) if step is not None and total_steps else stage
+    return {
+        "phase": phase,
+        "stage": stage,
+        "status": status,
+        "step": step,
+        "total_steps": total_steps,
+        "epoch": epoch,
+        "epochs": epochs,
+        "fraction": None if fraction is None else round(min(1.0, max(0.0, float(fraction))), 4),
+        "loss": loss,
+        "eta_s": eta_s,
+        "message": message,
+        "updated": round(time.time(), 3),
+    }
+
+
+def write_progress(run: Run, phase: int | None, stage: str, **fields: Any) -> dict[str, Any]:
+    """Replace ``<run>/progress.json`` with :func:`progress_record` ``(phase, stage, **fields)``; returns it."""
+    record = progress_record(phase, stage, **fields)
+    run.write_json(PROGRESS_FILE, record)
+    return record
+
+
+def metrics_record(
+    phase: int | None,
+    *,
+    before: Mapping[str, Any] | None = None,
+    epochs: list[dict[str, Any]] | None = None,
+    best: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    variants: Mapping[str, Any] | None = None,
+    train: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A ``metrics.json`` record with every key of :data:`METRICS_KEYS` (see the module docstring).
+
+    ``phase`` is None for a run that only evaluates (a retrain's ``evaluation`` run).
+    """
+    return {
+        "phase": phase,
+        "before": dict(before) if before is not None else None,
+        "epochs": list(epochs or []),
+        "best": dict(best) if best is not None else None,
+        "after": dict(after) if after is not None else None,
+        "variants": dict(variants or {}),
+        "train": dict(train or {}),
+    }
+
+
+def _legacy_phase(raw: Mapping[str, Any], kind: str | None) -> int:
+    if kind in _PHASE_OF_KIND:
+        return _PHASE_OF_KIND[kind]
+    if "eval" in raw:  # phase 3, and a retrain's evaluation run
+        return 3
+    if "val" in raw or "class_counts" in raw:
+        return 2
+    return 1
+
+
+def upgrade_metrics(raw: Any, kind: str | None = None) -> dict[str, Any]:
+    """A loaded ``metrics.json`` in the current shape; ``kind`` (the run's) settles old files' phase.
+
+    Files written before the one shape: phase 1 already had ``before``,
+    ``epochs``, ``best``, ``after`` and ``train``; phase 2 kept its held-out
+    metrics in ``val``, its training-pair metrics in ``train`` and the counts at
+    the top; phase 3 kept ``{"eval": {variant: metrics}, "train"}``.
+    An empty or unreadable record gives an empty shape (a run still starting).
+    """
+    if not isinstance(raw, Mapping) or not raw:
+        return metrics_record(_PHASE_OF_KIND.get(kind or ""), epochs=[])
+    if "phase" in raw and "variants" in raw:
+        return {**metrics_record(raw.get("phase")), **raw}
+    phase = _legacy_phase(raw, kind)
+    if phase == 2:
+        counts = ("class_counts", "class_weights", "pairs", "queries", "steps", "seconds")
+        history = [dict(e) for e in raw.get("epochs") or [] if isinstance(e, Mapping)]
+        train = {"fit": raw.get("train"), **{k: raw[k] for k in counts if k in raw}}
+        return metrics_record(2, epochs=history, best=_best(history, "val_macro_f1"), after=raw.get("val"), train=train)
+    if phase == 3:
+        variants = {k: v for k, v in (raw.get("eval") or {}).items() if v}
+        after = variants.get("rerank") or variants.get("no_rerank")
+        return metrics_record(3, after=after, variants=variants, train=raw.get("train"))
+    after = raw.get("after")
+    return metrics_record(
+        1,
+        before=raw.get("before"),
+        epochs=raw.get("epochs"),
+        best=raw.get("best"),
+        after=after,
+        variants={"retriever": after} if after else {},
+        train=raw.get("train"),
+    )
+
+
+def _best(epochs: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
+    scored = [e for e in epochs if isinstance(e.get(key), (int, float))]
+    return max(scored, key=lambda e: e[key]) if scored else None
+
+
+def read_metrics(run: Run, kind: str | None = None) -> dict[str, Any]:
+    """The one reader of ``<run>/metrics.json``, in the current shape (empty shape while there is none)."""
+    return upgrade_metrics(run.read_json(METRICS_FILE, {}) or {}, kind)
