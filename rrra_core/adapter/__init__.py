@@ -1,9 +1,9 @@
-"""The RRRA adapter: model, losses, training labels, phase-2 training and save/load."""
+"""The RRRA adapter: model, losses, training labels, phase-2 fitting, the rerank signal and save/load."""
 
 from __future__ import annotations
 
 from rrra_core.adapter.fit import (
-    Phase2Config,
+    AdapterFitConfig,
     classification_metrics,
     pair_indices,
     predict_pairs,
@@ -37,6 +37,7 @@ from rrra_core.adapter.model import (
     p_rel,
     qa_score,
 )
+from rrra_core.adapter.rerank import RERANK_SIGNALS, adapter_rerank_signal
 
 __all__ = [
     "CLASSES",
@@ -64,12 +65,14 @@ __all__ = [
     "build_adapter_pairs",
     "apply_human_judgments",
     "class_counts",
-    "Phase2Config",
+    "AdapterFitConfig",
     "train_adapter",
     "predict_pairs",
     "pair_indices",
     "split_queries",
     "classification_metrics",
+    "RERANK_SIGNALS",
+    "adapter_rerank_signal",
     "save_adapter",
     "load_adapter",
     "adapter_folder",

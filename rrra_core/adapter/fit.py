@@ -15,7 +15,6 @@ they are the same kind of document, only the label differs.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -42,11 +41,13 @@ from rrra_core.adapter.model import (
 )
 from rrra_core.runtime.config import opt
 from rrra_core.runtime.errors import ConfigError, DataError
+from rrra_core.runtime.reports import metrics_record
 from rrra_core.runtime.runs import Run
+from rrra_core.training.loop import Reporter, TrainState, param_groups, resume_state, save_state
 from rrra_core.training.schedule import lr_at
 
 __all__ = [
-    "Phase2Config",
+    "AdapterFitConfig",
     "Vectors",
     "train_adapter",
     "predict_pairs",
@@ -60,8 +61,8 @@ Vectors = Union[Mapping[str, np.ndarray], tuple[Sequence[str], np.ndarray]]
 
 
 @dataclass
-class Phase2Config:
-    """Phase-2 (adapter) training settings; each ablation is one switch."""
+class AdapterFitConfig:
+    """How phase 2 fits the adapter on frozen embeddings; the loss ablations are one switch each."""
 
     epochs: int = opt(5, "passes over the training pairs")
     batch_size: int = opt(256, "pairs per optimizer step")
@@ -75,6 +76,9 @@ class Phase2Config:
     weight_clip: float = opt(10.0, "class weights are clipped to [1/clip, clip]")
     val_fraction: float = opt(0.1, "share of queries held out for the reported F1 (their pairs are not trained on)")
     seed: int = opt(0, "random seed (query split, batch order, dropout); the adapter is initialized by its caller")
+    checkpoint_every: int = opt(
+        0, "also save a resumable checkpoint every N steps (a checkpoint is always saved at each epoch end); 0 = off"
+    )
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -89,6 +93,8 @@ class Phase2Config:
             raise ConfigError(f"weight_clip must be >= 1, got {self.weight_clip}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
 
 
 def _as_matrix(vecs: Vectors, what: str) -> tuple[dict[str, int], np.ndarray]:
@@ -224,106 +230,177 @@ def _p_fn(probs: np.ndarray) -> np.ndarray:
     return p_fn_given_neg(torch.from_numpy(np.asarray(probs))).numpy()
 
 
-def train_adapter(
-    adapter: RRRAAdapter,
-    pairs: AdapterPairs,
-    query_vecs: Vectors,
-    doc_vecs: Vectors,
-    cfg: Phase2Config,
-    run: Run | None = None,
-) -> dict[str, Any]:
-    """Train ``adapter`` in place on ``pairs`` with frozen embeddings; returns metrics.
+@dataclass
+class _FitData:
+    """The pairs as rows of two fixed matrices on the adapter's device, split into training and held-out pairs."""
 
-    Trains on the device the adapter is on. Metrics: ``val`` (held-out queries)
-    and ``train`` from :func:`classification_metrics`, the class counts and
-    weights used, and step/time totals. The adapter is left in eval mode.
-    """
-    if len(pairs) == 0:
-        raise DataError("adapter pairs", "no pairs to train on")
+    Q: torch.Tensor  # (n_queries, d)
+    D: torch.Tensor  # (n_docs, d)
+    q_index: np.ndarray  # (N,) pair i is Q[q_index[i]] against D[d_index[i]]
+    d_index: np.ndarray
+    qi: torch.Tensor  # the same indices on the device
+    di: torch.Tensor
+    targets: torch.Tensor  # (N,) classes
+    train_idx: np.ndarray  # pairs trained on
+    val_idx: np.ndarray  # pairs of the held-out queries
+    n_val_queries: int
+    counts: np.ndarray  # (4,) training pairs per class
+    weights: np.ndarray | None  # (4,) cross-entropy class weights, None = unweighted
+
+
+def _fit_data(
+    adapter: RRRAAdapter, pairs: AdapterPairs, query_vecs: Vectors, doc_vecs: Vectors, cfg: AdapterFitConfig
+) -> _FitData:
     device = next(adapter.parameters()).device
     Q_np, D_np, q_index, d_index = pair_indices(pairs, query_vecs, doc_vecs)
     if Q_np.shape[1] != adapter.cfg.dim or D_np.shape[1] != adapter.cfg.dim:
         raise ConfigError(
             f"adapter dim {adapter.cfg.dim} does not match embeddings of size {Q_np.shape[1]}/{D_np.shape[1]}"
         )
-    Q, D = torch.from_numpy(Q_np).to(device), torch.from_numpy(D_np).to(device)
-    qi, di = torch.from_numpy(q_index).to(device), torch.from_numpy(d_index).to(device)
-    targets = torch.from_numpy(np.asarray(pairs.targets, dtype=np.int64)).to(device)
-
     val_queries = split_queries(pairs.query_ids, cfg.val_fraction, cfg.seed)
     is_val = np.fromiter((q in val_queries for q in pairs.query_ids), dtype=bool, count=len(pairs))
-    train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    train_idx = np.flatnonzero(~is_val)
     counts = class_counts(pairs.select(train_idx))
-    weights_np = class_weights(counts, cfg.weight_clip) if cfg.class_weighting else None
-    weights = torch.from_numpy(weights_np).to(device) if weights_np is not None else None
-    adapter.set_class_weights(weights_np)
-
-    decay = [p for p in adapter.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in adapter.parameters() if p.requires_grad and p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    return _FitData(
+        Q=torch.from_numpy(Q_np).to(device),
+        D=torch.from_numpy(D_np).to(device),
+        q_index=q_index,
+        d_index=d_index,
+        qi=torch.from_numpy(q_index).to(device),
+        di=torch.from_numpy(d_index).to(device),
+        targets=torch.from_numpy(np.asarray(pairs.targets, dtype=np.int64)).to(device),
+        train_idx=train_idx,
+        val_idx=np.flatnonzero(is_val),
+        n_val_queries=len(val_queries),
+        counts=counts,
+        weights=class_weights(counts, cfg.weight_clip) if cfg.class_weighting else None,
     )
-    steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
+
+
+def _evaluate_pairs(adapter: RRRAAdapter, data: _FitData, pairs: AdapterPairs, idx: np.ndarray) -> dict[str, Any]:
+    out = predict_pairs(adapter, data.Q, data.D, data.q_index[idx], data.d_index[idx])
+    return classification_metrics(pairs.targets[idx], out["probs"])
+
+
+def _fit_step(
+    adapter: RRRAAdapter,
+    optimizer: torch.optim.Optimizer,
+    data: _FitData,
+    batch: np.ndarray,
+    weights: torch.Tensor | None,
+    cfg: AdapterFitConfig,
+    lr: float,
+) -> dict[str, float]:
+    """One AdamW step on the pairs ``batch``; returns the loss parts."""
+    b = torch.from_numpy(batch).to(data.Q.device)
+    q, c = data.Q[data.qi[b]], data.D[data.di[b]]  # (b, d)
+    a, logits = adapter(q, c)
+    loss, parts = adapter_loss(logits, data.targets[b], a, q, c, weights, cfg.lambda_norm)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return parts
+
+
+def _fit_metrics(
+    adapter: RRRAAdapter,
+    data: _FitData,
+    pairs: AdapterPairs,
+    history: list[dict[str, Any]],
+    val: dict[str, Any],
+    steps: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """The ``metrics.json`` record of a fit (see :mod:`rrra_core.runtime.reports`)."""
+    best = None
+    for entry in history:
+        if entry.get("val_macro_f1") is not None and (best is None or entry["val_macro_f1"] > best["val_macro_f1"]):
+            best = entry
+    weights = data.weights
+    train = {
+        "fit": _evaluate_pairs(adapter, data, pairs, data.train_idx),
+        "class_counts": {name: int(data.counts[k]) for k, name in enumerate(CLASSES)},
+        "class_weights": {name: float(weights[k]) for k, name in enumerate(CLASSES)} if weights is not None else None,
+        "pairs": {"train": int(len(data.train_idx)), "val": int(len(data.val_idx))},
+        "queries": {"train": len(set(pairs.query_ids)) - data.n_val_queries, "val": data.n_val_queries},
+        "steps": steps,
+        "seconds": round(seconds, 2),
+    }
+    return metrics_record(2, epochs=history, best=best, after=val, train=train)
+
+
+def train_adapter(
+    adapter: RRRAAdapter,
+    pairs: AdapterPairs,
+    query_vecs: Vectors,
+    doc_vecs: Vectors,
+    cfg: AdapterFitConfig,
+    run: Run | None = None,
+    stage: str = "training",
+    span: tuple[float, float] = (0.0, 1.0),
+) -> dict[str, Any]:
+    """Train ``adapter`` in place on ``pairs`` with frozen embeddings; returns its ``metrics.json`` record.
+
+    Trains on the device the adapter is on. With a ``run`` it logs every step,
+    reports progress (as ``stage``, over the ``span`` of the run's progress
+    bar) and checkpoints at each epoch end (and every ``checkpoint_every``
+    steps), so a killed fit resumes where it stopped. Metrics: ``after`` (the
+    held-out queries, from :func:`classification_metrics`), ``epochs`` (held-out
+    macro-F1 and accuracy per epoch), ``train`` (the training pairs' metrics as
+    ``fit``, class counts and weights, step and time totals). The adapter is
+    left in eval mode.
+    """
+    if len(pairs) == 0:
+        raise DataError("adapter pairs", "no pairs to train on")
+    data = _fit_data(adapter, pairs, query_vecs, doc_vecs, cfg)
+    adapter.set_class_weights(data.weights)
+    weights = torch.from_numpy(data.weights).to(data.Q.device) if data.weights is not None else None
+    optimizer = torch.optim.AdamW(param_groups(adapter, cfg.weight_decay), lr=cfg.lr)
+    steps_per_epoch = math.ceil(len(data.train_idx) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     warmup = int(math.ceil(cfg.warmup_ratio * total_steps))
 
-    def evaluate(idx: np.ndarray) -> dict[str, Any]:
-        out = predict_pairs(adapter, Q, D, q_index[idx], d_index[idx])
-        return classification_metrics(pairs.targets[idx], out["probs"])
-
     torch.manual_seed(cfg.seed)
+    state = resume_state(run, adapter, optimizer) if run is not None else None
+    if state is not None:
+        torch.set_rng_state(torch.tensor(state.extra.pop("torch_rng"), dtype=torch.uint8))
+    state = state or TrainState(extra={"history": []})
+    history, epoch_val = state.extra["history"], {}
+    report = Reporter(run, 2, total_steps, cfg.epochs, state.step, span=span, every_s=1.0, stage=stage)
     adapter.train()
-    t_start = time.perf_counter()
-    step, history, epoch_val = 0, [], {}
-    for epoch in range(cfg.epochs):
-        order = np.random.default_rng([cfg.seed, epoch]).permutation(train_idx)
-        for start in range(0, len(order), cfg.batch_size):
-            b = torch.from_numpy(order[start : start + cfg.batch_size]).to(device)
-            q, c = Q[qi[b]], D[di[b]]  # (b, d)
-            a, logits = adapter(q, c)
-            loss, parts = adapter_loss(logits, targets[b], a, q, c, weights, cfg.lambda_norm)
-            lr = lr_at(step, total_steps, warmup, cfg.lr)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            if run is not None:
-                run.log(
-                    {
-                        "phase": 2,
-                        "step": step,
-                        "epoch": epoch + 1,
-                        "lr": lr,
-                        "loss": parts["total"],
-                        "ce": parts["ce"],
-                        "norm": parts["norm"],
-                    }
-                )
-        epoch_val = evaluate(val_idx) if len(val_idx) else {}
+    while state.epoch < cfg.epochs:
+        order = np.random.default_rng([cfg.seed, state.epoch]).permutation(data.train_idx)
+        done = state.step - state.epoch * steps_per_epoch  # batches of this epoch already trained (resume)
+        for start in range(done * cfg.batch_size, len(order), cfg.batch_size):
+            lr = lr_at(state.step, total_steps, warmup, cfg.lr)
+            parts = _fit_step(adapter, optimizer, data, order[start : start + cfg.batch_size], weights, cfg, lr)
+            state.step += 1
+            report.step(state.step, state.epoch + 1, parts["total"], lr=lr, ce=parts["ce"], norm=parts["norm"])
+            if run is not None and cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
+                _save_fit_state(run, adapter, optimizer, state)
+        state.epoch += 1
+        epoch_val = _evaluate_pairs(adapter, data, pairs, data.val_idx) if len(data.val_idx) else {}
         history.append(
             {
-                "epoch": epoch + 1,
-                "step": step,
+                "epoch": state.epoch,
+                "step": state.step,
                 "val_macro_f1": epoch_val.get("macro_f1"),
                 "val_accuracy": epoch_val.get("accuracy"),
             }
         )
         if run is not None:
             run.log({"phase": 2, "event": "eval", **history[-1]})
-
+            _save_fit_state(run, adapter, optimizer, state)
+    if not epoch_val and len(data.val_idx) and history:  # resumed after the last epoch: the same weights
+        epoch_val = _evaluate_pairs(adapter, data, pairs, data.val_idx)
     adapter.eval()
-    return {
-        "val": epoch_val or None,  # the last epoch's evaluation: the weights have not changed since
-        "train": evaluate(train_idx),
-        "epochs": history,
-        "class_counts": {name: int(counts[k]) for k, name in enumerate(CLASSES)},
-        "class_weights": {name: float(weights_np[k]) for k, name in enumerate(CLASSES)}
-        if weights_np is not None
-        else None,
-        "pairs": {"train": int(len(train_idx)), "val": int(len(val_idx))},
-        "queries": {"train": len(set(pairs.query_ids)) - len(val_queries), "val": len(val_queries)},
-        "steps": step,
-        "seconds": round(time.perf_counter() - t_start, 2),
-    }
+    # The last epoch's evaluation is the final one: the weights have not changed since.
+    return _fit_metrics(adapter, data, pairs, history, epoch_val, state.step, report.elapsed())
+
+
+def _save_fit_state(run: Run, adapter: RRRAAdapter, optimizer: torch.optim.Optimizer, state: TrainState) -> None:
+    # The torch generator too: an adapter with dropout then replays its masks after a resume.
+    torch_rng = torch.get_rng_state().tolist()
+    save_state(run, adapter, optimizer, TrainState(state.step, state.epoch, {**state.extra, "torch_rng": torch_rng}))

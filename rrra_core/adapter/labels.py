@@ -221,6 +221,77 @@ def _pick_wrong_positive(
     return window[int(rng.integers(len(window)))] if window else None
 
 
+def _rankings(
+    q: str, candidates: Candidates, deep_candidates: Candidates | None
+) -> tuple[list[tuple[str, float]], list[tuple[str, float]], dict[str, int]]:
+    """(the query's candidates, its deep list, each doc's 0-based rank), ties ordered as in mining."""
+    ranked = _sort_candidates(list(candidates.get(q, ())))
+    deep = (
+        _sort_candidates(list(deep_candidates[q])) if deep_candidates is not None and q in deep_candidates else ranked
+    )
+    rank_of = {d: i for i, (d, _) in enumerate(deep)}
+    rank_of.update({d: i for i, (d, _) in enumerate(ranked)})
+    return ranked, deep, rank_of
+
+
+def _synthetic_noise(
+    q: str,
+    pos: Mapping[str, int],
+    deep: list[tuple[str, float]],
+    judged: Mapping[tuple[str, str], bool],
+    config: LabelConfig,
+    rng: np.random.Generator,
+) -> tuple[set[str], str | None]:
+    """The synthetic scheme's (masked positives, wrong positive) for one query; judged pairs keep their class."""
+    maskable = sorted(d for d in pos if (q, d) not in judged)
+    n_mask = _mask_count(len(pos), len(maskable), config, rng)
+    masked = {maskable[i] for i in rng.choice(len(maskable), size=n_mask, replace=False)} if n_mask else set()
+    wrong_positive = None
+    if rng.random() < config.fp_fraction:
+        wrong_positive = _pick_wrong_positive(deep, lambda d: d not in pos and (q, d) not in judged, config, rng)
+    return masked, wrong_positive
+
+
+def _pool_docs(
+    pos: Mapping[str, int],
+    ranked: list[tuple[str, float]],
+    rank_of: Mapping[str, int],
+    wrong_positive: str | None,
+    judged_docs: Sequence[str],
+    config: LabelConfig,
+) -> list[str]:
+    """The query's pool: its top-K, then its positives outside it, the wrong positive and the judged docs."""
+    pool = [d for d, _ in ranked[: config.top_k]]
+    seen = set(pool)
+    extra = sorted(set(pos) - seen, key=lambda d: (rank_of.get(d, math.inf), d))
+    extra += [wrong_positive] if wrong_positive is not None and wrong_positive not in seen else []
+    extra += sorted(d for d in judged_docs if d not in seen and d not in pos and d != wrong_positive)
+    return pool + extra
+
+
+def _classify(
+    d: str,
+    pos: Mapping[str, int],
+    visible: Mapping[str, int],
+    masked: set[str],
+    wrong_positive: str | None,
+    predicted: set[str],
+    scheme: str,
+) -> tuple[int, int, str]:
+    """(label, target class, source) of one pool document under ``scheme``."""
+    if scheme == "outcome":
+        # The retriever's verdict takes the label's place, the qrels the truth's.
+        label = int(d in predicted)
+        return label, _target(label, d in pos), "qrels" if d in pos else "unlabeled"
+    if d in visible:
+        return 1, TP, "qrels"
+    if d in masked:
+        return 0, FN, "masked"
+    if d == wrong_positive:
+        return 1, FP, "synthetic_fp"
+    return 0, TN, "unlabeled"
+
+
 def build_adapter_pairs(
     qrels: Mapping[str, Mapping[str, int]],
     candidates: Candidates,
@@ -240,77 +311,32 @@ def build_adapter_pairs(
     for q, d in judged:
         judged_docs.setdefault(q, []).append(d)
 
-    query_ids: list[str] = []
-    doc_ids: list[str] = []
-    labels: list[int] = []
-    targets: list[int] = []
-    sources: list[str] = []
-    ranks: list[int] = []
+    rows: list[tuple[str, str, int, int, str, int]] = []  # (query, doc, label, target, source, rank)
     visible_qrels: dict[str, dict[str, int]] = {}
-
     for q in sorted(qrels):
         pos = {d: int(g) for d, g in qrels[q].items() if g > 0}
         if not pos:
             continue
         rng = query_rng(config.seed, q)
-        ranked = _sort_candidates(list(candidates.get(q, ())))
-        deep = (
-            _sort_candidates(list(deep_candidates[q]))
-            if deep_candidates is not None and q in deep_candidates
-            else ranked
+        ranked, deep, rank_of = _rankings(q, candidates, deep_candidates)
+        masked, wrong_positive = (
+            _synthetic_noise(q, pos, deep, judged, config, rng) if config.scheme == "synthetic" else (set(), None)
         )
-        rank_of = {d: i for i, (d, _) in enumerate(deep)}
-        rank_of.update({d: i for i, (d, _) in enumerate(ranked)})
-
-        masked: set[str] = set()
-        wrong_positive: str | None = None
-        if config.scheme == "synthetic":
-            maskable = sorted(d for d in pos if (q, d) not in judged)
-            n_mask = _mask_count(len(pos), len(maskable), config, rng)
-            masked = {maskable[i] for i in rng.choice(len(maskable), size=n_mask, replace=False)} if n_mask else set()
-            if rng.random() < config.fp_fraction:
-                wrong_positive = _pick_wrong_positive(
-                    deep, lambda d, pos=pos, q=q: d not in pos and (q, d) not in judged, config, rng
-                )
         visible = {d: g for d, g in pos.items() if d not in masked}
         if visible:
             visible_qrels[q] = visible
-
-        pool = [d for d, _ in ranked[: config.top_k]]
         predicted = {d for d, _ in ranked[: config.k_pred]}  # outcome scheme: what the frozen retriever ranks in
-        seen = set(pool)
-        extra = sorted(set(pos) - seen, key=lambda d: (rank_of.get(d, math.inf), d))
-        extra += [wrong_positive] if wrong_positive is not None and wrong_positive not in seen else []
-        extra += sorted(d for d in judged_docs.get(q, ()) if d not in seen and d not in pos and d != wrong_positive)
-        for d in pool + extra:
-            rank = rank_of.get(d, -1)
-            if config.scheme == "outcome":
-                # The retriever's verdict takes the label's place, the qrels the truth's.
-                label = int(d in predicted)
-                target = _target(label, d in pos)
-                source = "qrels" if d in pos else "unlabeled"
-            elif d in visible:
-                label, target, source = 1, TP, "qrels"
-            elif d in masked:
-                label, target, source = 0, FN, "masked"
-            elif d == wrong_positive:
-                label, target, source = 1, FP, "synthetic_fp"
-            else:
-                label, target, source = 0, TN, "unlabeled"
-            query_ids.append(q)
-            doc_ids.append(d)
-            labels.append(label)
-            targets.append(target)
-            sources.append(source)
-            ranks.append(rank)
+        for d in _pool_docs(pos, ranked, rank_of, wrong_positive, judged_docs.get(q, ()), config):
+            label, target, source = _classify(d, pos, visible, masked, wrong_positive, predicted, config.scheme)
+            rows.append((q, d, label, target, source, rank_of.get(d, -1)))
 
     pairs = AdapterPairs(
-        query_ids,
-        doc_ids,
-        np.asarray(labels, dtype=np.int8),
-        np.asarray(targets, dtype=np.int64),
-        sources,
-        np.asarray(ranks, dtype=np.int64),
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        np.asarray([r[2] for r in rows], dtype=np.int8),
+        np.asarray([r[3] for r in rows], dtype=np.int64),
+        [r[4] for r in rows],
+        np.asarray([r[5] for r in rows], dtype=np.int64),
         visible_qrels,
     )
     return apply_human_judgments(pairs, judged) if judged else pairs

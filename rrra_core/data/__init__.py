@@ -24,6 +24,7 @@ from rrra_core.data.beir import (
     load_queries,
 )
 from rrra_core.data.corrections import LabelCorrections, Verdicts, apply_verdicts
+from rrra_core.data.subsample import subsample_queries
 from rrra_core.data.textio import (
     atomic_write_text,
     atomic_writer,
@@ -64,6 +65,8 @@ __all__ = [
     "Verdicts",
     "LabelCorrections",
     "apply_verdicts",
+    # the max_train_queries subsample
+    "subsample_queries",
     # textio
     "open_text",
     "iter_lines",

@@ -40,6 +40,9 @@ __all__ = [
     "parse_metrics",
     "evaluate",
     "evaluate_per_query",
+    "PER_QUERY_FILE",
+    "PER_QUERY_FORMAT",
+    "per_query_record",
     "rank_run",
     "tokenize_answer_text",
     "has_answer",
@@ -50,6 +53,9 @@ __all__ = [
 
 DEFAULT_METRICS: tuple[str, ...] = ("nDCG@10", "RR@10", "R@1", "R@5", "R@10", "R@20", "R@50", "R@100")
 DEFAULT_ANSWER_KS: tuple[int, ...] = (1, 5, 20, 100)
+#: A run's per-query results, beside its ``metrics.json`` (read back by :mod:`rrra_core.analysis.comparison`).
+PER_QUERY_FILE = "per_query.json"
+PER_QUERY_FORMAT = 1
 
 Qrels = Mapping[str, Mapping[str, int]]
 Run = Mapping[str, Mapping[str, float]]
@@ -122,6 +128,31 @@ def evaluate(qrels: Qrels, run: Run, metrics: Sequence[str] = DEFAULT_METRICS) -
         return dict.fromkeys(names, 0.0)
     n = len(per_query)
     return {name: sum(values[name] for values in per_query.values()) / n for name in names}
+
+
+def per_query_record(
+    dataset: str,
+    split: str,
+    qrels: Qrels,
+    runs: Mapping[str, Run],
+    k: int | None = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+) -> dict[str, object]:
+    """The JSON-ready ``per_query.json`` content for ``runs`` (``{variant: run dict}``) scored on ``qrels``.
+
+    A *variant* is one ranking a run was scored with (``retriever``;
+    ``no_rerank`` and ``rerank``). The mean of a variant's column is exactly
+    :func:`evaluate` of that run.
+    """
+    variants = {name: evaluate_per_query(qrels, run, metrics) for name, run in runs.items()}
+    return {
+        "format": PER_QUERY_FORMAT,
+        "dataset": str(dataset),
+        "split": str(split),
+        "k": k,
+        "measures": [str(m) for m in parse_metrics(metrics)],
+        "variants": variants,
+    }
 
 
 # --------------------------------------------------------------- answer recall

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +81,44 @@ def save_checkpoint(
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _regroup(saved: dict[str, Any], legacy_params: Sequence[nn.Parameter], optimizer: torch.optim.Optimizer) -> dict:
+    """A saved optimizer state laid out for ``optimizer``'s groups.
+
+    A checkpoint numbers parameters 0..N-1 across its own groups, in the order
+    ``legacy_params`` lists them; each of ``optimizer``'s parameters takes its
+    saved moments from its position there. The groups' settings are
+    ``optimizer``'s own.
+    """
+    old_index = {id(p): i for i, p in enumerate(legacy_params)}
+    state: dict[int, Any] = {}
+    groups = []
+    new_id = 0
+    for group in optimizer.param_groups:
+        ids = []
+        for p in group["params"]:
+            i = old_index.get(id(p))
+            if i is not None and i in saved["state"]:
+                state[new_id] = saved["state"][i]
+            ids.append(new_id)
+            new_id += 1
+        groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
+    return {"state": state, "param_groups": groups}
+
+
 def load_checkpoint(
     run_dir: str | os.PathLike[str],
     model: nn.Module,
     optimizer: torch.optim.Optimizer | None,
     scaler: torch.amp.GradScaler | None = None,
+    legacy_params: Sequence[nn.Parameter] | None = None,
 ) -> dict[str, Any]:
-    """Restore model (and optimizer, and the fp16 loss scaler) in place; returns the saved loop state."""
+    """Restore model (and optimizer, and the fp16 loss scaler) in place; returns the saved loop state.
+
+    ``legacy_params``: when the checkpoint's optimizer groups do not match
+    ``optimizer``'s (a run saved before every phase grouped parameters by the
+    ``dim()`` rule), its moments are mapped by parameter, taking the saved
+    order to be ``legacy_params``.
+    """
     run_dir = Path(run_dir)
     folder = run_dir / _DIR
     if not (folder / "state.json").is_file() and (run_dir / (_DIR + ".old") / "state.json").is_file():
@@ -101,5 +133,9 @@ def load_checkpoint(
     if optimizer is not None:
         # Load on CPU: load_state_dict moves moments to the params and keeps "step" where torch wants it.
         tensors = load_file(str(folder / "optimizer.safetensors"), device="cpu")
-        optimizer.load_state_dict(_unflatten_optimizer(tensors, groups))
+        saved = _unflatten_optimizer(tensors, groups)
+        sizes = [len(g["params"]) for g in optimizer.param_groups]
+        if legacy_params is not None and [len(g["params"]) for g in groups] != sizes:
+            saved = _regroup(saved, legacy_params, optimizer)
+        optimizer.load_state_dict(saved)
     return state

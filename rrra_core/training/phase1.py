@@ -16,44 +16,61 @@ writes the run folder.
 from __future__ import annotations
 
 import logging
-import math
-import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from rrra_core.analysis.comparison import PER_QUERY_FILE, per_query_record
-from rrra_core.data.beir import Dataset, doc_text, load_dataset
+from rrra_core.data.beir import Dataset, doc_text
 from rrra_core.data.training_files import read_training_file, write_tevatron
 from rrra_core.negatives.mining import MiningConfig, mine_hard_negatives, mined_examples
 from rrra_core.retrieval.dense import evaluate_encoder, retrieve
 from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
-from rrra_core.retrieval.evaluation import evaluate, rank_run
+from rrra_core.retrieval.evaluation import rank_run
+from rrra_core.retrieval.final_evaluation import final_evaluation
 from rrra_core.runtime import distributed
-from rrra_core.runtime.config import config_to_dict, opt
-from rrra_core.runtime.device import autocast_dtype
+from rrra_core.runtime.config import opt
 from rrra_core.runtime.errors import ConfigError, DataError
+from rrra_core.runtime.reports import METRICS_FILE, metrics_record, upgrade_metrics
+from rrra_core.runtime.run_config import run_config_dict
 from rrra_core.runtime.runs import Run
-from rrra_core.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from rrra_core.training.checkpoint import has_checkpoint
+from rrra_core.training.loop import (
+    MixedPrecision,
+    Reporter,
+    StepPlan,
+    TrainState,
+    epoch_batches,
+    param_groups,
+    phase_inputs,
+    read_saved_metrics,
+    resume_state,
+    save_encoder,
+    save_state,
+    seed_step,
+    step_plan,
+    training_pairs,
+)
 from rrra_core.training.losses import info_nce
 from rrra_core.training.schedule import lr_at
 from rrra_core.training.step import PairEmbedder, backward_and_step, embed_global_batch, set_lr
 
-__all__ = ["TrainConfig", "train_phase1", "training_pairs", "epoch_batches", "step_plan"]
+__all__ = [
+    "Phase1Config",
+    "TrainConfig",
+    "train_phase1",
+    "phase1_config_dict",
+    "training_pairs",
+    "epoch_batches",
+    "step_plan",
+]
 
 log = logging.getLogger(__name__)
 
-# Offsets rank r's dropout seed, so ranks draw different masks (rank 0 keeps the
-# single-process seed); far apart from the per-step increments.
-_RANK_SEED_STRIDE = 1_000_000_007
-
 
 @dataclass
-class TrainConfig:
+class Phase1Config:
     """Phase-1 settings. Budget knobs: epochs, max_steps, batch_size, max_train_queries, the max lengths."""
 
     dataset: str = opt("scifact", "embedded dataset name (squad, scifact, cranfield, adi) or a BEIR folder")
@@ -67,7 +84,7 @@ class TrainConfig:
     )
     lr: float = opt(2e-5, "peak AdamW learning rate")
     warmup_ratio: float = opt(0.1, "fraction of steps with linear warmup")
-    weight_decay: float = opt(0.01, "AdamW weight decay")
+    weight_decay: float = opt(0.01, "AdamW weight decay (never on biases and norm weights)")
     temperature: float = opt(0.05, "InfoNCE temperature tau (0.05 = sentence-transformers' scale 20)")
     max_grad_norm: float = opt(1.0, "gradient clipping norm")
     hard_negatives: str = opt(
@@ -96,40 +113,23 @@ class TrainConfig:
             raise ConfigError(f"max_steps must be at least 1, got {self.max_steps}")
 
 
-def training_pairs(qrels: dict[str, dict[str, int]], max_queries: int | None, seed: int) -> list[tuple[str, str]]:
-    """One (query id, positive doc id) pair per labelled positive, optionally on a query subsample."""
-    qids = sorted(qrels)
-    if max_queries is not None and max_queries < len(qids):
-        rng = np.random.default_rng(seed)
-        qids = sorted(rng.choice(qids, size=max_queries, replace=False).tolist())
-    return [(q, d) for q in qids for d in sorted(qrels[q]) if qrels[q][d] > 0]
+#: The phase-1 config's old name.
+TrainConfig = Phase1Config
 
 
-def epoch_batches(n_pairs: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
-    """The epoch's batches of pair indices; a pure function of (seed, epoch) so resuming replays it."""
-    order = np.random.default_rng([seed, epoch]).permutation(n_pairs)
-    # Drop a last batch too small to give in-batch negatives.
-    return [order[i : i + batch_size] for i in range(0, n_pairs, batch_size) if len(order[i : i + batch_size]) >= 2]
+def phase1_config_dict(enc_cfg: EncoderConfig, cfg: Phase1Config, mining: MiningConfig) -> dict[str, Any]:
+    """The settings saved in a phase-1 run's ``config.json`` (see :mod:`rrra_core.runtime.run_config`)."""
+    return run_config_dict(enc_cfg, cfg, mining=mining)
 
 
-def step_plan(
-    n_pairs: int, batch_size: int, seed: int, epochs: int, max_steps: int | None, warmup_ratio: float
-) -> tuple[int, int, int]:
-    """(steps per epoch, total optimizer steps, warmup steps) for a training run."""
-    steps_per_epoch = len(epoch_batches(n_pairs, batch_size, seed, 0))
-    total_steps = steps_per_epoch * epochs
-    if max_steps is not None:
-        total_steps = min(total_steps, max_steps)
-    return steps_per_epoch, total_steps, int(math.ceil(warmup_ratio * total_steps))
-
-
+# ----------------------------------------------------------------- inputs
 def _load_negatives(
     spec: str,
     run: Run,
     encoder: BiEncoder,
     data: Dataset,
     enc_cfg: EncoderConfig,
-    cfg: TrainConfig,
+    cfg: Phase1Config,
     mining: MiningConfig,
 ) -> dict[str, list[str]]:
     """Per-query hard-negative doc ids, copied or mined into ``<run>/negatives.jsonl``.
@@ -167,31 +167,130 @@ def _load_negatives(
     return negatives
 
 
-def _final_evaluation(
-    run: Run, encoder: BiEncoder, data: Dataset, enc_cfg: EncoderConfig, cfg: TrainConfig
-) -> dict[str, float]:
-    """The final model's metrics; its per-query scores go to ``per_query.json`` so runs can be compared query by query."""
-    res = retrieve(
-        encoder,
-        data.corpus,
-        data.queries,
-        enc_cfg,
-        k=cfg.eval_k,
-        index_kind=cfg.index_kind,
-        cache=True,
-        progress="evaluating: encoding corpus",
-    )
+def _starting_metrics(
+    run: Run,
+    encoder: BiEncoder,
+    eval_data: Dataset | None,
+    enc_cfg: EncoderConfig,
+    cfg: Phase1Config,
+    resuming: bool,
+) -> dict[str, Any]:
+    """The metrics record: the saved one when resuming, else a new one with the starting encoder's evaluation."""
+    if resuming:
+        return upgrade_metrics(read_saved_metrics(run), "phase1")
+    log.info("evaluating the starting encoder")
+    before = evaluate_encoder(encoder.eval(), eval_data, enc_cfg, cfg.eval_k, cfg.index_kind, cache=True)
+    metrics = metrics_record(1, before=before, epochs=[])
     if distributed.is_main():
-        run.write_json(
-            PER_QUERY_FILE, per_query_record(cfg.dataset, data.split, data.qrels, {"retriever": res.run}, k=cfg.eval_k)
-        )
-    return evaluate(data.qrels, res.run)
+        run.write_json(METRICS_FILE, metrics)
+    return metrics
 
 
+# ----------------------------------------------------------------- one step
+@dataclass
+class _Batch:
+    """One step's queries and documents: docs are the positives, then the hard negatives."""
+
+    qids: list[str]
+    docs: list[str]
+    rows: list[int]  # the batch row of the query that brings each doc
+
+
+def _batch(
+    pairs: list[tuple[str, str]],
+    idx: np.ndarray,
+    negatives: dict[str, list[str]],
+    qrels: dict[str, dict[str, int]],
+    n_hard: int,
+    rng: np.random.Generator,
+) -> _Batch:
+    """The batch's queries, their positives and up to ``n_hard`` hard negatives each (never a labelled positive)."""
+    qids = [pairs[i][0] for i in idx]
+    hard: list[str] = []
+    rows = list(range(len(qids)))
+    for r, q in enumerate(qids):
+        cands = [d for d in negatives.get(q, []) if d not in qrels[q]]
+        if cands:
+            take = min(n_hard, len(cands))
+            hard.extend(cands[i] for i in rng.choice(len(cands), size=take, replace=False))
+            rows.extend([r] * take)
+    return _Batch(qids, [pairs[i][1] for i in idx] + hard, rows)
+
+
+def _contrastive_loss(
+    embedder: torch.nn.Module, batch: _Batch, data: Dataset, enc_cfg: EncoderConfig, cfg: Phase1Config, device: Any
+) -> torch.Tensor:
+    """InfoNCE over the gathered batch; a doc labelled positive for a query is never that query's negative."""
+    mask = torch.tensor([[d in data.qrels[q] for d in batch.docs] for q in batch.qids], device=device)  # (B, N)
+    targets = torch.arange(len(batch.qids), device=device)
+    q_emb, d_emb, _ = embed_global_batch(
+        embedder,
+        [data.queries[q] for q in batch.qids],
+        [doc_text(data.corpus[d], enc_cfg.with_title) for d in batch.docs],
+        batch.rows,
+    )  # (B, H), (N, H): the whole batch on every rank
+    return info_nce(q_emb, d_emb, targets, cfg.temperature, mask)
+
+
+# ----------------------------------------------------------------- epoch ends
+def _evaluate_epoch(
+    run: Run,
+    encoder: BiEncoder,
+    eval_data: Dataset | None,
+    enc_cfg: EncoderConfig,
+    cfg: Phase1Config,
+    last: bool,
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """(the epoch's metrics, the final evaluation's variants) after an epoch; the last one saves the model first.
+
+    Saving first stamps the encoder with the saved weights' digest, so the final
+    evaluation's corpus vectors are cached for whoever loads ``<run>/model``.
+    """
+    if not last:
+        return evaluate_encoder(encoder, eval_data, enc_cfg, cfg.eval_k, cfg.index_kind, cache=False), {}
+    save_encoder(run, encoder, enc_cfg)
+    if eval_data is None:
+        return {}, {}
+    evaluation = final_evaluation(
+        encoder, eval_data, enc_cfg, dataset=cfg.dataset, k=cfg.eval_k, index_kind=cfg.index_kind
+    )
+    variants = evaluation.record(run)
+    return variants["retriever"], variants
+
+
+def _record_epoch(
+    run: Run,
+    metrics: dict[str, Any],
+    state: TrainState,
+    epoch_metrics: dict[str, float],
+    variants: dict[str, dict[str, float]],
+) -> None:
+    """Add the finished epoch's evaluation to ``metrics.json``, keeping the best epoch by nDCG@10."""
+    metrics["epochs"].append({"epoch": state.epoch, "step": state.step, **epoch_metrics})
+    best = metrics.get("best")
+    if epoch_metrics and (best is None or epoch_metrics["nDCG@10"] > best["nDCG@10"]):
+        metrics["best"] = {"epoch": state.epoch, **epoch_metrics}
+    metrics["variants"] = variants or metrics.get("variants") or {}
+    state.extra["best_metric"] = metrics["best"]
+    if distributed.is_main():
+        run.write_json(METRICS_FILE, metrics)
+
+
+def _train_summary(pairs: list, state: TrainState, plan: StepPlan, report: Reporter) -> dict[str, Any]:
+    return {
+        "pairs": len(pairs),
+        "steps": state.step,
+        "steps_per_epoch": plan.steps_per_epoch,
+        "processes": distributed.get_world_size(),
+        "seconds_this_session": round(report.elapsed(), 1),
+    }
+
+
+# ----------------------------------------------------------------- the loop
 def train_phase1(
     run: Run,
     enc_cfg: EncoderConfig,
-    cfg: TrainConfig,
+    cfg: Phase1Config,
     mining: MiningConfig | None = None,
     train_data: Dataset | None = None,
     eval_data: Dataset | None = None,
@@ -205,190 +304,62 @@ def train_phase1(
     device = distributed.local_device(enc_cfg.device)
     main, world = distributed.is_main(), distributed.get_world_size()
     torch.manual_seed(cfg.seed)
-    train_data = train_data or load_dataset(cfg.dataset, cfg.train_split)
-    if eval_data is None and cfg.eval_split:
-        eval_data = load_dataset(cfg.dataset, cfg.eval_split)
+    train_data, eval_data, pairs = phase_inputs(cfg, train_data, eval_data)
 
     encoder = BiEncoder.from_pretrained(enc_cfg.model, shared=enc_cfg.shared).to(device)
     resuming = distributed.broadcast_object(has_checkpoint(run.path))
-    metrics: dict[str, Any] = distributed.broadcast_object(
-        run.read_json("metrics.json", {}) if resuming and main else {}
-    )
-    if not resuming:
-        log.info("evaluating the starting encoder")
-        metrics["before"] = evaluate_encoder(encoder.eval(), eval_data, enc_cfg, cfg.eval_k, cfg.index_kind, cache=True)
-        metrics["epochs"] = []
-        if main:
-            run.write_json("metrics.json", metrics)
+    metrics = _starting_metrics(run, encoder, eval_data, enc_cfg, cfg, resuming)
     negatives = _load_negatives(cfg.hard_negatives, run, encoder, train_data, enc_cfg, cfg, mining)
+    plan = StepPlan.make(len(pairs), cfg.batch_size, cfg.seed, cfg.epochs, cfg.max_steps, cfg.warmup_ratio)
 
-    pairs = training_pairs(train_data.qrels, cfg.max_train_queries, cfg.seed)
-    if not pairs:
-        raise DataError(cfg.dataset, f"split {cfg.train_split!r} has no labelled positives to train on")
-    steps_per_epoch, total_steps, warmup = step_plan(
-        len(pairs), cfg.batch_size, cfg.seed, cfg.epochs, cfg.max_steps, cfg.warmup_ratio
-    )
-
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-    params = [(n, p) for n, p in encoder.named_parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": [p for n, p in params if not n.endswith(no_decay)], "weight_decay": cfg.weight_decay},
-            {"params": [p for n, p in params if n.endswith(no_decay)], "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-    )
-    amp_dtype = autocast_dtype(device)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-
-    step, epoch, best = 0, 0, metrics.get("best")
+    optimizer = torch.optim.AdamW(param_groups(encoder, cfg.weight_decay), lr=cfg.lr)
+    amp = MixedPrecision.for_device(device)
+    state = resume_state(run, encoder, optimizer, amp.scaler) or TrainState()
     if resuming:
-        state = load_checkpoint(run.path, encoder, optimizer, scaler)
-        step, epoch = state["step"], state["epoch"]
-        log.info("resumed %s at step %d (epoch %d)", run.id, step, epoch)
+        log.info("resumed %s at step %d (epoch %d)", run.id, state.step, state.epoch)
     # One DDP forward per step embeds queries and documents. BERT computes its pooler
     # head, which mean pooling never reads: those weights get no gradient, so DDP must
     # look for unused parameters (they then keep grad None, as in one process).
     embedder = distributed.wrap(
         PairEmbedder(encoder, enc_cfg.query_max_length, enc_cfg.doc_max_length), find_unused_parameters=True
     )
+    report = Reporter(run, 1, plan.total_steps, cfg.epochs, start_step=state.step)
 
     encoder.train()
-    t_start = time.perf_counter()
-    steps_at_start = step
-    while epoch < cfg.epochs and step < total_steps:
-        batches = epoch_batches(len(pairs), cfg.batch_size, cfg.seed, epoch)
-        first = step - epoch * steps_per_epoch  # batches already done in this epoch (resume)
-        bar = tqdm(
-            total=len(batches), initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=not main
-        )
-        for b in range(first, len(batches)):
-            if step >= total_steps:
-                break
-            idx = batches[b]
-            qids = [pairs[i][0] for i in idx]
-            pos = [pairs[i][1] for i in idx]
-            rng = np.random.default_rng([cfg.seed, epoch, b])
-            hard: list[str] = []
-            rows = list(range(len(qids)))  # the batch row of the query that brings each doc
-            for r, q in enumerate(qids):
-                cands = [d for d in negatives.get(q, []) if d not in train_data.qrels[q]]
-                if cands:
-                    take = min(cfg.n_hard, len(cands))
-                    hard.extend(cands[i] for i in rng.choice(len(cands), size=take, replace=False))
-                    rows.extend([r] * take)
-            docs = pos + hard
-            # A doc labelled positive for a query is never that query's negative.
-            mask = torch.tensor([[d in train_data.qrels[q] for d in docs] for q in qids], device=device)  # (B, N)
-            targets = torch.arange(len(qids), device=device)
-
-            # Dropout replays identically on resume; each rank draws its own masks.
-            torch.manual_seed(cfg.seed * 1_000_003 + step + _RANK_SEED_STRIDE * distributed.get_rank())
-            lr = lr_at(step, total_steps, warmup, cfg.lr)
+    while plan.running(state.step, state.epoch):
+        done = state.step - state.epoch * plan.steps_per_epoch
+        report.start_epoch(f"epoch {state.epoch + 1}/{cfg.epochs}", plan.steps_per_epoch, done)
+        for b, idx in plan.remaining(state.step, state.epoch):
+            rng = np.random.default_rng([cfg.seed, state.epoch, b])
+            batch = _batch(pairs, idx, negatives, train_data.qrels, cfg.n_hard, rng)
+            seed_step(cfg.seed, state.step)
+            lr = lr_at(state.step, plan.total_steps, plan.warmup, cfg.lr)
             set_lr(optimizer, lr / cfg.lr)
-            ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
-            with ctx:
-                q_emb, d_emb, _ = embed_global_batch(
-                    embedder,
-                    [train_data.queries[q] for q in qids],
-                    [doc_text(train_data.corpus[d], enc_cfg.with_title) for d in docs],
-                    rows,
-                )  # (B, H), (N, H): the whole batch on every rank
-                loss = info_nce(q_emb, d_emb, targets, cfg.temperature, mask)
+            with amp.autocast():
+                loss = _contrastive_loss(embedder, batch, train_data, enc_cfg, cfg, device)
             grad_norm = backward_and_step(
-                loss, optimizer, encoder.parameters(), cfg.max_grad_norm, scaler, loss_scale=world
+                loss, optimizer, encoder.parameters(), cfg.max_grad_norm, amp.scaler, loss_scale=world
             )
-            step += 1
-            loss_value = loss.item()
-            elapsed = time.perf_counter() - t_start
-            rate = (step - steps_at_start) / elapsed if elapsed > 0 else 0.0
-            if main:
-                run.log(
-                    {
-                        "phase": 1,
-                        "step": step,
-                        "epoch": epoch + 1,
-                        "loss": loss_value,
-                        "lr": lr,
-                        "grad_norm": grad_norm,
-                        "n_docs": len(docs),
-                        "time": round(elapsed, 3),
-                    }
-                )
-                run.write_json(
-                    "progress.json",
-                    {
-                        "phase": 1,
-                        "epoch": epoch + 1,
-                        "epochs": cfg.epochs,
-                        "step": step,
-                        "total_steps": total_steps,
-                        "loss": loss_value,
-                        "eta_s": (total_steps - step) / rate if rate else None,
-                        "status": "training",
-                    },
-                )
-            bar.set_postfix(loss=f"{loss_value:.4f}")
-            bar.update(1)
-            if main and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                save_checkpoint(run.path, encoder, optimizer, {"step": step, "epoch": epoch}, scaler)
-        bar.close()
-        epoch_done = step >= (epoch + 1) * steps_per_epoch or step >= total_steps
-        if not epoch_done:
+            state.step += 1
+            report.step(state.step, state.epoch + 1, loss.item(), lr=lr, grad_norm=grad_norm, n_docs=len(batch.docs))
+            if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
+                save_state(run, encoder, optimizer, state, amp.scaler)
+        report.end_epoch()
+        if not plan.epoch_finished(state.step, state.epoch):
             break
-        epoch += 1
-        last = epoch >= cfg.epochs or step >= total_steps
-        cache = False
-        if last:
-            # Save first, then stamp the encoder with the saved weights' digest, so the
-            # final evaluation's corpus vectors are cached for whoever loads run/model.
-            if main:
-                encoder.save(run.file("model"), max_seq_length=enc_cfg.doc_max_length)
-            encoder.eval()
-            encoder._fingerprint = distributed.broadcast_object(
-                BiEncoder._digest_dir(run.file("model")) if main else None
-            )
-            cache = True
-        if last and eval_data is not None:
-            epoch_metrics = _final_evaluation(run, encoder, eval_data, enc_cfg, cfg)
-        else:
-            epoch_metrics = evaluate_encoder(encoder, eval_data, enc_cfg, cfg.eval_k, cfg.index_kind, cache=cache)
+        state.epoch += 1
+        last = not plan.running(state.step, state.epoch)
+        report.stage(f"evaluating epoch {state.epoch}", fraction=state.step / plan.total_steps, epoch=state.epoch)
+        _record_epoch(run, metrics, state, *_evaluate_epoch(run, encoder, eval_data, enc_cfg, cfg, last))
         encoder.train()
-        metrics["epochs"].append({"epoch": epoch, "step": step, **epoch_metrics})
-        if epoch_metrics and (best is None or epoch_metrics["nDCG@10"] > best["nDCG@10"]):
-            best = {"epoch": epoch, **epoch_metrics}
-        metrics["best"] = best
-        if main:
-            run.write_json("metrics.json", metrics)
-            save_checkpoint(run.path, encoder, optimizer, {"step": step, "epoch": epoch, "best_metric": best}, scaler)
+        save_state(run, encoder, optimizer, state, amp.scaler)
 
     metrics["after"] = metrics["epochs"][-1] if metrics.get("epochs") else {}
-    metrics["train"] = {
-        "pairs": len(pairs),
-        "steps": step,
-        "steps_per_epoch": steps_per_epoch,
-        "processes": world,
-        "seconds_this_session": round(time.perf_counter() - t_start, 1),
-    }
+    metrics["train"] = _train_summary(pairs, state, plan, report)
     if main:
         if not run.file("model").is_dir():  # resumed after the last epoch had already saved
             encoder.save(run.file("model"), max_seq_length=enc_cfg.doc_max_length)
-        run.write_json("metrics.json", metrics)
-        run.write_json(
-            "progress.json",
-            {
-                "phase": 1,
-                "epoch": epoch,
-                "epochs": cfg.epochs,
-                "step": step,
-                "total_steps": total_steps,
-                "status": "done",
-            },
-        )
+        run.write_json(METRICS_FILE, metrics)
+    report.done(state.step, state.epoch)
     distributed.barrier()  # the run folder is complete before any rank returns
     return metrics
-
-
-def phase1_config_dict(enc_cfg: EncoderConfig, cfg: TrainConfig, mining: MiningConfig) -> dict[str, Any]:
-    """The sections saved in a phase-1 run's ``config.json``."""
-    return {"encoder": config_to_dict(enc_cfg), "train": config_to_dict(cfg), "mining": config_to_dict(mining)}

@@ -5,7 +5,8 @@ Writes into the run folder: ``adapter/`` (config JSON + safetensors),
 ``predictions.parquet``: the adapter's view of every training query's top-K
 candidates (rank, retriever score, label, the four class probabilities,
 P(FN|neg), P(FP|pos), P(rel), QA, CA). The app's browser and review queue read
-that file; nothing is recomputed in the UI.
+that file; nothing is recomputed in the UI. The fit checkpoints at each epoch
+end, so a killed run resumes (the corpus vectors come back from the cache).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import torch
 from rrra_core.adapter import (
     CLASSES,
     AdapterConfig,
+    AdapterFitConfig,
     LabelConfig,
-    Phase2Config,
     RRRAAdapter,
     build_adapter_pairs,
     predict_pairs,
@@ -30,21 +31,24 @@ from rrra_core.adapter import (
 )
 from rrra_core.data.beir import Dataset, load_dataset
 from rrra_core.data.corrections import LabelCorrections
+from rrra_core.data.subsample import subsample_queries
 from rrra_core.retrieval.dense import Retrieval, retrieve
 from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
 from rrra_core.retrieval.evaluation import rank_run
-from rrra_core.runtime.config import config_to_dict, opt
+from rrra_core.runtime.config import opt, section
 from rrra_core.runtime.device import resolve_device
-from rrra_core.runtime.runs import Run
+from rrra_core.runtime.reports import METRICS_FILE, write_progress
+from rrra_core.runtime.run_config import run_config_dict
+from rrra_core.runtime.runs import Run, atomic_path
 
-__all__ = ["AdapterSwitches", "train_phase2", "phase2_config_dict", "pool_predictions"]
+__all__ = ["Phase2Config", "train_phase2", "phase2_config_dict", "pool_predictions"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class AdapterSwitches:
-    """Adapter architecture switches (the ablations) and where its data comes from."""
+class Phase2Config:
+    """Phase-2 settings: the data, the adapter's shape (the ablation switches), its labels and its fit."""
 
     dataset: str = opt("cranfield", "embedded dataset name or a BEIR folder")
     train_split: str = opt("train", "qrels split whose queries train the adapter")
@@ -61,18 +65,19 @@ class AdapterSwitches:
         None, "subsample this many training queries (budget knob; the quick demo uses it)"
     )
     subsample_seed: int = opt(0, "seed for the query subsample")
+    labels: LabelConfig = section(LabelConfig, "how the adapter's training labels are made", prefix="label_")
+    fit: AdapterFitConfig = section(AdapterFitConfig, "how the adapter is fit on the frozen embeddings")
+
+    def adapter_config(self, dim: int) -> AdapterConfig:
+        """The adapter's architecture for embeddings of size ``dim``."""
+        return AdapterConfig(
+            dim=dim, hidden=self.hidden, residual=self.residual, zero_init=self.zero_init, head_init=self.head_init
+        )
 
 
-def phase2_config_dict(
-    enc: EncoderConfig, sw: AdapterSwitches, labels: LabelConfig, p2: Phase2Config
-) -> dict[str, Any]:
-    """The sections saved in a phase-2 run's ``config.json``."""
-    return {
-        "encoder": config_to_dict(enc),
-        "adapter": config_to_dict(sw),
-        "labels": config_to_dict(labels),
-        "phase2": config_to_dict(p2),
-    }
+def phase2_config_dict(enc_cfg: EncoderConfig, cfg: Phase2Config) -> dict[str, Any]:
+    """The settings saved in a phase-2 run's ``config.json`` (see :mod:`rrra_core.runtime.run_config`)."""
+    return run_config_dict(enc_cfg, cfg)
 
 
 def pool_predictions(
@@ -113,16 +118,48 @@ def pool_predictions(
     return cols
 
 
+def _training_queries(cfg: Phase2Config, train_data: Dataset | None) -> Dataset:
+    """The split to train on, cut to the ``max_train_queries`` subsample."""
+    data = train_data or load_dataset(cfg.dataset, cfg.train_split)
+    keep = subsample_queries(data.qrels, cfg.max_train_queries, cfg.subsample_seed)
+    if len(keep) == len(data.qrels):
+        return data
+    return replace(data, qrels={q: data.qrels[q] for q in keep}, queries={q: data.queries[q] for q in keep})
+
+
+def _retrieve_candidates(
+    run: Run, encoder: BiEncoder, data: Dataset, enc_cfg: EncoderConfig, cfg: Phase2Config
+) -> Retrieval:
+    """Every training query's top candidates, deep enough for synthetic wrong positives (70% of the progress bar)."""
+    labels = cfg.labels
+    deep = max(labels.top_k, labels.fp_rank_range[1]) if labels.scheme == "synthetic" else labels.top_k
+    last = [0.0]
+
+    def on_encode(done: int, total: int) -> None:
+        if done == total or done / total - last[0] >= 0.02:  # throttle writes
+            last[0] = done / total
+            write_progress(run, 2, "encoding the corpus", fraction=0.7 * done / total)
+
+    return retrieve(
+        encoder,
+        data.corpus,
+        data.queries,
+        enc_cfg,
+        k=deep,
+        index_kind=cfg.index_kind,
+        progress="phase 2: encoding corpus",
+        callback=on_encode,
+    )
+
+
 def train_phase2(
     run: Run,
     enc_cfg: EncoderConfig,
-    switches: AdapterSwitches,
-    labels: LabelConfig,
-    p2: Phase2Config,
+    cfg: Phase2Config,
     train_data: Dataset | None = None,
     corrections: LabelCorrections | None = None,
 ) -> dict[str, Any]:
-    """Train an adapter on frozen embeddings of ``enc_cfg.model``; returns its metrics.
+    """Train an adapter on frozen embeddings of ``enc_cfg.model`` into ``run`` (resuming its fit); returns its metrics.
 
     ``progress.json`` follows the stages (encoding, labels, training, predictions)
     so a page can show a progress bar while this runs in another process.
@@ -130,62 +167,30 @@ def train_phase2(
     retraining with corrections); ``corrections.verdicts`` become the adapter's
     human-labelled pairs.
     """
-
-    def stage(name: str, done: float) -> None:
-        run.write_json("progress.json", {"phase": 2, "stage": name, "fraction": round(done, 4), "status": "running"})
-
     device = resolve_device(enc_cfg.device)
-    train_data = train_data or load_dataset(switches.dataset, switches.train_split)
-    if switches.max_train_queries is not None and switches.max_train_queries < len(train_data.qrels):
-        rng = np.random.default_rng(switches.subsample_seed)
-        keep = sorted(rng.choice(sorted(train_data.qrels), size=switches.max_train_queries, replace=False).tolist())
-        train_data = replace(
-            train_data, qrels={q: train_data.qrels[q] for q in keep}, queries={q: train_data.queries[q] for q in keep}
-        )
-    stage("loading the encoder", 0.0)
+    train_data = _training_queries(cfg, train_data)
+    write_progress(run, 2, "loading the encoder", fraction=0.0)
     encoder = BiEncoder.from_pretrained(enc_cfg.model, shared=enc_cfg.shared).to(device).eval()
-    deep = max(labels.top_k, labels.fp_rank_range[1]) if labels.scheme == "synthetic" else labels.top_k
-    last = [0.0]
+    res = _retrieve_candidates(run, encoder, train_data, enc_cfg, cfg)
 
-    def on_encode(done: int, total: int) -> None:
-        if done == total or done / total - last[0] >= 0.02:  # throttle writes
-            last[0] = done / total
-            stage("encoding the corpus", 0.7 * done / total)
-
-    res = retrieve(
-        encoder,
-        train_data.corpus,
-        train_data.queries,
-        enc_cfg,
-        k=deep,
-        index_kind=switches.index_kind,
-        progress="phase 2: encoding corpus",
-        callback=on_encode,
-    )
-    stage("building adapter labels", 0.72)
+    write_progress(run, 2, "building adapter labels", fraction=0.72)
     ranked = rank_run(res.run)
-    candidates = {q: r[: labels.top_k] for q, r in ranked.items()}
+    candidates = {q: r[: cfg.labels.top_k] for q, r in ranked.items()}
     verdicts = corrections.verdicts if corrections is not None else None
-    pairs = build_adapter_pairs(train_data.qrels, candidates, labels, verdicts=verdicts, deep_candidates=ranked)
-    stage("training the adapter", 0.75)
+    pairs = build_adapter_pairs(train_data.qrels, candidates, cfg.labels, verdicts=verdicts, deep_candidates=ranked)
 
-    torch.manual_seed(p2.seed)
-    cfg = AdapterConfig(
-        dim=encoder.dim,
-        hidden=switches.hidden,
-        residual=switches.residual,
-        zero_init=switches.zero_init,
-        head_init=switches.head_init,
-    )
-    adapter = RRRAAdapter(cfg).to(device)
-    metrics = train_adapter(
-        adapter, pairs, (res.query_ids, res.query_vectors), (res.corpus.ids, res.corpus.vectors), p2, run=run
-    )
-    save_adapter(adapter, cfg, run.file("adapter"))
-    stage("scoring candidates", 0.95)
-    _write_predictions(run, pool_predictions(adapter, res, train_data.qrels, labels.top_k))
-    run.write_json("metrics.json", metrics)
-    run.write_json("progress.json", {"phase": 2, "stage": "done", "fraction": 1.0, "status": "done"})
+    write_progress(run, 2, "training the adapter", fraction=0.75)
+    torch.manual_seed(cfg.fit.seed)
+    adapter_cfg = cfg.adapter_config(encoder.dim)
+    adapter = RRRAAdapter(adapter_cfg).to(device)
+    vectors = (res.query_ids, res.query_vectors), (res.corpus.ids, res.corpus.vectors)
+    metrics = train_adapter(adapter, pairs, *vectors, cfg.fit, run=run, stage="training the adapter", span=(0.75, 0.95))
+    save_adapter(adapter, adapter_cfg, run.file("adapter"))
+
+    write_progress(run, 2, "scoring candidates", fraction=0.95)
+    _write_predictions(run, pool_predictions(adapter, res, train_data.qrels, cfg.labels.top_k))
+    run.write_json(METRICS_FILE, metrics)
+    write_progress(run, 2, "done", status="done", message="done")
     return metrics
 
 
@@ -193,6 +198,5 @@ def _write_predictions(run: Run, cols: dict[str, Any]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    tmp = run.file("predictions.parquet.tmp")
-    pq.write_table(pa.table(cols), tmp)
-    tmp.replace(run.file("predictions.parquet"))
+    with atomic_path(run.file("predictions.parquet")) as tmp:
+        pq.write_table(pa.table(cols), tmp)

@@ -32,21 +32,18 @@ writes the run folder.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Mapping
-from contextlib import nullcontext
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from rrra_core.adapter import AdapterConfig, RRRAAdapter, load_adapter, predict_pairs, save_adapter
 from rrra_core.adapter.losses import adapter_loss
 from rrra_core.adapter.model import FN, TN, TP
-from rrra_core.analysis.comparison import PER_QUERY_FILE, per_query_record
-from rrra_core.data.beir import Dataset, doc_text, load_dataset
+from rrra_core.data.beir import Dataset, doc_text
 from rrra_core.data.corrections import LabelCorrections
 from rrra_core.negatives.mining import (
     MiningConfig,
@@ -58,24 +55,38 @@ from rrra_core.negatives.mining import (
 from rrra_core.negatives.resampling import SAMPLERS, pool_coverage, sampler_weights, zero_weight_reason
 from rrra_core.retrieval.dense import retrieve
 from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
-from rrra_core.retrieval.evaluation import evaluate, rank_run
-from rrra_core.retrieval.rerank import rerank_run
+from rrra_core.retrieval.evaluation import rank_run
+from rrra_core.retrieval.final_evaluation import final_evaluation
 from rrra_core.runtime import distributed
-from rrra_core.runtime.config import config_to_dict, opt
-from rrra_core.runtime.device import autocast_dtype
-from rrra_core.runtime.errors import ConfigError, DataError
-from rrra_core.runtime.runs import Run
-from rrra_core.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from rrra_core.runtime.config import opt
+from rrra_core.runtime.errors import ConfigError
+from rrra_core.runtime.reports import METRICS_FILE, metrics_record, upgrade_metrics
+from rrra_core.runtime.run_config import run_config_dict
+from rrra_core.runtime.runs import Run, atomic_path
+from rrra_core.training.loop import (
+    MixedPrecision,
+    Reporter,
+    StepPlan,
+    TrainState,
+    param_groups,
+    phase_inputs,
+    read_saved_metrics,
+    resume_state,
+    save_encoder,
+    save_state,
+    seed_step,
+)
 from rrra_core.training.losses import info_nce
-from rrra_core.training.phase1 import _RANK_SEED_STRIDE, epoch_batches, step_plan, training_pairs
 from rrra_core.training.schedule import lr_at
 from rrra_core.training.step import PairEmbedder, backward_and_step, embed_global_batch, set_lr
 
-__all__ = ["Phase3Config", "train_phase3", "phase3_config_dict", "GRADIENT_CATEGORIES", "adapter_rerank_signal"]
+__all__ = ["Phase3Config", "train_phase3", "phase3_config_dict", "GRADIENT_CATEGORIES"]
 
 log = logging.getLogger(__name__)
 
 GRADIENT_CATEGORIES = ("planted_fn", "human_confirmed", "adapter_suspected", "other")
+_PARTIAL_GRADIENTS = "gradients_partial.json"
+_POOL_FILE = "pool.json"
 
 
 @dataclass
@@ -141,8 +152,8 @@ class Phase3Config:
 
 
 def phase3_config_dict(enc_cfg: EncoderConfig, cfg: Phase3Config, adapter_dir: str | None) -> dict[str, Any]:
-    """The sections saved in a phase-3 run's ``config.json``."""
-    return {"encoder": config_to_dict(enc_cfg), "phase3": config_to_dict(cfg), "adapter_init": adapter_dir}
+    """The settings saved in a phase-3 run's ``config.json`` (see :mod:`rrra_core.runtime.run_config`)."""
+    return run_config_dict(enc_cfg, cfg, adapter_init=adapter_dir)
 
 
 # ----------------------------------------------------------------- the pool
@@ -249,63 +260,6 @@ def _category(
     return 3
 
 
-def adapter_rerank_signal(
-    adapter: RRRAAdapter,
-    run: Mapping[str, Mapping[str, float]],
-    qids: list[str],
-    qvecs: np.ndarray,
-    doc_ids: list[str],
-    dvecs: np.ndarray,
-    signal: str,
-) -> dict[str, dict[str, float]]:
-    """The adapter's relevance in (0, 1] for every (query, doc) of ``run``."""
-    qrow = {q: i for i, q in enumerate(qids)}
-    drow = {d: i for i, d in enumerate(doc_ids)}
-    pairs = [(q, d) for q, docs in run.items() for d in docs]
-    if not pairs:
-        return {}
-    pred = predict_pairs(
-        adapter, qvecs, dvecs, np.array([qrow[q] for q, _ in pairs]), np.array([drow[d] for _, d in pairs])
-    )
-    values = pred["p_rel"] if signal == "p_rel" else (1.0 + pred["qa"]) / 2.0
-    out: dict[str, dict[str, float]] = {}
-    for (q, d), v in zip(pairs, values):
-        out.setdefault(q, {})[d] = float(v)
-    return out
-
-
-def _final_evaluation(
-    run: Run,
-    encoder: BiEncoder,
-    adapter: RRRAAdapter | None,
-    data: Dataset | None,
-    enc_cfg: EncoderConfig,
-    cfg: Phase3Config,
-) -> dict[str, Any]:
-    """Metrics with and without reranking; the per-query scores go to ``per_query.json`` for run comparison."""
-    if data is None:
-        return {}
-    res = retrieve(
-        encoder,
-        data.corpus,
-        data.queries,
-        enc_cfg,
-        k=cfg.eval_k,
-        index_kind=cfg.index_kind,
-        cache=True,
-        progress="evaluating: encoding corpus",
-    )
-    runs = {"no_rerank": res.run}
-    if adapter is not None and cfg.lambda_rr > 0:
-        signal = adapter_rerank_signal(
-            adapter, res.run, res.query_ids, res.query_vectors, res.corpus.ids, res.corpus.vectors, cfg.rerank_signal
-        )
-        runs["rerank"] = rerank_run(res.run, signal, cfg.lambda_rr)
-    if distributed.is_main():
-        run.write_json(PER_QUERY_FILE, per_query_record(cfg.dataset, data.split, data.qrels, runs, k=cfg.eval_k))
-    return {name: evaluate(data.qrels, r) for name, r in runs.items()}
-
-
 def _local_adapter_loss(
     adapter: torch.nn.Module,
     q: torch.Tensor,
@@ -349,6 +303,365 @@ def _local_adapter_loss(
     return loss, {"ce": ce, "norm": norm, "total": ce}
 
 
+# ----------------------------------------------------------------- the models
+@dataclass
+class _Models:
+    """The encoder and, from phase 2, the adapter; ``joint`` when the adapter trains too."""
+
+    encoder: BiEncoder
+    adapter: RRRAAdapter | None
+    adapter_cfg: AdapterConfig | None
+    joint: bool
+    module: torch.nn.ModuleDict = field(init=False)  # what the checkpoint holds and the step clips
+
+    def __post_init__(self) -> None:
+        parts = {"encoder": self.encoder, **({"adapter": self.adapter} if self.adapter is not None else {})}
+        self.module = torch.nn.ModuleDict(parts)
+
+    def train_mode(self) -> None:
+        self.encoder.train()
+        if self.adapter is not None:
+            self.adapter.train(self.joint)
+
+
+def _load_models(enc_cfg: EncoderConfig, cfg: Phase3Config, adapter_dir: str | None, device: torch.device) -> _Models:
+    encoder = BiEncoder.from_pretrained(enc_cfg.model, shared=enc_cfg.shared).to(device)
+    adapter: RRRAAdapter | None = None
+    adapter_cfg: AdapterConfig | None = None
+    if adapter_dir is not None:
+        adapter, adapter_cfg = load_adapter(adapter_dir, device=device)
+        if adapter_cfg.dim != encoder.dim:
+            raise ConfigError(f"adapter dim {adapter_cfg.dim} does not match the encoder's {encoder.dim}")
+    joint = adapter is not None and cfg.sampler == "rrra" and cfg.lambda_adapter > 0
+    return _Models(encoder, adapter, adapter_cfg, joint)
+
+
+def _optimizer(models: _Models, cfg: Phase3Config) -> tuple[torch.optim.Optimizer, list[torch.nn.Parameter]]:
+    """AdamW over the encoder, and the adapter when it trains, each at its own peak learning rate.
+
+    Also returns the parameters in the order a checkpoint from before the
+    ``dim()`` grouping listed them (one group per model), so such a run resumes.
+    """
+    groups = param_groups(models.encoder, cfg.weight_decay, lr=cfg.lr)
+    legacy = list(models.encoder.parameters())
+    if models.joint:
+        groups += param_groups(models.adapter, cfg.weight_decay, lr=cfg.adapter_lr)
+        legacy += list(models.adapter.parameters())
+    return torch.optim.AdamW(groups), legacy
+
+
+def _epoch_pool(
+    run: Run,
+    pool_state: dict[str, Any] | None,
+    epoch: int,
+    report: Reporter,
+    models: _Models,
+    data: Dataset,
+    enc_cfg: EncoderConfig,
+    cfg: Phase3Config,
+    confirmed_negatives: Mapping[str, set[str]],
+    excluded: Mapping[str, set[str]],
+) -> dict[str, Any]:
+    """The pool ``epoch`` samples from: the current one, or re-mined from the encoder every ``remine_every`` epochs."""
+    if pool_state is not None and pool_state.get("epoch") == epoch - epoch % cfg.remine_every:
+        return pool_state
+    report.stage("mining the candidate pool", epoch=epoch + 1)
+    models.encoder.eval()
+    pool = _mine_pool(models.encoder, models.adapter, data, enc_cfg, cfg, confirmed_negatives, excluded, cache=True)
+    pool_state = {"epoch": epoch, "pool": pool}
+    if distributed.is_main():
+        run.write_json(_POOL_FILE, pool_state)
+    return pool_state
+
+
+# ----------------------------------------------------------------- one step
+@dataclass
+class _Batch:
+    """One step's queries and documents: docs are the positives, then the hard, then the random negatives."""
+
+    qids: list[str]
+    pos: list[str]
+    hard: list[tuple[int, str, float, float]]  # (query row, doc, score, p_fn)
+    rand: list[tuple[int, str]]  # (query row, doc)
+    docs: list[str] = field(init=False)
+    rows: list[int] = field(init=False)  # the batch row of the query that brings each doc
+
+    def __post_init__(self) -> None:
+        self.docs = self.pos + [h[1] for h in self.hard] + [d for _, d in self.rand]
+        self.rows = list(range(len(self.qids))) + [h[0] for h in self.hard] + [r for r, _ in self.rand]
+
+
+def _sample_batch(
+    pairs: list[tuple[str, str]],
+    idx: np.ndarray,
+    pool: Mapping[str, Any],
+    weights: Mapping[str, np.ndarray],
+    cfg: Phase3Config,
+    step: int,
+    all_doc_ids: list[str],
+    qrels: Mapping[str, Mapping[str, int]],
+    excluded: Mapping[str, set[str]],
+) -> _Batch:
+    """Per query: ``n_hard`` negatives drawn from its pool with the sampler's weights, ``n_random`` corpus documents."""
+    qids = [pairs[i][0] for i in idx]
+    hard: list[tuple[int, str, float, float]] = []
+    rand: list[tuple[int, str]] = []
+    for r, q in enumerate(qids):
+        rng = query_rng(cfg.seed * 7919 + step, q)
+        entry = pool.get(q)
+        if entry and cfg.n_hard:
+            for i in sample_without_replacement(weights[q], cfg.n_hard, rng):
+                hard.append((r, entry["docs"][i], entry["scores"][i], entry["p_fn"][i]))
+        for _ in range(cfg.n_random):
+            d = all_doc_ids[int(rng.integers(len(all_doc_ids)))]
+            if d not in qrels[q] and d not in excluded.get(q, ()):
+                rand.append((r, d))
+    return _Batch(qids, [pairs[i][1] for i in idx], hard, rand)
+
+
+def _joint_loss(
+    embedder: torch.nn.Module,
+    adapter_fwd: torch.nn.Module | None,
+    models: _Models,
+    batch: _Batch,
+    mask: torch.Tensor,
+    data: Dataset,
+    enc_cfg: EncoderConfig,
+    cfg: Phase3Config,
+    step: int,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, float], torch.Tensor, torch.Tensor]:
+    """(L, L_contrastive, the adapter loss's parts, query and doc embeddings) of one step.
+
+    ``L = L_contrastive + λ · L_adapter`` when the adapter trains, else the
+    contrastive loss alone.
+    """
+    device = mask.device
+    targets = torch.arange(len(batch.qids), device=device)
+    q_emb, d_emb, local = embed_global_batch(
+        embedder,
+        [data.queries[q] for q in batch.qids],
+        [doc_text(data.corpus[d], enc_cfg.with_title) for d in batch.docs],
+        batch.rows,
+    )  # (B, H), (N, H): the whole batch on every rank
+    loss_c = info_nce(q_emb, d_emb, targets, cfg.temperature, mask)
+    if not models.joint:
+        return loss_c, loss_c, {}, q_emb, d_emb
+    B = len(batch.qids)
+    rng = np.random.default_rng([cfg.seed, step])
+    pos_targets = np.where(rng.random(B) < cfg.mu, FN, TP)
+    tgt = np.concatenate([pos_targets, np.full(len(batch.docs) - B, TN)])
+    # The phase-2 class weights, so raw logits keep one meaning and readings stay calibrated.
+    w = models.adapter.class_weights().to(device) if cfg.class_weighting else None
+    qa = q_emb[torch.tensor(batch.rows, device=device)]  # (P, H): pair j is (query of doc j, doc j)
+    loss_a, parts = _local_adapter_loss(adapter_fwd, qa, d_emb, tgt, local, w)
+    return loss_c + cfg.lambda_adapter * loss_a, loss_c, parts, q_emb, d_emb
+
+
+# ----------------------------------------------------------------- the gradient log
+class _GradientLog:
+    """Every sampled negative's gradient magnitude ``|dL/ds_j| = p_j/τ`` with its category.
+
+    Only rank 0 keeps it (every rank holds the same gathered batch). A copy in
+    ``gradients_partial.json`` travels with each checkpoint, so a resumed run
+    continues the log it had.
+    """
+
+    COLUMNS = ("step", "epoch", "query_id", "doc_id", "kind", "category", "p_fn", "score", "grad")
+
+    def __init__(self, columns: dict[str, list] | None = None) -> None:
+        self.columns = columns or {k: [] for k in self.COLUMNS}
+
+    @classmethod
+    def resume(cls, run: Run, step: int) -> _GradientLog:
+        return cls(run.read_json(_PARTIAL_GRADIENTS) if step and distributed.is_main() else None)
+
+    def add_step(
+        self,
+        step: int,
+        epoch: int,
+        batch: _Batch,
+        q_emb: torch.Tensor,
+        d_emb: torch.Tensor,
+        mask: torch.Tensor,
+        temperature: float,
+        categorize: Any,
+    ) -> None:
+        """Log every sampled negative of one step (``step``, ``epoch`` 1-based)."""
+        B, N = len(batch.qids), len(batch.docs)
+        targets = torch.arange(B, device=q_emb.device)
+        with torch.no_grad():
+            scores = (q_emb.detach() @ d_emb.detach().T).float()  # (B, N)
+            scores = scores.masked_fill(mask & ~torch.nn.functional.one_hot(targets, N).bool(), float("-inf"))
+            p = torch.softmax(scores / temperature, dim=-1) / temperature  # (B, N)
+            scores, p = scores.cpu(), p.cpu()  # one device-to-host copy, not one per logged negative
+        offset = B
+        for j, (r, d, s, pf) in enumerate(batch.hard):
+            q = batch.qids[r]
+            self._add(step, epoch, q, d, "hard", categorize(q, d, pf), pf, s, float(p[r, offset + j]))
+        offset += len(batch.hard)
+        for j, (r, d) in enumerate(batch.rand):
+            q, score = batch.qids[r], float(scores[r, offset + j])
+            self._add(step, epoch, q, d, "random", categorize(q, d, 0.0), float("nan"), score, float(p[r, offset + j]))
+
+    def _add(
+        self, step: int, epoch: int, q: str, d: str, kind: str, category: int, p_fn: float, score: float, grad: float
+    ) -> None:
+        row = (step, epoch, q, d, kind, GRADIENT_CATEGORIES[category], None if p_fn != p_fn else p_fn, score, grad)
+        for name, value in zip(self.COLUMNS, row):  # NaN p_fn -> null (JSON-safe)
+            self.columns[name].append(value)
+
+    def save_partial(self, run: Run) -> None:
+        run.write_json(_PARTIAL_GRADIENTS, self.columns)
+
+    def write(self, run: Run, sampler: str) -> None:
+        """``gradients.parquet``: one row per sampled negative (step, category, sampler, p_j/tau, ...)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table({**self.columns, "sampler": [sampler] * len(self.columns["step"])})
+        with atomic_path(run.file("gradients.parquet")) as tmp:
+            pq.write_table(table, tmp)
+
+
+# ----------------------------------------------------------------- the end
+def _finish(
+    run: Run,
+    models: _Models,
+    grads: _GradientLog,
+    eval_data: Dataset | None,
+    enc_cfg: EncoderConfig,
+    cfg: Phase3Config,
+) -> dict[str, dict[str, float]]:
+    """Save the encoder (stamped, so the evaluation's corpus vectors are cached), the adapter and the
+    gradient log, then evaluate with and without reranking; returns the variants' metrics."""
+    save_encoder(run, models.encoder, enc_cfg)
+    if models.adapter is not None:
+        models.adapter.eval()
+        if distributed.is_main():
+            save_adapter(models.adapter, models.adapter_cfg, run.file("adapter"))
+    if distributed.is_main():
+        grads.write(run, cfg.sampler)
+    if eval_data is None:
+        return {}
+    evaluation = final_evaluation(
+        models.encoder,
+        eval_data,
+        enc_cfg,
+        dataset=cfg.dataset,
+        k=cfg.eval_k,
+        index_kind=cfg.index_kind,
+        plain="no_rerank",
+        adapter=models.adapter,
+        lambda_rr=cfg.lambda_rr,
+        rerank_signal=cfg.rerank_signal,
+    )
+    return evaluation.record(run)
+
+
+def _train_summary(
+    pairs: list, state: TrainState, plan: StepPlan, models: _Models, cfg: Phase3Config, coverage: dict | None
+) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "pairs": len(pairs),
+        "steps": state.step,
+        "steps_per_epoch": plan.steps_per_epoch,
+        "joint_adapter": models.joint,
+        "sampler": cfg.sampler,
+        "processes": distributed.get_world_size(),
+    }
+    if coverage is not None:  # the last pool's: which queries trained on in-batch negatives only
+        summary["without_hard_negative"] = coverage
+    return summary
+
+
+# ----------------------------------------------------------------- the trainer
+@dataclass
+class _Trainer:
+    """Everything a phase-3 step needs besides its batch: the models, their optimizer, the run's logs."""
+
+    run: Run
+    cfg: Phase3Config
+    enc_cfg: EncoderConfig
+    data: Dataset
+    models: _Models
+    optimizer: torch.optim.Optimizer
+    amp: MixedPrecision
+    plan: StepPlan
+    report: Reporter
+    grads: _GradientLog
+    excluded: Mapping[str, set[str]]
+    categorize: Callable[[str, str, float], int]
+    embedder: torch.nn.Module = field(init=False)
+    adapter_fwd: torch.nn.Module | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        # One DDP forward per step for the encoder (queries and documents together) and one
+        # for the adapter. BERT's pooler head never reaches the loss, so the encoder's
+        # wrapper looks for unused parameters; every adapter parameter is used every step.
+        encoder, adapter = self.models.encoder, self.models.adapter
+        self.embedder = distributed.wrap(
+            PairEmbedder(encoder, self.enc_cfg.query_max_length, self.enc_cfg.doc_max_length),
+            find_unused_parameters=True,
+        )
+        self.adapter_fwd = distributed.wrap(adapter, find_unused_parameters=False) if self.models.joint else adapter
+
+    def step(self, state: TrainState, batch: _Batch) -> None:
+        """One optimizer step on ``batch``: the loss, the gradient log, the step's log line, a checkpoint when due."""
+        cfg, data, models = self.cfg, self.data, self.models
+        mask = torch.tensor(
+            [[d in data.qrels[q] or d in self.excluded.get(q, ()) for d in batch.docs] for q in batch.qids],
+            device=self.amp.device,
+        )  # (B, N): a query's positives and human-confirmed relevant docs are never its negatives
+        seed_step(cfg.seed, state.step)
+        scale = lr_at(state.step, self.plan.total_steps, self.plan.warmup, 1.0)
+        set_lr(self.optimizer, scale)
+        with self.amp.autocast():
+            out = _joint_loss(self.embedder, self.adapter_fwd, models, batch, mask, data, self.enc_cfg, cfg, state.step)
+        loss, loss_c, parts, q_emb, d_emb = out
+        world = distributed.get_world_size()
+        grad_norm = backward_and_step(
+            loss, self.optimizer, models.module.parameters(), cfg.max_grad_norm, self.amp.scaler, loss_scale=world
+        )
+        if distributed.is_main():
+            self.grads.add_step(
+                state.step + 1, state.epoch + 1, batch, q_emb, d_emb, mask, cfg.temperature, self.categorize
+            )
+        state.step += 1
+        # loss_c is the whole batch's on every rank; the adapter part is summed over ranks.
+        loss_value = loss_c.item() + cfg.lambda_adapter * parts["total"] if models.joint else loss_c.item()
+        self.report.step(
+            state.step,
+            state.epoch + 1,
+            loss_value,
+            loss_contrastive=loss_c.item(),
+            **{f"adapter_{k}": v for k, v in parts.items()},
+            lr_scale=scale,
+            grad_norm=grad_norm,
+            n_docs=len(batch.docs),
+        )
+        if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
+            self.checkpoint(state)
+
+    def checkpoint(self, state: TrainState) -> None:
+        """The checkpoint, with the gradient log so far beside it."""
+        if distributed.is_main():
+            self.grads.save_partial(self.run)
+        save_state(self.run, self.models.module, self.optimizer, state, self.amp.scaler)
+
+
+def _start(
+    run: Run, models: _Models, cfg: Phase3Config, device: torch.device
+) -> tuple[torch.optim.Optimizer, MixedPrecision, TrainState, dict[str, Any]]:
+    """The optimizer, mixed precision, the loop state and metrics: fresh, or as a killed run left them."""
+    optimizer, legacy_order = _optimizer(models, cfg)
+    amp = MixedPrecision.for_device(device)
+    state = resume_state(run, models.module, optimizer, amp.scaler, legacy_params=legacy_order)
+    if state is None:
+        return optimizer, amp, TrainState(), metrics_record(3)
+    log.info("resumed %s at step %d (epoch %d)", run.id, state.step, state.epoch)
+    return optimizer, amp, state, upgrade_metrics(read_saved_metrics(run), "phase3")
+
+
 # ----------------------------------------------------------------- the loop
 def train_phase3(
     run: Run,
@@ -374,299 +687,61 @@ def train_phase3(
     """
     confirmed_negatives = corrections.confirmed_negatives if corrections else {}
     human_relevant = corrections.human_relevant if corrections else {}
-    planted = planted_false_negatives or {}
     device = distributed.local_device(enc_cfg.device)
-    main, world = distributed.is_main(), distributed.get_world_size()
+    main = distributed.is_main()
     torch.manual_seed(cfg.seed)
-    train_data = train_data or load_dataset(cfg.dataset, cfg.train_split)
-    if eval_data is None and cfg.eval_split:
-        eval_data = load_dataset(cfg.dataset, cfg.eval_split)
+    train_data, eval_data, pairs = phase_inputs(cfg, train_data, eval_data)
     if cfg.sampler == "rrra" and adapter_dir is None:
         raise ConfigError("the rrra sampler needs a trained adapter (phase 2); pass its folder")
-
-    encoder = BiEncoder.from_pretrained(enc_cfg.model, shared=enc_cfg.shared).to(device)
-    adapter: RRRAAdapter | None = None
-    adapter_cfg: AdapterConfig | None = None
-    if adapter_dir is not None:
-        adapter, adapter_cfg = load_adapter(adapter_dir, device=device)
-        if adapter_cfg.dim != encoder.dim:
-            raise ConfigError(f"adapter dim {adapter_cfg.dim} does not match the encoder's {encoder.dim}")
-    joint = adapter is not None and cfg.sampler == "rrra" and cfg.lambda_adapter > 0
-
-    pairs = training_pairs(train_data.qrels, cfg.max_train_queries, cfg.seed)
-    if not pairs:
-        raise DataError(cfg.dataset, f"split {cfg.train_split!r} has no labelled positives to train on")
-    steps_per_epoch, total_steps, warmup = step_plan(
-        len(pairs), cfg.batch_size, cfg.seed, cfg.epochs, cfg.max_steps, cfg.warmup_ratio
-    )
+    models = _load_models(enc_cfg, cfg, adapter_dir, device)
+    plan = StepPlan.make(len(pairs), cfg.batch_size, cfg.seed, cfg.epochs, cfg.max_steps, cfg.warmup_ratio)
     excluded = {q: set(human_relevant.get(q, ())) for q in train_data.qrels}
-
-    groups = [{"params": list(encoder.parameters()), "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
-    if joint:
-        groups.append({"params": list(adapter.parameters()), "lr": cfg.adapter_lr, "weight_decay": cfg.weight_decay})
-    optimizer = torch.optim.AdamW(groups)
-    model = torch.nn.ModuleDict({"encoder": encoder, **({"adapter": adapter} if adapter is not None else {})})
-    amp_dtype = autocast_dtype(device)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-
-    step, epoch = 0, 0
-    metrics: dict[str, Any] = {}
-    if distributed.broadcast_object(has_checkpoint(run.path)):
-        state = load_checkpoint(run.path, model, optimizer, scaler)
-        step, epoch = state["step"], state["epoch"]
-        metrics = distributed.broadcast_object((run.read_json("metrics.json", {}) or {}) if main else None)
-        log.info("resumed %s at step %d (epoch %d)", run.id, step, epoch)
-    # Only rank 0 keeps the gradient log (every rank holds the same gathered batch).
-    grads: dict[str, list] = {
-        k: [] for k in ("step", "epoch", "query_id", "doc_id", "kind", "category", "p_fn", "score", "grad")
-    }
-    prev = run.read_json("gradients_partial.json") if step and main else None
-    if prev:
-        grads = prev
-    # One DDP forward per step for the encoder (queries and documents together) and one
-    # for the adapter. BERT's pooler head never reaches the loss, so the encoder's
-    # wrapper looks for unused parameters; every adapter parameter is used every step.
-    embedder = distributed.wrap(
-        PairEmbedder(encoder, enc_cfg.query_max_length, enc_cfg.doc_max_length), find_unused_parameters=True
+    optimizer, amp, state, metrics = _start(run, models, cfg, device)
+    report = Reporter(run, 3, plan.total_steps, cfg.epochs, start_step=state.step)
+    trainer = _Trainer(
+        run=run,
+        cfg=cfg,
+        enc_cfg=enc_cfg,
+        data=train_data,
+        models=models,
+        optimizer=optimizer,
+        amp=amp,
+        plan=plan,
+        report=report,
+        grads=_GradientLog.resume(run, state.step),
+        excluded=excluded,
+        categorize=partial(_category, cfg=cfg, planted=planted_false_negatives or {}, human=human_relevant),
     )
-    adapter_fwd = distributed.wrap(adapter, find_unused_parameters=False) if joint else adapter
-
     all_doc_ids = list(train_data.corpus)
-    t_start = time.perf_counter()
-    steps_at_start = step
-    pool_state = distributed.broadcast_object(run.read_json("pool.json") if step and main else None)
+    pool_state = distributed.broadcast_object(run.read_json(_POOL_FILE) if state.step and main else None)
     coverage: dict[str, Any] | None = None
-    while epoch < cfg.epochs and step < total_steps:
-        if pool_state is None or pool_state.get("epoch") != epoch - epoch % cfg.remine_every:
-            encoder.eval()
-            pool = _mine_pool(encoder, adapter, train_data, enc_cfg, cfg, confirmed_negatives, excluded, cache=True)
-            pool_state = {"epoch": epoch, "pool": pool}
-            if main:
-                run.write_json("pool.json", pool_state)
-        pool = pool_state["pool"]
-        weights = {q: _weights(cfg, e) for q, e in pool.items()}
-        coverage = _report_coverage(cfg, weights, [q for q, _ in pairs], epoch, main)
-        encoder.train()
-        if adapter is not None:
-            adapter.train(joint)
-        batches = epoch_batches(len(pairs), cfg.batch_size, cfg.seed, epoch)
-        first = step - epoch * steps_per_epoch
-        bar = tqdm(
-            total=len(batches),
-            initial=first,
-            desc=f"phase 3 ({cfg.sampler}) epoch {epoch + 1}/{cfg.epochs}",
-            unit="step",
-            disable=not main,
-        )
-        for b in range(first, len(batches)):
-            if step >= total_steps:
-                break
-            idx = batches[b]
-            qids = [pairs[i][0] for i in idx]
-            pos = [pairs[i][1] for i in idx]
-            hard: list[tuple[int, str, float, float]] = []  # (query row, doc, score, p_fn)
-            rand: list[tuple[int, str]] = []
-            for r, q in enumerate(qids):
-                rng = query_rng(cfg.seed * 7919 + step, q)
-                entry = pool.get(q)
-                if entry and cfg.n_hard:
-                    for i in sample_without_replacement(weights[q], cfg.n_hard, rng):
-                        hard.append((r, entry["docs"][i], entry["scores"][i], entry["p_fn"][i]))
-                for _ in range(cfg.n_random):
-                    d = all_doc_ids[int(rng.integers(len(all_doc_ids)))]
-                    if d not in train_data.qrels[q] and d not in excluded.get(q, ()):
-                        rand.append((r, d))
-            docs = pos + [h[1] for h in hard] + [d for _, d in rand]
-            rows = list(range(len(qids))) + [h[0] for h in hard] + [r for r, _ in rand]  # query row of each doc
-            mask = torch.tensor(
-                [[d in train_data.qrels[q] or d in excluded.get(q, ()) for d in docs] for q in qids], device=device
-            )  # (B, N)
-            targets = torch.arange(len(qids), device=device)
-
-            torch.manual_seed(cfg.seed * 1_000_003 + step + _RANK_SEED_STRIDE * distributed.get_rank())
-            scale = lr_at(step, total_steps, warmup, 1.0)
-            set_lr(optimizer, scale)
-            ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
-            with ctx:
-                q_emb, d_emb, local = embed_global_batch(
-                    embedder,
-                    [train_data.queries[q] for q in qids],
-                    [doc_text(train_data.corpus[d], enc_cfg.with_title) for d in docs],
-                    rows,
-                )  # (B, H), (N, H): the whole batch on every rank
-                loss_c = info_nce(q_emb, d_emb, targets, cfg.temperature, mask)
-                loss = loss_c
-                parts: dict[str, float] = {}
-                if joint:
-                    B = len(qids)
-                    rng = np.random.default_rng([cfg.seed, step])
-                    pos_targets = np.where(rng.random(B) < cfg.mu, FN, TP)
-                    tgt = np.concatenate([pos_targets, np.full(len(docs) - B, TN)])
-                    # The phase-2 class weights, so raw logits keep one meaning and readings stay calibrated.
-                    w = adapter.class_weights().to(device) if cfg.class_weighting else None
-                    qa = q_emb[torch.tensor(rows, device=device)]  # (P, H): pair j is (query of doc j, doc j)
-                    loss_a, parts = _local_adapter_loss(adapter_fwd, qa, d_emb, tgt, local, w)
-                    loss = loss_c + cfg.lambda_adapter * loss_a
-            grad_norm = backward_and_step(
-                loss, optimizer, model.parameters(), cfg.max_grad_norm, scaler, loss_scale=world
-            )
-
-            # Gradient analysis: |dL/ds_j| = p_j / tau for every sampled negative.
-            if main:
-                with torch.no_grad():
-                    scores = (q_emb.detach() @ d_emb.detach().T).float()  # (B, N)
-                    scores = scores.masked_fill(
-                        mask & ~torch.nn.functional.one_hot(targets, len(docs)).bool(), float("-inf")
-                    )
-                    p = torch.softmax(scores / cfg.temperature, dim=-1) / cfg.temperature  # (B, N)
-                    scores, p = scores.cpu(), p.cpu()  # one device-to-host copy, not one per logged negative
-                offset = len(qids)
-                for j, (r, d, s, pf) in enumerate(hard):
-                    _log_grad(
-                        grads,
-                        step + 1,
-                        epoch + 1,
-                        qids[r],
-                        d,
-                        "hard",
-                        _category(qids[r], d, pf, cfg, planted, human_relevant),
-                        pf,
-                        s,
-                        float(p[r, offset + j]),
-                    )
-                offset += len(hard)
-                for j, (r, d) in enumerate(rand):
-                    _log_grad(
-                        grads,
-                        step + 1,
-                        epoch + 1,
-                        qids[r],
-                        d,
-                        "random",
-                        _category(qids[r], d, 0.0, cfg, planted, human_relevant),
-                        float("nan"),
-                        float(scores[r, offset + j]),
-                        float(p[r, offset + j]),
-                    )
-
-            step += 1
-            # loss_c is the whole batch's on every rank; the adapter part is summed over ranks.
-            loss_value = loss_c.item() + cfg.lambda_adapter * parts["total"] if joint else loss_c.item()
-            elapsed = time.perf_counter() - t_start
-            rate = (step - steps_at_start) / elapsed if elapsed > 0 else 0.0
-            if main:
-                run.log(
-                    {
-                        "phase": 3,
-                        "step": step,
-                        "epoch": epoch + 1,
-                        "loss": loss_value,
-                        "loss_contrastive": loss_c.item(),
-                        **{f"adapter_{k}": v for k, v in parts.items()},
-                        "lr_scale": scale,
-                        "grad_norm": grad_norm,
-                        "n_docs": len(docs),
-                        "time": round(elapsed, 3),
-                    }
-                )
-                run.write_json(
-                    "progress.json",
-                    {
-                        "phase": 3,
-                        "epoch": epoch + 1,
-                        "epochs": cfg.epochs,
-                        "step": step,
-                        "total_steps": total_steps,
-                        "loss": loss_value,
-                        "eta_s": (total_steps - step) / rate if rate else None,
-                        "status": "training",
-                    },
-                )
-            bar.set_postfix(loss=f"{loss_value:.4f}")
-            bar.update(1)
-            if main and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                run.write_json("gradients_partial.json", grads)
-                save_checkpoint(run.path, model, optimizer, {"step": step, "epoch": epoch}, scaler)
-        bar.close()
-        if not (step >= (epoch + 1) * steps_per_epoch or step >= total_steps):
+    while plan.running(state.step, state.epoch):
+        args = (models, train_data, enc_cfg, cfg, confirmed_negatives, excluded)
+        pool_state = _epoch_pool(run, pool_state, state.epoch, report, *args)
+        pool, weights = pool_state["pool"], {q: _weights(cfg, e) for q, e in pool_state["pool"].items()}
+        coverage = _report_coverage(cfg, weights, [q for q, _ in pairs], state.epoch, main)
+        models.train_mode()
+        done = state.step - state.epoch * plan.steps_per_epoch
+        report.start_epoch(f"phase 3 ({cfg.sampler}) epoch {state.epoch + 1}/{cfg.epochs}", plan.steps_per_epoch, done)
+        for _, idx in plan.remaining(state.step, state.epoch):
+            batch = _sample_batch(pairs, idx, pool, weights, cfg, state.step, all_doc_ids, train_data.qrels, excluded)
+            trainer.step(state, batch)
+        report.end_epoch()
+        if not plan.epoch_finished(state.step, state.epoch):
             break
-        epoch += 1
+        state.epoch += 1
+        metrics["epochs"].append({"epoch": state.epoch, "step": state.step})
         if main:
-            run.write_json("gradients_partial.json", grads)
-            save_checkpoint(run.path, model, optimizer, {"step": step, "epoch": epoch}, scaler)
+            run.write_json(METRICS_FILE, metrics)
+        trainer.checkpoint(state)
 
-    # Save, stamp the encoder with the saved weights' digest (so the final corpus
-    # vectors are cached for whoever loads the run), then evaluate.
+    report.stage("evaluating", fraction=1.0, epoch=state.epoch)
+    variants = _finish(run, models, trainer.grads, eval_data, enc_cfg, cfg)
+    metrics.update(after=variants.get("rerank") or variants.get("no_rerank") or {}, variants=variants)
+    metrics["train"] = _train_summary(pairs, state, plan, models, cfg, coverage)
     if main:
-        encoder.save(run.file("model"), max_seq_length=enc_cfg.doc_max_length)
-    encoder.eval()
-    encoder._fingerprint = distributed.broadcast_object(BiEncoder._digest_dir(run.file("model")) if main else None)
-    if adapter is not None:
-        adapter.eval()
-        if main:
-            save_adapter(adapter, adapter_cfg, run.file("adapter"))
-    if main:
-        _write_gradients(run, grads, cfg.sampler)
-    metrics["eval"] = _final_evaluation(run, encoder, adapter, eval_data, enc_cfg, cfg)
-    metrics["train"] = {
-        "pairs": len(pairs),
-        "steps": step,
-        "steps_per_epoch": steps_per_epoch,
-        "joint_adapter": joint,
-        "sampler": cfg.sampler,
-        "processes": world,
-    }
-    if coverage is not None:
-        metrics["train"]["without_hard_negative"] = (
-            coverage  # the last pool's: which queries trained on in-batch negatives only
-        )
-    if main:
-        run.write_json("metrics.json", metrics)
-        run.write_json(
-            "progress.json",
-            {
-                "phase": 3,
-                "epoch": epoch,
-                "epochs": cfg.epochs,
-                "step": step,
-                "total_steps": total_steps,
-                "status": "done",
-            },
-        )
-        run.file("gradients_partial.json").unlink(missing_ok=True)
+        run.write_json(METRICS_FILE, metrics)
+        run.file(_PARTIAL_GRADIENTS).unlink(missing_ok=True)
+    report.done(state.step, state.epoch)
     distributed.barrier()  # the run folder is complete before any rank returns
     return metrics
-
-
-def _log_grad(
-    grads: dict[str, list],
-    step: int,
-    epoch: int,
-    q: str,
-    d: str,
-    kind: str,
-    category: int,
-    p_fn: float,
-    score: float,
-    grad: float,
-) -> None:
-    grads["step"].append(step)
-    grads["epoch"].append(epoch)
-    grads["query_id"].append(q)
-    grads["doc_id"].append(d)
-    grads["kind"].append(kind)
-    grads["category"].append(GRADIENT_CATEGORIES[category])
-    grads["p_fn"].append(None if p_fn != p_fn else p_fn)  # NaN -> null (JSON-safe)
-    grads["score"].append(score)
-    grads["grad"].append(grad)
-
-
-def _write_gradients(run: Run, grads: dict[str, list], sampler: str) -> None:
-    """``gradients.parquet``: one row per sampled negative (step, category, sampler, p_j/tau, ...)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.table({**grads, "sampler": [sampler] * len(grads["step"])})
-    tmp = run.file("gradients.parquet.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(run.file("gradients.parquet"))

@@ -9,8 +9,8 @@ from rrra_core.adapter import (
     FN,
     TN,
     AdapterConfig,
+    AdapterFitConfig,
     LabelConfig,
-    Phase2Config,
     RRRAAdapter,
     build_adapter_pairs,
     load_adapter,
@@ -65,17 +65,18 @@ def test_phase2_learns_to_spot_false_negatives(tmp_path):
     assert all(counts > 0), counts
     torch.manual_seed(0)
     adapter = RRRAAdapter(AdapterConfig(dim=D))
-    cfg = Phase2Config(epochs=5, batch_size=64, lr=1e-2, val_fraction=0.25, seed=0)
+    cfg = AdapterFitConfig(epochs=5, batch_size=64, lr=1e-2, val_fraction=0.25, seed=0)
     run = Run(tmp_path)
     doc_ids = sorted(docs)
     metrics = train_adapter(adapter, pairs, queries, (doc_ids, np.stack([docs[d] for d in doc_ids])), cfg, run=run)
 
-    val = metrics["val"]
-    assert metrics["queries"] == {"train": 60, "val": 20}
+    val = metrics["after"]
+    assert metrics["train"]["queries"] == {"train": 60, "val": 20}
     assert val["macro_f1"] >= 0.8, val
     assert set(val["f1"]) == set(CLASSES) and len(val["confusion"]) == 4
     assert val["mean_p_fn_given_neg"]["FN"] > val["mean_p_fn_given_neg"]["TN"] + 0.25
-    assert metrics["class_weights"]["TN"] < 1 < metrics["class_weights"]["FN"]
+    assert metrics["train"]["class_weights"]["TN"] < 1 < metrics["train"]["class_weights"]["FN"]
+    assert metrics["best"] in metrics["epochs"] and metrics["train"]["fit"]["macro_f1"] is not None
 
     # The held-out readings agree with the reported summary, and the adapter moved FNs toward q.
     val_q = split_queries(pairs.query_ids, cfg.val_fraction, cfg.seed)
@@ -89,7 +90,7 @@ def test_phase2_learns_to_spot_false_negatives(tmp_path):
 
     log = run.read_log()
     steps = [r for r in log if "ce" in r]
-    assert len(steps) == metrics["steps"] and {"loss", "ce", "norm", "lr", "epoch"} <= set(steps[0])
+    assert len(steps) == metrics["train"]["steps"] and {"loss", "ce", "norm", "lr", "epoch"} <= set(steps[0])
     assert steps[-1]["ce"] < steps[0]["ce"]
     assert sum(r.get("event") == "eval" for r in log) == cfg.epochs
 
@@ -118,7 +119,7 @@ def test_trained_adapter_round_trips_through_disk(tmp_path):
         pairs,
         queries,
         docs,
-        Phase2Config(epochs=1, batch_size=128, val_fraction=0.0, class_weighting=False, lambda_norm=0.0),
+        AdapterFitConfig(epochs=1, batch_size=128, val_fraction=0.0, class_weighting=False, lambda_norm=0.0),
     )
     save_adapter(adapter, cfg, tmp_path / "adapter")
     loaded, _ = load_adapter(tmp_path / "adapter")
@@ -132,8 +133,8 @@ def test_bad_inputs_are_user_errors():
     pairs = build_adapter_pairs(qrels, cands, LabelConfig(top_k=10, fp_fraction=0.0))
     missing = {d: v for d, v in docs.items() if d != pairs.doc_ids[0]}
     with pytest.raises(DataError, match="no embedding"):
-        train_adapter(RRRAAdapter(AdapterConfig(dim=D)), pairs, queries, missing, Phase2Config())
+        train_adapter(RRRAAdapter(AdapterConfig(dim=D)), pairs, queries, missing, AdapterFitConfig())
     with pytest.raises(ConfigError, match="does not match"):
-        train_adapter(RRRAAdapter(AdapterConfig(dim=8)), pairs, queries, docs, Phase2Config())
+        train_adapter(RRRAAdapter(AdapterConfig(dim=8)), pairs, queries, docs, AdapterFitConfig())
     with pytest.raises(ConfigError):
-        Phase2Config(val_fraction=1.0)
+        AdapterFitConfig(val_fraction=1.0)

@@ -10,11 +10,11 @@ from safetensors.numpy import load_file
 from rrra_core.negatives.mining import MiningConfig
 from rrra_core.retrieval.encoder import EncoderConfig
 from rrra_core.runtime.runs import Run, create_run
-from rrra_core.training import TrainConfig, train_phase1
-from rrra_core.training.phase1 import epoch_batches, phase1_config_dict, training_pairs
+from rrra_core.training.loop import epoch_batches, training_pairs
+from rrra_core.training.phase1 import Phase1Config, phase1_config_dict, train_phase1
 
 
-def _cfgs(model: Path, **train: object) -> tuple[EncoderConfig, TrainConfig, MiningConfig]:
+def _cfgs(model: Path, **train: object) -> tuple[EncoderConfig, Phase1Config, MiningConfig]:
     enc = EncoderConfig(model=str(model), query_max_length=16, doc_max_length=32, encode_batch_size=32)
     base = dict(
         dataset="adi",
@@ -28,7 +28,7 @@ def _cfgs(model: Path, **train: object) -> tuple[EncoderConfig, TrainConfig, Min
         eval_k=20,
     )
     base.update(train)
-    return enc, TrainConfig(**base), MiningConfig(top_k=20, n_neg=4)
+    return enc, Phase1Config(**base), MiningConfig(top_k=20, n_neg=4)
 
 
 def _weights(run: Run) -> dict[str, np.ndarray]:
@@ -43,7 +43,8 @@ def test_run_folder_holds_everything_to_reproduce(tiny_model_dir: Path) -> None:
         assert run.file(name).is_file(), name
     assert (run.file("model") / "model.safetensors").is_file()
     saved = json.loads(run.file("config.json").read_text())
-    assert saved["train"]["max_steps"] == 3 and saved["encoder"]["doc_max_length"] == 32
+    assert saved["phase"]["max_steps"] == 3 and saved["encoder"]["doc_max_length"] == 32
+    assert saved["data"] == {"dataset": "adi", "train_split": "test", "eval_split": "test"}
     assert "cpu_count" in saved["environment"]
     log = run.read_log()
     assert [r["step"] for r in log] == [1, 2, 3]

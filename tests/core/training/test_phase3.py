@@ -6,11 +6,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from rrra_core.adapter import LabelConfig, Phase2Config, load_adapter
+from rrra_core.adapter import AdapterFitConfig, LabelConfig, load_adapter
 from rrra_core.data import LabelCorrections, load_dataset
 from rrra_core.retrieval.encoder import EncoderConfig
+from rrra_core.runtime.reports import METRICS_KEYS, PROGRESS_KEYS
 from rrra_core.runtime.runs import Run, create_run
-from rrra_core.training.phase2 import AdapterSwitches, phase2_config_dict, train_phase2
+from rrra_core.training.phase2 import Phase2Config, phase2_config_dict, train_phase2
 from rrra_core.training.phase3 import GRADIENT_CATEGORIES, Phase3Config, phase3_config_dict, train_phase3
 
 
@@ -21,12 +22,19 @@ def _enc(model: Path | str) -> EncoderConfig:
 @pytest.fixture()
 def adapter_run(tiny_model_dir: Path) -> Run:
     enc = _enc(tiny_model_dir)
-    sw = AdapterSwitches(dataset="adi", train_split="test")
-    labels = LabelConfig(top_k=30, fp_rank_range=(30, 60))
-    p2 = Phase2Config(epochs=2, batch_size=64)
-    run = create_run("phase2", phase2_config_dict(enc, sw, labels, p2))
-    train_phase2(run, enc, sw, labels, p2)
+    cfg = _phase2_config()
+    run = create_run("phase2", phase2_config_dict(enc, cfg))
+    train_phase2(run, enc, cfg)
     return run
+
+
+def _phase2_config(**fit: object) -> Phase2Config:
+    return Phase2Config(
+        dataset="adi",
+        train_split="test",
+        labels=LabelConfig(top_k=30, fp_rank_range=(30, 60)),
+        fit=AdapterFitConfig(**{"epochs": 2, "batch_size": 64, **fit}),
+    )
 
 
 def test_phase2_run_writes_adapter_and_pool_predictions(adapter_run: Run) -> None:
@@ -44,7 +52,44 @@ def test_phase2_run_writes_adapter_and_pool_predictions(adapter_run: Run) -> Non
         ((q, d) in labelled) == bool(lab) for q, d, lab in zip(table["query_id"], table["doc_id"], table["label"])
     )
     metrics = adapter_run.read_json("metrics.json")
-    assert "macro_f1" in metrics["val"]
+    assert "macro_f1" in metrics["after"] and [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    assert metrics["train"]["class_counts"] and metrics["phase"] == 2
+    progress = adapter_run.read_json("progress.json")
+    assert (progress["phase"], progress["status"], progress["fraction"]) == (2, "done", 1.0)
+
+
+def test_killed_phase2_resumes_to_the_same_adapter(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from safetensors.numpy import load_file
+
+    enc = _enc(tiny_model_dir)
+    cfg = _phase2_config(epochs=3, batch_size=32, checkpoint_every=2)
+    straight = create_run("phase2", phase2_config_dict(enc, cfg), run_id="p2-straight")
+    expected = train_phase2(straight, enc, cfg)
+    killed = create_run("phase2", phase2_config_dict(enc, cfg), run_id="p2-killed")
+    real_log = Run.log
+    kill_at = expected["train"]["steps"] // 2 + 1  # mid-way, in the second epoch
+
+    def dying_log(self: Run, record: dict) -> None:
+        if record.get("step") == kill_at and "event" not in record:
+            raise KeyboardInterrupt("killed")
+        real_log(self, record)
+
+    monkeypatch.setattr(Run, "log", dying_log)
+    with pytest.raises(KeyboardInterrupt):
+        train_phase2(killed, enc, cfg)
+    assert killed.file("checkpoint").is_dir() and not killed.file("adapter").exists()
+    monkeypatch.setattr(Run, "log", real_log)
+    resumed = train_phase2(killed, enc, cfg)  # continues from its last checkpoint
+
+    a, b = (
+        load_file(str(straight.file("adapter") / "adapter.safetensors")),
+        load_file(str(killed.file("adapter") / "adapter.safetensors")),
+    )
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], atol=1e-6, err_msg=k)
+    assert resumed["epochs"] == expected["epochs"] and resumed["after"] == expected["after"]
+    steps = [r["step"] for r in killed.read_log() if "event" not in r]
+    assert steps[-1] == expected["train"]["steps"] and steps.count(kill_at - 1) == 2  # replayed from step kill_at - 2
 
 
 @pytest.mark.parametrize("sampler", ["rrra", "simans", "margin", "uniform"])
@@ -65,7 +110,8 @@ def test_phase3_samplers_train_log_gradients_and_evaluate(tiny_model_dir: Path, 
     planted = {"1": {"a"}}
     run = create_run("phase3", phase3_config_dict(enc, cfg, str(adapter_run.file("adapter"))))
     metrics = train_phase3(run, enc, cfg, adapter_dir=str(adapter_run.file("adapter")), planted_false_negatives=planted)
-    assert set(metrics["eval"]) == {"no_rerank", "rerank"}
+    assert set(metrics["variants"]) == {"no_rerank", "rerank"} and metrics["after"] == metrics["variants"]["rerank"]
+    assert tuple(metrics) == METRICS_KEYS and tuple(run.read_json("progress.json")) == PROGRESS_KEYS
     grads = pq.read_table(run.file("gradients.parquet")).to_pandas()
     assert set(grads["category"]) <= set(GRADIENT_CATEGORIES)
     assert (grads["sampler"] == sampler).all() and set(grads["kind"]) <= {"hard", "random"}
