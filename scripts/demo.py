@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
     metrics = build_demo_run(config_from_args(DemoConfig, args))
-    print(json.dumps({"val_macro_f1": (metrics.get("val") or {}).get("macro_f1"), "pairs": metrics.get("pairs")}))
+    after, train = metrics.get("after") or {}, metrics.get("train") or {}
+    print(json.dumps({"val_macro_f1": after.get("macro_f1"), "pairs": train.get("pairs")}))
     return 0
 
 

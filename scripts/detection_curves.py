@@ -43,6 +43,7 @@ def recompute_seed(cfg: Any, seed: dict[str, Any], source: str) -> dict[str, Any
     import pandas as pd
 
     from rrra_core.runtime.errors import DataError
+    from rrra_core.runtime.run_config import read_run_config
     from rrra_core.runtime.runs import open_run
     from rrra_core.workflows.benchmark import seed_truth, variant_detection
 
@@ -62,7 +63,7 @@ def recompute_seed(cfg: Any, seed: dict[str, Any], source: str) -> dict[str, Any
     runs: dict[str, str] = {}
     for variant in dict.fromkeys(("full", *cfg.variants)):
         run = open_run(f"{tag}-phase2-{variant.replace(' ', '_')}")
-        scheme = (run.read_json("config.json", {}) or {}).get("labels", {}).get("scheme", cfg.label_scheme)
+        scheme = (read_run_config(run).phase.get("labels") or {}).get("scheme", cfg.label_scheme)
         det, cur, _ = variant_detection(pd.read_parquet(run.file("predictions.parquet")), truth, variant, scheme)
         detection.update(det)
         curves.update(cur)

@@ -62,9 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     runs = {"retriever": res.run}
     if args.adapter:
-        from rrra_core.adapter import adapter_folder, load_adapter
+        from rrra_core.adapter import adapter_folder, adapter_rerank_signal, load_adapter
         from rrra_core.retrieval.rerank import rerank_run
-        from rrra_core.training.phase3 import adapter_rerank_signal
 
         adapter, _ = load_adapter(adapter_folder(args.adapter), device=encoder.device)
         signal = adapter_rerank_signal(

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
-    from rrra_core.adapter import load_adapter
+    from rrra_core.adapter import adapter_rerank_signal, load_adapter
     from rrra_core.data import load_dataset
     from rrra_core.retrieval.dense import retrieve
     from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
@@ -41,7 +41,6 @@ def main(argv: list[str] | None = None) -> int:
     from rrra_core.runtime.cli import setup_logging
     from rrra_core.runtime.errors import DataError
     from rrra_core.runtime.runs import open_run, write_json_atomic
-    from rrra_core.training.phase3 import adapter_rerank_signal
 
     args = build_parser().parse_args(argv)
     setup_logging()

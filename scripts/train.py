@@ -1,94 +1,15 @@
-"""Phase-1 training of the bi-encoder into a run folder (runs/<run-id>/).
-
-Examples:
-    python scripts/train.py --dataset scifact --epochs 1 --batch-size 32
-    python scripts/train.py --config runs/<id>/config.json --run-id again   # reproduce a run
-    python scripts/train.py --resume runs/<id>                              # continue a killed run
-    torchrun --nproc_per_node 8 scripts/train.py --dataset scifact --batch-size 256   # 8 GPUs, global batch 256
-"""
+"""Phase 1 (bi-encoder): the old name of ``scripts/train_phase1.py``, with the same flags."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from train_phase1 import build_parser, main  # noqa: E402
 
-def build_parser() -> argparse.ArgumentParser:
-    from rrra_core.negatives.mining import MiningConfig
-    from rrra_core.retrieval.encoder import EncoderConfig
-    from rrra_core.runtime.config import add_config_arguments
-    from rrra_core.training import TrainConfig
-
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument(
-        "--config", help="a run's config.json (or any JSON with encoder/train/mining sections); flags override it"
-    )
-    p.add_argument("--resume", help="continue the run in this folder from its checkpoint, with its saved config")
-    p.add_argument("--run-id", help="name of the new run folder (default: time-stamped)")
-    p.add_argument("--runs-dir", help="where run folders go (default: $RRRA_HOME/runs)")
-    add_config_arguments(p, EncoderConfig)
-    add_config_arguments(p, TrainConfig)
-    add_config_arguments(p, MiningConfig, prefix="mine_")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    from rrra_core.negatives.mining import MiningConfig
-    from rrra_core.retrieval.encoder import EncoderConfig
-    from rrra_core.runtime import distributed
-    from rrra_core.runtime.cli import check_run_inputs, setup_logging
-    from rrra_core.runtime.config import config_from_args
-    from rrra_core.runtime.errors import ConfigError
-    from rrra_core.runtime.runs import create_run, resume_configs
-    from rrra_core.training import TrainConfig, train_phase1
-    from rrra_core.training.phase1 import phase1_config_dict
-
-    args = build_parser().parse_args(argv)
-    setup_logging()
-    if args.resume:
-        run, saved = resume_configs(
-            args.resume,
-            "phase1",
-            {"encoder": EncoderConfig, "train": TrainConfig, "mining": MiningConfig},
-            root=args.runs_dir,
-        )
-        enc, cfg, mining = saved["encoder"], saved["train"], saved["mining"]
-    else:
-        base: dict = {}
-        if args.config:
-            path = Path(args.config)
-            try:
-                base = json.loads(path.read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                raise ConfigError(f"{path}: config file not found") from None
-            except (json.JSONDecodeError, UnicodeDecodeError) as err:
-                raise ConfigError(f"{path}: not valid JSON ({err})") from None
-        enc = config_from_args(EncoderConfig, args, base=base.get("encoder"))
-        cfg = config_from_args(TrainConfig, args, base=base.get("train"))
-        mining = config_from_args(MiningConfig, args, prefix="mine_", base=base.get("mining"))
-        check_run_inputs(enc.model, cfg.dataset, (cfg.train_split, cfg.eval_split))
-        if cfg.hard_negatives not in ("none", "mine") and not Path(cfg.hard_negatives).is_file():
-            raise ConfigError(f"{cfg.hard_negatives}: hard-negatives file not found (or give 'none' or 'mine')")
-        run = None
-    with distributed.session(enc.device):
-        run = distributed.open_run_on_main(
-            run,
-            lambda: create_run("phase1", phase1_config_dict(enc, cfg, mining), run_id=args.run_id, root=args.runs_dir),
-        )
-        metrics = train_phase1(run, enc, cfg, mining)
-        if distributed.is_main():
-            print(
-                json.dumps(
-                    {"run": str(run.path), "before": metrics.get("before"), "after": metrics.get("after")}, indent=2
-                )
-            )
-    return 0
-
+__all__ = ["build_parser", "main"]
 
 if __name__ == "__main__":
     from rrra_core.runtime.cli import run_main

@@ -19,6 +19,7 @@ import streamlit as st
 from rrra_core.analysis.comparison import PER_QUERY_FILE, PerQuery, eval_settings, parse_per_query
 from rrra_core.analysis.dynamics import gradient_distribution, gradient_frame, gradient_over_training, step_frame
 from rrra_core.runtime import jobs
+from rrra_core.runtime.run_config import parse_run_config
 from rrra_core.runtime.runs import Run, open_run
 
 from . import resources as res
@@ -107,8 +108,7 @@ def _runs_overview(home: str, runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for r in runs.itertuples(index=False):
         cfg = res.run_json(r.run, "config.json", {}) or {}
-        p3 = cfg.get("phase3") if isinstance(cfg.get("phase3"), dict) else {}
-        section = p3 or (cfg.get("train") if isinstance(cfg.get("train"), dict) else {})
+        phase = parse_run_config(cfg).phase  # the phase's settings, whatever the config's age
         dataset, eval_split = eval_settings(cfg)
         folder = open_run(r.run).path
         if r.kind == "phase2":
@@ -122,8 +122,8 @@ def _runs_overview(home: str, runs: pd.DataFrame) -> pd.DataFrame:
                 "dataset": dataset or r.dataset,
                 "eval split": eval_split,
                 "status": r.status,
-                "sampler": p3.get("sampler"),
-                "temperature": float(section.get("temperature", 0.05) or 0.05),
+                "sampler": phase.get("sampler") if r.kind == "phase3" else None,
+                "temperature": float(phase.get("temperature", 0.05) or 0.05),
                 "has log": (folder / "log.jsonl").is_file(),
                 "has gradients": (folder / "gradients.parquet").is_file(),
                 "has model": (folder / "model").is_dir(),

@@ -22,6 +22,8 @@ import db
 from rrra_core.analysis.candidates import known_false_negatives, read_predictions
 from rrra_core.data import Dataset, available_splits, dataset_folder, load_dataset
 from rrra_core.runtime.paths import DEMO_DATASETS
+from rrra_core.runtime.reports import upgrade_metrics
+from rrra_core.runtime.run_config import parse_run_config
 from rrra_core.runtime.runs import Run, list_runs, open_run
 
 DATASETS = DEMO_DATASETS
@@ -106,12 +108,9 @@ def known_fn(name: str, split: str) -> dict[str, set[str]]:
 
 
 def run_dataset(cfg: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(dataset, training split) named in a run's config, whatever its kind."""
-    for section in ("adapter", "phase3", "train", "data"):
-        sec = cfg.get(section)
-        if isinstance(sec, dict) and sec.get("dataset"):
-            return str(sec["dataset"]), sec.get("train_split")
-    return None, None
+    """(dataset, training split) named in a run's config, whatever its kind (and its config's age)."""
+    saved = parse_run_config(cfg or {})
+    return saved.dataset, saved.train_split
 
 
 def _mtime(path: Path) -> float:
@@ -153,7 +152,7 @@ def runs_table(home: str, signature: tuple = ()) -> pd.DataFrame:
         metrics = run.read_json("metrics.json", {}) or {}
         progress = run.read_json("progress.json", {}) or {}
         ds, split = run_dataset(cfg)
-        headline = _headline(metrics)
+        headline = _headline(upgrade_metrics(metrics, cfg.get("kind")))
         rows.append(
             {
                 "run": run.id,
@@ -185,15 +184,14 @@ def runs_table(home: str, signature: tuple = ()) -> pd.DataFrame:
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
-    """nDCG@10 / R@100 / adapter F1 from any run kind's metrics.json."""
+    """nDCG@10 / R@100 / adapter F1 from any run kind's metrics.json (in the one shape: ``upgrade_metrics``)."""
     out: dict[str, Any] = {}
-    ev = metrics.get("eval") or {}
-    after = metrics.get("after") or ev.get("rerank") or ev.get("no_rerank") or {}
-    if after:
+    after = metrics.get("after") or {}
+    if metrics.get("phase") == 2:  # the adapter's held-out four-class metrics
+        if after.get("macro_f1") is not None:
+            out["adapter macro-F1"] = after["macro_f1"]
+    elif after:
         out["nDCG@10"], out["R@100"] = after.get("nDCG@10"), after.get("R@100")
-    val = metrics.get("val") or {}
-    if val.get("macro_f1") is not None:
-        out["adapter macro-F1"] = val.get("macro_f1")
     return out
 
 

@@ -10,7 +10,7 @@ Per-query results are stored next to the run's ``metrics.json`` in
                   "rerank": {...}}}
 
 A *variant* is one ranking the run was scored with: ``retriever`` for phase 1,
-``no_rerank`` and ``rerank`` for phase 3 (the same keys as ``metrics.json``).
+``no_rerank`` and ``rerank`` for phase 3 (the keys of ``variants`` in ``metrics.json``).
 Every variant holds every qrels query with a relevant document, so the mean of
 a column is exactly the aggregate in ``metrics.json``.
 
@@ -29,8 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rrra_core.retrieval.evaluation import DEFAULT_METRICS, evaluate_per_query, parse_metrics
+from rrra_core.retrieval.evaluation import DEFAULT_METRICS, PER_QUERY_FILE, PER_QUERY_FORMAT, per_query_record
 from rrra_core.runtime.errors import ConfigError, DataError
+from rrra_core.runtime.reports import upgrade_metrics
+from rrra_core.runtime.run_config import parse_run_config, read_run_config
 
 __all__ = [
     "PER_QUERY_FILE",
@@ -53,8 +55,6 @@ __all__ = [
     "evaluate_run",
 ]
 
-PER_QUERY_FILE = "per_query.json"
-PER_QUERY_FORMAT = 1
 VARIANT_LABELS: dict[str, str] = {
     "retriever": "retriever",
     "no_rerank": "retriever (no rerank)",
@@ -77,27 +77,6 @@ class PerQuery:
     measures: list[str]
     variants: dict[str, dict[str, dict[str, float]]]
     k: int | None = None
-
-
-def per_query_record(
-    dataset: str,
-    split: str,
-    qrels: Mapping[str, Mapping[str, int]],
-    runs: Mapping[str, Mapping[str, Mapping[str, float]]],
-    k: int | None = None,
-    metrics: Sequence[str] = DEFAULT_METRICS,
-) -> dict[str, Any]:
-    """The JSON-ready ``per_query.json`` content for ``runs`` (``{variant: run dict}``) scored on ``qrels``."""
-    variants = {name: evaluate_per_query(qrels, run, metrics) for name, run in runs.items()}
-    measures = [str(m) for m in parse_metrics(metrics)]
-    return {
-        "format": PER_QUERY_FORMAT,
-        "dataset": str(dataset),
-        "split": str(split),
-        "k": k,
-        "measures": measures,
-        "variants": variants,
-    }
 
 
 def parse_per_query(obj: Any, source: str = PER_QUERY_FILE) -> PerQuery:
@@ -135,10 +114,11 @@ def run_metric_variants(kind: str | None, metrics: Mapping[str, Any]) -> dict[st
     def numbers(d: Any) -> dict[str, float]:
         return {k: float(v) for k, v in (d or {}).items() if k not in ("epoch", "step") and isinstance(v, (int, float))}
 
-    if kind == "phase1" and metrics.get("after"):
-        return {"retriever": numbers(metrics["after"])}
-    if kind in ("phase3", "phase2", "evaluation"):
+    if kind == "phase2":
         return {name: numbers(vals) for name, vals in (metrics.get("eval") or {}).items() if vals}
+    if kind in ("phase1", "phase3", "evaluation"):
+        variants = upgrade_metrics(metrics, kind)["variants"]
+        return {name: numbers(vals) for name, vals in variants.items() if vals}
     return {}
 
 
@@ -152,11 +132,10 @@ def default_variant(variants: Sequence[str]) -> str | None:
 
 def eval_settings(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """(dataset, evaluation split) of a phase-1, phase-3 or evaluation run's config; (None, None) if it has none."""
-    for section in ("phase3", "train", "data"):
-        sec = config.get(section)
-        if isinstance(sec, dict) and sec.get("dataset"):
-            return str(sec["dataset"]), (str(sec["eval_split"]) if sec.get("eval_split") else None)
-    return None, None
+    saved = parse_run_config(config)
+    if saved.dataset is None or "eval_split" not in saved.data:  # phase 2 trains only, it names no eval split
+        return None, None
+    return saved.dataset, saved.eval_split
 
 
 def _metric_order(names: Sequence[str]) -> list[str]:
@@ -191,7 +170,12 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def config_differences(
     a: Mapping[str, Any], b: Mapping[str, Any], ignore: Sequence[str] = ("environment",)
 ) -> pd.DataFrame:
-    """Settings whose values differ between two run configs, as ``setting, A, B`` (machine facts left out)."""
+    """Settings whose values differ between two run configs, as ``setting, A, B`` (machine facts left out).
+
+    Both configs are read in the current schema first, so a run made before it
+    compares with a new one setting by setting (``phase.sampler``, ``data.dataset``).
+    """
+    a, b = parse_run_config(a).as_dict(), parse_run_config(b).as_dict()
     fa = _flatten({k: v for k, v in a.items() if k not in ignore})
     fb = _flatten({k: v for k, v in b.items() if k not in ignore})
     missing = "—"
@@ -315,58 +299,40 @@ def evaluate_run(run: Any, split: str | None = None, device: str | None = None) 
     from dataclasses import replace
 
     from rrra_core.data import load_dataset
-    from rrra_core.retrieval.dense import retrieve
     from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
-    from rrra_core.runtime.config import config_from_dict
+    from rrra_core.retrieval.final_evaluation import final_evaluation
     from rrra_core.runtime.device import resolve_device
 
-    config = run.read_json("config.json", {}) or {}
-    kind = config.get("kind")
-    if kind not in ("phase1", "phase3"):
+    saved = read_run_config(run)
+    if saved.kind not in ("phase1", "phase3"):
         raise ConfigError(
-            f"run {run.id!r} is a {kind!r} run; per-query results exist for phase-1 and phase-3 runs only"
+            f"run {run.id!r} is a {saved.kind!r} run; per-query results exist for phase-1 and phase-3 runs only"
         )
     if not run.file("model").is_dir():
         raise ConfigError(f"run {run.id!r} has no trained model yet (is it still training?)")
-    dataset, eval_split = eval_settings(config)
-    split = split or eval_split
-    if dataset is None or not split:
+    split = split or saved.eval_split
+    if saved.dataset is None or not split:
         raise ConfigError(f"run {run.id!r} names no evaluation split; pass --split")
-    section = config["phase3" if kind == "phase3" else "train"]
-    enc = config_from_dict(EncoderConfig, config.get("encoder") or {}, source=str(run.file("config.json")))
-    enc = replace(enc, model=str(run.path), **({"device": device} if device else {}))
-    k, index_kind = int(section.get("eval_k", 100)), str(section.get("index_kind", "auto"))
+    settings = saved.phase
+    enc = replace(saved.encoder_config(EncoderConfig), model=str(run.path), **({"device": device} if device else {}))
 
-    data = load_dataset(dataset, split)
     encoder = BiEncoder.from_pretrained(enc.model, shared=enc.shared).to(resolve_device(enc.device)).eval()
-    res = retrieve(
-        encoder,
-        data.corpus,
-        data.queries,
-        enc,
-        k=k,
-        index_kind=index_kind,
-        cache=True,
-        progress="per-query: encoding corpus",
-    )
-    if kind == "phase1":
-        return per_query_record(dataset, split, data.qrels, {"retriever": res.run}, k=k)
-    runs = {"no_rerank": res.run}
-    lambda_rr = float(section.get("lambda_rr", 0.0))
-    if run.file("adapter").is_dir() and lambda_rr > 0:
+    adapter = None
+    if saved.kind == "phase3" and run.file("adapter").is_dir():
         from rrra_core.adapter import load_adapter
-        from rrra_core.retrieval.rerank import rerank_run
-        from rrra_core.training.phase3 import adapter_rerank_signal
 
         adapter, _ = load_adapter(run.file("adapter"), device=encoder.device)
-        signal = adapter_rerank_signal(
-            adapter,
-            res.run,
-            res.query_ids,
-            res.query_vectors,
-            res.corpus.ids,
-            res.corpus.vectors,
-            str(section.get("rerank_signal", "p_rel")),
-        )
-        runs["rerank"] = rerank_run(res.run, signal, lambda_rr)
-    return per_query_record(dataset, split, data.qrels, runs, k=k)
+    evaluation = final_evaluation(
+        encoder,
+        load_dataset(saved.dataset, split),
+        enc,
+        dataset=saved.dataset,
+        k=int(settings.get("eval_k", 100)),
+        index_kind=str(settings.get("index_kind", "auto")),
+        plain="retriever" if saved.kind == "phase1" else "no_rerank",
+        adapter=adapter,
+        lambda_rr=float(settings.get("lambda_rr", 0.0)),
+        rerank_signal=str(settings.get("rerank_signal", "p_rel")),
+        progress="per-query: encoding corpus",
+    )
+    return evaluation.per_query()

@@ -34,7 +34,8 @@ import pandas as pd
 
 from rrra_core.runtime.config import config_from_dict, config_to_dict, opt
 from rrra_core.runtime.errors import ConfigError, DataError, UserError
-from rrra_core.runtime.runs import Run, write_json_atomic
+from rrra_core.runtime.run_config import RunConfig, read_run_config
+from rrra_core.runtime.runs import Run, atomic_path, write_json_atomic
 
 __all__ = [
     "KINDS",
@@ -331,21 +332,19 @@ def predictions_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _run_data(saved: dict[str, Any]) -> tuple[str, str]:
+def _run_data(saved: RunConfig) -> tuple[str, str]:
     """(dataset, split) whose queries the run scored."""
-    for section in ("adapter", "phase3", "train"):
-        sec = saved.get(section)
-        if isinstance(sec, dict) and sec.get("dataset"):
-            return str(sec["dataset"]), str(sec.get("train_split") or "train")
-    raise ConfigError("the run's config.json names no dataset")
+    if saved.dataset is None:
+        raise ConfigError("the run's config.json names no dataset")
+    return saved.dataset, saved.train_split or "train"
 
 
-def _encoder_config(run: Run, saved: dict[str, Any]) -> Any:
+def _encoder_config(run: Run, saved: RunConfig) -> Any:
     from rrra_core.retrieval.encoder import EncoderConfig
 
-    if not isinstance(saved.get("encoder"), dict):
+    if not saved.encoder:
         raise ConfigError(f"{run.file('config.json')}: no encoder section")
-    cfg = config_from_dict(EncoderConfig, saved["encoder"], source=str(run.file("config.json")))
+    cfg = saved.encoder_config(EncoderConfig)
     # A run that fine-tuned the encoder scored its candidates with its own saved model.
     if run.file("model").is_dir():
         cfg = replace(cfg, model=str(run.file("model")))
@@ -373,7 +372,7 @@ def compute_projection(
     say = progress or (lambda _stage, _fraction: None)
     t0 = time.perf_counter()
     say("loading the run", 0.0)
-    saved = run.read_json("config.json", {}) or {}
+    saved = read_run_config(run)
     pred_path = run.file("predictions.parquet")
     preds = read_predictions(pred_path)
     dataset, split = _run_data(saved)
@@ -432,9 +431,8 @@ def compute_projection(
     say("saving", 0.97)
     parquet, settings, _ = projection_paths(run, scope)
     parquet.parent.mkdir(parents=True, exist_ok=True)
-    tmp = parquet.with_suffix(".parquet.tmp")
-    points.to_parquet(tmp, index=False)
-    tmp.replace(parquet)
+    with atomic_path(parquet) as tmp:
+        points.to_parquet(tmp, index=False)
     meta = {
         "scope": scope.key,
         "query_id": scope.query_id,

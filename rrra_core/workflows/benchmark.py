@@ -34,9 +34,10 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from rrra_core.adapter import LabelConfig, Phase2Config, load_adapter
+from rrra_core.adapter import AdapterFitConfig, LabelConfig, adapter_rerank_signal, load_adapter
 from rrra_core.data.beir import Dataset, dataset_folder, load_dataset, load_has_answer
 from rrra_core.data.corrections import apply_verdicts
+from rrra_core.data.subsample import subsample_queries
 from rrra_core.negatives.fn_detection import (
     detection_curves,
     detection_metrics,
@@ -53,9 +54,9 @@ from rrra_core.runtime.config import config_to_dict, opt
 from rrra_core.runtime.device import resolve_device
 from rrra_core.runtime.errors import ConfigError
 from rrra_core.runtime.runs import create_run
-from rrra_core.training.phase1 import TrainConfig, phase1_config_dict, train_phase1
-from rrra_core.training.phase2 import AdapterSwitches, phase2_config_dict, train_phase2
-from rrra_core.training.phase3 import Phase3Config, adapter_rerank_signal, phase3_config_dict, train_phase3
+from rrra_core.training.phase1 import Phase1Config, phase1_config_dict, train_phase1
+from rrra_core.training.phase2 import Phase2Config, phase2_config_dict, train_phase2
+from rrra_core.training.phase3 import Phase3Config, phase3_config_dict, train_phase3
 
 __all__ = [
     "BenchmarkConfig",
@@ -77,7 +78,7 @@ SAMPLER_METHODS = {
     "margin": "margin filter",
     "rrra": "RRRA resampling only",
 }
-# name -> (AdapterSwitches changes, Phase2Config changes, LabelConfig changes)
+# name -> (Phase2Config changes, AdapterFitConfig changes, LabelConfig changes)
 ABLATIONS: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
     "full": ({}, {}, {}),
     "no residual": ({"residual": False}, {}, {}),
@@ -207,8 +208,7 @@ def seed_truth(cfg: BenchmarkConfig, seed: int) -> tuple[Dataset, dict[str, dict
     train_full = load_dataset(cfg.dataset, cfg.train_split)
     visible, truth = _truth(cfg, train_full, seed)
     if cfg.max_train_queries is not None and cfg.max_train_queries < len(visible):
-        rng = np.random.default_rng(seed)
-        keep = sorted(rng.choice(sorted(visible), size=cfg.max_train_queries, replace=False).tolist())
+        keep = subsample_queries(visible, cfg.max_train_queries, seed)
         visible = {q: visible[q] for q in keep}
         truth = {q: truth[q] for q in keep if q in truth}
     return train_full, visible, truth
@@ -302,7 +302,7 @@ def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str]
 
     # Phase 1 on the visible labels; shared by everything after it.
     enc0 = _enc(cfg, cfg.model)
-    p1 = TrainConfig(
+    p1 = Phase1Config(
         dataset=cfg.dataset,
         train_split=cfg.train_split,
         eval_split=cfg.test_split,
@@ -322,8 +322,12 @@ def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str]
     t = tick("phase 1", t)
 
     # Phase 2: the full adapter and its ablations on frozen phase-1 embeddings.
-    sw0 = AdapterSwitches(dataset=cfg.dataset, train_split=cfg.train_split)
-    labels = LabelConfig(scheme=cfg.label_scheme, mu=cfg.mu, top_k=cfg.top_k, seed=seed)
+    p2_full = Phase2Config(
+        dataset=cfg.dataset,
+        train_split=cfg.train_split,
+        labels=LabelConfig(scheme=cfg.label_scheme, mu=cfg.mu, top_k=cfg.top_k, seed=seed),
+        fit=AdapterFitConfig(epochs=cfg.p2_epochs, seed=seed),
+    )
     adapters: dict[str, str] = {}
     f1: dict[str, dict[str, Any]] = {}
     detection: dict[str, dict[str, float]] = {}
@@ -333,20 +337,19 @@ def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str]
         raise ConfigError(f"unknown adapter variant(s) {', '.join(unknown)}; choose from {', '.join(ABLATIONS)}")
     variants = {name: ABLATIONS[name] for name in dict.fromkeys(("full", *cfg.variants))}
     full_queue = None
-    for name, (sw_changes, p2_changes, label_changes) in variants.items():
-        p2 = replace(Phase2Config(epochs=cfg.p2_epochs, seed=seed), **p2_changes)
-        sw = replace(sw0, **sw_changes)
-        labels_v = replace(labels, **label_changes)
+    for name, (sw_changes, fit_changes, label_changes) in variants.items():
+        labels = replace(p2_full.labels, **label_changes)
+        p2 = replace(p2_full, **sw_changes, labels=labels, fit=replace(p2_full.fit, **fit_changes))
         run2 = create_run(
             "phase2",
-            phase2_config_dict(enc1, sw, labels_v, p2),
+            phase2_config_dict(enc1, p2),
             run_id=f"{tag}-s{seed}-phase2-{name.replace(' ', '_')}",
         )
-        m2 = train_phase2(run2, enc1, sw, labels_v, p2, train_data=train)
+        m2 = train_phase2(run2, enc1, p2, train_data=train)
         adapters[name] = str(run2.file("adapter"))
-        f1[name] = {"macro_f1": m2["val"]["macro_f1"], **{f"F1 {c}": v for c, v in m2["val"]["f1"].items()}}
+        f1[name] = {"macro_f1": m2["after"]["macro_f1"], **{f"F1 {c}": v for c, v in m2["after"]["f1"].items()}}
         det, cur, queue = variant_detection(
-            pq.read_table(run2.file("predictions.parquet")).to_pandas(), truth, name, labels_v.scheme
+            pq.read_table(run2.file("predictions.parquet")).to_pandas(), truth, name, labels.scheme
         )
         detection.update(det)
         curves.update(cur)
@@ -406,9 +409,8 @@ def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str]
                 continue
             corrections = apply_verdicts(visible, verdicts)
             train_n = _subset(train_full, corrections.qrels)
-            run2 = create_run("phase2", {}, run_id=f"{tag}-s{seed}-hitl{n}-phase2")
-            p2 = Phase2Config(epochs=cfg.p2_epochs, seed=seed)
-            train_phase2(run2, enc1, sw0, labels, p2, train_data=train_n, corrections=corrections)
+            run2 = create_run("phase2", phase2_config_dict(enc1, p2_full), run_id=f"{tag}-s{seed}-hitl{n}-phase2")
+            train_phase2(run2, enc1, p2_full, train_data=train_n, corrections=corrections)
             p3 = _phase3_config(cfg, seed, "rrra")
             run3 = create_run(
                 "phase3",
@@ -425,7 +427,7 @@ def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str]
                 corrections=corrections,
                 planted_false_negatives=truth,
             )
-            value = m3["eval"].get("rerank") or m3["eval"]["no_rerank"]
+            value = m3["after"]
             hitl.append({"N": n, "found": found, **{k: value[k] for k in ("nDCG@10", "R@1", "R@10", "R@100")}})
             t = tick(f"hitl N={n}", t)
 

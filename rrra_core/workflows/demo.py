@@ -37,18 +37,21 @@ def build_demo_run(cfg: DemoConfig) -> dict[str, Any]:
     """Build (or finish) the demo run; returns its metrics."""
     # Imported here, not at the top: the app imports this module to name the demo
     # run, and the app process must never load torch (seconds of start-up on a small CPU).
-    from rrra_core.adapter import LabelConfig, Phase2Config
+    from rrra_core.adapter import AdapterFitConfig, LabelConfig
     from rrra_core.retrieval.encoder import EncoderConfig
-    from rrra_core.training.phase2 import AdapterSwitches, phase2_config_dict, train_phase2
+    from rrra_core.training.phase2 import Phase2Config, phase2_config_dict, train_phase2
 
     enc = EncoderConfig(model="minilm", query_max_length=48, doc_max_length=cfg.doc_max_length)
-    sw = AdapterSwitches(
-        dataset=cfg.dataset, train_split="train", max_train_queries=cfg.max_train_queries, subsample_seed=cfg.seed
+    p2 = Phase2Config(
+        dataset=cfg.dataset,
+        train_split="train",
+        max_train_queries=cfg.max_train_queries,
+        subsample_seed=cfg.seed,
+        labels=LabelConfig(top_k=cfg.top_k, seed=cfg.seed),
+        fit=AdapterFitConfig(epochs=cfg.epochs, seed=cfg.seed),
     )
-    labels = LabelConfig(top_k=cfg.top_k, seed=cfg.seed)
-    p2 = Phase2Config(epochs=cfg.epochs, seed=cfg.seed)
     try:
         run = open_run(demo_run_id(cfg.dataset))
     except Exception:  # noqa: BLE001
-        run = create_run("phase2", phase2_config_dict(enc, sw, labels, p2), run_id=demo_run_id(cfg.dataset))
-    return train_phase2(run, enc, sw, labels, p2)
+        run = create_run("phase2", phase2_config_dict(enc, p2), run_id=demo_run_id(cfg.dataset))
+    return train_phase2(run, enc, p2)

@@ -31,13 +31,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-import numpy as np
-
 from rrra_core.data.beir import Dataset
 from rrra_core.data.corrections import LabelCorrections
+from rrra_core.data.subsample import subsample_queries
 from rrra_core.runtime.config import config_from_dict, config_to_dict, opt
 from rrra_core.runtime.errors import ConfigError
 from rrra_core.runtime.paths import runs_dir
+from rrra_core.runtime.reports import metrics_record, read_metrics, write_progress
+from rrra_core.runtime.run_config import read_run_config
 from rrra_core.runtime.runs import Run, create_run, open_run
 
 __all__ = [
@@ -125,42 +126,27 @@ class RetrainScope:
     """What a retrain's corrections apply to: the base run, its training split and its training queries."""
 
     base: Run
-    sections: dict[str, Any]  # the base's typed settings: encoder, adapter, labels, phase2
+    sections: dict[str, Any]  # the base's typed settings: encoder (EncoderConfig), phase2 (Phase2Config)
     data: Dataset  # the base's full training split
     query_ids: list[str]  # the base run's training queries (its subsample): verdicts apply to these only
 
     @property
     def dataset(self) -> str:
         """The dataset name or folder the base run trained on (the annotation store's key for it)."""
-        return str(self.sections["adapter"].dataset)
+        return str(self.sections["phase2"].dataset)
 
 
 def _base_sections(base: Run) -> dict[str, Any]:
-    from rrra_core.adapter import LabelConfig, Phase2Config
     from rrra_core.retrieval.encoder import EncoderConfig
-    from rrra_core.training.phase2 import AdapterSwitches
+    from rrra_core.training.phase2 import Phase2Config
 
-    cfg = base.read_json("config.json", {}) or {}
-    if cfg.get("kind") != "phase2" or not all(k in cfg for k in ("encoder", "adapter", "labels", "phase2")):
+    saved = read_run_config(base)  # any phase-2 run, made before or after the one config schema
+    if saved.kind != "phase2" or not (saved.encoder and saved.phase):
         raise ConfigError(
-            f"run {base.id!r} is a {cfg.get('kind')!r} run; "
+            f"run {base.id!r} is a {saved.kind!r} run; "
             "retraining starts from a phase-2 run (one with scored candidates)"
         )
-    return {
-        "encoder": config_from_dict(EncoderConfig, cfg["encoder"]),
-        "adapter": config_from_dict(AdapterSwitches, cfg["adapter"]),
-        "labels": config_from_dict(LabelConfig, cfg["labels"]),
-        "phase2": config_from_dict(Phase2Config, cfg["phase2"]),
-    }
-
-
-def _subsample(qrels: Mapping[str, Any], n: int | None, seed: int) -> list[str]:
-    # Exactly the queries phase 2 kept for the base run (same rule, same seed),
-    # so "before" and "after" train on the same questions.
-    if n is None or n >= len(qrels):
-        return sorted(qrels)
-    rng = np.random.default_rng(seed)
-    return sorted(rng.choice(sorted(qrels), size=n, replace=False).tolist())
+    return {"encoder": saved.encoder_config(EncoderConfig), "phase2": saved.phase_config(Phase2Config)}
 
 
 def retrain_scope(cfg: RetrainConfig) -> RetrainScope:
@@ -169,9 +155,11 @@ def retrain_scope(cfg: RetrainConfig) -> RetrainScope:
 
     base = open_run(cfg.base_run)
     sections = _base_sections(base)
-    sw = sections["adapter"]
-    data = load_dataset(sw.dataset, sw.train_split)
-    return RetrainScope(base, sections, data, _subsample(data.qrels, sw.max_train_queries, sw.subsample_seed))
+    p2 = sections["phase2"]
+    data = load_dataset(p2.dataset, p2.train_split)
+    # Exactly the queries phase 2 kept for the base run (same rule, same seed),
+    # so "before" and "after" train on the same questions.
+    return RetrainScope(base, sections, data, subsample_queries(data.qrels, p2.max_train_queries, p2.subsample_seed))
 
 
 # ----------------------------------------------------------------- the record
@@ -239,29 +227,28 @@ def retrain(
             f"the corrections judge {len(stray)} queries outside base run {base.id!r}'s training queries "
             f"(e.g. {stray[0]!r}); build them on retrain_scope(cfg).query_ids"
         )
-    enc, sw, labels, p2 = (scope.sections[k] for k in ("encoder", "adapter", "labels", "phase2"))
+    enc, p2 = scope.sections["encoder"], scope.sections["phase2"]
     qrels = {q: corrections.qrels[q] for q in keep if q in corrections.qrels}
     train = replace(scope.data, qrels=qrels, queries={q: scope.data.queries[q] for q in qrels})
     changes = corrections.summary(scope.data.qrels)
     log.info("retrain %s from %s (policy %s): %s", run_id, base.id, cfg.policy, changes)
 
     # Phase 2 on the corrected labels (same queries: the subsample is already applied).
-    sw2 = replace(sw, max_train_queries=None)
-    p2n = replace(p2, epochs=cfg.adapter_epochs, seed=cfg.seed)
+    p2n = replace(p2, max_train_queries=None, fit=replace(p2.fit, epochs=cfg.adapter_epochs, seed=cfg.seed))
     meta = {"retrain": {**config_to_dict(cfg), "base_run": base.id, "changes": changes}}
-    run2 = _open_or_create(run_id, "phase2", {**phase2_config_dict(enc, sw2, labels, p2n), **meta})
+    run2 = _open_or_create(run_id, "phase2", {**phase2_config_dict(enc, p2n), **meta})
     _check_resume(run2, corrections)
     _write_verdicts(run2, cfg.policy, corrections)
     if not run2.file("predictions.parquet").is_file():
-        train_phase2(run2, enc, sw2, labels, p2n, train_data=train, corrections=corrections)
+        train_phase2(run2, enc, p2n, train_data=train, corrections=corrections)
     summary: dict[str, Any] = {
         "base_run": base.id,
         "phase2_run": run2.id,
         "policy": cfg.policy,
         "changes": changes,
         "adapter": {
-            "before": (base.read_json("metrics.json", {}) or {}).get("val"),
-            "after": (run2.read_json("metrics.json", {}) or {}).get("val"),
+            "before": read_metrics(base, "phase2")["after"] or None,
+            "after": read_metrics(run2, "phase2")["after"] or None,
         },
     }
     if cfg.joint:
@@ -283,7 +270,7 @@ def _phase3(
     from rrra_core.data.beir import load_dataset
     from rrra_core.training.phase3 import Phase3Config, phase3_config_dict, train_phase3
 
-    enc, sw = scope.sections["encoder"], scope.sections["adapter"]
+    enc, sw = scope.sections["encoder"], scope.sections["phase2"]
     p3 = Phase3Config(
         dataset=sw.dataset,
         train_split=sw.train_split,
@@ -306,8 +293,8 @@ def _phase3(
     before = None
     if eval_data is not None:
         run_b = _evaluate_base(scope.base, before_run_id(run_id), enc, p3, eval_data, meta)
-        out["before_run"], before = run_b.id, (run_b.read_json("metrics.json", {}) or {}).get("eval")
-    after = (run3.read_json("metrics.json", {}) or {}).get("eval")
+        out["before_run"], before = run_b.id, read_metrics(run_b)["variants"]
+    after = read_metrics(run3, "phase3")["variants"]
     out["retrieval"] = {"before": before, "after": after, "split": cfg.eval_split}
     return out
 
@@ -315,14 +302,14 @@ def _phase3(
 def _evaluate_base(base: Run, run_id: str, enc: Any, p3: Any, eval_data: Dataset, meta: dict[str, Any]) -> Run:
     """The base run's encoder and adapter evaluated as phase 3 evaluates its own, into a new run (kind ``evaluation``).
 
-    The run holds ``metrics.json`` (``{"eval": {variant: metrics}}``) and
+    The run holds ``metrics.json`` (the variants' metrics, in the one shape) and
     ``per_query.json``, so Compare runs can put the base beside the retrained
     run; the base run's folder is only read.
     """
     from rrra_core.adapter import load_adapter
     from rrra_core.retrieval.encoder import BiEncoder
+    from rrra_core.retrieval.final_evaluation import final_evaluation
     from rrra_core.runtime.device import resolve_device
-    from rrra_core.training.phase3 import _final_evaluation
 
     settings = {
         "of_run": base.id,
@@ -337,13 +324,27 @@ def _evaluate_base(base: Run, run_id: str, enc: Any, p3: Any, eval_data: Dataset
     run = _open_or_create(run_id, "evaluation", settings)
     if (run.read_json("progress.json", {}) or {}).get("status") == "done":
         return run
-    run.write_json("progress.json", {"stage": "evaluating the base run", "fraction": 0.0, "status": "running"})
+    write_progress(run, None, "evaluating the base run", fraction=0.0)
     device = resolve_device(enc.device)
     encoder = BiEncoder.from_pretrained(enc.model, shared=enc.shared).to(device).eval()
     adapter, _ = load_adapter(base.file("adapter"), device=device)
     adapter.eval()
-    run.write_json("metrics.json", {"eval": _final_evaluation(run, encoder, adapter, eval_data, enc, p3)})
-    run.write_json("progress.json", {"stage": "done", "fraction": 1.0, "status": "done"})
+    evaluation = final_evaluation(
+        encoder,
+        eval_data,
+        enc,
+        dataset=p3.dataset,
+        k=p3.eval_k,
+        index_kind=p3.index_kind,
+        plain="no_rerank",
+        adapter=adapter,
+        lambda_rr=p3.lambda_rr,
+        rerank_signal=p3.rerank_signal,
+    )
+    variants = evaluation.record(run)
+    after = variants.get("rerank") or variants.get("no_rerank") or {}
+    run.write_json("metrics.json", metrics_record(None, after=after, variants=variants))
+    write_progress(run, None, "done", status="done")
     return run
 
 

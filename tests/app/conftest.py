@@ -49,11 +49,11 @@ def _rewrite_jsonl_gz(path: Path, key: str, match: str, text: str) -> None:
 def tiny_run_session(tiny_model_dir_session: Path, tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     import os
 
-    from rrra_core.adapter import LabelConfig, Phase2Config
+    from rrra_core.adapter import AdapterFitConfig, LabelConfig
     from rrra_core.data import dataset_folder, load_dataset
     from rrra_core.retrieval.encoder import EncoderConfig
     from rrra_core.runtime.runs import create_run
-    from rrra_core.training.phase2 import AdapterSwitches, phase2_config_dict, train_phase2
+    from rrra_core.training.phase2 import Phase2Config, phase2_config_dict, train_phase2
 
     base = tmp_path_factory.mktemp("app_home")
     data_dir = base / "adi_copy"
@@ -64,11 +64,14 @@ def tiny_run_session(tiny_model_dir_session: Path, tmp_path_factory: pytest.Temp
         enc = EncoderConfig(
             model=str(tiny_model_dir_session), query_max_length=16, doc_max_length=32, encode_batch_size=32
         )
-        sw = AdapterSwitches(dataset=str(data_dir), train_split="test")
-        labels = LabelConfig(top_k=30, fp_rank_range=(30, 60))
-        p2 = Phase2Config(epochs=2, batch_size=64)
-        run = create_run("phase2", phase2_config_dict(enc, sw, labels, p2), run_id=RUN_ID)
-        train_phase2(run, enc, sw, labels, p2)
+        p2 = Phase2Config(
+            dataset=str(data_dir),
+            train_split="test",
+            labels=LabelConfig(top_k=30, fp_rank_range=(30, 60)),
+            fit=AdapterFitConfig(epochs=2, batch_size=64),
+        )
+        run = create_run("phase2", phase2_config_dict(enc, p2), run_id=RUN_ID)
+        train_phase2(run, enc, p2)
     finally:
         if old_home is None:
             os.environ.pop("RRRA_HOME", None)

@@ -50,15 +50,15 @@ def _metric(at: AppTest, label: str) -> str:
 def test_metrics_side_by_side_for_the_chosen_rankings(runs: Path) -> None:
     at = _page(UNIFORM, RRRA)
     assert at.selectbox(key="cmp_variant_a").value == "rerank" and at.selectbox(key="cmp_variant_b").value == "rerank"
-    ev_a = json.loads((runs / UNIFORM / "metrics.json").read_text())["eval"]
-    ev_b = json.loads((runs / RRRA / "metrics.json").read_text())["eval"]
+    ev_a = json.loads((runs / UNIFORM / "metrics.json").read_text())["variants"]
+    ev_b = json.loads((runs / RRRA / "metrics.json").read_text())["variants"]
     at.selectbox(key="cmp_variant_a").set_value("no_rerank").run()
     table = table_with(at, "metric", "B − A").set_index("metric")
     assert table.loc["nDCG@10", "A"] == pytest.approx(ev_a["no_rerank"]["nDCG@10"])
     assert table.loc["nDCG@10", "B"] == pytest.approx(ev_b["rerank"]["nDCG@10"])
     assert table.loc["R@100", "B − A"] == pytest.approx(ev_b["rerank"]["R@100"] - ev_a["no_rerank"]["R@100"])
     diff = table_with(at, "setting", "A", "B").set_index("setting")
-    assert diff.loc["phase3.sampler"].tolist() == ["uniform", "rrra"]
+    assert diff.loc["phase.sampler"].tolist() == ["uniform", "rrra"]
     bars = _chart(at, "cmp_metrics_chart")["data"]
     assert np.allclose(values(bars[0]["y"]), table["A"]) and np.allclose(values(bars[1]["y"]), table["B"])
     keys = {b.proto.id.rsplit("-", 1)[-1] for b in at.get("download_button")}

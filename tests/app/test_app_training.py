@@ -132,7 +132,7 @@ def test_a_phase1_run_defaults_to_its_seeds_phase3_runs_and_a_pick_sticks(runs: 
 def test_phase3_final_evaluation_and_phase2_epochs(runs: Path) -> None:
     at = _page(RRRA)
     final = table_with(at, "metric", "rerank gain").set_index("metric")
-    metrics = json.loads((runs / RRRA / "metrics.json").read_text())["eval"]
+    metrics = json.loads((runs / RRRA / "metrics.json").read_text())["variants"]
     assert final.loc["nDCG@10", "retriever + adapter rerank"] == pytest.approx(metrics["rerank"]["nDCG@10"])
     assert final.loc["nDCG@10", "rerank gain"] == pytest.approx(
         metrics["rerank"]["nDCG@10"] - metrics["no_rerank"]["nDCG@10"]

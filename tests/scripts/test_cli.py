@@ -14,7 +14,10 @@ SCRIPTS = [
     "evaluate",
     "index",
     "mine",
-    "train",
+    "train_phase1",
+    "train_phase2",
+    "train_phase3",
+    "train",  # the old names, aliases of the three above
     "train_adapter",
     "train_rrra",
     "benchmark",
@@ -73,7 +76,9 @@ def test_malformed_corpus_names_file_and_line(isolated_home: Path, tmp_path: Pat
 
 
 def test_bad_setting(isolated_home: Path) -> None:
-    _assert_one_line_error(_run("train", "--dataset", "adi", "--epochs", "zero", env_home=isolated_home), "epochs")
+    _assert_one_line_error(
+        _run("train_phase1", "--dataset", "adi", "--epochs", "zero", env_home=isolated_home), "epochs"
+    )
     _assert_one_line_error(
         _run("evaluate", "--dataset", "adi", "--model", str(isolated_home / "missing"), env_home=isolated_home),
         "not found",
@@ -81,7 +86,8 @@ def test_bad_setting(isolated_home: Path) -> None:
 
 
 def test_resume_of_unknown_run(isolated_home: Path) -> None:
-    _assert_one_line_error(_run("train", "--resume", "no-such-run", env_home=isolated_home), "not found")
+    _assert_one_line_error(_run("train_phase1", "--resume", "no-such-run", env_home=isolated_home), "not found")
+    _assert_one_line_error(_run("train_phase2", "--config", "no-such.json", env_home=isolated_home), "not found")
 
 
 def test_mine_writes_tevatron_without_positives(isolated_home: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -151,7 +157,7 @@ def test_index_and_evaluate_round_trip(isolated_home: Path, tiny_model_dir: Path
 
 def test_rrra_sampler_without_adapter_is_a_one_line_error(isolated_home: Path, tiny_model_dir: Path) -> None:
     out = _run(
-        "train_rrra",
+        "train_phase3",
         "--dataset",
         "adi",
         "--train-split",
@@ -183,8 +189,13 @@ def test_resume_checks_the_run_kind(isolated_home: Path) -> None:
     from rrra_core.runtime.runs import create_run
 
     create_run("phase2", {"encoder": {}}, run_id="an-adapter-run", root=isolated_home / "runs")
-    _assert_one_line_error(_run("train", "--resume", "an-adapter-run", env_home=isolated_home), "not a phase1 run")
+    _assert_one_line_error(
+        _run("train_phase1", "--resume", "an-adapter-run", env_home=isolated_home), "not a phase1 run"
+    )
     _assert_one_line_error(_run("train_rrra", "--resume", "an-adapter-run", env_home=isolated_home), "not a phase3 run")
+    _assert_one_line_error(
+        _run("train_phase2", "--resume", "an-adapter-run", env_home=isolated_home), "missing section"
+    )
 
 
 def test_search_prints_hits_and_refuses_a_missing_adapter(isolated_home: Path, tiny_model_dir: Path) -> None:
@@ -217,25 +228,28 @@ def test_search_prints_hits_and_refuses_a_missing_adapter(isolated_home: Path, t
 @pytest.mark.parametrize(
     ("script", "args", "needle"),
     [
-        ("train", ("--dataset", "nope"), "unknown dataset 'nope'"),
+        ("train_phase1", ("--dataset", "nope"), "unknown dataset 'nope'"),
         (
-            "train",
+            "train_phase1",
             ("--dataset", "adi", "--train-split", "dev"),
             "no split 'dev' in this dataset; available splits: test",
         ),
-        ("train", ("--dataset", "adi", "--train-split", "test", "--eval-split", "dev"), "no split 'dev'"),
+        ("train_phase1", ("--dataset", "adi", "--train-split", "test", "--eval-split", "dev"), "no split 'dev'"),
         (
-            "train",
+            "train_phase1",
             ("--dataset", "adi", "--train-split", "test", "--hard-negatives", "/no/such/negatives.jsonl"),
             "hard-negatives file not found",
         ),
-        ("train_adapter", ("--dataset", "adi", "--train-split", "dev"), "no split 'dev'"),
+        ("train", ("--dataset", "nope"), "unknown dataset 'nope'"),
+        ("train_phase2", ("--dataset", "adi", "--train-split", "dev"), "no split 'dev'"),
         (
-            "train_adapter",
+            "train_phase2",
             ("--dataset", "adi", "--train-split", "test", "--model", "/no/such/model"),
             "model folder '/no/such/model' not found",
         ),
-        ("train_rrra", ("--dataset", "nope", "--sampler", "uniform"), "unknown dataset 'nope'"),
+        ("train_adapter", ("--dataset", "adi", "--train-split", "dev"), "no split 'dev'"),
+        ("train_phase3", ("--dataset", "nope", "--sampler", "uniform"), "unknown dataset 'nope'"),
+        ("train_phase3", ("--dataset", "adi", "--train-split", "test", "--eval-split", ""), "needs a trained adapter"),
         ("train_rrra", ("--dataset", "adi", "--train-split", "test", "--eval-split", ""), "needs a trained adapter"),
     ],
 )

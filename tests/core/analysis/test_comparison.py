@@ -75,13 +75,13 @@ def build_tiny_runs(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -
     runs_dir = base / "runs"
     if (base / "done").is_file():
         return TinyRuns(runs_dir, base / "adi_hostile")
-    from rrra_core.adapter import LabelConfig, Phase2Config
+    from rrra_core.adapter import AdapterFitConfig, LabelConfig
     from rrra_core.data import dataset_folder
     from rrra_core.negatives.mining import MiningConfig
     from rrra_core.retrieval.encoder import EncoderConfig
     from rrra_core.runtime.runs import create_run
-    from rrra_core.training.phase1 import TrainConfig, phase1_config_dict, train_phase1
-    from rrra_core.training.phase2 import AdapterSwitches, phase2_config_dict, train_phase2
+    from rrra_core.training.phase1 import Phase1Config, phase1_config_dict, train_phase1
+    from rrra_core.training.phase2 import Phase2Config, phase2_config_dict, train_phase2
     from rrra_core.training.phase3 import Phase3Config, phase3_config_dict, train_phase3
 
     shutil.rmtree(base, ignore_errors=True)
@@ -93,7 +93,7 @@ def build_tiny_runs(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -
     os.environ["RRRA_HOME"] = str(base)  # embedding caches go here too, not into the checkout
     try:
         enc0 = EncoderConfig(model=str(model_dir), query_max_length=16, doc_max_length=32, encode_batch_size=32)
-        p1 = TrainConfig(
+        p1 = Phase1Config(
             dataset=dataset,
             train_split="test",
             eval_split="test",
@@ -106,11 +106,14 @@ def build_tiny_runs(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -
         run1 = create_run("phase1", phase1_config_dict(enc0, p1, MiningConfig()), run_id=PHASE1, root=runs_dir)
         train_phase1(run1, enc0, p1)
         enc1 = EncoderConfig(model=str(run1.path), query_max_length=16, doc_max_length=32, encode_batch_size=32)
-        sw = AdapterSwitches(dataset=dataset, train_split="test")
-        labels = LabelConfig(top_k=30, fp_rank_range=(30, 60))
-        p2 = Phase2Config(epochs=2, batch_size=64)
-        run2 = create_run("phase2", phase2_config_dict(enc1, sw, labels, p2), run_id=PHASE2, root=runs_dir)
-        train_phase2(run2, enc1, sw, labels, p2)
+        p2 = Phase2Config(
+            dataset=dataset,
+            train_split="test",
+            labels=LabelConfig(top_k=30, fp_rank_range=(30, 60)),
+            fit=AdapterFitConfig(epochs=2, batch_size=64),
+        )
+        run2 = create_run("phase2", phase2_config_dict(enc1, p2), run_id=PHASE2, root=runs_dir)
+        train_phase2(run2, enc1, p2)
         adapter = str(run2.file("adapter"))
         # "Planted" false negatives only label the gradient log: calling every document of a few
         # queries one guarantees the log has that category next to "other".
@@ -219,11 +222,18 @@ def test_run_metric_variants_reads_each_kind_and_default_prefers_the_reranked_ra
     assert run_metric_variants("phase1", p1) == {"retriever": {"nDCG@10": 0.4}}
     assert run_metric_variants("phase3", p3)["rerank"] == {"nDCG@10": 0.35}
     assert run_metric_variants("phase2", {"val": {"macro_f1": 0.5}}) == {}
+    # The one metrics.json shape, as runs write it now.
+    new3 = {"phase": 3, "after": {"nDCG@10": 0.35}, "variants": p3["eval"], "epochs": [], "train": {}}
+    assert run_metric_variants("phase3", new3) == run_metric_variants("phase3", p3)
+    new1 = {"phase": 1, "after": {"epoch": 1, "nDCG@10": 0.4}, "variants": {"retriever": {"nDCG@10": 0.4}}}
+    assert run_metric_variants("phase1", new1) == {"retriever": {"nDCG@10": 0.4}}
     assert default_variant(["no_rerank", "rerank"]) == "rerank" and default_variant(["no_rerank"]) == "no_rerank"
     assert default_variant([]) is None
     assert eval_settings({"phase3": {"dataset": "adi", "eval_split": "test"}}) == ("adi", "test")
     assert eval_settings({"train": {"dataset": "adi", "eval_split": ""}}) == ("adi", None)
     assert eval_settings({"adapter": {"dataset": "adi"}}) == (None, None)
+    assert eval_settings({"kind": "phase3", "data": {"dataset": "adi", "eval_split": "test"}}) == ("adi", "test")
+    assert eval_settings({"kind": "phase2", "data": {"dataset": "adi", "train_split": "test"}}) == (None, None)
 
 
 def test_side_by_side_orders_metrics_and_computes_deltas() -> None:
@@ -243,9 +253,12 @@ def test_config_differences_lists_only_changed_settings_and_ignores_the_machine(
     }
     df = config_differences(a, b)
     assert df.to_dict("records") == [
-        {"setting": "phase3.max_steps", "A": "—", "B": "None"},
-        {"setting": "phase3.sampler", "A": "rrra", "B": "uniform"},
+        {"setting": "phase.max_steps", "A": "—", "B": "None"},
+        {"setting": "phase.sampler", "A": "rrra", "B": "uniform"},
     ]
+    # A run from before the one config schema compares setting by setting with a new one.
+    new = {"kind": "phase3", "format": 2, "data": {}, "phase": {"sampler": "uniform", "gamma": 2.0, "seed": 0}}
+    assert config_differences(a, new).to_dict("records") == [{"setting": "phase.sampler", "A": "rrra", "B": "uniform"}]
 
 
 # --------------------------------------------------------------- per query

@@ -43,10 +43,10 @@ class Built:
 @pytest.fixture(scope="module")
 def built(tiny_model_dir_session: Path, tmp_path_factory: pytest.TempPathFactory) -> Built:
     """A real phase-2 run on ADI (tiny random BERT) with its embedding cache, built once."""
-    from rrra_core.adapter import LabelConfig, Phase2Config
+    from rrra_core.adapter import AdapterFitConfig, LabelConfig
     from rrra_core.retrieval.encoder import EncoderConfig
     from rrra_core.runtime.runs import create_run
-    from rrra_core.training.phase2 import AdapterSwitches, phase2_config_dict, train_phase2
+    from rrra_core.training.phase2 import Phase2Config, phase2_config_dict, train_phase2
 
     home = tmp_path_factory.mktemp("proj_home")
     old = os.environ.get("RRRA_HOME")
@@ -55,12 +55,14 @@ def built(tiny_model_dir_session: Path, tmp_path_factory: pytest.TempPathFactory
         enc = EncoderConfig(
             model=str(tiny_model_dir_session), query_max_length=16, doc_max_length=32, encode_batch_size=32
         )
-        sw = AdapterSwitches(dataset="adi", train_split="test")
-        labels = LabelConfig(top_k=20, fp_rank_range=(20, 40))
-        run = create_run(
-            "phase2", phase2_config_dict(enc, sw, labels, Phase2Config(epochs=2, batch_size=64)), run_id="adi-proj"
+        p2 = Phase2Config(
+            dataset="adi",
+            train_split="test",
+            labels=LabelConfig(top_k=20, fp_rank_range=(20, 40)),
+            fit=AdapterFitConfig(epochs=2, batch_size=64),
         )
-        train_phase2(run, enc, sw, labels, Phase2Config(epochs=2, batch_size=64))
+        run = create_run("phase2", phase2_config_dict(enc, p2), run_id="adi-proj")
+        train_phase2(run, enc, p2)
     finally:
         if old is None:
             os.environ.pop("RRRA_HOME", None)

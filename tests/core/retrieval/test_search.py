@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rrra_core.adapter import AdapterConfig, RRRAAdapter, adapter_folder, save_adapter
+from rrra_core.adapter import AdapterConfig, RRRAAdapter, adapter_folder, adapter_rerank_signal, save_adapter
 from rrra_core.data import load_dataset
 from rrra_core.retrieval.dense import retrieve
 from rrra_core.retrieval.encoder import EncoderConfig
@@ -15,7 +15,6 @@ from rrra_core.retrieval.evaluation import rank_run
 from rrra_core.retrieval.rerank import rerank_run
 from rrra_core.retrieval.search import Searcher
 from rrra_core.runtime.errors import ConfigError
-from rrra_core.training.phase3 import adapter_rerank_signal
 
 
 def _random_adapter(dim: int, folder: Path) -> Path:

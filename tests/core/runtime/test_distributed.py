@@ -177,7 +177,7 @@ def test_phase1_two_processes_match_one(model_dir: Path, tmp_path: Path) -> None
     flags = [*SMALL, "--model", str(model_dir), "--shared", "false", "--batch-size", "7", "--max-steps", "3",
              "--checkpoint-every", "2", "--hard-negatives", "mine", "--n-hard", "1", "--eval-k", "20",
              "--mine-top-k", "20", "--mine-n-neg", "4"]  # fmt: skip
-    one, two = _one_and_two("train.py", flags, tmp_path)
+    one, two = _one_and_two("train_phase1.py", flags, tmp_path)
 
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())  # rank 1 wrote nothing extra
     _assert_same_weights(one / "model", two / "model", model_dir)
@@ -194,34 +194,35 @@ def test_phase1_two_processes_match_one(model_dir: Path, tmp_path: Path) -> None
 
 
 def test_phase3_two_processes_match_one(model_dir: Path, tmp_path: Path) -> None:
-    from rrra_core.adapter import LabelConfig, Phase2Config
+    from rrra_core.adapter import AdapterFitConfig, LabelConfig
     from rrra_core.retrieval.encoder import EncoderConfig
     from rrra_core.runtime.runs import create_run
-    from rrra_core.training.phase2 import AdapterSwitches, phase2_config_dict, train_phase2
+    from rrra_core.training.phase2 import Phase2Config, phase2_config_dict, train_phase2
 
     enc = EncoderConfig(model=str(model_dir), query_max_length=16, doc_max_length=32, encode_batch_size=32)
-    sw, labels, p2 = (
-        AdapterSwitches(dataset="adi", train_split="test"),
-        LabelConfig(top_k=30, fp_rank_range=(30, 60)),
-        Phase2Config(epochs=2, batch_size=64),
+    p2 = Phase2Config(
+        dataset="adi",
+        train_split="test",
+        labels=LabelConfig(top_k=30, fp_rank_range=(30, 60)),
+        fit=AdapterFitConfig(epochs=2, batch_size=64),
     )
-    phase2 = create_run("phase2", phase2_config_dict(enc, sw, labels, p2))
-    train_phase2(phase2, enc, sw, labels, p2)
+    phase2 = create_run("phase2", phase2_config_dict(enc, p2))
+    train_phase2(phase2, enc, p2)
 
     # Joint encoder + adapter training with RRRA sampling: hard and random negatives, reranked evaluation.
     flags = [*SMALL, "--model", str(model_dir), "--adapter", str(phase2.file("adapter")), "--sampler", "rrra",
              "--batch-size", "8", "--max-steps", "3", "--top-k", "30", "--eval-k", "30", "--n-hard", "2",
              "--n-random", "1"]  # fmt: skip
-    one, two = _one_and_two("train_rrra.py", flags, tmp_path)
+    one, two = _one_and_two("train_phase3.py", flags, tmp_path)
 
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
     _assert_same_weights(one / "model", two / "model", model_dir)
     _assert_same_weights(one / "adapter", two / "adapter", phase2.file("adapter"))
     ma, mb = json.loads((one / "metrics.json").read_text()), json.loads((two / "metrics.json").read_text())
     assert ma["train"]["joint_adapter"] and mb["train"]["joint_adapter"]
-    assert set(ma["eval"]) == set(mb["eval"]) == {"no_rerank", "rerank"}
-    for name in ma["eval"]:
-        _assert_close_metrics(ma["eval"][name], mb["eval"][name])
+    assert set(ma["variants"]) == set(mb["variants"]) == {"no_rerank", "rerank"}
+    for name in ma["variants"]:
+        _assert_close_metrics(ma["variants"][name], mb["variants"][name])
     la, lb = _log(one), _log(two)
     for key in ("loss", "loss_contrastive", "adapter_ce", "adapter_norm", "grad_norm"):
         assert [r[key] for r in lb] == pytest.approx([r[key] for r in la], rel=LOSS_RTOL), key

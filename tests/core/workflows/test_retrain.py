@@ -13,14 +13,14 @@ import pandas as pd
 import pytest
 
 import db
-from rrra_core.adapter import LabelConfig, Phase2Config
+from rrra_core.adapter import AdapterFitConfig, LabelConfig
 from rrra_core.data import apply_verdicts
 from rrra_core.retrieval.encoder import EncoderConfig
 from rrra_core.runtime.cli import run_main
 from rrra_core.runtime.errors import ConfigError
 from rrra_core.runtime.paths import runs_dir
 from rrra_core.runtime.runs import Run, create_run, open_run
-from rrra_core.training.phase2 import AdapterSwitches, phase2_config_dict, train_phase2
+from rrra_core.training.phase2 import Phase2Config, phase2_config_dict, train_phase2
 from rrra_core.workflows.retrain import (
     RetrainConfig,
     recorded_config,
@@ -38,11 +38,16 @@ REPO = Path(__file__).resolve().parents[3]
 @pytest.fixture()
 def base_run(tiny_model_dir: Path) -> Run:
     enc = EncoderConfig(model=str(tiny_model_dir), query_max_length=16, doc_max_length=32, encode_batch_size=32)
-    sw = AdapterSwitches(dataset="adi", train_split="test", max_train_queries=20, subsample_seed=3)
-    labels = LabelConfig(top_k=30, fp_rank_range=(30, 60))
-    p2 = Phase2Config(epochs=1, batch_size=64)
-    run = create_run("phase2", phase2_config_dict(enc, sw, labels, p2), run_id="base")
-    train_phase2(run, enc, sw, labels, p2)
+    p2 = Phase2Config(
+        dataset="adi",
+        train_split="test",
+        max_train_queries=20,
+        subsample_seed=3,
+        labels=LabelConfig(top_k=30, fp_rank_range=(30, 60)),
+        fit=AdapterFitConfig(epochs=1, batch_size=64),
+    )
+    run = create_run("phase2", phase2_config_dict(enc, p2), run_id="base")
+    train_phase2(run, enc, p2)
     return run
 
 
@@ -169,7 +174,7 @@ def test_joint_retrain_evaluates_before_and_after_in_new_runs_and_resumes_as_a_n
     assert before_cfg["kind"] == "evaluation" and before_cfg["of_run"] == "base"
     assert before_cfg["data"] == {"dataset": "adi", "eval_split": "test"}
     assert before_cfg["evaluation"]["adapter"] == str(base_run.file("adapter"))
-    assert json.loads(before.file("metrics.json").read_text())["eval"] == ret["before"]
+    assert json.loads(before.file("metrics.json").read_text())["variants"] == ret["before"]
     assert before.file("per_query.json").is_file() and open_run("r2-phase3").file("per_query.json").is_file()
     assert open_run("r2-phase3").file("verdicts.json").read_text() == open_run("r2").file("verdicts.json").read_text()
     # A retrain never writes into its base run.
