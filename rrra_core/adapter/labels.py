@@ -66,7 +66,7 @@ import numpy as np
 
 from rrra_core.adapter.model import CLASSES, FN, FP, TN, TP
 from rrra_core.data.corrections import Verdicts
-from rrra_core.negatives.mining import _sort_candidates, query_rng
+from rrra_core.negatives.mining import query_rng, sort_candidates
 from rrra_core.runtime.config import opt
 from rrra_core.runtime.errors import ConfigError
 
@@ -225,10 +225,8 @@ def _rankings(
     q: str, candidates: Candidates, deep_candidates: Candidates | None
 ) -> tuple[list[tuple[str, float]], list[tuple[str, float]], dict[str, int]]:
     """(the query's candidates, its deep list, each doc's 0-based rank), ties ordered as in mining."""
-    ranked = _sort_candidates(list(candidates.get(q, ())))
-    deep = (
-        _sort_candidates(list(deep_candidates[q])) if deep_candidates is not None and q in deep_candidates else ranked
-    )
+    ranked = sort_candidates(list(candidates.get(q, ())))
+    deep = sort_candidates(list(deep_candidates[q])) if deep_candidates is not None and q in deep_candidates else ranked
     rank_of = {d: i for i, (d, _) in enumerate(deep)}
     rank_of.update({d: i for i, (d, _) in enumerate(ranked)})
     return ranked, deep, rank_of

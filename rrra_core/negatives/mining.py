@@ -49,6 +49,7 @@ __all__ = [
     "sample_without_replacement",
     "query_rng",
     "positive_score",
+    "sort_candidates",
     "mine_hard_negatives",
     "mined_examples",
 ]
@@ -208,7 +209,8 @@ def positive_score(
 
 
 # --------------------------------------------------------------------- driver
-def _sort_candidates(cands: list[tuple[str, float]]) -> list[tuple[str, float]]:
+def sort_candidates(cands: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """``(doc_id, score)`` best first, ties by doc id, each doc once (its best score): the order mining uses."""
     seen: set[str] = set()
     unique = []
     # Keep the best score if a doc was listed twice.
@@ -237,7 +239,7 @@ def mine_hard_negatives(
         positives = {d for d, rel in qrels.get(qid, {}).items() if rel > 0}
         if not positives:
             continue
-        ranked = _sort_candidates(list(cands))[: config.top_k]
+        ranked = sort_candidates(list(cands))[: config.top_k]
         pool = [(d, s) for d, s in ranked if d not in positives]
         pool = pool[config.rank_start : config.rank_end]
         needs_pos = config.relative_margin is not None or config.sampler == "simans"

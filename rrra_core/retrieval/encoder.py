@@ -214,6 +214,19 @@ class BiEncoder(nn.Module):
         """Identity of the weights as loaded from disk; ``None`` once they may have changed."""
         return self._fingerprint
 
+    @staticmethod
+    def saved_digest(folder: str | Path) -> str:
+        """The digest a model folder's weights are fingerprinted with when loaded from it."""
+        return BiEncoder._digest_dir(Path(folder))
+
+    def stamp(self, digest: str) -> None:
+        """Declare the current weights to be the ones saved with ``digest`` (:meth:`saved_digest`).
+
+        A training loop calls it right after saving its final model, so the corpus
+        vectors it encodes next are cached under the key a later load will look up.
+        """
+        self._fingerprint = digest
+
     def _load_from_state_dict(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         # Weights loaded from a checkpoint are no longer the ones the fingerprint describes.
         self._fingerprint = None

@@ -24,7 +24,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
@@ -33,6 +32,7 @@ from pathlib import Path
 import ir_measures
 
 from rrra_core.runtime.errors import ConfigError, DataError, UserError
+from rrra_core.runtime.runs import atomic_path
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -286,20 +286,10 @@ def write_trec_run(path: str | Path, run: Run, tag: str = "rrra") -> Path:
                 raise UserError(f"score for query {qid!r}, doc {doc_id!r} is not finite: {score}")
             # repr keeps the full float precision, so a round trip is exact.
             lines.append(f"{qid} Q0 {doc_id} {rank} {float(score)!r} {tag}\n")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.writelines(lines)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        fh.writelines(lines)
+        fh.flush()
+        os.fsync(fh.fileno())
     return path
 
 

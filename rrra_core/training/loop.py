@@ -347,4 +347,4 @@ def save_encoder(run: Run, encoder: BiEncoder, enc_cfg: EncoderConfig) -> None:
     if main:
         encoder.save(run.file("model"), max_seq_length=enc_cfg.doc_max_length)
     encoder.eval()
-    encoder._fingerprint = distributed.broadcast_object(BiEncoder._digest_dir(run.file("model")) if main else None)
+    encoder.stamp(distributed.broadcast_object(BiEncoder.saved_digest(run.file("model")) if main else None))
