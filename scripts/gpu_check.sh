@@ -100,17 +100,17 @@ else
     ENC=(--encode-docs 1000); LAT=(--ce-queries 4); BTRAIN=()
 fi
 COMMON=(--device "$DEVICE" --model "$MODEL" "${DATA[@]}")
-step 01_phase1 $PY scripts/train.py "${COMMON[@]}" "${TRAIN[@]}" --hard-negatives mine --n-hard 1 --run-id gpu-p1
-step 02_phase2 $PY scripts/train_adapter.py "${COMMON[@]}" --model "$RRRA_HOME/runs/gpu-p1" --run-id gpu-p2
-step 03_phase3 $PY scripts/train_rrra.py "${COMMON[@]}" --model "$RRRA_HOME/runs/gpu-p1" --adapter "$RRRA_HOME/runs/gpu-p2" \
+step 01_phase1 $PY scripts/train_phase1.py "${COMMON[@]}" "${TRAIN[@]}" --hard-negatives mine --n-hard 1 --run-id gpu-p1
+step 02_phase2 $PY scripts/train_phase2.py "${COMMON[@]}" --model "$RRRA_HOME/runs/gpu-p1" --run-id gpu-p2
+step 03_phase3 $PY scripts/train_phase3.py "${COMMON[@]}" --model "$RRRA_HOME/runs/gpu-p1" --adapter "$RRRA_HOME/runs/gpu-p2" \
     "${TRAIN[@]}" --sampler rrra --run-id gpu-p3
 # The phase-3 encoder with the adapter trained jointly with it (the last --model wins).
 step 04_evaluate $PY scripts/evaluate.py --device "$DEVICE" --model "$RRRA_HOME/runs/gpu-p3" "${DATA[0]}" "${DATA[1]}" --split test --adapter "$RRRA_HOME/runs/gpu-p3"
 # One GPU cannot hold two NCCL ranks (NCCL refuses a duplicate device), and one rank runs
 # no collective, so NCCL itself needs a machine with two GPUs. What one GPU can check:
 # the torchrun launch on CUDA, and DDP with 2 gloo ranks under the image's own torch.
-step 05_torchrun_cuda $PY -m torch.distributed.run --standalone --nproc_per_node 1 scripts/train.py "${COMMON[@]}" --max-steps 4 --batch-size 16 --eval-split "" --run-id gpu-ddp
-step 06_torchrun_gloo $PY -m torch.distributed.run --standalone --nproc_per_node 2 scripts/train.py --device cpu --model "$MODEL" --dataset adi \
+step 05_torchrun_cuda $PY -m torch.distributed.run --standalone --nproc_per_node 1 scripts/train_phase1.py "${COMMON[@]}" --max-steps 4 --batch-size 16 --eval-split "" --run-id gpu-ddp
+step 06_torchrun_gloo $PY -m torch.distributed.run --standalone --nproc_per_node 2 scripts/train_phase1.py --device cpu --model "$MODEL" --dataset adi \
     --train-split test --eval-split "" --max-steps 2 --batch-size 8 --run-id gpu-gloo
 step 07_bench $PY scripts/bench_speed.py encode --device "$DEVICE" --model "$MODEL" --out "$W" "${ENC[@]}"
 step 08_bench $PY scripts/bench_speed.py latency --device "$DEVICE" --model "$MODEL" --out "$W" --adapter "$RRRA_HOME/runs/gpu-p2/adapter" "${LAT[@]}"
