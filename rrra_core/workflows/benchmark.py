@@ -27,7 +27,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ from rrra_core.retrieval.rerank import rerank_run
 from rrra_core.runtime.config import config_to_dict, opt
 from rrra_core.runtime.device import resolve_device
 from rrra_core.runtime.errors import ConfigError
-from rrra_core.runtime.runs import create_run
+from rrra_core.runtime.runs import Run, create_run
 from rrra_core.training.phase1 import Phase1Config, phase1_config_dict, train_phase1
 from rrra_core.training.phase2 import Phase2Config, phase2_config_dict, train_phase2
 from rrra_core.training.phase3 import Phase3Config, phase3_config_dict, train_phase3
@@ -104,7 +104,8 @@ class BenchmarkConfig:
     )
     truth: str = opt(
         "planted",
-        "false-negative truth: 'planted' (hidden positives), 'answers' (SQuAD answer-bearing paragraphs, same article) or 'none'",
+        "false-negative truth: 'planted' (hidden positives), "
+        "'answers' (SQuAD answer-bearing paragraphs, same article) or 'none'",
         choices=("planted", "answers", "none"),
     )
     seeds: tuple[int, ...] = opt((0, 1, 2), "seeds; each repeats planting and every training run")
@@ -119,7 +120,8 @@ class BenchmarkConfig:
     n_hard: int = opt(1, "phase 3: hard negatives per query per step")
     n_random: int = opt(
         0,
-        "phase 3: extra random corpus negatives per query per step (the other queries' in-batch positives already are random negatives)",
+        "phase 3: extra random corpus negatives per query per step "
+        "(the other queries' in-batch positives already are random negatives)",
     )
     mu: float = opt(0.3, "adapter labels: share of visible positives masked as synthetic false negatives")
     label_scheme: str = opt("synthetic", "adapter label scheme: synthetic or outcome", choices=("synthetic", "outcome"))
@@ -200,7 +202,7 @@ def _truth(cfg: BenchmarkConfig, train: Dataset, seed: int) -> tuple[dict[str, d
 
 
 def seed_truth(cfg: BenchmarkConfig, seed: int) -> tuple[Dataset, dict[str, dict[str, int]], dict[str, set[str]]]:
-    """(full training split, visible qrels, false-negative truth) for one seed, after the ``max_train_queries`` subsample.
+    """(full training split, visible qrels, false-negative truth) for one seed, after the query subsample.
 
     Deterministic from the config and the seed, so the truth of a finished
     benchmark can be rebuilt from its results file (``scripts/detection_curves.py``).
@@ -275,33 +277,51 @@ def _gradient_summary(run_dir: Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str], None] = log.info) -> dict[str, Any]:
-    """Everything for one seed; returns a JSON-ready dict."""
-    t0 = time.perf_counter()
-    train_full, visible, truth = seed_truth(cfg, seed)
-    test = load_dataset(cfg.dataset, cfg.test_split)
-    train = _subset(train_full, visible)
-    methods: dict[str, dict[str, float]] = {}
-    timings: dict[str, float] = {}
-    device = resolve_device(cfg.device)
+@dataclass
+class _SeedRun:
+    """One seed's shared state: its data, where results go, and the stage timer."""
 
-    def tick(name: str, since: float) -> float:
-        timings[name] = round(time.perf_counter() - since, 1)
-        progress(f"seed {seed}: {name} done in {timings[name]:.0f}s")
-        return time.perf_counter()
+    cfg: BenchmarkConfig
+    seed: int
+    tag: str
+    progress: Callable[[str], None]
+    train_full: Dataset
+    visible: dict[str, dict[str, int]]
+    truth: dict[str, set[str]]
+    test: Dataset
+    train: Dataset
+    device: Any
+    methods: dict[str, dict[str, float]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    clock: float = field(default_factory=time.perf_counter)
 
-    t = time.perf_counter()
-    methods["BM25"] = _test_metrics(bm25_run(test.corpus, test.queries, k=100), test)
-    t = tick("bm25", t)
-    zero = BiEncoder.from_pretrained(cfg.model).to(device).eval()
-    res0 = retrieve(
-        zero, test.corpus, test.queries, _enc(cfg, cfg.model), k=100, progress="zero-shot: encoding test corpus"
-    )
-    methods["zero-shot"] = _test_metrics(res0.run, test)
-    t = tick("zero-shot", t)
+    def tick(self, name: str) -> None:
+        """Record the time since the last stage ended under ``name``."""
+        self.timings[name] = round(time.perf_counter() - self.clock, 1)
+        self.progress(f"seed {self.seed}: {name} done in {self.timings[name]:.0f}s")
+        self.clock = time.perf_counter()
 
-    # Phase 1 on the visible labels; shared by everything after it.
-    enc0 = _enc(cfg, cfg.model)
+    def run_id(self, name: str) -> str:
+        return f"{self.tag}-s{self.seed}-{name}"
+
+    def score(self, name: str, run: Mapping[str, Mapping[str, float]]) -> None:
+        self.methods[name] = _test_metrics(run, self.test)
+
+
+def _baselines(s: _SeedRun) -> None:
+    """BM25 and the zero-shot encoder on the test split."""
+    s.score("BM25", bm25_run(s.test.corpus, s.test.queries, k=100))
+    s.tick("bm25")
+    zero = BiEncoder.from_pretrained(s.cfg.model).to(s.device).eval()
+    enc0 = _enc(s.cfg, s.cfg.model)
+    res0 = retrieve(zero, s.test.corpus, s.test.queries, enc0, k=100, progress="zero-shot: encoding test corpus")
+    s.score("zero-shot", res0.run)
+    s.tick("zero-shot")
+
+
+def _phase1(s: _SeedRun) -> tuple[Run, EncoderConfig, Any]:
+    """Phase 1 on the visible labels, shared by everything after it: (run, its encoder config, test retrieval)."""
+    cfg, enc0 = s.cfg, _enc(s.cfg, s.cfg.model)
     p1 = Phase1Config(
         dataset=cfg.dataset,
         train_split=cfg.train_split,
@@ -309,141 +329,172 @@ def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str]
         epochs=cfg.p1_epochs,
         batch_size=cfg.batch_size,
         lr=cfg.p1_lr,
-        seed=seed,
+        seed=s.seed,
         eval_k=100,
         checkpoint_every=0,
     )
-    p1_run = create_run("phase1", phase1_config_dict(enc0, p1, MiningConfig()), run_id=f"{tag}-s{seed}-phase1")
-    train_phase1(p1_run, enc0, p1, train_data=train, eval_data=test)
+    p1_run = create_run("phase1", phase1_config_dict(enc0, p1, MiningConfig()), run_id=s.run_id("phase1"))
+    train_phase1(p1_run, enc0, p1, train_data=s.train, eval_data=s.test)
     enc1 = _enc(cfg, str(p1_run.path))
-    phase1_encoder = BiEncoder.from_pretrained(str(p1_run.path)).to(device).eval()
-    res1 = retrieve(phase1_encoder, test.corpus, test.queries, enc1, k=100, progress="phase 1: encoding test corpus")
-    methods["phase 1 (in-batch)"] = _test_metrics(res1.run, test)
-    t = tick("phase 1", t)
+    encoder = BiEncoder.from_pretrained(str(p1_run.path)).to(s.device).eval()
+    res1 = retrieve(encoder, s.test.corpus, s.test.queries, enc1, k=100, progress="phase 1: encoding test corpus")
+    s.score("phase 1 (in-batch)", res1.run)
+    s.tick("phase 1")
+    return p1_run, enc1, res1
 
-    # Phase 2: the full adapter and its ablations on frozen phase-1 embeddings.
-    p2_full = Phase2Config(
-        dataset=cfg.dataset,
-        train_split=cfg.train_split,
-        labels=LabelConfig(scheme=cfg.label_scheme, mu=cfg.mu, top_k=cfg.top_k, seed=seed),
-        fit=AdapterFitConfig(epochs=cfg.p2_epochs, seed=seed),
+
+def _rerank_scores(s: _SeedRun, adapter_dir: str | Path, res: Any) -> dict[str, dict[str, float]]:
+    """``res``'s test retrieval reranked with the adapter in ``adapter_dir`` (its P(rel))."""
+    adapter, _ = load_adapter(adapter_dir, device=s.device)
+    signal = adapter_rerank_signal(
+        adapter, res.run, res.query_ids, res.query_vectors, res.corpus.ids, res.corpus.vectors, "p_rel"
     )
-    adapters: dict[str, str] = {}
-    f1: dict[str, dict[str, Any]] = {}
-    detection: dict[str, dict[str, float]] = {}
-    curves: dict[str, dict[str, Any]] = {}
+    return rerank_run(res.run, signal, s.cfg.lambda_rr)
+
+
+@dataclass
+class _AdapterResults:
+    """Phase 2 over the variants: adapter folders, four-class F1, detection, and the full adapter's queue."""
+
+    config: Phase2Config
+    adapters: dict[str, str] = field(default_factory=dict)
+    f1: dict[str, dict[str, Any]] = field(default_factory=dict)
+    detection: dict[str, dict[str, float]] = field(default_factory=dict)
+    curves: dict[str, dict[str, Any]] = field(default_factory=dict)
+    full_queue: Any = None
+
+
+def _phase2(s: _SeedRun, enc1: EncoderConfig, res1: Any) -> _AdapterResults:
+    """The full adapter and its ablations on frozen phase-1 embeddings, each also as a reranker of phase 1."""
+    cfg = s.cfg
     unknown = [v for v in cfg.variants if v not in ABLATIONS]
     if unknown:
         raise ConfigError(f"unknown adapter variant(s) {', '.join(unknown)}; choose from {', '.join(ABLATIONS)}")
-    variants = {name: ABLATIONS[name] for name in dict.fromkeys(("full", *cfg.variants))}
-    full_queue = None
-    for name, (sw_changes, fit_changes, label_changes) in variants.items():
-        labels = replace(p2_full.labels, **label_changes)
-        p2 = replace(p2_full, **sw_changes, labels=labels, fit=replace(p2_full.fit, **fit_changes))
-        run2 = create_run(
-            "phase2",
-            phase2_config_dict(enc1, p2),
-            run_id=f"{tag}-s{seed}-phase2-{name.replace(' ', '_')}",
+    out = _AdapterResults(
+        Phase2Config(
+            dataset=cfg.dataset,
+            train_split=cfg.train_split,
+            labels=LabelConfig(scheme=cfg.label_scheme, mu=cfg.mu, top_k=cfg.top_k, seed=s.seed),
+            fit=AdapterFitConfig(epochs=cfg.p2_epochs, seed=s.seed),
         )
-        m2 = train_phase2(run2, enc1, p2, train_data=train)
-        adapters[name] = str(run2.file("adapter"))
-        f1[name] = {"macro_f1": m2["after"]["macro_f1"], **{f"F1 {c}": v for c, v in m2["after"]["f1"].items()}}
-        det, cur, queue = variant_detection(
-            pq.read_table(run2.file("predictions.parquet")).to_pandas(), truth, name, labels.scheme
-        )
-        detection.update(det)
-        curves.update(cur)
+    )
+    for name in dict.fromkeys(("full", *cfg.variants)):
+        sw_changes, fit_changes, label_changes = ABLATIONS[name]
+        labels = replace(out.config.labels, **label_changes)
+        p2 = replace(out.config, **sw_changes, labels=labels, fit=replace(out.config.fit, **fit_changes))
+        run2 = create_run("phase2", phase2_config_dict(enc1, p2), run_id=s.run_id(f"phase2-{name.replace(' ', '_')}"))
+        m2 = train_phase2(run2, enc1, p2, train_data=s.train)
+        out.adapters[name] = str(run2.file("adapter"))
+        out.f1[name] = {"macro_f1": m2["after"]["macro_f1"], **{f"F1 {c}": v for c, v in m2["after"]["f1"].items()}}
+        predictions = pq.read_table(run2.file("predictions.parquet")).to_pandas()
+        det, cur, queue = variant_detection(predictions, s.truth, name, labels.scheme)
+        out.detection.update(det)
+        out.curves.update(cur)
         if name == "full":
-            full_queue = queue
-        # Reranking the phase-1 retrieval with this adapter (no resampling).
-        adapter, _ = load_adapter(adapters[name], device=device)
-        signal = adapter_rerank_signal(
-            adapter, res1.run, res1.query_ids, res1.query_vectors, res1.corpus.ids, res1.corpus.vectors, "p_rel"
-        )
+            out.full_queue = queue
         label = "RRRA reranking only" if name == "full" else f"ablation: {name} (phase 1 + rerank)"
-        methods[label] = _test_metrics(rerank_run(res1.run, signal, cfg.lambda_rr), test)
-    t = tick("phase 2", t)
+        s.score(label, _rerank_scores(s, out.adapters[name], res1))
+    s.tick("phase 2")
+    return out
 
-    # Phase 3 with each sampler, from the phase-1 encoder.
+
+def _phase3(s: _SeedRun, enc1: EncoderConfig, adapter_dir: str) -> tuple[dict[str, Any], Run | None]:
+    """Phase 3 with each sampler from the phase-1 encoder: (gradient summaries per sampler, the RRRA run)."""
     gradients: dict[str, Any] = {}
     rrra_run = None
-    for sampler in cfg.samplers:
-        p3 = _phase3_config(cfg, seed, sampler)
-        run3 = create_run(
-            "phase3", phase3_config_dict(enc1, p3, adapters["full"]), run_id=f"{tag}-s{seed}-phase3-{sampler}"
+    for sampler in s.cfg.samplers:
+        p3 = _phase3_config(s.cfg, s.seed, sampler)
+        run3 = create_run("phase3", phase3_config_dict(enc1, p3, adapter_dir), run_id=s.run_id(f"phase3-{sampler}"))
+        train_phase3(
+            run3,
+            enc1,
+            p3,
+            adapter_dir=adapter_dir,
+            train_data=s.train,
+            eval_data=s.test,
+            planted_false_negatives=s.truth,
         )
+        enc3 = BiEncoder.from_pretrained(str(run3.path)).to(s.device).eval()
+        res3 = retrieve(enc3, s.test.corpus, s.test.queries, _enc(s.cfg, str(run3.path)), k=100)
+        s.score(SAMPLER_METHODS[sampler], res3.run)
+        if sampler == "rrra":
+            s.score("RRRA (resampling + reranking)", _rerank_scores(s, run3.file("adapter"), res3))
+            rrra_run = run3
+        gradients[sampler] = _gradient_summary(run3.path)
+        s.tick(f"phase 3 {sampler}")
+    return gradients, rrra_run
+
+
+def _hitl(s: _SeedRun, enc1: EncoderConfig, p2: _AdapterResults) -> list[dict[str, Any]]:
+    """Human in the loop: a perfect reviewer labels the top N of the review queue, labels merge, RRRA retrains."""
+    keys = ("nDCG@10", "R@1", "R@10", "R@100")
+    if not s.cfg.hitl or p2.full_queue is None or "rrra" not in s.cfg.samplers:
+        return []
+    queue = p2.full_queue.sort_values("p_fn_given_neg", ascending=False, kind="stable")
+    rows: list[dict[str, Any]] = []
+    for n in s.cfg.hitl:
+        if n == 0:
+            value = s.methods["RRRA (resampling + reranking)"]
+            rows.append({"N": 0, "found": 0, **{k: value[k] for k in keys}})
+            continue
+        top = queue.head(n)
+        verdicts = {(q, d): bool(tr) for q, d, tr in zip(top["query_id"], top["doc_id"], top["truth"])}
+        corrections = apply_verdicts(s.visible, verdicts)
+        train_n = _subset(s.train_full, corrections.qrels)
+        run2 = create_run("phase2", phase2_config_dict(enc1, p2.config), run_id=s.run_id(f"hitl{n}-phase2"))
+        train_phase2(run2, enc1, p2.config, train_data=train_n, corrections=corrections)
+        p3 = _phase3_config(s.cfg, s.seed, "rrra")
+        adapter_dir = str(run2.file("adapter"))
+        run3 = create_run("phase3", phase3_config_dict(enc1, p3, adapter_dir), run_id=s.run_id(f"hitl{n}-phase3"))
         m3 = train_phase3(
             run3,
             enc1,
             p3,
-            adapter_dir=adapters["full"],
-            train_data=train,
-            eval_data=test,
-            planted_false_negatives=truth,
+            adapter_dir=adapter_dir,
+            train_data=train_n,
+            eval_data=s.test,
+            corrections=corrections,
+            planted_false_negatives=s.truth,
         )
-        enc3 = BiEncoder.from_pretrained(str(run3.path)).to(device).eval()
-        res3 = retrieve(enc3, test.corpus, test.queries, _enc(cfg, str(run3.path)), k=100)
-        methods[SAMPLER_METHODS[sampler]] = _test_metrics(res3.run, test)
-        if sampler == "rrra":
-            adapter, _ = load_adapter(run3.file("adapter"), device=device)
-            signal = adapter_rerank_signal(
-                adapter, res3.run, res3.query_ids, res3.query_vectors, res3.corpus.ids, res3.corpus.vectors, "p_rel"
-            )
-            methods["RRRA (resampling + reranking)"] = _test_metrics(rerank_run(res3.run, signal, cfg.lambda_rr), test)
-            rrra_run = run3
-        gradients[sampler] = _gradient_summary(run3.path)
-        t = tick(f"phase 3 {sampler}", t)
+        rows.append({"N": n, "found": sum(verdicts.values()), **{k: m3["after"][k] for k in keys}})
+        s.tick(f"hitl N={n}")
+    return rows
 
-    # Human in the loop: label the top N of the review queue correctly, merge, retrain RRRA.
-    hitl: list[dict[str, Any]] = []
-    if cfg.hitl and full_queue is not None and "rrra" in cfg.samplers:
-        queue = full_queue.sort_values("p_fn_given_neg", ascending=False, kind="stable")
-        for n in cfg.hitl:
-            top = queue.head(n)
-            # A perfect reviewer: each verdict is the truth.
-            verdicts = {(q, d): bool(tr) for q, d, tr in zip(top["query_id"], top["doc_id"], top["truth"])}
-            found = sum(verdicts.values())
-            if n == 0:
-                value = methods["RRRA (resampling + reranking)"]
-                hitl.append({"N": 0, "found": 0, **{k: value[k] for k in ("nDCG@10", "R@1", "R@10", "R@100")}})
-                continue
-            corrections = apply_verdicts(visible, verdicts)
-            train_n = _subset(train_full, corrections.qrels)
-            run2 = create_run("phase2", phase2_config_dict(enc1, p2_full), run_id=f"{tag}-s{seed}-hitl{n}-phase2")
-            train_phase2(run2, enc1, p2_full, train_data=train_n, corrections=corrections)
-            p3 = _phase3_config(cfg, seed, "rrra")
-            run3 = create_run(
-                "phase3",
-                phase3_config_dict(enc1, p3, str(run2.file("adapter"))),
-                run_id=f"{tag}-s{seed}-hitl{n}-phase3",
-            )
-            m3 = train_phase3(
-                run3,
-                enc1,
-                p3,
-                adapter_dir=str(run2.file("adapter")),
-                train_data=train_n,
-                eval_data=test,
-                corrections=corrections,
-                planted_false_negatives=truth,
-            )
-            value = m3["after"]
-            hitl.append({"N": n, "found": found, **{k: value[k] for k in ("nDCG@10", "R@1", "R@10", "R@100")}})
-            t = tick(f"hitl N={n}", t)
 
+def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str], None] = log.info) -> dict[str, Any]:
+    """Everything for one seed; returns a JSON-ready dict."""
+    t0 = time.perf_counter()
+    train_full, visible, truth = seed_truth(cfg, seed)
+    s = _SeedRun(
+        cfg=cfg,
+        seed=seed,
+        tag=tag,
+        progress=progress,
+        train_full=train_full,
+        visible=visible,
+        truth=truth,
+        test=load_dataset(cfg.dataset, cfg.test_split),
+        train=_subset(train_full, visible),
+        device=resolve_device(cfg.device),
+    )
+    _baselines(s)
+    p1_run, enc1, res1 = _phase1(s)
+    p2 = _phase2(s, enc1, res1)
+    gradients, rrra_run = _phase3(s, enc1, p2.adapters["full"])
+    hitl = _hitl(s, enc1, p2)
     return {
         "seed": seed,
         "train_queries": len(visible),
         "planted": int(sum(len(v) for v in truth.values())),
-        "methods": methods,
-        "detection": detection,
+        "methods": s.methods,
+        "detection": p2.detection,
         # Thinned ROC/PR points per score; outside "detection" so aggregate() never averages them.
-        "detection_curves": curves,
-        "adapter_f1": f1,
+        "detection_curves": p2.curves,
+        "adapter_f1": p2.f1,
         "gradients": gradients,
         "hitl": hitl,
         "runs": {"phase1": p1_run.id, "rrra": rrra_run.id if rrra_run else None},
-        "timings_s": timings,
+        "timings_s": s.timings,
         "seconds": round(time.perf_counter() - t0, 1),
     }
 
