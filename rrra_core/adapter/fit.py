@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 # Embeddings by id: a dict id -> (d,) vector, or (ids, (n, d) matrix).
-Vectors = Union[Mapping[str, np.ndarray], tuple[Sequence[str], np.ndarray]]
+Vectors = Mapping[str, np.ndarray] | tuple[Sequence[str], np.ndarray]
 
 
 @dataclass

@@ -20,7 +20,7 @@ what it is doing; ``fraction`` in [0, 1] is how far it has come.
 * ``best``: the best epoch's entry (phases 1 and 2), else null;
 * ``after``: the final model's evaluation: retrieval metrics of its final
   ranking (phase 1; phase 3 reranked where it reranks), or the adapter's
-  four-class metrics on held-out queries (phase 2);
+  four-class metrics on held-out queries (phase 2); empty when nothing was evaluated;
 * ``variants``: every ranking the final evaluation scored, ``{name: metrics}``
   (phase 1 ``retriever``; phase 3 ``no_rerank`` and ``rerank``; the keys of
   ``per_query.json``); empty for phase 2;
@@ -149,7 +149,7 @@ def metrics_record(
         "before": dict(before) if before is not None else None,
         "epochs": list(epochs or []),
         "best": dict(best) if best is not None else None,
-        "after": dict(after) if after is not None else None,
+        "after": dict(after or {}),
         "variants": dict(variants or {}),
         "train": dict(train or {}),
     }

@@ -132,7 +132,10 @@ class StepPlan:
         return cls(n_pairs, batch_size, seed, epochs, per_epoch, total, warmup)
 
     def remaining(self, step: int, epoch: int) -> Iterator[tuple[int, np.ndarray]]:
-        """``(batch number, pair indices)`` of ``epoch`` from where ``step`` left it, up to the last step."""
+        """``(batch number, pair indices)`` of ``epoch`` from where ``step`` left it, up to the last step.
+
+        The caller takes one optimizer step per batch it is given.
+        """
         batches = epoch_batches(self.n_pairs, self.batch_size, self.seed, epoch)
         first = step - epoch * self.steps_per_epoch  # batches already done in this epoch (resume)
         for b in range(first, len(batches)):

@@ -80,7 +80,8 @@ class Phase1Config:
     max_steps: int | None = opt(None, "stop after this many optimizer steps (budget knob)")
     batch_size: int = opt(
         32,
-        "queries per step, over all processes under torchrun; each brings its positive as an in-batch negative for the others",
+        "queries per step, over all processes under torchrun; "
+        "each brings its positive as an in-batch negative for the others",
     )
     lr: float = opt(2e-5, "peak AdamW learning rate")
     warmup_ratio: float = opt(0.1, "fraction of steps with linear warmup")

@@ -109,7 +109,8 @@ class Phase3Config:
     n_hard: int = opt(1, "hard negatives sampled per query per step")
     n_random: int = opt(
         0,
-        "extra random corpus negatives per query per step; 0 (the default, as in the benchmarks) relies on the in-batch negatives, the other queries' positives, as the random mix",
+        "extra random corpus negatives per query per step; 0 (the default, as in the benchmarks) relies on "
+        "the in-batch negatives, the other queries' positives, as the random mix",
     )
     top_k: int = opt(100, "candidate pool depth K")
     remine_every: int = opt(1, "re-mine the pool from the current encoder every N epochs")
@@ -236,7 +237,8 @@ def _report_coverage(
     missing = summary["no_candidates"] + summary["zero_weight"]
     if main and missing:
         log.warning(
-            "phase 3 epoch %d: %d of %d training queries get no hard negative (%d with no candidates left, %d because %s; e.g. %s); they train on in-batch negatives only",
+            "phase 3 epoch %d: %d of %d training queries get no hard negative (%d with no candidates left, "
+            "%d because %s; e.g. %s); they train on in-batch negatives only",
             epoch + 1,
             missing,
             n_queries,
