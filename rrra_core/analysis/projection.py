@@ -351,38 +351,26 @@ def _encoder_config(run: Run, saved: RunConfig) -> Any:
     return cfg
 
 
-def compute_projection(
-    run: Run, scope: Scope, cfg: ProjectionConfig | None = None, progress: Progress | None = None
-) -> Projection:
-    """Lay out ``scope`` of ``run`` with UMAP and save it in ``<run>/projections/``; returns it.
+@dataclass
+class _RunVectors:
+    """A run's embeddings as the projection needs them: rows by id, and the adapter's correction."""
 
-    ``progress(stage, fraction)`` follows the slow steps (encoding on a cache
-    miss, UMAP's first fit in a process, which compiles numba code).
-    """
+    doc_vec: Callable[[Sequence[str]], np.ndarray]
+    q_vec: Callable[[Sequence[str]], np.ndarray]
+    correct: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    doc_ids: list[str]
+
+
+def _run_vectors(
+    run: Run, enc_cfg: Any, data: Any, dataset: str, scored: list[str], pred_path: Path, say: Progress
+) -> _RunVectors:
+    """Encode (cache permitting) the run's corpus and scored queries, and load its adapter."""
     import torch
 
     from rrra_core.adapter import load_adapter
-    from rrra_core.analysis.candidates import read_predictions
-    from rrra_core.data.beir import load_dataset
     from rrra_core.retrieval.dense import encode_corpus, encode_queries
     from rrra_core.retrieval.encoder import BiEncoder
     from rrra_core.runtime.device import resolve_device
-
-    cfg = cfg or ProjectionConfig()
-    say = progress or (lambda _stage, _fraction: None)
-    t0 = time.perf_counter()
-    say("loading the run", 0.0)
-    saved = read_run_config(run)
-    pred_path = run.file("predictions.parquet")
-    preds = read_predictions(pred_path)
-    dataset, split = _run_data(saved)
-    data = load_dataset(dataset, split)
-    scored = list(dict.fromkeys(preds["query_id"]))
-    if not scored:
-        raise DataError(pred_path, "no scored candidates: nothing to map")
-    if scope.query_id is not None and scope.query_id not in set(scored):
-        raise UserError(f"query {scope.query_id!r} has no scored candidates in run {run.id}")
-    enc_cfg = _encoder_config(run, saved)
 
     say("loading the encoder", 0.05)
     device = resolve_device(enc_cfg.device)
@@ -414,14 +402,46 @@ def compute_projection(
             qt = torch.as_tensor(q, device=device).expand(len(c), -1)  # (K, d)
             return adapter.correct(qt, torch.as_tensor(c, device=device)).float().cpu().numpy()  # (K, d)
 
+    return _RunVectors(doc_vec, q_vec, correct, list(emb.ids))
+
+
+def compute_projection(
+    run: Run, scope: Scope, cfg: ProjectionConfig | None = None, progress: Progress | None = None
+) -> Projection:
+    """Lay out ``scope`` of ``run`` with UMAP and save it in ``<run>/projections/``; returns it.
+
+    ``progress(stage, fraction)`` follows the slow steps (encoding on a cache
+    miss, UMAP's first fit in a process, which compiles numba code).
+    """
+    from rrra_core.analysis.candidates import read_predictions
+    from rrra_core.data.beir import load_dataset
+
+    cfg = cfg or ProjectionConfig()
+    say = progress or (lambda _stage, _fraction: None)
+    t0 = time.perf_counter()
+    say("loading the run", 0.0)
+    saved = read_run_config(run)
+    pred_path = run.file("predictions.parquet")
+    preds = read_predictions(pred_path)
+    dataset, split = _run_data(saved)
+    data = load_dataset(dataset, split)
+    scored = list(dict.fromkeys(preds["query_id"]))
+    if not scored:
+        raise DataError(pred_path, "no scored candidates: nothing to map")
+    if scope.query_id is not None and scope.query_id not in set(scored):
+        raise UserError(f"query {scope.query_id!r} has no scored candidates in run {run.id}")
+    enc_cfg = _encoder_config(run, saved)
+    vec = _run_vectors(run, enc_cfg, data, dataset, scored, pred_path, say)
+
     say("correcting the candidates with the adapter", 0.65)
     if scope.query_id is None:
-        pts = global_scope_points(preds, data.qrels, emb.ids, q_vec, doc_vec, cfg)
+        pts = global_scope_points(preds, data.qrels, vec.doc_ids, vec.q_vec, vec.doc_vec, cfg)
     else:
         qid = scope.query_id
-        positives = [d for d, r in data.qrels.get(qid, {}).items() if r > 0 and d in drow]
+        known = set(vec.doc_ids)
+        positives = [d for d, r in data.qrels.get(qid, {}).items() if r > 0 and d in known]
         pts = query_scope_points(
-            qid, q_vec([qid])[0], preds[preds["query_id"] == qid], positives, doc_vec, correct, cfg.top_k
+            qid, vec.q_vec([qid])[0], preds[preds["query_id"] == qid], positives, vec.doc_vec, vec.correct, cfg.top_k
         )
 
     say(f"fitting UMAP on {len(pts.points)} points (the first fit in a process compiles numba code)", 0.7)
