@@ -263,6 +263,7 @@ class Reporter:
         self.stage_name = stage
         self.phase, self.total_steps, self.epochs = phase, total_steps, epochs
         self.start_step, self.span, self.every_s = start_step, span, every_s
+        self.last_step = start_step
         self.t_start = time.perf_counter()
         self._last_write = -math.inf
         self._bar: Any = None
@@ -289,12 +290,14 @@ class Reporter:
         return lo + (hi - lo) * step / max(1, self.total_steps)
 
     def stage(self, name: str, fraction: float | None = None, **fields: Any) -> None:
-        """A stage outside the step loop (loading, mining, evaluating, ...)."""
+        """A stage outside the step loop (loading, mining, evaluating, ...); ``fraction`` defaults to the steps done."""
         if self.run is not None:
-            write_progress(self.run, self.phase, name, epochs=self.epochs, fraction=fraction, **fields)
+            done = self._fraction(self.last_step) if fraction is None else fraction
+            write_progress(self.run, self.phase, name, epochs=self.epochs, fraction=done, **fields)
 
     def step(self, step: int, epoch: int, loss: float, **record: Any) -> None:
         """Log optimizer step ``step`` (1-based) of ``epoch`` (1-based) and update the progress."""
+        self.last_step = step
         if self._bar is not None:
             self._bar.set_postfix(loss=f"{loss:.4f}")
             self._bar.update(1)

@@ -9,6 +9,7 @@ from safetensors.numpy import load_file
 
 from rrra_core.negatives.mining import MiningConfig
 from rrra_core.retrieval.encoder import EncoderConfig
+from rrra_core.runtime.reports import METRICS_KEYS, PROGRESS_KEYS
 from rrra_core.runtime.runs import Run, create_run
 from rrra_core.training.loop import epoch_batches, training_pairs
 from rrra_core.training.phase1 import Phase1Config, phase1_config_dict, train_phase1
@@ -50,6 +51,11 @@ def test_run_folder_holds_everything_to_reproduce(tiny_model_dir: Path) -> None:
     assert [r["step"] for r in log] == [1, 2, 3]
     assert all(np.isfinite(r["loss"]) for r in log)
     assert set(metrics["before"]) >= {"nDCG@10", "RR@10", "R@100"} and metrics["after"]["step"] == 3
+    # The one metrics.json and progress.json shapes.
+    assert tuple(metrics) == METRICS_KEYS and metrics["variants"]["retriever"]["nDCG@10"] == metrics["after"]["nDCG@10"]
+    progress = run.read_json("progress.json")
+    assert tuple(progress) == PROGRESS_KEYS
+    assert (progress["phase"], progress["status"], progress["step"], progress["fraction"]) == (1, "done", 3, 1.0)
     # Mined negatives never include a labelled positive.
     from rrra_core.data import load_dataset, read_tevatron
 
