@@ -13,6 +13,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from pages.common import keys
 from pages.common.downloads import chart, csv_button
 from pages.common.widgets import md_code, md_escape
 from rrra_core.analysis.results_view import (
@@ -30,15 +31,6 @@ from rrra_core.analysis.results_view import (
     wide_table,
 )
 from rrra_core.runtime.errors import DataError
-
-# Session-state keys. Widgets whose options depend on the file add its name, so switching files never
-# leaves a stale choice that the new file's options lack.
-FILE = "bench_file"
-METRIC = "bench_metric"
-MEASURE = "bench_ablation_measure"
-SEED = "bench_curve_seed"
-SCORES = "bench_curve_scores"
-HITL_METRIC = "bench_hitl_metric"
 
 DEFAULT_FILE = "rrra_cranfield.json"
 GROUP_COLOURS = {"baseline": "#90a4ae", "RRRA": "#d84315", "ablation": "#6a1b9a", "other": "#455a64"}
@@ -60,10 +52,10 @@ if not files:
     st.stop()
 
 names = [str(p.relative_to(folder)) for p in files]
-if st.session_state.get(FILE) not in names:
-    st.session_state[FILE] = DEFAULT_FILE if DEFAULT_FILE in names else names[0]
+if st.session_state.get(keys.BENCH_FILE) not in names:
+    st.session_state[keys.BENCH_FILE] = DEFAULT_FILE if DEFAULT_FILE in names else names[0]
 choice = st.selectbox(
-    "Result file", names, key=FILE, help=f"Files in {md_code(folder)}; sub-folders hold per-seed parts."
+    "Result file", names, key=keys.BENCH_FILE, help=f"Files in {md_code(folder)}; sub-folders hold per-seed parts."
 )
 path = folder / choice
 stem = path.stem
@@ -111,13 +103,16 @@ with tab_methods:
         st.dataframe(
             table,
             hide_index=True,
-            key="bench_methods_table",
+            key=keys.BENCH_METHODS_TABLE,
             column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns if c != "method"},
         )
-        csv_button(table, f"{stem}_methods", key="csv_methods")
+        csv_button(table, f"{stem}_methods", key=keys.BENCH_METHODS_CSV)
         metrics = list(dict.fromkeys(methods["metric"]))
         metric = st.selectbox(
-            "Metric", metrics, index=metrics.index("nDCG@10") if "nDCG@10" in metrics else 0, key=f"{METRIC}_{stem}"
+            "Metric",
+            metrics,
+            index=metrics.index("nDCG@10") if "nDCG@10" in metrics else 0,
+            key=keys.for_file(keys.BENCH_METRIC, stem),
         )
         shown = methods[(methods["metric"] == metric) & (methods["group"] != "ablation")]
         # Bars start at zero (honest lengths); the printed means make small differences readable.
@@ -137,7 +132,7 @@ with tab_methods:
             xaxis_tickangle=-30,
             legend_title_text="",
         )
-        chart(fig, f"{stem}_methods_{metric}", key="chart_methods")
+        chart(fig, f"{stem}_methods_{metric}", key=keys.BENCH_METHODS_CHART)
 
 # --- ablations ----------------------------------------------------------------
 with tab_ablations:
@@ -150,16 +145,16 @@ with tab_ablations:
         st.dataframe(
             table,
             hide_index=True,
-            key="bench_ablation_table",
+            key=keys.BENCH_ABLATION_TABLE,
             column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns if c != "variant"},
         )
-        csv_button(table, f"{stem}_ablations", key="csv_ablations")
+        csv_button(table, f"{stem}_ablations", key=keys.BENCH_ABLATION_CSV)
         measures = list(dict.fromkeys(ablations["measure"]))
         measure = st.selectbox(
             "Measure",
             measures,
             index=measures.index("detection AUROC") if "detection AUROC" in measures else 0,
-            key=f"{MEASURE}_{stem}",
+            key=keys.for_file(keys.BENCH_MEASURE, stem),
             help=(
                 "detection: finding planted false negatives among mined negatives; "
                 "F1: four-class on held-out queries; "
@@ -179,7 +174,7 @@ with tab_ablations:
             color_discrete_map={"full adapter": GROUP_COLOURS["RRRA"], "ablation": GROUP_COLOURS["ablation"]},
         )
         fig.update_layout(title=f"{measure} per adapter variant (error bars: std over seeds)", legend_title_text="")
-        chart(fig, f"{stem}_ablations_{measure}", key="chart_ablations")
+        chart(fig, f"{stem}_ablations_{measure}", key=keys.BENCH_ABLATION_CHART)
 
 # --- detection ----------------------------------------------------------------
 with tab_detection:
@@ -194,10 +189,10 @@ with tab_detection:
         st.dataframe(
             table,
             hide_index=True,
-            key="bench_detection_table",
+            key=keys.BENCH_DETECTION_TABLE,
             column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns if c != "score"},
         )
-        csv_button(table, f"{stem}_detection", key="csv_detection")
+        csv_button(table, f"{stem}_detection", key=keys.BENCH_DETECTION_CSV)
 
     src = curves_source(path, result)
     points = pd.DataFrame()
@@ -219,10 +214,10 @@ with tab_detection:
     if not points.empty:
         seeds = list(dict.fromkeys(points["seed"]))
         c1, c2 = st.columns([1, 3])
-        seed = c1.selectbox("Seed", seeds, key=f"{SEED}_{src.stem}")
+        seed = c1.selectbox("Seed", seeds, key=keys.for_file(keys.BENCH_SEED, src.stem))
         scores = list(dict.fromkeys(points["score"]))
         default = [s for s in scores if not s.startswith("adapter") or s.endswith("(full)")] or scores
-        picked = c2.multiselect("Scores", scores, default=default, key=f"{SCORES}_{src.stem}")
+        picked = c2.multiselect("Scores", scores, default=default, key=keys.for_file(keys.BENCH_SCORES, src.stem))
         one = points[(points["seed"] == seed) & points["score"].isin(picked)]
         left, right = st.columns(2)
         with left:
@@ -238,7 +233,7 @@ with tab_detection:
                 y=prevalence, line_dash="dash", line_color="grey", annotation_text=f"random ({prevalence:.3f})"
             )
             pr.update_layout(title=f"Precision-recall, seed {seed}", yaxis_range=[0, 1.02], xaxis_range=[0, 1])
-            chart(pr, f"{stem}_pr_seed{seed}", key="chart_pr")
+            chart(pr, f"{stem}_pr_seed{seed}", key=keys.BENCH_PR_CHART)
         with right:
             roc = px.line(
                 one[one["curve"] == "ROC"],
@@ -258,12 +253,12 @@ with tab_detection:
                 )
             )
             roc.update_layout(title=f"ROC, seed {seed}", yaxis_range=[0, 1.02], xaxis_range=[0, 1])
-            chart(roc, f"{stem}_roc_seed{seed}", key="chart_roc")
+            chart(roc, f"{stem}_roc_seed{seed}", key=keys.BENCH_ROC_CHART)
         csv_button(
             points.rename(columns={"x": "x (recall or FPR)", "y": "y (precision or TPR)"}),
             f"{stem}_detection_curves",
             label="Download curve points (CSV, every seed and score)",
-            key="csv_curves",
+            key=keys.BENCH_CURVES_CSV,
         )
 
 # --- human in the loop --------------------------------------------------------
@@ -279,14 +274,14 @@ with tab_hitl:
             "**A simulated reviewer labels the top N of the adapter's review queue correctly; "
             "the labels are merged and RRRA retrains**"
         )
-        st.dataframe(hitl, hide_index=True, key="bench_hitl_table")
-        csv_button(hitl, f"{stem}_hitl", key="csv_hitl")
+        st.dataframe(hitl, hide_index=True, key=keys.BENCH_HITL_TABLE)
+        csv_button(hitl, f"{stem}_hitl", key=keys.BENCH_HITL_CSV)
         options = [c for c in hitl.columns if c not in ("seed", "N", "found")]
         metric = st.selectbox(
             "Metric",
             options,
             index=options.index("nDCG@10") if "nDCG@10" in options else 0,
-            key=f"{HITL_METRIC}_{stem}",
+            key=keys.for_file(keys.BENCH_HITL_METRIC, stem),
         )
         fig = px.line(
             hitl,
@@ -300,6 +295,6 @@ with tab_hitl:
         )
         fig.update_traces(textposition="top center", texttemplate="%{text} FN")
         fig.update_layout(title=f"{metric} after retraining vs. items reviewed (labels: false negatives found)")
-        chart(fig, f"{stem}_hitl_{metric}", key="chart_hitl")
+        chart(fig, f"{stem}_hitl_{metric}", key=keys.BENCH_HITL_CHART)
         if hitl["seed"].nunique() == 1:
             st.caption("One seed, no error bars: read no slope from a few points.")

@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import analysis_loaders as load
+from pages.common import jobs_view, keys
 from pages.common import resources as res
 from pages.common.downloads import chart, csv_button
 from pages.common.widgets import md_code, md_escape, short, show_text
@@ -33,15 +33,6 @@ from rrra_core.analysis.comparison import (
 from rrra_core.runtime import jobs
 from rrra_core.runtime.errors import UserError
 
-# Session-state keys.
-RUN_A = "cmp_a"
-RUN_B = "cmp_b"
-VARIANT_A = "cmp_variant_a"
-VARIANT_B = "cmp_variant_b"
-METRIC = "cmp_metric"
-THRESHOLD = "cmp_threshold"
-TOP_N = "cmp_top_n"
-
 CHANGE_COLOURS = {"helped": "#2e7d32", "hurt": "#c62828", "unchanged": "#90a4ae"}
 KIND_NAMES = {
     "phase1": "phase 1",
@@ -56,13 +47,14 @@ def _label(row: pd.Series) -> str:
     return f"{row['run']} · {KIND_NAMES.get(row['kind'], row['kind'])}{extra}"
 
 
-def _variant_picker(column, run_id: str, variants: list[str], key: str) -> str | None:
+def _variant_picker(column, run_id: str, variants: list[str], key: str, key_for: str) -> str | None:
+    """The ranking to compare for one side; ``key_for`` remembers which run its default was chosen for."""
     if not variants:
         column.caption("This run has no final evaluation yet.")
         return None
-    if st.session_state.get(key) not in variants or st.session_state.get(f"_{key}_for") != run_id:
+    if st.session_state.get(key) not in variants or st.session_state.get(key_for) != run_id:
         st.session_state[key] = default_variant(variants)
-        st.session_state[f"_{key}_for"] = run_id
+        st.session_state[key_for] = run_id
     if len(variants) == 1:
         column.caption(f"Ranking: {VARIANT_LABELS.get(variants[0], variants[0])}")
         return variants[0]
@@ -77,7 +69,7 @@ def _variant_picker(column, run_id: str, variants: list[str], key: str) -> str |
 
 def _per_query_missing(side: str, run_id: str) -> None:
     """Offer (or follow) the background job that writes the run's per-query results."""
-    state = load.per_query_job(run_id)
+    state = jobs_view.per_query_job(run_id)
     if state is not None and state.active:
         _follow(side, run_id)
         return
@@ -88,10 +80,10 @@ def _per_query_missing(side: str, run_id: str) -> None:
     if state is not None and state.status in ("failed", "lost"):
         st.error(f"The last attempt {state.status}: {state.error or 'the process ended without finishing'}")
         with st.expander("Job log"):
-            show_text(jobs.log_tail(load.per_query_job_id(run_id), 40))
-    if st.button(f"Compute per-query results for run {side}", key=f"per_query_{side}", type="primary"):
+            show_text(jobs.log_tail(jobs_view.per_query_job_id(run_id), 40))
+    if st.button(f"Compute per-query results for run {side}", key=keys.per_query_start(side), type="primary"):
         try:
-            load.start_per_query(run_id)
+            jobs_view.start_per_query(run_id)
         except UserError as err:
             st.error(str(err))
             return
@@ -101,17 +93,17 @@ def _per_query_missing(side: str, run_id: str) -> None:
 def _follow(side: str, run_id: str) -> None:
     @st.fragment(run_every=1.0)
     def progress() -> None:
-        state = load.per_query_job(run_id)
+        state = jobs_view.per_query_job(run_id)
         if state is None or not state.active:
             st.rerun(scope="app")
             return
         st.info(f"Computing per-query results for run {side} ({md_code(run_id)}) in the background…")
         # The driver's progress bar redraws one line with carriage returns: show its latest state.
-        tail = jobs.log_tail(load.per_query_job_id(run_id), 1).split("\r")[-1]
+        tail = jobs.log_tail(jobs_view.per_query_job_id(run_id), 1).split("\r")[-1]
         if tail.strip():
             st.caption(md_escape(tail, 160))
-        if st.button("Cancel", key=f"cancel_per_query_{side}"):
-            jobs.cancel_job(load.per_query_job_id(run_id))
+        if st.button("Cancel", key=keys.per_query_cancel(side)):
+            jobs.cancel_job(jobs_view.per_query_job_id(run_id))
             st.rerun(scope="app")
 
     progress()
@@ -122,7 +114,7 @@ st.caption(
     "Two runs' metrics side by side, and query by query what changed: for example before and after a relabel round."
 )
 
-overview = load.runs_overview()
+overview = res.runs_overview()
 # Phase-2 runs count once a retrain has evaluated them for retrieval (they are the "before").
 comparable = overview[
     (
@@ -139,13 +131,13 @@ labels = {r["run"]: _label(r) for _, r in comparable.iterrows()}
 info = comparable.set_index("run")
 col_a, col_b = st.columns(2)
 # The Retrain page hands over "before" and "after" when people press Compare.
-for handed, key in (("compare_run_a", RUN_A), ("compare_run_b", RUN_B)):
+for handed, key in ((keys.RETRAIN_COMPARE_A, keys.CMP_RUN_A), (keys.RETRAIN_COMPARE_B, keys.CMP_RUN_B)):
     if st.session_state.get(handed) in labels:
         st.session_state[key] = st.session_state.pop(handed)
-if st.session_state.get(RUN_A) not in labels:
+if st.session_state.get(keys.CMP_RUN_A) not in labels:
     # Default A: the second-newest run, so the newest can be B (before → after).
-    st.session_state[RUN_A] = list(labels)[1]
-run_a = col_a.selectbox("Run A (before)", list(labels), format_func=lambda r: labels[r], key=RUN_A)
+    st.session_state[keys.CMP_RUN_A] = list(labels)[1]
+run_a = col_a.selectbox("Run A (before)", list(labels), format_func=lambda r: labels[r], key=keys.CMP_RUN_A)
 same = comparable[
     (comparable["dataset"] == info.loc[run_a, "dataset"])
     & (comparable["eval split"] == info.loc[run_a, "eval split"])
@@ -157,13 +149,13 @@ if not same:
         f"split {md_code(info.loc[run_a, 'eval split'])}). Pick another run A."
     )
     st.stop()
-if st.session_state.get(RUN_B) not in same:
-    st.session_state[RUN_B] = same[0]
+if st.session_state.get(keys.CMP_RUN_B) not in same:
+    st.session_state[keys.CMP_RUN_B] = same[0]
 run_b = col_b.selectbox(
     "Run B (after)",
     same,
     format_func=lambda r: labels[r],
-    key=RUN_B,
+    key=keys.CMP_RUN_B,
     help="Runs evaluated on the same dataset and split as run A.",
 )
 
@@ -178,8 +170,8 @@ def _metrics(run_id: str) -> dict:
 
 metrics_a = run_metric_variants(info.loc[run_a, "kind"], _metrics(run_a))
 metrics_b = run_metric_variants(info.loc[run_b, "kind"], _metrics(run_b))
-variant_a = _variant_picker(col_a, run_a, list(metrics_a), VARIANT_A)
-variant_b = _variant_picker(col_b, run_b, list(metrics_b), VARIANT_B)
+variant_a = _variant_picker(col_a, run_a, list(metrics_a), keys.CMP_VARIANT_A, keys.CMP_VARIANT_A_FOR)
+variant_b = _variant_picker(col_b, run_b, list(metrics_b), keys.CMP_VARIANT_B, keys.CMP_VARIANT_B_FOR)
 if variant_a is None or variant_b is None:
     st.stop()
 
@@ -190,13 +182,13 @@ shown = table.rename(columns={"delta": "B − A", "relative": "B / A − 1"})
 st.dataframe(
     shown,
     hide_index=True,
-    key="cmp_metrics",
+    key=keys.CMP_METRICS_TABLE,
     column_config={"B / A − 1": st.column_config.NumberColumn(format="percent")},
 )
 csv_button(
     shown.assign(run_A=run_a, ranking_A=variant_a, run_B=run_b, ranking_B=variant_b),
     f"compare-{run_a}-vs-{run_b}",
-    key="csv_cmp_metrics",
+    key=keys.CMP_METRICS_CSV,
 )
 fig = go.Figure()
 for side, col, colour, run_id in (("A", "A", "#90a4ae", run_a), ("B", "B", "#1565c0", run_b)):
@@ -213,7 +205,7 @@ for side, col, colour, run_id in (("A", "A", "#90a4ae", run_a), ("B", "B", "#156
 fig.update_layout(
     barmode="group", yaxis_title="value", height=340, margin={"t": 30, "b": 40}, legend={"orientation": "h", "y": -0.2}
 )
-chart(fig, f"compare-{run_a}-vs-{run_b}", key="cmp_metrics_chart")
+chart(fig, f"compare-{run_a}-vs-{run_b}", key=keys.CMP_METRICS_CHART)
 
 cfg_a = res.run_json(run_a, "config.json", {}) or {}
 cfg_b = res.run_json(run_b, "config.json", {}) or {}
@@ -222,12 +214,12 @@ with st.expander(f"Settings that differ ({len(diff)})"):
     if diff.empty:
         st.caption("The two runs were trained with identical settings.")
     else:
-        st.dataframe(diff, hide_index=True, key="cmp_config_diff")
-        csv_button(diff, f"settings-{run_a}-vs-{run_b}", key="csv_cmp_config")
+        st.dataframe(diff, hide_index=True, key=keys.CMP_CONFIG_DIFF)
+        csv_button(diff, f"settings-{run_a}-vs-{run_b}", key=keys.CMP_CONFIG_CSV)
 
 # --- per query --------------------------------------------------------------------
 st.subheader("Per query")
-pq_a, pq_b = load.per_query(run_a), load.per_query(run_b)
+pq_a, pq_b = res.per_query(run_a), res.per_query(run_b)
 if pq_a is None:
     _per_query_missing("A", run_a)
 if pq_b is None:
@@ -248,10 +240,10 @@ if (pq_a.dataset, pq_a.split) != (pq_b.dataset, pq_b.split):
     )
 
 measures = [m for m in pq_a.measures if m in pq_b.measures] or sorted(next(iter(pq_a.variants[variant_a].values()), {}))
-if st.session_state.get(METRIC) not in measures:
-    st.session_state[METRIC] = "nDCG@10" if "nDCG@10" in measures else measures[0]
+if st.session_state.get(keys.CMP_METRIC) not in measures:
+    st.session_state[keys.CMP_METRIC] = "nDCG@10" if "nDCG@10" in measures else measures[0]
 c1, c2, c3 = st.columns(3)
-metric = c1.selectbox("Metric", measures, key=METRIC)
+metric = c1.selectbox("Metric", measures, key=keys.CMP_METRIC)
 threshold = c2.number_input(
     "Count a change above",
     min_value=0.0,
@@ -259,10 +251,10 @@ threshold = c2.number_input(
     value=0.0,
     step=0.01,
     format="%.3f",
-    key=THRESHOLD,
+    key=keys.CMP_THRESHOLD,
     help="A query is helped if B − A exceeds this, hurt if A − B does; smaller changes count as unchanged.",
 )
-top_n = c3.number_input("Rows per list", min_value=5, max_value=500, value=20, step=5, key=TOP_N)
+top_n = c3.number_input("Rows per list", min_value=5, max_value=500, value=20, step=5, key=keys.CMP_TOP_N)
 
 deltas = per_query_deltas(pq_a.variants[variant_a], pq_b.variants[variant_b], metric)
 if deltas.frame.empty:
@@ -285,7 +277,7 @@ m[4].metric(
 if deltas.only_a or deltas.only_b:
     st.caption(f"Left out: {len(deltas.only_a)} queries only run A scored, {len(deltas.only_b)} only run B scored.")
 
-texts = load.query_texts(pq_a.dataset or info.loc[run_a, "dataset"], pq_a.split or info.loc[run_a, "eval split"])
+texts = res.query_texts(pq_a.dataset or info.loc[run_a, "dataset"], pq_a.split or info.loc[run_a, "eval split"])
 frame = deltas.frame.assign(change=classify_changes(deltas.frame["delta"], threshold))
 frame.insert(1, "query", [short(texts.get(q, ""), 90) for q in frame["query_id"]])
 
@@ -319,7 +311,7 @@ fig.update_layout(
 )
 left, right = st.columns(2)
 with left:
-    chart(fig, f"per-query-{metric}-{run_a}-vs-{run_b}", key="cmp_scatter")
+    chart(fig, f"per-query-{metric}-{run_a}-vs-{run_b}", key=keys.CMP_SCATTER)
 # Every query's difference, sorted: the share of the area above zero is what B gained.
 order = frame.sort_values("delta", ascending=False, kind="stable")
 fig = go.Figure(
@@ -340,7 +332,7 @@ fig.update_layout(
     bargap=0,
 )
 with right:
-    chart(fig, f"per-query-delta-{metric}-{run_a}-vs-{run_b}", key="cmp_deltas")
+    chart(fig, f"per-query-delta-{metric}-{run_a}-vs-{run_b}", key=keys.CMP_DELTAS)
 
 # Numbers before the (long) query text, so they stay in view.
 cols = ["query_id", "B − A", "A", "B", "query"]
@@ -350,12 +342,12 @@ hurt = listed[listed["change"] == "hurt"].sort_values("B − A", ascending=True,
 lh, lr = st.columns(2)
 with lh:
     st.markdown(f"**Helped by B** ({len(helped)})")
-    st.dataframe(helped[cols].head(int(top_n)), hide_index=True, key="cmp_helped")
-    csv_button(helped[cols], f"helped-{metric}-{run_a}-vs-{run_b}", key="csv_cmp_helped")
+    st.dataframe(helped[cols].head(int(top_n)), hide_index=True, key=keys.CMP_HELPED)
+    csv_button(helped[cols], f"helped-{metric}-{run_a}-vs-{run_b}", key=keys.CMP_HELPED_CSV)
 with lr:
     st.markdown(f"**Hurt by B** ({len(hurt)})")
-    st.dataframe(hurt[cols].head(int(top_n)), hide_index=True, key="cmp_hurt")
-    csv_button(hurt[cols], f"hurt-{metric}-{run_a}-vs-{run_b}", key="csv_cmp_hurt")
+    st.dataframe(hurt[cols].head(int(top_n)), hide_index=True, key=keys.CMP_HURT)
+    csv_button(hurt[cols], f"hurt-{metric}-{run_a}-vs-{run_b}", key=keys.CMP_HURT_CSV)
 
 full = pd.DataFrame(
     {
@@ -367,7 +359,7 @@ full = pd.DataFrame(
         "change": frame["change"],
     }
 )
-csv_button(full, f"per-query-{metric}-{run_a}-vs-{run_b}", label="Download every query (CSV)", key="csv_cmp_all")
+csv_button(full, f"per-query-{metric}-{run_a}-vs-{run_b}", label="Download every query (CSV)", key=keys.CMP_ALL_CSV)
 st.caption(
     f"A = {md_code(run_a)} ({VARIANT_LABELS.get(variant_a, variant_a)}), "
     f"B = {md_code(run_b)} ({VARIANT_LABELS.get(variant_b, variant_b)}), "

@@ -16,23 +16,14 @@ import pandas as pd
 import streamlit as st
 
 import db
-from pages.common import labeling
+from pages.common import keys, labeling
 from pages.common import projection_view as pv
 from pages.common import resources as res
 from pages.common.downloads import chart, csv_button
 from pages.common.labeling import LABEL_BUTTONS
-from pages.common.state import QUERY, Selection, require_run
+from pages.common.state import Selection, require_run
 from pages.common.widgets import doc_text, label_badge, md_code, md_escape, short, show_text
 from rrra_core.analysis.projection import Scope
-
-# Session-state keys.
-SCOPE = "map_scope"
-QUERY_WIDGET = "_map_query"
-COLOUR = "map_colour"
-ARROWS = "map_arrows"
-CHART = "map_chart"
-PICKED = "map_picked"
-LAST_EVENT = "_map_last_event"  # the chart selection last copied into PICKED
 
 SCOPE_QUERY = "A query's neighbourhood"
 SCOPE_GLOBAL = "Global sample"
@@ -58,31 +49,31 @@ if not scored:
 
 
 def _set_query() -> None:
-    st.session_state[QUERY] = st.session_state[QUERY_WIDGET]
+    st.session_state[keys.QUERY] = st.session_state[keys.MAP_QUERY_PICKER]
 
 
 with st.container(horizontal=True, vertical_alignment="bottom"):
-    scope_choice = st.radio("Map", (SCOPE_QUERY, SCOPE_GLOBAL), key=SCOPE, horizontal=True, width=360)
+    scope_choice = st.radio("Map", (SCOPE_QUERY, SCOPE_GLOBAL), key=keys.MAP_SCOPE, horizontal=True, width=360)
     if scope_choice == SCOPE_QUERY:
         # Follow the query the other pages have open, so the map and the browser agree.
-        if st.session_state.get(QUERY) not in scored:
-            st.session_state[QUERY] = scored[0]
-        st.session_state[QUERY_WIDGET] = st.session_state[QUERY]
+        if st.session_state.get(keys.QUERY) not in scored:
+            st.session_state[keys.QUERY] = scored[0]
+        st.session_state[keys.MAP_QUERY_PICKER] = st.session_state[keys.QUERY]
         st.selectbox(
             f"Query ({len(scored):,} scored)",
             scored,
-            key=QUERY_WIDGET,
+            key=keys.MAP_QUERY_PICKER,
             on_change=_set_query,
             format_func=lambda q: f"{q} · {short(data.all_queries.get(q, ''), 90)}",
             width=520,
         )
     colours = [pv.COLOUR_CLASS, pv.COLOUR_PFN, pv.COLOUR_HUMAN] + ([pv.COLOUR_PLANTED] if known else [])
-    if st.session_state.get(COLOUR) not in colours:
-        st.session_state.pop(COLOUR, None)
+    if st.session_state.get(keys.MAP_COLOUR) not in colours:
+        st.session_state.pop(keys.MAP_COLOUR, None)
     colour_by = st.selectbox(
         "Colour by",
         colours,
-        key=COLOUR,
+        key=keys.MAP_COLOUR,
         width=220,
         help="Predicted class: the adapter's TP/FN/FP/TN verdict given the label. P(FN|neg): for labelled negatives. "
         "Human label: the annotators' judgment (purple where they disagree). Planted false negatives "
@@ -91,17 +82,17 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
     arrows = st.toggle(
         "Arrows c → a",
         value=True,
-        key=ARROWS,
+        key=keys.MAP_ARROWS,
         disabled=scope_choice != SCOPE_QUERY,
         help="From each candidate's embedding c to the adapter's corrected position a.",
     )
 
-scope = Scope(st.session_state[QUERY]) if scope_choice == SCOPE_QUERY else Scope()
+scope = Scope(st.session_state[keys.QUERY]) if scope_choice == SCOPE_QUERY else Scope()
 if not scope.is_global:
     st.markdown(f"**Query** {md_code(scope.query_id)}")
     show_text(data.all_queries.get(scope.query_id, "(query text missing)"))
 
-proj, current = pv.load(run, scope)
+proj, current = res.projection(run, scope)
 if proj is None or not current:
     pv.compute_or_follow(run, scope, stale=proj is not None)
     if proj is None:
@@ -127,7 +118,7 @@ values = pv.colour_values(points, colour_by, human=human, known=known)
 hover = pv.hover_texts(points, data.all_queries, data.corpus)
 fig = pv.build_figure(points, values, hover, arrows=bool(arrows) and not scope.is_global)
 event = chart(
-    fig, f"embedding-map-{scope.key}", key=CHART, on_select="rerun", selection_mode=("points", "box", "lasso")
+    fig, f"embedding-map-{scope.key}", key=keys.MAP_CHART, on_select="rerun", selection_mode=("points", "box", "lasso")
 )
 
 cfg = proj.config
@@ -152,14 +143,14 @@ else:
 # --- selected points ------------------------------------------------------------------------
 
 pairs = pv.pair_table(points)
-keys = pv.row_pair_keys(points)
+row_keys = pv.row_pair_keys(points)
 chosen_rows = pv.selected_rows(fig, (event or {}).get("selection", {}).get("points", []))
-chosen = list(dict.fromkeys(keys[i] for i in chosen_rows if 0 <= i < len(keys) and keys[i] is not None))
-if chosen and chosen != st.session_state.get(LAST_EVENT):
+chosen = list(dict.fromkeys(row_keys[i] for i in chosen_rows if 0 <= i < len(row_keys) and row_keys[i] is not None))
+if chosen and chosen != st.session_state.get(keys.MAP_LAST_EVENT):
     # A new chart selection replaces the list; the list can then be edited by hand.
-    st.session_state[LAST_EVENT] = chosen
-    st.session_state[PICKED] = chosen
-st.session_state[PICKED] = [k for k in st.session_state.get(PICKED, []) if k in pairs.index]
+    st.session_state[keys.MAP_LAST_EVENT] = chosen
+    st.session_state[keys.MAP_PICKED] = chosen
+st.session_state[keys.MAP_PICKED] = [k for k in st.session_state.get(keys.MAP_PICKED, []) if k in pairs.index]
 
 
 def _describe_pair(key: str) -> str:
@@ -172,7 +163,7 @@ def _describe_pair(key: str) -> str:
 picked = st.multiselect(
     "Selected points (click, box or lasso on the map, or pick here)",
     list(pairs.index),
-    key=PICKED,
+    key=keys.MAP_PICKED,
     format_func=lambda k: short(_describe_pair(k), 120),
     placeholder="No point selected",
 )
@@ -197,7 +188,7 @@ if picked:
             "P(rel)": listed["p_rel"],
         }
     ).reset_index(drop=True)
-    csv_button(table, f"embedding-map-selection-{scope.key}", key="map_csv")
+    csv_button(table, f"embedding-map-selection-{scope.key}", key=keys.MAP_CSV)
     for i, (_key, row) in enumerate(listed.iterrows()):
         q, d = row["query_id"], row["doc_id"]
         mine = human.get((q, d), {}).get(sel.annotator)
@@ -214,7 +205,7 @@ if picked:
                 for label, text, _ in LABEL_BUTTONS:
                     st.button(
                         text,
-                        key=f"map_lab_{label}_{i}",
+                        key=keys.map_label(label, i),
                         on_click=_label,
                         args=(pv.labeling_row(row.to_dict()), label),
                         type="primary" if mine == label else "secondary",

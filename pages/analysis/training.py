@@ -17,7 +17,7 @@ import streamlit as st
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from pages.common import analysis_loaders as load
+from pages.common import keys
 from pages.common import resources as res
 from pages.common.downloads import chart, csv_button
 from rrra_core.analysis.comparison import VARIANT_LABELS, run_metric_variants
@@ -31,16 +31,6 @@ from rrra_core.analysis.dynamics import (
     series_labels,
     sibling_runs,
 )
-
-# Session-state keys.
-RUN = "dyn_run"
-SMOOTH = "dyn_smooth"
-EPOCH_METRICS = "dyn_epoch_metrics"
-GRAD_RUNS = "dyn_grad_runs"
-GRAD_KIND = "dyn_grad_kind"
-GRAD_UNIT = "dyn_grad_unit"
-GRAD_BUCKETS = "dyn_grad_buckets"
-GRAD_STAT = "dyn_grad_stat"
 
 PALETTE = qualitative.Plotly
 KIND_NAMES = {"phase1": "phase 1 (bi-encoder)", "phase2": "phase 2 (adapter)", "phase3": "phase 3 (joint)"}
@@ -59,22 +49,26 @@ def _category_name(cat: str) -> str:
 st.title("Training dynamics")
 st.caption("Loss curves and per-epoch metrics of one run, and how hard each sampler pushes on each kind of negative.")
 
-overview = load.runs_overview()
+overview = res.runs_overview()
 logged = overview[overview["has log"]].reset_index(drop=True)
 if logged.empty:
     st.info("No training run yet. Runs appear here once a training job has logged its first step.")
     st.stop()
 
 labels = {r["run"]: _label(r) for _, r in logged.iterrows()}
-if st.session_state.get(RUN) not in labels:
-    st.session_state.pop(RUN, None)
+if st.session_state.get(keys.DYN_RUN) not in labels:
+    st.session_state.pop(keys.DYN_RUN, None)
 run_id = st.selectbox(
-    "Run", list(labels), format_func=lambda r: labels[r], key=RUN, help="Every run with a training log, newest first."
+    "Run",
+    list(labels),
+    format_func=lambda r: labels[r],
+    key=keys.DYN_RUN,
+    help="Every run with a training log, newest first.",
 )
 row = logged.set_index("run").loc[run_id]
 kind = row["kind"]
 metrics = res.run_json(run_id, "metrics.json", {}) or {}
-steps = load.steps(run_id)
+steps = res.steps(run_id)
 
 # --- loss curves ---------------------------------------------------------------
 st.subheader("Loss")
@@ -82,13 +76,13 @@ if steps.empty:
     st.info("This run has not logged a training step yet.")
 else:
     n_steps = len(steps)
-    if SMOOTH not in st.session_state:
-        st.session_state[SMOOTH] = max(1, min(50, n_steps // 25))
+    if keys.DYN_SMOOTH not in st.session_state:
+        st.session_state[keys.DYN_SMOOTH] = max(1, min(50, n_steps // 25))
     smooth = st.slider(
         "Smoothing (trailing mean over steps)",
         1,
         max(2, min(200, n_steps)),
-        key=SMOOTH,
+        key=keys.DYN_SMOOTH,
         help="1 shows every step as logged. The faint line is always the raw value.",
     )
     curves = loss_curves(steps, smooth=min(smooth, n_steps))
@@ -129,7 +123,7 @@ else:
         margin={"t": 30, "b": 40},
         legend={"orientation": "h", "y": -0.2},
     )
-    chart(fig, f"{run_id}-loss", key="loss_chart")
+    chart(fig, f"{run_id}-loss", key=keys.DYN_LOSS_CHART)
     st.caption(
         "Dotted lines mark epoch ends. "
         "Phase 3 logs the adapter's L_norm for monitoring only; it is not part of that phase's loss."
@@ -163,8 +157,8 @@ else:
                     col=j,
                 )
             sub.update_layout(height=280, margin={"t": 40, "b": 30})
-            chart(sub, f"{run_id}-lr-gradnorm", key="lr_chart")
-        csv_button(steps, f"{run_id}-steps", label="Download the step log (CSV)", key="csv_steps")
+            chart(sub, f"{run_id}-lr-gradnorm", key=keys.DYN_LR_CHART)
+        csv_button(steps, f"{run_id}-steps", label="Download the step log (CSV)", key=keys.DYN_STEPS_CSV)
 
 # --- per-epoch metrics ---------------------------------------------------------
 st.subheader("Per-epoch metrics")
@@ -182,12 +176,12 @@ else:
     defaults = [c for c in ("nDCG@10", "R@100", "val_macro_f1", "train loss (mean)") if c in value_cols][
         :2
     ] or value_cols[:1]
-    current = st.session_state.get(EPOCH_METRICS)
-    if st.session_state.get("_dyn_epoch_for") != run_id or current is None or not set(current) <= set(value_cols):
+    current = st.session_state.get(keys.DYN_EPOCH_METRICS)
+    if st.session_state.get(keys.DYN_EPOCH_FOR) != run_id or current is None or not set(current) <= set(value_cols):
         # Each run starts from its own headline metrics.
-        st.session_state["_dyn_epoch_for"] = run_id
-        st.session_state[EPOCH_METRICS] = defaults
-    shown = st.multiselect("Metrics to plot", value_cols, key=EPOCH_METRICS)
+        st.session_state[keys.DYN_EPOCH_FOR] = run_id
+        st.session_state[keys.DYN_EPOCH_METRICS] = defaults
+    shown = st.multiselect("Metrics to plot", value_cols, key=keys.DYN_EPOCH_METRICS)
     if shown and len(epochs) > 1:
         fig = go.Figure()
         for i, m in enumerate(shown):
@@ -208,9 +202,9 @@ else:
             margin={"t": 30, "b": 40},
             legend={"orientation": "h", "y": -0.25},
         )
-        chart(fig, f"{run_id}-epochs", key="epoch_chart")
-    st.dataframe(epochs, hide_index=True, key="epoch_table")
-    csv_button(epochs, f"{run_id}-epochs", key="csv_epochs")
+        chart(fig, f"{run_id}-epochs", key=keys.DYN_EPOCH_CHART)
+    st.dataframe(epochs, hide_index=True, key=keys.DYN_EPOCH_TABLE)
+    csv_button(epochs, f"{run_id}-epochs", key=keys.DYN_EPOCH_CSV)
 
 final = run_metric_variants(kind, metrics)
 if kind == "phase3" and final:
@@ -220,8 +214,8 @@ if kind == "phase3" and final:
     wide = wide.reset_index()
     if {"no_rerank", "rerank"} <= set(final):
         wide["rerank gain"] = wide[VARIANT_LABELS["rerank"]] - wide[VARIANT_LABELS["no_rerank"]]
-    st.dataframe(wide, hide_index=True, key="final_table")
-    csv_button(wide, f"{run_id}-final", key="csv_final")
+    st.dataframe(wide, hide_index=True, key=keys.DYN_FINAL_TABLE)
+    csv_button(wide, f"{run_id}-final", key=keys.DYN_FINAL_CSV)
 if kind == "phase3" and (note := hard_negative_note(metrics)):
     st.warning(note)  # counts only, no ids: nothing here for Markdown to interpret
 
@@ -245,17 +239,18 @@ if not defaults:
     # The picked run has no phase-3 siblings: start from the newest phase-3 run's seed instead.
     newest = with_grads["run"].iloc[0]
     defaults = [r for r in sibling_runs(newest, grad_labels) if r in grad_labels]
-if st.session_state.get(GRAD_RUNS) is not None and not set(st.session_state[GRAD_RUNS]) <= set(grad_labels):
-    st.session_state.pop(GRAD_RUNS, None)
-if st.session_state.get("_dyn_grad_for") != run_id or GRAD_RUNS not in st.session_state:
+chosen_runs = st.session_state.get(keys.DYN_GRAD_RUNS)
+if chosen_runs is not None and not set(chosen_runs) <= set(grad_labels):
+    st.session_state.pop(keys.DYN_GRAD_RUNS, None)
+if st.session_state.get(keys.DYN_GRAD_FOR) != run_id or keys.DYN_GRAD_RUNS not in st.session_state:
     # A new run picked above: offer its benchmark siblings again.
-    st.session_state["_dyn_grad_for"] = run_id
-    st.session_state[GRAD_RUNS] = defaults
+    st.session_state[keys.DYN_GRAD_FOR] = run_id
+    st.session_state[keys.DYN_GRAD_RUNS] = defaults
 picked = st.multiselect(
     "Phase-3 runs to compare",
     list(grad_labels),
     format_func=lambda r: grad_labels[r],
-    key=GRAD_RUNS,
+    key=keys.DYN_GRAD_RUNS,
     help="By default the runs sharing this run's id prefix: one benchmark seed's samplers.",
 )
 if not picked:
@@ -266,24 +261,24 @@ c1, c2, c3, c4 = st.columns(4)
 kind_choice = c1.radio(
     "Negatives",
     ["hard", "random", "both"],
-    key=GRAD_KIND,
+    key=keys.DYN_GRAD_KIND,
     horizontal=True,
     help="Hard negatives are the ones the sampler drew; random negatives are the same for every sampler.",
 )
 unit = c2.radio(
     "Unit",
     [UNIT_LOGGED, UNIT_SHARE],
-    key=GRAD_UNIT,
+    key=keys.DYN_GRAD_UNIT,
     help="p_j removes the temperature, for runs trained with different τ.",
 )
-stat = c3.radio("Over training", ["mean", "median"], key=GRAD_STAT, horizontal=True)
-buckets = c4.slider("Step buckets", 2, 50, 10, key=GRAD_BUCKETS)
+stat = c3.radio("Over training", ["mean", "median"], key=keys.DYN_GRAD_STAT, horizontal=True)
+buckets = c4.slider("Step buckets", 2, 50, 10, key=keys.DYN_GRAD_BUCKETS)
 
 info = with_grads.set_index("run")
 names = series_labels({r: str(info.loc[r, "sampler"] or "?") for r in picked})
 scale = {names[r]: float(info.loc[r, "temperature"]) for r in picked} if unit == UNIT_SHARE else None
 kinds = ["hard", "random"] if kind_choice == "both" else [kind_choice]
-dist, over = load.gradient_views(names, kinds, scale, buckets)
+dist, over = res.gradient_views(names, kinds, scale, buckets)
 if dist.empty:
     st.info(f"The picked runs logged no {kind_choice} negatives.")
     st.stop()
@@ -315,14 +310,17 @@ for s in series_order:
 fig.update_layout(
     boxmode="group", yaxis_title=y_title, height=420, margin={"t": 30, "b": 40}, legend={"orientation": "h", "y": -0.2}
 )
-chart(fig, "gradient-magnitude-by-category", key="grad_box")
+chart(fig, "gradient-magnitude-by-category", key=keys.DYN_GRAD_BOX)
 st.caption("Boxes: quartiles; whiskers: the most extreme values within 1.5 IQR; dashed line: mean.")
 
 summary = dist.assign(category=[_category_name(c) for c in dist["category"]]).rename(columns={"series": "sampler"})
 st.dataframe(
-    summary, hide_index=True, key="grad_summary", column_config={"share": st.column_config.NumberColumn(format="%.3f")}
+    summary,
+    hide_index=True,
+    key=keys.DYN_GRAD_SUMMARY,
+    column_config={"share": st.column_config.NumberColumn(format="%.3f")},
 )
-csv_button(summary, "gradient-summary", key="csv_grad_summary")
+csv_button(summary, "gradient-summary", key=keys.DYN_GRAD_SUMMARY_CSV)
 
 # Over training: one panel per category, one line per sampler.
 cats = [c for c in CATEGORY_LABELS if c in set(over["category"])] + sorted(set(over["category"]) - set(CATEGORY_LABELS))
@@ -356,5 +354,5 @@ for j, c in enumerate(cats, start=1):
 fig.update_layout(height=380, margin={"t": 70, "b": 40}, legend={"orientation": "h", "y": -0.25})
 fig.update_yaxes(title_text=f"{stat} {y_title}", row=1, col=1)
 fig.update_xaxes(title_text="optimizer step")
-chart(fig, "gradient-magnitude-over-training", key="grad_over")
-csv_button(over, "gradient-over-training", label="Download the per-bucket values (CSV)", key="csv_grad_over")
+chart(fig, "gradient-magnitude-over-training", key=keys.DYN_GRAD_OVER)
+csv_button(over, "gradient-over-training", label="Download the per-bucket values (CSV)", key=keys.DYN_GRAD_OVER_CSV)

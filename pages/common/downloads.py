@@ -11,13 +11,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from . import keys
+
 PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "svg", "scale": 1}}
 
 
 def chart(fig: Any, name: str, *, key: str | None = None, **kwargs: Any) -> Any:
     """``st.plotly_chart`` whose camera button downloads ``<name>.svg``."""
     config = {**PLOT_CONFIG, "toImageButtonOptions": {**PLOT_CONFIG["toImageButtonOptions"], "filename": name}}
-    return st.plotly_chart(fig, config=config, key=key or f"chart_{name}", **kwargs)
+    return st.plotly_chart(fig, config=config, key=key or keys.chart(name), **kwargs)
 
 
 def csv_button(df: pd.DataFrame, name: str, *, label: str = "Download CSV", key: str | None = None) -> None:
@@ -27,6 +29,6 @@ def csv_button(df: pd.DataFrame, name: str, *, label: str = "Download CSV", key:
         df.to_csv(index=False).encode("utf-8"),
         file_name=f"{name}.csv",
         mime="text/csv",
-        key=key or f"csv_{name}",
+        key=key or keys.csv(name),
         icon=":material/download:",
     )

@@ -1,13 +1,15 @@
-"""Following background jobs from a page: the first-launch demo build and its progress bar.
+"""Background jobs the pages start: the first-launch demo build (with its progress bar) and a run's per-query results.
 
 The build itself is ``scripts/demo.py`` in its own process (``rrra_core.runtime.jobs``);
 this module only starts it and reads its ``progress.json`` once a second
-inside an ``st.fragment``, so the rest of the page stays responsive.
+inside an ``st.fragment``, so the rest of the page stays responsive. The
+per-query job is ``scripts/per_query.py``; Compare runs follows it.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import streamlit as st
 
@@ -15,9 +17,11 @@ from rrra_core.runtime import jobs
 from rrra_core.runtime.runs import runs_dir
 from rrra_core.workflows.demo import DemoConfig, demo_run_id
 
+from . import keys
 from .widgets import md_escape, show_text
 
 DEMO_JOB = "demo-build"
+PER_QUERY_JOB_KIND = "per_query"
 
 
 def demo_command(cfg: DemoConfig) -> list[str]:
@@ -60,7 +64,7 @@ def demo_offer(cfg: DemoConfig | None = None) -> None:
         )
         with st.expander("Build log"):
             show_text(jobs.log_tail(DEMO_JOB, 40))
-    if st.button("Build the demo run", type="primary", key="build_demo"):
+    if st.button("Build the demo run", type="primary", key=keys.DEMO_BUILD):
         jobs.start_job(DEMO_JOB, demo_command(cfg), kind="demo", meta={"dataset": cfg.dataset})
         st.rerun()
 
@@ -76,8 +80,30 @@ def _follow(dataset: str) -> None:
             st.rerun(scope="app")
             return
         st.progress(float(info.get("fraction", 0.0)), text=f"Building the demo run: {info.get('stage', 'starting')}…")
-        if st.button("Cancel the build", key="cancel_demo"):
+        if st.button("Cancel the build", key=keys.DEMO_CANCEL):
             jobs.cancel_job(DEMO_JOB)
             st.rerun(scope="app")
 
     progress()
+
+
+# --- a run's per-query results ---------------------------------------------------
+
+
+def per_query_job_id(run_id: str) -> str:
+    return f"per-query-{run_id}"
+
+
+def per_query_command(run_id: str) -> list[str]:
+    return [sys.executable, "scripts/per_query.py", "--run", run_id]
+
+
+def start_per_query(run_id: str) -> Any:
+    """Start ``scripts/per_query.py`` for the run as a background job (one per run)."""
+    return jobs.start_job(
+        per_query_job_id(run_id), per_query_command(run_id), kind=PER_QUERY_JOB_KIND, meta={"run": run_id}
+    )
+
+
+def per_query_job(run_id: str) -> Any:
+    return jobs.job_state(per_query_job_id(run_id))

@@ -15,6 +15,7 @@ import streamlit as st
 import db
 
 from . import resources as res
+from .keys import FLASH
 from .state import Selection
 from .widgets import md_escape
 
@@ -26,7 +27,6 @@ LABEL_BUTTONS = (
     ("unsure", "Unsure", "3"),
 )
 UNDO_SHORTCUT = "Z"
-FLASH = "_flash"
 
 
 def _model_view(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,9 @@
-"""Embedding-map helpers: cached loading of projections, the projection job, colours and the Plotly figure.
+"""Embedding-map helpers: the projection job, colours and the Plotly figure.
 
 The map is computed by ``scripts/project.py`` in its own process
-(``rrra_core.runtime.jobs``) and saved in the run folder; this module only reads it,
-starts that job when a map is missing, and follows its ``progress.json``
-from an ``st.fragment``. The figure builders are plain functions (frames in,
+(``rrra_core.runtime.jobs``) and saved in the run folder; ``resources.projection``
+reads it (cached), and this module starts that job when a map is missing and
+follows its ``progress.json`` from an ``st.fragment``. The figure builders are plain functions (frames in,
 figure out) so the tests check colours, arrows and escaping directly.
 
 Safety: Plotly renders a few HTML tags (``<b>``, ``<br>``, ``<a>``) in hover
@@ -29,14 +29,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from rrra_core.analysis.candidates import predicted_class
-from rrra_core.analysis.projection import Projection, Scope, load_projection, predictions_digest, projection_paths
+from rrra_core.analysis.projection import Scope, projection_paths
 from rrra_core.runtime import jobs
 from rrra_core.runtime.runs import Run
 
+from . import keys
 from .widgets import CLASS_COLOURS, doc_text, md_escape, short, show_text
 
 JOB_KIND = "projection"
-LAUNCHED = "_map_launched"  # job ids this session already started on its own (never loop on a failing job)
 
 COLOUR_CLASS = "Predicted class"
 COLOUR_PFN = "P(FN|neg)"
@@ -71,36 +71,7 @@ HOVER_CHARS = 400
 HOVER_WIDTH = 80
 
 
-# --- loading and the background job ----------------------------------------------------
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return 0.0
-
-
-@st.cache_data(show_spinner="Loading the embedding map…", max_entries=16)
-def _load(
-    run_path: str, query_id: str | None, settings_mtime: float, preds_mtime: float
-) -> tuple[Projection | None, bool]:
-    run, scope = Run(Path(run_path)), Scope(query_id)
-    proj = load_projection(run, scope)
-    if proj is None:
-        return None, False
-    pred = run.file("predictions.parquet")
-    current = pred.is_file() and proj.meta.get("predictions_sha256") == predictions_digest(pred)
-    return proj, current
-
-
-def load(run: Run, scope: Scope) -> tuple[Projection | None, bool]:
-    """The saved map of ``scope`` and whether it was made from the run's current predictions.
-
-    Cached until the files change.
-    """
-    _, settings, _ = projection_paths(run, scope)
-    return _load(str(run.path), scope.query_id, _mtime(settings), _mtime(run.file("predictions.parquet")))
+# --- the background job ---------------------------------------------------------------
 
 
 def job_id(run: Run, scope: Scope) -> str:
@@ -115,7 +86,7 @@ def project_command(run: Run, scope: Scope) -> list[str]:
 
 def start(run: Run, scope: Scope) -> None:
     jid = job_id(run, scope)
-    st.session_state.setdefault(LAUNCHED, set()).add(jid)
+    st.session_state.setdefault(keys.MAP_LAUNCHED, set()).add(jid)
     projection_paths(run, scope)[2].unlink(missing_ok=True)  # a previous job's "done" must not show as this one's
     jobs.start_job(
         jid,
@@ -155,7 +126,7 @@ def compute_or_follow(run: Run, scope: Scope, *, stale: bool = False) -> None:
             "Computing another map",
         )
         return
-    first_time = state is None or (state.status == "done" and jid not in st.session_state.get(LAUNCHED, set()))
+    first_time = state is None or (state.status == "done" and jid not in st.session_state.get(keys.MAP_LAUNCHED, set()))
     if first_time:
         start(run, scope)
         _follow(jid, projection_paths(run, scope)[2], "Computing the map")
@@ -168,7 +139,7 @@ def compute_or_follow(run: Run, scope: Scope, *, stale: bool = False) -> None:
             show_text(jobs.log_tail(jid, 40))
     elif stale:
         st.warning("This map was made from older predictions of the run.")
-    if st.button("Compute the map", key="map_compute", type="primary"):
+    if st.button("Compute the map", key=keys.MAP_COMPUTE, type="primary"):
         start(run, scope)
         st.rerun()
 
@@ -184,7 +155,7 @@ def _follow(jid: str, progress_file: Path, what: str) -> None:
         elapsed = time.time() - (state.started_at or time.time())
         stage = md_escape(str(info.get("stage", "starting Python")), 160)
         st.progress(min(1.0, max(0.0, float(info.get("fraction", 0.0)))), text=f"{what}: {stage} ({elapsed:.0f} s)")
-        if st.button("Cancel", key=f"cancel_{jid}"):
+        if st.button("Cancel", key=keys.job_cancel(jid)):
             jobs.cancel_job(jid)
             st.rerun(scope="app")
 

@@ -1,11 +1,14 @@
-"""The one module that loads and caches heavy objects for the app.
+"""The one module that loads and caches heavy objects for the app: the only place that uses Streamlit's caches.
 
-Pages call these functions and never load datasets, predictions, models or the
-database engine themselves. Each object is built once per process
-(``st.cache_resource``) or once per input (``st.cache_data``) and never
-mutated. Cache keys include resolved paths and file modification times, so
-a retrained run or another ``RRRA_HOME`` (the tests use one per test) is
-never served stale.
+Pages call these functions and never load datasets, predictions, training
+logs, embedding maps or the database engine themselves. Each object is built
+once per process (``st.cache_resource``) or once per input (``st.cache_data``)
+and never mutated. Cache keys include resolved paths and file modification
+times, so a retrained run, a run that is still training, a file a background
+job just wrote or another ``RRRA_HOME`` (the tests use one per test) is never
+served stale. The frames come from the pure readers in ``rrra_core.analysis``;
+nothing here trains or encodes. ``tests/app/test_app_hygiene.py`` fails if
+another module of the app caches.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ import streamlit as st
 
 import db
 from rrra_core.analysis.candidates import known_false_negatives, read_predictions
+from rrra_core.analysis.comparison import PER_QUERY_FILE, PerQuery, eval_settings, parse_per_query
+from rrra_core.analysis.dynamics import gradient_distribution, gradient_frame, gradient_over_training, step_frame
+from rrra_core.analysis.projection import Projection, Scope, load_projection, predictions_digest, projection_paths
 from rrra_core.data import Dataset, available_splits, dataset_folder, load_dataset
 from rrra_core.runtime.paths import DEMO_DATASETS
 from rrra_core.runtime.reports import upgrade_metrics
@@ -27,6 +33,7 @@ from rrra_core.runtime.run_config import parse_run_config
 from rrra_core.runtime.runs import Run, list_runs, open_run
 
 DATASETS = DEMO_DATASETS
+_GRADIENT_COLUMNS = ["step", "epoch", "kind", "category", "grad"]
 
 
 # --- database ---------------------------------------------------------------
@@ -230,3 +237,152 @@ def run_json(run_id: str, name: str, default: Any = None) -> Any:
     if not path.is_file():
         return default
     return _run_json(str(path), _mtime(path))
+
+
+# --- analysis: training logs, gradients, per-query results -------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _steps(path: str, mtime: float) -> pd.DataFrame:
+    return step_frame(Run(Path(path)).read_log())
+
+
+def steps(run_id: str) -> pd.DataFrame:
+    """The run's per-step training log (one row per optimizer step), cached until the log grows."""
+    run = open_run(run_id)
+    return _steps(str(run.path), _mtime(run.file("log.jsonl")))
+
+
+@st.cache_data(show_spinner="Reading the gradient log…", max_entries=16)
+def _gradients(path: str, mtime: float) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    # Only the columns the analysis needs: query and doc ids would dominate the memory of a long run.
+    return pq.read_table(path, columns=_GRADIENT_COLUMNS).to_pandas()
+
+
+@st.cache_data(show_spinner="Summarising the gradient logs…", max_entries=16)
+def _gradient_views(
+    sources: tuple[tuple[str, str, float], ...],
+    kinds: tuple[str, ...],
+    scale: tuple[tuple[str, float], ...],
+    buckets: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frames = {label: _gradients(path, mtime) for label, path, mtime in sources}
+    grads = gradient_frame(frames, kinds=kinds, scale=dict(scale) or None)
+    return gradient_distribution(grads), gradient_over_training(grads, buckets)
+
+
+def gradient_views(
+    labels: dict[str, str], kinds: list[str], scale: dict[str, float] | None, buckets: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(distribution per series and category, values per step bucket) over the runs ``{run id: series label}``.
+
+    Cached per input, so moving a control does not re-summarise a long run's log.
+    """
+    sources = []
+    for run_id, label in labels.items():
+        path = open_run(run_id).file("gradients.parquet")
+        if path.is_file():
+            sources.append((label, str(path), _mtime(path)))
+    return _gradient_views(tuple(sources), tuple(kinds), tuple(sorted((scale or {}).items())), int(buckets))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _per_query(path: str, mtime: float) -> PerQuery:
+    import json
+
+    return parse_per_query(json.loads(Path(path).read_text(encoding="utf-8")), source=path)
+
+
+def per_query(run_id: str) -> PerQuery | None:
+    """The run's per-query results, or None until training or a background job has written them."""
+    path = open_run(run_id).file(PER_QUERY_FILE)
+    if not path.is_file():
+        return None
+    return _per_query(str(path), _mtime(path))
+
+
+def runs_overview() -> pd.DataFrame:
+    """Every run with what the analysis pages need: kind, sampler, eval split, τ, which files it has."""
+    from rrra_core.runtime.paths import home_dir
+
+    return _runs_overview(str(home_dir()), all_runs())
+
+
+@st.cache_data(ttl=3, show_spinner=False)
+def _runs_overview(home: str, runs: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for r in runs.itertuples(index=False):
+        cfg = run_json(r.run, "config.json", {}) or {}
+        phase = parse_run_config(cfg).phase  # the phase's settings, whatever the config's age
+        dataset, eval_split = eval_settings(cfg)
+        folder = open_run(r.run).path
+        if r.kind == "phase2":
+            # A retrain's base: evaluated for retrieval by the retrain job (before/after).
+            base_eval = run_json(r.run, "retrieval_eval.json", {}) or {}
+            dataset, eval_split = base_eval.get("dataset") or r.dataset, base_eval.get("split")
+        rows.append(
+            {
+                "run": r.run,
+                "kind": r.kind,
+                "dataset": dataset or r.dataset,
+                "eval split": eval_split,
+                "status": r.status,
+                "sampler": phase.get("sampler") if r.kind == "phase3" else None,
+                "temperature": float(phase.get("temperature", 0.05) or 0.05),
+                "has log": (folder / "log.jsonl").is_file(),
+                "has gradients": (folder / "gradients.parquet").is_file(),
+                "has model": (folder / "model").is_dir(),
+                "has per-query": (folder / PER_QUERY_FILE).is_file(),
+            }
+        )
+    cols = [
+        "run",
+        "kind",
+        "dataset",
+        "eval split",
+        "status",
+        "sampler",
+        "temperature",
+        "has log",
+        "has gradients",
+        "has model",
+        "has per-query",
+    ]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def query_texts(name: str | None, split: str | None) -> dict[str, str]:
+    """Query texts of a dataset split (empty if it cannot be loaded, e.g. a moved BEIR folder)."""
+    if not name or not split:
+        return {}
+    try:
+        return dataset(name, split).queries
+    except Exception:  # noqa: BLE001 - texts are a convenience; ids still identify the queries
+        return {}
+
+
+# --- embedding maps ------------------------------------------------------------------
+
+
+@st.cache_data(show_spinner="Loading the embedding map…", max_entries=16)
+def _projection(
+    run_path: str, query_id: str | None, settings_mtime: float, preds_mtime: float
+) -> tuple[Projection | None, bool]:
+    run, scope = Run(Path(run_path)), Scope(query_id)
+    proj = load_projection(run, scope)
+    if proj is None:
+        return None, False
+    pred = run.file("predictions.parquet")
+    current = pred.is_file() and proj.meta.get("predictions_sha256") == predictions_digest(pred)
+    return proj, current
+
+
+def projection(run: Run, scope: Scope) -> tuple[Projection | None, bool]:
+    """The saved map of ``scope`` and whether it was made from the run's current predictions.
+
+    Cached until the files change; ``scripts/project.py`` makes the map (``projection_view`` starts it).
+    """
+    _, settings, _ = projection_paths(run, scope)
+    return _projection(str(run.path), scope.query_id, _mtime(settings), _mtime(run.file("predictions.parquet")))

@@ -1,8 +1,8 @@
-"""The sidebar (dataset, run, annotator, split) and the session-state keys every page shares.
+"""The sidebar (dataset, run, annotator, split) every page shares.
 
 ``app.py`` draws the sidebar before running the page, so its widgets exist on
 every page and their values persist while people move between pages. Pages
-read the choice through :func:`selection`, never the raw keys.
+read the choice through :func:`selection`, never the raw keys (named in :mod:`.keys`).
 """
 
 from __future__ import annotations
@@ -13,14 +13,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from . import resources as res
-
-# Session-state keys (one place, so pages never disagree on spelling).
-DATASET = "sb_dataset"
-RUN = "sb_run"
-ANNOTATOR = "sb_annotator"
-SPLIT = "sb_split"
-QUERY = "browser_query"  # the query the browser shows; other pages set it to jump there
-THRESHOLD = "fn_threshold"  # P(FN|neg) at or above which a negative is "suspected"
+from .keys import ANNOTATOR, DATASET, RUN, SELECTION, SPLIT
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -87,7 +80,7 @@ def sidebar() -> Selection:
 
 def selection() -> Selection:
     """The sidebar's current choice (drawn by ``app.py`` on this rerun)."""
-    sel = st.session_state.get("_selection")
+    sel = st.session_state.get(SELECTION)
     if isinstance(sel, Selection):
         return sel
     return Selection(None, None, _default_annotator(), None)
@@ -103,4 +96,4 @@ def require_run() -> Selection:
 
 
 def remember(sel: Selection) -> None:
-    st.session_state["_selection"] = sel
+    st.session_state[SELECTION] = sel

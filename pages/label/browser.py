@@ -13,15 +13,13 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pages.common import labeling
+from pages.common import keys, labeling
 from pages.common import resources as res
 from pages.common.labeling import LABEL_BUTTONS, UNDO_SHORTCUT
-from pages.common.state import DEFAULT_THRESHOLD, QUERY, THRESHOLD, Selection, require_run
+from pages.common.state import DEFAULT_THRESHOLD, Selection, require_run
 from pages.common.widgets import doc_text, label_badge, legend, md_code, md_escape, prob_bar, short, show_text
 from rrra_core.analysis.candidates import candidates_for, predicted_class, search_queries
 
-FOCUS = "browser_focus"  # index of the focused candidate in the query's list
-PAGE = "browser_page"
 PAGE_SIZES = (10, 20, 50)
 
 st.title("Hard negatives")
@@ -45,38 +43,38 @@ if not pool:
 
 
 def _set_query(qid: str) -> None:
-    st.session_state[QUERY] = qid
-    st.session_state[FOCUS] = 0
-    st.session_state[PAGE] = 0
+    st.session_state[keys.QUERY] = qid
+    st.session_state[keys.BROWSER_FOCUS] = 0
+    st.session_state[keys.BROWSER_PAGE] = 0
 
 
 def _step_query(options: list[str], step: int) -> None:
-    cur = st.session_state.get(QUERY)
+    cur = st.session_state.get(keys.QUERY)
     i = options.index(cur) if cur in options else 0
     _set_query(options[(i + step) % len(options)])
 
 
-search = st.text_input("Find a query", key="browser_search", placeholder="words from the query, or its id")
+search = st.text_input("Find a query", key=keys.BROWSER_SEARCH, placeholder="words from the query, or its id")
 matches = search_queries(data.queries, search, within=pool, limit=500)
 if not matches:
     st.warning("No query matches; showing all.")
     matches = pool[:500]
-if st.session_state.get(QUERY) not in pool or (search.strip() and st.session_state[QUERY] not in matches):
+if st.session_state.get(keys.QUERY) not in pool or (search.strip() and st.session_state[keys.QUERY] not in matches):
     _set_query(matches[0])
-current = st.session_state[QUERY]
+current = st.session_state[keys.QUERY]
 options = matches if current in matches else [current, *matches]
-st.session_state["_browser_query_widget"] = current
+st.session_state[keys.BROWSER_QUERY_PICKER] = current
 cols = st.columns([8, 1, 1], vertical_alignment="bottom")
 cols[0].selectbox(
     f"Query ({len(matches):,} of {len(pool):,})",
     options,
-    key="_browser_query_widget",
+    key=keys.BROWSER_QUERY_PICKER,
     format_func=lambda q: f"{q} · {short(data.queries.get(q, ''), 100)}",
-    on_change=lambda: _set_query(st.session_state["_browser_query_widget"]),
+    on_change=lambda: _set_query(st.session_state[keys.BROWSER_QUERY_PICKER]),
 )
 cols[1].button(
     "Prev",
-    key="q_prev",
+    key=keys.BROWSER_QUERY_PREV,
     shortcut="P",
     on_click=_step_query,
     args=(options, -1),
@@ -84,9 +82,15 @@ cols[1].button(
     help="Previous query (P)",
 )
 cols[2].button(
-    "Next", key="q_next", shortcut="N", on_click=_step_query, args=(options, 1), width="stretch", help="Next query (N)"
+    "Next",
+    key=keys.BROWSER_QUERY_NEXT,
+    shortcut="N",
+    on_click=_step_query,
+    args=(options, 1),
+    width="stretch",
+    help="Next query (N)",
 )
-qid = st.session_state[QUERY]
+qid = st.session_state[keys.QUERY]
 
 st.markdown(f"**Query** {md_code(qid)}")
 show_text(data.queries.get(qid, "(query text missing)"))
@@ -103,7 +107,7 @@ cands = candidates_for(preds, qid)
 cands["verdict"] = predicted_class(cands)
 human = labeling.labels_for(sel, qid)
 known = res.known_fn(sel.dataset, sel.split).get(qid, set())
-threshold = st.session_state.get(THRESHOLD, DEFAULT_THRESHOLD)
+threshold = st.session_state.get(keys.THRESHOLD, DEFAULT_THRESHOLD)
 
 with st.container(horizontal=True, vertical_alignment="bottom"):
     st.slider(
@@ -112,11 +116,11 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
         1.0,
         float(threshold),
         0.05,
-        key="_browser_threshold",
-        on_change=lambda: st.session_state.__setitem__(THRESHOLD, st.session_state["_browser_threshold"]),
+        key=keys.BROWSER_THRESHOLD,
+        on_change=lambda: st.session_state.__setitem__(keys.THRESHOLD, st.session_state[keys.BROWSER_THRESHOLD]),
         width=320,
     )
-    page_size = st.selectbox("Per page", PAGE_SIZES, key="browser_page_size", width=110)
+    page_size = st.selectbox("Per page", PAGE_SIZES, key=keys.BROWSER_PAGE_SIZE, width=110)
     legend()
 
 suspect = (cands["label"] == 0) & (cands["p_fn_given_neg"] >= threshold)
@@ -147,19 +151,19 @@ with st.expander(f"All {len(cands)} candidates as a table (sortable, downloadabl
 
 n = len(cands)
 pages = max(1, -(-n // page_size))
-focus = min(int(st.session_state.get(FOCUS, 0)), n - 1)
-page = min(int(st.session_state.get(PAGE, focus // page_size)), pages - 1)
+focus = min(int(st.session_state.get(keys.BROWSER_FOCUS, 0)), n - 1)
+page = min(int(st.session_state.get(keys.BROWSER_PAGE, focus // page_size)), pages - 1)
 
 
 def _move_focus(step: int) -> None:
-    f = max(0, min(n - 1, int(st.session_state.get(FOCUS, 0)) + step))
-    st.session_state[FOCUS] = f
-    st.session_state[PAGE] = f // page_size
+    f = max(0, min(n - 1, int(st.session_state.get(keys.BROWSER_FOCUS, 0)) + step))
+    st.session_state[keys.BROWSER_FOCUS] = f
+    st.session_state[keys.BROWSER_PAGE] = f // page_size
 
 
 def _go_page(p: int) -> None:
-    st.session_state[PAGE] = p
-    st.session_state[FOCUS] = p * page_size
+    st.session_state[keys.BROWSER_PAGE] = p
+    st.session_state[keys.BROWSER_FOCUS] = p * page_size
 
 
 def _label(row: dict[str, Any], label: str, s: Selection = sel) -> None:
@@ -198,7 +202,7 @@ def _describe(row: pd.Series, i: int) -> None:
             for label, text, _ in LABEL_BUTTONS:
                 st.button(
                     text,
-                    key=f"lab_{label}_{i}",
+                    key=keys.browser_label(label, i),
                     on_click=_label,
                     args=(row.to_dict(), label),
                     type="primary" if mine == label else "secondary",
@@ -222,15 +226,15 @@ with st.container(border=True):
         for label, text, key in LABEL_BUTTONS:
             st.button(
                 f"{text}",
-                key=f"focus_{label}",
+                key=keys.browser_focus_label(label),
                 shortcut=key,
                 on_click=_label,
                 args=(frow.to_dict(), label),
                 type="primary" if label == "relevant" else "secondary",
             )
-        st.button("Undo", key="browser_undo", shortcut=UNDO_SHORTCUT, on_click=labeling.undo, args=(sel,))
-        st.button("Previous", key="focus_prev", shortcut="K", on_click=_move_focus, args=(-1,))
-        st.button("Next", key="focus_next", shortcut="J", on_click=_move_focus, args=(1,))
+        st.button("Undo", key=keys.BROWSER_UNDO, shortcut=UNDO_SHORTCUT, on_click=labeling.undo, args=(sel,))
+        st.button("Previous", key=keys.BROWSER_FOCUS_PREV, shortcut="K", on_click=_move_focus, args=(-1,))
+        st.button("Next", key=keys.BROWSER_FOCUS_NEXT, shortcut="J", on_click=_move_focus, args=(1,))
 
 st.caption(f"Candidates {page * page_size + 1}–{min(n, (page + 1) * page_size)} of {n} · page {page + 1} of {pages}")
 for i in range(page * page_size, min(n, (page + 1) * page_size)):
@@ -240,5 +244,7 @@ for i in range(page * page_size, min(n, (page + 1) * page_size)):
         _describe(cands.iloc[i], i)
 
 with st.container(horizontal=True):
-    st.button("◀ Previous page", key="page_prev", disabled=page == 0, on_click=_go_page, args=(page - 1,))
-    st.button("Next page ▶", key="page_next", disabled=page >= pages - 1, on_click=_go_page, args=(page + 1,))
+    st.button("◀ Previous page", key=keys.BROWSER_PAGE_PREV, disabled=page == 0, on_click=_go_page, args=(page - 1,))
+    st.button(
+        "Next page ▶", key=keys.BROWSER_PAGE_NEXT, disabled=page >= pages - 1, on_click=_go_page, args=(page + 1,)
+    )

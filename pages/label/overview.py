@@ -6,9 +6,10 @@ import pandas as pd
 import streamlit as st
 
 import db
+from pages.common import keys
 from pages.common import resources as res
 from pages.common.jobs_view import demo_offer
-from pages.common.state import DEFAULT_THRESHOLD, QUERY, THRESHOLD, selection
+from pages.common.state import DEFAULT_THRESHOLD, selection
 from pages.common.widgets import short
 from rrra_core.analysis.candidates import top_suspects
 from rrra_core.runtime.reports import upgrade_metrics
@@ -84,7 +85,7 @@ elif sel.ready:
     if counts:
         st.dataframe(pd.DataFrame([{"annotator": a, **v} for a, v in counts.items()]), hide_index=True)
 
-    threshold = float(st.session_state.get(THRESHOLD, DEFAULT_THRESHOLD))
+    threshold = float(st.session_state.get(keys.THRESHOLD, DEFAULT_THRESHOLD))
     mine = {(j.query_id, j.doc_id) for j in judged if j.annotator == sel.annotator}
     top = top_suspects(preds, 15, threshold=0.0, exclude=mine)
     n_suspected = int(((preds["label"] == 0) & (preds["p_fn_given_neg"] >= threshold)).sum())
@@ -109,12 +110,12 @@ elif sel.ready:
         hide_index=True,
         on_select="rerun",
         selection_mode="single-row",
-        key="top_suspects",
+        key=keys.TOP_SUSPECTS,
         column_config={"P(FN|neg)": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")},
     )
     rows = picked.selection.rows if picked is not None else []
     if rows:
-        st.session_state[QUERY] = str(top["query_id"].iloc[rows[0]])
+        st.session_state[keys.QUERY] = str(top["query_id"].iloc[rows[0]])
         st.switch_page("pages/label/browser.py")
     st.page_link(
         "pages/label/review.py", label="Start reviewing suspected false negatives", icon=":material/fact_check:"

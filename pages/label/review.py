@@ -10,13 +10,12 @@ from __future__ import annotations
 import streamlit as st
 
 import db
-from pages.common import labeling
+from pages.common import keys, labeling
 from pages.common import resources as res
 from pages.common.labeling import LABEL_BUTTONS, UNDO_SHORTCUT
-from pages.common.state import DEFAULT_THRESHOLD, QUERY, THRESHOLD, require_run
+from pages.common.state import DEFAULT_THRESHOLD, require_run
 from pages.common.widgets import doc_text, md_code, prob_bar, show_text
 
-SKIPPED = "review_skipped"  # pairs skipped in this browser session
 ORDERS = {
     "p_fn": "Most likely false negative first",
     "uncertainty": "Most uncertain first (P near 0.5)",
@@ -37,20 +36,20 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
         "Threshold on P(FN|neg)",
         0.0,
         1.0,
-        float(st.session_state.get(THRESHOLD, DEFAULT_THRESHOLD)),
+        float(st.session_state.get(keys.THRESHOLD, DEFAULT_THRESHOLD)),
         0.05,
-        key="_review_threshold",
+        key=keys.REVIEW_THRESHOLD,
         width=300,
-        on_change=lambda: st.session_state.__setitem__(THRESHOLD, st.session_state["_review_threshold"]),
+        on_change=lambda: st.session_state.__setitem__(keys.THRESHOLD, st.session_state[keys.REVIEW_THRESHOLD]),
     )
-    order = st.selectbox("Order", list(ORDERS), format_func=ORDERS.get, key="review_order", width=300)
+    order = st.selectbox("Order", list(ORDERS), format_func=ORDERS.get, key=keys.REVIEW_ORDER, width=300)
     st.caption(f"Split: {sel.split} (sidebar)")
-threshold = float(st.session_state.get("_review_threshold", st.session_state.get(THRESHOLD, DEFAULT_THRESHOLD)))
+threshold = float(st.session_state.get(keys.REVIEW_THRESHOLD, st.session_state.get(keys.THRESHOLD, DEFAULT_THRESHOLD)))
 
 # Narrow in pandas first (80k rows -> the few hundred above the threshold),
 # then let the store drop what this annotator already judged and order the rest.
 pool = preds[(preds["label"] == 0) & (preds["p_fn_given_neg"] >= threshold) & preds["query_id"].isin(split_queries)]
-skipped = st.session_state.setdefault(SKIPPED, set())
+skipped = st.session_state.setdefault(keys.REVIEW_SKIPPED, set())
 with res.session() as s:
     queue = db.review_queue(s, name, pool, order=order, annotator=sel.annotator or None, exclude_judged=True, seed=0)
     mine = db.judged_pairs(s, name, annotator=sel.annotator) if sel.annotator else set()
@@ -70,7 +69,7 @@ st.progress(
 if not queue:
     st.success("Nothing left to review at this threshold. Lower it, or switch split or run.")
     if skipped and st.button("Bring back skipped items"):
-        st.session_state[SKIPPED] = set()
+        st.session_state[keys.REVIEW_SKIPPED] = set()
         st.rerun()
     st.stop()
 
@@ -83,11 +82,11 @@ def _judge(label: str) -> None:
 
 
 def _skip() -> None:
-    st.session_state[SKIPPED].add((qid, did))
+    st.session_state[keys.REVIEW_SKIPPED].add((qid, did))
 
 
 def _open() -> None:
-    st.session_state[QUERY] = qid
+    st.session_state[keys.QUERY] = qid
 
 
 st.markdown(f"**Query** {md_code(qid)}")
@@ -97,14 +96,14 @@ with st.container(horizontal=True):
     for label, text, key in LABEL_BUTTONS:
         st.button(
             text,
-            key=f"review_{label}",
+            key=keys.review_label(label),
             shortcut=key,
             on_click=_judge,
             args=(label,),
             type="primary" if label == "relevant" else "secondary",
         )
-    st.button("Skip", key="review_skip", shortcut="S", on_click=_skip)
-    st.button("Undo", key="review_undo", shortcut=UNDO_SHORTCUT, on_click=labeling.undo, args=(sel,))
+    st.button("Skip", key=keys.REVIEW_SKIP, shortcut="S", on_click=_skip)
+    st.button("Undo", key=keys.REVIEW_UNDO, shortcut=UNDO_SHORTCUT, on_click=labeling.undo, args=(sel,))
 st.caption("Is the candidate relevant to the query? 1 relevant · 2 not relevant · 3 unsure · S skip · Z undo")
 
 left, right = st.columns(2)
@@ -131,5 +130,5 @@ with right, st.container(border=True):
 st.page_link(
     "pages/label/browser.py", label="Open this query in the hard-negative browser", icon=":material/manage_search:"
 )
-if st.session_state.get(QUERY) != qid:
+if st.session_state.get(keys.QUERY) != qid:
     _open()

@@ -19,6 +19,7 @@ import pandas as pd
 import streamlit as st
 
 import db
+from pages.common import keys
 from pages.common import resources as res
 from pages.common.downloads import csv_button
 from pages.common.state import selection
@@ -34,9 +35,6 @@ from rrra_core.workflows.retrain import (
     recorded_config,
     retrain_progress,
 )
-
-COMPARE_A, COMPARE_B = "compare_run_a", "compare_run_b"  # read by the Compare runs page
-RUN_NAME, RUN_NAME_DEFAULT = "retrain_run_name", "retrain_run_name_default"
 
 st.title("Retrain")
 st.caption("Merge the judgments into the labels and retrain. Runs in the background; you can leave this page.")
@@ -73,16 +71,16 @@ def _command(cfg: RetrainConfig, run_id: str) -> list[str]:
 def _launch(cfg: RetrainConfig, run_id: str, resume: bool = False) -> None:
     state = jobs.job_state(run_id)
     if state is not None and state.active:
-        st.session_state["_retrain_flash"] = ("info", f"Job {run_id} is already running.")
+        st.session_state[keys.RETRAIN_FLASH] = ("info", f"Job {run_id} is already running.")
         return
     if state is None and not resume and (res.all_runs()["run"] == run_id).any():
-        st.session_state["_retrain_flash"] = ("error", f"A run named {run_id!r} exists already; choose another name.")
+        st.session_state[keys.RETRAIN_FLASH] = ("error", f"A run named {run_id!r} exists already; choose another name.")
         return
     jobs.start_job(
         run_id, _command(cfg, run_id), kind="retrain", meta={"config": cfg.__dict__, "base_run": cfg.base_run}
     )
-    st.session_state["_retrain_flash"] = ("success", f"Started {run_id}.")
-    st.session_state.pop(RUN_NAME, None)  # the next retrain gets a fresh default name
+    st.session_state[keys.RETRAIN_FLASH] = ("success", f"Started {run_id}.")
+    st.session_state.pop(keys.RETRAIN_RUN_NAME, None)  # the next retrain gets a fresh default name
 
 
 def _default_name(base: str) -> None:
@@ -92,16 +90,18 @@ def _default_name(base: str) -> None:
     second and throw away what the person typed; it is refreshed only while the
     field still holds an untouched default for another base run.
     """
-    current, default = st.session_state.get(RUN_NAME), st.session_state.get(RUN_NAME_DEFAULT)
+    current, default = st.session_state.get(keys.RETRAIN_RUN_NAME), st.session_state.get(keys.RETRAIN_RUN_NAME_DEFAULT)
     if current is None or (current == default and not current.startswith(f"{base}-r")):
-        st.session_state[RUN_NAME] = st.session_state[RUN_NAME_DEFAULT] = f"{base}-r{time.strftime('%m%d-%H%M%S')}"
+        st.session_state[keys.RETRAIN_RUN_NAME] = st.session_state[keys.RETRAIN_RUN_NAME_DEFAULT] = (
+            f"{base}-r{time.strftime('%m%d-%H%M%S')}"
+        )
 
 
 # --- the form -------------------------------------------------------------------
 
 runs = res.all_runs()
 bases = runs[(runs["kind"] == "phase2") & runs["browsable"]]["run"].tolist()
-flash = st.session_state.pop("_retrain_flash", None)
+flash = st.session_state.pop(keys.RETRAIN_FLASH, None)
 if flash:
     getattr(st, flash[0])(md_escape(flash[1]))
 if not bases:
@@ -141,7 +141,7 @@ else:
             "Evaluate on split", "test", help="Before/after retrieval metrics (phase 3); empty for none."
         )
         _default_name(base)
-        run_id = c[3].text_input("New run name", key=RUN_NAME)
+        run_id = c[3].text_input("New run name", key=keys.RETRAIN_RUN_NAME)
         submitted = st.form_submit_button("Start retraining", type="primary")
     if submitted:
         policy = f"annotator:{who.strip()}" if policy_kind == "one annotator" else policy_kind
@@ -241,7 +241,7 @@ def _running(job_id: str, state: jobs.JobState | None, progress: RetrainProgress
     st.caption(f"epoch {epoch} · step {step}")
     if state is None:
         st.caption("Started outside the app: follow or stop it where it runs.")
-    elif button.button("Cancel", key=f"cancel_{job_id}"):
+    elif button.button("Cancel", key=keys.job_cancel(job_id)):
         jobs.cancel_job(job_id)
         st.rerun(scope="app")
 
@@ -254,7 +254,7 @@ def _stopped(job_id: str, state: jobs.JobState | None, cfg: RetrainConfig | None
         st.warning(f"The process stopped without finishing (killed, or the machine restarted). {progress_note}")
     elif status == "stopped":
         st.warning(f"Started outside the app and not finished; no progress for a while. {progress_note}")
-    if cfg is not None and button.button("Resume", key=f"resume_{job_id}"):
+    if cfg is not None and button.button("Resume", key=keys.retrain_resume(job_id)):
         _launch(cfg, job_id, resume=True)
         st.rerun(scope="app")
     if state is not None:
@@ -282,11 +282,13 @@ def _done(job_id: str, cfg: RetrainConfig | None, button: Any) -> None:
             hide_index=True,
             column_config={c: st.column_config.NumberColumn(format="%.4f") for c in ("before", "after", "change")},
         )
-        csv_button(table, f"{job_id}-before-after", key=f"csv_{job_id}")
-    if button.button("Compare", key=f"compare_{job_id}"):
+        csv_button(table, f"{job_id}-before-after", key=keys.csv(job_id))
+    if button.button("Compare", key=keys.retrain_compare(job_id)):
         # "Before" is the run that holds the base's evaluation (the base run itself is never written to).
-        st.session_state[COMPARE_A] = summary.get("before_run") or summary.get("base_run") or (cfg and cfg.base_run)
-        st.session_state[COMPARE_B] = final
+        st.session_state[keys.RETRAIN_COMPARE_A] = (
+            summary.get("before_run") or summary.get("base_run") or (cfg and cfg.base_run)
+        )
+        st.session_state[keys.RETRAIN_COMPARE_B] = final
         st.switch_page("pages/analysis/compare.py")
 
 

@@ -1,0 +1,210 @@
+"""Every session-state key the app uses, named once.
+
+A widget with ``key=K`` keeps its value in ``st.session_state[K]``, so widget
+keys are session-state keys too: pages read them back, hand values to other
+pages through them, and the tests find widgets by them. The values are part of
+that contract and never change. Keys that depend on a row, a job or a result
+file are built by the small functions of each section.
+``tests/app/test_app_hygiene.py`` fails on a key written as a literal anywhere else.
+"""
+
+from __future__ import annotations
+
+# --- the sidebar, and what every page shares -------------------------------------
+
+DATASET = "sb_dataset"
+RUN = "sb_run"
+ANNOTATOR = "sb_annotator"
+SPLIT = "sb_split"
+SELECTION = "_selection"  # the sidebar's choice on this rerun (state.remember)
+QUERY = "browser_query"  # the query the browser shows; other pages set it to jump there
+THRESHOLD = "fn_threshold"  # P(FN|neg) at or above which a negative is "suspected"
+FLASH = "_flash"  # a judgment's message, shown once after the rerun its button triggers
+
+
+def job_cancel(job_id: str) -> str:
+    """The Cancel button of a background job (a map, a retrain)."""
+    return f"cancel_{job_id}"
+
+
+def chart(name: str) -> str:
+    """A chart's default key, from its download name."""
+    return f"chart_{name}"
+
+
+def csv(name: str) -> str:
+    """A CSV download button's default key, from its file name."""
+    return f"csv_{name}"
+
+
+# --- Overview ----------------------------------------------------------------------
+
+TOP_SUSPECTS = "top_suspects"  # the table of top suspected false negatives (a selected row opens its query)
+DEMO_BUILD = "build_demo"
+DEMO_CANCEL = "cancel_demo"
+
+# --- Hard negatives (the browser) --------------------------------------------------
+
+BROWSER_SEARCH = "browser_search"
+BROWSER_QUERY_PICKER = "_browser_query_widget"  # the picker's own copy of QUERY
+BROWSER_QUERY_PREV = "q_prev"
+BROWSER_QUERY_NEXT = "q_next"
+BROWSER_THRESHOLD = "_browser_threshold"  # the slider's own copy of THRESHOLD
+BROWSER_PAGE_SIZE = "browser_page_size"
+BROWSER_FOCUS = "browser_focus"  # index of the focused candidate in the query's list
+BROWSER_PAGE = "browser_page"
+BROWSER_FOCUS_PREV = "focus_prev"
+BROWSER_FOCUS_NEXT = "focus_next"
+BROWSER_PAGE_PREV = "page_prev"
+BROWSER_PAGE_NEXT = "page_next"
+BROWSER_UNDO = "browser_undo"
+
+
+def browser_label(label: str, row: int) -> str:
+    """A label button of the candidate at ``row`` in the query's list."""
+    return f"lab_{label}_{row}"
+
+
+def browser_focus_label(label: str) -> str:
+    """A label button of the focused candidate (the one with the keyboard shortcut)."""
+    return f"focus_{label}"
+
+
+# --- Review queue --------------------------------------------------------------------
+
+REVIEW_THRESHOLD = "_review_threshold"  # the slider's own copy of THRESHOLD
+REVIEW_ORDER = "review_order"
+REVIEW_SKIPPED = "review_skipped"  # pairs skipped in this browser session
+REVIEW_SKIP = "review_skip"
+REVIEW_UNDO = "review_undo"
+
+
+def review_label(label: str) -> str:
+    return f"review_{label}"
+
+
+# --- Embedding map -------------------------------------------------------------------
+
+MAP_SCOPE = "map_scope"
+MAP_QUERY_PICKER = "_map_query"  # the picker's own copy of QUERY
+MAP_COLOUR = "map_colour"
+MAP_ARROWS = "map_arrows"
+MAP_CHART = "map_chart"
+MAP_PICKED = "map_picked"
+MAP_LAST_EVENT = "_map_last_event"  # the chart selection last copied into MAP_PICKED
+MAP_LAUNCHED = "_map_launched"  # job ids this session already started on its own (never loop on a failing job)
+MAP_COMPUTE = "map_compute"
+MAP_CSV = "map_csv"
+
+
+def map_label(label: str, row: int) -> str:
+    """A label button of the selected pair at ``row`` of the list under the map."""
+    return f"map_lab_{label}_{row}"
+
+
+# --- Training dynamics -----------------------------------------------------------------
+
+DYN_RUN = "dyn_run"
+DYN_SMOOTH = "dyn_smooth"
+DYN_EPOCH_METRICS = "dyn_epoch_metrics"
+DYN_EPOCH_FOR = "_dyn_epoch_for"  # the run DYN_EPOCH_METRICS holds the defaults of
+DYN_GRAD_RUNS = "dyn_grad_runs"
+DYN_GRAD_FOR = "_dyn_grad_for"  # the run DYN_GRAD_RUNS holds the defaults of
+DYN_GRAD_KIND = "dyn_grad_kind"
+DYN_GRAD_UNIT = "dyn_grad_unit"
+DYN_GRAD_BUCKETS = "dyn_grad_buckets"
+DYN_GRAD_STAT = "dyn_grad_stat"
+DYN_LOSS_CHART = "loss_chart"
+DYN_LR_CHART = "lr_chart"
+DYN_STEPS_CSV = "csv_steps"
+DYN_EPOCH_CHART = "epoch_chart"
+DYN_EPOCH_TABLE = "epoch_table"
+DYN_EPOCH_CSV = "csv_epochs"
+DYN_FINAL_TABLE = "final_table"
+DYN_FINAL_CSV = "csv_final"
+DYN_GRAD_BOX = "grad_box"
+DYN_GRAD_SUMMARY = "grad_summary"
+DYN_GRAD_SUMMARY_CSV = "csv_grad_summary"
+DYN_GRAD_OVER = "grad_over"
+DYN_GRAD_OVER_CSV = "csv_grad_over"
+
+# --- Ablations & baselines ---------------------------------------------------------------
+
+BENCH_FILE = "bench_file"
+# Widgets whose options depend on the result file: keyed per file (:func:`for_file`).
+BENCH_METRIC = "bench_metric"
+BENCH_MEASURE = "bench_ablation_measure"
+BENCH_SEED = "bench_curve_seed"
+BENCH_SCORES = "bench_curve_scores"
+BENCH_HITL_METRIC = "bench_hitl_metric"
+BENCH_METHODS_TABLE = "bench_methods_table"
+BENCH_METHODS_CSV = "csv_methods"
+BENCH_METHODS_CHART = "chart_methods"
+BENCH_ABLATION_TABLE = "bench_ablation_table"
+BENCH_ABLATION_CSV = "csv_ablations"
+BENCH_ABLATION_CHART = "chart_ablations"
+BENCH_DETECTION_TABLE = "bench_detection_table"
+BENCH_DETECTION_CSV = "csv_detection"
+BENCH_PR_CHART = "chart_pr"
+BENCH_ROC_CHART = "chart_roc"
+BENCH_CURVES_CSV = "csv_curves"
+BENCH_HITL_TABLE = "bench_hitl_table"
+BENCH_HITL_CSV = "csv_hitl"
+BENCH_HITL_CHART = "chart_hitl"
+
+
+def for_file(key: str, stem: str) -> str:
+    """``key`` for one result file, so switching files never leaves a choice the new file's options lack."""
+    return f"{key}_{stem}"
+
+
+# --- Compare runs ------------------------------------------------------------------------
+
+CMP_RUN_A = "cmp_a"
+CMP_RUN_B = "cmp_b"
+CMP_VARIANT_A = "cmp_variant_a"
+CMP_VARIANT_B = "cmp_variant_b"
+CMP_VARIANT_A_FOR = "_cmp_variant_a_for"  # the run CMP_VARIANT_A holds the default of
+CMP_VARIANT_B_FOR = "_cmp_variant_b_for"
+CMP_METRIC = "cmp_metric"
+CMP_THRESHOLD = "cmp_threshold"
+CMP_TOP_N = "cmp_top_n"
+CMP_METRICS_TABLE = "cmp_metrics"
+CMP_METRICS_CSV = "csv_cmp_metrics"
+CMP_METRICS_CHART = "cmp_metrics_chart"
+CMP_CONFIG_DIFF = "cmp_config_diff"
+CMP_CONFIG_CSV = "csv_cmp_config"
+CMP_SCATTER = "cmp_scatter"
+CMP_DELTAS = "cmp_deltas"
+CMP_HELPED = "cmp_helped"
+CMP_HELPED_CSV = "csv_cmp_helped"
+CMP_HURT = "cmp_hurt"
+CMP_HURT_CSV = "csv_cmp_hurt"
+CMP_ALL_CSV = "csv_cmp_all"
+
+
+def per_query_start(side: str) -> str:
+    """The button that computes run ``side``'s (A or B) per-query results."""
+    return f"per_query_{side}"
+
+
+def per_query_cancel(side: str) -> str:
+    return f"cancel_per_query_{side}"
+
+
+# --- Retrain -------------------------------------------------------------------------------
+
+RETRAIN_RUN_NAME = "retrain_run_name"
+RETRAIN_RUN_NAME_DEFAULT = "retrain_run_name_default"  # the default last put in RETRAIN_RUN_NAME
+RETRAIN_FLASH = "_retrain_flash"  # the last launch's message, shown once after the rerun
+# Runs A and B that Compare runs opens with after someone presses Compare on a finished retrain.
+RETRAIN_COMPARE_A = "compare_run_a"
+RETRAIN_COMPARE_B = "compare_run_b"
+
+
+def retrain_resume(job_id: str) -> str:
+    return f"resume_{job_id}"
+
+
+def retrain_compare(job_id: str) -> str:
+    return f"compare_{job_id}"
