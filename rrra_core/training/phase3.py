@@ -76,7 +76,7 @@ from rrra_core.training.loop import (
     save_state,
     seed_step,
 )
-from rrra_core.training.losses import info_nce
+from rrra_core.training.losses import info_nce, negative_gradient_magnitudes
 from rrra_core.training.schedule import lr_at
 from rrra_core.training.step import PairEmbedder, backward_and_step, embed_global_batch, set_lr
 
@@ -494,7 +494,7 @@ class _GradientLog:
         with torch.no_grad():
             scores = (q_emb.detach() @ d_emb.detach().T).float()  # (B, N)
             scores = scores.masked_fill(mask & ~torch.nn.functional.one_hot(targets, N).bool(), float("-inf"))
-            p = torch.softmax(scores / temperature, dim=-1) / temperature  # (B, N)
+            p = negative_gradient_magnitudes(scores, targets, temperature)  # (B, N): p_j / tau
             scores, p = scores.cpu(), p.cpu()  # one device-to-host copy, not one per logged negative
         offset = B
         for j, (r, d, s, pf) in enumerate(batch.hard):
