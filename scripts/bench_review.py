@@ -1,0 +1,298 @@
+"""Benchmark the review queue's orders with a simulated reviewer (issue 14).
+
+For every order (learnt, adapter, retriever, margin, uncertainty, random) and
+seed, a simulated reviewer walks the queue of a run's labelled negatives, answers
+from a known truth, and the learnt order refits every ``--refit-every`` verdicts.
+Writes ``<out>.json`` (each (order, seed) result as it finishes; a rerun resumes
+from what is there) and ``<out>.md`` (headed by the command that made it).
+
+Split: queries go to dev or test by a fixed hash of their id (md5, even = dev).
+Every setting of the learnt order (``LearnerConfig``'s defaults) was chosen on
+dev; the result files report test unless ``--split dev``.
+
+Seeds: SQuAD has one fixed candidate set (the demo run), so a seed draws
+``--subsample`` of the split's queries and sets tie-breaking, the random order
+and the learner's seed. Cranfield's seed is the planting seed: one phase-2 run
+per seed, trained with that seed's 30 % of training positives hidden.
+
+Inputs (the runs are made once; nothing here downloads anything):
+
+- SQuAD: the demo run, ``python scripts/demo.py --dataset squad`` (writes
+  ``$RRRA_HOME/runs/demo-squad/predictions.parquet``). Truth: the same-article
+  answer-bearing paragraphs of ``answers/train_has_answer.tsv.gz``.
+- Cranfield: per seed, a phase-2 run (MiniLM, ``mu`` 0.3, top-100, 10 epochs)
+  trained on the training qrels with ``plant_false_negatives(qrels, 0.3, seed)``
+  applied (the benchmark's planting: ``train_phase2(..., train_data=<dataset with
+  the visible qrels>)``). Truth: the hidden positives, rebuilt here from the seed.
+
+Examples:
+    python scripts/bench_review.py squad --predictions runs/demo-squad/predictions.parquet
+    python scripts/bench_review.py cranfield --predictions runs/cran-s0/predictions.parquet \\
+        runs/cran-s1/predictions.parquet runs/cran-s2/predictions.parquet --seeds 0 1 2
+    python scripts/bench_review.py quick --out /tmp/review_quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rrra_core.review import ORDERS, Learner, LearnerConfig, SimConfig, is_adaptive, make_order, simulate
+from rrra_core.review.features import candidates_frame, load_or_build_features
+from rrra_core.review.synthetic import synthetic_frame
+
+BUDGETS = (25, 50, 100, 200, 400)
+SUMMARY_BUDGET = 200
+
+
+def is_dev(query_id: str) -> bool:
+    """The fixed dev/test split: md5 of the query id, even = dev."""
+    return int(hashlib.md5(query_id.encode()).hexdigest(), 16) % 2 == 0
+
+
+def _truth_and_qrels(dataset: str, seed: int, hide: float) -> tuple[dict, dict, Any]:
+    from rrra_core.data.beir import dataset_folder, load_dataset, load_has_answer
+    from rrra_core.negatives.fn_detection import plant_false_negatives
+
+    train = load_dataset(dataset, "train")
+    if dataset == "cranfield":
+        visible, hidden = plant_false_negatives(train.qrels, hide, seed)
+        return visible, hidden, train
+    has = load_has_answer(dataset_folder(dataset) / "answers" / "train_has_answer.tsv.gz")
+    return dict(train.qrels), {q: {d for d, same in v.items() if same} for q, v in has.items()}, train
+
+
+def build_frame(dataset: str, predictions: Path, seed: int, hide: float) -> pd.DataFrame:
+    """The run's labelled negatives with truth and every feature (lexical ones cached beside the predictions)."""
+    qrels, truth, train = _truth_and_qrels(dataset, seed, hide)
+    frame = candidates_frame(pd.read_parquet(predictions), qrels, truth)
+    corpus = {d: (doc.title, doc.text) for d, doc in train.corpus.items()}
+    return load_or_build_features(frame, corpus, train.queries, predictions.parent / "review_features.parquet")
+
+
+def split_frame(frame: pd.DataFrame, split: str, fraction: float, seed: int) -> pd.DataFrame:
+    """The split's rows; with ``fraction`` < 1, a seeded draw of that share of its queries."""
+    keep = frame["query_id"].map(is_dev) == (split == "dev")
+    part = frame[keep]
+    if fraction < 1:
+        qs = sorted(part["query_id"].unique())
+        chosen = np.random.default_rng(seed).choice(qs, size=max(1, int(fraction * len(qs))), replace=False)
+        part = part[part["query_id"].isin(set(chosen))]
+    return part.reset_index(drop=True)
+
+
+def run_one(frame: pd.DataFrame, order: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One simulated session: found and precision at each budget, and every refit's time and pool AUROC/AP."""
+    budget = max(args.budgets)
+    cfg = SimConfig(budget=budget, refit_every=args.refit_every, seed=seed)
+    t0 = time.perf_counter()
+    res = simulate(frame, make_order(order, frame, LearnerConfig(), seed), cfg, adaptive=is_adaptive(order))
+    found = {str(b): res.found_at(b) for b in args.budgets}
+    return {
+        "order": order,
+        "seed": seed,
+        "rows": len(frame),
+        "queries": int(frame["query_id"].nunique()),
+        "false_negatives": int(frame["truth"].sum()),
+        "found": found,
+        "precision": {b: round(n / min(int(b), len(frame)), 4) for b, n in found.items()},
+        "curve": res.found,
+        "refits": [r.__dict__ for r in res.refits],
+        "refit_seconds_max": max((r.seconds for r in res.refits), default=0.0),
+        "wall_seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+def time_full_refit(frame: pd.DataFrame, n_verdicts: int = 400, seed: int = 0) -> dict[str, float]:
+    """Wall time of one learnt refit on the whole run (every query, not one split), after ``n_verdicts`` verdicts."""
+    learner = Learner(frame, LearnerConfig(), seed)
+    rng = np.random.default_rng(seed)
+    truth = frame["truth"].to_numpy()
+    # Half the verdicts from true FNs, so the refit fits a model instead of falling back.
+    fns = rng.choice(np.flatnonzero(truth), size=min(n_verdicts // 10, int(truth.sum())), replace=False)
+    rest = rng.choice(np.flatnonzero(~truth), size=n_verdicts - len(fns), replace=False)
+    verdicts = {int(i): bool(truth[i]) for i in np.concatenate([fns, rest])}
+    times = [learner.refit(verdicts).seconds for _ in range(3)]
+    return {"rows": len(frame), "verdicts": n_verdicts, "seconds_max": round(max(times), 3)}
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values))
+
+
+def summarize(results: dict[str, dict[str, Any]], budgets: list[int], orders: list[str]) -> dict[str, Any]:
+    """Mean and std over seeds of found at every budget, and the summary block at budget 200."""
+    table: dict[str, dict[str, list[float]]] = {}
+    for o in orders:
+        runs = [r for r in results.values() if r["order"] == o]
+        table[o] = {str(b): list(_mean_std([r["found"][str(b)] for r in runs])) for b in budgets} if runs else {}
+    b = str(SUMMARY_BUDGET) if SUMMARY_BUDGET in budgets else str(max(budgets))
+    refit = [r["refit_seconds_max"] for r in results.values() if r["order"] == "learnt"]
+    return {
+        "table": table,
+        "summary": {
+            "budget": int(b),
+            "found": {o: round(table[o][b][0], 2) for o in orders if table[o]},
+            "found_std": {o: round(table[o][b][1], 2) for o in orders if table[o]},
+            "learnt_refit_seconds_max": max(refit, default=None),
+        },
+    }
+
+
+def targets(summary: dict[str, Any], dataset: str) -> list[str]:
+    """The issue's targets, each with its measured ratio and whether it holds."""
+    f, s = summary["found"], summary["found_std"]
+    if "learnt" not in f:
+        return []
+    if dataset == "cranfield" and "adapter" in f:
+        ratio = f["learnt"] / max(f["adapter"], 1e-9)
+        return [
+            f"learnt / adapter at {summary['budget']}: {ratio:.2f}x (target >= 1.2x): "
+            + ("met" if ratio >= 1.2 else "NOT met")
+        ]
+    if {"retriever", "margin"} <= f.keys():
+        best = max(("retriever", "margin"), key=lambda o: f[o])
+        ratio = f["learnt"] / max(f[best], 1e-9)
+        gap = f["learnt"] - 1.5 * f[best]
+        beyond = gap > max(s["learnt"], s[best])
+        verdict = "met" if ratio >= 1.5 and beyond else "NOT met"
+        return [
+            f"learnt / {best} (the better of retriever and margin) at {summary['budget']}: {ratio:.2f}x "
+            f"(target >= 1.5x, margin beyond one std): {verdict}; learnt - 1.5 x {best} = {gap:.1f}, "
+            f"std learnt {s['learnt']:.1f}, {best} {s[best]:.1f}"
+        ]
+    return []
+
+
+def render(out: dict[str, Any]) -> str:
+    """The Markdown report, from the JSON alone."""
+    budgets, orders = out["settings"]["budgets"], out["settings"]["orders"]
+    lines = [
+        f"`{out['command']}`",
+        "",
+        f"# Review queue: simulated reviewer on {out['dataset']} ({out['settings']['split']} split)",
+        "",
+    ]
+    lines += [f"- {note}" for note in out["notes"]]
+    lines += [
+        "",
+        "False negatives found after N reviewed items, mean ± std over seeds " + str(out["settings"]["seeds"]),
+        "",
+    ]
+    lines += ["| order | " + " | ".join(f"N={b}" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+    for o in orders:
+        cells = out["table"].get(o, {})
+        lines.append(
+            f"| {o} | "
+            + " | ".join(f"{cells[str(b)][0]:.1f} ± {cells[str(b)][1]:.1f}" if cells else "–" for b in budgets)
+            + " |"
+        )
+    lines += ["", "## Targets", ""] + [f"- {t}" for t in out["targets"]]
+    rf = out.get("full_refit")
+    lines += ["", "## Refit time", ""]
+    lines.append(f"- learnt order, slowest refit in any session: {out['summary']['learnt_refit_seconds_max']} s")
+    if rf:
+        lines.append(
+            f"- one refit on the whole run ({rf['rows']} rows, {rf['verdicts']} verdicts): {rf['seconds_max']} s"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _inputs(args: argparse.Namespace) -> list[tuple[int, pd.DataFrame]]:
+    """(seed, the whole run's frame) per seed."""
+    if args.dataset == "quick":
+        return [(s, synthetic_frame(n_queries=120, per_query=30, seed=100 + s)) for s in args.seeds]
+    preds = [Path(p) for p in args.predictions]
+    if args.dataset == "cranfield" and len(preds) != len(args.seeds):
+        sys.exit("cranfield: give one --predictions file per seed (each seed is its own planted run)")
+    if args.dataset == "squad":
+        frame = build_frame("squad", preds[0], 0, args.hide_fraction)
+        return [(s, frame) for s in args.seeds]
+    return [(s, build_frame("cranfield", p, s, args.hide_fraction)) for s, p in zip(args.seeds, preds, strict=True)]
+
+
+def _notes(args: argparse.Namespace) -> list[str]:
+    seed_note = {
+        "squad": f"a seed draws {args.subsample:.0%} of the split's queries (one fixed candidate set: the demo run) "
+        "and sets tie-breaking, the random order and the learner's seed",
+        "cranfield": "a seed is a planting: its own phase-2 run with that seed's 30 % of training positives hidden",
+        "quick": "synthetic frames (rrra_core.review.synthetic), one per seed",
+    }[args.dataset]
+    return [
+        "split: queries by md5(query id), even = dev; every learnt-order setting was chosen on dev; "
+        f"this file: {args.split}",
+        f"seeds: {seed_note}",
+        f"the learnt order refits every {args.refit_every} verdicts: prior logit + 0.3 x logistic-model logit "
+        "+ 1 per confirmed FN in the query - 1 per rejection (LearnerConfig defaults)",
+        "no feature reads the document id, nor the title beyond BM25's usual title + text (on SQuAD the id and "
+        "title reveal the article, and the truth is built from articles)",
+    ]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset", choices=("squad", "cranfield", "quick"), help="'quick': synthetic, seconds (CI)")
+    p.add_argument("--predictions", nargs="*", default=[], help="predictions.parquet (cranfield: one per seed)")
+    p.add_argument("--out", default=None, help="output stem (default: results/review_loop_<dataset>)")
+    p.add_argument("--split", choices=("dev", "test"), default="test", help="which half of the queries to report")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS))
+    p.add_argument("--orders", nargs="+", default=list(ORDERS), choices=ORDERS)
+    p.add_argument("--refit-every", type=int, default=10, help="verdicts between two refits")
+    p.add_argument("--subsample", type=float, default=0.8, help="squad: share of the split's queries a seed draws")
+    p.add_argument("--hide-fraction", type=float, default=0.3, help="cranfield: share of positives planted as FNs")
+    args = p.parse_args(argv)
+    if args.dataset == "quick":
+        args.budgets = [b for b in args.budgets if b <= 100] or [25, 50]
+        args.subsample = 1.0
+    elif not args.predictions:
+        p.error(f"{args.dataset}: --predictions is required")
+    args.out = Path(args.out or f"results/review_loop_{args.dataset}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    json_path, md_path = args.out.with_suffix(".json"), args.out.with_suffix(".md")
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "predictions")}
+    old = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    results = old.get("results", {}) if old.get("settings") == settings else {}
+    command = "python scripts/bench_review.py " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
+    out: dict[str, Any] = {"command": command, "dataset": args.dataset, "settings": settings, "notes": _notes(args)}
+    inputs = _inputs(args)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    for seed, whole in inputs:
+        frame = split_frame(whole, args.split, args.subsample, seed)
+        for order in args.orders:
+            key = f"{order}/{seed}"
+            if key in results:
+                continue
+            results[key] = run_one(frame, order, seed, args)
+            print(f"{key}: found {results[key]['found']}", flush=True)
+            json_path.write_text(json.dumps({**out, "results": results}))  # after each result: a rerun resumes
+    out.update(summarize(results, args.budgets, args.orders))
+    out["targets"] = targets(out["summary"], args.dataset)
+    out["full_refit"] = old.get("full_refit") if old.get("settings") == settings else None
+    out["full_refit"] = out["full_refit"] or time_full_refit(inputs[0][1])
+    out["results"] = results
+    json_path.write_text(json.dumps(out, indent=1))
+    md_path.write_text(render(out))
+    print(render(out))
+
+
+if __name__ == "__main__":
+    main()
