@@ -51,7 +51,7 @@ class EncoderConfig:
     precision: str = opt(
         "fp32",
         "inference precision of corpus and query encoding: fp32; "
-        "bf16 (autocast, about 2x faster on CPUs with AVX512-BF16/AMX, vectors within 1e-4 cosine); "
+        "bf16 (autocast, faster on CPUs with AVX512-BF16/AMX, results/speed_encode.md); "
         "auto (bf16 only where the hardware has it). Training precision is separate",
         choices=PRECISIONS,
     )

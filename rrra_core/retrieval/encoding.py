@@ -1,14 +1,14 @@
 """Batch encoding of many texts, with an on-disk cache.
 
-Encoding is the expensive step on a CPU (MiniLM: ~16 docs/s at 256 tokens on
-2 cores), so texts are sorted by length before batching (short batches pad
+Encoding is the expensive step on a CPU (``results/speed_encode.md`` has the
+rates), so texts are sorted by length before batching (short batches pad
 less), run under ``torch.inference_mode``, and the result is cached on disk
 keyed by (model weights, role, max length, exact ids and texts). The same
 corpus is never encoded twice by the same model.
 
-``precision="bf16"`` runs the transformer under bfloat16 autocast: about 2x
-faster on CPUs with AVX512-BF16 or AMX, with vectors within 1e-4 cosine of
-fp32 on MiniLM (``results/speed_encode.md``). The default stays fp32 so
+``precision="bf16"`` runs the transformer under bfloat16 autocast: faster on
+CPUs with AVX512-BF16 or AMX, with vectors very close to fp32 on MiniLM
+(``results/speed_encode.md`` measures both). The default stays fp32 so
 scores and rankings do not move; ``"auto"`` picks bf16 only where the hardware
 computes it natively. bf16 vectors are cached under their own key.
 
