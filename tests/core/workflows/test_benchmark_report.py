@@ -13,9 +13,7 @@ from rrra_core.runtime.paths import REPO_ROOT
 from rrra_core.workflows.benchmark_report import render_markdown
 
 RESULTS = sorted(
-    p
-    for p in (REPO_ROOT / "results").glob("rrra_*.json")
-    if not p.stem.endswith(("detection_curves", "rerank_sweep"))
+    p for p in (REPO_ROOT / "results").glob("rrra_*.json") if not p.stem.endswith(("detection_curves", "rerank_sweep"))
 )
 
 
