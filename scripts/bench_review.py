@@ -15,6 +15,12 @@ Seeds: SQuAD has one fixed candidate set (the demo run), so a seed draws
 and the learner's seed. Cranfield's seed is the planting seed: one phase-2 run
 per seed, trained with that seed's 30 % of training positives hidden.
 
+Calibration: per seed the learnt session is replayed (seconds) and the adapter's
+P(FN|neg), and Platt maps of it and of the learnt score fitted on the verdicts so
+far, are measured against the oracle at 0/100/200/400 verdicts, on the reviewed
+items and the unreviewed pool (``rrra_core.review.queue_calibration``); a rerun
+keeps each seed's calibration like its results.
+
 Inputs (the runs are made once; nothing here downloads anything):
 
 - SQuAD: the demo run, ``python scripts/demo.py --dataset squad`` (writes
@@ -51,6 +57,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 from rrra_core.review import ORDERS, Learner, LearnerConfig, SimConfig, is_adaptive, make_order, simulate
 from rrra_core.review.features import candidates_frame, load_or_build_features
+from rrra_core.review.queue_calibration import SOURCES, session_calibration
 from rrra_core.review.synthetic import synthetic_frame
 
 BUDGETS = (25, 50, 100, 200, 400)
@@ -68,6 +75,7 @@ DEV_TUNING = (
     "the default 46.0 ± 2.2",
 )
 SUMMARY_BUDGET = 200
+CALIBRATION_BUDGETS = (0, 100, 200, 400)  # 0: before any refit
 
 
 def is_dev(query_id: str) -> bool:
@@ -139,6 +147,58 @@ def time_full_refit(frame: pd.DataFrame, n_verdicts: int = 400, seed: int = 0) -
     verdicts = {int(i): bool(truth[i]) for i in np.concatenate([fns, rest])}
     times = [learner.refit(verdicts).seconds for _ in range(3)]
     return {"rows": len(frame), "verdicts": n_verdicts, "seconds_max": round(max(times), 3)}
+
+
+def calibration_budgets(budgets: list[int]) -> list[int]:
+    """The budgets calibration is measured at: 0 and those of :data:`CALIBRATION_BUDGETS` the run reaches."""
+    reach = [b for b in CALIBRATION_BUDGETS if 0 < b <= max(budgets)]
+    return [0, *(reach or [max(budgets)])]
+
+
+def run_calibration(frame: pd.DataFrame, seed: int, args: argparse.Namespace, curve: list[int] | None) -> dict:
+    """The learnt session's calibration before and after the refits (it replays the session: seconds)."""
+    cfg = SimConfig(budget=max(args.budgets), refit_every=args.refit_every, seed=seed)
+    out = session_calibration(frame, LearnerConfig(), cfg, calibration_budgets(args.budgets))
+    # The replay is the learnt order's session of the results: same items, same order.
+    out["same_session"] = curve is None or out.pop("curve") == curve
+    out.pop("curve", None)
+    return out
+
+
+def _pooled_bins(parts: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Uniform reliability bins of several seeds merged: counts add, means weighted by count."""
+    frames = [pd.DataFrame(p["bins"]) for p in parts if p["n"]]
+    if not frames:
+        return {}
+    rows = pd.concat(frames)
+    rows["wp"], rows["wo"] = rows["mean_p"] * rows["n"], rows["observed"] * rows["n"]
+    g = rows.groupby(["lo", "hi"], as_index=False)[["n", "wp", "wo"]].sum()
+    return {
+        "lo": g["lo"].tolist(),
+        "hi": g["hi"].tolist(),
+        "n": g["n"].astype(int).tolist(),
+        "mean_p": (g["wp"] / g["n"]).round(4).tolist(),
+        "observed": (g["wo"] / g["n"]).round(4).tolist(),
+    }
+
+
+def summarize_calibration(cal: dict[str, dict[str, Any]], budgets: list[int]) -> dict[str, Any]:
+    """ECE mean and std over seeds per (reviewed or pool, source, budget), the bins pooled over seeds, the tips."""
+    ece: dict[str, Any] = {}
+    bins: dict[str, Any] = {}
+    for where in ("reviewed", "pool"):
+        for src in SOURCES:
+            row = {}
+            for b in map(str, budgets):
+                vals = [c["budgets"][b][where][src]["ece"] for c in cal.values() if src in c["budgets"][b][where]]
+                vals = [v for v in vals if v is not None]
+                row[b] = [round(x, 4) for x in _mean_std(vals)] if vals else None
+                parts = [c["budgets"][b][where][src] for c in cal.values() if src in c["budgets"][b][where]]
+                if parts:
+                    bins[f"{where}/{src}/{b}"] = _pooled_bins(parts)
+            ece[f"{where}/{src}"] = row
+    tips = {b: {s: c["budgets"][b]["threshold"] for s, c in cal.items()} for b in map(str, budgets)}
+    return {"ece": ece, "bins": bins, "thresholds": tips}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -220,7 +280,85 @@ def render(out: dict[str, Any]) -> str:
         lines.append(
             f"- one refit on the whole run ({rf['rows']} rows, {rf['verdicts']} verdicts): {rf['seconds_max']} s"
         )
+    if out.get("calibration"):
+        lines += render_calibration(out["calibration"])
     return "\n".join(lines) + "\n"
+
+
+SOURCE_NAMES = {
+    "adapter": "adapter P(FN\\|neg)",
+    "adapter_platt": "adapter P(FN\\|neg), Platt map",
+    "learnt": "learnt score, Platt map",
+}
+
+
+def _bin_cell(bins: dict[str, list[float]], i: int) -> str:
+    return f"{bins['mean_p'][i]:.3f} → {bins['observed'][i]:.3f} ({bins['n'][i]:,})"
+
+
+def _reliability_table(bins: dict[str, Any], where: str, budget: str) -> list[str]:
+    """One row per uniform bin, one column per source: mean predicted → observed (items)."""
+    cols = {s: bins.get(f"{where}/{s}/{budget}") or {} for s in SOURCES}
+    edges = sorted({(lo, hi) for c in cols.values() for lo, hi in zip(c.get("lo", []), c.get("hi", []), strict=True)})
+    lines = ["| P bin | " + " | ".join(SOURCE_NAMES[s] for s in SOURCES) + " |", "|---|" + "---|" * len(SOURCES)]
+    for lo, hi in edges:
+        cells = []
+        for s in SOURCES:
+            c = cols[s]
+            at = [i for i, e in enumerate(zip(c.get("lo", []), c.get("hi", []), strict=True)) if e == (lo, hi)]
+            cells.append(_bin_cell(c, at[0]) if at else "–")
+        lines.append(f"| {lo:.1f}–{hi:.1f} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_calibration(cal: dict[str, Any]) -> list[str]:
+    """The calibration section of the report: ECE by budget, reliability bins, the suggested thresholds."""
+    budgets = [str(b) for b in cal["budgets"]]
+    at = str(SUMMARY_BUDGET) if str(SUMMARY_BUDGET) in budgets else budgets[-1]
+    lines = [
+        "",
+        "## Calibration before and after the refits",
+        "",
+        "The learnt order's session per seed (the one in the table above), measured against the oracle after N "
+        "verdicts, on the N reviewed items and on the pool still unreviewed. Sources: the adapter's static "
+        "P(FN|neg) as it is; that P(FN|neg) through a Platt map fitted on the verdicts so far; the learnt order's "
+        "score (a sum of logits, not a probability) through a Platt map fitted on the verdicts so far. Maps are "
+        "fitted on the score each item had when it was shown (before its verdict), and a reviewed item's "
+        "probability is the one it had when shown, so the first 10 items (shown before any verdict) have none "
+        "for the mapped sources (rrra_core/review/queue_calibration.py). ECE: 10 equal-width bins, mean ± std "
+        "over seeds.",
+        "",
+        "| ECE on | source | " + " | ".join(f"N={b}" for b in budgets) + " |",
+        "|---|---|" + "---|" * len(budgets),
+    ]
+    for where in ("reviewed", "pool"):
+        for src in SOURCES:
+            row = cal["ece"][f"{where}/{src}"]
+            cells = [f"{row[b][0]:.3f} ± {row[b][1]:.3f}" if row.get(b) else "–" for b in budgets]
+            lines.append(f"| {where} | {SOURCE_NAMES[src]} | " + " | ".join(cells) + " |")
+    for where in ("reviewed", "pool"):
+        lines += ["", f"Reliability on the {where} items at N={at}, seeds pooled: mean predicted → observed "
+                  "share of false negatives (items)", ""]  # fmt: skip
+        lines += _reliability_table(cal["bins"], where, at)
+    lines += [
+        "",
+        "Suggested threshold on the adapter's P(FN|neg) from the reviewed items (target precision 70 %, at least "
+        "10 judged above it), and the share of false negatives above it on the pool still unreviewed:",
+        "",
+        "| N | seed | suggestion | on the pool above it |",
+        "|---|---|---|---|",
+    ]
+    for b in budgets:
+        for seed, tip in cal["thresholds"][b].items():
+            pool = (
+                f"{tip['pool_precision']:.2f} ({tip['pool_support']:,} items)"
+                if tip.get("pool_precision") is not None
+                else "–"
+            )
+            lines.append(f"| {b} | {seed} | {tip['sentence']} | {pool} |")
+    if not all(c.get("same_session", True) for c in cal["seeds"].values()):
+        lines += ["", "- NOTE: a replayed session differs from the learnt result above"]
+    return lines
 
 
 def _inputs(args: argparse.Namespace) -> list[tuple[int, pd.DataFrame]]:
@@ -253,6 +391,23 @@ def _notes(args: argparse.Namespace) -> list[str]:
         "no feature reads the document id, nor the title beyond BM25's usual title + text (on SQuAD the id and "
         "title reveal the article, and the truth is built from articles)",
     ]
+
+
+def calibrate(
+    inputs: list[tuple[int, pd.DataFrame]],
+    args: argparse.Namespace,
+    results: dict[str, Any],
+    old: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Each seed's calibration (kept from ``old`` when it was made at the same budgets) and its summary."""
+    budgets = calibration_budgets(args.budgets)
+    seeds = (old or {}).get("seeds", {}) if (old or {}).get("budgets") == budgets else {}
+    for seed, whole in inputs:
+        if str(seed) not in seeds:
+            frame = split_frame(whole, args.split, args.subsample, seed)
+            seeds[str(seed)] = run_calibration(frame, seed, args, results.get(f"learnt/{seed}", {}).get("curve"))
+            print(f"calibration/{seed}: done", flush=True)
+    return {"budgets": budgets, "seeds": seeds, **summarize_calibration(seeds, budgets)}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -302,6 +457,9 @@ def main(argv: list[str] | None = None) -> None:
     out["targets"] = targets(out["summary"], args.dataset)
     out["full_refit"] = old.get("full_refit") if old.get("settings") == settings else None
     out["full_refit"] = out["full_refit"] or time_full_refit(inputs[0][1])
+    out["calibration"] = calibrate(
+        inputs, args, results, old.get("calibration") if old.get("settings") == settings else None
+    )
     out["results"] = results
     json_path.write_text(json.dumps(out, indent=1))
     md_path.write_text(render(out))

@@ -42,6 +42,7 @@ def csv(name: str) -> str:
 TOP_SUSPECTS = "top_suspects"  # the table of top suspected false negatives (a selected row opens its query)
 DEMO_BUILD = "build_demo"
 DEMO_CANCEL = "cancel_demo"
+RELIABILITY_CHART = "overview_reliability"  # the reliability diagram of P(FN|neg) against the judgments
 
 # --- Hard negatives (the browser) --------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Overview: the run's metrics, labeling progress, the top suspected false negatives, datasets and runs."""
+"""Overview: the run's metrics, labeling progress, calibration against the judgments, top suspects, datasets, runs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import streamlit as st
 import db
 from pages.common import keys
 from pages.common import resources as res
+from pages.common.calibration_view import calibration_section
 from pages.common.jobs_view import demo_offer
 from pages.common.state import DEFAULT_THRESHOLD, selection
 from pages.common.widgets import short
@@ -84,6 +85,8 @@ elif sel.ready:
         c[3].metric("Agreement", "—", help="Needs at least two annotators judging the same pairs.")
     if counts:
         st.dataframe(pd.DataFrame([{"annotator": a, **v} for a, v in counts.items()]), hide_index=True)
+
+    calibration_section(preds, judged, sel.run_id)
 
     threshold = float(st.session_state.get(keys.THRESHOLD, DEFAULT_THRESHOLD))
     mine = {(j.query_id, j.doc_id) for j in judged if j.annotator == sel.annotator}

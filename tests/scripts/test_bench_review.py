@@ -29,6 +29,12 @@ def test_quick_run_writes_summary_and_resumes(tmp_path: Path) -> None:
     assert len(data["results"]) == 12
     md = out.with_suffix(".md").read_text()
     assert md.startswith("`python scripts/bench_review.py quick --out")
+    # Calibration before (0) and after the refits, per seed, from a replay of the learnt session.
+    cal = data["calibration"]
+    assert cal["budgets"] == [0, 100] and set(cal["seeds"]) == {"0", "1"}
+    assert all(c["same_session"] for c in cal["seeds"].values())
+    assert cal["ece"]["pool/adapter"]["0"] is not None and cal["ece"]["pool/learnt"]["0"] is None
+    assert "## Calibration before and after the refits" in md
     # A rerun with the same settings finds every (order, seed) done and reruns none of them.
     data["results"]["learnt/0"]["found"]["25"] = -1
     out.with_suffix(".json").write_text(json.dumps(data))

@@ -1,0 +1,57 @@
+"""AppTest for the Overview's calibration section: a reliability diagram from 30 judged negatives, a count before."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import db
+from tests.app.conftest import APP, RUN_ID, TinyRun
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def _overview() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _judge(store, tiny_run: TinyRun, n: int, n_fn: int) -> None:
+    """Judge the ``n`` likeliest labelled negatives of the run, the ``n_fn`` likeliest of them relevant."""
+    preds = pd.read_parquet(tiny_run.run_dir / "predictions.parquet")
+    top = preds[preds["label"] == 0].sort_values("p_fn_given_neg", ascending=False).head(n)
+    items = [
+        {"query_id": str(q), "doc_id": str(d), "label": "relevant" if i < n_fn else "not_relevant", "annotator": "ana"}
+        for i, (q, d) in enumerate(zip(top["query_id"], top["doc_id"], strict=True))
+    ]
+    with store() as s:
+        db.save_judgments(s, "adi_copy", items, run_id=RUN_ID)
+
+
+def _calibration_text(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown] + [c.value for c in at.caption]
+
+
+def test_calibration_says_how_many_more_judgments_it_needs(tiny_run: TinyRun, store) -> None:
+    at = _overview()  # the first run registers the dataset in the store
+    assert any("0 judged so far, 30 more needed" in t for t in _calibration_text(at))
+    _judge(store, tiny_run, 29, 10)
+    at.run()
+    assert any("29 judged so far, 1 more needed" in t for t in _calibration_text(at))
+    assert not at.get("plotly_chart") and "Expected calibration error" not in [m.label for m in at.metric]
+
+
+def test_calibration_draws_the_reliability_diagram_and_suggests_a_threshold(tiny_run: TinyRun, store) -> None:
+    at = _overview()
+    _judge(store, tiny_run, 40, 30)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Judged negatives"] == "40" and metrics["Judged false negatives"] == "30"
+    assert 0.0 <= float(metrics["Expected calibration error"]) <= 1.0
+    assert len(at.get("plotly_chart")) == 1
+    sentence = next(m.value for m in at.markdown if m.value.startswith("**Suggested threshold.**"))
+    assert "were false negatives" in sentence and " judged" in sentence
