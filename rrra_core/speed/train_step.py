@@ -31,7 +31,7 @@ from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
 from rrra_core.runtime.runs import Run, create_run
 from rrra_core.speed.measure import PeakMemory, alternating_orders, load_average, summarize
 from rrra_core.speed.timed_adapter import DEFAULT_ADAPTER, timed_adapter
-from rrra_core.training import TrainConfig, train_phase1
+from rrra_core.training import Phase1Config, train_phase1
 from rrra_core.training.phase1 import phase1_config_dict
 from rrra_core.training.phase3 import Phase3Config, phase3_config_dict, train_phase3
 
@@ -80,7 +80,7 @@ def _train_subsample(dataset: str, n: int) -> Dataset:
 
 
 def _phase1(enc: EncoderConfig, common: dict[str, Any], train: Dataset, hard: bool, root: Path) -> Run:
-    cfg = TrainConfig(hard_negatives="mine" if hard else "none", n_hard=1, **common)
+    cfg = Phase1Config(hard_negatives="mine" if hard else "none", n_hard=1, **common)
     run = create_run("phase1", phase1_config_dict(enc, cfg, MiningConfig()), root=root)
     train_phase1(run, enc, cfg, MiningConfig(), train_data=train)
     return run

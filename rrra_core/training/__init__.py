@@ -12,7 +12,6 @@ from typing import Any
 
 _EXPORTS = {
     "Phase1Config": "phase1",
-    "TrainConfig": "phase1",  # the phase-1 config's old name
     "train_phase1": "phase1",
     "Phase2Config": "phase2",
     "train_phase2": "phase2",

@@ -58,7 +58,6 @@ from rrra_core.training.step import PairEmbedder, backward_and_step, embed_globa
 
 __all__ = [
     "Phase1Config",
-    "TrainConfig",
     "train_phase1",
     "phase1_config_dict",
     "training_pairs",
@@ -112,10 +111,6 @@ class Phase1Config:
             raise ConfigError(f"n_hard must be >= 0, got {self.n_hard}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps must be at least 1, got {self.max_steps}")
-
-
-#: The phase-1 config's old name.
-TrainConfig = Phase1Config
 
 
 def phase1_config_dict(enc_cfg: EncoderConfig, cfg: Phase1Config, mining: MiningConfig) -> dict[str, Any]:

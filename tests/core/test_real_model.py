@@ -72,11 +72,11 @@ def test_saved_minilm_loads_in_sentence_transformers(minilm: BiEncoder, tmp_path
 def test_phase1_on_adi_improves_what_it_trains_on(tmp_path: Path) -> None:
     from rrra_core.negatives.mining import MiningConfig
     from rrra_core.runtime.runs import create_run
-    from rrra_core.training import TrainConfig, train_phase1
+    from rrra_core.training import Phase1Config, train_phase1
     from rrra_core.training.phase1 import phase1_config_dict
 
     enc = EncoderConfig(query_max_length=32, doc_max_length=128)
-    cfg = TrainConfig(
+    cfg = Phase1Config(
         dataset="adi",
         train_split="test",
         eval_split="test",
