@@ -28,6 +28,7 @@ from .models import (
     ID_LEN,
     LABELS,
     MODEL_VIEW_FIELDS,
+    VERSION_LEN,
     Judgment,
     JudgmentEvent,
     StoredDataset,
@@ -110,6 +111,14 @@ def _optional_float(value: Any, name: str, unit: bool) -> float | None:
     return number
 
 
+def _check_version(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > VERSION_LEN or "\n" in value:
+        raise AnnotationError(f"invalid queue_version {str(value)[:40]!r}: a short version name such as 'v0003'")
+    return value.strip()
+
+
 def _check_model_view(view: Mapping[str, Any] | None) -> dict[str, Any]:
     """The model-view fields of ``view`` (extra keys, e.g. a whole candidate row, are ignored)."""
     out: dict[str, Any] = dict.fromkeys(MODEL_VIEW_FIELDS)
@@ -121,6 +130,7 @@ def _check_model_view(view: Mapping[str, Any] | None) -> dict[str, Any]:
     for name in _PROBS:
         out[name] = _optional_float(view.get(name), name, unit=True)
     out["score"] = _optional_float(view.get("score"), "score", unit=False)
+    out["queue_version"] = _check_version(view.get("queue_version"))
     rank = view.get("rank")
     if rank is not None and not (isinstance(rank, float) and math.isnan(rank)):
         try:
@@ -298,8 +308,10 @@ def save_judgment(
     Saving again updates the same judgment (one per dataset, query, doc and
     annotator). ``model_view`` is what the model said about the pair when it
     was judged: pass the review-queue row as is (``run_id``, ``p_tp``,
-    ``p_fn``, ``p_fp``, ``p_tn``, ``rank``, ``score`` are taken, other keys
-    ignored); ``run_id`` fills in the run if the row has none. Raises
+    ``p_fn``, ``p_fp``, ``p_tn``, ``rank``, ``score``, ``queue_version`` are
+    taken, other keys ignored); ``run_id`` fills in the run if the row has
+    none. ``queue_version`` names the learnt queue's model version that showed
+    the pair (``v0003``). Raises
     ``AnnotationError`` and writes nothing on bad input.
     """
     view = {name: value for name, value in (model_view or {}).items() if name in MODEL_VIEW_FIELDS}

@@ -54,12 +54,14 @@ __all__ = [
 LABELS = ("relevant", "not_relevant", "unsure")
 #: ``save`` (a person, undoable), ``undo``, ``import`` (a file; not undoable one by one).
 EVENT_ACTIONS = ("save", "undo", "import")
-#: The model's view of a pair when it was judged: run, the four class probabilities, retriever rank and score.
-MODEL_VIEW_FIELDS = ("run_id", "p_tp", "p_fn", "p_fp", "p_tn", "rank", "score")
+#: The model's view of a pair when it was judged: run, the four class probabilities, retriever rank and score,
+#: and the review-queue model version whose order showed it (``v0003``; revision 0004).
+MODEL_VIEW_FIELDS = ("run_id", "p_tp", "p_fn", "p_fp", "p_tn", "rank", "score", "queue_version")
 
 ID_LEN = 200  # query, doc and run ids
 NAME_LEN = 200  # dataset names
 ANNOTATOR_LEN = 100
+VERSION_LEN = 32  # review-queue model versions
 
 
 def _in(values: tuple[str, ...]) -> str:
@@ -161,6 +163,7 @@ class Judgment(Base):
     p_tn: Mapped[float | None] = mapped_column(Float)
     rank: Mapped[int | None] = mapped_column(Integer)
     score: Mapped[float | None] = mapped_column(Float)
+    queue_version: Mapped[str | None] = mapped_column(String(VERSION_LEN))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -215,6 +218,7 @@ class JudgmentEvent(Base):
     p_tn: Mapped[float | None] = mapped_column(Float)
     rank: Mapped[int | None] = mapped_column(Integer)
     score: Mapped[float | None] = mapped_column(Float)
+    queue_version: Mapped[str | None] = mapped_column(String(VERSION_LEN))
 
     dataset: Mapped[StoredDataset] = relationship(lazy="joined", innerjoin=True, viewonly=True)
 

@@ -1,4 +1,4 @@
-"""Background jobs the pages start: the first-launch demo build (with its progress bar) and a run's per-query results.
+"""Background jobs the pages start: the demo build (with its progress bar), per-query results, queue refits.
 
 The build itself is ``scripts/demo.py`` in its own process (``rrra_core.runtime.jobs``);
 this module only starts it and reads its ``progress.json`` once a second
@@ -22,6 +22,7 @@ from .widgets import md_escape, show_text
 
 DEMO_JOB = "demo-build"
 PER_QUERY_JOB_KIND = "per_query"
+REFIT_JOB_KIND = "review_refit"
 
 
 def demo_command(cfg: DemoConfig) -> list[str]:
@@ -107,3 +108,24 @@ def start_per_query(run_id: str) -> Any:
 
 def per_query_job(run_id: str) -> Any:
     return jobs.job_state(per_query_job_id(run_id))
+
+
+# --- a run's review-queue refit ------------------------------------------------------
+
+
+def refit_job_id(run_id: str) -> str:
+    return f"review-refit-{run_id}"
+
+
+def refit_command(run_id: str) -> list[str]:
+    # --wait: a refit someone started from a terminal finishes first instead of failing this one.
+    return [sys.executable, "scripts/refit_queue.py", "--run", run_id, "--wait", "120"]
+
+
+def start_refit(run_id: str) -> Any:
+    """Start ``scripts/refit_queue.py`` for the run as a background job (one per run at a time)."""
+    return jobs.start_job(refit_job_id(run_id), refit_command(run_id), kind=REFIT_JOB_KIND, meta={"run": run_id})
+
+
+def refit_job(run_id: str) -> Any:
+    return jobs.job_state(refit_job_id(run_id))

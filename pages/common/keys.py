@@ -78,6 +78,11 @@ REVIEW_ORDER = "review_order"
 REVIEW_SKIPPED = "review_skipped"  # pairs skipped in this browser session
 REVIEW_SKIP = "review_skip"
 REVIEW_UNDO = "review_undo"
+REVIEW_REFIT_EVERY = "review_refit_every"  # judgments between two automatic refits of the learnt order
+REVIEW_CURRENT = "_review_current"  # (run, query, doc, queue version) on screen: a refit never swaps it away
+REVIEW_HISTORY = "_review_history"  # this session's review-page verdicts, oldest first: [(query, doc, label)]
+REVIEW_REFIT_LAUNCHED = "_review_refit_launched"  # {run: judged count} at this session's last refit launch
+REVIEW_FOUND_CHART = "review_found_chart"
 
 
 def review_label(label: str) -> str:

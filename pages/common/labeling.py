@@ -38,11 +38,14 @@ def _model_view(row: Mapping[str, Any]) -> dict[str, Any]:
     return view
 
 
-def save(sel: Selection, row: Mapping[str, Any], label: str) -> None:
-    """Record ``sel.annotator``'s ``label`` for the candidate ``row`` (a predictions row)."""
+def save(sel: Selection, row: Mapping[str, Any], label: str, queue_version: str | None = None) -> bool:
+    """Record ``sel.annotator``'s ``label`` for the candidate ``row`` (a predictions row); whether it was saved.
+
+    ``queue_version`` names the learnt review queue's model version whose order showed the pair.
+    """
     if not sel.annotator:
         flash("error", "Type your name in the sidebar first: judgments are saved under it.")
-        return
+        return False
     try:
         with res.session() as s:
             db.save_judgment(
@@ -52,29 +55,31 @@ def save(sel: Selection, row: Mapping[str, Any], label: str) -> None:
                 str(row["doc_id"]),
                 label,
                 sel.annotator,
-                model_view=_model_view(row),
+                model_view={**_model_view(row), "queue_version": queue_version},
                 run_id=sel.run_id,
             )
     except db.AnnotationError as err:
         flash("error", str(err))
-        return
+        return False
     flash("success", f"Saved: {row['doc_id']} is {label.replace('_', ' ')} for query {row['query_id']}.")
+    return True
 
 
-def undo(sel: Selection) -> None:
-    """Undo ``sel.annotator``'s last judgment on this dataset."""
+def undo(sel: Selection) -> Any:
+    """Undo ``sel.annotator``'s last judgment on this dataset; the undo event, or ``None``."""
     if not sel.annotator:
-        return
+        return None
     try:
         with res.session() as s:
             event = db.undo_last(s, res.store_name(sel.dataset), sel.annotator)
     except db.AnnotationError as err:
         flash("error", str(err))
-        return
+        return None
     if event is None:
         flash("info", "Nothing to undo.")
     else:
         flash("success", f"Undone: your last judgment ({event.doc_id} for query {event.query_id}).")
+    return event
 
 
 def flash(kind: str, message: str) -> None:

@@ -27,6 +27,8 @@ from rrra_core.analysis.comparison import PER_QUERY_FILE, PerQuery, eval_setting
 from rrra_core.analysis.dynamics import gradient_distribution, gradient_frame, gradient_over_training, step_frame
 from rrra_core.analysis.projection import Projection, Scope, load_projection, predictions_digest, projection_paths
 from rrra_core.data import Dataset, available_splits, dataset_folder, load_dataset
+from rrra_core.review import QueueVersion, candidates_frame, queue_scores, read_latest
+from rrra_core.review.versions import LATEST_FILE, read_scores, read_verdicts, review_dir
 from rrra_core.runtime.paths import DEMO_DATASETS
 from rrra_core.runtime.reports import upgrade_metrics
 from rrra_core.runtime.run_config import parse_run_config
@@ -301,6 +303,49 @@ def per_query(run_id: str) -> PerQuery | None:
     if not path.is_file():
         return None
     return _per_query(str(path), _mtime(path))
+
+
+# --- the review queue -------------------------------------------------------------
+
+
+@st.cache_data(show_spinner="Ordering the review queue…", max_entries=16)
+def _review_queue(path: str, mtime: float, order: str, version_path: str | None) -> tuple[pd.DataFrame, str | None]:
+    frame = candidates_frame(read_predictions(path), {}).drop(columns=["positives"])
+    scores = read_scores(version_path) if version_path is not None else None
+    frame["queue_score"], note = queue_scores(frame, order, scores, seed=0)
+    # Sorted once here: the page's filters keep this order. Ties go by query, then rank, as db.review_queue does.
+    frame = frame.sort_values(
+        ["queue_score", "query_id", "rank", "doc_id"], ascending=[False, True, True, True], kind="stable"
+    )
+    return frame.reset_index(drop=True), note
+
+
+def review_queue(run_id: str, order: str, version: QueueVersion | None) -> tuple[pd.DataFrame, str | None]:
+    """The run's labelled negatives in ``order``, best first (``queue_score``), and the order's fallback note.
+
+    ``learnt`` and ``uncertainty`` read ``version``'s scores (the latest refit);
+    cached until the predictions or the version change.
+    """
+    path = open_run(run_id).file("predictions.parquet")
+    return _review_queue(str(path), _mtime(path), order, str(version.path) if version is not None else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _queue_version(folder: str, mtime: float) -> tuple[QueueVersion | None, frozenset[tuple[str, str]]]:
+    version = read_latest(folder)
+    if version is None:
+        return None, frozenset()
+    used = read_verdicts(version)
+    return version, frozenset(zip(used["query_id"], used["doc_id"], strict=True))
+
+
+def queue_version(run_id: str) -> tuple[QueueVersion | None, frozenset[tuple[str, str]]]:
+    """The run's latest review-queue version and the (query, doc) pairs it learnt from; ``(None, ∅)`` before one.
+
+    Cached until ``latest.json`` moves; a broken pointer raises ``DataError``.
+    """
+    folder = review_dir(open_run(run_id).path)
+    return _queue_version(str(folder), _mtime(folder / LATEST_FILE))
 
 
 def runs_overview() -> pd.DataFrame:

@@ -2,34 +2,53 @@
 
 Query, candidate and a labelled positive side by side; 1 relevant, 2 not
 relevant, 3 unsure, S skip, Z undo. Each judgment is saved at once with the
-adapter's probabilities for the pair, and the queue moves on.
+adapter's probabilities for the pair and the queue model version that showed
+it, and the queue moves on. The ``learnt`` order reads the latest refit of the
+review-queue model (``runs/<id>/review/``); after every N judgments the page
+starts the next refit in the background and keeps serving the current order.
 """
 
 from __future__ import annotations
 
+import time
+
+import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
 import db
-from pages.common import keys, labeling
+from pages.common import jobs_view, keys, labeling
 from pages.common import resources as res
+from pages.common.downloads import chart
 from pages.common.labeling import LABEL_BUTTONS, UNDO_SHORTCUT
 from pages.common.state import DEFAULT_THRESHOLD, require_run
-from pages.common.widgets import doc_text, md_code, prob_bar, show_text
+from pages.common.widgets import doc_text, md_code, md_escape, prob_bar, show_text
+from rrra_core.review import SimConfig
+from rrra_core.runtime.errors import UserError
 
 ORDERS = {
-    "p_fn": "Most likely false negative first",
-    "uncertainty": "Most uncertain first (P near 0.5)",
+    "learnt": "Learnt from reviewers' verdicts",
+    "adapter": "Adapter: most likely false negative first",
+    "retriever": "Retriever score: hardest negative first",
+    "margin": "Relative margin: as close as the positive first",
+    "uncertainty": "Most uncertain first (P(FN) near 0.5)",
     "random": "Random (seeded)",
 }
+ADAPTIVE = ("learnt", "uncertainty")  # the orders that read the latest refit
+RECENT = 20  # the found rate is over this many latest reviews
 
 st.title("Review queue")
 labeling.show_flash()
 sel = require_run()
 
-preds = res.predictions(sel.run_id)
 data = res.dataset(sel.dataset, sel.split)
 split_queries = set(data.qrels)
 name = res.store_name(sel.dataset)
+
+
+def _unpin() -> None:
+    st.session_state.pop(keys.REVIEW_CURRENT, None)
+
 
 with st.container(horizontal=True, vertical_alignment="bottom"):
     st.slider(
@@ -42,19 +61,111 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
         width=300,
         on_change=lambda: st.session_state.__setitem__(keys.THRESHOLD, st.session_state[keys.REVIEW_THRESHOLD]),
     )
-    order = st.selectbox("Order", list(ORDERS), format_func=ORDERS.get, key=keys.REVIEW_ORDER, width=300)
+    order = st.selectbox(
+        "Order", list(ORDERS), format_func=ORDERS.get, key=keys.REVIEW_ORDER, width=320, on_change=_unpin
+    )
+    every = SimConfig().refit_every
+    if order in ADAPTIVE:
+        every = int(
+            st.number_input(
+                "Refit after every N judgments",
+                min_value=1,
+                max_value=1000,
+                value=every,
+                key=keys.REVIEW_REFIT_EVERY,
+                width=200,
+                help="The queue model learns from everyone's verdicts on this dataset, in the background.",
+            )
+        )
     st.caption(f"Split: {sel.split} (sidebar)")
 threshold = float(st.session_state.get(keys.REVIEW_THRESHOLD, st.session_state.get(keys.THRESHOLD, DEFAULT_THRESHOLD)))
 
-# Narrow in pandas first (80k rows -> the few hundred above the threshold),
-# then let the store drop what this annotator already judged and order the rest.
-pool = preds[(preds["label"] == 0) & (preds["p_fn_given_neg"] >= threshold) & preds["query_id"].isin(split_queries)]
+try:
+    version, learnt_from = res.queue_version(sel.run_id)
+except UserError as err:
+    st.warning(f"The saved queue model cannot be read ({md_escape(str(err))}); the next refit replaces it.")
+    version, learnt_from = None, frozenset()
+shown_version = version if order in ADAPTIVE else None
+frame, order_note = res.review_queue(sel.run_id, order, shown_version)
+
 skipped = st.session_state.setdefault(keys.REVIEW_SKIPPED, set())
 with res.session() as s:
-    queue = db.review_queue(s, name, pool, order=order, annotator=sel.annotator or None, exclude_judged=True, seed=0)
+    judged_all = db.judged_pairs(s, name)
     mine = db.judged_pairs(s, name, annotator=sel.annotator) if sel.annotator else set()
-queue = [r for r in queue if (r["query_id"], r["doc_id"]) not in skipped]
+# Already ordered (res.review_queue): narrow to the threshold and split, then drop what this annotator
+# judged (anyone's judgment, without a name) and what this session skipped.
+pool = frame[(frame["p_fn_given_neg"] >= threshold) & frame["query_id"].isin(split_queries)]
+gone = (mine if sel.annotator else judged_all) | skipped
+queue = pool[[pair not in gone for pair in zip(pool["query_id"], pool["doc_id"], strict=True)]]
 done_here = sum(1 for q, d in mine if q in split_queries)
+
+
+def _refit_if_due() -> None:
+    """Start a refit when none exists yet or N judgments came in since the latest; never twice for one count."""
+    state = jobs_view.refit_job(sel.run_id)
+    if state is not None and state.active:
+        return
+    n_judged = len(judged_all)
+    since = n_judged - int(version.model.get("n_judged", 0)) if version is not None else None
+    last = st.session_state.setdefault(keys.REVIEW_REFIT_LAUNCHED, {}).get(sel.run_id)
+    if (since is None or since >= every) and (last is None or n_judged - last >= every):
+        st.session_state[keys.REVIEW_REFIT_LAUNCHED][sel.run_id] = n_judged
+        jobs_view.start_refit(sel.run_id)
+
+
+def _refit_status(following: bool) -> None:
+    """Say that a refit runs; once the one this page follows ends, redraw the page with the new version."""
+    state = jobs_view.refit_job(sel.run_id)
+    if state is not None and state.active:
+        elapsed = time.time() - (state.started_at or time.time())
+        st.caption(
+            f":material/autorenew: Refitting the queue model in the background ({elapsed:.0f} s); "
+            "the current order serves meanwhile."
+        )
+    elif following:
+        st.rerun(scope="app")  # the item on screen stays (REVIEW_CURRENT); the caption names the new version
+    elif state is not None and state.status in ("failed", "lost"):
+        st.warning(f"The last refit {state.status}: {md_escape(state.error or 'no message')}")
+
+
+def _model_caption() -> None:
+    if version is None:
+        st.caption(f"{order_note}.")
+        return
+    yours = len(learnt_from & mine)
+    n = version.n_verdicts
+    st.caption(
+        f"Ordered by model {version.name}, learnt from {n} verdict{'s' * (n != 1)} ({yours} of them yours) · "
+        f"{md_escape(version.model.get('note', ''))}" + (f" · {order_note}" if order_note else "")
+    )
+
+
+def _session_panel() -> None:
+    """False negatives found against items reviewed on this page in this session, and the recent rate."""
+    history = st.session_state.get(keys.REVIEW_HISTORY) or []
+    if not history:
+        return
+    found = np.cumsum([label == "relevant" for *_, label in history])
+    recent = [label == "relevant" for *_, label in history[-RECENT:]]
+    fig = go.Figure(
+        go.Scatter(x=list(range(1, len(history) + 1)), y=found.tolist(), mode="lines+markers", name="found")
+    )
+    fig.update_layout(
+        height=220,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        title="This session: false negatives found",
+        xaxis_title="items reviewed",
+        yaxis_title="found",
+    )
+    left, right = st.columns([3, 1])
+    with left:
+        chart(fig, "review_session_found", key=keys.REVIEW_FOUND_CHART)
+    right.metric(
+        f"Found rate, last {len(recent)}",
+        f"{np.mean(recent):.0%}",
+        help=f"{int(sum(recent))} false negatives among your last {len(recent)} reviews on this page",
+    )
+
 
 c = st.columns(3)
 c[0].metric("Left in the queue", f"{len(queue):,}")
@@ -65,20 +176,51 @@ st.progress(
     done_here / total if total else 1.0,
     text=f"{done_here} of {total} suspected false negatives above {threshold:.2f} reviewed",
 )
+if order in ADAPTIVE:
+    _model_caption()
+    _refit_if_due()
+    refit = jobs_view.refit_job(sel.run_id)
+    following = refit is not None and refit.active
+    (st.fragment(run_every=2.0)(_refit_status) if following else _refit_status)(following)
+    if threshold > 0 and order == "learnt":
+        st.caption(
+            "The learnt order was measured over every candidate: a threshold of 0 lets it reach "
+            "the false negatives the adapter misses."
+        )
 
-if not queue:
+if queue.empty:
     st.success("Nothing left to review at this threshold. Lower it, or switch split or run.")
     if skipped and st.button("Bring back skipped items"):
         st.session_state[keys.REVIEW_SKIPPED] = set()
         st.rerun()
+    _session_panel()
     st.stop()
 
-item = queue[0]
+# The item on screen stays there until it is judged or skipped, even if a refit reorders the queue meanwhile;
+# it keeps the version that showed it.
+pinned = st.session_state.get(keys.REVIEW_CURRENT)
+at = None
+if pinned is not None and pinned[0] == sel.run_id:
+    hits = np.flatnonzero((queue["query_id"].to_numpy() == pinned[1]) & (queue["doc_id"].to_numpy() == pinned[2]))
+    at = int(hits[0]) if len(hits) else None
+if at is None:
+    at = 0
+    pinned = (sel.run_id, queue["query_id"].iat[0], queue["doc_id"].iat[0], getattr(shown_version, "name", None))
+    st.session_state[keys.REVIEW_CURRENT] = pinned
+item = queue.iloc[at].to_dict()
 qid, did = item["query_id"], item["doc_id"]
 
 
 def _judge(label: str) -> None:
-    labeling.save(sel, item, label)
+    if labeling.save(sel, item, label, queue_version=pinned[3]):
+        st.session_state.setdefault(keys.REVIEW_HISTORY, []).append((qid, did, label))
+
+
+def _undo() -> None:
+    event = labeling.undo(sel)
+    history = st.session_state.get(keys.REVIEW_HISTORY) or []
+    if event is not None and history and tuple(history[-1][:2]) == (event.query_id, event.doc_id):
+        history.pop()
 
 
 def _skip() -> None:
@@ -103,7 +245,7 @@ with st.container(horizontal=True):
             type="primary" if label == "relevant" else "secondary",
         )
     st.button("Skip", key=keys.REVIEW_SKIP, shortcut="S", on_click=_skip)
-    st.button("Undo", key=keys.REVIEW_UNDO, shortcut=UNDO_SHORTCUT, on_click=labeling.undo, args=(sel,))
+    st.button("Undo", key=keys.REVIEW_UNDO, shortcut=UNDO_SHORTCUT, on_click=_undo)
 st.caption("Is the candidate relevant to the query? 1 relevant · 2 not relevant · 3 unsure · S skip · Z undo")
 
 left, right = st.columns(2)
@@ -132,3 +274,4 @@ st.page_link(
 )
 if st.session_state.get(keys.QUERY) != qid:
     _open()
+_session_panel()

@@ -7,6 +7,10 @@ evidence, closeness to the labelled positives, per-query feedback:
 :mod:`~rrra_core.review.features`, :mod:`~rrra_core.review.learner`).
 :mod:`~rrra_core.review.simulate` replays a review session against a known
 truth, which is how ``scripts/bench_review.py`` compares the orders.
+In the app, :mod:`~rrra_core.review.refit` turns the store's verdicts into a
+new model version in the run folder (:mod:`~rrra_core.review.versions`;
+``scripts/refit_queue.py`` is its driver) and :mod:`~rrra_core.review.queue`
+orders the live queue by any order, the learnt one from the latest version.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ from rrra_core.review.features import (
 )
 from rrra_core.review.learner import Fit, Learner, LearnerConfig, prior_scores
 from rrra_core.review.orders import ORDERS, make_order
+from rrra_core.review.queue import queue_scores
+from rrra_core.review.refit import RefitConfig, RefitResult, fit_version, refit_run, run_frame
 from rrra_core.review.simulate import SimConfig, SimResult, is_adaptive, simulate
 from rrra_core.review.synthetic import synthetic_frame
+from rrra_core.review.versions import QueueVersion, RefitBusy, read_latest, read_scores, refit_lock, write_version
 
 __all__ = [
     "FEEDBACK_FEATURES",
@@ -42,4 +49,16 @@ __all__ = [
     "is_adaptive",
     "simulate",
     "synthetic_frame",
+    "queue_scores",
+    "RefitConfig",
+    "RefitResult",
+    "fit_version",
+    "refit_run",
+    "run_frame",
+    "QueueVersion",
+    "RefitBusy",
+    "read_latest",
+    "read_scores",
+    "refit_lock",
+    "write_version",
 ]

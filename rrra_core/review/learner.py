@@ -73,6 +73,7 @@ class Fit:
     note: str
     seconds: float
     proba: np.ndarray | None = None  # the model's P(FN) per row, when fitted
+    coefficients: dict[str, float] | None = None  # a fitted logistic model's weights by column, and its intercept
 
 
 def prior_scores(frame: pd.DataFrame, prior: tuple[tuple[str, float], ...]) -> np.ndarray:
@@ -117,10 +118,13 @@ class Learner:
         cols = [frame[f].to_numpy(dtype=float) for f in static]
         if cfg.prior_as_feature:
             cols.append(_logit(self.prior))
+            static.append("prior_logit")
         x = np.column_stack(cols) if cols else np.zeros((len(frame), 0))
         mu, sd = x.mean(axis=0), x.std(axis=0)
         self.static = (x - mu) / np.where(sd > 0, sd, 1.0)  # (n_rows, n_static)
         self.feedback = [f for f in cfg.features if f in FEEDBACK_FEATURES]
+        #: The model's input columns, in order (static ones standardised, feedback ones as log1p counts).
+        self.columns: tuple[str, ...] = (*static, *self.feedback)
         self._model()  # imports scikit-learn now, so the first refit's wall time is the fit's own
 
     def _boost(self, fb: pd.DataFrame) -> np.ndarray:
@@ -178,4 +182,8 @@ class Learner:
         model_logit = _logit(proba)
         scores = base + self.cfg.blend * model_logit if self.cfg.blend > 0 else model_logit + self._boost(fb)
         note = f"{self.cfg.model} fitted on {len(y)} verdicts ({int(y.sum())} false negatives)"
-        return Fit(scores, True, note, time.perf_counter() - t0, proba)
+        coefs = None
+        if hasattr(model, "coef_"):
+            coefs = {c: float(w) for c, w in zip(self.columns, model.coef_[0], strict=True)}
+            coefs["intercept"] = float(model.intercept_[0])
+        return Fit(scores, True, note, time.perf_counter() - t0, proba, coefs)

@@ -110,3 +110,77 @@ def test_review_queue_needs_an_annotator_name(tiny_run: TinyRun, store) -> None:
 def _current_doc(at: AppTest) -> str:
     md = next(m.value for m in at.markdown if m.value.startswith("**Candidate**"))
     return md.split("`")[1]
+
+
+def _wait_for_refit(run_id: str = "adi-tiny", timeout: float = 180.0) -> None:
+    import time
+
+    from rrra_core.runtime import jobs
+
+    job = f"review-refit-{run_id}"
+    deadline = time.monotonic() + timeout
+    state = jobs.job_state(job)
+    while state is not None and state.active and time.monotonic() < deadline:
+        time.sleep(0.5)
+        state = jobs.job_state(job)
+    assert state is not None and state.status == "done", jobs.log_tail(job, 30)
+
+
+def _captions(at: AppTest) -> str:
+    return "\n".join(c.value for c in at.caption)
+
+
+def _found_chart(at: AppTest) -> dict:
+    import json
+
+    charts = [c for c in at.get("plotly_chart") if c.proto.id.endswith("-review_found_chart")]
+    assert len(charts) == 1
+    return json.loads(charts[0].proto.spec)
+
+
+def test_review_learnt_order_refits_in_the_background_and_charts_the_session(tiny_run: TinyRun, store) -> None:
+    from rrra_core.review.versions import read_latest, read_scores, review_dir
+
+    at = _as(_app("pages/label/review.py"), "ana")
+    at.slider(key="_review_threshold").set_value(0.0).run()
+    assert at.selectbox(key="review_order").value == "learnt"
+    assert "no learnt model yet" in _captions(at)  # the adapter's order serves until the first refit...
+    assert at.get("plotly_chart") == []  # ...and nothing was reviewed yet
+    _wait_for_refit()  # ...which the page started by itself
+    at.number_input(key="review_refit_every").set_value(3).run()
+    assert "Ordered by model v0001, learnt from 0 verdicts (0 of them yours)" in _captions(at)
+    pinned = (at.session_state["browser_query"], _current_doc(at))
+    at.run()
+    assert (at.session_state["browser_query"], _current_doc(at)) == pinned  # a new version never swaps the item
+    at.button(key="review_skip").click().run()
+    v1 = read_scores(read_latest(review_dir(tiny_run.run_dir)))
+    shown = (at.session_state["browser_query"], _current_doc(at))
+    top = v1.set_index(["query_id", "doc_id"])["score"]
+    assert top[shown] == top.max()  # the queue follows the version's scores
+
+    for label in ("relevant", "not_relevant", "relevant"):
+        at.button(key=f"review_{label}").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+    with store() as s:
+        versions = {j.queue_version for j in db.list_judgments(s, "adi_copy", annotator="ana")}
+    assert versions == {"v0001"}  # every judgment records the model version that showed it
+    assert "Refitting the queue model in the background" in _captions(at)  # 3 judgments: the next refit runs
+    assert "Ordered by model v0001" in _captions(at)  # while the current order keeps serving
+
+    spec = _found_chart(at)
+    assert spec["data"][0]["x"] == [1, 2, 3] and spec["data"][0]["y"] == [1, 1, 2]
+    assert any(m.label == "Found rate, last 3" and m.value == "67%" for m in at.metric)
+
+    _wait_for_refit()
+    at.run()
+    assert "Ordered by model v0002, learnt from 3 verdicts (3 of them yours)" in _captions(at)
+    # The item on screen when v0002 arrived was shown by v0001 and records that; the next one is v0002's.
+    for expected in ("v0001", "v0002"):
+        at.button(key="review_not_relevant").click().run()
+        with store() as s:
+            latest = max(db.list_events(s, "adi_copy", annotator="ana"), key=lambda e: e.id)
+        assert latest.queue_version == expected
+    assert _found_chart(at)["data"][0]["y"] == [1, 1, 2, 2, 2]
+    assert any(m.label == "Found rate, last 5" and m.value == "40%" for m in at.metric)
+    at.button(key="review_undo").click().run()
+    assert _found_chart(at)["data"][0]["y"] == [1, 1, 2, 2]  # an undone review leaves the session's count

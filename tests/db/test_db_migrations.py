@@ -105,8 +105,8 @@ def test_0003_drops_the_training_jobs_table_and_keeps_the_judgments(empty_db_url
                 )
             )
         judgments = _dump(engine, "judgments")
-        db.upgrade(engine)
-        assert db.current_revision(engine) == "0003" == db.head_revision()
+        db.upgrade(engine, "0003")
+        assert db.current_revision(engine) == "0003"
         assert "training_jobs" not in inspect(engine).get_table_names()
         assert _dump(engine, "judgments") == judgments
         # Downgrading gives the (empty) table back, as 0002 made it.
@@ -115,6 +115,42 @@ def test_0003_drops_the_training_jobs_table_and_keeps_the_judgments(empty_db_url
         assert db.current_revision(engine) == "0002"
         assert "training_jobs" in inspect(engine).get_table_names()
         assert _dump(engine, "training_jobs") == []
+    finally:
+        engine.dispose()
+
+
+def test_0004_adds_the_queue_version_and_downgrades_without_loss(empty_db_url: str) -> None:
+    engine = db.make_engine(empty_db_url)
+    try:
+        db.upgrade(engine, "0003")
+        with engine.begin() as conn:
+            for sql in _ROWS:
+                conn.execute(text(sql), {"previous": json.dumps(_PREVIOUS)})
+        before = {t: _dump(engine, t) for t in ("judgments", "judgment_events")}
+        db.upgrade(engine, "0004")
+        for table, rows in before.items():
+            columns = [c["name"] for c in inspect(engine).get_columns(table)]
+            assert columns[-1] == "queue_version", table
+            assert [r[:-1] for r in _dump(engine, table)] == rows  # old rows kept, the version null
+            assert all(r[-1] is None for r in _dump(engine, table))
+
+        with db.session_factory(engine)() as session:
+            db.save_judgment(session, "toy", "q2", "d2", "relevant", "bob", model_view={"queue_version": "v0003"})
+            db.save_judgment(session, "toy", "q2", "d2", "not_relevant", "bob", model_view={"queue_version": "v0004"})
+            assert db.get_judgment(session, "toy", "q2", "d2", "bob").queue_version == "v0004"
+            assert [e.queue_version for e in db.list_events(session, "toy")[-2:]] == ["v0003", "v0004"]
+            db.undo_last(session, "toy", "bob")  # the undo restores the version that showed the first verdict
+            assert db.get_judgment(session, "toy", "q2", "d2", "bob").queue_version == "v0003"
+            with pytest.raises(db.AnnotationError, match="queue_version"):
+                db.save_judgment(session, "toy", "q1", "d2", "unsure", "bob", model_view={"queue_version": "v" * 40})
+
+        judged = _dump(engine, "judgments")
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0003")
+        assert db.current_revision(engine) == "0003"
+        for table in ("judgments", "judgment_events"):
+            assert "queue_version" not in [c["name"] for c in inspect(engine).get_columns(table)]
+        assert _dump(engine, "judgments") == [r[:-1] for r in judged]
     finally:
         engine.dispose()
 
