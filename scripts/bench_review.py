@@ -28,13 +28,14 @@ Inputs (the runs are made once; nothing here downloads anything):
   answer-bearing paragraphs of ``answers/train_has_answer.tsv.gz``.
 - Cranfield: per seed, a phase-2 run (MiniLM, ``mu`` 0.3, top-100, 10 epochs)
   trained on the training qrels with ``plant_false_negatives(qrels, 0.3, seed)``
-  applied (the benchmark's planting: ``train_phase2(..., train_data=<dataset with
-  the visible qrels>)``). Truth: the hidden positives, rebuilt here from the seed.
+  applied: ``python scripts/make_review_runs.py --seeds 0 1 2`` builds them
+  (``runs/review-cranfield-s<seed>``). Truth: the hidden positives, rebuilt here
+  from the seed.
 
 Examples:
     python scripts/bench_review.py squad --predictions runs/demo-squad/predictions.parquet
-    python scripts/bench_review.py cranfield --predictions runs/cran-s0/predictions.parquet \\
-        runs/cran-s1/predictions.parquet runs/cran-s2/predictions.parquet --seeds 0 1 2
+    python scripts/bench_review.py cranfield --predictions runs/review-cranfield-s0/predictions.parquet \\
+        runs/review-cranfield-s1/predictions.parquet runs/review-cranfield-s2/predictions.parquet --seeds 0 1 2
     python scripts/bench_review.py quick --out /tmp/review_quick
 """
 

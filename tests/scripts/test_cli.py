@@ -31,6 +31,10 @@ SCRIPTS = [
     "annotations",
     "search",
     "bench_speed",
+    "bench_review",
+    "refit_queue",
+    "make_review_runs",
+    "sweep_rerank",
 ]
 
 
