@@ -46,6 +46,18 @@ def _progress(dataset: str) -> dict:
         return {}
 
 
+def progress_text(info: dict) -> str:
+    """A run's ``progress.json`` as one line: the stage, its counts and its ETA (``starting…`` before the first)."""
+    stage = str(info.get("stage") or "starting")
+    message = str(info.get("message") or "")
+    # Stage progress messages start with the stage; the training loop's ("step 12/40 · ...") do not.
+    text = message if message.startswith(stage) else " · ".join(t for t in (stage, message) if t)
+    eta = info.get("eta_s")
+    if isinstance(eta, (int, float)) and eta > 0 and "ETA" not in text:
+        text += f" · ETA {eta:.0f} s"
+    return md_escape(text) if text != "starting" else "starting…"
+
+
 def demo_offer(cfg: DemoConfig | None = None) -> None:
     """Offer to build the demo run; while it builds, show its progress and reload when done."""
     cfg = cfg or DemoConfig()
@@ -80,7 +92,8 @@ def _follow(dataset: str) -> None:
                 st.success("The demo run is ready.")
             st.rerun(scope="app")
             return
-        st.progress(float(info.get("fraction", 0.0)), text=f"Building the demo run: {info.get('stage', 'starting')}…")
+        fraction = min(1.0, max(0.0, float(info.get("fraction") or 0.0)))
+        st.progress(fraction, text=f"Building the demo run: {progress_text(info)}")
         if st.button("Cancel the build", key=keys.DEMO_CANCEL):
             jobs.cancel_job(DEMO_JOB)
             st.rerun(scope="app")

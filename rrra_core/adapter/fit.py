@@ -15,7 +15,7 @@ they are the same kind of document, only the label differs.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,7 @@ from rrra_core.adapter.model import (
     p_rel,
     qa_score,
 )
+from rrra_core.runtime import reports
 from rrra_core.runtime.config import opt
 from rrra_core.runtime.errors import ConfigError, DataError
 from rrra_core.runtime.reports import metrics_record
@@ -149,6 +150,7 @@ def predict_pairs(
     q_index: np.ndarray | None = None,
     d_index: np.ndarray | None = None,
     batch_size: int = 8192,
+    callback: Callable[[int, int], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """The adapter's readings for N pairs, as numpy arrays.
 
@@ -156,7 +158,8 @@ def predict_pairs(
     against ``d_vecs[d_index[i]]`` when indices are given. Returns ``probs``
     (N, 4) over CLASSES and (N,) ``p_fn_given_neg``, ``p_fp_given_pos``,
     ``p_rel``, ``qa`` = cos(q, a), ``ca`` = cos(a, c). Runs in eval mode and
-    restores the adapter's previous mode.
+    restores the adapter's previous mode. ``callback(done, total)`` follows the
+    batches (phase 2 scores every candidate of every query with it).
     """
     device = next(adapter.parameters()).device
     Q = torch.as_tensor(np.asarray(q_vecs, dtype=np.float32) if not torch.is_tensor(q_vecs) else q_vecs).to(
@@ -186,6 +189,8 @@ def predict_pairs(
             parts["p_rel"].append(p_rel(probs))
             parts["qa"].append(qa_score(q, a))
             parts["ca"].append(ca_score(a, c))
+            if callback is not None:
+                callback(min(start + batch_size, n), n)
     adapter.train(was_training)
     width = {"probs": (0, len(CLASSES))}
     return {
@@ -368,7 +373,9 @@ def train_adapter(
         torch.set_rng_state(torch.tensor(state.extra.pop("torch_rng"), dtype=torch.uint8))
     state = state or TrainState(extra={"history": []})
     history, epoch_val = state.extra["history"], {}
-    report = Reporter(run, 2, total_steps, cfg.epochs, state.step, span=span, every_s=1.0, stage=stage)
+    report = Reporter(
+        run, 2, total_steps, cfg.epochs, state.step, span=span, every_s=reports.PROGRESS_EVERY_S, stage=stage
+    )
     adapter.train()
     while state.epoch < cfg.epochs:
         order = np.random.default_rng([cfg.seed, state.epoch]).permutation(data.train_idx)

@@ -74,18 +74,24 @@ def encode_corpus(
 
 
 def encode_queries(
-    encoder: BiEncoder, queries: Mapping[str, str], cfg: EncoderConfig, cache: bool = True, progress: bool | str = False
+    encoder: BiEncoder,
+    queries: Mapping[str, str],
+    cfg: EncoderConfig,
+    cache: bool = True,
+    progress: bool | str = False,
+    callback: Callable[[int, int], None] | None = None,
 ) -> tuple[list[str], np.ndarray]:
-    """Embed queries; returns (ids, (Q, H) vectors)."""
+    """Embed queries; returns (ids, (Q, H) vectors). ``callback(done, total)`` follows the batches."""
     ids = list(queries)
     texts = [queries[i] for i in ids]
+    length, batch = cfg.query_max_length, cfg.encode_batch_size
     if cache:
-        return ids, cached_encode(
-            encoder, ids, texts, "query", cfg.query_max_length, cfg.encode_batch_size, progress, precision=cfg.precision
+        vecs = cached_encode(
+            encoder, ids, texts, "query", length, batch, progress, callback=callback, precision=cfg.precision
         )
-    return ids, encode_texts(
-        encoder, texts, "query", cfg.query_max_length, cfg.encode_batch_size, progress, precision=cfg.precision
-    )
+    else:
+        vecs = encode_texts(encoder, texts, "query", length, batch, progress, callback, precision=cfg.precision)
+    return ids, vecs
 
 
 @dataclass
@@ -109,14 +115,16 @@ def retrieve(
     cache: bool = True,
     progress: bool | str = True,
     callback: Callable[[int, int], None] | None = None,
+    query_callback: Callable[[int, int], None] | None = None,
 ) -> Retrieval:
     """Encode, index and search; the top ``k`` per query as a run dict.
 
-    ``callback(done, total)`` follows the corpus encoding, the slow part.
+    ``callback(done, total)`` follows the corpus encoding, the slow part;
+    ``query_callback`` the queries' (many queries take a while too).
     """
     emb = encode_corpus(encoder, corpus, cfg, cache=cache, progress=progress, callback=callback)
     index = DenseIndex.build(emb.vectors, emb.ids, kind=index_kind)
-    qids, qvecs = encode_queries(encoder, queries, cfg, cache=cache)
+    qids, qvecs = encode_queries(encoder, queries, cfg, cache=cache, callback=query_callback)
     run = index.search_run(qids, qvecs, k)
     return Retrieval(run, emb, index, qids, qvecs)
 
@@ -128,10 +136,11 @@ def evaluate_encoder(
     k: int = 100,
     index_kind: str = "auto",
     cache: bool = True,
+    callback: Callable[[int, int], None] | None = None,
 ) -> dict[str, float]:
     """Retrieve for ``data``'s queries and score against its qrels (``{}`` without data).
 
-    Leaves the encoder in the train/eval mode it came in.
+    Leaves the encoder in the train/eval mode it came in. ``callback(done, total)`` follows the corpus encoding.
     """
     if data is None:
         return {}
@@ -145,6 +154,7 @@ def evaluate_encoder(
         index_kind=index_kind,
         cache=cache,
         progress="evaluating: encoding corpus",
+        callback=callback,
     )
     if was_training:
         encoder.train()

@@ -10,7 +10,7 @@ same top-k reranked by the adapter (``rerank``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,16 +65,26 @@ def final_evaluation(
     lambda_rr: float = 0.0,
     rerank_signal: str = "p_rel",
     progress: str = "evaluating: encoding corpus",
+    callback: Callable[[int, int], None] | None = None,
 ) -> FinalEvaluation:
     """Retrieve ``data``'s queries with ``encoder`` (top ``k``) and, with an adapter, rerank them.
 
     ``dataset`` is the name the run's config gives the data (a folder path or an
     embedded name). The corpus vectors are cached (``encoder`` should carry the
     saved weights' fingerprint). Collective under torchrun: every rank encodes
-    its shard and gets the same rankings.
+    its shard and gets the same rankings. ``callback(done, total)`` follows the
+    corpus encoding (a run's ``progress.json``: :class:`rrra_core.runtime.reports.StageProgress`).
     """
     res = retrieve(
-        encoder, data.corpus, data.queries, enc_cfg, k=k, index_kind=index_kind, cache=True, progress=progress
+        encoder,
+        data.corpus,
+        data.queries,
+        enc_cfg,
+        k=k,
+        index_kind=index_kind,
+        cache=True,
+        progress=progress,
+        callback=callback,
     )
     runs = {plain: res.run}
     if adapter is not None and lambda_rr > 0:

@@ -11,6 +11,12 @@ phase has nothing to say::
 ``status`` is ``running`` until the run ends with ``done``; ``stage`` names
 what it is doing; ``fraction`` in [0, 1] is how far it has come.
 
+A long stage outside a step loop (encoding a corpus, mining, scoring, a final
+evaluation) reports through a :class:`StageProgress`: it owns a span of the
+bar, moves ``fraction`` across it as work is done, fills ``eta_s`` (the
+stage's time left at its rate so far) and a ``message`` such as
+``encoding the corpus · 640/1400 docs · ETA 21 s``, at most once a second.
+
 ``metrics.json`` holds the keys of :data:`METRICS_KEYS`:
 
 * ``before``: the starting model's evaluation (phase 1: retrieval metrics), else null;
@@ -34,8 +40,9 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rrra_core.runtime.runs import Run
@@ -44,10 +51,14 @@ __all__ = [
     "PROGRESS_FILE",
     "METRICS_FILE",
     "PROGRESS_KEYS",
+    "PROGRESS_EVERY_S",
     "METRICS_KEYS",
     "progress_record",
     "step_message",
     "write_progress",
+    "eta_seconds",
+    "stage_message",
+    "StageProgress",
     "metrics_record",
     "upgrade_metrics",
     "read_metrics",
@@ -71,6 +82,8 @@ PROGRESS_KEYS = (
 )
 METRICS_KEYS = ("phase", "before", "epochs", "best", "after", "variants", "train")
 _PHASE_OF_KIND = {"phase1": 1, "phase2": 2, "phase3": 3}
+# Followers poll once a second: writing more often costs I/O and shows nothing more.
+PROGRESS_EVERY_S = 1.0
 
 
 def step_message(step: int, total_steps: int, loss: float | None, eta_s: float | None) -> str:
@@ -128,6 +141,93 @@ def write_progress(run: Run, phase: int | None, stage: str, **fields: Any) -> di
     record = progress_record(phase, stage, **fields)
     run.write_json(PROGRESS_FILE, record)
     return record
+
+
+def eta_seconds(elapsed: float, done: float, total: float) -> float | None:
+    """Seconds left at the rate so far (``done`` units in ``elapsed`` s); None until there is a rate, 0 when done."""
+    if total <= 0 or done >= total:
+        return 0.0
+    if done <= 0 or elapsed <= 0:
+        return None
+    return round(elapsed / done * (total - done), 1)
+
+
+def stage_message(stage: str, done: int, total: int, unit: str = "", eta_s: float | None = None) -> str:
+    """The one-line stage status: ``encoding the corpus · 640/1400 docs · ETA 21 s``."""
+    counts = f"{done}/{total}" + (f" {unit}" if unit else "")
+    return f"{stage} · {counts}" + (f" · ETA {eta_s:.0f} s" if eta_s else "")
+
+
+class StageProgress:
+    """One stage's share of a run's progress bar: ``update(done, total)`` moves it, with an ETA.
+
+    ``span`` = (lo, hi) is the part of the whole bar the stage covers; ``done``
+    of ``total`` units puts the bar at ``lo + (hi - lo) * done / total`` (never
+    backwards). The ETA is the stage's own time left at its rate since it
+    started (``start_done`` units were done before: a resumed stage). Writes go
+    to ``<run>/<file>`` (``progress.json`` unless told) at most once every
+    ``every_s`` seconds (:data:`PROGRESS_EVERY_S` unless told), but the first
+    and the last update (``done >= total``) are always written: a follower sees
+    the stage's first rate and its end. ``fields``
+    are further :data:`PROGRESS_KEYS` written with every record (``epoch``,
+    ``epochs``, ...). ``run`` None (a rank other than 0) writes nothing.
+    ``update`` has the ``callback(done, total)`` signature of the encoders.
+    """
+
+    def __init__(
+        self,
+        run: Run | None,
+        phase: int | None,
+        stage: str,
+        span: tuple[float, float] = (0.0, 1.0),
+        *,
+        unit: str = "",
+        every_s: float | None = None,
+        file: str = PROGRESS_FILE,
+        start_done: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+        **fields: Any,
+    ) -> None:
+        self.run, self.phase, self.stage, self.span, self.unit = run, phase, stage, span, unit
+        self.every_s = PROGRESS_EVERY_S if every_s is None else every_s
+        self.file, self.start_done, self.fields = file, start_done, fields
+        self._clock = clock
+        self._t0 = clock()
+        self._last_write = -math.inf
+        self._fraction = span[0]
+        self._updated = False  # the first update always writes, even right after start()
+
+    def fraction(self, done: int, total: int) -> float:
+        """Where ``done`` of ``total`` puts the whole bar (within the span, never below an earlier update)."""
+        lo, hi = self.span
+        share = min(1.0, max(0.0, done / total)) if total > 0 else 1.0
+        self._fraction = max(self._fraction, lo + (hi - lo) * share)
+        return self._fraction
+
+    def eta_s(self, done: int, total: int) -> float | None:
+        return eta_seconds(self._clock() - self._t0, done - self.start_done, total - self.start_done)
+
+    def start(self, message: str | None = None) -> dict[str, Any]:
+        """Say the stage has begun (bar at the span's start); its clock (the ETA's rate) starts now."""
+        self._t0 = self._clock()
+        return self._write(self.fraction(0, 1), None, message or self.stage)
+
+    def update(self, done: int, total: int, message: str | None = None) -> dict[str, Any] | None:
+        """``done`` of ``total`` units finished; the written record, or None when throttled."""
+        last = done >= total
+        if not last and self._updated and self._clock() - self._last_write < self.every_s:
+            return None
+        self._updated = True
+        eta = self.eta_s(done, total)
+        text = message or stage_message(self.stage, done, total, self.unit, eta)
+        return self._write(self.fraction(done, total), eta, text)
+
+    def _write(self, fraction: float, eta: float | None, message: str) -> dict[str, Any]:
+        self._last_write = self._clock()
+        record = progress_record(self.phase, self.stage, fraction=fraction, eta_s=eta, message=message, **self.fields)
+        if self.run is not None:
+            self.run.write_json(self.file, record)
+        return record
 
 
 def metrics_record(

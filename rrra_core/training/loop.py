@@ -40,7 +40,7 @@ from rrra_core.data.subsample import subsample_queries
 from rrra_core.runtime import distributed
 from rrra_core.runtime.device import autocast_dtype
 from rrra_core.runtime.errors import DataError
-from rrra_core.runtime.reports import METRICS_FILE, step_message, write_progress
+from rrra_core.runtime.reports import METRICS_FILE, StageProgress, step_message, write_progress
 from rrra_core.runtime.runs import Run
 from rrra_core.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 
@@ -150,6 +150,10 @@ class StepPlan:
     def running(self, step: int, epoch: int) -> bool:
         return epoch < self.epochs and step < self.total_steps
 
+    def epochs_to_run(self, epoch: int) -> range:
+        """The epochs the loop runs from ``epoch`` on (``max_steps`` may end it before ``epochs``)."""
+        return range(epoch, min(self.epochs, math.ceil(self.total_steps / max(1, self.steps_per_epoch))))
+
 
 # ------------------------------------------------------------ optimizer and steps
 def param_groups(module: nn.Module, weight_decay: float, **group: Any) -> list[dict[str, Any]]:
@@ -245,7 +249,11 @@ class Reporter:
     ``stage`` names the step loop in ``progress.json``; ``span`` maps its steps
     onto a part of the whole run's progress bar (phase 2 trains between its
     encoding and scoring stages); ``every_s`` throttles progress writes for
-    loops with very fast steps.
+    loops with very fast steps. ``reserve`` is the share of the span kept for
+    ``sub_stages`` long stages between steps (phase 3 re-mines its pool, phase 1
+    evaluates each epoch): each gets ``reserve / sub_stages`` of the bar to move
+    across (:meth:`sub_stage`), so the bar moves while they work and never goes
+    back when the steps resume.
     """
 
     def __init__(
@@ -258,11 +266,16 @@ class Reporter:
         span: tuple[float, float] = (0.0, 1.0),
         every_s: float = 0.0,
         stage: str = "training",
+        reserve: float = 0.0,
+        sub_stages: int = 0,
     ) -> None:
         self.run = run if distributed.is_main() else None
         self.stage_name = stage
         self.phase, self.total_steps, self.epochs = phase, total_steps, epochs
         self.start_step, self.span, self.every_s = start_step, span, every_s
+        self.reserve = reserve if sub_stages > 0 else 0.0
+        self._sub_share = self.reserve / sub_stages if sub_stages > 0 else 0.0
+        self._offset = 0.0  # the reserve the sub-stages so far have used
         self.last_step = start_step
         self.t_start = time.perf_counter()
         self._last_write = -math.inf
@@ -287,7 +300,22 @@ class Reporter:
 
     def _fraction(self, step: int) -> float:
         lo, hi = self.span
-        return lo + (hi - lo) * step / max(1, self.total_steps)
+        return lo + self._offset + (hi - lo - self.reserve) * step / max(1, self.total_steps)
+
+    def sub_stage(self, name: str, unit: str = "", **fields: Any) -> StageProgress:
+        """A long stage between steps: a :class:`StageProgress` over the next share of the reserve, started.
+
+        Past the planned number of sub-stages its share is empty: the message
+        and ETA still move, the bar waits for the steps.
+        """
+        share = max(0.0, min(self._sub_share, self.reserve - self._offset))
+        start = self._fraction(self.last_step)
+        self._offset += share
+        progress = StageProgress(
+            self.run, self.phase, name, (start, start + share), unit=unit, epochs=self.epochs, **fields
+        )
+        progress.start()
+        return progress
 
     def stage(self, name: str, fraction: float | None = None, **fields: Any) -> None:
         """A stage outside the step loop (loading, mining, evaluating, ...); ``fraction`` defaults to the steps done."""
@@ -310,6 +338,7 @@ class Reporter:
             return
         self._last_write = elapsed
         eta = self.eta_s(step)
+        eta = None if eta is None else round(eta, 1)
         write_progress(
             self.run,
             self.phase,

@@ -16,6 +16,7 @@ writes the run folder.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,19 +237,22 @@ def _evaluate_epoch(
     enc_cfg: EncoderConfig,
     cfg: Phase1Config,
     last: bool,
+    callback: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """(the epoch's metrics, the final evaluation's variants) after an epoch; the last one saves the model first.
+
+    ``callback(done, total)`` follows the evaluation's corpus encoding (the run's progress bar).
 
     Saving first stamps the encoder with the saved weights' digest, so the final
     evaluation's corpus vectors are cached for whoever loads ``<run>/model``.
     """
     if not last:
-        return evaluate_encoder(encoder, eval_data, enc_cfg, cfg.eval_k, cfg.index_kind, cache=False), {}
+        return evaluate_encoder(encoder, eval_data, enc_cfg, cfg.eval_k, cfg.index_kind, False, callback), {}
     save_encoder(run, encoder, enc_cfg)
     if eval_data is None:
         return {}, {}
     evaluation = final_evaluation(
-        encoder, eval_data, enc_cfg, dataset=cfg.dataset, k=cfg.eval_k, index_kind=cfg.index_kind
+        encoder, eval_data, enc_cfg, dataset=cfg.dataset, k=cfg.eval_k, index_kind=cfg.index_kind, callback=callback
     )
     variants = evaluation.record(run)
     return variants["retriever"], variants
@@ -319,7 +323,11 @@ def train_phase1(
     embedder = distributed.wrap(
         PairEmbedder(encoder, enc_cfg.query_max_length, enc_cfg.doc_max_length), find_unused_parameters=True
     )
-    report = Reporter(run, 1, plan.total_steps, cfg.epochs, start_step=state.step)
+    # Each epoch's evaluation re-encodes the evaluation corpus: a tenth of the bar each (three at most in all).
+    evaluations = len(plan.epochs_to_run(state.epoch)) if eval_data is not None else 0
+    report = Reporter(
+        run, 1, plan.total_steps, cfg.epochs, state.step, reserve=min(0.3, 0.1 * evaluations), sub_stages=evaluations
+    )
 
     encoder.train()
     while plan.running(state.step, state.epoch):
@@ -345,8 +353,10 @@ def train_phase1(
             break
         state.epoch += 1
         last = not plan.running(state.step, state.epoch)
-        report.stage(f"evaluating epoch {state.epoch}", fraction=state.step / plan.total_steps, epoch=state.epoch)
-        _record_epoch(run, metrics, state, *_evaluate_epoch(run, encoder, eval_data, enc_cfg, cfg, last))
+        progress = report.sub_stage(f"evaluating epoch {state.epoch}", unit="docs", epoch=state.epoch)
+        _record_epoch(
+            run, metrics, state, *_evaluate_epoch(run, encoder, eval_data, enc_cfg, cfg, last, progress.update)
+        )
         encoder.train()
         save_state(run, encoder, optimizer, state, amp.scaler)
 

@@ -12,6 +12,7 @@ end, so a killed run resumes (the corpus vectors come back from the cache).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,13 +38,17 @@ from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
 from rrra_core.retrieval.evaluation import rank_run
 from rrra_core.runtime.config import opt, section
 from rrra_core.runtime.device import resolve_device
-from rrra_core.runtime.reports import METRICS_FILE, write_progress
+from rrra_core.runtime.reports import METRICS_FILE, StageProgress, write_progress
 from rrra_core.runtime.run_config import run_config_dict
 from rrra_core.runtime.runs import Run, atomic_path
 
-__all__ = ["Phase2Config", "train_phase2", "phase2_config_dict", "pool_predictions"]
+__all__ = ["Phase2Config", "train_phase2", "phase2_config_dict", "pool_predictions", "write_predictions"]
 
 log = logging.getLogger(__name__)
+
+# The run's progress bar, stage by stage: encoding dominates a CPU run, then the fit.
+_CORPUS_SPAN, _QUERY_SPAN = (0.0, 0.62), (0.62, 0.68)
+_LABELS_AT, _FIT_SPAN, _SCORE_SPAN = 0.7, (0.75, 0.95), (0.95, 1.0)
 
 
 @dataclass
@@ -81,9 +86,13 @@ def phase2_config_dict(enc_cfg: EncoderConfig, cfg: Phase2Config) -> dict[str, A
 
 
 def pool_predictions(
-    adapter: RRRAAdapter, res: Retrieval, qrels: dict[str, dict[str, int]], top_k: int
+    adapter: RRRAAdapter,
+    res: Retrieval,
+    qrels: dict[str, dict[str, int]],
+    top_k: int,
+    callback: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """The adapter's readings for every query's top-K candidates, as columns."""
+    """The adapter's readings for every query's top-K candidates, as columns (``callback`` follows the scoring)."""
     qrow = {q: i for i, q in enumerate(res.query_ids)}
     drow = {d: i for i, d in enumerate(res.corpus.ids)}
     cols: dict[str, list] = {k: [] for k in ("query_id", "doc_id", "rank", "score", "label")}
@@ -110,6 +119,7 @@ def pool_predictions(
         res.corpus.vectors,
         np.array([qrow[q] for q in cols["query_id"]]),
         np.array([drow[d] for d in cols["doc_id"]]),
+        callback=callback,
     )
     for i, c in enumerate(CLASSES):
         cols[f"p_{c}"] = pred["probs"][:, i].tolist()
@@ -133,12 +143,15 @@ def _retrieve_candidates(
     """Every training query's top candidates, deep enough for synthetic wrong positives (70% of the progress bar)."""
     labels = cfg.labels
     deep = max(labels.top_k, labels.fp_rank_range[1]) if labels.scheme == "synthetic" else labels.top_k
-    last = [0.0]
+    # One bar moving with every batch, with an ETA: a CPU spends minutes here (a cache hit skips the callbacks).
+    corpus = StageProgress(run, 2, "encoding the corpus", _CORPUS_SPAN, unit="docs")
+    corpus.start()
+    queries = StageProgress(run, 2, "encoding the queries", _QUERY_SPAN, unit="queries")
 
-    def on_encode(done: int, total: int) -> None:
-        if done == total or done / total - last[0] >= 0.02:  # throttle writes
-            last[0] = done / total
-            write_progress(run, 2, "encoding the corpus", fraction=0.7 * done / total)
+    def on_corpus(done: int, total: int) -> None:
+        corpus.update(done, total)
+        if done >= total:  # the queries' clock starts when the corpus is done
+            queries.start()
 
     return retrieve(
         encoder,
@@ -148,7 +161,8 @@ def _retrieve_candidates(
         k=deep,
         index_kind=cfg.index_kind,
         progress="phase 2: encoding corpus",
-        callback=on_encode,
+        callback=on_corpus,
+        query_callback=queries.update,
     )
 
 
@@ -173,28 +187,30 @@ def train_phase2(
     encoder = BiEncoder.from_pretrained(enc_cfg.model, shared=enc_cfg.shared).to(device).eval()
     res = _retrieve_candidates(run, encoder, train_data, enc_cfg, cfg)
 
-    write_progress(run, 2, "building adapter labels", fraction=0.72)
+    write_progress(run, 2, "building adapter labels", fraction=_LABELS_AT)
     ranked = rank_run(res.run)
     candidates = {q: r[: cfg.labels.top_k] for q, r in ranked.items()}
     verdicts = corrections.verdicts if corrections is not None else None
     pairs = build_adapter_pairs(train_data.qrels, candidates, cfg.labels, verdicts=verdicts, deep_candidates=ranked)
 
-    write_progress(run, 2, "training the adapter", fraction=0.75)
+    write_progress(run, 2, "training the adapter", fraction=_FIT_SPAN[0])
     torch.manual_seed(cfg.fit.seed)
     adapter_cfg = cfg.adapter_config(encoder.dim)
     adapter = RRRAAdapter(adapter_cfg).to(device)
     vectors = (res.query_ids, res.query_vectors), (res.corpus.ids, res.corpus.vectors)
-    metrics = train_adapter(adapter, pairs, *vectors, cfg.fit, run=run, stage="training the adapter", span=(0.75, 0.95))
+    metrics = train_adapter(adapter, pairs, *vectors, cfg.fit, run=run, stage="training the adapter", span=_FIT_SPAN)
     save_adapter(adapter, adapter_cfg, run.file("adapter"))
 
-    write_progress(run, 2, "scoring candidates", fraction=0.95)
-    _write_predictions(run, pool_predictions(adapter, res, train_data.qrels, cfg.labels.top_k))
+    scoring = StageProgress(run, 2, "scoring candidates", _SCORE_SPAN, unit="pairs")
+    scoring.start()
+    write_predictions(run, pool_predictions(adapter, res, train_data.qrels, cfg.labels.top_k, scoring.update))
     run.write_json(METRICS_FILE, metrics)
     write_progress(run, 2, "done", status="done", message="done")
     return metrics
 
 
-def _write_predictions(run: Run, cols: dict[str, Any]) -> None:
+def write_predictions(run: Run, cols: dict[str, Any]) -> None:
+    """``<run>/predictions.parquet`` from :func:`pool_predictions` columns, written atomically."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -60,7 +60,7 @@ from rrra_core.retrieval.final_evaluation import final_evaluation
 from rrra_core.runtime import distributed
 from rrra_core.runtime.config import opt
 from rrra_core.runtime.errors import ConfigError
-from rrra_core.runtime.reports import METRICS_FILE, metrics_record, upgrade_metrics
+from rrra_core.runtime.reports import METRICS_FILE, StageProgress, metrics_record, upgrade_metrics
 from rrra_core.runtime.run_config import run_config_dict
 from rrra_core.runtime.runs import Run, atomic_path
 from rrra_core.training.loop import (
@@ -167,10 +167,12 @@ def _mine_pool(
     confirmed_negatives: Mapping[str, set[str]],
     excluded: Mapping[str, set[str]],
     cache: bool,
+    callback: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Top-K candidates per training query with scores, s_pos and P(FN|neg), as JSON-ready lists.
 
     Collective under torchrun (the corpus encoding is sharded); every rank returns rank 0's pool.
+    ``callback(done, total)`` follows the corpus encoding.
     """
     res = retrieve(
         encoder,
@@ -181,6 +183,7 @@ def _mine_pool(
         index_kind=cfg.index_kind,
         cache=cache,
         progress="re-mining: encoding corpus",
+        callback=callback,
     )
     mined = mine_hard_negatives(rank_run(res.run), data.qrels, None, MiningConfig(top_k=cfg.top_k, n_neg=None))
     row = {d: i for i, d in enumerate(res.corpus.ids)}
@@ -367,9 +370,20 @@ def _epoch_pool(
     """The pool ``epoch`` samples from: the current one, or re-mined from the encoder every ``remine_every`` epochs."""
     if pool_state is not None and pool_state.get("epoch") == epoch - epoch % cfg.remine_every:
         return pool_state
-    report.stage("mining the candidate pool", epoch=epoch + 1)
+    # The corpus is encoded again by the current encoder: minutes on a CPU, so the bar follows it.
+    mining = report.sub_stage("mining the candidate pool", unit="docs", epoch=epoch + 1)
     models.encoder.eval()
-    pool = _mine_pool(models.encoder, models.adapter, data, enc_cfg, cfg, confirmed_negatives, excluded, cache=True)
+    pool = _mine_pool(
+        models.encoder,
+        models.adapter,
+        data,
+        enc_cfg,
+        cfg,
+        confirmed_negatives,
+        excluded,
+        cache=True,
+        callback=mining.update,
+    )
     pool_state = {"epoch": epoch, "pool": pool}
     if distributed.is_main():
         run.write_json(_POOL_FILE, pool_state)
@@ -533,9 +547,11 @@ def _finish(
     eval_data: Dataset | None,
     enc_cfg: EncoderConfig,
     cfg: Phase3Config,
+    progress: StageProgress,
 ) -> dict[str, dict[str, float]]:
     """Save the encoder (stamped, so the evaluation's corpus vectors are cached), the adapter and the
-    gradient log, then evaluate with and without reranking; returns the variants' metrics."""
+    gradient log, then evaluate with and without reranking (``progress`` follows its corpus encoding);
+    returns the variants' metrics."""
     save_encoder(run, models.encoder, enc_cfg)
     if models.adapter is not None:
         models.adapter.eval()
@@ -556,6 +572,7 @@ def _finish(
         adapter=models.adapter,
         lambda_rr=cfg.lambda_rr,
         rerank_signal=cfg.rerank_signal,
+        callback=progress.update,
     )
     return evaluation.record(run)
 
@@ -665,6 +682,26 @@ def _start(
 
 
 # ----------------------------------------------------------------- the loop
+def _mining_passes(pool_state: dict[str, Any] | None, start_epoch: int, plan: StepPlan, cfg: Phase3Config) -> int:
+    """How many times the loop will mine its pool from ``start_epoch`` on (the rule of :func:`_epoch_pool`)."""
+    passes, mined = 0, pool_state.get("epoch") if pool_state else None
+    for epoch in plan.epochs_to_run(start_epoch):
+        if mined != epoch - epoch % cfg.remine_every:
+            passes, mined = passes + 1, epoch
+    return passes
+
+
+def _reporter(
+    run: Run, plan: StepPlan, cfg: Phase3Config, state: TrainState, pool_state: dict[str, Any] | None, evaluates: bool
+) -> Reporter:
+    """The loop's reporter, its bar shared out: the final evaluation the last tenth, each mining pass a tenth
+    (at most three tenths in all; each re-encodes the corpus), the steps the rest."""
+    passes = _mining_passes(pool_state, state.epoch, plan, cfg)
+    span = (0.0, 0.9 if evaluates else 1.0)
+    reserve = min(0.3, 0.1 * passes)
+    return Reporter(run, 3, plan.total_steps, cfg.epochs, state.step, span=span, reserve=reserve, sub_stages=passes)
+
+
 def train_phase3(
     run: Run,
     enc_cfg: EncoderConfig,
@@ -699,7 +736,8 @@ def train_phase3(
     plan = StepPlan.make(len(pairs), cfg.batch_size, cfg.seed, cfg.epochs, cfg.max_steps, cfg.warmup_ratio)
     excluded = {q: set(human_relevant.get(q, ())) for q in train_data.qrels}
     optimizer, amp, state, metrics = _start(run, models, cfg, device)
-    report = Reporter(run, 3, plan.total_steps, cfg.epochs, start_step=state.step)
+    pool_state = distributed.broadcast_object(run.read_json(_POOL_FILE) if state.step and main else None)
+    report = _reporter(run, plan, cfg, state, pool_state, eval_data is not None)
     trainer = _Trainer(
         run=run,
         cfg=cfg,
@@ -715,7 +753,6 @@ def train_phase3(
         categorize=partial(_category, cfg=cfg, planted=planted_false_negatives or {}, human=human_relevant),
     )
     all_doc_ids = list(train_data.corpus)
-    pool_state = distributed.broadcast_object(run.read_json(_POOL_FILE) if state.step and main else None)
     coverage: dict[str, Any] | None = None
     while plan.running(state.step, state.epoch):
         args = (models, train_data, enc_cfg, cfg, confirmed_negatives, excluded)
@@ -737,8 +774,9 @@ def train_phase3(
             run.write_json(METRICS_FILE, metrics)
         trainer.checkpoint(state)
 
-    report.stage("evaluating", fraction=1.0, epoch=state.epoch)
-    variants = _finish(run, models, trainer.grads, eval_data, enc_cfg, cfg)
+    evaluating = StageProgress(report.run, 3, "evaluating", (report.span[1], 1.0), unit="docs", epoch=state.epoch)
+    evaluating.start()
+    variants = _finish(run, models, trainer.grads, eval_data, enc_cfg, cfg, evaluating)
     metrics.update(after=variants.get("rerank") or variants.get("no_rerank") or {}, variants=variants)
     metrics["train"] = _train_summary(pairs, state, plan, models, cfg, coverage)
     if main:

@@ -48,6 +48,26 @@ def test_overview_offers_the_demo_build_when_no_run_exists() -> None:
     assert any("No scored run yet" in i.value for i in at.info)
 
 
+def test_overview_follows_a_demo_build_with_its_stage_counts_and_eta() -> None:
+    import time
+
+    from rrra_core.runtime.jobs import jobs_dir
+    from rrra_core.runtime.reports import StageProgress
+    from rrra_core.runtime.runs import Run, runs_dir
+
+    job = jobs_dir() / "demo-build"
+    job.mkdir(parents=True)  # a build that has just started (no pid yet) reads as active
+    (job / "job.json").write_text(f'{{"kind": "demo", "command": [], "started_at": {time.time()}, "pid": null}}')
+    run = Run(runs_dir() / "demo-squad")
+    run.path.mkdir(parents=True)
+    clock = iter([0.0, 10.0, 10.0]).__next__  # the start, then the update 10 s later
+    StageProgress(run, 2, "encoding the corpus", (0.0, 0.62), unit="docs", clock=clock).update(700, 1400)
+    at = _app()
+    bars = at.get("progress")
+    assert len(bars) == 1 and bars[0].proto.value == 31  # half the corpus: half the encoding's 62 %
+    assert "encoding the corpus · 700/1400 docs · ETA 10 s" in bars[0].proto.text
+
+
 def test_browser_relabel_writes_the_judgment_with_the_model_view_and_undo_reverts_it(tiny_run: TinyRun, store) -> None:
     at = _as(_app("pages/label/browser.py"), "ana")
     assert at.session_state["browser_query"] == tiny_run.first_query

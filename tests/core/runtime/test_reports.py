@@ -9,9 +9,12 @@ import pytest
 from rrra_core.runtime.reports import (
     METRICS_KEYS,
     PROGRESS_KEYS,
+    StageProgress,
+    eta_seconds,
     metrics_record,
     progress_record,
     read_metrics,
+    stage_message,
     upgrade_metrics,
     write_progress,
 )
@@ -36,6 +39,64 @@ def test_write_progress_replaces_the_file(tmp_path: Path) -> None:
     saved = run.read_json("progress.json")
     assert saved["stage"] == "scoring candidates" and saved["updated"] > 0
     assert not [p for p in tmp_path.iterdir() if p.name != "progress.json"]  # no temporary file left behind
+
+
+class _Clock:
+    """A clock the test moves by hand, so throttling and ETAs are exact."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_eta_and_stage_message() -> None:
+    assert eta_seconds(10.0, 0, 100) is None  # no rate yet
+    assert eta_seconds(10.0, 25, 100) == pytest.approx(30.0)
+    assert eta_seconds(10.0, 100, 100) == 0.0
+    assert (
+        stage_message("encoding the corpus", 640, 1400, "docs", 21.2)
+        == "encoding the corpus · 640/1400 docs · ETA 21 s"
+    )
+    assert stage_message("encoding the corpus", 1400, 1400, "docs", 0.0) == "encoding the corpus · 1400/1400 docs"
+
+
+def test_stage_progress_moves_within_its_span_with_an_eta_and_throttles(tmp_path: Path) -> None:
+    run, clock = Run(tmp_path), _Clock()
+    progress = StageProgress(run, 2, "encoding the corpus", (0.2, 0.6), unit="docs", clock=clock, epoch=1)
+    first = progress.start()
+    assert first is not None and first["fraction"] == pytest.approx(0.2) and first["eta_s"] is None
+    written = []
+    for done in range(10, 101, 10):  # ten batches, half a second apart: a write every other one
+        clock.now += 0.5
+        record = progress.update(done, 100)
+        if record is not None:
+            written.append(record)
+            assert run.read_json("progress.json") == record
+    fractions = [r["fraction"] for r in written]
+    assert fractions == sorted(fractions) and len(set(fractions)) == len(fractions) >= 4
+    assert all(0.2 < f <= 0.6 for f in fractions) and fractions[-1] == pytest.approx(0.6)  # the last always lands
+    assert written[0]["fraction"] == pytest.approx(0.24)  # the first update is never throttled
+    assert len(written) < 10  # ...but the rest are
+    assert written[0]["eta_s"] == pytest.approx(4.5)  # 10 docs in 0.5 s: 90 left take 4.5 s
+    assert written[1]["message"].startswith("encoding the corpus · ") and "docs · ETA" in written[1]["message"]
+    last = written[-1]
+    assert last["message"] == "encoding the corpus · 100/100 docs" and last["eta_s"] == 0.0
+    assert tuple(last) == PROGRESS_KEYS and (last["stage"], last["phase"], last["epoch"]) == (
+        "encoding the corpus",
+        2,
+        1,
+    )
+
+
+def test_stage_progress_never_goes_back_and_writes_nothing_without_a_run() -> None:
+    clock = _Clock()
+    progress = StageProgress(None, 3, "mining", (0.5, 0.7), every_s=0.0, clock=clock)
+    clock.now += 1
+    assert progress.update(5, 10)["fraction"] == pytest.approx(0.6)
+    assert progress.update(3, 10)["fraction"] == pytest.approx(0.6)  # a smaller count holds the bar
+    assert progress.update(10, 10)["fraction"] == pytest.approx(0.7)
 
 
 def test_metrics_records_share_one_shape() -> None:

@@ -65,6 +65,24 @@ def test_the_reporter_logs_each_step_and_writes_the_one_progress_shape(tmp_path:
     ]
 
 
+def test_a_sub_stage_moves_the_bar_between_steps_and_the_steps_never_go_back(tmp_path: Path) -> None:
+    # Phase 3 keeps a share of its bar for re-mining: 0.2 for two passes, the steps get the other 0.6.
+    run = Run(tmp_path)
+    report = Reporter(run, 3, total_steps=4, epochs=2, span=(0.0, 0.8), reserve=0.2, sub_stages=2)
+    first = report.sub_stage("mining the candidate pool", unit="docs", epoch=1)
+    assert run.read_json("progress.json")["fraction"] == pytest.approx(0.0)
+    assert first.update(10, 10)["fraction"] == pytest.approx(0.1)
+    report.step(2, 1, 0.5)
+    assert run.read_json("progress.json")["fraction"] == pytest.approx(0.1 + 0.6 * 2 / 4)
+    second = report.sub_stage("mining the candidate pool", unit="docs", epoch=2)
+    assert second.update(5, 10)["fraction"] == pytest.approx(0.45)
+    second.update(10, 10)
+    report.step(4, 2, 0.4)
+    assert run.read_json("progress.json")["fraction"] == pytest.approx(0.8)
+    extra = report.sub_stage("mining the candidate pool", unit="docs", epoch=3)  # none planned: the bar waits
+    assert extra.update(10, 10)["fraction"] == pytest.approx(0.8)
+
+
 def test_a_checkpoint_saved_with_other_optimizer_groups_resumes_by_parameter(tmp_path: Path) -> None:
     # Phase 3 used one group per model before every phase grouped by dim(); its moments still come back.
     torch.manual_seed(0)

@@ -225,3 +225,46 @@ def test_queries_left_without_a_hard_negative_are_reported(
     )
     grads = pq.read_table(run.file("gradients.parquet")).to_pandas()
     assert (grads["kind"] == "hard").sum() == 0
+
+
+def test_phase3_progress_moves_while_it_mines_and_evaluates(
+    tiny_model_dir: Path, adapter_run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rrra_core.runtime import reports
+
+    monkeypatch.setattr(reports, "PROGRESS_EVERY_S", 0.0)  # a tiny run is fast: let every batch write
+    records: list[dict] = []
+    write_json = Run.write_json
+
+    def recording(self: Run, name: str, obj: object) -> None:
+        if name == reports.PROGRESS_FILE:
+            records.append(dict(obj))  # type: ignore[call-overload]
+        write_json(self, name, obj)
+
+    monkeypatch.setattr(Run, "write_json", recording)
+    enc = EncoderConfig(model=str(tiny_model_dir), query_max_length=16, doc_max_length=32, encode_batch_size=16)
+    cfg = Phase3Config(
+        dataset="adi",
+        train_split="test",
+        eval_split="test",
+        epochs=2,
+        remine_every=1,
+        max_train_queries=6,
+        batch_size=8,
+        top_k=30,
+        eval_k=30,
+        n_hard=2,
+        n_random=1,
+    )
+    run = create_run("phase3", phase3_config_dict(enc, cfg, str(adapter_run.file("adapter"))))
+    train_phase3(run, enc, cfg, adapter_dir=str(adapter_run.file("adapter")))
+
+    fractions = [r["fraction"] for r in records]
+    assert fractions == sorted(fractions) and records[-1]["status"] == "done"  # the bar never goes back
+    mining = [r for r in records if r["stage"] == "mining the candidate pool"]
+    assert {r["epoch"] for r in mining} == {1, 2}  # re-mined each epoch, both passes reported
+    assert len({r["fraction"] for r in mining if r["epoch"] == 2}) >= 3  # 82 docs, 16 a batch: the bar moves
+    assert any("docs · ETA" in r["message"] for r in mining)
+    evaluating = [r for r in records if r["stage"] == "evaluating"]
+    moves = {r["fraction"] for r in evaluating}
+    assert len(moves) >= 3 and min(moves) == pytest.approx(0.9) and max(moves) == pytest.approx(1.0)
