@@ -79,6 +79,30 @@ def load_corrections(cfg: RetrainConfig, run_id: str, scope: RetrainScope, db_ur
     return apply_verdicts(scope.data.qrels, verdicts, query_ids=scope.query_ids)
 
 
+def first_queue_version(
+    cfg: RetrainConfig, run_id: str, scope: RetrainScope, corrections: LabelCorrections, db_url: str | None
+) -> int:
+    """The new run's first learnt-queue version, fitted on the verdicts the round used; returns its number.
+
+    Judgments are keyed by dataset, query and document, so the store's
+    verdicts carry over to the new run; the ones now merged into its labels
+    (found relevant) are labelled positives there and leave the queue.
+    """
+    import db
+    from rrra_core.review.refit import RefitConfig, refit_run
+    from rrra_core.runtime.runs import open_run
+    from rrra_core.workflows.retrain import final_run_id
+
+    final = open_run(final_run_id(run_id, cfg))
+    _, annotator = db.parse_policy(cfg.policy)
+    sessions = db.session_factory(db.init_db(db_url))
+    with sessions() as s:
+        n_judged = len(db.judged_pairs(s, db.ensure_dataset(s, scope.dataset).name, annotator=annotator))
+    extra = {"run_id": final.id, "dataset": scope.dataset, "policy": cfg.policy, "n_judged": n_judged}
+    result = refit_run(final.path, corrections.verdicts, RefitConfig(), wait=60.0, extra=extra)
+    return int(result.version.model["version"])
+
+
 def main(argv: list[str] | None = None) -> int:
     import db
     from rrra_core.runtime.cli import setup_logging
@@ -104,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     scope = retrain_scope(cfg)
     corrections = load_corrections(cfg, run_id, scope, args.db)
     summary = retrain(cfg, run_id, corrections, scope=scope)
+    if cfg.remine or not cfg.joint:
+        summary["queue_version"] = first_queue_version(cfg, run_id, scope, corrections, args.db)
     print(json.dumps({"run_id": run_id, "config": config_to_dict(cfg), **summary}, indent=2, default=str))
     return 0
 

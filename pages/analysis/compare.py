@@ -159,6 +159,12 @@ run_b = col_b.selectbox(
     help="Runs evaluated on the same dataset and split as run A.",
 )
 
+# Where each run comes from, for retrained runs: the rounds, the verdicts and the policy.
+_lineage = res.all_runs().set_index("run")["lineage"]
+for column, run_id in ((col_a, run_a), (col_b, run_b)):
+    if isinstance(_lineage.get(run_id), str):
+        column.caption(md_escape(_lineage[run_id]))
+
 
 def _metrics(run_id: str) -> dict:
     # A phase-2 run's retrieval metrics live in the file its retrain evaluation wrote.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 DATASET = "sb_dataset"
 RUN = "sb_run"
+RUN_CHOICE = "_sb_run_choice"  # the run people chose; survives new runs appearing in the list (never auto-switches)
 ANNOTATOR = "sb_annotator"
 SPLIT = "sb_split"
 SELECTION = "_selection"  # the sidebar's choice on this rerun (state.remember)
@@ -214,3 +215,8 @@ def retrain_resume(job_id: str) -> str:
 
 def retrain_compare(job_id: str) -> str:
     return f"compare_{job_id}"
+
+
+def retrain_open(job_id: str) -> str:
+    """The button that switches the sidebar to a finished retrain's new run."""
+    return f"open_{job_id}"

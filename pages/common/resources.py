@@ -33,6 +33,7 @@ from rrra_core.runtime.paths import DEMO_DATASETS
 from rrra_core.runtime.reports import upgrade_metrics
 from rrra_core.runtime.run_config import parse_run_config
 from rrra_core.runtime.runs import Run, list_runs, open_run
+from rrra_core.workflows.retrain import SUMMARY_FILE, lineage_text, offered_for_review
 
 DATASETS = DEMO_DATASETS
 _GRADIENT_COLUMNS = ["step", "epoch", "kind", "category", "grad"]
@@ -129,6 +130,10 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
+#: Besides config, metrics and progress: the files that decide whether a run is offered for review.
+_LISTING_FILES = ("predictions.parquet", SUMMARY_FILE)
+
+
 def _runs_signature(home: str) -> tuple:
     """What the runs table depends on: each run folder with the mtimes of the files it reads.
 
@@ -141,7 +146,7 @@ def _runs_signature(home: str) -> tuple:
         return ()
     return tuple(
         sorted(
-            (p.name, *(_mtime(p / f) for f in ("config.json", "metrics.json", "progress.json", "predictions.parquet")))
+            (p.name, *(_mtime(p / f) for f in ("config.json", "metrics.json", "progress.json", *_LISTING_FILES)))
             for p in root.iterdir()
             if p.is_dir()
         )
@@ -169,7 +174,8 @@ def runs_table(home: str, signature: tuple = ()) -> pd.DataFrame:
                 "dataset": ds,
                 "split": split,
                 "status": progress.get("status"),
-                "browsable": run.file("predictions.parquet").is_file(),
+                "browsable": run.file("predictions.parquet").is_file() and offered_for_review(run, cfg),
+                "lineage": lineage_text(cfg),
                 "modified": _mtime(run.file("progress.json")) or _mtime(run.file("config.json")),
                 **headline,
             }
@@ -183,6 +189,7 @@ def runs_table(home: str, signature: tuple = ()) -> pd.DataFrame:
             "split",
             "status",
             "browsable",
+            "lineage",
             "modified",
             "nDCG@10",
             "R@100",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from . import resources as res
-from .keys import ANNOTATOR, DATASET, RUN, SELECTION, SPLIT
+from .keys import ANNOTATOR, DATASET, RUN, RUN_CHOICE, SELECTION, SPLIT
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -35,6 +35,36 @@ def _default_annotator() -> str:
     return os.environ.get("RRRA_ANNOTATOR") or os.environ.get("USER") or "reviewer"
 
 
+def _run_picker(run_ids: list[str]) -> str | None:
+    """The run selectbox, held on the run people chose.
+
+    The list is newest first and grows while jobs run; a selectbox left to
+    itself would jump to the new first entry. The choice is kept under its own
+    key and put back before the widget is drawn, so only a person (or the
+    "Open" button of a finished job, through :func:`choose_run`) moves it.
+    """
+    if not run_ids:
+        st.caption("No scored run for this dataset yet.")
+        return None
+    chosen = st.session_state.get(RUN_CHOICE)
+    if chosen in run_ids:
+        st.session_state[RUN] = chosen
+    elif st.session_state.get(RUN) not in run_ids:
+        st.session_state.pop(RUN, None)
+    run_id = st.selectbox(
+        "Run", run_ids, key=RUN, help="Runs whose adapter scored this dataset's candidates (newest first)."
+    )
+    st.session_state[RUN_CHOICE] = run_id
+    return run_id
+
+
+def choose_run(dataset: str, run_id: str) -> None:
+    """Switch the sidebar to ``run_id`` of ``dataset`` on the next rerun (a person asked for it)."""
+    st.session_state[DATASET] = dataset
+    st.session_state[RUN_CHOICE] = run_id
+    st.session_state.pop(RUN, None)
+
+
 def sidebar() -> Selection:
     """Draw the shared sidebar and return the current choice."""
     runs = res.all_runs()
@@ -46,15 +76,11 @@ def sidebar() -> Selection:
             st.session_state.pop(DATASET, None)
         dataset = st.selectbox("Dataset", datasets, key=DATASET, help="Datasets with a scored run come first.")
         run_ids = browsable.loc[browsable["dataset"] == dataset, "run"].tolist()
-        run_id = None
-        if run_ids:
-            if st.session_state.get(RUN) not in run_ids:
-                st.session_state.pop(RUN, None)
-            run_id = st.selectbox(
-                "Run", run_ids, key=RUN, help="Runs whose adapter scored this dataset's candidates (newest first)."
-            )
-        else:
-            st.caption("No scored run for this dataset yet.")
+        run_id = _run_picker(run_ids)
+        if run_id is not None:
+            lineage = browsable.loc[browsable["run"] == run_id, "lineage"].tolist()
+            if lineage and isinstance(lineage[0], str):
+                st.caption(lineage[0])
         if ANNOTATOR not in st.session_state:
             st.session_state[ANNOTATOR] = _default_annotator()
         annotator = st.text_input(

@@ -10,10 +10,10 @@ from pages.common import keys
 from pages.common import resources as res
 from pages.common.calibration_view import calibration_section
 from pages.common.jobs_view import demo_offer
+from pages.common.run_headline import run_headline
 from pages.common.state import DEFAULT_THRESHOLD, selection
 from pages.common.widgets import short
 from rrra_core.analysis.candidates import top_suspects
-from rrra_core.runtime.reports import upgrade_metrics
 
 st.title("RRRA Studio")
 st.caption("Find and fix false negatives in dense-retriever training data.")
@@ -25,23 +25,7 @@ if not runs["browsable"].any():
     demo_offer()
 elif sel.ready:
     st.subheader(f"Run `{sel.run_id}`")
-    metrics = upgrade_metrics(res.run_json(sel.run_id, "metrics.json", {}) or {}, "phase2")
-    val, trained = metrics.get("after") or {}, metrics.get("train") or {}
-    cols = st.columns(4)
-    cols[0].metric(
-        "Adapter macro-F1 (held-out queries)", f"{val['macro_f1']:.3f}" if val.get("macro_f1") is not None else "—"
-    )
-    cols[1].metric(
-        "F1 on false negatives", f"{val['f1']['FN']:.3f}" if (val.get("f1") or {}).get("FN") is not None else "—"
-    )
-    pairs = trained.get("pairs") or {}
-    cols[2].metric("Training pairs", f"{pairs.get('train', 0):,}" if pairs else "—")
-    cols[3].metric(
-        "Queries scored",
-        f"{(trained.get('queries') or {}).get('train', 0) + (trained.get('queries') or {}).get('val', 0):,}"
-        if trained.get("queries")
-        else "—",
-    )
+    run_headline(sel.run_id)
 
     preds = res.predictions(sel.run_id)
     name = res.store_name(sel.dataset)

@@ -22,7 +22,7 @@ import db
 from pages.common import keys
 from pages.common import resources as res
 from pages.common.downloads import csv_button
-from pages.common.state import selection
+from pages.common.state import choose_run, selection
 from pages.common.widgets import md_escape
 from rrra_core.runtime import jobs
 from rrra_core.runtime.errors import UserError
@@ -32,6 +32,7 @@ from rrra_core.workflows.retrain import (
     RetrainConfig,
     RetrainProgress,
     final_run_id,
+    lineage_text,
     recorded_config,
     retrain_progress,
 )
@@ -55,6 +56,8 @@ def _command(cfg: RetrainConfig, run_id: str) -> list[str]:
         cfg.phases,
         "--adapter-epochs",
         str(cfg.adapter_epochs),
+        "--p3-epochs",
+        str(cfg.p3_epochs),
         "--p3-max-steps",
         str(cfg.p3_max_steps),
         "--p3-batch-size",
@@ -100,23 +103,41 @@ def _default_name(base: str) -> None:
 # --- the form -------------------------------------------------------------------
 
 runs = res.all_runs()
-bases = runs[(runs["kind"] == "phase2") & runs["browsable"]]["run"].tolist()
+# A base is any run a reviewer can work on: a phase-2 run, or a finished retrain's run (the next round).
+bases = runs[runs["kind"].isin(["phase2", "phase3"]) & runs["browsable"]]["run"].tolist()
 flash = st.session_state.pop(keys.RETRAIN_FLASH, None)
 if flash:
     getattr(st, flash[0])(md_escape(flash[1]))
+
+
+def _busy(base: str) -> list[str]:
+    """The retrain jobs from ``base`` whose process runs now."""
+    return [s.id for s in jobs.list_jobs(kind="retrain") if s.active and (s.meta or {}).get("base_run") == base]
+
+
 if not bases:
-    st.info("No phase-2 run to start from yet (the Overview page builds the demo run).")
+    st.info("No run to start from yet (the Overview page builds the demo run).")
 else:
+    base = st.selectbox(
+        "Base run",
+        bases,
+        index=bases.index(sel.run_id) if sel.run_id in bases else 0,
+        help="The run whose encoder, adapter settings and training queries the new round starts from.",
+    )
+    base_row = runs.set_index("run").loc[base]
+    if isinstance(base_row.get("lineage"), str):
+        st.caption(md_escape(base_row["lineage"]))
+    busy = _busy(base)
+    split_options = [*res.splits(str(base_row["dataset"])), ""]
     with st.form("retrain_form", border=True):
-        c = st.columns(3)
-        base = c[0].selectbox("Base run", bases, index=bases.index(sel.run_id) if sel.run_id in bases else 0)
-        policy_kind = c[1].selectbox(
+        c = st.columns(2)
+        policy_kind = c[0].selectbox(
             "Label-merge policy",
             ["majority", "any_relevant", "one annotator"],
             help="majority: most annotators' verdict; any_relevant: relevant if anyone said so; "
             "one annotator: only their judgments.",
         )
-        who = c[2].text_input("Annotator (for 'one annotator')", value=sel.annotator)
+        who = c[1].text_input("Annotator (for 'one annotator')", value=sel.annotator)
         c = st.columns(4)
         preset = c[0].radio(
             "Preset",
@@ -133,16 +154,23 @@ else:
             horizontal=True,
         )
         epochs = c[2].number_input("Adapter epochs", 1, 50, p["adapter_epochs"])
-        steps = c[3].number_input("Phase-3 steps (0 = one epoch)", 0, 100_000, p["p3_max_steps"])
+        p3_epochs = c[3].number_input("Phase-3 epochs", 1, 20, 1)
         c = st.columns(4)
-        batch = c[0].number_input("Phase-3 batch size", 1, 1024, p["p3_batch_size"])
-        lr = c[1].number_input("Phase-3 learning rate", 1e-7, 1e-2, 2e-5, format="%.1e")
-        eval_split = c[2].text_input(
-            "Evaluate on split", "test", help="Before/after retrieval metrics (phase 3); empty for none."
+        steps = c[0].number_input("Phase-3 steps (0 = all epochs)", 0, 100_000, p["p3_max_steps"])
+        batch = c[1].number_input("Phase-3 batch size", 2, 1024, p["p3_batch_size"])
+        lr = c[2].number_input("Phase-3 learning rate", 1e-7, 1e-2, 2e-5, format="%.1e")
+        eval_split = c[3].selectbox(
+            "Evaluate on split",
+            split_options,
+            index=split_options.index("test") if "test" in split_options else 0,
+            format_func=lambda x: x or "(none)",
+            help="The dataset's qrels splits: before/after retrieval metrics (phase 3).",
         )
         _default_name(base)
-        run_id = c[3].text_input("New run name", key=keys.RETRAIN_RUN_NAME)
-        submitted = st.form_submit_button("Start retraining", type="primary")
+        run_id = st.text_input("New run name", key=keys.RETRAIN_RUN_NAME)
+        submitted = st.form_submit_button("Start retraining", type="primary", disabled=bool(busy))
+    if busy:
+        st.caption(f"A retrain from {md_escape(base)} is running ({md_escape(', '.join(busy))}): Start waits for it.")
     if submitted:
         policy = f"annotator:{who.strip()}" if policy_kind == "one annotator" else policy_kind
         try:
@@ -152,10 +180,11 @@ else:
                 policy=policy,
                 phases=phases,
                 adapter_epochs=int(epochs),
+                p3_epochs=int(p3_epochs),
                 p3_max_steps=int(steps),
                 p3_batch_size=int(batch),
                 p3_lr=float(lr),
-                eval_split=eval_split.strip(),
+                eval_split=eval_split,
             )
         except UserError as err:  # ConfigError or AnnotationError: the user's one-line message
             st.error(md_escape(str(err)))
@@ -238,7 +267,8 @@ def _running(job_id: str, state: jobs.JobState | None, progress: RetrainProgress
     st.progress(progress.fraction, text=progress.stage)  # our own runs' stage names and numbers
     epoch = progress.epoch if progress.epoch is not None else "—"
     step = progress.step if progress.step is not None else "—"
-    st.caption(f"epoch {epoch} · step {step}")
+    eta = f" · about {progress.eta_s:.0f} s left in this stage" if progress.eta_s else ""
+    st.caption(f"epoch {epoch} · step {step}{eta}")
     if state is None:
         st.caption("Started outside the app: follow or stop it where it runs.")
     elif button.button("Cancel", key=keys.job_cancel(job_id)):
@@ -250,6 +280,8 @@ def _stopped(job_id: str, state: jobs.JobState | None, cfg: RetrainConfig | None
     progress_note = "Resume continues from where it stopped (finished phases are kept, phase 3 from its checkpoint)."
     if status == "failed":
         st.error(f"Failed: {md_escape((state.error if state else None) or 'see the log')}")
+    elif status == "cancelled":
+        st.warning(f"Cancelled; its unfinished runs are not offered for review. {progress_note}")
     elif status == "lost":
         st.warning(f"The process stopped without finishing (killed, or the machine restarted). {progress_note}")
     elif status == "stopped":
@@ -283,6 +315,18 @@ def _done(job_id: str, cfg: RetrainConfig | None, button: Any) -> None:
             column_config={c: st.column_config.NumberColumn(format="%.4f") for c in ("before", "after", "change")},
         )
         csv_button(table, f"{job_id}-before-after", key=keys.csv(job_id))
+    lineage = res.run_json(final, "config.json", {}) or {}
+    if (text := lineage_text(lineage)) is not None:
+        st.caption(md_escape(text))
+    reviewable = final in set(res.all_runs().query("browsable")["run"])
+    if reviewable and sel.run_id != final and st.button(
+        f"Open {final} for review",
+        key=keys.retrain_open(job_id),
+        help="Switch the sidebar to the new run: its candidates were mined by the new encoder.",
+        on_click=choose_run,
+        args=(str(res.run_dataset(lineage)[0]), final),
+    ):
+        st.rerun(scope="app")
     if button.button("Compare", key=keys.retrain_compare(job_id)):
         # "Before" is the run that holds the base's evaluation (the base run itself is never written to).
         st.session_state[keys.RETRAIN_COMPARE_A] = (

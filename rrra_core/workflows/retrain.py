@@ -56,6 +56,10 @@ __all__ = [
     "phase3_run_id",
     "before_run_id",
     "final_run_id",
+    "lineage",
+    "lineage_text",
+    "offered_for_review",
+    "remine",
 ]
 
 #: The verdicts a retrain's runs were trained on: ``{"policy", "verdicts": [[query_id, doc_id, relevant], ...]}``.
@@ -86,10 +90,16 @@ class RetrainConfig:
         "2,3", "'2' retrains the adapter; '2,3' also fine-tunes the encoder jointly (phase 3)", choices=("2", "2,3")
     )
     adapter_epochs: int = opt(3, "phase-2 epochs")
-    p3_max_steps: int = opt(10, "phase-3 optimizer steps; 0 = one full epoch")
+    p3_epochs: int = opt(1, "phase-3 passes over the training pairs (re-mining the pool before each)")
+    p3_max_steps: int = opt(10, "phase-3 optimizer steps; 0 = all of p3_epochs")
     p3_batch_size: int = opt(16, "phase-3 queries per step")
     p3_lr: float = opt(2e-5, "phase-3 encoder learning rate")
     eval_split: str = opt("test", "split the phase-3 before/after evaluation uses; empty for none")
+    remine: bool = opt(
+        True,
+        "after phase 3, re-mine the training queries' top-K with the new encoder and score them with the new "
+        "adapter, so the new run can be reviewed (its own predictions.parquet)",
+    )
     seed: int = opt(0, "random seed")
 
     def __post_init__(self) -> None:
@@ -97,7 +107,7 @@ class RetrainConfig:
             raise ConfigError("a retrain needs a label-merge policy")
         if self.phases not in ("2", "2,3"):
             raise ConfigError(f"phases must be '2' or '2,3', got {self.phases!r}")
-        if self.adapter_epochs < 1 or self.p3_batch_size < 1 or self.p3_max_steps < 0:
+        if self.adapter_epochs < 1 or self.p3_epochs < 1 or self.p3_batch_size < 1 or self.p3_max_steps < 0:
             raise ConfigError("epochs, steps and batch size must be positive")
 
     @property
@@ -137,16 +147,33 @@ class RetrainScope:
 
 
 def _base_sections(base: Run) -> dict[str, Any]:
+    """The base's typed settings: a phase-2 run's own, or a finished retrain's phase-3 run's (its encoder is the
+    fine-tuned ``model/``, its adapter settings those of the retrain's phase-2 run)."""
     from rrra_core.retrieval.encoder import EncoderConfig
     from rrra_core.training.phase2 import Phase2Config
 
-    saved = read_run_config(base)  # any phase-2 run, made before or after the one config schema
-    if saved.kind != "phase2" or not (saved.encoder and saved.phase):
-        raise ConfigError(
-            f"run {base.id!r} is a {saved.kind!r} run; "
-            "retraining starts from a phase-2 run (one with scored candidates)"
-        )
-    return {"encoder": saved.encoder_config(EncoderConfig), "phase2": saved.phase_config(Phase2Config)}
+    saved = read_run_config(base)  # any run, made before or after the one config schema
+    if saved.kind == "phase2" and saved.encoder and saved.phase:
+        return {
+            "encoder": saved.encoder_config(EncoderConfig),
+            "phase2": saved.phase_config(Phase2Config),
+            "adapter_run": base,
+        }
+    record = (base.read_json("config.json", {}) or {}).get("retrain") or {}
+    if saved.kind == "phase3" and record.get("phase2_run") and base.file("predictions.parquet").is_file():
+        run2 = open_run(record["phase2_run"])
+        enc = replace(saved.encoder_config(EncoderConfig), model=str(base.file("model")))
+        return {"encoder": enc, "phase2": read_run_config(run2).phase_config(Phase2Config), "adapter_run": run2}
+    raise ConfigError(
+        f"run {base.id!r} is a {saved.kind!r} run without scored candidates; "
+        "retraining starts from a phase-2 run or a finished retrain's run"
+    )
+
+
+def lineage(base: Run) -> dict[str, Any]:
+    """The round a retrain from ``base`` makes and its ancestry: ``{"round": n, "lineage": [root, ..., base]}``."""
+    record = (base.read_json("config.json", {}) or {}).get("retrain") or {}
+    return {"round": int(record.get("round", 0)) + 1, "lineage": [*record.get("lineage", []), base.id]}
 
 
 def retrain_scope(cfg: RetrainConfig) -> RetrainScope:
@@ -205,6 +232,16 @@ def _open_or_create(run_id: str, kind: str, cfg: dict[str, Any]) -> Run:
     return run
 
 
+def _check_documents(corrections: LabelCorrections, scope: RetrainScope) -> None:
+    """Refuse verdicts on documents the corpus no longer holds, before any run folder is made."""
+    gone = sorted({d for _, d in corrections.verdicts} - set(scope.data.corpus))
+    if gone:
+        raise ConfigError(
+            f"{len(gone)} judged document(s) are not in {scope.dataset!r}'s corpus any more (e.g. {gone[0]!r}); "
+            "the corpus changed since they were judged: remove those judgments or restore the documents"
+        )
+
+
 # ----------------------------------------------------------------- the job
 def retrain(
     cfg: RetrainConfig, run_id: str, corrections: LabelCorrections, *, scope: RetrainScope | None = None
@@ -227,15 +264,18 @@ def retrain(
             f"the corrections judge {len(stray)} queries outside base run {base.id!r}'s training queries "
             f"(e.g. {stray[0]!r}); build them on retrain_scope(cfg).query_ids"
         )
+    _check_documents(corrections, scope)
     enc, p2 = scope.sections["encoder"], scope.sections["phase2"]
     qrels = {q: corrections.qrels[q] for q in keep if q in corrections.qrels}
     train = replace(scope.data, qrels=qrels, queries={q: scope.data.queries[q] for q in qrels})
     changes = corrections.summary(scope.data.qrels)
     log.info("retrain %s from %s (policy %s): %s", run_id, base.id, cfg.policy, changes)
 
-    # Phase 2 on the corrected labels (same queries: the subsample is already applied).
-    p2n = replace(p2, max_train_queries=None, fit=replace(p2.fit, epochs=cfg.adapter_epochs, seed=cfg.seed))
-    meta = {"retrain": {**config_to_dict(cfg), "base_run": base.id, "changes": changes}}
+    # Phase 2 on the corrected labels. The subsample is already applied; its size and seed stay in the
+    # config so that a next round's scope (retrain_scope of this round's run) draws the same queries.
+    p2n = replace(p2, fit=replace(p2.fit, epochs=cfg.adapter_epochs, seed=cfg.seed))
+    record = {**config_to_dict(cfg), "base_run": base.id, "changes": changes, **lineage(base)}
+    meta = {"retrain": {**record, "phase2_run": run_id}}
     run2 = _open_or_create(run_id, "phase2", {**phase2_config_dict(enc, p2n), **meta})
     _check_resume(run2, corrections)
     _write_verdicts(run2, cfg.policy, corrections)
@@ -247,12 +287,15 @@ def retrain(
         "policy": cfg.policy,
         "changes": changes,
         "adapter": {
-            "before": read_metrics(base, "phase2")["after"] or None,
+            "before": read_metrics(scope.sections.get("adapter_run", base), "phase2")["after"] or None,
             "after": read_metrics(run2, "phase2")["after"] or None,
         },
     }
+    summary.update(round=record["round"], lineage=record["lineage"])
     if cfg.joint:
         summary.update(_phase3(cfg, run_id, scope, run2, train, corrections, meta))
+        if cfg.remine:
+            remine(open_run(phase3_run_id(run_id)), enc, p2, train)
     run2.write_json(SUMMARY_FILE, summary)
     open_run(final_run_id(run_id, cfg)).write_json(SUMMARY_FILE, summary)
     return summary
@@ -276,6 +319,7 @@ def _phase3(
         train_split=sw.train_split,
         eval_split=cfg.eval_split,
         sampler="rrra",
+        epochs=cfg.p3_epochs,
         max_steps=cfg.p3_max_steps or None,
         batch_size=cfg.p3_batch_size,
         lr=cfg.p3_lr,
@@ -310,6 +354,7 @@ def _evaluate_base(base: Run, run_id: str, enc: Any, p3: Any, eval_data: Dataset
     from rrra_core.retrieval.encoder import BiEncoder
     from rrra_core.retrieval.final_evaluation import final_evaluation
     from rrra_core.runtime.device import resolve_device
+    from rrra_core.runtime.reports import StageProgress
 
     settings = {
         "of_run": base.id,
@@ -340,12 +385,95 @@ def _evaluate_base(base: Run, run_id: str, enc: Any, p3: Any, eval_data: Dataset
         adapter=adapter,
         lambda_rr=p3.lambda_rr,
         rerank_signal=p3.rerank_signal,
+        callback=StageProgress(run, None, "evaluating the base run", (0.0, 0.95), unit="docs").update,
     )
     variants = evaluation.record(run)
     after = variants.get("rerank") or variants.get("no_rerank") or {}
     run.write_json("metrics.json", metrics_record(None, after=after, variants=variants))
     write_progress(run, None, "done", status="done")
     return run
+
+
+# ----------------------------------------------------------------- what the app lists
+def offered_for_review(run: Run, config: Mapping[str, Any]) -> bool:
+    """Whether a run with scored candidates is one a reviewer should be offered.
+
+    Any run a retrain did not make is. A retrain's runs are only once the job
+    finished (its summary written), and then only its final run: a joint
+    retrain's phase-2 run scored candidates mined by the *old* encoder, and a
+    running, failed or cancelled job's runs are half made.
+    """
+    record = config.get("retrain")
+    if not isinstance(record, Mapping):
+        return True
+    if not run.file(SUMMARY_FILE).is_file():
+        return False
+    joint = "3" in str(record.get("phases", "2")).split(",")
+    return not (joint and config.get("kind") == "phase2")
+
+
+def lineage_text(config: Mapping[str, Any]) -> str | None:
+    """One line on where a retrained run comes from (``None`` for a run no retrain made)."""
+    record = config.get("retrain")
+    if not isinstance(record, Mapping):
+        return None
+    chain = " → ".join([*map(str, record.get("lineage") or [record.get("base_run")]), "this run"])
+    ch = record.get("changes") or {}
+    return (
+        f"round {record.get('round', 1)}: {chain} · {ch.get('judgments', 0)} verdicts ({record.get('policy')}), "
+        f"{ch.get('false_negatives_added', 0)} false negatives turned positive · phases {record.get('phases')}"
+    )
+
+
+# ----------------------------------------------------------------- the reviewable run
+#: Progress of the re-mining stage, beside the phase-3 run's own ``progress.json`` (which says "done" for training).
+REMINE_PROGRESS = "remine_progress.json"
+
+
+def remine(run: Run, enc: Any, p2: Any, train: Dataset) -> None:
+    """Make a finished phase-3 ``run`` reviewable: its ``predictions.parquet`` from its own encoder and adapter.
+
+    The fine-tuned encoder (``<run>/model``) re-mines every training query's
+    top-K, and the jointly trained adapter (``<run>/adapter``) scores them, in
+    the columns phase 2 writes, so the browser and the review queue read the
+    new run as they read its base. ``train.qrels`` are the corrected labels:
+    a pair a reviewer found relevant is a labelled positive here, so the queue
+    no longer offers it. Kept if already written (a resumed job).
+    """
+    from rrra_core.adapter import load_adapter
+    from rrra_core.retrieval.dense import retrieve
+    from rrra_core.retrieval.encoder import BiEncoder
+    from rrra_core.runtime.device import resolve_device
+    from rrra_core.runtime.reports import StageProgress, progress_record
+    from rrra_core.training.phase2 import pool_predictions, write_predictions
+
+    if run.file("predictions.parquet").is_file():
+        return
+    encoding = StageProgress(
+        run, None, "re-mining: encoding the corpus", (0.0, 0.88), unit="docs", file=REMINE_PROGRESS
+    )
+    encoding.start("re-mining: loading the new encoder and adapter")
+    new_enc = replace(enc, model=str(run.file("model")))
+    device = resolve_device(enc.device)
+    encoder = BiEncoder.from_pretrained(new_enc.model, shared=enc.shared).to(device).eval()
+    adapter, _ = load_adapter(run.file("adapter"), device=device)
+    queries = StageProgress(
+        run, None, "re-mining: encoding the queries", (0.88, 0.92), unit="queries", file=REMINE_PROGRESS
+    )
+    res = retrieve(
+        encoder,
+        train.corpus,
+        train.queries,
+        new_enc,
+        k=p2.labels.top_k,
+        index_kind=p2.index_kind,
+        progress="re-mining: encoding corpus",
+        callback=encoding.update,
+        query_callback=queries.update,
+    )
+    scoring = StageProgress(run, None, "re-mining: scoring candidates", (0.92, 1.0), unit="pairs", file=REMINE_PROGRESS)
+    write_predictions(run, pool_predictions(adapter, res, train.qrels, p2.labels.top_k, callback=scoring.update))
+    run.write_json(REMINE_PROGRESS, progress_record(None, "re-mining", status="done", message="done"))
 
 
 # ----------------------------------------------------------------- following a job
@@ -360,6 +488,7 @@ class RetrainProgress:
     done: bool = False  # the final run holds the summary
     runs: dict[str, str] = field(default_factory=dict)  # {run id: its status} for the runs made so far
     updated: float | None = None  # when a run last wrote its progress (seconds since the epoch)
+    eta_s: float | None = None  # the current stage's estimated time left
 
 
 def _part_fraction(p: Mapping[str, Any]) -> float:
@@ -381,26 +510,34 @@ def _part_message(p: Mapping[str, Any]) -> str:
     return str(p.get("stage") or "starting")
 
 
+def _parts(run_id: str, cfg: RetrainConfig) -> list[tuple[str, str, str, float]]:
+    """``(run id, progress file, label, share of the bar)`` of each stage of a retrain job, in order."""
+    if not cfg.joint:
+        return [(run_id, "progress.json", "phase 2: adapter", 1.0)]
+    r3 = phase3_run_id(run_id)
+    parts = [(run_id, "progress.json", "phase 2: adapter", 0.3)]
+    parts.append((r3, "progress.json", "phase 3: joint fine-tuning", 0.45))
+    if cfg.eval_split:
+        parts.append((before_run_id(run_id), "progress.json", "evaluating the base run", 0.1))
+    if cfg.remine:
+        parts.append((r3, REMINE_PROGRESS, "re-mining the training queries", 0.15))
+    total = sum(share for *_, share in parts)
+    return [(rid, f, label, share / total) for rid, f, label, share in parts]
+
+
 def retrain_progress(run_id: str, cfg: RetrainConfig) -> RetrainProgress:
     """How far retrain job ``run_id`` (with settings ``cfg``) has come, from its runs' files alone."""
-    parts = [(run_id, "phase 2: adapter", 1.0)]
-    if cfg.joint:
-        parts = [(run_id, "phase 2: adapter", 0.4), (phase3_run_id(run_id), "phase 3: joint fine-tuning", 0.5)]
-        parts.append((before_run_id(run_id), "evaluating the base run", 0.1))
-        if not cfg.eval_split:
-            parts = [(run_id, "phase 2: adapter", 0.4), (phase3_run_id(run_id), "phase 3: joint fine-tuning", 0.6)]
     out = RetrainProgress(done=Run(runs_dir() / final_run_id(run_id, cfg)).file(SUMMARY_FILE).is_file())
     current = None
-    for rid, label, share in parts:
+    for rid, name, label, share in _parts(run_id, cfg):
         run = Run(runs_dir() / rid)
-        p = run.read_json("progress.json", {}) if run.file("config.json").is_file() else None
+        p = run.read_json(name, {}) if run.file("config.json").is_file() and run.file(name).is_file() else None
         if p is None:
             current = current or (label, {})
             continue
         p = p if isinstance(p, dict) else {}
         out.runs[rid] = str(p.get("status") or "starting")
-        if run.file("progress.json").is_file():
-            out.updated = max(out.updated or 0.0, run.file("progress.json").stat().st_mtime)
+        out.updated = max(out.updated or 0.0, run.file(name).stat().st_mtime)
         out.fraction += share * min(1.0, max(0.0, _part_fraction(p)))
         if current is None and p.get("status") != "done":
             current = (label, p)
@@ -411,6 +548,6 @@ def retrain_progress(run_id: str, cfg: RetrainConfig) -> RetrainProgress:
     elif current is not None:
         label, p = current
         out.stage = f"{label} · {_part_message(p)}" if p else label
-        out.epoch, out.step = p.get("epoch"), p.get("step")
+        out.epoch, out.step, out.eta_s = p.get("epoch"), p.get("step"), p.get("eta_s")
     out.fraction = round(min(1.0, out.fraction), 4)
     return out

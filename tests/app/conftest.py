@@ -120,3 +120,34 @@ def runs(tiny_runs_session, isolated_home: Path) -> Path:
     from tests.core.analysis.test_comparison import copy_runs
 
     return copy_runs(tiny_runs_session, isolated_home)
+
+
+def wait_for_job(job_id: str, on_tick=None, stall_s: float = 600.0, every_s: float = 2.0):  # noqa: ANN001, ANN201
+    """Wait until background job ``job_id`` ends; returns its final state.
+
+    Waits on progress, not on a deadline tuned to an idle machine: it fails
+    only when neither the job's log nor any file under the runs folder has
+    changed for ``stall_s`` seconds. ``on_tick()`` runs between polls (a test
+    re-running its page while the job works).
+    """
+    import time
+
+    from rrra_core.runtime import jobs
+    from rrra_core.runtime.paths import runs_dir
+
+    def last_change() -> float:
+        files = [jobs.jobs_dir() / job_id, runs_dir()]
+        stamps = [p.stat().st_mtime for root in files if root.exists() for p in root.rglob("*") if p.is_file()]
+        return max(stamps, default=0.0)
+
+    seen, since = last_change(), time.monotonic()
+    while (state := jobs.job_state(job_id)) is not None and state.active:
+        if on_tick is not None:
+            on_tick()
+        time.sleep(every_s)
+        now = last_change()
+        if now != seen:
+            seen, since = now, time.monotonic()
+        elif time.monotonic() - since > stall_s:
+            raise AssertionError(f"job {job_id} made no progress for {stall_s:.0f} s:\n{jobs.log_tail(job_id, 40)}")
+    return state

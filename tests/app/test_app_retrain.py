@@ -21,7 +21,7 @@ from rrra_core.runtime import jobs
 from rrra_core.runtime.paths import runs_dir
 from rrra_core.runtime.runs import Run
 from rrra_core.workflows.retrain import RetrainConfig, retrain_progress
-from tests.app.conftest import APP, TinyRun
+from tests.app.conftest import APP, TinyRun, wait_for_job
 
 PAGE = "pages/train/retrain.py"
 
@@ -53,18 +53,38 @@ def test_retrain_quick_preset_from_the_page_creates_a_compared_run(tiny_run: Tin
     at.run()
     at.switch_page(PAGE).run()
     assert not at.exception
+    assert at.session_state["sb_run"] == "adi-tiny"
     name = next(t for t in at.text_input if t.label == "New run name")
     name.input("adi-tiny-r1")
     next(b for b in at.button if b.label == "Start retraining").click().run()
     assert not at.exception, [e.value for e in at.exception]
     state = jobs.job_state("adi-tiny-r1")
     assert state is not None and state.kind == "retrain"
-    deadline = time.time() + 300
-    while (state := jobs.job_state("adi-tiny-r1")).active and time.time() < deadline:
-        time.sleep(1)
+    seen_runs: set[str] = set()
+
+    def tick() -> None:
+        # While the job runs, its half-made runs are never offered and the sidebar stays where it was.
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        sidebar_run = at.selectbox(key="sb_run")
+        seen_runs.update(sidebar_run.options)
+        assert sidebar_run.value == "adi-tiny"
+        if jobs.job_state("adi-tiny-r1").active:
+            assert next(b for b in at.button if b.label == "Start retraining").disabled
+
+    state = wait_for_job("adi-tiny-r1", on_tick=tick)
     assert state.status == "done", jobs.log_tail("adi-tiny-r1", 40)
+    assert seen_runs <= {"adi-tiny", "adi-tiny-r1-phase3"}
     at.run()
     assert not at.exception
+    # Done: the new run is offered, and the sidebar moves to it only when asked.
+    assert at.selectbox(key="sb_run").value == "adi-tiny"
+    assert "adi-tiny-r1-phase3" in at.selectbox(key="sb_run").options
+    assert "adi-tiny-r1" not in at.selectbox(key="sb_run").options  # the intermediate phase-2 run
+    at.button(key="open_adi-tiny-r1").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="sb_run").value == "adi-tiny-r1-phase3"
+    assert any("round 1: adi-tiny → this run" in c.value for c in at.sidebar.caption)
     # The run folders are the job's record: done, all the way, and the base run untouched.
     progress = retrain_progress("adi-tiny-r1", RetrainConfig(base_run="adi-tiny", **_quick()))
     assert progress.done and progress.fraction == 1.0
@@ -94,7 +114,7 @@ def test_retrain_page_without_a_base_run_says_what_to_do() -> None:
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     at.switch_page(PAGE).run()
-    assert not at.exception and any("No phase-2 run" in i.value for i in at.info)
+    assert not at.exception and any("No run to start from" in i.value for i in at.info)
 
 
 def test_the_run_name_field_keeps_its_identity_across_reruns_seconds_apart(tiny_run: TinyRun) -> None:
@@ -168,7 +188,7 @@ def test_a_running_job_is_followed_from_its_run_folders_and_can_be_cancelled(tin
         at.switch_page(PAGE).run()
         assert not at.exception, [e.value for e in at.exception]
         bar = next(p for p in at.progress)
-        assert bar.value == 55  # phase 2 done (0.4 of the job) + 3/10 of phase 3 (0.5 of it)
+        assert bar.value == 43  # phase 2 done (0.3 of the job) + 3/10 of phase 3 (0.45 of it)
         assert "phase 3: joint fine-tuning" in bar.text and "step 3/10" in bar.text
         assert any("adi-tiny-r7" in m and "running" in m for m in _shown(at))
         at.button(key="cancel_adi-tiny-r7").click().run()

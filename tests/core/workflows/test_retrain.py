@@ -96,8 +96,9 @@ def test_adapter_retrain_trains_on_the_verdicts_and_records_them(base_run: Run, 
     assert recorded_verdicts("r1") == ("majority", {pairs[0]: True, pairs[1]: True, pairs[2]: False})
     assert recorded_config("r1") == RetrainConfig(base_run="base", phases="2", adapter_epochs=1)
     assert json.loads(new.file("retrain.json").read_text()) == {
-        k: v for k, v in summary.items() if k not in ("run_id", "config")
+        k: v for k, v in summary.items() if k not in ("run_id", "config", "queue_version")
     }
+    assert summary["queue_version"] == 1  # the new run's learnt queue starts from the round's verdicts
     # The same training queries as the base, and the confirmed false negatives are now labelled positive.
     preds = pd.read_parquet(new.file("predictions.parquet"))
     base_preds = pd.read_parquet(base_run.file("predictions.parquet"))
@@ -189,28 +190,87 @@ def test_joint_retrain_evaluates_before_and_after_in_new_runs_and_resumes_as_a_n
     assert _snapshot(base_run.path) == base_files
 
 
+def _queue_pairs(run: Run) -> set[tuple[str, str]]:
+    preds = pd.read_parquet(run.file("predictions.parquet"))
+    negs = preds[preds["label"] == 0]
+    return set(zip(negs["query_id"].astype(str), negs["doc_id"].astype(str), strict=True))
+
+
+def test_a_retrain_ends_in_a_reviewable_run_and_a_second_round_builds_on_it(base_run: Run) -> None:
+    from rrra_core.review.versions import read_latest, read_scores, review_dir
+
+    judged = _judge(base_run, n=4)  # two found relevant, two confirmed not relevant
+    args = ["--adapter-epochs", "1", "--p3-max-steps", "2", "--p3-batch-size", "8", "--eval-split", ""]
+    assert _run_driver(["--base-run", "base", "--run-id", "r1", *args]) == 0
+    r1 = open_run("r1-phase3")
+    # The new encoder re-mined the training queries and the new adapter scored them.
+    preds = pd.read_parquet(r1.file("predictions.parquet"))
+    assert {"p_fn_given_neg", "p_rel", "score", "rank"} <= set(preds.columns)
+    assert set(preds["query_id"].astype(str)) <= set(retrain_scope(RetrainConfig(base_run="base")).query_ids)
+    # Pairs found relevant are labelled positives now, so they are not in the queue's labelled negatives.
+    assert not set(judged[:2]) & _queue_pairs(r1)
+    # Its first queue version learnt from the round's verdicts and scores none of the judged pairs.
+    version = read_latest(review_dir(r1.path))
+    assert version is not None and version.model["version"] == 1 and version.model["policy"] == "majority"
+    scored = read_scores(version)
+    assert not set(judged) & set(zip(scored["query_id"], scored["doc_id"], strict=True))
+    record = json.loads(r1.file("config.json").read_text())["retrain"]
+    assert (record["round"], record["lineage"], record["phase2_run"]) == (1, ["base"], "r1")
+
+    # Round 2 starts from round 1's run: its encoder is r1-phase3's fine-tuned one.
+    _judge(base_run, n=2, skip=6)
+    assert _run_driver(["--base-run", "r1-phase3", "--run-id", "r2", *args]) == 0
+    r2 = open_run("r2-phase3")
+    assert r2.file("predictions.parquet").is_file()
+    cfg2 = json.loads(r2.file("config.json").read_text())
+    assert cfg2["encoder"]["model"] == str(r1.file("model"))
+    assert (cfg2["retrain"]["round"], cfg2["retrain"]["lineage"]) == (2, ["base", "r1-phase3"])
+    summary = json.loads(r2.file("retrain.json").read_text())
+    assert summary["round"] == 2 and summary["base_run"] == "r1-phase3"
+    # Both rounds train on the base's training queries.
+    assert set(pd.read_parquet(r2.file("predictions.parquet"))["query_id"].astype(str)) == set(preds["query_id"])
+
+
+def test_a_retrain_refuses_judgments_on_documents_gone_from_the_corpus(base_run: Run) -> None:
+    cfg = RetrainConfig(base_run="base", phases="2")
+    scope = retrain_scope(cfg)
+    q = scope.query_ids[0]
+    corrections = apply_verdicts(scope.data.qrels, {(q, "no-such-doc"): True}, query_ids=scope.query_ids)
+    with pytest.raises(ConfigError, match="not in 'adi'.s corpus any more"):
+        retrain(cfg, "gone", corrections, scope=scope)
+    assert not (runs_dir() / "gone").exists()
+
+
 def test_retrain_progress_follows_the_run_folders() -> None:
     cfg = RetrainConfig(base_run="base", phases="2,3", eval_split="test")
     assert retrain_progress("job", cfg).stage.startswith("preparing") and retrain_progress("job", cfg).fraction == 0
 
-    def write(run_id: str, progress: dict) -> None:
+    def write(run_id: str, progress: dict, name: str = "progress.json") -> None:
         run = Run(runs_dir() / run_id)
         run.write_json("config.json", {"kind": "x"})
-        run.write_json("progress.json", progress)
+        run.write_json(name, progress)
 
+    # Shares of the bar: phase 2 0.3, phase 3 0.45, the base's evaluation 0.1, re-mining 0.15.
     write("job", {"phase": 2, "stage": "encoding the corpus", "fraction": 0.5, "status": "running"})
     p = retrain_progress("job", cfg)
-    assert p.fraction == pytest.approx(0.2) and p.stage == "phase 2: adapter · encoding the corpus" and not p.done
+    assert p.fraction == pytest.approx(0.15) and p.stage == "phase 2: adapter · encoding the corpus" and not p.done
     write("job", {"phase": 2, "stage": "done", "fraction": 1.0, "status": "done"})
-    write("job-phase3", {"phase": 3, "epoch": 1, "step": 5, "total_steps": 10, "loss": 1.5, "status": "training"})
+    write("job-phase3", {"phase": 3, "epoch": 1, "step": 5, "total_steps": 10, "loss": 1.5, "eta_s": 30})
     p = retrain_progress("job", cfg)
-    assert p.fraction == pytest.approx(0.4 + 0.25) and (p.epoch, p.step) == (1, 5)
-    assert p.stage == "phase 3: joint fine-tuning · step 5/10 · loss 1.5000"
+    assert p.fraction == pytest.approx(0.3 + 0.225) and (p.epoch, p.step, p.eta_s) == (1, 5, 30)
+    assert p.stage == "phase 3: joint fine-tuning · step 5/10 · loss 1.5000 · ETA 30 s"
     write("job-phase3", {"phase": 3, "step": 10, "total_steps": 10, "status": "done"})
     write("job-before", {"stage": "evaluating the base run", "fraction": 0.0, "status": "running"})
     p = retrain_progress("job", cfg)
-    assert p.fraction == pytest.approx(0.9) and p.stage.startswith("evaluating the base run") and not p.done
+    assert p.fraction == pytest.approx(0.75) and p.stage.startswith("evaluating the base run") and not p.done
     write("job-before", {"stage": "done", "status": "done"})
+    p = retrain_progress("job", cfg)
+    assert p.fraction == pytest.approx(0.85) and p.stage.startswith("re-mining")
+    write(
+        "job-phase3", {"stage": "re-mining", "fraction": 0.5, "message": "re-mining: encoding"}, "remine_progress.json"
+    )
+    assert retrain_progress("job", cfg).fraction == pytest.approx(0.925)
+    write("job-phase3", {"stage": "re-mining", "status": "done"}, "remine_progress.json")
     assert not retrain_progress("job", cfg).done  # done is the final run's summary, not a phase's end
     Run(runs_dir() / "job-phase3").write_json("retrain.json", {})
     p = retrain_progress("job", cfg)
