@@ -15,6 +15,7 @@ import streamlit as st
 
 from pages.common import keys
 from pages.common.downloads import chart, csv_button
+from pages.common.hitl_view import hitl_section
 from pages.common.widgets import md_code, md_escape
 from rrra_core.analysis.results_view import (
     RESULTS_ENV,
@@ -263,8 +264,11 @@ with tab_detection:
 
 # --- human in the loop --------------------------------------------------------
 with tab_hitl:
+    drew_curve = hitl_section(folder)
     hitl = hitl_points(result)
-    if hitl.empty:
+    if hitl.empty and drew_curve:
+        st.caption("The benchmark file above has no per-seed human-in-the-loop rows of its own.")
+    elif hitl.empty:
         st.info(
             "This file has no human-in-the-loop curve "
             "(the benchmark ran with `--hitl ''`, or only its first seed has one)."

@@ -158,6 +158,10 @@ BENCH_CURVES_CSV = "csv_curves"
 BENCH_HITL_TABLE = "bench_hitl_table"
 BENCH_HITL_CSV = "csv_hitl"
 BENCH_HITL_CHART = "chart_hitl"
+BENCH_HITL_FILE = "bench_hitl_file"  # which hitl_*.json the curve reads
+BENCH_HITL_CURVE_CHART = "chart_hitl_curve"
+BENCH_HITL_CURVE_TABLE = "bench_hitl_curve_table"
+BENCH_HITL_CURVE_CSV = "csv_hitl_curve"
 
 
 def for_file(key: str, stem: str) -> str:

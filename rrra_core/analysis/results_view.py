@@ -316,3 +316,57 @@ def hitl_points(result: dict[str, Any]) -> pd.DataFrame:
         if not df.empty
         else pd.DataFrame(columns=["seed", "N", "found"])
     )
+
+
+# --------------------------------------------------------------- the human-in-the-loop benchmark
+#: What every point of a ``hitl_*.json`` file holds (``scripts/bench_hitl.py``).
+HITL_METRICS = ("nDCG@10", "R@1", "R@10", "R@100")
+
+
+def list_hitl_files(folder: str | Path) -> list[Path]:
+    """The human-in-the-loop result files (``hitl_*.json``) at the top of ``folder``."""
+    root = Path(folder)
+    return sorted(root.glob("hitl_*.json")) if root.is_dir() else []
+
+
+def load_hitl(path: str | Path) -> dict[str, Any]:
+    """Read a ``hitl_*.json`` and check what the curve needs; raises ``DataError`` with the reason."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise DataError(p, f"cannot read ({err.strerror or err})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(p, f"not valid JSON ({err})") from None
+    summary = data.get("summary") if isinstance(data, dict) else None
+    points = (data.get("result") or {}).get("points") if isinstance(data, dict) else None
+    if not isinstance(summary, dict) or "recovered_at" not in summary or not isinstance(points, dict):
+        raise DataError(p, "not a human-in-the-loop result (needs 'summary.recovered_at' and 'result.points')")
+    for name, point in points.items():
+        for metric in HITL_METRICS:
+            cell = point.get(metric) if isinstance(point, dict) else None
+            if not (isinstance(cell, dict) and "mean" in cell and "std" in cell):
+                raise DataError(p, f"point {name!r}: {metric!r} must hold 'mean' and 'std'")
+    data["_path"] = str(p)
+    return data
+
+
+def hitl_curve(result: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """``(curve, bounds)``: one row per (order, N) with each metric's mean and std over seeds, and the
+    lower/upper bound points (``{"lower": {metric: {"mean", "std"}}, "upper": ...}``)."""
+    points = result["result"]["points"]
+    recovered = result["result"].get("recovered") or {}
+    rows, bounds = [], {}
+    for name, p in points.items():
+        if name in ("lower", "upper"):
+            bounds[name] = p
+            continue
+        row = {"order": p.get("order"), "N": int(p["N"]), "found": _num((p.get("found") or {}).get("mean"))}
+        for metric in HITL_METRICS:
+            row[metric], row[f"{metric} std"] = _num(p[metric]["mean"]), _num(p[metric]["std"])
+            row["seeds"] = int(p[metric].get("n", 0))
+        row["recovered"] = _num((recovered.get(p.get("order")) or {}).get(str(p["N"])))
+        rows.append(row)
+    cols = ["order", "N", "found", *[c for m in HITL_METRICS for c in (m, f"{m} std")], "seeds", "recovered"]
+    df = pd.DataFrame(rows, columns=cols)
+    return df.sort_values(["order", "N"], kind="stable").reset_index(drop=True), bounds

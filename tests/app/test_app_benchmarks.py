@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from streamlit.testing.v1 import AppTest
 
 from tests.app.conftest import APP
 from tests.scripts.test_detection_curves import _script, run_tiny_benchmark
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -245,3 +248,41 @@ def test_broken_and_missing_files_explain_themselves(
     monkeypatch.setenv("RRRA_RESULTS", str(tmp_path / "nowhere"))
     at = _page()
     assert any("No benchmark result files" in i.value and "scripts/benchmark.py" in i.value for i in at.info)
+
+
+@pytest.fixture(scope="session")
+def hitl_file(tiny_model_dir_session: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The quick human-in-the-loop benchmark's result, written by scripts/bench_hitl.py with the tiny encoder."""
+    import os
+
+    import bench_hitl
+
+    root = tmp_path_factory.mktemp("hitl_app")
+    old = os.environ.get("RRRA_HOME")
+    os.environ["RRRA_HOME"] = str(root / "home")
+    try:
+        args = ["--quick", "--model", str(tiny_model_dir_session), "--out", str(root / "hitl_tiny"), "--seeds", "0"]
+        assert bench_hitl.main([*args]) == 0
+        assert bench_hitl.main([*args, "--render"]) == 0
+    finally:
+        os.environ.pop("RRRA_HOME") if old is None else os.environ.__setitem__("RRRA_HOME", old)
+    return root / "hitl_tiny.json"
+
+
+def test_the_human_in_the_loop_benchmark_draws_error_bars_and_both_bounds(
+    bench_files: BenchFiles, hitl_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _folder(tmp_path, monkeypatch, {"rrra_tiny.json": bench_files.tiny, "hitl_tiny.json": hitl_file})
+    result = json.loads(hitl_file.read_text())
+    at = _page()
+    fig = _charts(at)["hitl_tiny_nDCG@10"]
+    learnt = next(t for t in fig["data"] if t["name"] == "learnt order")
+    points = result["result"]["points"]
+    assert _arr(learnt["x"]).tolist() == [5, 10]
+    assert _arr(learnt["y"]).tolist() == pytest.approx([points[f"learnt-n{n}"]["nDCG@10"]["mean"] for n in (5, 10)])
+    assert "array" in learnt["error_y"]  # error bars (one seed here: zero width)
+    lines = [s for s in fig["layout"]["shapes"] if s.get("type") == "line"]
+    assert sorted(round(s["y0"], 6) for s in lines) == sorted(
+        round(points[b]["nDCG@10"]["mean"], 6) for b in ("lower", "upper")
+    )
+    assert any("recovered" in c.value for c in at.caption)
