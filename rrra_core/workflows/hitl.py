@@ -357,12 +357,18 @@ def paired_test(parts: list[dict], a: str, b: str, variant: str, metric: str = P
     }
 
 
-def summarize(parts: list[dict[str, Any]], test_at: int = 200) -> dict[str, Any]:
-    """Means and standard deviations over seeds per point, the recovered fraction per N and the paired tests."""
+def summarize(parts: list[dict[str, Any]], test_at: int = 200, variant: str | None = None) -> dict[str, Any]:
+    """Means and standard deviations over seeds per point, the recovered fraction per N and the paired tests.
+
+    ``variant`` is the ranking read (``rerank`` or ``no_rerank``; default the
+    parts' ``variant`` setting): every point stores both.
+    """
     if not parts:
         raise ConfigError("no finished seed to summarize")
     cfg = config_from_dict(HitlConfig, parts[0]["config"])
-    variant = cfg.variant
+    variant = variant or cfg.variant
+    if variant not in ("rerank", "no_rerank"):
+        raise ConfigError(f"variant must be rerank or no_rerank, got {variant!r}")
     names = list(dict.fromkeys(n for p in parts for n in p["points"]))
     points: dict[str, Any] = {}
     for name in names:
@@ -386,6 +392,9 @@ def summarize(parts: list[dict[str, Any]], test_at: int = 200) -> dict[str, Any]
         return out
 
     main_order = cfg.orders[0]
+    per_seed = {
+        str(p["seed"]): {n: pt["metrics"][variant][PRIMARY_METRIC] for n, pt in p["points"].items()} for p in parts
+    }
     tests = [paired_test(parts, "lower", "upper", variant)]
     tests += [paired_test(parts, "lower", f"{o}-n{test_at}", variant) for o in cfg.orders]
     return {
@@ -393,6 +402,7 @@ def summarize(parts: list[dict[str, Any]], test_at: int = 200) -> dict[str, Any]
         "seeds": sorted(p["seed"] for p in parts),
         "points": points,
         "recovered": {o: recovered(o) for o in cfg.orders},
+        "per_seed": per_seed,
         "tests": tests,
         "summary": {
             "recovered_at": recovered(main_order),
