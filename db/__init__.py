@@ -8,6 +8,7 @@ Open it once, then call plain functions with a session::
         db.ensure_dataset(session, "scifact")          # once per database: stores its query and doc ids
         db.save_judgment(session, "scifact", "1", "31715818", "relevant", "alice", model_view=row)
         db.undo_last(session, "scifact", "alice")
+        db.adjudicate(session, "scifact", "1", "31715818", "relevant", "carol")  # settles a disagreement
         verdicts = db.decide(session, "scifact", policy="majority")   # {(query_id, doc_id): relevant}
         corrections = db.merge_labels(session, "scifact", base_qrels, policy="majority")  # LabelCorrections
 
@@ -16,10 +17,12 @@ Write functions commit; each is one transaction. Never imports torch or streamli
 
 from __future__ import annotations
 
+from .adjudication import Disagreement, adjudicate, adjudications, clear_adjudication, disagreements
 from .agreement import AgreementResult, agreement
 from .datasets import check_ids, ensure_dataset, get_dataset, list_datasets, register_dataset, require_dataset
 from .engine import (
     DB_URL_ENV,
+    check_integrity,
     default_db_path,
     display_url,
     make_engine,
@@ -62,12 +65,13 @@ from .judgments import (
     save_judgments,
     undo_last,
 )
-from .merge import POLICIES, decide, merge_labels, parse_policy
+from .merge import ADJUDICATION_RULE, MAJORITY_TIE_RULE, POLICIES, decide, merge_labels, parse_policy, policy_verdict
 from .migrate import current_revision, head_revision, init_db, upgrade
 from .models import (
     EVENT_ACTIONS,
     LABELS,
     MODEL_VIEW_FIELDS,
+    Adjudication,
     Base,
     Judgment,
     JudgmentEvent,
@@ -76,6 +80,7 @@ from .models import (
 from .review import REVIEW_ORDERS, p_fn_given_neg, review_queue
 
 __all__ = [
+    "check_integrity",
     # engine and schema
     "DB_URL_ENV",
     "default_db_path",
@@ -93,6 +98,7 @@ __all__ = [
     "StoredDataset",
     "Judgment",
     "JudgmentEvent",
+    "Adjudication",
     "LABELS",
     "EVENT_ACTIONS",
     "MODEL_VIEW_FIELDS",
@@ -121,9 +127,18 @@ __all__ = [
     "AgreementResult",
     "agreement",
     "POLICIES",
+    "MAJORITY_TIE_RULE",
+    "ADJUDICATION_RULE",
     "parse_policy",
+    "policy_verdict",
     "decide",
     "merge_labels",
+    # disagreements and their adjudication
+    "Disagreement",
+    "disagreements",
+    "adjudicate",
+    "clear_adjudication",
+    "adjudications",
     # exports and imports
     "TRAINING_FORMATS",
     "LABEL_STUDIO_CONFIG",

@@ -6,14 +6,20 @@ place that does it, and :func:`merge_labels` is that call on the store's
 verdicts. A policy decides, per (query, doc), whether the pair is relevant,
 not relevant, or undecided (left as the base qrels say):
 
-* ``majority``: more "relevant" than "not relevant" votes, or the reverse; a tie decides nothing.
+* ``majority``: more "relevant" than "not relevant" votes, or the reverse. A tie (one each,
+  two each, ...) decides nothing: the pair stays undecided and keeps its base label until someone
+  adjudicates it (:data:`MAJORITY_TIE_RULE`). A tie is never broken by order, time or name.
 * ``annotator:<name>``: that one person's verdict.
 * ``any_relevant``: relevant if anyone said so, else not relevant if anyone said that.
 
-``unsure`` is never a vote. A pair decided relevant joins the qrels (its base
-grade kept, else 1). A pair decided not relevant leaves the qrels and goes
-into ``confirmed_negatives``, never into the qrels as relevance 0: several
-metric libraries drop zero judgments, and a zero would read as "unjudged"
+``unsure`` is never a vote. An adjudicated pair (:mod:`db.adjudication`) takes
+the adjudicator's verdict under EVERY policy, ``annotator:<name>`` included:
+an adjudication is the settled answer, so no policy may overrule it. An
+``unsure`` adjudication settles the pair as undecided (base label kept).
+
+A pair decided relevant joins the qrels (its base grade kept, else 1). A pair
+decided not relevant leaves the qrels and goes into ``confirmed_negatives``,
+never into the qrels as relevance 0: several metric libraries drop zero judgments, and a zero would read as "unjudged"
 there. Only judgments on the queries of the base qrels apply (or on
 ``query_ids`` if given), so a test query's judgment cannot leak into
 training labels.
@@ -29,13 +35,32 @@ from sqlalchemy.orm import Session
 
 from rrra_core.data.corrections import LabelCorrections, apply_verdicts
 
+from .adjudication import adjudications
 from .datasets import get_dataset
 from .errors import AnnotationError
 from .models import Judgment
 
-__all__ = ["POLICIES", "parse_policy", "decide", "merge_labels"]
+__all__ = [
+    "POLICIES",
+    "MAJORITY_TIE_RULE",
+    "ADJUDICATION_RULE",
+    "parse_policy",
+    "policy_verdict",
+    "decide",
+    "merge_labels",
+]
 
 POLICIES = ("majority", "annotator:<name>", "any_relevant")
+#: How ``majority`` treats a tie, in words the app and the README show.
+MAJORITY_TIE_RULE = (
+    "majority: a tie between relevant and not-relevant votes (unsure never counts) decides nothing; "
+    "the pair keeps its base label until someone adjudicates it"
+)
+#: How an adjudication meets the policies, in words the app and the README show.
+ADJUDICATION_RULE = (
+    "an adjudicated pair takes the adjudicator's verdict under every policy (majority, any_relevant, "
+    "annotator:<name>); an 'unsure' adjudication leaves the pair undecided"
+)
 
 
 def parse_policy(policy: str) -> tuple[str, str | None]:
@@ -63,7 +88,8 @@ def _votes(session: Session, dataset: str, annotator: str | None) -> dict[tuple[
     return votes
 
 
-def _verdict(kind: str, labels: list[str]) -> bool | None:
+def policy_verdict(kind: str, labels: list[str]) -> bool | None:
+    """What policy ``kind`` makes of one pair's ``labels`` (no adjudication): relevant, not, or ``None`` (undecided)."""
     yes = labels.count("relevant")
     no = labels.count("not_relevant")
     if kind == "any_relevant":
@@ -74,7 +100,10 @@ def _verdict(kind: str, labels: list[str]) -> bool | None:
 
 
 def decide(session: Session, dataset: str, policy: str = "majority") -> dict[tuple[str, str], bool]:
-    """Every pair the policy decides: ``{(query_id, doc_id): relevant}``, over all queries."""
+    """Every pair the policy decides: ``{(query_id, doc_id): relevant}``, over all queries.
+
+    Adjudicated pairs take the adjudication's verdict whatever the policy (see the module doc).
+    """
     kind, name = parse_policy(policy)
     if name is not None:
         ds = get_dataset(session, dataset)
@@ -85,9 +114,15 @@ def decide(session: Session, dataset: str, policy: str = "majority") -> dict[tup
             raise AnnotationError(f"annotator {name!r} has no judgments on dataset {dataset!r}")
     out: dict[tuple[str, str], bool] = {}
     for pair, labels in _votes(session, dataset, name).items():
-        verdict = _verdict(kind, labels)
+        verdict = policy_verdict(kind, labels)
         if verdict is not None:
             out[pair] = verdict
+    # Adjudications last: they overrule every policy's reading of the votes.
+    for pair, adj in adjudications(session, dataset).items():
+        if adj.verdict == "unsure":
+            out.pop(pair, None)
+        else:
+            out[pair] = adj.verdict == "relevant"
     return out
 
 

@@ -6,6 +6,8 @@
 * ``judgments``: the current verdict per (dataset, query, doc, annotator);
   the unique key makes saving again an update.
 * ``judgment_events``: append-only history of every change, undo included.
+* ``adjudications``: one settled verdict per (dataset, query, doc) where
+  annotators disagreed; it overrides every merge policy (revision 0005).
 
 Training jobs are not here: a retrain's progress and outcome live in its run
 folders, which the app reads (revision 0003 dropped the old ``training_jobs``).
@@ -47,6 +49,7 @@ __all__ = [
     "StoredDoc",
     "Judgment",
     "JudgmentEvent",
+    "Adjudication",
     "utcnow",
 ]
 
@@ -231,3 +234,32 @@ class JudgmentEvent(Base):
             f"JudgmentEvent({self.id}, {self.action}, {self.query_id!r}, {self.doc_id!r}, "
             f"{self.old_label!r} -> {self.new_label!r}, annotator={self.annotator!r})"
         )
+
+
+class Adjudication(Base):
+    """The settled verdict on one (query, doc) pair, recorded by an adjudicator; saving again replaces it.
+
+    Keyed by dataset, query and doc (not by person): a pair has one settled
+    verdict, whoever recorded it last. ``unsure`` settles a pair as undecided.
+    """
+
+    __tablename__ = "adjudications"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "query_id", "doc_id"),
+        ForeignKeyConstraint(["dataset_id", "query_id"], ["dataset_queries.dataset_id", "dataset_queries.query_id"]),
+        ForeignKeyConstraint(["dataset_id", "doc_id"], ["dataset_docs.dataset_id", "dataset_docs.doc_id"]),
+        CheckConstraint(f"verdict IN ({_in(LABELS)})", name="verdict"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    query_id: Mapped[str] = mapped_column(String(ID_LEN))
+    doc_id: Mapped[str] = mapped_column(String(ID_LEN))
+    verdict: Mapped[str] = mapped_column(String(16))
+    adjudicator: Mapped[str] = mapped_column(String(ANNOTATOR_LEN))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"Adjudication({self.query_id!r}, {self.doc_id!r}, {self.verdict!r}, by={self.adjudicator!r})"

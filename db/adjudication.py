@@ -1,0 +1,142 @@
+"""Disagreements between annotators, and the adjudications that settle them.
+
+A pair is *disagreed on* when two or more annotators judged it and their
+labels are not all the same (``unsure`` counts as a label here, as it does in
+:mod:`db.agreement`). Someone then records an *adjudication*: the pair's
+settled verdict, one per (dataset, query, doc), replaced when recorded again.
+Every merge policy takes an adjudicated pair's verdict over the votes
+(:func:`db.merge.decide`); an ``unsure`` adjudication settles the pair as
+undecided, so it keeps its base label. An adjudicated pair leaves the open
+list (:func:`disagreements` with ``open_only``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from .datasets import check_ids, get_dataset, require_dataset
+from .engine import write_transaction
+from .judgments import check_item
+from .models import Adjudication, Judgment, utcnow
+
+__all__ = ["Disagreement", "adjudicate", "clear_adjudication", "adjudications", "disagreements"]
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """One pair annotators disagree on: everyone's label by name, and its adjudication if any."""
+
+    query_id: str
+    doc_id: str
+    votes: dict[str, str]  # {annotator: label}, by name
+    verdict: str | None = None  # the adjudicated verdict, None while open
+    adjudicator: str | None = None
+    note: str = ""
+    adjudicated_at: datetime | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self.verdict is not None
+
+
+def adjudicate(
+    session: Session, dataset: str, query_id: str, doc_id: str, verdict: str, adjudicator: str, *, note: str = ""
+) -> Adjudication:
+    """Record ``adjudicator``'s settled ``verdict`` on (query, doc), replacing any earlier one; commits.
+
+    Checked like a judgment (known ids, a valid label, a non-empty name);
+    ``AnnotationError`` and nothing written on bad input.
+    """
+    # The same checks a judgment gets, so an adjudication can never hold what a judgment could not.
+    item = check_item(
+        {"query_id": query_id, "doc_id": doc_id, "label": verdict, "annotator": adjudicator, "note": note}
+    )
+
+    def work() -> Adjudication:
+        ds = require_dataset(session, dataset)
+        check_ids(session, ds, [item.query_id], [item.doc_id])
+        now = utcnow()
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(Adjudication).values(
+            dataset_id=ds.id,
+            query_id=item.query_id,
+            doc_id=item.doc_id,
+            verdict=item.label,
+            adjudicator=item.annotator,
+            note=item.note,
+            created_at=now,
+            updated_at=now,
+        )
+        # One upsert: two people settling the same pair at once cannot fail on the unique key; the last one wins.
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["dataset_id", "query_id", "doc_id"],
+            set_={"verdict": item.label, "adjudicator": item.annotator, "note": item.note, "updated_at": now},
+        ).returning(Adjudication.id)
+        row_id = session.execute(stmt).scalar_one()
+        row = session.get(Adjudication, row_id, populate_existing=True)
+        assert row is not None
+        return row
+
+    return write_transaction(session, work)
+
+
+def clear_adjudication(session: Session, dataset: str, query_id: str, doc_id: str) -> bool:
+    """Remove the pair's adjudication (it reopens); whether there was one. Commits."""
+
+    def work() -> bool:
+        ds = require_dataset(session, dataset)
+        done = session.execute(
+            delete(Adjudication).where(
+                Adjudication.dataset_id == ds.id, Adjudication.query_id == query_id, Adjudication.doc_id == doc_id
+            )
+        )
+        return bool(done.rowcount)
+
+    return write_transaction(session, work)
+
+
+def adjudications(session: Session, dataset: str) -> dict[tuple[str, str], Adjudication]:
+    """Every adjudication of ``dataset``: ``{(query_id, doc_id): row}``."""
+    ds = get_dataset(session, dataset)
+    if ds is None:
+        return {}
+    rows = session.scalars(select(Adjudication).where(Adjudication.dataset_id == ds.id))
+    return {(r.query_id, r.doc_id): r for r in rows}
+
+
+def disagreements(session: Session, dataset: str, *, open_only: bool = False) -> list[Disagreement]:
+    """Pairs two or more annotators judged differently, by query then doc; ``open_only``: not yet adjudicated."""
+    ds = get_dataset(session, dataset)
+    if ds is None:
+        return []
+    votes: dict[tuple[str, str], dict[str, str]] = {}
+    stmt = select(Judgment.query_id, Judgment.doc_id, Judgment.annotator, Judgment.label).where(
+        Judgment.dataset_id == ds.id
+    )
+    for q, d, who, label in session.execute(stmt):
+        votes.setdefault((q, d), {})[who] = label
+    settled = adjudications(session, dataset)
+    out = []
+    for (q, d), by_name in sorted(votes.items()):
+        if len(by_name) < 2 or len(set(by_name.values())) < 2:
+            continue
+        adj = settled.get((q, d))
+        if adj is not None and open_only:
+            continue
+        out.append(
+            Disagreement(
+                q,
+                d,
+                dict(sorted(by_name.items())),
+                verdict=None if adj is None else adj.verdict,
+                adjudicator=None if adj is None else adj.adjudicator,
+                note="" if adj is None else adj.note,
+                adjudicated_at=None if adj is None else adj.updated_at,
+            )
+        )
+    return out
