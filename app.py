@@ -31,6 +31,7 @@ PAGES = {
         st.Page("pages/analysis/compare.py", title="Compare runs", icon=":material/compare_arrows:"),
     ],
     "Train": [
+        st.Page("pages/data/new_project.py", title="New project", icon=":material/create_new_folder:"),
         st.Page("pages/train/retrain.py", title="Retrain", icon=":material/model_training:"),
     ],
 }

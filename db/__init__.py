@@ -46,6 +46,7 @@ from .exports import (
     write_training_file,
     write_trec_qrels,
 )
+from .guidelines import GUIDELINES_MAX_CHARS, Guidelines, get_guidelines, save_guidelines
 from .imports import (
     ImportSummary,
     import_judgments,
@@ -139,6 +140,11 @@ __all__ = [
     "adjudicate",
     "clear_adjudication",
     "adjudications",
+    # labelling guidelines
+    "Guidelines",
+    "GUIDELINES_MAX_CHARS",
+    "get_guidelines",
+    "save_guidelines",
     # exports and imports
     "TRAINING_FORMATS",
     "LABEL_STUDIO_CONFIG",

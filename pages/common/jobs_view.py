@@ -1,4 +1,4 @@
-"""Background jobs the pages start: the demo build (with its progress bar), per-query results, queue refits.
+"""Background jobs the pages start: the demo and New project builds (one progress bar), per-query results, refits.
 
 The build itself is ``scripts/demo.py`` in its own process (``rrra_core.runtime.jobs``);
 this module only starts it and reads its ``progress.json`` once a second
@@ -36,10 +36,10 @@ def demo_command(cfg: DemoConfig) -> list[str]:
     ]
 
 
-def _progress(dataset: str) -> dict:
+def _progress(run_id: str) -> dict:
     import json
 
-    path = runs_dir() / demo_run_id(dataset) / "progress.json"
+    path = runs_dir() / run_id / "progress.json"
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
@@ -83,22 +83,63 @@ def demo_offer(cfg: DemoConfig | None = None) -> None:
 
 
 def _follow(dataset: str) -> None:
+    follow_build(DEMO_JOB, demo_run_id(dataset), "the demo run", keys.DEMO_CANCEL)
+
+
+def follow_build(job_id: str, run_id: str, what: str, cancel_key: str) -> None:
+    """Follow job ``job_id`` building run ``run_id``: its progress once a second, Cancel; reload the app when it ends.
+
+    The demo build and the New project page's build show the same bar (stage, counts, ETA).
+    """
+
     @st.fragment(run_every=1.0)
     def progress() -> None:
-        state = jobs.job_state(DEMO_JOB)
-        info = _progress(dataset)
+        state = jobs.job_state(job_id)
+        info = _progress(run_id)
         if state is None or not state.active:
             if state is not None and state.status == "done":
-                st.success("The demo run is ready.")
+                st.success(f"{what[:1].upper()}{what[1:]} is ready.")
             st.rerun(scope="app")
             return
         fraction = min(1.0, max(0.0, float(info.get("fraction") or 0.0)))
-        st.progress(fraction, text=f"Building the demo run: {progress_text(info)}")
-        if st.button("Cancel the build", key=keys.DEMO_CANCEL):
-            jobs.cancel_job(DEMO_JOB)
+        st.progress(fraction, text=f"Building {what}: {progress_text(info)}")
+        if st.button("Cancel the build", key=cancel_key):
+            jobs.cancel_job(job_id)
             st.rerun(scope="app")
 
     progress()
+
+
+# --- a new project's first run -------------------------------------------------------
+
+PROJECT_JOB = "new-project"  # one build at a time, like the demo: each takes both cores for minutes
+
+
+def project_command(dataset: str, model: str, split: str, max_queries: int, run_id: str) -> list[str]:
+    return [
+        sys.executable,
+        "scripts/new_project.py",
+        "--dataset",
+        dataset,
+        "--model",
+        model,
+        "--train-split",
+        split,
+        "--max-train-queries",
+        str(max_queries),
+        "--run-id",
+        run_id,
+    ]
+
+
+def start_project(dataset: str, model: str, split: str, max_queries: int, run_id: str) -> Any:
+    """Start ``scripts/new_project.py`` as the background job :data:`PROJECT_JOB`."""
+    return jobs.start_job(
+        PROJECT_JOB,
+        project_command(dataset, model, split, max_queries, run_id),
+        kind="project",
+        meta={"run": run_id, "dataset": dataset},
+    )
 
 
 # --- a run's per-query results ---------------------------------------------------

@@ -224,3 +224,32 @@ def retrain_compare(job_id: str) -> str:
 def retrain_open(job_id: str) -> str:
     """The button that switches the sidebar to a finished retrain's new run."""
     return f"open_{job_id}"
+
+
+# --- New project, exports, guidelines, bulk labelling (issue 16, items 3 and 7) ----------
+
+NP_SOURCE = "np_source"  # where the data is: a folder, a training file, or an upload
+NP_FOLDER = "np_folder"
+NP_TRAINING_FILE = "np_training_file"
+NP_UPLOAD = "np_upload"
+NP_NAME = "np_name"  # the dataset's folder name under <home>/datasets (uploads, converted files)
+NP_CHECK = "np_check"
+NP_CHECKED = "_np_checked"  # (folder, DatasetSummary) of the last successful check
+NP_ERROR = "_np_error"  # the last check's one-line error
+NP_MODEL_KIND = "np_model_kind"
+NP_MODEL_FOLDER = "np_model_folder"
+NP_SPLIT = "np_split"
+NP_MAX_QUERIES = "np_max_queries"
+NP_RUN_NAME = "np_run_name"
+NP_BUILD = "np_build"
+NP_CANCEL = "np_cancel"
+NP_OPEN = "np_open"
+EXPORT_FORMAT = "export_format"
+EXPORT_POLICY = "export_policy"
+EXPORT_DOWNLOAD = "export_download"
+GUIDELINES_TEXT = "guidelines_text"
+GUIDELINES_SAVE = "guidelines_save"
+GUIDELINES_FOR = "_guidelines_for"  # the dataset whose text GUIDELINES_TEXT holds
+BULK_PICK = "bulk_pick"
+BULK_VERDICT = "bulk_verdict"
+BULK_APPLY = "bulk_apply"

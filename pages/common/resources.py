@@ -26,7 +26,7 @@ from rrra_core.analysis.candidates import known_false_negatives, read_prediction
 from rrra_core.analysis.comparison import PER_QUERY_FILE, PerQuery, eval_settings, parse_per_query
 from rrra_core.analysis.dynamics import gradient_distribution, gradient_frame, gradient_over_training, step_frame
 from rrra_core.analysis.projection import Projection, Scope, load_projection, predictions_digest, projection_paths
-from rrra_core.data import Dataset, available_splits, dataset_folder, load_dataset
+from rrra_core.data import Dataset, available_splits, dataset_folder, load_dataset, load_queries, resolve_data_file
 from rrra_core.review import QueueVersion, candidates_frame, queue_scores, read_latest
 from rrra_core.review.versions import LATEST_FILE, read_scores, read_verdicts, review_dir
 from rrra_core.runtime.paths import DEMO_DATASETS
@@ -359,11 +359,15 @@ def runs_overview() -> pd.DataFrame:
     """Every run with what the analysis pages need: kind, sampler, eval split, τ, which files it has."""
     from rrra_core.runtime.paths import home_dir
 
-    return _runs_overview(str(home_dir()), all_runs())
+    home = str(home_dir())
+    signature = _runs_signature(home)
+    return _runs_overview(home, signature, runs_table(home, signature))
 
 
-@st.cache_data(ttl=3, show_spinner=False)
-def _runs_overview(home: str, runs: pd.DataFrame) -> pd.DataFrame:
+# Keyed by the run folders' file signature, like runs_table: rebuilt exactly when a run changes, and never
+# on a timer (a 3 s time-to-live re-read every run's config on most reruns; Compare runs took 22 s to open).
+@st.cache_data(show_spinner=False, max_entries=8)
+def _runs_overview(home: str, signature: tuple, runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for r in runs.itertuples(index=False):
         cfg = run_json(r.run, "config.json", {}) or {}
@@ -405,12 +409,22 @@ def _runs_overview(home: str, runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def _query_file(path: str, mtime: float) -> dict[str, str]:
+    return load_queries(path)[0]
+
+
 def query_texts(name: str | None, split: str | None) -> dict[str, str]:
-    """Query texts of a dataset split (empty if it cannot be loaded, e.g. a moved BEIR folder)."""
+    """Query texts of a dataset (empty if it cannot be read, e.g. a moved BEIR folder).
+
+    Only the queries file, cached until it changes: loading the split would read the whole corpus
+    (seconds for SQuAD) to label a table of query ids. ``split`` is kept for the callers; ids are unique.
+    """
     if not name or not split:
         return {}
     try:
-        return dataset(name, split).queries
+        path = resolve_data_file(dataset_folder(name), "queries")
+        return _query_file(str(path), _mtime(path))
     except Exception:  # noqa: BLE001 - texts are a convenience; ids still identify the queries
         return {}
 

@@ -15,6 +15,7 @@ import streamlit as st
 
 from pages.common import keys, labeling
 from pages.common import resources as res
+from pages.common.bulk_label import bulk_label
 from pages.common.labeling import LABEL_BUTTONS, UNDO_SHORTCUT
 from pages.common.state import DEFAULT_THRESHOLD, Selection, require_run
 from pages.common.widgets import doc_text, label_badge, legend, md_code, md_escape, prob_bar, short, show_text
@@ -248,3 +249,4 @@ with st.container(horizontal=True):
     st.button(
         "Next page ▶", key=keys.BROWSER_PAGE_NEXT, disabled=page >= pages - 1, on_click=_go_page, args=(page + 1,)
     )
+bulk_label(sel, candidates_for(preds, qid))  # several of this query's candidates, one verdict (issue 16)

@@ -9,6 +9,7 @@ import db
 from pages.common import keys
 from pages.common import resources as res
 from pages.common.calibration_view import calibration_section
+from pages.common.exports_view import export_section
 from pages.common.jobs_view import demo_offer
 from pages.common.run_headline import run_headline
 from pages.common.state import DEFAULT_THRESHOLD, selection
@@ -69,6 +70,7 @@ elif sel.ready:
         c[3].metric("Agreement", "—", help="Needs at least two annotators judging the same pairs.")
     if counts:
         st.dataframe(pd.DataFrame([{"annotator": a, **v} for a, v in counts.items()]), hide_index=True)
+    export_section(sel)
 
     calibration_section(preds, judged, sel.run_id)
 
@@ -111,7 +113,16 @@ else:
     st.info("Choose a dataset with a scored run in the sidebar, or build one with `scripts/train_adapter.py`.")
 
 st.subheader("Datasets")
-st.dataframe(pd.DataFrame([res.dataset_stats(n) for n in res.DATASETS]), hide_index=True)
+def _cell(value: object) -> str:
+    # Datasets differ in their splits: a split a dataset lacks is an empty cell, not "None"; counts stay whole.
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return f"{int(value):,}"
+    return str(value)
+
+
+st.dataframe(pd.DataFrame([res.dataset_stats(n) for n in res.DATASETS]).map(_cell), hide_index=True)
 
 st.subheader("Runs")
 if len(runs):

@@ -20,6 +20,7 @@ import db
 from pages.common import jobs_view, keys, labeling
 from pages.common import resources as res
 from pages.common.downloads import chart
+from pages.common.guidelines_view import guidelines_panel
 from pages.common.labeling import LABEL_BUTTONS, UNDO_SHORTCUT
 from pages.common.state import DEFAULT_THRESHOLD, require_run
 from pages.common.widgets import doc_text, md_code, md_escape, prob_bar, show_text
@@ -167,15 +168,19 @@ def _session_panel() -> None:
     )
 
 
-c = st.columns(3)
-c[0].metric("Left in the queue", f"{len(queue):,}")
-c[1].metric("Judged by you (this split)", f"{done_here:,}")
-c[2].metric("Skipped this session", f"{len(skipped):,}")
-total = len(queue) + done_here
+# What is left, counted over the suspects themselves: judged (by you, or by anyone without a name) of all of them.
+judged_suspects = sum(pair in (mine if sel.annotator else judged_all) for pair in zip(pool["query_id"], pool["doc_id"]))
+c = st.columns(4)
+c[0].metric("Left in the queue", f"{len(queue):,}", help="Suspects above the threshold not yet judged or skipped")
+c[1].metric("Judged / suspects", f"{judged_suspects:,} / {len(pool):,}", help="Suspects above the threshold")
+c[2].metric("Judged by you (this split)", f"{done_here:,}")
+c[3].metric("Skipped this session", f"{len(skipped):,}")
 st.progress(
-    done_here / total if total else 1.0,
-    text=f"{done_here} of {total} suspected false negatives above {threshold:.2f} reviewed",
+    judged_suspects / len(pool) if len(pool) else 1.0,
+    text=f"{judged_suspects} of {len(pool)} suspected false negatives above {threshold:.2f} judged, {len(queue)} left",
 )
+with st.sidebar:
+    guidelines_panel(sel)
 if order in ADAPTIVE:
     _model_caption()
     _refit_if_due()

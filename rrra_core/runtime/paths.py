@@ -17,6 +17,7 @@ __all__ = [
     "home_dir",
     "runs_dir",
     "cache_dir",
+    "datasets_dir",
     "demo_dataset_dir",
 ]
 
@@ -40,6 +41,11 @@ def runs_dir() -> Path:
 def cache_dir() -> Path:
     """Folder for derived, re-creatable data (embedding caches)."""
     return home_dir() / ".rrra" / "cache"
+
+
+def datasets_dir() -> Path:
+    """Folder for datasets people bring through the app (uploads, converted training files), one sub-folder each."""
+    return home_dir() / "datasets"
 
 
 def demo_dataset_dir(name: str) -> Path:
