@@ -112,7 +112,7 @@ elif sel.ready:
 else:
     st.info("Choose a dataset with a scored run in the sidebar, or build one with `scripts/train_adapter.py`.")
 
-st.subheader("Datasets")
+
 def _cell(value: object) -> str:
     # Datasets differ in their splits: a split a dataset lacks is an empty cell, not "None"; counts stay whole.
     if value is None or (isinstance(value, float) and value != value):
@@ -122,6 +122,7 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+st.subheader("Datasets")
 st.dataframe(pd.DataFrame([res.dataset_stats(n) for n in res.DATASETS]).map(_cell), hide_index=True)
 
 st.subheader("Runs")
