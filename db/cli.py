@@ -240,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     engine = db.init_db(args.db)
     try:
+        if args.command in ("export", "stats", "agreement"):
+            # A damaged SQLite page can hide rows from a query instead of failing it: an export would then
+            # lose judgments silently. Check the whole file first and refuse, in one line.
+            db.check_integrity(engine)
         if args.command == "upgrade":
             url = db.display_url(engine.url.render_as_string(hide_password=False))
             print(f"{url}: schema at revision {db.current_revision(engine)} (newest)")

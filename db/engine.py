@@ -30,6 +30,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from rrra_core.runtime.errors import ConfigError
 from rrra_core.runtime.paths import home_dir
 
+from .errors import AnnotationError
+
 __all__ = [
     "DB_URL_ENV",
     "default_db_path",
@@ -190,3 +192,32 @@ def ping(engine: Engine) -> None:
         raise ConfigError(
             f"cannot open the annotation database {display_url(str(engine.url.render_as_string(False)))}: {reason}"
         ) from None
+
+
+def damaged_message(url: str, reason: str) -> str:
+    """The one line a damaged SQLite store gets, with the way out (the README's "Recovering a damaged store")."""
+    shown = display_url(url)
+    path = make_url(url).database or "annotations.sqlite"
+    return (
+        f"the annotation database {shown} is damaged ({reason}); nothing was read or written. Recover it with "
+        f"`sqlite3 {path} .recover | sqlite3 recovered.sqlite` and point --db at the result (README: "
+        "Recovering a damaged store)"
+    )
+
+
+def check_integrity(engine: Engine) -> None:
+    """Refuse a damaged SQLite file (``PRAGMA quick_check``) in one line; other databases check themselves."""
+    if engine.url.get_backend_name() != "sqlite":
+        return
+    url = engine.url.render_as_string(hide_password=False)
+    try:
+        with engine.connect() as conn:
+            rows = [r[0] for r in conn.execute(text("PRAGMA quick_check"))]
+    except DBAPIError as err:
+        raise AnnotationError(damaged_message(url, _reason(err))) from None
+    if rows != ["ok"]:
+        raise AnnotationError(damaged_message(url, f"{len(rows)} problem(s), first: {rows[0]}"))
+
+
+def _reason(err: DBAPIError) -> str:
+    return str(err.orig).strip().splitlines()[0] if err.orig is not None else str(err).splitlines()[0]

@@ -24,10 +24,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from rrra_core.runtime.errors import ConfigError
 
-from .engine import _BEGIN_OPTION, display_url, make_engine, ping
+from .engine import _BEGIN_OPTION, damaged_message, display_url, make_engine, ping
+from .errors import AnnotationError
 
 __all__ = ["MIGRATIONS_DIR", "alembic_config", "head_revision", "current_revision", "upgrade", "init_db"]
 
@@ -101,5 +103,12 @@ def init_db(url: str | Path | None = None) -> Engine:
     """
     engine = make_engine(url)
     ping(engine)
-    upgrade(engine, "head")
+    try:
+        upgrade(engine, "head")
+    except DBAPIError as err:
+        if "malformed" in str(err.orig) or "not a database" in str(err.orig):
+            raise AnnotationError(
+                damaged_message(engine.url.render_as_string(hide_password=False), str(err.orig).splitlines()[0])
+            ) from None
+        raise
     return engine

@@ -59,7 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         mining = config_from_args(
             MiningConfig, args, prefix="mine_", base=base.sections.get("mining") if base else None
         )
-        check_run_inputs(enc.model, cfg.dataset, (cfg.train_split, cfg.eval_split))
+        check_run_inputs(
+            enc.model,
+            cfg.dataset,
+            (cfg.train_split, cfg.eval_split),
+            query_max_length=enc.query_max_length,
+            doc_max_length=enc.doc_max_length,
+        )
         if cfg.hard_negatives not in ("none", "mine") and not Path(cfg.hard_negatives).is_file():
             raise ConfigError(f"{cfg.hard_negatives}: hard-negatives file not found (or give 'none' or 'mine')")
         run = None

@@ -54,7 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         base = read_run_config(args.config) if args.config else None
         enc = config_from_args(EncoderConfig, args, base=base.encoder if base else None)
         cfg = config_from_args(Phase2Config, args, base=base.phase_settings(Phase2Config) if base else None)
-        check_run_inputs(enc.model, cfg.dataset, (cfg.train_split,))
+        check_run_inputs(
+            enc.model,
+            cfg.dataset,
+            (cfg.train_split,),
+            query_max_length=enc.query_max_length,
+            doc_max_length=enc.doc_max_length,
+        )
         run = create_run("phase2", phase2_config_dict(enc, cfg), run_id=args.run_id, root=args.runs_dir)
     print(f"run folder: {run.path}", file=sys.stderr)
     metrics = train_phase2(run, enc, cfg)

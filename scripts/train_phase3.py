@@ -59,7 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_from_args(Phase3Config, args, base=base.phase_settings(Phase3Config) if base else None)
         adapter = args.adapter if args.adapter is not None else (base.sections.get("adapter_init") if base else None)
         adapter = str(adapter_folder(adapter)) if adapter is not None else None  # a phase-2 run folder works too
-        check_run_inputs(enc.model, cfg.dataset, (cfg.train_split, cfg.eval_split))
+        check_run_inputs(
+            enc.model,
+            cfg.dataset,
+            (cfg.train_split, cfg.eval_split),
+            query_max_length=enc.query_max_length,
+            doc_max_length=enc.doc_max_length,
+        )
         if cfg.sampler == "rrra" and adapter is None:
             raise ConfigError("the rrra sampler needs a trained adapter (phase 2); pass its folder with --adapter")
         run = None

@@ -189,8 +189,12 @@ else:
         except UserError as err:  # ConfigError or AnnotationError: the user's one-line message
             st.error(md_escape(str(err)))
         else:
-            _launch(cfg, run_id.strip())
-            st.rerun()
+            try:
+                _launch(cfg, run_id.strip())
+            except UserError as err:  # e.g. a run name such as "../x": the one-line reason, nothing started
+                st.error(md_escape(str(err)))
+            else:
+                st.rerun()
 
 
 # --- jobs -------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from rrra_core.adapter.model import (
 )
 from rrra_core.runtime import reports
 from rrra_core.runtime.config import opt
-from rrra_core.runtime.errors import ConfigError, DataError
+from rrra_core.runtime.errors import ConfigError, DataError, TrainingDiverged
 from rrra_core.runtime.reports import metrics_record
 from rrra_core.runtime.runs import Run
 from rrra_core.training.loop import Reporter, TrainState, param_groups, resume_state, save_state
@@ -303,8 +303,13 @@ def _fit_step(
     loss, parts = adapter_loss(logits, data.targets[b], a, q, c, weights, cfg.lambda_norm)
     for group in optimizer.param_groups:
         group["lr"] = lr
+    if not torch.isfinite(loss.detach()):
+        raise TrainingDiverged(f"the adapter loss is {loss.item()}: training diverged and was stopped")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    grads = [p.grad for p in adapter.parameters() if p.grad is not None]
+    if grads and not torch.isfinite(torch.stack([g.detach().abs().max() for g in grads])).all():
+        raise TrainingDiverged("a non-finite adapter gradient: training diverged and was stopped")
     optimizer.step()
     return parts
 

@@ -248,6 +248,11 @@ def load_qrels(
         seen[(qid, did)] = line
         if score > 0:
             qrels.setdefault(qid, {})[did] = score
+    # Nothing to train or evaluate on: say so here rather than score 0 queries and print nDCG@10 0.0.
+    if not seen:
+        raise DataError(p, "no judgments: the file holds only its header")
+    if not qrels:
+        raise DataError(p, f"no relevant judgment (score > 0) among its {len(seen)} rows")
     return qrels
 
 

@@ -13,6 +13,7 @@ import gzip
 import io
 import json
 import os
+import re
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -100,6 +101,21 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
             raise DataError(p, f"truncated gzip file (after line {number})") from None
 
 
+#: A JSON escape of a UTF-16 surrogate: a cheap test before walking the parsed object.
+_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}")
+
+
+def _has_lone_surrogate(obj: Any) -> bool:
+    """Whether any string in ``obj`` holds a surrogate code point (JSON pairs decode to one character)."""
+    if isinstance(obj, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in obj)
+    if isinstance(obj, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in obj.items())
+    if isinstance(obj, list):
+        return any(_has_lone_surrogate(v) for v in obj)
+    return False
+
+
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)`` for each non-blank line of a JSONL file.
 
@@ -119,6 +135,9 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             raise DataError(p, "malformed JSON: nested too deeply", number) from None
         if not isinstance(obj, dict):
             raise DataError(p, f"expected a JSON object, found {type(obj).__name__}", number)
+        if _SURROGATE.search(line) and _has_lone_surrogate(obj):
+            # Valid JSON ("\ud800" escapes) but not valid Unicode: the tokenizer would crash much later.
+            raise DataError(p, "text holds a lone UTF-16 surrogate (invalid Unicode, e.g. '\\ud800')", number)
         yield number, obj
 
 

@@ -94,6 +94,31 @@ def resolve_model_dir(model: str | os.PathLike[str]) -> Path:
     return path
 
 
+def check_max_lengths(model: str | os.PathLike[str], **lengths: int) -> None:
+    """Refuse a length setting above the model's position limit, read from its ``config.json``, up front.
+
+    ``lengths`` are named as the flags that set them (``doc_max_length=600``).
+    """
+    folder = resolve_model_dir(model)
+    configs = [folder / "config.json", folder / "query" / "config.json", _transformer_subdir(folder) / "config.json"]
+    limits = []
+    for path in configs:
+        if path.is_file():
+            try:
+                value = json.loads(path.read_text(encoding="utf-8")).get("max_position_embeddings")
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise ConfigError(f"{path}: not valid JSON (a damaged model folder)") from None
+            if isinstance(value, int):
+                limits.append(value)
+    if not limits:
+        return
+    limit = min(limits)
+    for name, value in lengths.items():
+        if value > limit:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} {value} exceeds the model's {limit} positions ({folder}); use at most {limit}")
+
+
 def _transformer_subdir(folder: Path) -> Path:
     """Where the transformer weights live in a sentence-transformers folder ('' usually)."""
     modules = folder / "modules.json"
@@ -239,6 +264,9 @@ class BiEncoder(nn.Module):
 
     # ----- forward ------------------------------------------------------
     def tokenize(self, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
+        limit = getattr(self.query_model.config, "max_position_embeddings", None)
+        if limit is not None and max_length > limit:  # would crash inside the model with a tensor-size error
+            raise ConfigError(f"max length {max_length} exceeds the model's {limit} positions; use at most {limit}")
         return self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
 
     def forward(self, batch: dict[str, torch.Tensor], role: Role) -> torch.Tensor:

@@ -37,16 +37,18 @@ def setup_logging(verbose: bool = False) -> None:
         pass
 
 
-def check_run_inputs(model: str, dataset: str, splits: Iterable[str]) -> None:
-    """Refuse a missing model, dataset or split before a driver creates its run folder.
+def check_run_inputs(model: str, dataset: str, splits: Iterable[str], **lengths: int) -> None:
+    """Refuse a missing model, dataset or split, or a length the model cannot take, before a driver creates
+    its run folder.
 
     Without this a typo surfaced only after ``create_run``, leaving a run folder
-    with a config and nothing else in the user's run list.
+    with a config and nothing else in the user's run list. ``lengths`` are the
+    encoder's length settings by name (``doc_max_length=...``).
     """
     from rrra_core.data.beir import check_dataset
-    from rrra_core.retrieval.encoder import resolve_model_dir
+    from rrra_core.retrieval.encoder import check_max_lengths
 
-    resolve_model_dir(model)
+    check_max_lengths(model, **lengths)
     check_dataset(dataset, splits)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -82,7 +83,10 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
         if base is float:
             if isinstance(value, bool):
                 raise ValueError
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):  # inf or nan as a setting only ever ruins a run (e.g. --lr inf)
+                raise ConfigError(f"setting {name!r} must be a finite number, got {value!r}")
+            return number
         if base is str:
             if not isinstance(value, (str, int, float)) or isinstance(value, bool):
                 raise ValueError

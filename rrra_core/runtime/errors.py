@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["UserError", "DataError", "ConfigError"]
+__all__ = ["UserError", "DataError", "ConfigError", "TrainingDiverged"]
 
 
 class UserError(Exception):
@@ -30,3 +30,7 @@ class DataError(UserError):
 
 class ConfigError(UserError):
     """An invalid setting (unknown option, out-of-range value, missing model folder)."""
+
+
+class TrainingDiverged(UserError):
+    """A training step produced a non-finite loss or gradient; nothing from that step was applied or saved."""

@@ -40,12 +40,15 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from rrra_core.runtime.runs import Run
+
+T = TypeVar("T")
 
 __all__ = [
     "PROGRESS_FILE",
@@ -308,3 +311,34 @@ def _best(epochs: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
 def read_metrics(run: Run, kind: str | None = None) -> dict[str, Any]:
     """The one reader of ``<run>/metrics.json``, in the current shape (empty shape while there is none)."""
     return upgrade_metrics(run.read_json(METRICS_FILE, {}) or {}, kind)
+
+
+def records_failure(phase: int | None) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorate a training function whose first argument is its run: an error marks the run failed.
+
+    The run's ``progress.json`` then says ``status: failed`` (``cancelled`` for
+    an interrupt) with the error's one line, instead of a stage that looks
+    alive forever, and the error goes on to the caller unchanged. Nothing else
+    in the run is touched: its last good checkpoint stays for a resume.
+    """
+
+    def wrap(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def run_it(run: Run, *args: Any, **kwargs: Any) -> T:
+            try:
+                return fn(run, *args, **kwargs)
+            except BaseException as err:
+                from rrra_core.runtime import distributed
+
+                if distributed.is_main():
+                    status = "cancelled" if isinstance(err, KeyboardInterrupt) else "failed"
+                    line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                    try:
+                        write_progress(run, phase, status, status=status, message=f"{status}: {line}")
+                    except OSError:  # a full disk or a read-only folder: the original error matters more
+                        pass
+                raise
+
+        return run_it
+
+    return wrap

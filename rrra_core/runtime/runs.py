@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rrra_core.runtime.errors import ConfigError
+from rrra_core.runtime.errors import ConfigError, DataError
 from rrra_core.runtime.paths import REPO_ROOT, runs_dir
 
 __all__ = [
@@ -123,10 +123,14 @@ class Run:
         write_json_atomic(self.path / name, obj)
 
     def read_json(self, name: str, default: Any = None) -> Any:
+        """The JSON file ``name`` of the run, ``default`` if absent; a damaged one is a one-line DataError."""
         p = self.path / name
         if not p.is_file():
             return default
-        return json.loads(p.read_text(encoding="utf-8"))
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise DataError(p, f"damaged: not valid JSON ({err}); restore it or start the run again") from None
 
     def log(self, record: dict[str, Any]) -> None:
         """Append one JSON line to ``log.jsonl`` (flushed at once so followers see it)."""

@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from rrra_core.runtime.errors import DataError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "has_checkpoint"]
 
@@ -74,11 +77,16 @@ def save_checkpoint(
     (tmp / "state.json").write_text(json.dumps({**state, "param_groups": groups}, indent=2) + "\n", encoding="utf-8")
     final = run_dir / _DIR
     old = run_dir / (_DIR + ".old")
+    prev = run_dir / PREVIOUS
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         os.replace(final, old)
     os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    # The last two are kept: if the newest is ever damaged (a disk fault, a copy cut short),
+    # the one before it still resumes the run.
+    if old.exists():
+        shutil.rmtree(prev, ignore_errors=True)
+        os.replace(old, prev)
 
 
 def _regroup(saved: dict[str, Any], legacy_params: Sequence[nn.Parameter], optimizer: torch.optim.Optimizer) -> dict:
@@ -105,6 +113,27 @@ def _regroup(saved: dict[str, Any], legacy_params: Sequence[nn.Parameter], optim
     return {"state": state, "param_groups": groups}
 
 
+#: The checkpoint before the newest, kept so that a damaged newest one still leaves a way to resume.
+PREVIOUS = _DIR + ".prev"
+
+
+def _damaged(path: Path, run_dir: Path, why: str) -> DataError:
+    prev = run_dir / PREVIOUS
+    if prev.is_dir() and path.parent.name != PREVIOUS:
+        hint = f"the previous checkpoint is kept: `mv {prev} {run_dir / _DIR}` resumes from it"
+    else:
+        hint = "no earlier checkpoint is kept: start the run again under a new id"
+    return DataError(path, f"damaged checkpoint file ({why}); {hint}")
+
+
+def _read(path: Path, read: Any, run_dir: Path) -> Any:
+    """``read(path)``, with a damaged or missing file turned into a one-line DataError naming it."""
+    try:
+        return read(path)
+    except (OSError, ValueError, UnicodeDecodeError, SafetensorError) as err:  # JSONDecodeError is a ValueError
+        raise _damaged(path, run_dir, str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+
+
 def load_checkpoint(
     run_dir: str | os.PathLike[str],
     model: nn.Module,
@@ -123,16 +152,20 @@ def load_checkpoint(
     folder = run_dir / _DIR
     if not (folder / "state.json").is_file() and (run_dir / (_DIR + ".old") / "state.json").is_file():
         folder = run_dir / (_DIR + ".old")  # killed between the two renames
-    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    state = _read(folder / "state.json", lambda p: json.loads(p.read_text(encoding="utf-8")), run_dir)
     device = next(model.parameters()).device
-    model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)))
+    weights = _read(folder / "model.safetensors", lambda p: load_file(str(p), device=str(device)), run_dir)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:  # tensors of other names or shapes: not this run's checkpoint
+        raise _damaged(folder / "model.safetensors", run_dir, str(err).splitlines()[0]) from None
     groups = state.pop("param_groups")
     scaler_state = state.pop("grad_scaler", None)
     if scaler is not None and scaler_state:
         scaler.load_state_dict(scaler_state)
     if optimizer is not None:
         # Load on CPU: load_state_dict moves moments to the params and keeps "step" where torch wants it.
-        tensors = load_file(str(folder / "optimizer.safetensors"), device="cpu")
+        tensors = _read(folder / "optimizer.safetensors", lambda p: load_file(str(p), device="cpu"), run_dir)
         saved = _unflatten_optimizer(tensors, groups)
         sizes = [len(g["params"]) for g in optimizer.param_groups]
         if legacy_params is not None and [len(g["params"]) for g in groups] != sizes:

@@ -33,7 +33,7 @@ from rrra_core.retrieval.final_evaluation import final_evaluation
 from rrra_core.runtime import distributed
 from rrra_core.runtime.config import opt
 from rrra_core.runtime.errors import ConfigError, DataError
-from rrra_core.runtime.reports import METRICS_FILE, metrics_record, upgrade_metrics
+from rrra_core.runtime.reports import METRICS_FILE, metrics_record, records_failure, upgrade_metrics
 from rrra_core.runtime.run_config import run_config_dict
 from rrra_core.runtime.runs import Run
 from rrra_core.training.checkpoint import has_checkpoint
@@ -100,6 +100,10 @@ class Phase1Config:
     seed: int = opt(0, "random seed")
 
     def __post_init__(self) -> None:
+        if self.max_train_queries is not None and self.max_train_queries < 1:
+            raise ConfigError(f"max_train_queries must be at least 1 (or unset for all), got {self.max_train_queries}")
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"checkpoint_every must be >= 0 (0 = only at epoch ends), got {self.checkpoint_every}")
         if self.epochs < 1:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 2:
@@ -287,6 +291,7 @@ def _train_summary(pairs: list, state: TrainState, plan: StepPlan, report: Repor
 
 
 # ----------------------------------------------------------------- the loop
+@records_failure(1)
 def train_phase1(
     run: Run,
     enc_cfg: EncoderConfig,

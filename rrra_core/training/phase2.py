@@ -38,7 +38,8 @@ from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
 from rrra_core.retrieval.evaluation import rank_run
 from rrra_core.runtime.config import opt, section
 from rrra_core.runtime.device import resolve_device
-from rrra_core.runtime.reports import METRICS_FILE, StageProgress, write_progress
+from rrra_core.runtime.errors import ConfigError
+from rrra_core.runtime.reports import METRICS_FILE, StageProgress, records_failure, write_progress
 from rrra_core.runtime.run_config import run_config_dict
 from rrra_core.runtime.runs import Run, atomic_path
 
@@ -72,6 +73,10 @@ class Phase2Config:
     subsample_seed: int = opt(0, "seed for the query subsample")
     labels: LabelConfig = section(LabelConfig, "how the adapter's training labels are made", prefix="label_")
     fit: AdapterFitConfig = section(AdapterFitConfig, "how the adapter is fit on the frozen embeddings")
+
+    def __post_init__(self) -> None:
+        if self.max_train_queries is not None and self.max_train_queries < 1:
+            raise ConfigError(f"max_train_queries must be at least 1 (or unset for all), got {self.max_train_queries}")
 
     def adapter_config(self, dim: int) -> AdapterConfig:
         """The adapter's architecture for embeddings of size ``dim``."""
@@ -166,6 +171,7 @@ def _retrieve_candidates(
     )
 
 
+@records_failure(2)
 def train_phase2(
     run: Run,
     enc_cfg: EncoderConfig,

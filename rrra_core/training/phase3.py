@@ -60,7 +60,7 @@ from rrra_core.retrieval.final_evaluation import final_evaluation
 from rrra_core.runtime import distributed
 from rrra_core.runtime.config import opt
 from rrra_core.runtime.errors import ConfigError
-from rrra_core.runtime.reports import METRICS_FILE, StageProgress, metrics_record, upgrade_metrics
+from rrra_core.runtime.reports import METRICS_FILE, StageProgress, metrics_record, records_failure, upgrade_metrics
 from rrra_core.runtime.run_config import run_config_dict
 from rrra_core.runtime.runs import Run, atomic_path
 from rrra_core.training.loop import (
@@ -136,6 +136,10 @@ class Phase3Config:
     seed: int = opt(0, "random seed")
 
     def __post_init__(self) -> None:
+        if self.max_train_queries is not None and self.max_train_queries < 1:
+            raise ConfigError(f"max_train_queries must be at least 1 (or unset for all), got {self.max_train_queries}")
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"checkpoint_every must be >= 0 (0 = only at epoch ends), got {self.checkpoint_every}")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
         if self.rerank_signal not in ("p_rel", "qa"):
@@ -150,6 +154,11 @@ class Phase3Config:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.mu <= 1:
             raise ConfigError(f"mu must be in [0, 1], got {self.mu}")
+        for name in ("lr", "adapter_lr", "temperature", "hardness_temperature"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"max_steps must be at least 1, got {self.max_steps}")
 
 
 def phase3_config_dict(enc_cfg: EncoderConfig, cfg: Phase3Config, adapter_dir: str | None) -> dict[str, Any]:
@@ -702,6 +711,7 @@ def _reporter(
     return Reporter(run, 3, plan.total_steps, cfg.epochs, state.step, span=span, reserve=reserve, sub_stages=passes)
 
 
+@records_failure(3)
 def train_phase3(
     run: Run,
     enc_cfg: EncoderConfig,

@@ -28,6 +28,7 @@ from torch import nn
 
 from rrra_core.retrieval.encoder import BiEncoder
 from rrra_core.runtime import distributed
+from rrra_core.runtime.errors import TrainingDiverged
 
 __all__ = ["backward_and_step", "set_lr", "PairEmbedder", "embed_global_batch"]
 
@@ -48,8 +49,14 @@ def backward_and_step(
 ) -> float:
     """Backpropagate ``loss_scale * loss``, clip, step; returns the pre-clipping gradient norm.
 
-    ``loss_scale`` is the world size under DDP (see the module docstring).
+    ``loss_scale`` is the world size under DDP (see the module docstring). A
+    non-finite loss or gradient raises :class:`TrainingDiverged` *before* the
+    optimizer steps, so the weights (and every checkpoint) stay the last good
+    ones. Under fp16 loss scaling an overflow is expected and the scaler skips
+    that step itself, so only the loss is checked there.
     """
+    if not torch.isfinite(loss.detach()).all():
+        raise TrainingDiverged(f"the loss is {float(loss.detach().float().mean())}: training diverged and was stopped")
     optimizer.zero_grad(set_to_none=True)
     params = list(params)
     if loss_scale != 1.0:
@@ -60,6 +67,8 @@ def backward_and_step(
     else:
         loss.backward()
     grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
+    if scaler is None and not np.isfinite(grad_norm):
+        raise TrainingDiverged(f"the gradient norm is {grad_norm}: training diverged and was stopped")
     if scaler is not None:
         scaler.step(optimizer)
         scaler.update()

@@ -187,3 +187,33 @@ def test_label_studio_export_from_predictions(db_url: str, isolated_home: Path, 
     tasks = json.loads(out.read_text(encoding="utf-8"))
     assert [t["data"]["p_fn_given_neg"] for t in tasks] == [0.9, 0.5, 0.2]
     assert tasks[0]["predictions"][0]["model_version"] == "r9"
+
+
+def test_a_damaged_database_is_named_and_export_refuses(isolated_home: Path, tmp_path: Path) -> None:
+    """A damaged page: stats and export say so in one line (and export writes nothing) instead of a
+    traceback or a silently partial file; the README says how to recover."""
+    path = tmp_path / "store.sqlite"
+    url = f"sqlite:///{path}"
+    engine = db.init_db(url)
+    sessions = db.session_factory(engine)
+    data = load_dataset("adi", "test")
+    rows = [
+        f"{q}\t{d}\t{i % 2}" for i, (q, d) in enumerate((q, d) for q in sorted(data.queries)[:6] for d in data.corpus)
+    ]
+    qrels = tmp_path / "many.tsv"
+    qrels.write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows) + "\n")
+    with sessions() as s:
+        db.ensure_dataset(s, "adi")
+        db.import_qrels(s, "adi", qrels, "assessor")  # one transaction: several pages of rows, quickly
+    engine.dispose()  # the last connection closes: the write-ahead log goes into the file itself
+    raw = bytearray(path.read_bytes())
+    page = 4096
+    middle = (len(raw) // page // 2) * page  # a page in the middle of the file, past the schema
+    raw[middle : middle + 200] = b"\xff" * 200
+    path.write_bytes(bytes(raw))
+    out_file = tmp_path / "out.tsv"
+    for args in (["stats"], ["export", "--dataset", "adi", "--format", "beir", "--out", str(out_file)]):
+        out = _run("--db", url, *args, home=isolated_home)
+        _one_line_error(out, "is damaged")
+        assert ".recover" in out.stderr
+    assert not out_file.exists()

@@ -360,3 +360,23 @@ def test_squad() -> None:
     assert any(same for rel in has.values() for same in rel.values())
     # The file lists paragraphs other than the gold one.
     assert all(d not in test.qrels[q] for q, rel in has.items() for d in rel)
+
+
+def test_a_lone_surrogate_is_refused_at_load_naming_the_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "c.jsonl",
+        '{"_id": "1", "text": "emoji \\ud83d\\ude00 is a valid pair"}\n{"_id": "2", "text": "document \\ud800 x"}\n',
+    )
+    with pytest.raises(DataError, match="lone UTF-16 surrogate") as err:
+        load_corpus(path)
+    assert f"{path}:2:" in one_line(err)
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"), [("", "only its header"), ("q1\td1\t0\n", "no relevant judgment")], ids=["header", "zeros"]
+)
+def test_qrels_with_nothing_to_evaluate_are_an_error(tmp_path: Path, body: str, needle: str) -> None:
+    path = write(tmp_path / "test.tsv", "query-id\tcorpus-id\tscore\n" + body)
+    with pytest.raises(DataError, match=needle) as err:
+        load_qrels(path)
+    one_line(err)
