@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from rrra_core.analysis.comparison import PER_QUERY_FILE
 from rrra_core.runtime import jobs
-from tests.app.conftest import APP
+from tests.app.conftest import APP, wait_for_job
 from tests.app.test_app_training import table_with, values
 from tests.core.analysis.test_comparison import HOSTILE_QUERY, HOSTILE_QUERY_ID, PHASE1, RRRA, UNIFORM
 
@@ -107,14 +106,9 @@ def test_query_text_is_shown_inertly(runs: Path) -> None:
         assert "<b>bold" not in el.value and "](http://evil" not in el.value
 
 
-def _wait_for_job(job_id: str, timeout: float = 300.0) -> jobs.JobState:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        state = jobs.job_state(job_id)
-        if state is not None and not state.active:
-            return state
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} still running after {timeout:.0f}s")
+def _wait_for_job(job_id: str) -> jobs.JobState:
+    """The job's end, waiting on its progress rather than a deadline (see tests/app/conftest.wait_for_job)."""
+    return wait_for_job(job_id, every_s=0.5)
 
 
 def test_a_run_without_per_query_results_gets_them_from_a_background_job(runs: Path) -> None:

@@ -13,7 +13,8 @@ from rrra_core.runtime import jobs
 from rrra_core.runtime.errors import UserError
 
 
-def _wait_until(pred, timeout: float = 20.0):
+def _wait_until(pred, timeout: float = 300.0):
+    # Generous: these jobs are a few lines of Python, but a loaded 2-core machine can take seconds to start one.
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = pred()
