@@ -23,6 +23,7 @@ PAGES = {
         st.Page("pages/label/overview.py", title="Overview", icon=":material/dashboard:", default=True),
         st.Page("pages/label/browser.py", title="Hard negatives", icon=":material/manage_search:"),
         st.Page("pages/label/review.py", title="Review queue", icon=":material/fact_check:"),
+        st.Page("pages/label/disagreements.py", title="Disagreements", icon=":material/balance:"),
     ],
     "Analyse": [
         st.Page("pages/analysis/embedding_map.py", title="Embedding map", icon=":material/scatter_plot:"),

@@ -3,9 +3,13 @@
 Arrows run from each candidate ``c`` to the adapter's corrected position
 ``a``: a suspected false negative is pulled toward the query. Colour by the
 adapter's verdict, P(FN|neg), human labels or planted false negatives; hover
-for the text; select points (click, box or lasso) to list and relabel them.
-Maps are computed by ``scripts/project.py`` in the background, once per run
-and scope, and read from the run folder afterwards.
+for the text and the conditional that matches the pair's label (P(FP|pos) for
+a labelled positive, P(FN|neg) for a negative, as in the browser); click a
+point (or drag a box or lasso from the toolbar) to list and relabel it. The
+global view draws a few query stars unless asked for all. Maps are computed
+by ``scripts/project.py`` in the background, once per run and scope (a
+query's job lays out the run's global map too), and read from the run folder
+afterwards; switching back to a run reads its saved maps.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pages.common import projection_view as pv
 from pages.common import resources as res
 from pages.common.downloads import chart, csv_button
 from pages.common.labeling import LABEL_BUTTONS
+from pages.common.model_view import conditional, conditional_text
 from pages.common.state import Selection, require_run
 from pages.common.widgets import doc_text, label_badge, md_code, md_escape, short, show_text
 from rrra_core.analysis.projection import Scope
@@ -99,6 +104,15 @@ if proj is None or not current:
         st.stop()
 
 points = proj.points
+if scope.is_global:
+    all_stars = st.toggle(
+        "Show every sampled query's star",
+        value=False,
+        key=keys.MAP_ALL_STARS,
+        help=f"Off: {pv.GLOBAL_STARS} query stars spread over the sample, so the documents stay visible.",
+    )
+    if not all_stars:
+        points = pv.thin_stars(points)
 
 
 # --- the chart ----------------------------------------------------------------------------
@@ -123,8 +137,10 @@ event = chart(
 
 cfg = proj.config
 if scope.is_global:
+    n_sampled = int((proj.points["kind"] == "query").sum())
     st.caption(
-        f"{(points['kind'] == 'query').sum()} sampled queries (★) and {(points['kind'] == 'doc').sum()} documents (●); "
+        f"{(points['kind'] == 'query').sum()} of {n_sampled} sampled queries (★) and "
+        f"{(points['kind'] == 'doc').sum()} documents (●); "
         "a document stands for its labelled-positive pair, else its most suspect one. "
         f"{proj.meta.get('method', 'umap').upper()}, n_neighbors {cfg.n_neighbors}, seed {cfg.seed}; "
         f"computed in {proj.meta.get('seconds', 0):.0f} s."
@@ -156,12 +172,12 @@ st.session_state[keys.MAP_PICKED] = [k for k in st.session_state.get(keys.MAP_PI
 def _describe_pair(key: str) -> str:
     row = pairs.loc[key]
     rank = "" if pd.isna(row["rank"]) else f" · #{int(row['rank']) + 1}"
-    pfn = "" if pd.isna(row["p_fn_given_neg"]) or row["label"] > 0 else f" · P(FN|neg) {row['p_fn_given_neg']:.2f}"
-    return f"{row['doc_id']} · query {row['query_id']}{rank}{pfn}"
+    given = "" if pd.isna(row["p_tp"]) else f" · {conditional_text(row, '.2f')}"
+    return f"{row['doc_id']} · query {row['query_id']}{rank}{given}"
 
 
 picked = st.multiselect(
-    "Selected points (click, box or lasso on the map, or pick here)",
+    "Selected points (click a point, or drag a box or lasso from the map's toolbar, or pick here)",
     list(pairs.index),
     key=keys.MAP_PICKED,
     format_func=lambda k: short(_describe_pair(k), 120),
@@ -177,6 +193,7 @@ if picked:
     listed = pairs.loc[picked[:MAX_LISTED]]
     if len(picked) > MAX_LISTED:
         st.caption(f"Showing the first {MAX_LISTED} of {len(picked)} selected pairs.")
+    given = [conditional(r) for r in listed.to_dict("records")]
     table = pd.DataFrame(
         {
             "query id": listed["query_id"],
@@ -184,7 +201,9 @@ if picked:
             "rank": listed["rank"] + 1,
             "labelled": listed["label"].map({1: "positive", 0: "negative"}).fillna("—"),
             "verdict": listed["verdict"],
-            "P(FN|neg)": listed["p_fn_given_neg"],
+            # Each pair's conditional matches its label, as in the browser; the other one stays empty.
+            "P(FN|neg)": [v if n == "P(FN|neg)" else None for n, v in given],
+            "P(FP|pos)": [v if n == "P(FP|pos)" else None for n, v in given],
             "P(rel)": listed["p_rel"],
         }
     ).reset_index(drop=True)
@@ -192,6 +211,7 @@ if picked:
     for i, (_key, row) in enumerate(listed.iterrows()):
         q, d = row["query_id"], row["doc_id"]
         mine = human.get((q, d), {}).get(sel.annotator)
+        others = {a: lab for a, lab in human.get((q, d), {}).items() if a != sel.annotator}
         with st.container(border=True):
             cols = st.columns([3, 2, 4], vertical_alignment="center")
             rank = "not retrieved" if pd.isna(row["rank"]) else f"#{int(row['rank']) + 1}"
@@ -199,8 +219,10 @@ if picked:
                 f"{md_code(d)} for query {md_code(q)}  \n{rank} · "
                 f"{'labelled positive' if row['label'] > 0 else 'labelled negative'}"
             )
-            pfn = "—" if pd.isna(row["p_fn_given_neg"]) else f"{row['p_fn_given_neg']:.3f}"
-            cols[1].markdown(f"P(FN\\|neg) **{pfn}**  \nyou: {label_badge(mine)}")
+            cols[1].markdown(
+                f"{md_escape(conditional_text(row))}  \nyou: {label_badge(mine)}"
+                + (f"  \nothers: {labeling.who_said(others)}" if others else "")
+            )
             with cols[2], st.container(horizontal=True):
                 for label, text, _ in LABEL_BUTTONS:
                     st.button(
@@ -210,8 +232,7 @@ if picked:
                         args=(pv.labeling_row(row.to_dict()), label),
                         type="primary" if mine == label else "secondary",
                     )
-            doc = data.corpus.get(d)
-            with st.expander(
-                f"Text · {md_escape(getattr(doc, 'title', '') or short(getattr(doc, 'text', ''), 80), 100)}"
-            ):
-                show_text(doc_text(doc))
+            # A fixed label: an expander's label is Markdown (a bare URL there would become a link), so the
+            # document's title and text are shown inside it, as plain text only.
+            with st.expander("Document text"):
+                show_text(doc_text(data.corpus.get(d)))

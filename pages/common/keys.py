@@ -253,3 +253,24 @@ GUIDELINES_FOR = "_guidelines_for"  # the dataset whose text GUIDELINES_TEXT hol
 BULK_PICK = "bulk_pick"
 BULK_VERDICT = "bulk_verdict"
 BULK_APPLY = "bulk_apply"
+
+
+# --- Disagreements and adjudication; the map's query stars (issue 16, items 4 and 6) -------
+
+DIS_SHOW_SETTLED = "dis_show_settled"  # list the adjudicated pairs too, not only the open ones
+MAP_ALL_STARS = "map_all_stars"  # the global map draws every sampled query's star, not only a few
+
+
+def dis_verdict(label: str, pair: str) -> str:
+    """The button that records ``label`` as the adjudicated verdict of one pair (``pair``: a short hash)."""
+    return f"dis_{label}_{pair}"
+
+
+def dis_note(pair: str) -> str:
+    """The adjudication note typed for one pair."""
+    return f"dis_note_{pair}"
+
+
+def dis_reopen(pair: str) -> str:
+    """The button that removes one pair's adjudication, reopening it."""
+    return f"dis_reopen_{pair}"

@@ -17,7 +17,7 @@ import db
 from . import resources as res
 from .keys import FLASH
 from .state import Selection
-from .widgets import md_escape
+from .widgets import label_badge, md_escape
 
 LABEL_BUTTONS = (
     # (label, button text, shortcut)
@@ -93,6 +93,11 @@ def show_flash() -> None:
         kind, message = item
         # Messages carry query and document ids, which are user data: escape them.
         {"error": st.error, "info": st.info, "success": st.success}.get(kind, st.info)(md_escape(message))
+
+
+def who_said(votes: Mapping[str, str]) -> str:
+    """``alice: ✅ relevant · bob: ❌ not relevant``, names escaped, for a Markdown line ("others: ...")."""
+    return " · ".join(f"{md_escape(who, 40)}: {label_badge(label)}" for who, label in sorted(votes.items()))
 
 
 def labels_for(sel: Selection, query_id: str) -> dict[str, dict[str, str]]:

@@ -29,11 +29,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from rrra_core.analysis.candidates import predicted_class
-from rrra_core.analysis.projection import Scope, projection_paths
+from rrra_core.analysis.projection import Scope, numba_cache_dir, projection_paths
 from rrra_core.runtime import jobs
 from rrra_core.runtime.runs import Run
 
 from . import keys
+from .model_view import conditional_text
 from .widgets import CLASS_COLOURS, doc_text, md_escape, short, show_text
 
 JOB_KIND = "projection"
@@ -69,6 +70,10 @@ KIND_TEXT = {
 }
 HOVER_CHARS = 400
 HOVER_WIDTH = 80
+#: Query stars the global map draws unless asked for all: more hide the documents under them.
+GLOBAL_STARS = 12
+#: Pixels an arrow stops short of its head point, so the arrowhead lands on a's marker edge, not under it.
+ARROW_STANDOFF = 5
 
 
 # --- the background job ---------------------------------------------------------------
@@ -79,8 +84,9 @@ def job_id(run: Run, scope: Scope) -> str:
 
 
 def project_command(run: Run, scope: Scope) -> list[str]:
-    # --query=ID keeps an id that starts with '-' from reading as a flag.
-    where = ["--global"] if scope.is_global else [f"--query={scope.query_id}"]
+    # --query=ID keeps an id that starts with '-' from reading as a flag. A query's job also lays out the
+    # run's global map (if missing or stale) while UMAP is compiled and the vectors are at hand.
+    where = ["--global"] if scope.is_global else [f"--query={scope.query_id}", "--with-global"]
     return [sys.executable, "scripts/project.py", "--run", str(run.path), *where]
 
 
@@ -93,6 +99,8 @@ def start(run: Run, scope: Scope) -> None:
         project_command(run, scope),
         kind=JOB_KIND,
         meta={"run": run.id, "scope": scope.key, "query_id": scope.query_id},
+        # numba keeps UMAP's compiled code there: only the first job ever pays the compile (~a minute).
+        env={"NUMBA_CACHE_DIR": str(numba_cache_dir())},
     )
 
 
@@ -113,7 +121,7 @@ def compute_or_follow(run: Run, scope: Scope, *, stale: bool = False) -> None:
     jid = job_id(run, scope)
     state = jobs.job_state(jid)
     if state is not None and state.active:
-        _follow(jid, projection_paths(run, scope)[2], "Computing the map")
+        _follow(jid, projection_paths(run, scope)[2], "Computing the map", projection_paths(run, scope)[1])
         return
     # Two CPU cores: a second UMAP would only slow the first down.
     other = next((s for s in jobs.list_jobs(JOB_KIND) if s.active), None)
@@ -129,7 +137,7 @@ def compute_or_follow(run: Run, scope: Scope, *, stale: bool = False) -> None:
     first_time = state is None or (state.status == "done" and jid not in st.session_state.get(keys.MAP_LAUNCHED, set()))
     if first_time:
         start(run, scope)
-        _follow(jid, projection_paths(run, scope)[2], "Computing the map")
+        _follow(jid, projection_paths(run, scope)[2], "Computing the map", projection_paths(run, scope)[1])
         return
     if state.status in ("failed", "lost", "cancelled"):
         st.error(
@@ -144,11 +152,19 @@ def compute_or_follow(run: Run, scope: Scope, *, stale: bool = False) -> None:
         st.rerun()
 
 
-def _follow(jid: str, progress_file: Path, what: str) -> None:
+def _ready(settings: Path | None, since: float) -> bool:
+    """Whether the map's JSON was written after ``since``: it is drawable though its job goes on (global map)."""
+    try:
+        return settings is not None and settings.stat().st_mtime >= since
+    except FileNotFoundError:
+        return False
+
+
+def _follow(jid: str, progress_file: Path, what: str, settings: Path | None = None) -> None:
     @st.fragment(run_every=1.0)
     def progress() -> None:
         state = jobs.job_state(jid)
-        if state is None or not state.active:
+        if state is None or not state.active or _ready(settings, state.started_at or time.time()):
             st.rerun(scope="app")
             return
         info = _progress(progress_file)
@@ -240,7 +256,7 @@ def hover_texts(points: pd.DataFrame, queries: Mapping[str, str], corpus: Mappin
             head += (
                 f"<br>{'for query ' + html.escape(q) + ' · ' if kind == 'doc' else ''}rank #{int(rank) + 1}"
                 f" · {'labelled positive' if row.get('label', 0) > 0 else 'labelled negative'}"
-                f" · P(FN|neg) {_num(row.get('p_fn_given_neg'))} · P(rel) {_num(row.get('p_rel'))}"
+                f" · {conditional_text(row)} · P(rel) {_num(row.get('p_rel'))}"
             )
             if kind == "corrected":
                 head += f"<br>QA cos(q, a) {_num(row.get('qa'))} · CA cos(a, c) {_num(row.get('ca'))}"
@@ -252,6 +268,34 @@ def _category_order(values: pd.Series) -> list[str]:
     cats = [v for v in dict.fromkeys(values) if isinstance(v, str) and v != "query"]
     rank = {c: i for i, c in enumerate(CATEGORY_COLOURS)}
     return sorted(cats, key=lambda c: rank.get(c, len(rank)))
+
+
+def _add_arrows(fig: go.Figure, points: pd.DataFrame) -> None:
+    """One annotation arrow per corrected point ``a``, from its candidate ``c`` (``arrow_from``) to it."""
+    xy = points[["x", "y"]].to_numpy()
+    for i, j in zip(
+        np.flatnonzero(points["arrow_from"].to_numpy() >= 0), points.loc[points["arrow_from"] >= 0, "arrow_from"]
+    ):
+        fig.add_annotation(
+            x=xy[i, 0],
+            y=xy[i, 1],
+            ax=xy[j, 0],
+            ay=xy[j, 1],
+            xref="x",
+            yref="y",
+            axref="x",
+            ayref="y",
+            text="",
+            showarrow=True,
+            # A filled head, large enough to read and ending at a's marker edge (standoff), drawn above
+            # the markers: a head at a's centre hid under the diamond, so the lines read as undirected.
+            arrowhead=2,
+            arrowside="end",
+            arrowsize=1.4,
+            arrowwidth=1.3,
+            standoff=ARROW_STANDOFF,
+            arrowcolor="rgba(38, 50, 56, 0.7)",
+        )
 
 
 def build_figure(
@@ -308,26 +352,7 @@ def build_figure(
     add(colours == "query", "query", QUERY_COLOUR)
 
     if arrows:
-        xy = points[["x", "y"]].to_numpy()
-        for i, j in zip(
-            np.flatnonzero(points["arrow_from"].to_numpy() >= 0), points.loc[points["arrow_from"] >= 0, "arrow_from"]
-        ):
-            fig.add_annotation(
-                x=xy[i, 0],
-                y=xy[i, 1],
-                ax=xy[j, 0],
-                ay=xy[j, 1],
-                xref="x",
-                yref="y",
-                axref="x",
-                ayref="y",
-                text="",
-                showarrow=True,
-                arrowhead=2,
-                arrowsize=1,
-                arrowwidth=1,
-                arrowcolor="rgba(55, 71, 79, 0.45)",
-            )
+        _add_arrows(fig, points)
     fig.update_layout(
         height=height,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
@@ -336,10 +361,32 @@ def build_figure(
         yaxis={"showticklabels": False, "title": None, "zeroline": False},
         hoverlabel={"align": "left"},
         plot_bgcolor="white",
-        # Dragging selects (the page lists the selection for relabeling); zoom is one toolbar click away.
-        dragmode="select",
+        # One click selects one point. Streamlit turns a click into a selection only while the drag mode is
+        # pan or zoom (with "select" or "lasso" a click is a plain event), so box and lasso stay one toolbar
+        # click away instead of being the default.
+        clickmode="event+select",
+        dragmode="pan",
     )
     return fig
+
+
+# --- the global view --------------------------------------------------------------------
+
+
+def thin_stars(points: pd.DataFrame, keep: int = GLOBAL_STARS) -> pd.DataFrame:
+    """The global map's points with at most ``keep`` query stars, spread evenly over the sample; every document stays.
+
+    A hundred stars of size 16 cover the documents the map is for. Only for
+    the global scope, which has no arrows (``arrow_from`` points at rows, and
+    rows are dropped here).
+    """
+    is_query = (points["kind"] == "query").to_numpy()
+    rows = np.flatnonzero(is_query)
+    if len(rows) <= keep:
+        return points
+    keep_mask = ~is_query
+    keep_mask[rows[np.linspace(0, len(rows) - 1, keep).round().astype(int)]] = True
+    return points[keep_mask].reset_index(drop=True)
 
 
 # --- selection --------------------------------------------------------------------------

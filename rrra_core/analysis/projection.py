@@ -34,6 +34,7 @@ import pandas as pd
 
 from rrra_core.runtime.config import config_from_dict, config_to_dict, opt
 from rrra_core.runtime.errors import ConfigError, DataError, UserError
+from rrra_core.runtime.paths import home_dir
 from rrra_core.runtime.run_config import RunConfig, read_run_config
 from rrra_core.runtime.runs import Run, atomic_path, write_json_atomic
 
@@ -51,6 +52,7 @@ __all__ = [
     "compute_projection",
     "load_projection",
     "predictions_digest",
+    "numba_cache_dir",
 ]
 
 log = logging.getLogger(__name__)
@@ -291,6 +293,16 @@ def _pca_2d(x: np.ndarray) -> np.ndarray:
     k = min(2, len(s))
     out[:, :k] = u[:, :k] * s[:k]
     return out
+
+
+def numba_cache_dir() -> Path:
+    """Where numba keeps UMAP's compiled code (``NUMBA_CACHE_DIR``): ``<home>/.rrra/numba-cache``.
+
+    UMAP and pynndescent compile their kernels with ``cache=True``; without a
+    writable cache every projection process compiles again (over a minute on
+    a loaded machine). Set it in the environment before ``umap`` is imported.
+    """
+    return home_dir() / ".rrra" / "numba-cache"
 
 
 def fit_2d(vectors: np.ndarray, cfg: ProjectionConfig) -> tuple[np.ndarray, str]:

@@ -204,10 +204,16 @@ def test_global_map_shows_sampled_queries_and_documents_without_arrows(tiny_run:
     assert not at.exception
     proj = load_projection(run, Scope())
     fig = _figure(at)
-    assert _n_points(fig) == len(proj.points) and not fig["layout"].get("annotations")
+    assert not fig["layout"].get("annotations")
     assert (proj.points["kind"] == "query").sum() == 35  # every ADI query fits in the sample
+    # Thinned by default: a few query stars, every document.
     query_trace = next(t for t in fig["data"] if t["name"] == "query")
-    assert len(_array(query_trace["x"])) == 35
+    assert len(_array(query_trace["x"])) == pv.GLOBAL_STARS < 35
+    assert _n_points(fig) == len(proj.points) - (35 - pv.GLOBAL_STARS)
+    at.toggle(key="map_all_stars").set_value(True).run()
+    fig = _figure(at)
+    assert _n_points(fig) == len(proj.points)
+    assert len(_array(next(t for t in fig["data"] if t["name"] == "query")["x"])) == 35
     assert jobs.list_jobs(pv.JOB_KIND) == []
 
 
@@ -252,6 +258,10 @@ def test_hover_text_escapes_ids_and_text_and_keeps_only_our_markup() -> None:
     assert "q&lt;b&gt;" in hover[0]
     assert "d&lt;a href=&#x27;x&#x27;&gt;" in hover[1] and "<a " not in hover[1] and "&amp; more" in hover[1]
     assert "QA cos(q, a) 0.800" in hover[2] and "P(FN|neg) 0.750" in hover[1]
+    # A labelled positive shows P(FP|pos), as the browser does, never P(FN|neg).
+    positive = pts.assign(label=[None, 1, 1, 1])
+    hover = pv.hover_texts(positive, {"q<b>": "q"}, corpus)
+    assert "P(FP|pos) 0.500" in hover[1] and "P(FN|neg)" not in hover[1]
     assert all(h.count("<b>") == 1 for h in hover)  # the kind label is the only bold
 
 
@@ -263,6 +273,9 @@ def test_figure_colours_arrows_and_selection_mapping() -> None:
     assert len(fig.layout.annotations) == 1
     arrow = fig.layout.annotations[0]
     assert (arrow.ax, arrow.ay, arrow.x, arrow.y) == (1.0, 1.0, 0.5, 0.5)  # from c to a
+    # A visible head at a's end, stopping at the marker's edge rather than hidden under it.
+    assert arrow.showarrow and arrow.arrowhead >= 1 and arrow.arrowside == "end" and arrow.standoff >= 4
+    assert arrow.arrowsize >= 1.2 and arrow.arrowwidth >= 1.0
     assert sorted(i for t in fig.data for i in t.customdata) == [0, 1, 2, 3]
     fn = next(i for i, t in enumerate(fig.data) if t.name == "FN")
     assert pv.selected_rows(fig, [{"curve_number": fn, "point_index": 1}]) == [2]
@@ -275,3 +288,43 @@ def test_figure_colours_arrows_and_selection_mapping() -> None:
     assert human.tolist() == ["query", "unlabelled", "unlabelled", "disagreement"]
     pfn = pv.colour_values(pts, pv.COLOUR_PFN)
     assert pfn.tolist() == ["query", 0.75, 0.75, "labelled positive"]
+
+
+def test_a_single_click_selects_a_point(mapped: TinyRun) -> None:
+    at = _app()
+    chart = at.get("plotly_chart")[0]
+    spec = json.loads(chart.proto.spec)
+    # Streamlit turns a click into a selection only outside the select/lasso drag modes.
+    assert spec["layout"]["clickmode"] == "event+select" and spec["layout"]["dragmode"] not in ("select", "lasso")
+    assert 0 in list(chart.proto.selection_mode)  # POINTS: one click selects one point
+    proj = load_projection(open_run(RUN_ID), Scope(mapped.first_query))
+    row = int(np.flatnonzero((proj.points["doc_id"] == mapped.hostile_doc).to_numpy())[0])
+    # What the browser sends for one clicked point: its trace, index and customdata (the row in the points).
+    at.session_state["map_chart"] = {
+        "selection": {"points": [{"curve_number": 0, "point_index": 0, "customdata": row}], "box": [], "lasso": []}
+    }
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.multiselect(key="map_picked").value == [pv.pair_key(mapped.first_query, mapped.hostile_doc)]
+
+
+def test_listed_pairs_show_the_conditional_that_matches_their_label(mapped: TinyRun) -> None:
+    from rrra_core.analysis.projection import projection_paths
+
+    run = open_run(RUN_ID)
+    proj = load_projection(run, Scope(mapped.first_query))
+    pairs = pv.pair_table(proj.points)
+    pos, neg = pairs[pairs["p_tp"].notna()].index.tolist()[:2]
+    # The tiny encoder retrieves no positive of this query: call one scored pair (its c and a) a labelled positive.
+    points = proj.points.copy()
+    points.loc[(points["doc_id"] == pairs.loc[pos, "doc_id"]) & points["p_tp"].notna(), "label"] = 1
+    points.to_parquet(projection_paths(run, Scope(mapped.first_query))[0], index=False)
+    at = _app()
+    at.multiselect(key="map_picked").set_value([pos, neg]).run()
+    assert not at.exception
+    options = {o.split(" · ")[0]: o for o in at.multiselect(key="map_picked").options}
+    assert "P(FP|pos)" in options[pairs.loc[pos, "doc_id"]] and "P(FN|neg)" in options[pairs.loc[neg, "doc_id"]]
+    md = [m.value for m in at.markdown]
+    assert any("P\\(FP\\|pos\\)" in m for m in md) and any("P\\(FN\\|neg\\)" in m for m in md)
+    # Document text only inside expanders with a fixed label, as plain text.
+    assert {e.label for e in at.expander} == {"Document text"}

@@ -3,8 +3,9 @@
 Opens the page on a tiny ADI run with no map yet, follows the progress bar
 until the page redraws by itself with the chart (the fragment's rerun that
 AppTest cannot exercise), checks the points and the c → a arrows are in the
-DOM, that hostile text stays inert, that a box selection lists the selected
-pairs, and saves screenshots under ``test-artifacts/``.
+DOM, that hostile text stays inert, that a box selection (the toolbar's box
+tool: dragging pans by default) lists the selected pairs, and saves
+screenshots under ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -60,7 +61,10 @@ def test_embedding_map_computes_in_the_background_and_renders_plotly_points(
         idle(driver)
         screenshot(driver, "e2e_embedding_map.png")
 
-        # A box drawn over the whole plot selects every point; the list of pairs follows.
+        # A box drawn over the whole plot selects every point; the list of pairs follows. Dragging pans by
+        # default (so that one click selects one point): pick the toolbar's box select first.
+        box_tool = css(driver, '.js-plotly-plot .modebar-btn[data-val="select"]')[0]
+        driver.execute_script("arguments[0].click()", box_tool)
         plot = css(driver, ".js-plotly-plot .nsewdrag")[0]
         w, h = plot.size["width"], plot.size["height"]
         ActionChains(driver).move_to_element_with_offset(
