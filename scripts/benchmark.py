@@ -73,7 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="cranfield", choices=sorted(PRESETS), help="starting settings")
     p.add_argument("--quick", action="store_true", help="same as --preset quick: a few-minute smoke run on ADI")
-    p.add_argument("--out", help="results file stem (default: results/rrra_<preset>)")
+    p.add_argument(
+        "--out", help="results file stem (default: results/rrra_<dataset name>, or rrra_<preset> on its own dataset)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing result file (committed results are kept otherwise)",
+    )
     p.add_argument(
         "--render",
         metavar="JSON",
@@ -92,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from rrra_core.runtime.cli import setup_logging
     from rrra_core.runtime.config import config_from_args
+    from rrra_core.runtime.errors import ConfigError
     from rrra_core.runtime.paths import REPO_ROOT
     from rrra_core.runtime.runs import cpu_model, write_json_atomic
     from rrra_core.workflows.benchmark import BenchmarkConfig, run_benchmark
@@ -106,11 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.preset = "quick"
     cfg = config_from_args(BenchmarkConfig, args, base=dict(PRESETS[args.preset]))
-    stem = Path(args.out) if args.out else REPO_ROOT / "results" / f"rrra_{args.preset}"
+    name = result_name(args.preset, cfg.dataset)
+    stem = Path(args.out) if args.out else REPO_ROOT / "results" / f"rrra_{name}"
+    if stem.with_suffix(".json").exists() and not args.overwrite:
+        raise ConfigError(
+            f"{stem.with_suffix('.json')} exists; pass --overwrite to replace it, or --out for a new file"
+        )
     stem.parent.mkdir(parents=True, exist_ok=True)
     raw = argv if argv is not None else sys.argv[1:]
     command = "python scripts/benchmark.py" + (" " + shlex.join(raw) if raw else "")
-    tag = f"bench-{args.preset}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    tag = f"bench-{name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     t0 = time.perf_counter()
     import os
 
@@ -131,6 +144,16 @@ def main(argv: list[str] | None = None) -> int:
     save(result)
     print(stem.with_suffix(".md").read_text(encoding="utf-8"))
     return 0
+
+
+def result_name(preset: str, dataset: str) -> str:
+    """The name result files and run folders carry: the preset's on its own dataset, else the dataset's.
+
+    ``--preset cranfield --dataset /data/my_beir`` is a benchmark of ``my_beir``:
+    naming it ``cranfield`` would overwrite the committed Cranfield result.
+    """
+    own = PRESETS.get(preset, {}).get("dataset", preset)
+    return preset if dataset == own else Path(str(dataset).rstrip("/\\")).name or preset
 
 
 def _read_result(path: str) -> dict:
@@ -170,17 +193,23 @@ def merge(paths: list[str], out: str | None, raw_argv: list[str]) -> int:
         + "; ".join(p["command"] for p in parts)
         + ")"
     )
+    samplers = list(dict.fromkeys(x for p in parts for x in p["config"].get("samplers", [])))
     result = {
         "command": command,
         "preset": first["preset"],
         "machine": first["machine"],
-        "config": {**first["config"], "seeds": [s["seed"] for s in seeds]},
+        "config": {**first["config"], "seeds": [s["seed"] for s in seeds], "samplers": samplers},
         "seeds": seeds,
         "summary": aggregate(seeds),
         "wall_seconds": max(p["wall_seconds"] for p in parts),
-        **({"parallel_processes": len(parts)} if len(parts) > 1 else {}),
+        **(
+            {"merged_from": [{"command": p["command"], "wall_seconds": p["wall_seconds"]} for p in parts]}
+            if len(parts) > 1
+            else {}
+        ),
     }
-    stem = Path(out) if out else Path(paths[0]).with_name(f"rrra_{first['preset']}")
+    name = result_name(first["preset"], first["config"].get("dataset", first["preset"]))
+    stem = Path(out) if out else Path(paths[0]).with_name(f"rrra_{name}")
     write_json_atomic(stem.with_suffix(".json"), result)
     stem.with_suffix(".md").write_text(render_markdown(result), encoding="utf-8")
     print(render_markdown(result))

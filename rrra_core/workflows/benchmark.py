@@ -138,12 +138,17 @@ class BenchmarkConfig:
     )
     hitl: tuple[int, ...] = opt((), "human-in-the-loop review sizes N (first seed only); empty to skip")
     device: str = opt("auto", "auto, cpu or cuda")
+    precision: str = opt("fp32", "encoding precision, as every encoding driver takes it (fp32, bf16 or fp16)")
     model: str = opt("minilm", "starting encoder")
 
 
 def _enc(cfg: BenchmarkConfig, model: str) -> EncoderConfig:
     return EncoderConfig(
-        model=model, query_max_length=cfg.query_max_length, doc_max_length=cfg.doc_max_length, device=cfg.device
+        model=model,
+        query_max_length=cfg.query_max_length,
+        doc_max_length=cfg.doc_max_length,
+        device=cfg.device,
+        precision=cfg.precision,
     )
 
 

@@ -29,13 +29,18 @@ BASELINES = ("BM25", "zero-shot", "phase 1 (in-batch)", "uniform top-K", "SimANS
 FULL_RRRA = "RRRA (resampling + reranking)"
 
 
-def _fmt(cell: dict | None, digits: int = 3) -> str:
-    """``mean ± std`` over seeds (the mean alone for one seed; a dash for none)."""
+def _fmt(cell: dict | None, digits: int = 3, seeds: int | None = None) -> str:
+    """``mean ± std`` over seeds (the mean alone for one seed; a dash for none).
+
+    A row with fewer seeds than the file's ``seeds`` says how many (``(n=1)``),
+    so a ± never hides that it spans fewer runs than its neighbours.
+    """
     if not cell or cell.get("n", 0) == 0 or (isinstance(cell.get("mean"), float) and math.isnan(cell["mean"])):
         return "–"
+    fewer = f" (n={cell['n']})" if seeds is not None and cell["n"] < seeds else ""
     if cell["n"] > 1:
-        return f"{cell['mean']:.{digits}f} ± {cell['std']:.{digits}f}"
-    return f"{cell['mean']:.{digits}f}"
+        return f"{cell['mean']:.{digits}f} ± {cell['std']:.{digits}f}{fewer}"
+    return f"{cell['mean']:.{digits}f}{fewer}"
 
 
 def _cell(text: str) -> str:
@@ -56,12 +61,17 @@ def _header(r: dict[str, Any]) -> list[str]:
         f"Wall time {r['wall_seconds'] / 60:.1f} min (per seed: {per_seed} min).",
         "",
     ]
-    if r.get("parallel_processes"):
+    if r.get("merged_from"):
+        parts = r["merged_from"]
         lines += [
-            f"The seeds ran as {r['parallel_processes']} parallel processes on the same CPUs "
-            f"(torch threads per process: {m['torch_threads']}); wall time is the slowest one's.",
+            f"Merged from {len(parts)} result files (per file: "
+            + ", ".join(f"{p['wall_seconds'] / 60:.1f} min" for p in parts)
+            + f"; {sum(p['wall_seconds'] for p in parts) / 60:.1f} min in all). Whether they ran one after another "
+            "or side by side is not recorded in the files; the wall time above is the longest file's.",
             "",
         ]
+    elif r.get("parallel_processes"):  # files merged before merged_from was recorded
+        lines += [f"Merged from {r['parallel_processes']} result files; the wall time above is the longest file's.", ""]
     return lines + [
         "Settings: " + ", ".join(f"{k}={v}" for k, v in cfg.items()) + ".",
         "",
@@ -71,12 +81,12 @@ def _header(r: dict[str, Any]) -> list[str]:
     ]
 
 
-def _retrieval(methods: dict[str, dict[str, Any]]) -> list[str]:
+def _retrieval(methods: dict[str, dict[str, Any]], n_seeds: int | None = None) -> list[str]:
     keys = [k for k in RETRIEVAL_METRICS if any(k in v for v in methods.values())]
     lines = ["## Test retrieval (mean ± std over seeds)", "", "| method | " + " | ".join(keys) + " |"]
     lines.append("|---" * (len(keys) + 1) + "|")
     for name, vals in methods.items():
-        lines.append(f"| {_cell(name)} | " + " | ".join(_fmt(vals.get(k)) for k in keys) + " |")
+        lines.append(f"| {_cell(name)} | " + " | ".join(_fmt(vals.get(k), seeds=n_seeds) for k in keys) + " |")
     baselines = [n for n in methods if n in BASELINES]
     rrra = methods.get(FULL_RRRA)
     if rrra and baselines:
@@ -86,6 +96,9 @@ def _retrieval(methods: dict[str, dict[str, Any]]) -> list[str]:
             for pool, what in ((baselines, "baseline"), (dense, "dense baseline (same encoder)")):
                 best = max(pool, key=lambda n, m=metric: methods[n].get(m, {}).get("mean", float("-inf")))
                 diff = rrra[metric]["mean"] - methods[best][metric]["mean"]
+                if abs(diff) < 5e-5:  # equal at the precision shown: a tie, not a loss "by +0.0000"
+                    lines.append(f"- {metric}: full RRRA ties the best {what} ({best}).")
+                    continue
                 verdict = "beats" if diff > 0 else "does NOT beat"
                 lines.append(f"- {metric}: full RRRA {verdict} the best {what} ({best}) by {diff:+.4f}.")
     return lines
@@ -159,7 +172,7 @@ def _gradients(seed: dict[str, Any]) -> list[str]:
 def render_markdown(r: dict[str, Any]) -> str:
     """The result file ``r`` (as ``scripts/benchmark.py`` writes it) as a Markdown report."""
     summary, first = r["summary"], r["seeds"][0]
-    lines = _header(r) + _retrieval(summary["methods"])
+    lines = _header(r) + _retrieval(summary["methods"], n_seeds=len(r["seeds"]))
     if summary["detection"]:
         lines += _detection(summary["detection"], first)
     if summary["adapter_f1"]:

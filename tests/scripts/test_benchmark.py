@@ -58,3 +58,23 @@ def test_quick_benchmark_writes_every_table(isolated_home: Path, tmp_path: Path)
     seed = result["seeds"][0]
     assert seed["planted"] > 0 and [row["N"] for row in seed["hitl"]] == [0, 10]
     assert set(seed["gradients"]) == {"uniform", "simans", "margin", "rrra"}
+
+
+def test_results_are_named_by_dataset_and_never_overwritten_without_a_flag(
+    isolated_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    import benchmark
+
+    from rrra_core.runtime.cli import run_main
+
+    # A preset on its own dataset keeps the preset's name; on another collection, the collection's.
+    assert benchmark.result_name("cranfield", "cranfield") == "cranfield"
+    assert benchmark.result_name("quick", "adi") == "quick"
+    assert benchmark.result_name("cranfield", "/data/my_beir/") == "my_beir"
+    existing = tmp_path / "rrra_x"
+    existing.with_suffix(".json").write_text("{}")
+    assert run_main(benchmark.main, ["--quick", "--out", str(existing)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exists; pass --overwrite" in err[0]
+    assert existing.with_suffix(".json").read_text() == "{}"
