@@ -72,6 +72,15 @@ def browser_focus_label(label: str) -> str:
     return f"focus_{label}"
 
 
+# --- Links, the annotator's name, the split that follows the run (issue 16, items 1, 2 and 5) ---
+
+URL_RESTORED = "_url_restored"  # this session already took run, query and annotator from its first URL
+SPLIT_FOR = "_sb_split_for"  # (dataset, run) the split was last set for: choosing another run sets the run's split
+ANNOTATOR_PROMPT = "annotator_prompt"  # "who is labelling?" on the labelling pages; copied into ANNOTATOR
+BROWSER_SHOW_RUN_SPLIT = "browser_show_run_split"  # switches the sidebar's split to the one the run scored
+BROWSER_FOCUSED_ROW = "browser_focused_row"  # the focused candidate's container (styled and scrolled into view)
+
+
 # --- Review queue --------------------------------------------------------------------
 
 REVIEW_THRESHOLD = "_review_threshold"  # the slider's own copy of THRESHOLD

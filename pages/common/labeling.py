@@ -15,9 +15,9 @@ import streamlit as st
 import db
 
 from . import resources as res
-from .keys import FLASH
+from .keys import ANNOTATOR, ANNOTATOR_PROMPT, FLASH
 from .state import Selection
-from .widgets import label_badge, md_escape
+from .widgets import label_badge, md_code, md_escape
 
 LABEL_BUTTONS = (
     # (label, button text, shortcut)
@@ -44,7 +44,7 @@ def save(sel: Selection, row: Mapping[str, Any], label: str, queue_version: str 
     ``queue_version`` names the learnt review queue's model version whose order showed the pair.
     """
     if not sel.annotator:
-        flash("error", "Type your name in the sidebar first: judgments are saved under it.")
+        flash("error", "Type your name first (at the top of the page or in the sidebar): judgments are saved under it.")
         return False
     try:
         with res.session() as s:
@@ -87,12 +87,34 @@ def flash(kind: str, message: str) -> None:
     st.session_state[FLASH] = (kind, message)
 
 
-def show_flash() -> None:
+def show_flash(toast: bool = False) -> None:
+    """Show the last judgment's message once; as a toast where a message box would push the page down."""
     item = st.session_state.pop(FLASH, None)
     if item is not None:
         kind, message = item
         # Messages carry query and document ids, which are user data: escape them.
-        {"error": st.error, "info": st.info, "success": st.success}.get(kind, st.info)(md_escape(message))
+        if toast:
+            st.toast(md_escape(message), icon={"error": "⚠️", "success": "✅"}.get(kind, "ℹ️"))
+        else:
+            {"error": st.error, "info": st.info, "success": st.success}.get(kind, st.info)(md_escape(message))
+
+
+def _take_name() -> None:
+    st.session_state[ANNOTATOR] = str(st.session_state.get(ANNOTATOR_PROMPT) or "").strip()
+
+
+def annotator_banner(sel: Selection) -> None:
+    """Say whose name the judgments made on this page go under; ask for one when there is none.
+
+    A new session has no name unless its URL or ``RRRA_ANNOTATOR`` gives one (no silent
+    default): judgments under a wrong name are worse than a question.
+    """
+    if sel.annotator:
+        # A code span: the name can come from a shared link's URL, and code never renders as a link.
+        st.markdown(f":material/person: Labelling as **{md_code(sel.annotator)}** · change it in the sidebar")
+        return
+    st.warning("Who is labelling? Type your name: every judgment is saved under it (it stays in the address).")
+    st.text_input("Your name", key=ANNOTATOR_PROMPT, max_chars=64, on_change=_take_name, width=320)
 
 
 def who_said(votes: Mapping[str, str]) -> str:

@@ -3,17 +3,22 @@
 ``app.py`` draws the sidebar before running the page, so its widgets exist on
 every page and their values persist while people move between pages. Pages
 read the choice through :func:`selection`, never the raw keys (named in :mod:`.keys`).
+The run and the annotator's name also live in the URL (:mod:`.links`), so a
+refresh, a new tab or a shared link keeps them.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
 
+from . import links
 from . import resources as res
-from .keys import ANNOTATOR, DATASET, RUN, RUN_CHOICE, SELECTION, SPLIT
+from .keys import ANNOTATOR, DATASET, QUERY, RUN, RUN_CHOICE, SELECTION, SPLIT, SPLIT_FOR, URL_RESTORED
+from .widgets import md_code
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -32,7 +37,50 @@ class Selection:
 
 
 def _default_annotator() -> str:
-    return os.environ.get("RRRA_ANNOTATOR") or os.environ.get("USER") or "reviewer"
+    """The name a new session starts with: the URL's, else ``RRRA_ANNOTATOR``, else none (the pages ask).
+
+    Never ``$USER`` or a placeholder: on a shared server that is the account running
+    the app, and every judgment would silently go under a name that is not the person's.
+    """
+    return links.read(links.ANNOTATOR) or os.environ.get("RRRA_ANNOTATOR", "").strip()
+
+
+def _restore_from_url(browsable: Any) -> None:
+    """On a session's first run, open the run and query its URL names (a link, a refresh, a new tab).
+
+    Once per session only: afterwards the URL follows the person's choices, never the other way.
+    """
+    if st.session_state.get(URL_RESTORED):
+        return
+    st.session_state[URL_RESTORED] = True
+    run_id = links.read(links.RUN)
+    hit = browsable.loc[browsable["run"] == run_id, "dataset"].tolist()
+    if hit:
+        choose_run(hit[0], run_id)
+    elif run_id:
+        # The URL is anyone's to write: its value goes in a code span, never parsed as Markdown.
+        st.warning(f"The link's run {md_code(run_id)} is not here (or not scored yet); showing another.", icon="🔗")
+    query = links.read(links.QUERY)
+    if query:
+        st.session_state[QUERY] = query
+
+
+def _split_picker(dataset: str, run_id: str | None, run_split: str | None) -> str | None:
+    """The split selectbox, set to the split ``run_id`` scored whenever the run changes.
+
+    A run only has candidates for its own split's queries: left on another split, the
+    pages show empty query texts or nothing at all. A person may still change it afterwards.
+    """
+    options = res.splits(dataset)
+    follow = st.session_state.get(SPLIT_FOR) != (dataset, run_id)
+    if follow or st.session_state.get(SPLIT) not in options:
+        st.session_state.pop(SPLIT, None)
+        if run_split in options:
+            st.session_state[SPLIT] = run_split
+    st.session_state[SPLIT_FOR] = (dataset, run_id)
+    if not options:
+        return None
+    return st.selectbox("Split", options, key=SPLIT, help="Which qrels split's queries and positives to show.")
 
 
 def _run_picker(run_ids: list[str]) -> str | None:
@@ -52,10 +100,20 @@ def _run_picker(run_ids: list[str]) -> str | None:
     elif st.session_state.get(RUN) not in run_ids:
         st.session_state.pop(RUN, None)
     run_id = st.selectbox(
-        "Run", run_ids, key=RUN, help="Runs whose adapter scored this dataset's candidates (newest first)."
+        "Run",
+        run_ids,
+        key=RUN,
+        on_change=_run_chosen,
+        help="Runs whose adapter scored this dataset's candidates (newest first).",
     )
     st.session_state[RUN_CHOICE] = run_id
     return run_id
+
+
+def _run_chosen() -> None:
+    # A person picked a run: record it before the rerun puts the kept choice back into the widget,
+    # or the old choice would overwrite theirs.
+    st.session_state[RUN_CHOICE] = st.session_state.get(RUN)
 
 
 def choose_run(dataset: str, run_id: str) -> None:
@@ -71,6 +129,7 @@ def sidebar() -> Selection:
     browsable = runs[runs["browsable"] & runs["dataset"].notna()]
     with st.sidebar:
         st.markdown("**Working on**")
+        _restore_from_url(browsable)
         datasets = list(dict.fromkeys([*browsable["dataset"].tolist(), *res.DATASETS]))
         if st.session_state.get(DATASET) not in datasets:
             st.session_state.pop(DATASET, None)
@@ -84,23 +143,19 @@ def sidebar() -> Selection:
         if ANNOTATOR not in st.session_state:
             st.session_state[ANNOTATOR] = _default_annotator()
         annotator = st.text_input(
-            "Annotator", key=ANNOTATOR, max_chars=64, help="Your name: every judgment is saved under it."
+            "Annotator",
+            key=ANNOTATOR,
+            max_chars=64,
+            help="Your name: every judgment is saved under it. It stays in the address (?annotator=…).",
         ).strip()
         split = None
         if dataset is not None:
-            options = res.splits(dataset)
             run_split = browsable.loc[browsable["run"] == run_id, "split"].tolist()
-            if st.session_state.get(SPLIT) not in options:
-                st.session_state.pop(SPLIT, None)
-                if run_split and run_split[0] in options:
-                    st.session_state[SPLIT] = run_split[0]
-            split = (
-                st.selectbox("Split", options, key=SPLIT, help="Which qrels split's queries and positives to show.")
-                if options
-                else None
-            )
+            split = _split_picker(dataset, run_id, run_split[0] if run_split else None)
         if not annotator:
             st.warning("Type your name to save judgments.")
+        links.write(links.RUN, run_id)
+        links.write(links.ANNOTATOR, annotator)
     return Selection(dataset=dataset, run_id=run_id, annotator=annotator, split=split)
 
 
@@ -109,7 +164,7 @@ def selection() -> Selection:
     sel = st.session_state.get(SELECTION)
     if isinstance(sel, Selection):
         return sel
-    return Selection(None, None, _default_annotator(), None)
+    return Selection(None, None, os.environ.get("RRRA_ANNOTATOR", "").strip(), None)
 
 
 def require_run() -> Selection:

@@ -3,7 +3,7 @@
 Safety rule: query and document text comes from users' data, so it is shown
 with ``st.text`` (no Markdown, no HTML) or, where Streamlit only takes a
 Markdown label (expanders, buttons), through :func:`md_escape`. HTML is only
-ever built from numbers (:func:`prob_bar_html`).
+ever built from numbers and constants (:func:`prob_bar_html`, :func:`focus_marker_html`).
 """
 
 from __future__ import annotations
@@ -50,6 +50,14 @@ def doc_text(doc: Any) -> str:
     return f"{title}\n\n{body}" if title else body or "(empty document)"
 
 
+def doc_parts(doc: Any) -> tuple[str, str]:
+    """(title, body) of a corpus document, stripped; the body says so when the document is missing or empty."""
+    if doc is None:
+        return "", "(document not in the corpus)"
+    title = (getattr(doc, "title", "") or "").strip()
+    return title, (getattr(doc, "text", "") or "").strip() or "(empty document)"
+
+
 def show_text(text: str) -> None:
     """Render user data as plain text: never Markdown, never HTML."""
     st.text(text)
@@ -82,6 +90,26 @@ def legend() -> None:
             f'<span style="display:inline-block;width:10px;height:10px;background:{c};margin:0 3px 0 8px"></span>{n}'
             for n, c in CLASS_COLOURS.items()
         )
+    )
+
+
+def focus_marker_html(css_class: str, nonce: int) -> str:
+    """Outline the element with ``css_class`` and scroll it into view (only if it is off screen).
+
+    Built from a key constant and a number, never from user data. ``nonce`` (the
+    focused row) changes the element exactly when the focus moves, so the browser
+    re-runs the script then and leaves the scroll position alone otherwise.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", css_class):
+        raise ValueError(f"not a CSS class name: {css_class!r}")
+    selector = f".st-key-{css_class}"
+    return (
+        f"<style>{selector}{{outline:3px solid #1565c0;outline-offset:3px;"
+        f"background:rgba(21,101,192,0.07);border-radius:8px}}</style>"
+        f"<script>/* focus {int(nonce)} */ setTimeout(function () {{"
+        f"var el = document.querySelector('{selector}');"
+        "if (el) el.scrollIntoView({block: 'nearest', behavior: 'smooth'});"
+        "}, 80);</script>"
     )
 
 

@@ -1,42 +1,75 @@
 """Hard-negative browser: one query's top-K candidates with the adapter's TP/FN/FP/TN probabilities.
 
-Pick a query by id or words; read its labelled positives; page through its
-candidates (rank, retriever score, the four probabilities, P(FN|neg), the
-rerank position, human labels) and relabel them with a click or the keyboard:
-J/K move the focus, 1/2/3 label the focused candidate, Z undoes, N/P change query.
+Pick a query by id or words (any query the run scored in the split); read its
+labelled positives; page through its candidates (rank, retriever score, the four
+probabilities, P(FN|neg), the rerank position, human labels, the document's text)
+and relabel them with a click or the keyboard: J/K move the focus, 1/2/3 label the
+focused candidate and move on to the next one, Z undoes, N/P change query.
+
+The address names the run and the query (``/browser?run=demo-squad&query=123``), so
+a link opens the same query for a colleague. The candidates are a fragment: a label,
+a focus move or a page turn redraws them alone, so the page keeps its place.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from pages.common import keys, labeling
+from pages.common import keys, labeling, links
 from pages.common import resources as res
 from pages.common.bulk_label import bulk_label
 from pages.common.labeling import LABEL_BUTTONS, UNDO_SHORTCUT
 from pages.common.state import DEFAULT_THRESHOLD, Selection, require_run
-from pages.common.widgets import doc_text, label_badge, legend, md_code, md_escape, prob_bar, short, show_text
+from pages.common.widgets import (
+    doc_parts,
+    doc_text,
+    focus_marker_html,
+    label_badge,
+    legend,
+    md_code,
+    md_escape,
+    prob_bar,
+    short,
+    show_text,
+)
 from rrra_core.analysis.candidates import candidates_for, predicted_class, search_queries
 
 PAGE_SIZES = (10, 20, 50)
 
 st.title("Hard negatives")
-labeling.show_flash()
-sel = require_run()
+sel = require_run()  # judgments' messages show as toasts in the candidates' fragment (below)
+labeling.annotator_banner(sel)
 
 preds = res.predictions(sel.run_id)
 data = res.dataset(sel.dataset, sel.split)
 scored = set(preds["query_id"].unique())
 pool = [q for q in data.qrels if q in scored]
+
+
+def _use_split(split: str) -> None:
+    st.session_state[keys.SPLIT] = split
+
+
 if not pool:
+    # The sidebar sets the run's split whenever the run changes: this is a split chosen afterwards.
     run_split = res.run_dataset(res.run_json(sel.run_id, "config.json", {}))[1]
     st.warning(
-        f"Run {sel.run_id} scored the '{run_split}' split's queries; none are in the '{sel.split}' split. "
-        "Switch the split in the sidebar."
+        f"Run {md_code(sel.run_id)} scored the {md_code(run_split)} split's queries; "
+        f"none are in the {md_code(sel.split)} split."
     )
+    if run_split in res.splits(sel.dataset):
+        st.button(
+            f"Show the {md_escape(run_split)} split",
+            key=keys.BROWSER_SHOW_RUN_SPLIT,
+            on_click=_use_split,
+            args=(run_split,),
+            type="primary",
+        )
     st.stop()
 
 
@@ -56,10 +89,11 @@ def _step_query(options: list[str], step: int) -> None:
 
 
 search = st.text_input("Find a query", key=keys.BROWSER_SEARCH, placeholder="words from the query, or its id")
-matches = search_queries(data.queries, search, within=pool, limit=500)
+# Every query the run scored in this split: a cap of 500 once hid 300 of the demo's 800 from the picker and N/P.
+matches = search_queries(data.queries, search, within=pool, limit=len(pool))
 if not matches:
     st.warning("No query matches; showing all.")
-    matches = pool[:500]
+    matches = pool
 if st.session_state.get(keys.QUERY) not in pool or (search.strip() and st.session_state[keys.QUERY] not in matches):
     _set_query(matches[0])
 current = st.session_state[keys.QUERY]
@@ -92,11 +126,16 @@ cols[2].button(
     help="Next query (N)",
 )
 qid = st.session_state[keys.QUERY]
+links.write(links.QUERY, qid)
 
-st.markdown(f"**Query** {md_code(qid)}")
+head = st.columns([8, 2], vertical_alignment="center")
+head[0].markdown(f"**Query** {md_code(qid)}")
+with head[1].popover("Link to this query", icon=":material/link:"):
+    st.caption("Opens this run and query for anyone who can reach this app (the address bar holds it too):")
+    st.code(links.browser_link(sel.run_id, qid), language=None, wrap_lines=True)
 show_text(data.queries.get(qid, "(query text missing)"))
 positives = [d for d, r in data.qrels.get(qid, {}).items() if r > 0]
-with st.expander(f"Labelled positives ({len(positives)})", expanded=len(positives) <= 2):
+with st.expander(f"Labelled positives ({len(positives)})", expanded=len(positives) <= 3):
     for d in positives:
         st.markdown(f"{md_code(d)}")
         show_text(doc_text(data.corpus.get(d)))
@@ -104,149 +143,242 @@ with st.expander(f"Labelled positives ({len(positives)})", expanded=len(positive
 
 # --- candidates ---------------------------------------------------------------
 
-cands = candidates_for(preds, qid)
-cands["verdict"] = predicted_class(cands)
-human = labeling.labels_for(sel, qid)
-known = res.known_fn(sel.dataset, sel.split).get(qid, set())
-threshold = st.session_state.get(keys.THRESHOLD, DEFAULT_THRESHOLD)
 
-with st.container(horizontal=True, vertical_alignment="bottom"):
-    st.slider(
-        "Suspect a false negative at P(FN|neg) ≥",
-        0.0,
-        1.0,
-        float(threshold),
-        0.05,
-        key=keys.BROWSER_THRESHOLD,
-        on_change=lambda: st.session_state.__setitem__(keys.THRESHOLD, st.session_state[keys.BROWSER_THRESHOLD]),
-        width=320,
-    )
-    page_size = st.selectbox("Per page", PAGE_SIZES, key=keys.BROWSER_PAGE_SIZE, width=110)
-    legend()
+@dataclass(frozen=True)
+class _View:
+    """One query's candidates as drawn this time, with what the rows and buttons need."""
 
-suspect = (cands["label"] == 0) & (cands["p_fn_given_neg"] >= threshold)
-table = pd.DataFrame(
-    {
-        "rank": cands["rank"] + 1,
-        "rerank": cands["rerank"] + 1,
-        "score": cands["score"].round(4),
-        "P(FN|neg)": cands["p_fn_given_neg"],
-        "verdict": cands["verdict"],
-        "qrels": cands["label"].map({1: "positive", 0: "negative"}),
-        "suspected": suspect,
-        "your label": [label_badge(human.get(d, {}).get(sel.annotator)) for d in cands["doc_id"]],
-        "doc id": cands["doc_id"],
-        "preview": [short(getattr(data.corpus.get(d), "text", ""), 80) for d in cands["doc_id"]],
-    }
-)
-if known:
-    table.insert(6, "answer-bearing", cands["doc_id"].isin(known))
-with st.expander(f"All {len(cands)} candidates as a table (sortable, downloadable)"):
-    st.dataframe(
-        table,
-        hide_index=True,
-        column_config={
-            "P(FN|neg)": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f"),
-        },
-    )
+    cands: pd.DataFrame
+    suspect: pd.Series
+    human: dict[str, dict[str, str]]
+    known: set[str]
+    focus: int
+    page_size: int
+    title: str  # the title most candidates share, shown once above them ("" when none is shared)
 
-n = len(cands)
-pages = max(1, -(-n // page_size))
-focus = min(int(st.session_state.get(keys.BROWSER_FOCUS, 0)), n - 1)
-page = min(int(st.session_state.get(keys.BROWSER_PAGE, focus // page_size)), pages - 1)
+    @property
+    def n(self) -> int:
+        return len(self.cands)
 
 
-def _move_focus(step: int) -> None:
-    f = max(0, min(n - 1, int(st.session_state.get(keys.BROWSER_FOCUS, 0)) + step))
+def _focus(f: int, page_size: int) -> None:
     st.session_state[keys.BROWSER_FOCUS] = f
     st.session_state[keys.BROWSER_PAGE] = f // page_size
 
 
-def _go_page(p: int) -> None:
+def _go_page(p: int, page_size: int) -> None:
     st.session_state[keys.BROWSER_PAGE] = p
     st.session_state[keys.BROWSER_FOCUS] = p * page_size
 
 
-def _label(row: dict[str, Any], label: str, s: Selection = sel) -> None:
-    labeling.save(s, row, label)
+def label_and_advance(row: dict[str, Any], label: str, at: int, n: int, page_size: int, s: Selection = sel) -> None:
+    """Save ``label`` for the candidate at ``at``, then focus the next one (the review queue's flow)."""
+    if labeling.save(s, row, label):
+        _focus(min(at + 1, n - 1), page_size)
 
 
-def _describe(row: pd.Series, i: int) -> None:
-    """One candidate: numbers, bar, flags and label buttons, then its text in an expander."""
+def _label_focused(label: str, cands: pd.DataFrame, page_size: int) -> None:
+    """The keyboard's label: the focus is read when the key is pressed, so two quick presses label two rows."""
+    at = min(int(st.session_state.get(keys.BROWSER_FOCUS, 0)), len(cands) - 1)
+    label_and_advance(cands.iloc[at].to_dict(), label, at, len(cands), page_size)
+
+
+def _undo(cands: pd.DataFrame, page_size: int, s: Selection = sel) -> None:
+    """Undo the last judgment and, when it was on this query, focus its candidate again."""
+    event = labeling.undo(s)
+    docs = cands["doc_id"].tolist()
+    if event is not None and event.query_id == cands["query_id"].iat[0] and event.doc_id in docs:
+        _focus(docs.index(event.doc_id), page_size)
+
+
+def _shared_title(cands: pd.DataFrame) -> str:
+    """The title at least half the candidates carry (every SQuAD paragraph of an article has the same one)."""
+    titles = Counter(doc_parts(data.corpus.get(d))[0] for d in cands["doc_id"])
+    title, count = titles.most_common(1)[0] if titles else ("", 0)
+    return title if count * 2 >= len(cands) else ""
+
+
+def _controls() -> tuple[float, int]:
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        threshold = st.slider(
+            "Suspect a false negative at P(FN|neg) ≥",
+            0.0,
+            1.0,
+            float(st.session_state.get(keys.THRESHOLD, DEFAULT_THRESHOLD)),
+            0.05,
+            key=keys.BROWSER_THRESHOLD,
+            on_change=lambda: st.session_state.__setitem__(keys.THRESHOLD, st.session_state[keys.BROWSER_THRESHOLD]),
+            width=320,
+        )
+        page_size = st.selectbox("Per page", PAGE_SIZES, key=keys.BROWSER_PAGE_SIZE, width=110)
+        legend()
+    return float(threshold), int(page_size)
+
+
+def _table(v: _View) -> None:
+    cands = v.cands
+    table = pd.DataFrame(
+        {
+            "rank": cands["rank"] + 1,
+            "rerank": cands["rerank"] + 1,
+            "score": cands["score"].round(4),
+            "P(FN|neg)": cands["p_fn_given_neg"],
+            "verdict": cands["verdict"],
+            "qrels": cands["label"].map({1: "positive", 0: "negative"}),
+            "suspected": v.suspect,
+            "your label": [label_badge(v.human.get(d, {}).get(sel.annotator)) for d in cands["doc_id"]],
+            "doc id": cands["doc_id"],
+            "preview": [short(getattr(data.corpus.get(d), "text", ""), 80) for d in cands["doc_id"]],
+        }
+    )
+    if v.known:
+        table.insert(6, "answer-bearing", cands["doc_id"].isin(v.known))
+    with st.expander(f"All {len(cands)} candidates as a table (sortable, downloadable)"):
+        st.dataframe(
+            table,
+            hide_index=True,
+            column_config={
+                "P(FN|neg)": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f"),
+            },
+        )
+
+
+def _focus_panel(v: _View) -> None:
+    """The focused candidate's buttons: what the keyboard shortcuts press."""
+    frow = v.cands.iloc[v.focus]
+    with st.container(border=True):
+        st.markdown(
+            f"**Focused: candidate #{int(frow['rank']) + 1}** {md_code(frow['doc_id'])} "
+            "· 1 relevant · 2 not relevant · 3 unsure (then on to the next) · J/K move · Z undo"
+        )
+        with st.container(horizontal=True):
+            for label, text, key in LABEL_BUTTONS:
+                st.button(
+                    text,
+                    key=keys.browser_focus_label(label),
+                    shortcut=key,
+                    on_click=_label_focused,
+                    args=(label, v.cands, v.page_size),
+                    type="primary" if label == "relevant" else "secondary",
+                )
+            st.button(
+                "Undo", key=keys.BROWSER_UNDO, shortcut=UNDO_SHORTCUT, on_click=_undo, args=(v.cands, v.page_size)
+            )
+            st.button(
+                "Previous",
+                key=keys.BROWSER_FOCUS_PREV,
+                shortcut="K",
+                on_click=_focus,
+                args=(max(0, v.focus - 1), v.page_size),
+            )
+            st.button(
+                "Next",
+                key=keys.BROWSER_FOCUS_NEXT,
+                shortcut="J",
+                on_click=_focus,
+                args=(min(v.n - 1, v.focus + 1), v.page_size),
+            )
+
+
+def _numbers(v: _View, i: int, cols: list[Any]) -> None:
+    """Rank and score, the probability bar, flags, the rerank move and the labels of one candidate."""
+    row = v.cands.iloc[i]
     d = row["doc_id"]
-    mine = human.get(d, {}).get(sel.annotator)
-    others = {a: lab for a, lab in human.get(d, {}).items() if a != sel.annotator}
-    c = st.columns([0.9, 2.0, 1.5, 1.1, 1.4, 3.8], vertical_alignment="center")
-    c[0].markdown(f"**#{int(row['rank']) + 1}**  \n{row['score']:.4f}")
-    with c[1]:
+    cols[0].markdown(f"**#{int(row['rank']) + 1}** {md_code(d)}  \n{row['score']:.4f}")
+    with cols[1]:
         prob_bar(row)
     flags = []
-    if suspect.iloc[i]:
+    if v.suspect.iloc[i]:
         flags.append(":red-badge[suspected FN]")
     if row["label"] > 0:
         flags.append(":green-badge[labelled positive]")
-    if d in known:
+    if d in v.known:
         flags.append(":orange-badge[answer-bearing]")
     if row["label"] > 0 and "p_fp_given_pos" in row:
-        c[2].markdown(f"P(FP\\|pos) **{row['p_fp_given_pos']:.3f}**  \n" + " ".join(flags))
+        cols[2].markdown(f"P(FP\\|pos) **{row['p_fp_given_pos']:.3f}**  \n" + " ".join(flags))
     else:
-        c[2].markdown(f"P(FN\\|neg) **{row['p_fn_given_neg']:.3f}**  \n" + " ".join(flags))
+        cols[2].markdown(f"P(FN\\|neg) **{row['p_fn_given_neg']:.3f}**  \n" + " ".join(flags))
     move = int(row["rank"]) - int(row["rerank"])
     arrow = f":green[▲{move}]" if move > 0 else (f":red[▼{-move}]" if move < 0 else "=")
-    c[3].markdown(f"rerank **#{int(row['rerank']) + 1}** {arrow}")
-    c[4].markdown(
-        f"you: {label_badge(mine)}"
-        + (f"  \nothers: {', '.join(label_badge(v) for v in others.values())}" if others else "")
+    cols[3].markdown(f"rerank **#{int(row['rerank']) + 1}** {arrow}")
+    mine = v.human.get(d, {}).get(sel.annotator)
+    others = [lab for a, lab in v.human.get(d, {}).items() if a != sel.annotator]
+    cols[4].markdown(
+        f"you: {label_badge(mine)}" + (f"  \nothers: {', '.join(label_badge(x) for x in others)}" if others else "")
     )
-    with c[5]:
-        with st.container(horizontal=True):
-            for label, text, _ in LABEL_BUTTONS:
-                st.button(
-                    text,
-                    key=keys.browser_label(label, i),
-                    on_click=_label,
-                    args=(row.to_dict(), label),
-                    type="primary" if mine == label else "secondary",
-                )
-    doc = data.corpus.get(d)
-    with st.expander(
-        f"{md_code(d)} · {md_escape(getattr(doc, 'title', '') or short(getattr(doc, 'text', ''), 80), 100)}",
-        expanded=(i == focus),
-    ):
-        show_text(doc_text(doc))
 
 
-# The focused candidate: what the keyboard shortcuts act on.
-frow = cands.iloc[focus]
-with st.container(border=True):
-    st.markdown(
-        f"**Focused: candidate #{int(frow['rank']) + 1}** {md_code(frow['doc_id'])} "
-        "· J/K move · 1 relevant · 2 not relevant · 3 unsure · Z undo"
-    )
-    with st.container(horizontal=True):
-        for label, text, key in LABEL_BUTTONS:
+def _row(v: _View, i: int) -> None:
+    """One candidate: its numbers and label buttons, then its text, readable without a click."""
+    row = v.cands.iloc[i]
+    if i == v.focus:
+        st.markdown(":blue-badge[▶ Focused] the keys 1 · 2 · 3 label this candidate")
+    cols = st.columns([1.3, 2.0, 1.5, 1.1, 1.4, 3.6], vertical_alignment="center")
+    _numbers(v, i, cols)
+    mine = v.human.get(row["doc_id"], {}).get(sel.annotator)
+    with cols[5], st.container(horizontal=True):
+        for label, text, _ in LABEL_BUTTONS:
             st.button(
-                f"{text}",
-                key=keys.browser_focus_label(label),
-                shortcut=key,
-                on_click=_label,
-                args=(frow.to_dict(), label),
-                type="primary" if label == "relevant" else "secondary",
+                text,
+                key=keys.browser_label(label, i),
+                on_click=label_and_advance,
+                args=(row.to_dict(), label, i, v.n, v.page_size),
+                type="primary" if mine == label else "secondary",
             )
-        st.button("Undo", key=keys.BROWSER_UNDO, shortcut=UNDO_SHORTCUT, on_click=labeling.undo, args=(sel,))
-        st.button("Previous", key=keys.BROWSER_FOCUS_PREV, shortcut="K", on_click=_move_focus, args=(-1,))
-        st.button("Next", key=keys.BROWSER_FOCUS_NEXT, shortcut="J", on_click=_move_focus, args=(1,))
+    title, body = doc_parts(data.corpus.get(row["doc_id"]))
+    # Plain text only (st.text): document text never goes through Markdown, so a bare URL never becomes a link.
+    show_text(f"{title}\n\n{body}" if title and title != v.title else body)
 
-st.caption(f"Candidates {page * page_size + 1}–{min(n, (page + 1) * page_size)} of {n} · page {page + 1} of {pages}")
-for i in range(page * page_size, min(n, (page + 1) * page_size)):
-    with st.container(border=True):
-        if i == focus:
-            st.caption("▶ focused")
-        _describe(cands.iloc[i], i)
 
-with st.container(horizontal=True):
-    st.button("◀ Previous page", key=keys.BROWSER_PAGE_PREV, disabled=page == 0, on_click=_go_page, args=(page - 1,))
-    st.button(
-        "Next page ▶", key=keys.BROWSER_PAGE_NEXT, disabled=page >= pages - 1, on_click=_go_page, args=(page + 1,)
+@st.fragment
+def _candidates(query_id: str) -> None:
+    """Everything a label, a focus move or a page turn changes, redrawn alone so the page never jumps."""
+    labeling.show_flash(toast=True)  # a toast: a message box here would push the list down
+    cands = candidates_for(preds, query_id)
+    cands["verdict"] = predicted_class(cands)
+    threshold, page_size = _controls()
+    n = len(cands)
+    focus = min(int(st.session_state.get(keys.BROWSER_FOCUS, 0)), n - 1)
+    v = _View(
+        cands=cands,
+        suspect=(cands["label"] == 0) & (cands["p_fn_given_neg"] >= threshold),
+        human=labeling.labels_for(sel, query_id),
+        known=res.known_fn(sel.dataset, sel.split).get(query_id, set()),
+        focus=focus,
+        page_size=page_size,
+        title=_shared_title(cands),
     )
+    _table(v)
+    pages = max(1, -(-n // page_size))
+    page = min(int(st.session_state.get(keys.BROWSER_PAGE, focus // page_size)), pages - 1)
+    _focus_panel(v)
+    st.caption(
+        f"Candidates {page * page_size + 1}–{min(n, (page + 1) * page_size)} of {n} · page {page + 1} of {pages}"
+        + (" · the title most of them share:" if v.title else "")
+    )
+    if v.title:
+        show_text(v.title)
+    for i in range(page * page_size, min(n, (page + 1) * page_size)):
+        with st.container(border=True, key=keys.BROWSER_FOCUSED_ROW if i == focus else None):
+            _row(v, i)
+    with st.container(horizontal=True):
+        st.button(
+            "◀ Previous page",
+            key=keys.BROWSER_PAGE_PREV,
+            disabled=page == 0,
+            on_click=_go_page,
+            args=(page - 1, page_size),
+        )
+        st.button(
+            "Next page ▶",
+            key=keys.BROWSER_PAGE_NEXT,
+            disabled=page >= pages - 1,
+            on_click=_go_page,
+            args=(page + 1, page_size),
+        )
+    # Outline the focused row and bring it on screen when the focus moves (static CSS and JS, a number).
+    st.html(focus_marker_html(keys.BROWSER_FOCUSED_ROW, focus), unsafe_allow_javascript=True)
+
+
+_candidates(qid)
 bulk_label(sel, candidates_for(preds, qid))  # several of this query's candidates, one verdict (issue 16)

@@ -83,7 +83,12 @@ elif sel.ready:
         f"{n_suspected:,} labelled negatives have P(FN|neg) ≥ {threshold:.2f}. "
         "The most likely ones you have not judged yet; select a row to open its query."
     )
-    data = res.dataset(sel.dataset, sel.split or "train")
+    # The suspects are the run's own candidates, so their query texts are in the split the run scored,
+    # whichever split the sidebar shows now.
+    run_split = next(iter(runs.loc[runs["run"] == sel.run_id, "split"].dropna()), None)
+    if run_split not in res.splits(sel.dataset):
+        run_split = sel.split or "train"
+    data = res.dataset(sel.dataset, run_split)
     table = pd.DataFrame(
         {
             "query": [short(data.queries.get(q, ""), 70) for q in top["query_id"]],

@@ -41,6 +41,7 @@ RECENT = 20  # the found rate is over this many latest reviews
 st.title("Review queue")
 labeling.show_flash()
 sel = require_run()
+labeling.annotator_banner(sel)
 
 data = res.dataset(sel.dataset, sel.split)
 split_queries = set(data.qrels)

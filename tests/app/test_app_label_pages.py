@@ -78,16 +78,21 @@ def test_browser_relabel_writes_the_judgment_with_the_model_view_and_undo_revert
         (tiny_run.first_query, tiny_run.hostile_doc, "relevant", "adi-tiny")
     ]
     assert saved[0][3] is not None  # the adapter's P(FN) at that moment is stored
-    assert any("Saved" in s.value for s in at.success)
+    assert any("Saved" in t.value for t in at.toast)  # a toast: a message box would push the list down
+    assert at.session_state["browser_focus"] == 1  # the keyboard's label moves on to the next candidate
     at.button(key="browser_undo").click().run()
     assert _judgments(store) == []
+    assert at.session_state["browser_focus"] == 0  # the undone candidate is focused again
 
 
 def test_browser_row_buttons_focus_navigation_paging_and_query_search(tiny_run: TinyRun, store) -> None:
     at = _as(_app("pages/label/browser.py"), "ana")
     at.button(key="lab_not_relevant_3").click().run()
     assert [lab for *_, lab, _p, _r in _judgments(store)] == ["not_relevant"]
-    at.button(key="focus_next").click().run()
+    assert at.session_state["browser_focus"] == 4  # labelling a row focuses the one after it
+    at.button(key="focus_prev").click().run()
+    at.button(key="focus_prev").click().run()
+    at.button(key="focus_prev").click().run()
     assert at.session_state["browser_focus"] == 1
     at.button(key="page_next").click().run()
     assert at.session_state["browser_page"] == 1 and at.session_state["browser_focus"] == 10
@@ -204,3 +209,64 @@ def test_review_learnt_order_refits_in_the_background_and_charts_the_session(tin
     assert any(m.label == "Found rate, last 5" and m.value == "40%" for m in at.metric)
     at.button(key="review_undo").click().run()
     assert _found_chart(at)["data"][0]["y"] == [1, 1, 2, 2]  # an undone review leaves the session's count
+
+
+BROWSER = "pages/label/browser.py"
+
+
+def test_browser_labels_advance_the_focus_and_show_text_without_a_click(tiny_run: TinyRun, store) -> None:
+    at = _as(_app(BROWSER), "ana")
+    for expected in (1, 2, 3):  # what the keys 2, 2, 2 press: each label moves on to the next candidate
+        at.button(key="focus_not_relevant").click().run()
+        assert not at.exception and at.session_state["browser_focus"] == expected
+    assert len({d for _, d, *_ in _judgments(store)}) == 3
+    at.button(key="lab_relevant_9").click().run()  # the last row of the page: the focus turns the page
+    assert at.session_state["browser_focus"] == 10 and at.session_state["browser_page"] == 1
+    assert any(m.value.startswith(":blue-badge[▶ Focused]") for m in at.markdown)
+    assert any("st-key-browser_focused_row" in h.proto.body for h in at.get("html"))
+    # Document text is on the page, not behind a per-candidate expander.
+    assert [e.label for e in at.expander if e.label.startswith("`")] == []
+    assert sum(1 for t in at.text if t.value.strip()) > 10
+
+
+def _many_queries_run(tiny: TinyRun, home, n: int) -> list[str]:
+    """Run ``many`` on a dataset of ``n`` queries, each with the first tiny query's candidates; the query ids."""
+    import gzip
+    import json
+    import shutil
+
+    import pandas as pd
+
+    ds = home / "many_queries"
+    (ds / "qrels").mkdir(parents=True)
+    shutil.copy(tiny.dataset_dir / "corpus.jsonl.gz", ds / "corpus.jsonl.gz")
+    preds = pd.read_parquet(tiny.run_dir / "predictions.parquet")
+    first = preds[preds["query_id"] == tiny.first_query]
+    ids = [f"m{i:04d}" for i in range(n)]
+    with gzip.open(ds / "queries.jsonl.gz", "wt", encoding="utf-8") as fh:
+        fh.writelines(json.dumps({"_id": q, "text": f"synthetic question {q}"}) + "\n" for q in ids)
+    doc = first["doc_id"].iloc[0]
+    (ds / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{doc}\t1\n" for q in ids), encoding="utf-8"
+    )
+    run = home / "runs" / "many"
+    shutil.copytree(tiny.run_dir, run)
+    pd.concat([first.assign(query_id=q) for q in ids], ignore_index=True).to_parquet(run / "predictions.parquet")
+    cfg = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    cfg["data"] = {**cfg["data"], "dataset": str(ds)}
+    (run / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
+    return ids
+
+
+def test_browser_offers_every_query_past_500(tiny_run: TinyRun, isolated_home) -> None:
+    ids = _many_queries_run(tiny_run, isolated_home, 600)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["run"] = "many"
+    at.switch_page(BROWSER).run()
+    assert not at.exception, [e.value for e in at.exception]
+    picker = at.selectbox(key="_browser_query_widget")
+    assert len(picker.options) == 600 and "600 of 600" in picker.label
+    at.button(key="q_prev").click().run()  # P from the first query wraps to the 600th
+    assert at.session_state["browser_query"] == ids[-1]
+    at.text_input(key="browser_search").input("m0550").run()
+    assert at.session_state["browser_query"] == "m0550"
