@@ -353,6 +353,11 @@ def build_figure(
 
     if arrows:
         _add_arrows(fig, points)
+    _layout(fig, height)
+    return fig
+
+
+def _layout(fig: go.Figure, height: int) -> None:
     fig.update_layout(
         height=height,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
@@ -367,7 +372,6 @@ def build_figure(
         clickmode="event+select",
         dragmode="pan",
     )
-    return fig
 
 
 # --- the global view --------------------------------------------------------------------

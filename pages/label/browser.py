@@ -302,10 +302,8 @@ def _numbers(v: _View, i: int, cols: list[Any]) -> None:
     arrow = f":green[▲{move}]" if move > 0 else (f":red[▼{-move}]" if move < 0 else "=")
     cols[3].markdown(f"rerank **#{int(row['rerank']) + 1}** {arrow}")
     mine = v.human.get(d, {}).get(sel.annotator)
-    others = [lab for a, lab in v.human.get(d, {}).items() if a != sel.annotator]
-    cols[4].markdown(
-        f"you: {label_badge(mine)}" + (f"  \nothers: {', '.join(label_badge(x) for x in others)}" if others else "")
-    )
+    others = {a: lab for a, lab in v.human.get(d, {}).items() if a != sel.annotator}
+    cols[4].markdown(f"you: {label_badge(mine)}" + (f"  \nothers: {labeling.who_said(others)}" if others else ""))
 
 
 def _row(v: _View, i: int) -> None:
