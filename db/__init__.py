@@ -12,7 +12,8 @@ Open it once, then call plain functions with a session::
         verdicts = db.decide(session, "scifact", policy="majority")   # {(query_id, doc_id): relevant}
         corrections = db.merge_labels(session, "scifact", base_qrels, policy="majority")  # LabelCorrections
 
-Write functions commit; each is one transaction. Never imports torch or streamlit.
+Write functions commit; each is one transaction, except a large import: it writes short batches, then
+publishes them in one (db/staging.py). Never imports torch or streamlit.
 """
 
 from __future__ import annotations

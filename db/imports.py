@@ -1,8 +1,13 @@
 """Imports: qrels, exported judgments and Label Studio annotations, as judgments.
 
-Each import is one transaction: a file with one bad row (unknown id, invalid
+Each import is all or nothing: a file with one bad row (unknown id, invalid
 label) writes nothing, and the error names the file and line. Imported rows
 get ``import`` events; re-importing an unchanged file writes nothing.
+
+The whole file is read and checked before anything is written. A large file
+is then written in batches of short transactions and published at once
+(``db/staging.py``), so saves in the app go on meanwhile; an import stopped
+half-way shows nothing and is picked up where it stopped by running it again.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from rrra_core.data import iter_jsonl, iter_lines, read_training_file
 from rrra_core.runtime.errors import DataError
 
 from .errors import AnnotationError
-from .judgments import JudgmentInput, check_item, write_items
+from .judgments import JudgmentInput, check_item
+from .staging import BATCH_ROWS, Progress, import_items
 
 __all__ = [
     "ImportSummary",
@@ -99,14 +105,14 @@ def read_hard_negatives(path: str | Path) -> dict[str, list[str]]:
     return out
 
 
-def _write(session: Session, dataset: str, items: list[JudgmentInput], path: Path) -> ImportSummary:
-    if not items:
-        return ImportSummary(0, 0)
+def _write(
+    session: Session, dataset: str, items: list[JudgmentInput], path: Path, batch_rows: int, progress: Progress | None
+) -> ImportSummary:
     try:
-        written = write_items(session, dataset, items, "import")
+        rows, changed = import_items(session, dataset, items, batch_rows=batch_rows, progress=progress)
     except AnnotationError as err:
         raise DataError(path, str(err)) from None
-    return ImportSummary(len(written), sum(changed for _, changed in written))
+    return ImportSummary(rows, changed)
 
 
 def _checked(item: dict[str, Any], path: Path, line: int) -> JudgmentInput:
@@ -116,11 +122,22 @@ def _checked(item: dict[str, Any], path: Path, line: int) -> JudgmentInput:
         raise DataError(path, str(err), line) from None
 
 
-def import_qrels(session: Session, dataset: str, path: str | Path, annotator: str, *, note: str = "") -> ImportSummary:
-    """Import a qrels file (BEIR TSV or TREC) as ``annotator``'s judgments; one transaction.
+def import_qrels(
+    session: Session,
+    dataset: str,
+    path: str | Path,
+    annotator: str,
+    *,
+    note: str = "",
+    batch_rows: int = BATCH_ROWS,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Import a qrels file (BEIR TSV or TREC) as ``annotator``'s judgments; all or nothing.
 
     A grade above 0 becomes "relevant", 0 or below "not_relevant". Every id
-    must be in the registered dataset.
+    must be in the registered dataset. More than ``batch_rows`` rows are
+    written in batches and published at once; ``progress(staged, total)``
+    hears of each batch (see ``db/staging.py``).
     """
     p = Path(path)
     items = []
@@ -133,7 +150,7 @@ def import_qrels(session: Session, dataset: str, path: str | Path, annotator: st
         items.append(
             _checked({"query_id": q, "doc_id": d, "label": label, "annotator": annotator, "note": note}, p, number)
         )
-    return _write(session, dataset, items, p)
+    return _write(session, dataset, items, p, batch_rows, progress)
 
 
 def _timestamp(value: Any, name: str, path: Path, line: int) -> datetime | None:
@@ -145,12 +162,19 @@ def _timestamp(value: Any, name: str, path: Path, line: int) -> datetime | None:
         raise DataError(path, f"{name} is not an ISO date-time: {str(value)[:40]!r}", line) from None
 
 
-def import_judgments(session: Session, path: str | Path, *, dataset: str | None = None) -> ImportSummary:
+def import_judgments(
+    session: Session,
+    path: str | Path,
+    *,
+    dataset: str | None = None,
+    batch_rows: int = BATCH_ROWS,
+    progress: Progress | None = None,
+) -> ImportSummary:
     """Import a JSONL file written by :func:`db.export_judgments`, keeping its timestamps.
 
     Lines name their dataset; with ``dataset`` given, every line must be of
-    that dataset. All datasets in the file must be registered. All lines
-    are written in one transaction per dataset.
+    that dataset. All datasets in the file must be registered. Each
+    dataset's lines are published at once (batches as in :func:`import_qrels`).
     """
     p = Path(path)
     by_dataset: dict[str, list[JudgmentInput]] = {}
@@ -169,7 +193,7 @@ def import_judgments(session: Session, path: str | Path, *, dataset: str | None 
         by_dataset.setdefault(name, []).append(item)
     rows = changed = 0
     for name, items in by_dataset.items():
-        summary = _write(session, name, items, p)
+        summary = _write(session, name, items, p, batch_rows, progress)
         rows, changed = rows + summary.rows, changed + summary.changed
     return ImportSummary(rows, changed)
 
@@ -193,7 +217,13 @@ def _ls_verdict(annotation: dict[str, Any]) -> tuple[str | None, str]:
 
 
 def import_label_studio(
-    session: Session, dataset: str, path: str | Path, *, annotator: str | None = None
+    session: Session,
+    dataset: str,
+    path: str | Path,
+    *,
+    annotator: str | None = None,
+    batch_rows: int = BATCH_ROWS,
+    progress: Progress | None = None,
 ) -> ImportSummary:
     """Import a Label Studio JSON export of tasks made by :func:`db.label_studio_tasks`.
 
@@ -238,4 +268,4 @@ def import_label_studio(
             except AnnotationError as err:
                 raise DataError(p, f"task {i}: {err}") from None
             found[(item.query_id, item.doc_id, item.annotator)] = item
-    return _write(session, dataset, list(found.values()), p)
+    return _write(session, dataset, list(found.values()), p, batch_rows, progress)

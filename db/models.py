@@ -8,6 +8,9 @@
 * ``judgment_events``: append-only history of every change, undo included.
 * ``adjudications``: one settled verdict per (dataset, query, doc) where
   annotators disagreed; it overrides every merge policy (revision 0005).
+* ``staged_imports`` and ``staged_judgments``: a large import's rows waiting,
+  batch by batch, to be published in one short transaction (revision 0007,
+  ``db/staging.py``). Nothing reads them but the import itself.
 
 Training jobs are not here: a retrain's progress and outcome live in its run
 folders, which the app reads (revision 0003 dropped the old ``training_jobs``).
@@ -24,6 +27,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -50,6 +54,8 @@ __all__ = [
     "Judgment",
     "JudgmentEvent",
     "Adjudication",
+    "StagedImport",
+    "StagedJudgment",
     "utcnow",
 ]
 
@@ -65,6 +71,7 @@ ID_LEN = 200  # query, doc and run ids
 NAME_LEN = 200  # dataset names
 ANNOTATOR_LEN = 100
 VERSION_LEN = 32  # review-queue model versions
+IMPORT_ID_LEN = 64  # a SHA-256 in hex
 
 
 def _in(values: tuple[str, ...]) -> str:
@@ -263,3 +270,52 @@ class Adjudication(Base):
 
     def __repr__(self) -> str:
         return f"Adjudication({self.query_id!r}, {self.doc_id!r}, {self.verdict!r}, by={self.adjudicator!r})"
+
+
+class StagedImport(Base):
+    """A large import under way: how many of its rows are staged so far (see ``db/staging.py``).
+
+    The id is a hash of the dataset and the checked rows, so running the same
+    import again finds this row and carries on where the last attempt stopped.
+    Deleted, with its staged rows, when the import is published.
+    """
+
+    __tablename__ = "staged_imports"
+
+    id: Mapped[str] = mapped_column(String(IMPORT_ID_LEN), primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    total: Mapped[int] = mapped_column(Integer)
+    staged: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StagedJudgment(Base):
+    """One checked row of a staged import, in the import's key order (``seq``); invisible to every reader.
+
+    No foreign keys on the ids: they were checked before staging, and the
+    ``judgments`` table's own keys check them again when the row is published.
+    """
+
+    __tablename__ = "staged_judgments"
+
+    import_id: Mapped[str] = mapped_column(ForeignKey("staged_imports.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    query_id: Mapped[str] = mapped_column(String(ID_LEN))
+    doc_id: Mapped[str] = mapped_column(String(ID_LEN))
+    annotator: Mapped[str] = mapped_column(String(ANNOTATOR_LEN))
+    label: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text)
+    #: Whether the row carries a model view; a row without one keeps the view already recorded.
+    has_view: Mapped[bool] = mapped_column(Boolean)
+    run_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    p_tp: Mapped[float | None] = mapped_column(Float)
+    p_fn: Mapped[float | None] = mapped_column(Float)
+    p_fp: Mapped[float | None] = mapped_column(Float)
+    p_tn: Mapped[float | None] = mapped_column(Float)
+    rank: Mapped[int | None] = mapped_column(Integer)
+    score: Mapped[float | None] = mapped_column(Float)
+    queue_version: Mapped[str | None] = mapped_column(String(VERSION_LEN))
+    #: The file's timestamps (exported judgments); null means "the time of publishing".
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -192,3 +192,39 @@ def test_two_processes_creating_the_schema_at_once(empty_db_url: str) -> None:
     engine = db.make_engine(empty_db_url)
     assert db.current_revision(engine) == db.head_revision()
     engine.dispose()
+
+
+def test_0007_adds_the_import_staging_tables_and_downgrades_without_loss(empty_db_url: str) -> None:
+    engine = db.make_engine(empty_db_url)
+    try:
+        db.upgrade(engine, "0006")
+        with engine.begin() as conn:
+            for sql in _ROWS:
+                conn.execute(text(sql), {"previous": json.dumps(_PREVIOUS)})
+        before = {t: _dump(engine, t) for t in ("judgments", "judgment_events")}
+        db.upgrade(engine, "0007")
+        assert {"staged_imports", "staged_judgments"} <= set(inspect(engine).get_table_names())
+        assert {t: _dump(engine, t) for t in before} == before
+        # An import under way when downgrading: its staged rows go with the tables (none of them was visible).
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO staged_imports (id, dataset_id, total, staged, created_at, updated_at) "
+                    "VALUES ('abc', 1, 1, 1, '2025-01-02 03:04:05', '2025-01-02 03:04:05')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO staged_judgments (import_id, seq, query_id, doc_id, annotator, label, note, has_view) "
+                    "VALUES ('abc', 0, 'q1', 'd2', 'carol', 'relevant', '', false)"
+                )
+            )
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0006")
+        assert db.current_revision(engine) == "0006"
+        assert not {"staged_imports", "staged_judgments"} & set(inspect(engine).get_table_names())
+        assert {t: _dump(engine, t) for t in before} == before
+        db.upgrade(engine, "0007")  # and up again, empty
+        assert _dump(engine, "staged_judgments") == []
+    finally:
+        engine.dispose()
