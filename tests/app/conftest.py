@@ -22,6 +22,9 @@ import pytest
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 HOSTILE_DOC = (
     "<script>window.__pwned = 1</script> Evil [click me](http://evil.example) **bold** <img src=x onerror=alert(1)>"
+    # Issue 17: bare addresses, a Markdown image and an iframe must not become links or load anything either.
+    " see http://evil.example/bare or www.evil.example ![img](http://evil.example/x.png)"
+    " <iframe src=http://evil.example/frame></iframe>"
 )
 HOSTILE_QUERY = "Hostile query [phish](http://evil.example) <b>bold</b>"
 RUN_ID = "adi-tiny"

@@ -58,7 +58,9 @@ def test_review_queue_keyboard_label_persists_and_text_is_inert(tiny_run: TinyRu
         driver.execute_script("arguments[0].focus()", thumb)
         ActionChains(driver).send_keys(Keys.HOME).perform()
         wait_for(
-            driver, lambda d: "0.00 reviewed" in d.find_element("css selector", "body").text, what="the threshold at 0"
+            driver,
+            lambda d: "above 0.00 judged" in d.find_element("css selector", "body").text,
+            what="the threshold at 0",
         )
         wait_for(driver, lambda d: _candidate_id(d) is not None, what="a queue item")
         idle(driver)
