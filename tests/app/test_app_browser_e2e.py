@@ -69,6 +69,7 @@ def test_review_queue_keyboard_label_persists_and_text_is_inert(tiny_run: TinyRu
         )
         doc = _candidate_id(driver)
         screenshot(driver, "e2e_review_queue.png")
+        assert not css(driver, 'a[href*="evil.example"]')  # document text never links, bare addresses included
 
         driver.find_element("css selector", "h1").click()  # focus leaves the slider
         ActionChains(driver).send_keys("1").perform()  # 1 = relevant
