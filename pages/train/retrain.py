@@ -323,12 +323,16 @@ def _done(job_id: str, cfg: RetrainConfig | None, button: Any) -> None:
     if (text := lineage_text(lineage)) is not None:
         st.caption(md_escape(text))
     reviewable = final in set(res.all_runs().query("browsable")["run"])
-    if reviewable and sel.run_id != final and st.button(
-        f"Open {final} for review",
-        key=keys.retrain_open(job_id),
-        help="Switch the sidebar to the new run: its candidates were mined by the new encoder.",
-        on_click=choose_run,
-        args=(str(res.run_dataset(lineage)[0]), final),
+    if (
+        reviewable
+        and sel.run_id != final
+        and st.button(
+            f"Open {final} for review",
+            key=keys.retrain_open(job_id),
+            help="Switch the sidebar to the new run: its candidates were mined by the new encoder.",
+            on_click=choose_run,
+            args=(str(res.run_dataset(lineage)[0]), final),
+        )
     ):
         st.rerun(scope="app")
     if button.button("Compare", key=keys.retrain_compare(job_id)):

@@ -151,8 +151,11 @@ def test_a_new_users_path_from_demo_to_settled_disagreement_and_export(isolated_
                 db.save_judgment(s, "squad", query, first_doc, "not_relevant", BOB)
         open_page(driver, "Disagreements")
         idle(driver)
-        body = driver.find_element("css selector", "body").text
-        assert ALICE in body and BOB in body and first_doc in body
+        wait_for(
+            driver,
+            lambda d: all(x in d.find_element("css selector", "body").text for x in (ALICE, BOB, first_doc)),
+            what="the disagreement with both names",
+        )
         screenshot(driver, "new_user_04_disagreements.png")
         _no_links_to_documents(driver)
         settle = wait_for(
