@@ -83,15 +83,20 @@ def list_result_files(folder: str | Path) -> list[Path]:
     return out
 
 
-def load_result(path: str | Path) -> dict[str, Any]:
-    """Read one result file and check the parts every table relies on; raises ``DataError`` with the reason."""
-    p = Path(path)
+def _read_json(p: Path) -> Any:
+    """A result file's JSON; an unreadable or invalid file is a one-line ``DataError``."""
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        return json.loads(p.read_text(encoding="utf-8"))
     except OSError as err:
         raise DataError(p, f"cannot read ({err.strerror or err})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DataError(p, f"not valid JSON ({err})") from None
+
+
+def load_result(path: str | Path) -> dict[str, Any]:
+    """Read one result file and check the parts every table relies on; raises ``DataError`` with the reason."""
+    p = Path(path)
+    data = _read_json(p)
     kind = result_kind(data)
     if kind is None:
         raise DataError(p, "not a benchmark result file (needs 'seeds' and 'summary'; written by scripts/benchmark.py)")
@@ -332,12 +337,7 @@ def list_hitl_files(folder: str | Path) -> list[Path]:
 def load_hitl(path: str | Path) -> dict[str, Any]:
     """Read a ``hitl_*.json`` and check what the curve needs; raises ``DataError`` with the reason."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise DataError(p, f"cannot read ({err.strerror or err})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(p, f"not valid JSON ({err})") from None
+    data = _read_json(p)
     summary = data.get("summary") if isinstance(data, dict) else None
     points = (data.get("result") or {}).get("points") if isinstance(data, dict) else None
     if not isinstance(summary, dict) or "recovered_at" not in summary or not isinstance(points, dict):
