@@ -183,7 +183,7 @@ def test_a_new_users_path_from_demo_to_settled_disagreement_and_export(isolated_
         )
         expander.click()
         button = wait_for(
-            driver, lambda d: next((b for b in css(d, "button") if b.text.startswith("Download")), None), what="export"
+            driver, lambda d: next((b for b in css(d, "button") if "Download" in b.text), None), what="export"
         )
         button.click()
         done = wait_for(
