@@ -14,6 +14,7 @@ they are the same kind of document, only the label differs.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,9 +44,11 @@ from rrra_core.runtime import reports
 from rrra_core.runtime.config import opt
 from rrra_core.runtime.errors import ConfigError, DataError, TrainingDiverged
 from rrra_core.runtime.reports import metrics_record
-from rrra_core.runtime.runs import Run
+from rrra_core.runtime.runs import Run, atomic_path
 from rrra_core.training.loop import Reporter, TrainState, param_groups, resume_state, save_state
 from rrra_core.training.schedule import lr_at
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "AdapterFitConfig",
@@ -56,6 +59,11 @@ __all__ = [
     "split_queries",
     "classification_metrics",
 ]
+
+# Fewer held-out queries than this and the per-epoch macro-F1 is mostly noise: the fit still keeps its best
+# epoch (a collapse is usually visible even on a few queries) but says the choice is unreliable.
+MIN_VAL_QUERIES = 10
+_BEST_FILE = "adapter_best_epoch.pt"
 
 # Embeddings by id: a dict id -> (d,) vector, or (ids, (n, d) matrix).
 Vectors = Mapping[str, np.ndarray] | tuple[Sequence[str], np.ndarray]
@@ -76,6 +84,11 @@ class AdapterFitConfig:
     )
     weight_clip: float = opt(10.0, "class weights are clipped to [1/clip, clip]")
     val_fraction: float = opt(0.1, "share of queries held out for the reported F1 (their pairs are not trained on)")
+    keep: str = opt(
+        "best",
+        "which epoch's weights to keep: best (held-out macro-F1; the last epoch without held-out queries) or last",
+        choices=("best", "last"),
+    )
     seed: int = opt(0, "random seed (query split, batch order, dropout); the adapter is initialized by its caller")
     checkpoint_every: int = opt(
         0, "also save a resumable checkpoint every N steps (a checkpoint is always saved at each epoch end); 0 = off"
@@ -96,6 +109,8 @@ class AdapterFitConfig:
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.checkpoint_every < 0:
             raise ConfigError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        if self.keep not in ("best", "last"):
+            raise ConfigError(f"keep must be best or last, got {self.keep!r}")
 
 
 def _as_matrix(vecs: Vectors, what: str) -> tuple[dict[str, int], np.ndarray]:
@@ -322,12 +337,11 @@ def _fit_metrics(
     val: dict[str, Any],
     steps: int,
     seconds: float,
+    kept_epoch: int | None = None,
+    warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The ``metrics.json`` record of a fit (see :mod:`rrra_core.runtime.reports`)."""
-    best = None
-    for entry in history:
-        if entry.get("val_macro_f1") is not None and (best is None or entry["val_macro_f1"] > best["val_macro_f1"]):
-            best = entry
+    best = _best_entry(history)
     weights = data.weights
     train = {
         "fit": _evaluate_pairs(adapter, data, pairs, data.train_idx),
@@ -337,8 +351,19 @@ def _fit_metrics(
         "queries": {"train": len(set(pairs.query_ids)) - data.n_val_queries, "val": data.n_val_queries},
         "steps": steps,
         "seconds": round(seconds, 2),
+        "kept_epoch": kept_epoch if kept_epoch is not None else (history[-1]["epoch"] if history else None),
+        "warnings": list(warnings),
     }
     return metrics_record(2, epochs=history, best=best, after=val, train=train)
+
+
+def _best_entry(history: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The epoch with the highest held-out macro-F1 (the earliest of equals: fewer steps, same score)."""
+    best = None
+    for entry in history:
+        if entry.get("val_macro_f1") is not None and (best is None or entry["val_macro_f1"] > best["val_macro_f1"]):
+            best = entry
+    return best
 
 
 def train_adapter(
@@ -378,6 +403,7 @@ def train_adapter(
         torch.set_rng_state(torch.tensor(state.extra.pop("torch_rng"), dtype=torch.uint8))
     state = state or TrainState(extra={"history": []})
     history, epoch_val = state.extra["history"], {}
+    best_weights = None
     report = Reporter(
         run, 2, total_steps, cfg.epochs, state.step, span=span, every_s=reports.PROGRESS_EVERY_S, stage=stage
     )
@@ -402,14 +428,66 @@ def train_adapter(
                 "val_accuracy": epoch_val.get("accuracy"),
             }
         )
+        if _best_entry(history) is history[-1]:
+            best_weights = _remember_best(run, adapter, best_weights)
         if run is not None:
             run.log({"phase": 2, "event": "eval", **history[-1]})
             _save_fit_state(run, adapter, optimizer, state)
-    if not epoch_val and len(data.val_idx) and history:  # resumed after the last epoch: the same weights
+    kept, warnings = _keep_epoch(adapter, run, history, best_weights, data.n_val_queries, cfg)
+    for w in warnings:
+        log.warning("adapter: %s", w)
+    if kept != (history[-1]["epoch"] if history else None) or (not epoch_val and len(data.val_idx) and history):
+        # Restored an earlier epoch, or resumed after the last one: evaluate the weights kept.
         epoch_val = _evaluate_pairs(adapter, data, pairs, data.val_idx)
     adapter.eval()
-    # The last epoch's evaluation is the final one: the weights have not changed since.
-    return _fit_metrics(adapter, data, pairs, history, epoch_val, state.step, report.elapsed())
+    return _fit_metrics(adapter, data, pairs, history, epoch_val, state.step, report.elapsed(), kept, warnings)
+
+
+def _remember_best(run: Run | None, adapter: RRRAAdapter, previous: dict | None) -> dict:
+    """A copy of the weights of the best epoch so far (also in the run folder, so a resume still has them)."""
+    weights = {k: v.detach().clone() for k, v in adapter.state_dict().items()}
+    if run is not None:
+        with atomic_path(run.file(_BEST_FILE)) as tmp:
+            torch.save(weights, tmp)
+    return weights
+
+
+def _keep_epoch(
+    adapter: RRRAAdapter,
+    run: Run | None,
+    history: list[dict[str, Any]],
+    best_weights: dict | None,
+    n_val_queries: int,
+    cfg: AdapterFitConfig,
+) -> tuple[int | None, list[str]]:
+    """Load the epoch ``cfg.keep`` names into ``adapter``; returns (that epoch, warnings about the choice).
+
+    Why: on a small collection the adapter can collapse after an epoch or two
+    (predicting most true negatives as false negatives) and the last epoch is
+    then the worst one. The held-out queries decide, and say when they are too
+    few to decide much.
+    """
+    last = history[-1]["epoch"] if history else None
+    best = _best_entry(history)
+    warnings: list[str] = []
+    if cfg.keep == "last" or best is None:
+        if cfg.keep == "best" and history:
+            warnings.append("no held-out queries: the last epoch is kept, unchecked")
+        return last, warnings
+    if n_val_queries < MIN_VAL_QUERIES:
+        warnings.append(
+            f"only {n_val_queries} held-out queries choose the epoch (fewer than {MIN_VAL_QUERIES}): "
+            "the choice is unreliable; raise val_fraction or train on more queries"
+        )
+    if best["epoch"] != last:
+        if best_weights is None and run is not None and run.file(_BEST_FILE).is_file():
+            best_weights = torch.load(run.file(_BEST_FILE), map_location="cpu", weights_only=True)
+        if best_weights is None:  # resumed from an old checkpoint with no saved best weights
+            warnings.append(f"epoch {best['epoch']} scored best but its weights were not kept; the last is used")
+            return last, warnings
+        adapter.load_state_dict(best_weights)
+        log.info("adapter: keeping epoch %d of %d (held-out macro-F1 %.3f)", best["epoch"], last, best["val_macro_f1"])
+    return best["epoch"], warnings
 
 
 def _save_fit_state(run: Run, adapter: RRRAAdapter, optimizer: torch.optim.Optimizer, state: TrainState) -> None:

@@ -138,3 +138,57 @@ def test_bad_inputs_are_user_errors():
         train_adapter(RRRAAdapter(AdapterConfig(dim=8)), pairs, queries, docs, AdapterFitConfig())
     with pytest.raises(ConfigError):
         AdapterFitConfig(val_fraction=1.0)
+
+
+def _scripted_val_f1(monkeypatch, scores):
+    """Held-out macro-F1 per epoch as given (the real metrics otherwise): a collapse after a good epoch."""
+    from rrra_core.adapter import fit as fit_mod
+
+    real = fit_mod._evaluate_pairs
+    epochs = iter(scores)
+
+    def fake(adapter, data, pairs, idx):
+        out = real(adapter, data, pairs, idx)
+        if idx is data.val_idx:
+            out = {**out, "macro_f1": next(epochs, out["macro_f1"])}
+        return out
+
+    monkeypatch.setattr(fit_mod, "_evaluate_pairs", fake)
+
+
+def _fit(tmp_path, keep, n_queries=80):
+    queries, docs, qrels, cands = synthetic_world(n_queries=n_queries)
+    pairs = build_adapter_pairs(qrels, cands, LABELS)
+    torch.manual_seed(0)
+    adapter = RRRAAdapter(AdapterConfig(dim=D))
+    cfg = AdapterFitConfig(epochs=3, batch_size=64, lr=1e-2, val_fraction=0.25, seed=0, keep=keep)
+    doc_ids = sorted(docs)
+    vecs = (doc_ids, np.stack([docs[d] for d in doc_ids]))
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    metrics = train_adapter(adapter, pairs, queries, vecs, cfg, run=Run(tmp_path))
+    return adapter, metrics
+
+
+def test_the_best_held_out_epoch_is_kept_not_the_last(tmp_path, monkeypatch):
+    _scripted_val_f1(monkeypatch, [0.5, 0.9, 0.2])
+    best, m_best = _fit(tmp_path / "best", "best")
+    _scripted_val_f1(monkeypatch, [0.5, 0.9, 0.2])
+    last, m_last = _fit(tmp_path / "last", "last")
+    assert m_best["train"]["kept_epoch"] == 2 and m_last["train"]["kept_epoch"] == 3
+    assert m_best["best"]["epoch"] == 2 and m_best["train"]["warnings"] == []
+    # Same seed, same steps: the runs differ only in which epoch's weights were kept.
+    diff = [not torch.equal(a, b) for a, b in zip(best.state_dict().values(), last.state_dict().values())]
+    assert any(diff)
+    saved = torch.load(tmp_path / "best" / "adapter_best_epoch.pt", weights_only=True)
+    assert all(torch.equal(saved[k], v) for k, v in best.state_dict().items())
+
+
+def test_too_few_held_out_queries_warn_that_the_epoch_choice_is_unreliable(tmp_path):
+    _, metrics = _fit(tmp_path, "best", n_queries=12)  # 25 % of 12 = 3 held-out queries
+    assert metrics["train"]["queries"]["val"] == 3
+    assert any("only 3 held-out queries" in w for w in metrics["train"]["warnings"])
+
+
+def test_keep_must_be_best_or_last():
+    with pytest.raises(ConfigError, match="keep must be best or last"):
+        AdapterFitConfig(keep="first")
