@@ -6,7 +6,17 @@ Presets (flags override any field):
     squad      the paper's open-QA setting: gold paragraph only; answer-bearing same-article paragraphs are the real FNs
     quick      ADI smoke run (train = test split), a few minutes on 2 cores
 
+Fair presets (rrra_core.workflows.fair): every method tuned equally on a dev split carved from the
+training queries, 3 seeds, ranx paired tests against the best baseline; results/fair_<dataset>.{md,json},
+one resumable part file per seed under results/fair_parts/<dataset>/:
+    fair-cranfield  planted false negatives, all training queries
+    fair-scifact    all training claims
+    fair-squad      SQuAD open retrieval (answer recall too)
+
 Examples:
+    python scripts/benchmark.py --preset fair-cranfield --seeds 0      # tunes on seed 0's dev split
+    python scripts/benchmark.py --preset fair-cranfield --seeds 1 --wait 7200   # another process
+    python scripts/benchmark.py --preset fair-cranfield --render       # tables from the part files so far
     python scripts/benchmark.py --preset cranfield
     python scripts/benchmark.py --preset quick --out /tmp/quick
 """
@@ -66,6 +76,66 @@ PRESETS: dict[str, dict] = {
 }
 
 
+FAIR_PRESETS: dict[str, dict] = {
+    "fair-cranfield": {"dataset": "cranfield", "hide_fraction": 0.3, "truth": "planted"},
+    "fair-scifact": {"dataset": "scifact", "hide_fraction": 0.0, "truth": "none"},
+    "fair-squad": {"dataset": "squad", "hide_fraction": 0.0, "truth": "answers"},
+}
+
+
+def _fair_parser(preset: str) -> argparse.ArgumentParser:
+    from rrra_core.runtime.config import add_config_arguments
+    from rrra_core.workflows.fair import FairConfig
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default=preset, choices=sorted(FAIR_PRESETS), help="starting settings")
+    p.add_argument("--out", help="results file stem (default: results/fair_<dataset name>)")
+    p.add_argument("--render", action="store_true", help="only rewrite the result files from the part files")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="a non-tuning seed waits this long for the tuning seed's choices (seeds run as parallel processes)",
+    )
+    add_config_arguments(p, FairConfig)
+    return p
+
+
+def fair_main(argv: list[str]) -> int:
+    """The fair comparison: seeds in this process, part files resumed, result files rewritten as parts change."""
+    from rrra_core.runtime.config import config_from_args
+    from rrra_core.runtime.paths import REPO_ROOT
+    from rrra_core.workflows.fair import FairConfig, read_parts, run_seed
+    from rrra_core.workflows.fair_report import write_result
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset")
+    preset = pre.parse_known_args(argv)[0].preset
+    args = _fair_parser(preset).parse_args(argv)
+    cfg = config_from_args(FairConfig, args, base=dict(FAIR_PRESETS[args.preset]))
+    name = result_name(args.preset.removeprefix("fair-"), cfg.dataset)
+    stem = Path(args.out) if args.out else REPO_ROOT / "results" / f"fair_{name}"
+    parts_dir = stem.parent / "fair_parts" / stem.name.removeprefix("fair_")
+    command = "python scripts/benchmark.py " + shlex.join(argv)
+
+    def rewrite() -> None:
+        parts = read_parts(parts_dir)
+        if parts:
+            write_result(stem, parts, command)
+
+    if args.render:
+        rewrite()
+        print(stem.with_suffix(".md").read_text(encoding="utf-8"))
+        return 0
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    for seed in cfg.seeds:
+        run_seed(cfg, name, seed, parts_dir, on_save=rewrite, wait_s=args.wait, command=command)
+    rewrite()
+    print(stem.with_suffix(".md").read_text(encoding="utf-8"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from rrra_core.runtime.config import add_config_arguments
     from rrra_core.workflows.benchmark import BenchmarkConfig
@@ -105,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     from rrra_core.workflows.benchmark import BenchmarkConfig, run_benchmark
     from rrra_core.workflows.benchmark_report import render_markdown
 
+    raw = argv if argv is not None else sys.argv[1:]
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset")
+    if (pre.parse_known_args(raw)[0].preset or "") in FAIR_PRESETS:
+        setup_logging()
+        return fair_main(list(raw))
     args = build_parser().parse_args(argv)
     setup_logging()
     if args.merge:

@@ -47,6 +47,7 @@ __all__ = [
     "tokenize_answer_text",
     "has_answer",
     "answer_recall",
+    "answer_ranks",
     "write_trec_run",
     "read_trec_run",
 ]
@@ -222,6 +223,40 @@ def has_answer(text: str, answers: Sequence[str]) -> bool:
     return any(_usable(phrase) and doc.contains(phrase) for phrase in map(tokenize_answer_text, answers))
 
 
+def answer_ranks(
+    run: Run, answers: Mapping[str, Sequence[str]], doc_texts: Mapping[str, str], max_k: int
+) -> dict[str, int | None]:
+    """Per question with a usable answer: the rank of the first passage in the top ``max_k`` holding one, or None.
+
+    Ranking is by score, ties by doc id; a question missing from the run is a
+    miss. Each passage is tokenised at most once. Per-question values are what
+    a paired significance test over questions needs.
+    """
+    doc_cache: dict[str, _DocTokens] = {}
+    out: dict[str, int | None] = {}
+    for qid, answer_list in answers.items():
+        if isinstance(answer_list, str):
+            answer_list = [answer_list]
+        phrases = {p for p in map(tokenize_answer_text, answer_list) if _usable(p)}
+        if not phrases:
+            continue
+        out[qid] = None
+        docs = run.get(qid)
+        if not docs:
+            continue
+        top = sorted(docs.items(), key=lambda item: (-item[1], item[0]))[:max_k]
+        for rank, (doc_id, _) in enumerate(top, start=1):
+            doc = doc_cache.get(doc_id)
+            if doc is None:
+                if doc_id not in doc_texts:
+                    raise UserError(f"run for question {qid!r} retrieves {doc_id!r}, which has no passage text")
+                doc = doc_cache[doc_id] = _DocTokens(doc_texts[doc_id])
+            if any(doc.contains(p) for p in phrases):
+                out[qid] = rank
+                break
+    return out
+
+
 def answer_recall(
     run: Run,
     answers: Mapping[str, Sequence[str]],
@@ -231,42 +266,14 @@ def answer_recall(
     """DPR top-k answer recall: ``{"AnswerRecall@k": share}`` for each ``k``.
 
     The denominator is every question in ``answers`` with at least one usable
-    answer; a question missing from the run is a miss. Ranking is by score,
-    ties by doc id. Each passage is tokenised at most once.
+    answer (see :func:`answer_ranks`).
     """
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
         raise ConfigError(f"answer recall cut-offs must be positive integers, got {list(ks)}")
-    max_k = ks[-1]
-    doc_cache: dict[str, _DocTokens] = {}
-    hits = dict.fromkeys(ks, 0)
-    n_questions = 0
-    for qid, answer_list in answers.items():
-        if isinstance(answer_list, str):
-            answer_list = [answer_list]
-        phrases = {p for p in map(tokenize_answer_text, answer_list) if _usable(p)}
-        if not phrases:
-            continue
-        n_questions += 1
-        docs = run.get(qid)
-        if not docs:
-            continue
-        top = sorted(docs.items(), key=lambda item: (-item[1], item[0]))[:max_k]
-        first_hit = None
-        for rank, (doc_id, _) in enumerate(top, start=1):
-            doc = doc_cache.get(doc_id)
-            if doc is None:
-                if doc_id not in doc_texts:
-                    raise UserError(f"run for question {qid!r} retrieves {doc_id!r}, which has no passage text")
-                doc = doc_cache[doc_id] = _DocTokens(doc_texts[doc_id])
-            if any(doc.contains(p) for p in phrases):
-                first_hit = rank
-                break
-        if first_hit is not None:
-            for k in ks:
-                if first_hit <= k:
-                    hits[k] += 1
-    return {f"AnswerRecall@{k}": (hits[k] / n_questions if n_questions else 0.0) for k in ks}
+    ranks = answer_ranks(run, answers, doc_texts, ks[-1])
+    n = len(ranks)
+    return {f"AnswerRecall@{k}": (sum(r is not None and r <= k for r in ranks.values()) / n if n else 0.0) for k in ks}
 
 
 # ------------------------------------------------------------------- TREC runs

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from rrra_core.analysis.significance import paired_by_query
 from rrra_core.runtime.config import config_from_dict, config_to_dict, opt
 from rrra_core.runtime.errors import ConfigError
 from rrra_core.runtime.runs import atomic_path
@@ -327,34 +328,14 @@ def _per_query(point: Mapping[str, Any], variant: str, metric: str) -> dict[str,
 def paired_test(parts: list[dict], a: str, b: str, variant: str, metric: str = PRIMARY_METRIC) -> dict[str, Any]:
     """Point ``b`` against point ``a`` over test queries: per-query ``metric`` averaged over seeds, then ranx's
     paired Student t-test and Fisher randomization test (both two-sided)."""
-    from ranx.statistical_tests import fisher_randomization_test, paired_student_t_test
-
-    xs: dict[str, list[float]] = {}
-    ys: dict[str, list[float]] = {}
-    for part in parts:
-        pa, pb = part["points"].get(a), part["points"].get(b)
-        if pa is None or pb is None:
-            continue
-        for q, v in _per_query(pa, variant, metric).items():
-            xs.setdefault(q, []).append(v)
-        for q, v in _per_query(pb, variant, metric).items():
-            ys.setdefault(q, []).append(v)
-    queries = sorted(set(xs) & set(ys))
-    if len(queries) < 2:
-        return {"control": a, "treatment": b, "queries": len(queries), "p_t": None, "p_fisher": None}
-    x = np.array([np.mean(xs[q]) for q in queries])
-    y = np.array([np.mean(ys[q]) for q in queries])
-    p_t, _ = paired_student_t_test(x, y)
-    p_f, _ = fisher_randomization_test(x, y, n_permutations=10000, random_seed=0)
-    return {
-        "control": a,
-        "treatment": b,
-        "metric": metric,
-        "queries": len(queries),
-        "delta": float(y.mean() - x.mean()),
-        "p_t": float(p_t),
-        "p_fisher": float(p_f),
-    }
+    pairs = [(p["points"].get(a), p["points"].get(b)) for p in parts]
+    pairs = [(pa, pb) for pa, pb in pairs if pa is not None and pb is not None]
+    test = paired_by_query(
+        [_per_query(pa, variant, metric) for pa, _ in pairs], [_per_query(pb, variant, metric) for _, pb in pairs]
+    )
+    if test["p_t"] is None:
+        return {"control": a, "treatment": b, "queries": test["queries"], "p_t": None, "p_fisher": None}
+    return {"control": a, "treatment": b, "metric": metric, **test}
 
 
 def summarize(parts: list[dict[str, Any]], test_at: int = 200, variant: str | None = None) -> dict[str, Any]:

@@ -1,0 +1,50 @@
+"""Paired significance tests over queries, from ranx (the library IR papers cite for them).
+
+Both tests are two-sided and pair the same queries: ``x[i]`` and ``y[i]`` are
+one query's metric under the control and the treatment (for several seeds,
+the per-query mean over seeds, so a query counts once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["paired_pvalues", "paired_by_query"]
+
+
+def paired_pvalues(x: Sequence[float], y: Sequence[float], n_permutations: int = 10000) -> dict[str, Any]:
+    """``{"queries", "delta", "p_t", "p_fisher"}``: ranx's paired Student t-test and Fisher randomization test.
+
+    ``p_*`` is None below two pairs (no test is defined); identical inputs give p = 1.
+    """
+    from ranx.statistical_tests import fisher_randomization_test, paired_student_t_test
+
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples differ in length: {a.shape} vs {b.shape}")
+    if a.size < 2:
+        return {"queries": int(a.size), "delta": None, "p_t": None, "p_fisher": None}
+    if np.array_equal(a, b):  # the t statistic is 0/0 there; no difference is p = 1
+        return {"queries": int(a.size), "delta": 0.0, "p_t": 1.0, "p_fisher": 1.0}
+    p_t, _ = paired_student_t_test(a, b)
+    p_f, _ = fisher_randomization_test(a, b, n_permutations=n_permutations, random_seed=0)
+    return {"queries": int(a.size), "delta": float(b.mean() - a.mean()), "p_t": float(p_t), "p_fisher": float(p_f)}
+
+
+def paired_by_query(control: Sequence[Mapping[str, float]], treatment: Sequence[Mapping[str, float]]) -> dict[str, Any]:
+    """Per-seed ``{query: value}`` maps of two systems → :func:`paired_pvalues` over the queries both have.
+
+    Each query's values are averaged over the seeds that scored it, so the test
+    is over queries (the unit the metric averages over), not query × seed.
+    """
+    xs: dict[str, list[float]] = {}
+    ys: dict[str, list[float]] = {}
+    for per_seed, into in ((control, xs), (treatment, ys)):
+        for values in per_seed:
+            for q, v in values.items():
+                into.setdefault(str(q), []).append(float(v))
+    queries = sorted(set(xs) & set(ys))
+    return paired_pvalues([float(np.mean(xs[q])) for q in queries], [float(np.mean(ys[q])) for q in queries])

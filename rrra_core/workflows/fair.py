@@ -1,0 +1,638 @@
+"""A fair comparison of RRRA with its baselines: equal tuning on a dev split, several seeds, paired tests.
+
+Per seed:
+
+1. the seed's labels (planted or real false negatives, as the ordinary
+   benchmark makes them, :func:`rrra_core.workflows.benchmark.seed_truth`) and
+   a dev split carved from its training queries (:func:`carve_dev`); nothing
+   after this reads the test split until step 5;
+2. phase 1 and the phase-2 adapter on the remaining training queries;
+3. on the tuning seed (the first), every method gets the same number of trial
+   settings (:data:`TRIALS`), each a phase-3 run from the phase-1 encoder,
+   scored on dev nDCG@10. RRRA's reranking is tuned the same way: its trials
+   are (signal, λ_RR) pairs, on the phase-1 retrieval for *reranking only* and,
+   once RRRA's sampler is chosen, on that encoder for *full RRRA*. The other
+   seeds reuse the choice;
+4. every finished phase is a run folder named by a hash of its settings
+   (:func:`keyed_run`), so a second process, an added method or a killed
+   benchmark picks up what exists, and the tuning seed's final runs *are*
+   its chosen trials;
+5. each chosen method is evaluated once on the test split, with per-query
+   nDCG@10 and R@1 (and answer hit@1 where the queries carry answers) kept for
+   the paired tests.
+
+Results go into one part file per seed, rewritten after every trial and method
+(:func:`run_seed`); :func:`summarize` turns the part files into the result
+file (means ± std over seeds, the tuning table, ranx p-values against the best
+baseline) and may be run at any time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rrra_core.adapter import AdapterFitConfig, LabelConfig, adapter_rerank_signal, load_adapter
+from rrra_core.analysis.significance import paired_by_query
+from rrra_core.data.beir import Dataset, load_dataset
+from rrra_core.data.subsample import carve_dev
+from rrra_core.negatives.mining import MiningConfig
+from rrra_core.retrieval.bm25 import bm25_run
+from rrra_core.retrieval.dense import Retrieval, retrieve
+from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
+from rrra_core.retrieval.evaluation import answer_ranks, answer_recall, evaluate, evaluate_per_query
+from rrra_core.retrieval.rerank import rerank_run
+from rrra_core.runtime.config import config_from_dict, config_to_dict, opt
+from rrra_core.runtime.device import resolve_device
+from rrra_core.runtime.errors import ConfigError
+from rrra_core.runtime.paths import runs_dir
+from rrra_core.runtime.reports import PROGRESS_FILE
+from rrra_core.runtime.runs import Run, create_run, write_json_atomic
+from rrra_core.training.phase1 import Phase1Config, phase1_config_dict, train_phase1
+from rrra_core.training.phase2 import Phase2Config, phase2_config_dict, train_phase2
+from rrra_core.training.phase3 import Phase3Config, phase3_config_dict, train_phase3
+
+__all__ = [
+    "FairConfig",
+    "TRIALS",
+    "RERANK_TRIALS",
+    "BASELINES",
+    "keyed_run",
+    "run_seed",
+    "summarize",
+    "read_parts",
+]
+
+log = logging.getLogger(__name__)
+
+PRIMARY = "nDCG@10"
+# Phase-3 sampler settings tried per method, the shipped default first. Each list is a one-at-a-time design
+# around a centre: the knobs the method has, over the range where they change which negatives are drawn.
+TRIALS: dict[str, list[dict[str, Any]]] = {
+    "uniform": [{"top_k": k} for k in (100, 50, 30, 20, 200, 10)],
+    "simans": [
+        {"simans_a": a, "simans_b": b}
+        for a, b in ((0.5, 0.0), (0.1, 0.0), (0.02, 0.0), (1.0, 0.0), (0.5, -1.0), (0.1, -1.0))
+    ],
+    "margin": [{"relative_margin": m} for m in (0.05, 0.0, 0.02, 0.1, 0.2, 0.3)],
+    "rrra": [
+        {"hardness_temperature": t, "gamma": g, "top_k": k}
+        for t, g, k in (
+            (0.05, 2.0, 100),
+            (0.2, 2.0, 100),
+            (1.0, 2.0, 100),
+            (0.2, 1.0, 100),
+            (0.2, 4.0, 100),
+            (0.2, 2.0, 50),
+        )
+    ],
+}
+# RRRA's reranking: (signal, λ_RR). λ = 0 is not a trial: it is the retriever's own order, scored anyway.
+RERANK_TRIALS: list[dict[str, Any]] = [
+    {"rerank_signal": s, "lambda_rr": lam}
+    for s, lam in (("p_rel", 1.0), ("p_rel", 0.5), ("p_rel", 0.25), ("qa", 1.0), ("qa", 0.5), ("qa", 2.0))
+]
+METHOD_NAMES = {
+    "uniform": "uniform top-K",
+    "simans": "SimANS",
+    "margin": "margin filter",
+    "rrra": "RRRA resampling only",
+}
+RERANK_ONLY = "RRRA reranking only"
+FULL = "RRRA (resampling + reranking)"
+# Baselines the best is taken from: every method that is not RRRA.
+BASELINES = ("BM25", "zero-shot", "phase 1 (in-batch)", "uniform top-K", "SimANS", "margin filter")
+PER_QUERY_METRICS = ("nDCG@10", "R@1")
+
+
+@dataclass
+class FairConfig:
+    """One fair comparison; budget knobs are max lengths, epochs, trials and max_train_queries."""
+
+    dataset: str = opt("cranfield", "embedded dataset name or a BEIR folder")
+    train_split: str = opt("train", "split the dev queries are carved from and the pipeline trains on")
+    test_split: str = opt("test", "split read once, at the end")
+    hide_fraction: float = opt(0.3, "share of each training query's positives hidden as planted false negatives")
+    truth: str = opt(
+        "planted", "false-negative truth: planted, answers (SQuAD) or none", choices=("planted", "answers", "none")
+    )
+    seeds: tuple[int, ...] = opt((0, 1, 2), "seeds to run (each its own process if you like: parts are merged)")
+    tune_seed: int = opt(0, "the seed whose dev split chooses every setting; the others reuse its choice")
+    dev_fraction: float = opt(0.2, "share of the training queries carved out as the dev split")
+    trials: int = opt(6, "settings tried per method on dev (at most the grid's length, 6)")
+    methods: tuple[str, ...] = opt(("uniform", "simans", "margin", "rrra"), "phase-3 samplers compared")
+    query_max_length: int = opt(48, "max word pieces per query")
+    doc_max_length: int = opt(128, "max word pieces per document")
+    top_k: int = opt(100, "candidate depth for the adapter's labels (phase 2)")
+    p1_epochs: int = opt(1, "phase-1 epochs")
+    p1_lr: float = opt(2e-5, "phase-1 learning rate")
+    p2_epochs: int = opt(10, "phase-2 (adapter) epochs; the best held-out epoch is kept")
+    p3_epochs: int = opt(2, "phase-3 epochs (the pool is re-mined every epoch)")
+    batch_size: int = opt(32, "batch size for phases 1 and 3")
+    n_hard: int = opt(1, "phase 3: hard negatives per query per step")
+    mu: float = opt(0.3, "adapter labels: share of visible positives masked as synthetic false negatives")
+    lambda_adapter: float = opt(0.1, "joint adapter-loss weight in phase 3 (RRRA)")
+    max_train_queries: int | None = opt(None, "subsample training queries before the dev carve (budget knob)")
+    device: str = opt("auto", "auto, cpu or cuda")
+    precision: str = opt("fp32", "encoding precision (fp32, bf16 or fp16)")
+    model: str = opt("minilm", "starting encoder")
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.methods if m not in TRIALS]
+        if unknown:
+            raise ConfigError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(TRIALS)}")
+        if not 1 <= self.trials <= min(len(v) for v in TRIALS.values()):
+            raise ConfigError(f"trials must be between 1 and {min(len(v) for v in TRIALS.values())}, got {self.trials}")
+        if not self.seeds:
+            raise ConfigError("at least one seed is needed")
+        if not 0.0 < self.dev_fraction < 1.0:
+            raise ConfigError(f"dev_fraction must be in (0, 1), got {self.dev_fraction}")
+
+
+# ----------------------------------------------------------------- run folders keyed by settings
+def _settings_key(config: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock beside a run folder: two benchmark processes never train the same phase twice."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextmanager
+def keyed_run(prefix: str, kind: str, config: dict[str, Any], root: Path | None = None) -> Iterator[tuple[Run, bool]]:
+    """``(run, finished)`` for the run folder ``<prefix>-<hash of config>``, held under a lock.
+
+    A finished folder (``progress.json`` says done) is reused as is; a half one
+    is handed back to be resumed (the phases resume from their checkpoints); a
+    missing one is created. The hash covers every setting that shapes the
+    result, so changed settings never reuse an old folder.
+    """
+    root = root or runs_dir()
+    run_id = f"{prefix}-{_settings_key(config)}"
+    with _locked(root / f".{run_id}.lock"):
+        path = root / run_id
+        if (path / "config.json").is_file():
+            run = Run(path)
+            progress = run.read_json(PROGRESS_FILE) if run.file(PROGRESS_FILE).is_file() else {}
+            yield run, progress.get("status") == "done"
+        else:
+            yield create_run(kind, config, run_id=run_id, root=root), False
+
+
+# ----------------------------------------------------------------- one seed's inputs
+@dataclass
+class SeedData:
+    """One seed's splits: training queries (dev carved out), dev, test, and the false-negative truth."""
+
+    seed: int
+    train: Dataset
+    dev: Dataset
+    test: Dataset
+    truth: dict[str, set[str]]
+
+
+def seed_data(cfg: FairConfig, seed: int) -> SeedData:
+    """The seed's labels as the ordinary benchmark makes them, then the dev carve (deterministic per seed)."""
+    from rrra_core.workflows.benchmark import BenchmarkConfig, seed_truth
+
+    bench = BenchmarkConfig(
+        dataset=cfg.dataset,
+        train_split=cfg.train_split,
+        test_split=cfg.test_split,
+        hide_fraction=cfg.hide_fraction,
+        truth=cfg.truth,
+        max_train_queries=cfg.max_train_queries,
+    )
+    full, visible, truth = seed_truth(bench, seed)
+    train_ids, dev_ids = carve_dev(visible, cfg.dev_fraction, seed)
+
+    def subset(ids: list[str], split: str) -> Dataset:
+        return replace(
+            full,
+            split=split,
+            qrels={q: visible[q] for q in ids},
+            queries={q: full.queries[q] for q in ids if q in full.queries},
+            answers={q: full.answers[q] for q in ids if q in full.answers},
+        )
+
+    return SeedData(
+        seed=seed,
+        train=subset(train_ids, cfg.train_split),
+        dev=subset(dev_ids, f"{cfg.train_split}-dev"),
+        test=load_dataset(cfg.dataset, cfg.test_split),
+        truth={q: truth[q] for q in train_ids if q in truth},
+    )
+
+
+def _enc(cfg: FairConfig, model: str) -> EncoderConfig:
+    return EncoderConfig(
+        model=model,
+        query_max_length=cfg.query_max_length,
+        doc_max_length=cfg.doc_max_length,
+        device=cfg.device,
+        precision=cfg.precision,
+    )
+
+
+def _queries_key(data: Dataset) -> str:
+    return _settings_key({"queries": sorted(data.qrels), "qrels": data.qrels})
+
+
+# ----------------------------------------------------------------- phases
+def _phase1(cfg: FairConfig, name: str, d: SeedData) -> str:
+    """The phase-1 encoder folder (trained, or reused when the same settings already finished)."""
+    enc0 = _enc(cfg, cfg.model)
+    p1 = Phase1Config(
+        dataset=cfg.dataset,
+        train_split=cfg.train_split,
+        eval_split="",
+        epochs=cfg.p1_epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.p1_lr,
+        seed=d.seed,
+        checkpoint_every=0,
+    )
+    config = {**phase1_config_dict(enc0, p1, MiningConfig()), "train_queries": _queries_key(d.train)}
+    with keyed_run(f"fair-{name}-s{d.seed}-phase1", "phase1", config) as (run, done):
+        if not done:
+            train_phase1(run, enc0, p1, train_data=d.train, eval_data=None)
+        return str(run.path)
+
+
+def _phase2(cfg: FairConfig, name: str, d: SeedData, enc1: EncoderConfig) -> tuple[str, dict[str, Any]]:
+    """(the full adapter's folder, its fit summary) on frozen phase-1 embeddings."""
+    p2 = Phase2Config(
+        dataset=cfg.dataset,
+        train_split=cfg.train_split,
+        labels=LabelConfig(mu=cfg.mu, top_k=cfg.top_k, seed=d.seed),
+        fit=AdapterFitConfig(epochs=cfg.p2_epochs, seed=d.seed),
+    )
+    config = {**phase2_config_dict(enc1, p2), "train_queries": _queries_key(d.train)}
+    with keyed_run(f"fair-{name}-s{d.seed}-phase2", "phase2", config) as (run, done):
+        metrics = run.read_json("metrics.json") if done else train_phase2(run, enc1, p2, train_data=d.train)
+        train = metrics.get("train") or {}
+        fit = {"kept_epoch": train.get("kept_epoch"), "warnings": train.get("warnings", [])}
+        return str(run.file("adapter")), {**fit, "val_macro_f1": (metrics.get("after") or {}).get("macro_f1")}
+
+
+def _phase3_config(cfg: FairConfig, d: SeedData, sampler: str, settings: Mapping[str, Any]) -> Phase3Config:
+    base = Phase3Config(
+        dataset=cfg.dataset,
+        train_split=cfg.train_split,
+        eval_split="",
+        sampler=sampler,
+        epochs=cfg.p3_epochs,
+        remine_every=1,
+        batch_size=cfg.batch_size,
+        n_hard=cfg.n_hard,
+        lambda_adapter=cfg.lambda_adapter,
+        mu=cfg.mu,
+        lambda_rr=0.0,  # reranking is tuned and scored here, not inside the run
+        seed=d.seed,
+        checkpoint_every=0,
+    )
+    return replace(base, **settings)
+
+
+def _phase3(
+    cfg: FairConfig, name: str, d: SeedData, enc1: EncoderConfig, adapter: str, sampler: str, trial: int
+) -> str:
+    """The phase-3 folder of ``sampler`` with its ``trial``-th settings (trained, or reused)."""
+    p3 = _phase3_config(cfg, d, sampler, TRIALS[sampler][trial])
+    config = {**phase3_config_dict(enc1, p3, adapter), "train_queries": _queries_key(d.train)}
+    with keyed_run(f"fair-{name}-s{d.seed}-phase3-{sampler}", "phase3", config) as (run, done):
+        if not done:
+            train_phase3(
+                run, enc1, p3, adapter_dir=adapter, train_data=d.train, eval_data=None, planted_false_negatives=d.truth
+            )
+        return str(run.path)
+
+
+# ----------------------------------------------------------------- scoring
+def _retrieval(cfg: FairConfig, model_dir: str, data: Dataset) -> Retrieval:
+    """Top-100 of ``data``'s queries; the corpus vectors are cached, so dev and test share one encoding."""
+    device = resolve_device(cfg.device)
+    encoder = BiEncoder.from_pretrained(model_dir).to(device).eval()
+    return retrieve(encoder, data.corpus, data.queries, _enc(cfg, model_dir), k=100, progress=False)
+
+
+def _signals(cfg: FairConfig, adapter_dir: str, res: Retrieval) -> dict[str, dict[str, dict[str, float]]]:
+    adapter, _ = load_adapter(adapter_dir, device=resolve_device(cfg.device))
+    return {
+        s: adapter_rerank_signal(
+            adapter, res.run, res.query_ids, res.query_vectors, res.corpus.ids, res.corpus.vectors, s
+        )
+        for s in dict.fromkeys(t["rerank_signal"] for t in RERANK_TRIALS)
+    }
+
+
+def _reranked(res: Retrieval, signals: Mapping[str, Any], trial: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    return rerank_run(res.run, signals[trial["rerank_signal"]], trial["lambda_rr"])
+
+
+def _dev_scores(run: Mapping[str, Mapping[str, float]], dev: Dataset) -> dict[str, float]:
+    m = evaluate(dev.qrels, run)
+    return {k: m[k] for k in ("nDCG@10", "R@1", "R@10", "R@100")}
+
+
+def _answer_hits_at_1(run: Mapping[str, Mapping[str, float]], test: Dataset, texts: Mapping[str, str]) -> dict:
+    """Per question: 1.0 if the top passage holds an answer (DPR's answer recall@1), for the paired test."""
+    return {q: float(r == 1) for q, r in answer_ranks(run, test.answers, texts, 1).items()}
+
+
+def _test_scores(run: Mapping[str, Mapping[str, float]], test: Dataset) -> dict[str, Any]:
+    """Test metrics (and answer recall) with the per-query values the paired tests read."""
+    metrics = evaluate(test.qrels, run)
+    per_query = evaluate_per_query(test.qrels, run, PER_QUERY_METRICS)
+    out: dict[str, Any] = {
+        "metrics": metrics,
+        "per_query": {m: {q: v[m] for q, v in per_query.items()} for m in PER_QUERY_METRICS},
+    }
+    if test.answers:
+        texts = {d: doc.text for d, doc in test.corpus.items()}
+        metrics.update(answer_recall(run, test.answers, texts))
+        out["per_query"]["AnswerRecall@1"] = _answer_hits_at_1(run, test, texts)
+    return out
+
+
+# ----------------------------------------------------------------- part files
+def part_path(parts_dir: Path, seed: int) -> Path:
+    return parts_dir / f"s{seed}.json"
+
+
+def _read_part(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path} is damaged ({err}); move it aside to rerun that seed") from None
+
+
+def read_parts(parts_dir: Path) -> list[dict[str, Any]]:
+    """Every seed's part file in ``parts_dir``, by seed."""
+    parts = [p for p in (_read_part(f) for f in sorted(parts_dir.glob("s*.json"))) if p is not None]
+    return sorted(parts, key=lambda p: p["seed"])
+
+
+def _chosen(trials: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The trial with the best dev nDCG@10 (the earliest of equals: the default comes first)."""
+    best = None
+    for key, t in trials.items():
+        if best is None or t["dev"][PRIMARY] > trials[best]["dev"][PRIMARY]:
+            best = key
+    return best
+
+
+# ----------------------------------------------------------------- one seed
+def run_seed(
+    cfg: FairConfig,
+    name: str,
+    seed: int,
+    parts_dir: Path,
+    progress: Callable[[str], None] = log.info,
+    on_save: Callable[[], None] | None = None,
+    wait_s: float = 0.0,
+    command: str = "",
+) -> dict[str, Any]:
+    """Tune (the tuning seed) and score one seed, rewriting its part file after every trial and method.
+
+    Another seed needs the tuning seed's choices: it scores the untuned
+    baselines first, then waits up to ``wait_s`` for them (a process per seed
+    can start at once), else stops with a one-line error.
+    """
+    path = part_path(parts_dir, seed)
+    part = _read_part(path) or {"seed": seed, "config": config_to_dict(cfg), "tuning": {}, "chosen": {}, "test": {}}
+    if not same_settings(part["config"], config_to_dict(cfg)):
+        raise ConfigError(f"{path} was made with other settings; pass another --out, or move it aside")
+    if command and command not in part.setdefault("commands", []):
+        part["commands"].append(command)
+    t0 = time.perf_counter()
+
+    def save() -> None:
+        part["seconds"] = round(part.get("seconds", 0.0) + time.perf_counter() - save.t, 1)
+        save.t = time.perf_counter()
+        write_json_atomic(path, part)
+        if on_save is not None:
+            on_save()
+
+    save.t = t0
+    d = seed_data(cfg, seed)
+    part.update(train_queries=len(d.train.qrels), dev_queries=len(d.dev.qrels), test_queries=len(d.test.qrels))
+    progress(f"seed {seed}: phase 1 ({len(d.train.qrels)} training queries, {len(d.dev.qrels)} dev)")
+    p1 = _phase1(cfg, name, d)
+    enc1 = _enc(cfg, p1)
+    progress(f"seed {seed}: phase 2")
+    adapter, fit = _phase2(cfg, name, d, enc1)
+    part["adapter_fit"] = fit
+    save()
+
+    if seed == cfg.tune_seed:
+        _tune(cfg, name, d, p1, enc1, adapter, part, save, progress)
+    else:
+        _score_on_test(cfg, name, d, p1, enc1, adapter, None, part, save, progress)  # the untuned baselines
+        part["chosen"] = _wait_for_choices(cfg, parts_dir, seed, wait_s, progress)
+        save()
+    _score_on_test(cfg, name, d, p1, enc1, adapter, part["chosen"], part, save, progress)
+    part["finished"] = True
+    save()
+    return part
+
+
+def _wait_for_choices(
+    cfg: FairConfig, parts_dir: Path, seed: int, wait_s: float, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """The tuning seed's choices, waiting while its process is still tuning (up to ``wait_s``)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        first = _read_part(part_path(parts_dir, cfg.tune_seed))
+        if first and _tuning_finished(cfg, first):
+            return dict(first["chosen"])
+        if time.monotonic() >= deadline:
+            raise ConfigError(
+                f"seed {seed} needs the tuning seed {cfg.tune_seed}'s choices: run that seed first (or pass --wait)"
+            )
+        progress(f"seed {seed}: waiting for seed {cfg.tune_seed} to finish tuning")
+        time.sleep(min(60.0, max(1.0, deadline - time.monotonic())))
+
+
+def same_settings(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Two configs describe the same comparison (which seeds a process runs does not matter)."""
+    return {k: v for k, v in a.items() if k != "seeds"} == {k: v for k, v in b.items() if k != "seeds"}
+
+
+def _tuning_finished(cfg: FairConfig, part: Mapping[str, Any]) -> bool:
+    return all(m in part.get("chosen", {}) for m in (*cfg.methods, "rerank_only", "full_rerank"))
+
+
+def _tune(cfg, name, d, p1, enc1, adapter, part, save, progress) -> None:  # noqa: ANN001 - one call site
+    """Every method's trials on dev; a trial already in the part file is not rerun."""
+    tuning = part["tuning"]
+    dev1 = _retrieval(cfg, p1, d.dev)
+    part["dev_phase1"] = _dev_scores(dev1.run, d.dev)
+    signals = _signals(cfg, adapter, dev1)
+    tuning["rerank_only"] = {
+        str(i): {"settings": t, "dev": _dev_scores(_reranked(dev1, signals, t), d.dev)}
+        for i, t in enumerate(RERANK_TRIALS[: cfg.trials])
+    }
+    part["chosen"]["rerank_only"] = _chosen(tuning["rerank_only"])
+    save()
+    for method in cfg.methods:
+        trials = tuning.setdefault(method, {})
+        for i, settings in enumerate(TRIALS[method][: cfg.trials]):
+            if str(i) in trials:
+                continue
+            progress(f"seed {d.seed}: tuning {method}, trial {i + 1}/{cfg.trials} {settings}")
+            folder = _phase3(cfg, name, d, enc1, adapter, method, i)
+            res = _retrieval(cfg, folder, d.dev)
+            trials[str(i)] = {"settings": settings, "dev": _dev_scores(res.run, d.dev), "run": Path(folder).name}
+            save()
+        part["chosen"][method] = _chosen(trials)
+        save()
+    if "rrra" in cfg.methods:
+        # Full RRRA reranks the chosen RRRA encoder with its jointly trained adapter: its own six trials.
+        folder = runs_dir() / tuning["rrra"][part["chosen"]["rrra"]]["run"]
+        res = _retrieval(cfg, str(folder), d.dev)
+        signals = _signals(cfg, str(folder / "adapter"), res)
+        tuning["full_rerank"] = {
+            str(i): {"settings": t, "dev": _dev_scores(_reranked(res, signals, t), d.dev)}
+            for i, t in enumerate(RERANK_TRIALS[: cfg.trials])
+        }
+        part["chosen"]["full_rerank"] = _chosen(tuning["full_rerank"])
+    save()
+
+
+def _score_on_test(cfg, name, d, p1, enc1, adapter, chosen, part, save, progress) -> None:  # noqa: ANN001
+    """The chosen settings, each evaluated once on the test split; a method already scored is not redone."""
+    test = part["test"]
+
+    def score(method: str, make: Callable[[], Mapping[str, Mapping[str, float]]]) -> None:
+        if method in test:
+            return
+        progress(f"seed {d.seed}: scoring {method} on {cfg.test_split}")
+        test[method] = _test_scores(make(), d.test)
+        save()
+
+    score("BM25", lambda: bm25_run(d.test.corpus, d.test.queries, k=100))
+    score("zero-shot", lambda: _retrieval(cfg, cfg.model, d.test).run)
+    res1 = _retrieval(cfg, p1, d.test)
+    score("phase 1 (in-batch)", lambda: res1.run)
+    if chosen is None:
+        return
+    rerank_only = RERANK_TRIALS[int(chosen["rerank_only"])]
+    score(RERANK_ONLY, lambda: _reranked(res1, _signals(cfg, adapter, res1), rerank_only))
+    for method in cfg.methods:
+        folder = _phase3(cfg, name, d, enc1, adapter, method, int(chosen[method]))
+        res = _retrieval(cfg, folder, d.test)
+        score(METHOD_NAMES[method], lambda res=res: res.run)
+        if method == "rrra":
+            full = RERANK_TRIALS[int(chosen["full_rerank"])]
+            score(
+                FULL,
+                lambda res=res, folder=folder, full=full: _reranked(res, _signals(cfg, f"{folder}/adapter", res), full),
+            )
+
+
+# ----------------------------------------------------------------- the result
+def _mean_std(values: list[float]) -> dict[str, float]:
+    a = np.asarray(values, dtype=np.float64)
+    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0, "n": int(a.size)}
+
+
+def _best_baseline(table: Mapping[str, Mapping[str, Any]], metric: str) -> str | None:
+    """The baseline with the highest test mean: the strongest opponent, so the test is conservative for RRRA."""
+    scored = [(table[b][metric]["mean"], b) for b in BASELINES if b in table and metric in table[b]]
+    return max(scored)[1] if scored else None
+
+
+def _versus(parts: list[dict[str, Any]], control: str, treatment: str, metric: str) -> dict[str, Any]:
+    both = [p for p in parts if control in p["test"] and treatment in p["test"]]
+    key = metric if metric != "answer_recall@1" else "AnswerRecall@1"
+    test = paired_by_query(
+        [p["test"][control]["per_query"].get(key, {}) for p in both],
+        [p["test"][treatment]["per_query"].get(key, {}) for p in both],
+    )
+    return {"control": control, "treatment": treatment, "metric": metric, "seeds": len(both), **test}
+
+
+def _summary(table, parts, metric: str, table_key: str) -> dict[str, Any] | None:  # noqa: ANN001
+    best = _best_baseline(table, table_key)
+    if best is None or FULL not in table:
+        return None
+    test = _versus(parts, best, FULL, metric)
+    m, b = table[FULL][table_key]["mean"], table[best][table_key]["mean"]
+    return {
+        "metric": metric,
+        "rrra": m,
+        "best_baseline": best,
+        "best_baseline_value": b,
+        "delta": m - b,
+        "p_value": test["p_t"],
+        "seeds": min(table[FULL][table_key]["n"], table[best][table_key]["n"]),
+    }
+
+
+def summarize(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The result file's body from the part files (any number of finished methods and seeds)."""
+    if not parts:
+        raise ConfigError("no part file to summarize: run a seed first")
+    cfg = replace(config_from_dict(FairConfig, parts[0]["config"]), seeds=tuple(p["seed"] for p in parts))
+    tune = next((p for p in parts if p["seed"] == cfg.tune_seed), {})
+    methods = list(dict.fromkeys(m for p in parts for m in p["test"]))
+    table: dict[str, dict[str, Any]] = {}
+    for m in methods:
+        done = [p["test"][m]["metrics"] for p in parts if m in p["test"]]
+        table[m] = {k: _mean_std([x[k] for x in done]) for k in done[0]}
+    tests = []
+    for metric, key in (("nDCG@10", "nDCG@10"), ("R@1", "R@1")) + (
+        (("answer_recall@1", "AnswerRecall@1"),) if any("AnswerRecall@1" in t for t in table.values()) else ()
+    ):
+        best = _best_baseline(table, key)
+        for treatment in (FULL, METHOD_NAMES["rrra"], RERANK_ONLY):
+            if best and treatment in table:
+                tests.append(_versus(parts, best, treatment, metric))
+    tuning = tune.get("tuning", {})
+    out: dict[str, Any] = {
+        "config": config_to_dict(cfg),
+        "seeds_done": [p["seed"] for p in parts if p.get("finished")],
+        "parts": [
+            {
+                "seed": p["seed"],
+                "commands": p.get("commands", []),
+                "finished": bool(p.get("finished")),
+                "methods": list(p["test"]),
+                "seconds": p.get("seconds"),
+                "train_queries": p.get("train_queries"),
+                "dev_queries": p.get("dev_queries"),
+                "test_queries": p.get("test_queries"),
+                "adapter_fit": p.get("adapter_fit"),
+            }
+            for p in parts
+        ],
+        "tuning": {"seed": cfg.tune_seed, "trials": tuning, "chosen": tune.get("chosen", {})},
+        "dev_phase1": tune.get("dev_phase1"),
+        "methods": table,
+        "tests": tests,
+        "summary": _summary(table, parts, "nDCG@10", "nDCG@10"),
+    }
+    if any("AnswerRecall@1" in t for t in table.values()):
+        out["summary_ar1"] = _summary(table, parts, "answer_recall@1", "AnswerRecall@1")
+    return out
