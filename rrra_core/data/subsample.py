@@ -1,4 +1,4 @@
-"""Query subsets: the subsample behind every ``max_train_queries`` budget knob, and the dev split carved from training queries."""
+"""Query subsets: the ``max_train_queries`` subsample, and the dev split carved from training queries."""
 
 from __future__ import annotations
 
