@@ -417,8 +417,15 @@ def run_seed(
 
     Another seed needs the tuning seed's choices: it scores the untuned
     baselines first, then waits up to ``wait_s`` for them (a process per seed
-    can start at once), else stops with a one-line error.
+    can start at once), else stops with a one-line error. A seed another
+    process is running waits for that process (then finds its work done).
     """
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(parts_dir / f".s{seed}.lock"):
+        return _run_seed(cfg, name, seed, parts_dir, progress, on_save, wait_s, command)
+
+
+def _run_seed(cfg, name, seed, parts_dir, progress, on_save, wait_s, command) -> dict[str, Any]:  # noqa: ANN001
     path = part_path(parts_dir, seed)
     part = _read_part(path) or {"seed": seed, "config": config_to_dict(cfg), "tuning": {}, "chosen": {}, "test": {}}
     if not same_settings(part["config"], config_to_dict(cfg)):

@@ -6,6 +6,7 @@ import pytest
 
 from rrra_core.retrieval.evaluation import (
     DEFAULT_METRICS,
+    answer_ranks,
     answer_recall,
     evaluate,
     evaluate_per_query,
@@ -113,5 +114,8 @@ def test_answer_recall_tiny_example():
     answers = {"q1": ["paris"], "q2": ["Rome"], "q3": ["Madrid"], "q4": ["x"], "q5": ["?"]}
     result = answer_recall(run, answers, docs, ks=(1, 2, 5))
     assert result == {"AnswerRecall@1": 0.0, "AnswerRecall@2": 0.5, "AnswerRecall@5": 0.5}
+    # Per question (what a paired test needs): the first answering rank, None for a miss, q5 left out.
+    assert answer_ranks(run, answers, docs, 5) == {"q1": 2, "q2": 2, "q3": None, "q4": None}
+    assert answer_ranks(run, answers, docs, 1) == {"q1": None, "q2": None, "q3": None, "q4": None}
     run["q1"]["p1"] = 1.0
     assert answer_recall(run, answers, docs, ks=(1,)) == {"AnswerRecall@1": 0.25}

@@ -1,0 +1,154 @@
+"""The fair comparison on ADI with a tiny model: dev carved from training queries, equal trials, resumable parts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rrra_core.runtime.errors import ConfigError
+from rrra_core.runtime.paths import runs_dir
+from rrra_core.workflows.fair import (
+    FULL,
+    RERANK_ONLY,
+    FairConfig,
+    keyed_run,
+    read_parts,
+    run_seed,
+    seed_data,
+    summarize,
+)
+from rrra_core.workflows.fair_report import write_result
+
+
+def _cfg(model: Path, **changes) -> FairConfig:
+    base = dict(
+        dataset="adi",
+        train_split="test",  # ADI has one judged split; the dev carve still keeps dev apart from training
+        test_split="test",
+        seeds=(0, 1),
+        trials=2,
+        methods=("uniform", "rrra"),
+        query_max_length=16,
+        doc_max_length=32,
+        top_k=20,
+        p2_epochs=2,
+        p3_epochs=1,
+        batch_size=16,
+        model=str(model),
+    )
+    return FairConfig(**{**base, **changes})
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_the_dev_split_comes_from_training_queries_and_never_trains(tiny_model_dir: Path) -> None:
+    d = seed_data(_cfg(tiny_model_dir), 0)
+    assert d.dev.qrels and not set(d.dev.qrels) & set(d.train.qrels)
+    assert len(d.dev.qrels) == round(0.2 * (len(d.dev.qrels) + len(d.train.qrels)))
+    assert seed_data(_cfg(tiny_model_dir), 0).dev.qrels == d.dev.qrels  # fixed per seed
+
+
+def test_tuning_scoring_resuming_and_the_summary(tiny_model_dir: Path, tmp_path: Path) -> None:
+    cfg = _cfg(tiny_model_dir)
+    parts_dir = tmp_path / "parts"
+    run_seed(cfg, "adi", 0, parts_dir)
+    part = json.loads((parts_dir / "s0.json").read_text())
+    # Equal trials: every method (and both reranking stages) tried the same number of settings on dev.
+    assert {m: len(t) for m, t in part["tuning"].items()} == dict.fromkeys(
+        ("rerank_only", "uniform", "rrra", "full_rerank"), 2
+    )
+    assert set(part["chosen"]) == {"rerank_only", "uniform", "rrra", "full_rerank"}
+    expected = {"BM25", "zero-shot", "phase 1 (in-batch)", RERANK_ONLY, "uniform top-K", "RRRA resampling only", FULL}
+    assert set(part["test"]) == expected and part["finished"]
+    n_test = part["test_queries"]
+    assert all(len(v["per_query"]["nDCG@10"]) == n_test for v in part["test"].values())
+
+    # A killed benchmark loses one method: the rerun scores only that one and trains nothing.
+    folders = sorted(p.name for p in runs_dir().iterdir())
+    del part["test"]["uniform top-K"]
+    (parts_dir / "s0.json").write_text(json.dumps(part))
+    run_seed(cfg, "adi", 0, parts_dir)
+    assert "uniform top-K" in json.loads((parts_dir / "s0.json").read_text())["test"]
+    assert sorted(p.name for p in runs_dir().iterdir()) == folders
+
+    run_seed(cfg, "adi", 1, parts_dir)  # reuses seed 0's choices
+    parts = read_parts(parts_dir)
+    assert parts[1]["chosen"] == parts[0]["chosen"]
+    result = write_result(tmp_path / "fair_adi", parts, "python scripts/benchmark.py --preset fair-x")
+    s = result["summary"]
+    assert set(s) == {"metric", "rrra", "best_baseline", "best_baseline_value", "delta", "p_value", "seeds"}
+    assert (
+        s["metric"] == "nDCG@10"
+        and s["seeds"] == 2
+        and s["delta"] == pytest.approx(s["rrra"] - s["best_baseline_value"])
+    )
+    assert s["best_baseline"] == max(
+        ("BM25", "zero-shot", "phase 1 (in-batch)", "uniform top-K"),
+        key=lambda b: result["methods"][b]["nDCG@10"]["mean"],
+    )
+    assert s["p_value"] is None or 0.0 <= s["p_value"] <= 1.0
+    md = (tmp_path / "fair_adi.md").read_text()
+    assert md.startswith("# Fair comparison on adi") and "--preset fair-x" in md and "dev nDCG@10" in md
+
+
+def test_another_seed_without_the_tuning_choices_scores_baselines_then_stops(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    cfg = _cfg(tiny_model_dir)
+    with pytest.raises(ConfigError, match="needs the tuning seed 0's choices"):
+        run_seed(cfg, "adi", 1, tmp_path)
+    assert {"BM25", "zero-shot", "phase 1 (in-batch)"} <= set(json.loads((tmp_path / "s1.json").read_text())["test"])
+    # A part file made with other settings is never mixed in.
+    with pytest.raises(ConfigError, match="other settings"):
+        run_seed(_cfg(tiny_model_dir, p3_epochs=2), "adi", 1, tmp_path)
+
+
+def test_summary_reads_answer_recall_and_picks_the_strongest_baseline() -> None:
+    def part(seed: int, shift: float) -> dict:
+        qs = [f"q{i}" for i in range(20)]
+
+        def method(base: float) -> dict:
+            per = {q: base + (0.01 * i) for i, q in enumerate(qs)}
+            hits = {q: float(i % 2 == 0 or base > 0.5) for i, q in enumerate(qs)}
+            mean = sum(per.values()) / len(qs)
+            ar = sum(hits.values()) / len(qs)
+            return {
+                "metrics": {"nDCG@10": mean, "R@1": mean, "AnswerRecall@1": ar},
+                "per_query": {"nDCG@10": per, "R@1": per, "AnswerRecall@1": hits},
+            }
+
+        test = {"BM25": method(0.3), "SimANS": method(0.4 + shift), FULL: method(0.6), RERANK_ONLY: method(0.35)}
+        return {"seed": seed, "config": {"dataset": "squad", "seeds": [seed]}, "test": test, "finished": True}
+
+    result = summarize([part(0, 0.0), part(1, 0.01)])
+    assert result["summary"]["best_baseline"] == "SimANS" and result["summary"]["delta"] > 0
+    assert result["summary"]["p_value"] < 0.05
+    ar1 = result["summary_ar1"]
+    assert ar1["metric"] == "answer_recall@1" and ar1["rrra"] == 1.0 and ar1["best_baseline_value"] == 0.5
+
+
+def test_keyed_runs_are_reused_only_for_the_same_settings(tmp_path: Path) -> None:
+    with keyed_run("fair-x-s0-phase1", "phase1", {"lr": 1e-5}, root=tmp_path) as (run, done):
+        assert not done
+        run.write_json("progress.json", {"status": "done"})
+    with keyed_run("fair-x-s0-phase1", "phase1", {"lr": 1e-5}, root=tmp_path) as (again, done):
+        assert done and again.path == run.path
+    with keyed_run("fair-x-s0-phase1", "phase1", {"lr": 2e-5}, root=tmp_path) as (other, done):
+        assert not done and other.path != run.path
+
+
+def test_bad_settings_are_one_line_errors() -> None:
+    with pytest.raises(ConfigError, match="unknown method"):
+        FairConfig(methods=("uniform", "bm42"))
+    with pytest.raises(ConfigError, match="trials must be between 1 and 6"):
+        FairConfig(trials=9)
