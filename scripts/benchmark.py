@@ -105,6 +105,7 @@ def _fair_parser(preset: str) -> argparse.ArgumentParser:
 def fair_main(argv: list[str]) -> int:
     """The fair comparison: seeds in this process, part files resumed, result files rewritten as parts change."""
     from rrra_core.runtime.config import config_from_args
+    from rrra_core.runtime.errors import ConfigError
     from rrra_core.runtime.paths import REPO_ROOT
     from rrra_core.workflows.fair import FairConfig, read_parts, run_seed
     from rrra_core.workflows.fair_report import write_result
@@ -120,11 +121,13 @@ def fair_main(argv: list[str]) -> int:
     command = "python scripts/benchmark.py " + shlex.join(argv)
 
     def rewrite() -> None:
-        parts = read_parts(parts_dir)
+        parts = read_parts(parts_dir) if parts_dir.is_dir() else []
         if parts:
             write_result(stem, parts, command)
 
     if args.render:
+        if not (parts_dir.is_dir() and read_parts(parts_dir)):
+            raise ConfigError(f"no part file under {parts_dir}: run a seed first")
         rewrite()
         print(stem.with_suffix(".md").read_text(encoding="utf-8"))
         return 0
