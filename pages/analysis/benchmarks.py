@@ -15,6 +15,7 @@ import streamlit as st
 
 from pages.common import keys
 from pages.common.downloads import chart, csv_button
+from pages.common.fair_view import fair_section
 from pages.common.hitl_view import hitl_section
 from pages.common.widgets import md_code, md_escape
 from rrra_core.analysis.results_view import (
@@ -87,8 +88,8 @@ st.caption(
     )
 )
 
-tab_methods, tab_ablations, tab_detection, tab_hitl = st.tabs(
-    ["Methods", "Ablations", "False-negative detection", "Human in the loop"]
+tab_methods, tab_ablations, tab_detection, tab_hitl, tab_fair = st.tabs(
+    ["Methods", "Ablations", "False-negative detection", "Human in the loop", "Fair comparison"]
 )
 
 # --- methods ------------------------------------------------------------------
@@ -302,3 +303,11 @@ with tab_hitl:
         chart(fig, f"{stem}_hitl_{metric}", key=keys.BENCH_HITL_CHART)
         if hitl["seed"].nunique() == 1:
             st.caption("One seed, no error bars: read no slope from a few points.")
+
+# --- the fair, tuned comparison ---------------------------------------------------
+with tab_fair:
+    if not fair_section(folder):
+        st.info(
+            "No fair-comparison file yet: `python scripts/benchmark.py --preset fair-cranfield` tunes every method "
+            "equally on a dev split and writes `results/fair_cranfield.json`."
+        )

@@ -171,6 +171,12 @@ BENCH_HITL_FILE = "bench_hitl_file"  # which hitl_*.json the curve reads
 BENCH_HITL_CURVE_CHART = "chart_hitl_curve"
 BENCH_HITL_CURVE_TABLE = "bench_hitl_curve_table"
 BENCH_HITL_CURVE_CSV = "csv_hitl_curve"
+BENCH_FAIR_FILE = "bench_fair_file"  # which fair_*.json the Fair comparison tab reads
+BENCH_FAIR_METHODS = "bench_fair_methods"
+BENCH_FAIR_METHODS_CSV = "csv_fair_methods"
+BENCH_FAIR_TESTS = "bench_fair_tests"
+BENCH_FAIR_TUNING = "bench_fair_tuning"
+BENCH_FAIR_TUNING_CSV = "csv_fair_tuning"
 
 
 def for_file(key: str, stem: str) -> str:

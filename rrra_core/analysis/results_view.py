@@ -370,3 +370,51 @@ def hitl_curve(result: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, dict[str
     cols = ["order", "N", "found", *[c for m in HITL_METRICS for c in (m, f"{m} std")], "seeds", "recovered"]
     df = pd.DataFrame(rows, columns=cols)
     return df.sort_values(["order", "N"], kind="stable").reset_index(drop=True), bounds
+
+
+# ----------------------------------------------------------------- the fair comparison (fair_*.json)
+def list_fair_files(folder: str | Path) -> list[Path]:
+    """The fair-comparison result files (``fair_*.json``, ``scripts/benchmark.py --preset fair-…``) in ``folder``."""
+    root = Path(folder)
+    return sorted(root.glob("fair_*.json")) if root.is_dir() else []
+
+
+def load_fair(path: str | Path) -> dict[str, Any]:
+    """Read a ``fair_*.json`` and check what its tables need; raises ``DataError`` with the reason."""
+    p = Path(path)
+    data = _read_json(p)
+    if not isinstance(data, dict) or not isinstance(data.get("methods"), dict) or "tuning" not in data:
+        raise DataError(
+            p, "not a fair-comparison result (needs 'methods' and 'tuning'; see benchmark.py --preset fair-…)"
+        )
+    for name, cells in data["methods"].items():
+        for metric, cell in (cells or {}).items():
+            if not (isinstance(cell, dict) and "mean" in cell and "std" in cell):
+                raise DataError(p, f"methods[{name!r}][{metric!r}] must hold 'mean' and 'std'")
+    data["_path"] = str(p)
+    return data
+
+
+def fair_tables(result: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """``{"methods", "tests", "tuning"}``: the test table (mean, std, n per metric), the paired tests against the
+    best baseline, and every dev trial with the one chosen."""
+    methods = wide_table(_cells(result["methods"], "method"), "method")
+    tests = pd.DataFrame(
+        result.get("tests") or [],
+        columns=["treatment", "control", "metric", "delta", "p_t", "p_fisher", "queries", "seeds"],
+    ).rename(columns={"p_t": "p (paired t)", "p_fisher": "p (Fisher randomization)"})
+    chosen = (result.get("tuning") or {}).get("chosen") or {}
+    rows = [
+        {
+            "method": method,
+            "trial": int(key) + 1,
+            "settings": ", ".join(f"{k}={v}" for k, v in (t.get("settings") or {}).items()),
+            "dev nDCG@10": _num((t.get("dev") or {}).get("nDCG@10")),
+            "dev R@1": _num((t.get("dev") or {}).get("R@1")),
+            "chosen": chosen.get(method) == key,
+        }
+        for method, trials in ((result.get("tuning") or {}).get("trials") or {}).items()
+        for key, t in trials.items()
+    ]
+    tuning = pd.DataFrame(rows, columns=["method", "trial", "settings", "dev nDCG@10", "dev R@1", "chosen"])
+    return {"methods": methods, "tests": tests, "tuning": tuning}

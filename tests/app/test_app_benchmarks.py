@@ -286,3 +286,57 @@ def test_the_human_in_the_loop_benchmark_draws_error_bars_and_both_bounds(
         round(points[b]["nDCG@10"]["mean"], 6) for b in ("lower", "upper")
     )
     assert any("recovered" in c.value for c in at.caption)
+
+
+@pytest.fixture(scope="session")
+def fair_file(tiny_model_dir_session: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fair comparison (one seed, two trials per method) written by the real workflow with the tiny encoder."""
+    import os
+
+    from rrra_core.workflows.fair import FairConfig, read_parts, run_seed
+    from rrra_core.workflows.fair_report import write_result
+
+    root = tmp_path_factory.mktemp("fair_app")
+    old = os.environ.get("RRRA_HOME")
+    os.environ["RRRA_HOME"] = str(root / "home")
+    try:
+        cfg = FairConfig(
+            dataset="adi",
+            train_split="test",
+            test_split="test",
+            seeds=(0,),
+            trials=2,
+            methods=("uniform", "rrra"),
+            query_max_length=16,
+            doc_max_length=32,
+            top_k=20,
+            p2_epochs=2,
+            p3_epochs=1,
+            batch_size=16,
+            model=str(tiny_model_dir_session),
+        )
+        run_seed(cfg, "adi", 0, root / "parts")
+        write_result(root / "fair_adi", read_parts(root / "parts"), "python scripts/benchmark.py --preset fair-x")
+    finally:
+        if old is None:
+            os.environ.pop("RRRA_HOME", None)
+        else:
+            os.environ["RRRA_HOME"] = old
+    return root / "fair_adi.json"
+
+
+def test_the_fair_comparison_tab_shows_the_verdict_tests_and_tuning(
+    fair_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    minimal = json.dumps({"seeds": [{"seed": 0}], "summary": {"methods": {}}})  # the page opens on a benchmark file
+    _folder(tmp_path, monkeypatch, {"rrra_min.json": minimal, "fair_adi.json": fair_file})
+    result = json.loads(fair_file.read_text())
+    at = _page()
+    frames = [df.value for df in at.dataframe]
+    methods = next(v for v in frames if "method" in v.columns and "nDCG@10" in v.columns and "trial" not in v)
+    assert methods["method"].tolist() == list(result["methods"])
+    tuning = next(v for v in frames if "chosen" in v.columns)
+    assert len(tuning) == sum(len(t) for t in result["tuning"]["trials"].values())
+    assert tuning["chosen"].sum() == len(result["tuning"]["chosen"])
+    assert any("full RRRA" in m.value for m in at.markdown)
+    assert any("--preset fair-x" in c.value for c in at.code)
