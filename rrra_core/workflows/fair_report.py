@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from rrra_core.runtime.runs import cpu_model, write_json_atomic
-from rrra_core.workflows.fair import BASELINES, FULL, METHOD_NAMES, RERANK_ONLY, RERANK_TRIALS, TRIALS, summarize
+from rrra_core.workflows.fair import (
+    BASELINES,
+    FULL,
+    METHOD_NAMES,
+    REFERENCES,
+    RERANK_ONLY,
+    RERANK_TRIALS,
+    TRIALS,
+    summarize,
+)
 
 __all__ = ["write_result", "render_markdown", "target_verdict"]
 
@@ -61,6 +70,14 @@ def target_verdict(result: Mapping[str, Any]) -> str:
             f"On {s['metric']}, full RRRA {sign} the best baseline ({s['best_baseline']}) by "
             f"{s['delta']:+.4f} ({s['rrra']:.4f} vs {s['best_baseline_value']:.4f}, {s['seeds']} seed(s)); {sig}."
         )
+    ref = result.get("summary_reference")
+    if ref:
+        where = "above" if ref["delta"] > 0 else "below"
+        lines.append(
+            f"Against the strongest untuned reference ({ref['best_baseline']}, {ref['best_baseline_value']:.4f}) "
+            f"full RRRA is {where} by {abs(ref['delta']):.4f} on nDCG@10"
+            + (f" (p = {ref['p_value']:.3g})." if ref["p_value"] is not None else ".")
+        )
     return " ".join(lines) or "No full-RRRA result yet."
 
 
@@ -104,8 +121,9 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         f"- Phase 1: {cfg['p1_epochs']} epoch(s); phase 2: {cfg['p2_epochs']} epochs, best held-out epoch kept; "
         f"phase 3: {cfg['p3_epochs']} epochs, pool re-mined every epoch, batch {cfg['batch_size']}, "
         f"{cfg['n_hard']} hard negative(s) per query; documents cut at {cfg['doc_max_length']} word pieces.",
-        f"- The best baseline is the one with the highest test mean among {', '.join(BASELINES)} "
-        "(the strongest opponent: conservative for RRRA).",
+        f"- The best baseline is the tuned one with the highest test mean among {', '.join(BASELINES)} "
+        "(the strongest opponent: conservative for RRRA). The untuned references "
+        f"({', '.join(REFERENCES)}) are in the table, and full RRRA is also tested against the best of them.",
         "",
         "## Test results (mean ± std over seeds)",
         "",
