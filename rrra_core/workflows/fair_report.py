@@ -87,7 +87,8 @@ def _settings(t: Mapping[str, Any]) -> str:
 
 def render_markdown(result: Mapping[str, Any]) -> str:
     cfg = result["config"]
-    seeds = len(result["seeds_done"]) or 1
+    # Rows with fewer seeds than the most any row has are marked (n=k).
+    seeds = max((c.get("n", 1) for row in result["methods"].values() for c in row.values()), default=1)
     out = [
         f"# Fair comparison on {Path(str(cfg['dataset'])).name}",
         "",

@@ -28,3 +28,11 @@ def test_seeds_are_averaged_per_query_and_only_shared_queries_are_paired():
     out = paired_by_query(control, treatment)
     # a: 0.1 -> 0.8, b: 1.0 -> 0.5; c and d are in one system only.
     assert out["queries"] == 2 and out["delta"] == pytest.approx(((0.8 - 0.1) + (0.5 - 1.0)) / 2)
+
+
+def test_the_randomization_test_counts_differences_equal_up_to_rounding():
+    # Two queries differ (by 0.125 and 0.25): flipping their signs gives |mean| >= observed half the time.
+    x = np.zeros(75)
+    y = np.zeros(75)
+    y[[3, 40]] = [-0.125, -0.25]
+    assert paired_pvalues(x, y)["p_fisher"] == pytest.approx(0.5, abs=0.03)
