@@ -115,10 +115,14 @@ class Phase3Config:
     top_k: int = opt(100, "candidate pool depth K")
     remine_every: int = opt(1, "re-mine the pool from the current encoder every N epochs")
     gamma: float = opt(2.0, "rrra: exponent on (1 - P(FN|neg))")
-    hardness_temperature: float = opt(0.05, "rrra: temperature of the softmax that maps scores to s_HN")
+    hardness_temperature: float = opt(
+        0.2, "rrra: temperature of the softmax that maps scores to s_HN (0.2: chosen on dev, results/fair_*.md)"
+    )
     simans_a: float = opt(0.5, "simans: a, on the logit scale s/tau")
     simans_b: float = opt(0.0, "simans: b, on the logit scale s/tau")
-    relative_margin: float = opt(0.05, "margin: drop candidates with s_i > (1 - margin) * s_pos")
+    relative_margin: float = opt(
+        0.0, "margin: drop candidates with s_i > (1 - margin) * s_pos (0: chosen on dev, results/fair_*.md)"
+    )
     lambda_adapter: float = opt(0.1, "weight of the adapter loss in joint training; 0 freezes the adapter")
     mu: float = opt(0.3, "joint adapter loss: probability a positive pair is presented as FN")
     class_weighting: bool = opt(
@@ -128,7 +132,9 @@ class Phase3Config:
         0.5, "P(FN|neg) above which a negative counts as adapter-suspected in the gradient log"
     )
     lambda_rr: float = opt(1.0, "rerank strength at evaluation; 0 = no reranking")
-    rerank_signal: str = opt("p_rel", "adapter signal for reranking: p_rel or qa", choices=("p_rel", "qa"))
+    rerank_signal: str = opt(
+        "qa", "adapter signal for reranking: p_rel or qa (qa: chosen on dev, results/fair_*)", choices=("p_rel", "qa")
+    )
     eval_k: int = opt(100, "retrieval depth for evaluation (and reranking)")
     index_kind: str = opt("auto", "FAISS index kind: auto, flat, ivf or hnsw")
     max_train_queries: int | None = opt(None, "subsample training queries (budget knob)")

@@ -127,9 +127,13 @@ class BenchmarkConfig:
     label_scheme: str = opt("synthetic", "adapter label scheme: synthetic or outcome", choices=("synthetic", "outcome"))
     gamma: float = opt(2.0, "RRRA resampling exponent")
     hardness_temperature: float = opt(
-        0.05, "RRRA: temperature of the softmax mapping scores to s_HN (large = closer to uniform over the top-K)"
+        0.2, "RRRA: temperature of the softmax mapping scores to s_HN (large = closer to uniform over the top-K)"
     )
     lambda_rr: float = opt(1.0, "rerank strength")
+    rerank_signal: str = opt(
+        "qa", "adapter signal for reranking: p_rel or qa (qa: chosen on dev, results/fair_*)", choices=("p_rel", "qa")
+    )
+    relative_margin: float = opt(0.0, "margin filter: relative margin (0: chosen on dev, results/fair_*.md)")
     lambda_adapter: float = opt(0.1, "joint adapter-loss weight in phase 3")
     max_train_queries: int | None = opt(None, "subsample training queries (budget knob)")
     samplers: tuple[str, ...] = opt(("uniform", "simans", "margin", "rrra"), "phase-3 samplers to run")
@@ -165,7 +169,9 @@ def _phase3_config(cfg: BenchmarkConfig, seed: int, sampler: str) -> Phase3Confi
         top_k=cfg.top_k,
         gamma=cfg.gamma,
         hardness_temperature=cfg.hardness_temperature,
+        relative_margin=cfg.relative_margin,
         lambda_rr=cfg.lambda_rr,
+        rerank_signal=cfg.rerank_signal,
         lambda_adapter=cfg.lambda_adapter,
         mu=cfg.mu,
         seed=seed,
@@ -352,7 +358,7 @@ def _rerank_scores(s: _SeedRun, adapter_dir: str | Path, res: Any) -> dict[str, 
     """``res``'s test retrieval reranked with the adapter in ``adapter_dir`` (its P(rel))."""
     adapter, _ = load_adapter(adapter_dir, device=s.device)
     signal = adapter_rerank_signal(
-        adapter, res.run, res.query_ids, res.query_vectors, res.corpus.ids, res.corpus.vectors, "p_rel"
+        adapter, res.run, res.query_ids, res.query_vectors, res.corpus.ids, res.corpus.vectors, s.cfg.rerank_signal
     )
     return rerank_run(res.run, signal, s.cfg.lambda_rr)
 

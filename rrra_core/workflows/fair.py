@@ -77,7 +77,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PRIMARY = "nDCG@10"
-# Phase-3 sampler settings tried per method, the shipped default first. Each list is a one-at-a-time design
+# Phase-3 sampler settings tried per method, the pre-tuning default first. Each list is a one-at-a-time design
 # around a centre: the knobs the method has, over the range where they change which negatives are drawn.
 TRIALS: dict[str, list[dict[str, Any]]] = {
     "uniform": [{"top_k": k} for k in (100, 50, 30, 20, 200, 10)],
@@ -312,8 +312,23 @@ def _phase3_config(cfg: FairConfig, d: SeedData, sampler: str, settings: Mapping
         lambda_rr=0.0,  # reranking is tuned and scored here, not inside the run
         seed=d.seed,
         checkpoint_every=0,
+        # Every sampler knob pinned to the values the trials were designed around (the pre-tuning defaults):
+        # the run folders are keyed by their settings, so a later change of Phase3Config's defaults must not
+        # orphan finished trials or shift what an untouched knob means.
+        **_PINNED,
     )
     return replace(base, **settings)
+
+
+_PINNED: dict[str, Any] = {
+    "top_k": 100,
+    "gamma": 2.0,
+    "hardness_temperature": 0.05,
+    "simans_a": 0.5,
+    "simans_b": 0.0,
+    "relative_margin": 0.05,
+    "rerank_signal": "p_rel",
+}
 
 
 def _phase3(
