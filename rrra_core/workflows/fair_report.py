@@ -60,12 +60,15 @@ def target_verdict(result: Mapping[str, Any]) -> str:
         s = result.get(key)
         if not s:
             continue
-        sign = "beats" if s["delta"] > 0 else ("ties" if s["delta"] == 0 else "does NOT beat")
-        sig = (
-            "significant (p < 0.05)"
-            if s["p_value"] is not None and s["p_value"] < 0.05
-            else "not significant" + (f" (p = {s['p_value']:.3f})" if s["p_value"] is not None else "")
-        )
+        # Equal at the 4 decimals shown is a tie, not "does NOT beat … by +0.0000".
+        sign = "ties" if abs(s["delta"]) < 5e-5 else ("beats" if s["delta"] > 0 else "does NOT beat")
+        p = s["p_value"]
+        if p is None:
+            sig = "no test (too few queries)"
+        elif p >= 0.05:
+            sig = f"not significant (p = {p:.3g})"
+        else:
+            sig = f"significant (p = {p:.3g})" if s["delta"] > 0 else f"RRRA is significantly worse (p = {p:.3g})"
         lines.append(
             f"On {s['metric']}, full RRRA {sign} the best baseline ({s['best_baseline']}) by "
             f"{s['delta']:+.4f} ({s['rrra']:.4f} vs {s['best_baseline_value']:.4f}, {s['seeds']} seed(s)); {sig}."
