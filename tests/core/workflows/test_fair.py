@@ -161,3 +161,27 @@ def test_bad_settings_are_one_line_errors() -> None:
         FairConfig(methods=("uniform", "bm42"))
     with pytest.raises(ConfigError, match="trials must be between 1 and 6"):
         FairConfig(trials=9)
+
+
+@pytest.mark.parametrize(
+    ("delta", "p", "words"),
+    [
+        (0.02, 0.01, "beats the best baseline (SimANS) by +0.0200"),
+        (0.02, 0.3, "not significant (p = 0.3)"),
+        (-0.02, 0.01, "RRRA is significantly worse"),
+        (0.00001, 0.9, "ties the best baseline"),
+    ],
+)
+def test_the_verdict_says_what_the_numbers_say(delta: float, p: float, words: str) -> None:
+    from rrra_core.workflows.fair_report import target_verdict
+
+    s = {
+        "metric": "nDCG@10",
+        "rrra": 0.4 + delta,
+        "best_baseline": "SimANS",
+        "best_baseline_value": 0.4,
+        "delta": delta,
+        "p_value": p,
+        "seeds": 3,
+    }
+    assert words in target_verdict({"summary": s})
