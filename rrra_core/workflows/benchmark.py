@@ -67,6 +67,7 @@ __all__ = [
     "ABLATIONS",
     "SAMPLER_METHODS",
     "aggregate",
+    "gradient_summary",
 ]
 
 log = logging.getLogger(__name__)
@@ -265,7 +266,9 @@ def variant_detection(
     return metrics, curves, neg
 
 
-def _gradient_summary(run_dir: Path) -> dict[str, dict[str, float]]:
+def gradient_summary(run_dir: Path) -> dict[str, dict[str, float]]:
+    """Per category of the phase-3 gradient log (planted false negative, …): how many hard negatives were
+    sampled and their gradient magnitudes ``p_j/τ`` (mean, median, p90), plus ``all``."""
     path = run_dir / "gradients.parquet"
     if not path.is_file():
         return {}
@@ -431,7 +434,7 @@ def _phase3(s: _SeedRun, enc1: EncoderConfig, adapter_dir: str) -> tuple[dict[st
         if sampler == "rrra":
             s.score("RRRA (resampling + reranking)", _rerank_scores(s, run3.file("adapter"), res3))
             rrra_run = run3
-        gradients[sampler] = _gradient_summary(run3.path)
+        gradients[sampler] = gradient_summary(run3.path)
         s.tick(f"phase 3 {sampler}")
     return gradients, rrra_run
 

@@ -567,6 +567,12 @@ def _score_on_test(cfg, name, d, p1, enc1, adapter, chosen, part, save, progress
     score(RERANK_ONLY, lambda: _reranked(res1, _signals(cfg, adapter, res1), rerank_only))
     for method in cfg.methods:
         folder = _phase3(cfg, name, d, enc1, adapter, method, int(chosen[method]))
+        grads = part.setdefault("gradients", {})
+        if METHOD_NAMES[method] not in grads:  # what the sampler fed the encoder (read from the run's log)
+            from rrra_core.workflows.benchmark import gradient_summary
+
+            grads[METHOD_NAMES[method]] = gradient_summary(Path(folder))
+            save()
         res = _retrieval(cfg, folder, d.test)
         score(METHOD_NAMES[method], lambda res=res: res.run)
         if method == "rrra":
@@ -618,6 +624,17 @@ def _summary(table, parts, metric: str, table_key: str, among=BASELINES) -> dict
     }
 
 
+def _gradients(parts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per method and gradient-log category: hard negatives sampled and their mean gradient, mean ± std over seeds."""
+    out: dict[str, dict[str, Any]] = {}
+    methods = list(dict.fromkeys(m for p in parts for m in p.get("gradients", {})))
+    for m in methods:
+        per_seed = [p["gradients"][m] for p in parts if m in p.get("gradients", {})]
+        cats = list(dict.fromkeys(c for g in per_seed for c in g))
+        out[m] = {c: {k: _mean_std([g[c][k] for g in per_seed if c in g]) for k in ("count", "mean")} for c in cats}
+    return out
+
+
 def summarize(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """The result file's body from the part files (any number of finished methods and seeds)."""
     if not parts:
@@ -662,6 +679,7 @@ def summarize(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "dev_phase1": tune.get("dev_phase1"),
         "methods": table,
         "tests": tests,
+        "gradients": _gradients(parts),
         "summary": _summary(table, parts, "nDCG@10", "nDCG@10"),
         # Full RRRA against the strongest untuned reference (BM25, zero-shot or phase 1), in the same shape.
         "summary_reference": _summary(table, parts, "nDCG@10", "nDCG@10", REFERENCES),
