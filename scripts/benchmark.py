@@ -127,7 +127,7 @@ def fair_main(argv: list[str]) -> int:
         # The paired tests take seconds on thousands of queries: rewrite only when a result was added.
         signature = json.dumps(
             [[p["seed"], sorted(p["test"]), sorted(p.get("gradients", {})), p.get("finished", False)] for p in parts]
-            + [sorted(k for p in parts for k in p.get("tuning", {}).get(m, {})) for m in ("uniform", "rrra")]
+            + [sorted(f"{m}:{k}" for p in parts for m, trials in p.get("tuning", {}).items() for k in trials)]
         )
         if parts and signature not in last:
             write_result(stem, parts, command)
