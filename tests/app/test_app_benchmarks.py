@@ -293,28 +293,15 @@ def fair_file(tiny_model_dir_session: Path, tmp_path_factory: pytest.TempPathFac
     """A fair comparison (one seed, two trials per method) written by the real workflow with the tiny encoder."""
     import os
 
-    from rrra_core.workflows.fair import FairConfig, read_parts, run_seed
+    from rrra_core.workflows.fair import read_parts, run_seed
     from rrra_core.workflows.fair_report import write_result
+    from tests.core.workflows.test_fair import _cfg as fair_config
 
     root = tmp_path_factory.mktemp("fair_app")
     old = os.environ.get("RRRA_HOME")
     os.environ["RRRA_HOME"] = str(root / "home")
     try:
-        cfg = FairConfig(
-            dataset="adi",
-            train_split="test",
-            test_split="test",
-            seeds=(0,),
-            trials=2,
-            methods=("uniform", "rrra"),
-            query_max_length=16,
-            doc_max_length=32,
-            top_k=20,
-            p2_epochs=2,
-            p3_epochs=1,
-            batch_size=16,
-            model=str(tiny_model_dir_session),
-        )
+        cfg = fair_config(tiny_model_dir_session, seeds=(0,))
         run_seed(cfg, "adi", 0, root / "parts")
         write_result(root / "fair_adi", read_parts(root / "parts"), "python scripts/benchmark.py --preset fair-x")
     finally:
