@@ -165,21 +165,7 @@ def render_markdown(result: Mapping[str, Any]) -> str:
                 f"| {labels.get(method, method)} | {int(key) + 1} | {_settings(t['settings'])} | "
                 f"{t['dev']['nDCG@10']:.4f} | {t['dev']['R@1']:.4f} | {mark} |"
             )
-    grads = result.get("gradients") or {}
-    if grads:
-        out += [
-            "",
-            "## What each sampler fed the encoder (phase-3 gradient log, chosen settings, mean over seeds)",
-            "",
-            "Hard negatives sampled per category, and their mean gradient magnitude p_j/τ. `planted_fn` are hidden "
-            "positives drawn as negatives: the false negatives RRRA's resampling is meant to avoid.",
-            "",
-            "| method | category | sampled | mean p_j/τ |",
-            "|---|---|---|---|",
-        ]
-        for method, cats in grads.items():
-            for cat, v in cats.items():
-                out.append(f"| {method} | {cat} | {v['count']['mean']:.0f} | {v['mean']['mean']:.3f} |")
+    out += _gradient_lines(result.get("gradients") or {})
     warnings = [(p["seed"], w) for p in result["parts"] for w in ((p.get("adapter_fit") or {}).get("warnings") or [])]
     if warnings:
         out += ["", "## Warnings", ""] + [f"- seed {s}: phase-2 adapter: {w}" for s, w in warnings]
@@ -190,3 +176,23 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _gradient_lines(grads: Mapping[str, Any]) -> list[str]:
+    """The gradient-log table: what each chosen sampler fed the encoder, per category."""
+    if not grads:
+        return []
+    out = [
+        "",
+        "## What each sampler fed the encoder (phase-3 gradient log, chosen settings, mean over seeds)",
+        "",
+        "Hard negatives sampled per category, and their mean gradient magnitude p_j/τ. `planted_fn` are hidden "
+        "positives drawn as negatives: the false negatives RRRA's resampling is meant to avoid.",
+        "",
+        "| method | category | sampled | mean p_j/τ |",
+        "|---|---|---|---|",
+    ]
+    for method, cats in grads.items():
+        for cat, v in cats.items():
+            out.append(f"| {method} | {cat} | {v['count']['mean']:.0f} | {v['mean']['mean']:.3f} |")
+    return out
