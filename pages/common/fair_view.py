@@ -11,9 +11,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from rrra_core.analysis.results_view import fair_tables, list_fair_files, load_fair
+from rrra_core.analysis.results_view import fair_tables, list_fair_files, load_fair, target_verdict
 from rrra_core.runtime.errors import DataError
-from rrra_core.workflows.fair_report import target_verdict
 
 from . import keys
 from .downloads import csv_button

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -418,3 +419,34 @@ def fair_tables(result: dict[str, Any]) -> dict[str, pd.DataFrame]:
     ]
     tuning = pd.DataFrame(rows, columns=["method", "trial", "settings", "dev nDCG@10", "dev R@1", "chosen"])
     return {"methods": methods, "tests": tests, "tuning": tuning}
+
+
+def target_verdict(result: Mapping[str, Any]) -> str:
+    """One sentence: does full RRRA beat the best tuned baseline here, and is it significant?"""
+    lines = []
+    for key in ("summary", "summary_ar1"):
+        s = result.get(key)
+        if not s:
+            continue
+        # Equal at the 4 decimals shown is a tie, not "does NOT beat … by +0.0000".
+        sign = "ties" if abs(s["delta"]) < 5e-5 else ("beats" if s["delta"] > 0 else "does NOT beat")
+        p = s["p_value"]
+        if p is None:
+            sig = "no test (too few queries)"
+        elif p >= 0.05:
+            sig = f"not significant (p = {p:.3g})"
+        else:
+            sig = f"significant (p = {p:.3g})" if s["delta"] > 0 else f"RRRA is significantly worse (p = {p:.3g})"
+        lines.append(
+            f"On {s['metric']}, full RRRA {sign} the best baseline ({s['best_baseline']}) by "
+            f"{s['delta']:+.4f} ({s['rrra']:.4f} vs {s['best_baseline_value']:.4f}, {s['seeds']} seed(s)); {sig}."
+        )
+    ref = result.get("summary_reference")
+    if ref:
+        where = "above" if ref["delta"] > 0 else "below"
+        lines.append(
+            f"Against the strongest untuned reference ({ref['best_baseline']}, {ref['best_baseline_value']:.4f}) "
+            f"full RRRA is {where} by {abs(ref['delta']):.4f} on nDCG@10"
+            + (f" (p = {ref['p_value']:.3g})." if ref["p_value"] is not None else ".")
+        )
+    return " ".join(lines) or "No full-RRRA result yet."

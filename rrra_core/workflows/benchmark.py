@@ -68,6 +68,7 @@ __all__ = [
     "SAMPLER_METHODS",
     "aggregate",
     "gradient_summary",
+    "mean_std",
 ]
 
 log = logging.getLogger(__name__)
@@ -513,7 +514,8 @@ def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str]
     }
 
 
-def _mean_std(values: list[float]) -> dict[str, float]:
+def mean_std(values: list[float]) -> dict[str, float]:
+    """``{mean, std (ddof=1; 0 for one value), n}`` over the values that are not None or NaN."""
     arr = np.array(
         [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))], dtype=np.float64
     )
@@ -532,7 +534,7 @@ def aggregate(seeds: list[dict[str, Any]]) -> dict[str, Any]:
         out[section] = {}
         for name in names:
             keys = list(dict.fromkeys(k for sec in per_seed if name in sec for k in sec[name]))
-            out[section][name] = {k: _mean_std([sec[name].get(k) for sec in per_seed if name in sec]) for k in keys}
+            out[section][name] = {k: mean_std([sec[name].get(k) for sec in per_seed if name in sec]) for k in keys}
     return out
 
 

@@ -50,7 +50,7 @@ from rrra_core.negatives.mining import MiningConfig
 from rrra_core.retrieval.bm25 import bm25_run
 from rrra_core.retrieval.dense import Retrieval, retrieve
 from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
-from rrra_core.retrieval.evaluation import answer_ranks, answer_recall, evaluate, evaluate_per_query
+from rrra_core.retrieval.evaluation import DEFAULT_METRICS, answer_ranks, answer_recall, evaluate, evaluate_per_query
 from rrra_core.retrieval.rerank import rerank_run
 from rrra_core.runtime.config import config_from_dict, config_to_dict, opt
 from rrra_core.runtime.device import resolve_device
@@ -61,6 +61,7 @@ from rrra_core.runtime.runs import Run, create_run, write_json_atomic
 from rrra_core.training.phase1 import Phase1Config, phase1_config_dict, train_phase1
 from rrra_core.training.phase2 import Phase2Config, phase2_config_dict, train_phase2
 from rrra_core.training.phase3 import Phase3Config, phase3_config_dict, train_phase3
+from rrra_core.workflows.benchmark import BenchmarkConfig, gradient_summary, mean_std, seed_truth
 
 __all__ = [
     "FairConfig",
@@ -215,8 +216,6 @@ class SeedData:
 
 def seed_data(cfg: FairConfig, seed: int) -> SeedData:
     """The seed's labels as the ordinary benchmark makes them, then the dev carve (deterministic per seed)."""
-    from rrra_core.workflows.benchmark import BenchmarkConfig, seed_truth
-
     bench = BenchmarkConfig(
         dataset=cfg.dataset,
         train_split=cfg.train_split,
@@ -379,8 +378,8 @@ def _answer_hits_at_1(run: Mapping[str, Mapping[str, float]], test: Dataset, tex
 
 def _test_scores(run: Mapping[str, Mapping[str, float]], test: Dataset) -> dict[str, Any]:
     """Test metrics (and answer recall) with the per-query values the paired tests read."""
-    metrics = evaluate(test.qrels, run)
-    per_query = evaluate_per_query(test.qrels, run, PER_QUERY_METRICS)
+    per_query = evaluate_per_query(test.qrels, run)  # every default metric, once; the means are taken here
+    metrics = {m: float(np.mean([v[m] for v in per_query.values()])) if per_query else 0.0 for m in DEFAULT_METRICS}
     out: dict[str, Any] = {
         "metrics": metrics,
         "per_query": {m: {q: v[m] for q, v in per_query.items()} for m in PER_QUERY_METRICS},
@@ -569,8 +568,6 @@ def _score_on_test(cfg, name, d, p1, enc1, adapter, chosen, part, save, progress
         folder = _phase3(cfg, name, d, enc1, adapter, method, int(chosen[method]))
         grads = part.setdefault("gradients", {})
         if METHOD_NAMES[method] not in grads:  # what the sampler fed the encoder (read from the run's log)
-            from rrra_core.workflows.benchmark import gradient_summary
-
             grads[METHOD_NAMES[method]] = gradient_summary(Path(folder))
             save()
         res = _retrieval(cfg, folder, d.test)
@@ -584,11 +581,6 @@ def _score_on_test(cfg, name, d, p1, enc1, adapter, chosen, part, save, progress
 
 
 # ----------------------------------------------------------------- the result
-def _mean_std(values: list[float]) -> dict[str, float]:
-    a = np.asarray(values, dtype=np.float64)
-    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0, "n": int(a.size)}
-
-
 def _best_baseline(
     table: Mapping[str, Mapping[str, Any]], metric: str, among: tuple[str, ...] = BASELINES
 ) -> str | None:
@@ -631,7 +623,7 @@ def _gradients(parts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for m in methods:
         per_seed = [p["gradients"][m] for p in parts if m in p.get("gradients", {})]
         cats = list(dict.fromkeys(c for g in per_seed for c in g))
-        out[m] = {c: {k: _mean_std([g[c][k] for g in per_seed if c in g]) for k in ("count", "mean")} for c in cats}
+        out[m] = {c: {k: mean_std([g[c][k] for g in per_seed if c in g]) for k in ("count", "mean")} for c in cats}
     return out
 
 
@@ -645,7 +637,7 @@ def summarize(parts: list[dict[str, Any]]) -> dict[str, Any]:
     table: dict[str, dict[str, Any]] = {}
     for m in methods:
         done = [p["test"][m]["metrics"] for p in parts if m in p["test"]]
-        table[m] = {k: _mean_std([x[k] for x in done]) for k in done[0]}
+        table[m] = {k: mean_std([x[k] for x in done]) for k in done[0]}
     tests = []
     for metric, key in (("nDCG@10", "nDCG@10"), ("R@1", "R@1")) + (
         (("answer_recall@1", "AnswerRecall@1"),) if any("AnswerRecall@1" in t for t in table.values()) else ()

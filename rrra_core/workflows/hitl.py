@@ -32,12 +32,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rrra_core.analysis.significance import paired_by_query
 from rrra_core.runtime.config import config_from_dict, config_to_dict, opt
 from rrra_core.runtime.errors import ConfigError
 from rrra_core.runtime.runs import atomic_path
+from rrra_core.workflows.benchmark import mean_std
 
 __all__ = [
     "HitlConfig",
@@ -315,11 +314,6 @@ def run_seed(
 
 
 # ----------------------------------------------------------------- the summary
-def _mean_std(values: list[float]) -> dict[str, float]:
-    a = np.asarray(values, dtype=float)
-    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "n": len(a)}
-
-
 def _per_query(point: Mapping[str, Any], variant: str, metric: str) -> dict[str, float]:
     pq = (point.get("per_query") or {}).get(variant) or {}  # {query_id: {metric: value}}
     return {str(q): float(row[metric]) for q, row in pq.items() if metric in row}
@@ -358,8 +352,8 @@ def summarize(parts: list[dict[str, Any]], test_at: int = 200, variant: str | No
         points[name] = {
             "order": first["order"],
             "N": first["N"],
-            "found": _mean_std([d["found"] for d in done]),
-            **{m: _mean_std([d["metrics"][variant][m] for d in done]) for m in REPORTED},
+            "found": mean_std([d["found"] for d in done]),
+            **{m: mean_std([d["metrics"][variant][m] for d in done]) for m in REPORTED},
         }
     lower = points.get("lower", {}).get(PRIMARY_METRIC, {}).get("mean")
     upper = points.get("upper", {}).get(PRIMARY_METRIC, {}).get("mean")

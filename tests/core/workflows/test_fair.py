@@ -173,7 +173,7 @@ def test_bad_settings_are_one_line_errors() -> None:
     ],
 )
 def test_the_verdict_says_what_the_numbers_say(delta: float, p: float, words: str) -> None:
-    from rrra_core.workflows.fair_report import target_verdict
+    from rrra_core.analysis.results_view import target_verdict
 
     s = {
         "metric": "nDCG@10",
