@@ -5,6 +5,9 @@ Presets (flags override any field):
     scifact    realistic setting: nothing hidden, 1 seed
     squad      the paper's open-QA setting: gold paragraph only; answer-bearing same-article paragraphs are the real FNs
     quick      ADI smoke run (train = test split), a few minutes on 2 cores
+Every phase is a run folder keyed by its settings (runs/bench-<name>-s<seed>-<phase>-<hash>), and the
+result file is rewritten after every scored method: adding a sampler or a seed reuses finished phases,
+and the same command resumes a killed benchmark (its result file says "complete": false until done).
 
 Fair presets (rrra_core.workflows.fair): every method tuned equally on a dev split carved from the
 training queries, 3 seeds, ranx paired tests against the best baseline; results/fair_<dataset>.{md,json},
@@ -24,7 +27,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import shlex
 import sys
@@ -177,8 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from rrra_core.runtime.cli import setup_logging
-    from rrra_core.runtime.config import config_from_args
-    from rrra_core.runtime.errors import ConfigError
+    from rrra_core.runtime.config import config_from_args, config_to_dict
     from rrra_core.runtime.paths import REPO_ROOT
     from rrra_core.runtime.runs import cpu_model, write_json_atomic
     from rrra_core.workflows.benchmark import BenchmarkConfig, run_benchmark
@@ -201,15 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_from_args(BenchmarkConfig, args, base=dict(PRESETS[args.preset]))
     name = result_name(args.preset, cfg.dataset)
     stem = Path(args.out) if args.out else REPO_ROOT / "results" / f"rrra_{name}"
-    if stem.with_suffix(".json").exists() and not args.overwrite:
-        raise ConfigError(
-            f"{stem.with_suffix('.json')} exists; pass --overwrite to replace it, or --out for a new file"
-        )
+    earlier = _resumable(stem.with_suffix(".json"), config_to_dict(cfg), args.overwrite)
     stem.parent.mkdir(parents=True, exist_ok=True)
     raw = argv if argv is not None else sys.argv[1:]
     command = "python scripts/benchmark.py" + (" " + shlex.join(raw) if raw else "")
-    tag = f"bench-{name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    t0 = time.perf_counter()
+    # No timestamp: the phases are keyed by their settings under this tag, so a rerun finds them.
+    tag = f"bench-{name}"
+    # A resumed run's wall time counts the killed run's too.
+    t0 = time.perf_counter() - float((earlier or {}).get("wall_seconds", 0.0))
     import os
 
     import torch
@@ -229,6 +229,26 @@ def main(argv: list[str] | None = None) -> int:
     save(result)
     print(stem.with_suffix(".md").read_text(encoding="utf-8"))
     return 0
+
+
+def _resumable(path: Path, config: dict, overwrite: bool) -> dict | None:
+    """The unfinished result at ``path`` this run continues, or None to start afresh.
+
+    A finished result (or one with other settings) is never replaced without
+    ``--overwrite``; an unfinished one with the same settings is what a killed
+    benchmark left, and the same command resumes it.
+    """
+    from rrra_core.runtime.errors import ConfigError
+
+    if not path.exists() or overwrite:
+        return None
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        earlier = {}
+    if isinstance(earlier, dict) and earlier.get("complete") is False and earlier.get("config") == config:
+        return earlier
+    raise ConfigError(f"{path} exists; pass --overwrite to replace it, or --out for a new file")
 
 
 def result_name(preset: str, dataset: str) -> str:

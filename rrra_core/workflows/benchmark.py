@@ -53,7 +53,8 @@ from rrra_core.retrieval.rerank import rerank_run
 from rrra_core.runtime.config import config_to_dict, opt
 from rrra_core.runtime.device import resolve_device
 from rrra_core.runtime.errors import ConfigError
-from rrra_core.runtime.runs import Run, create_run
+from rrra_core.runtime.keyed_runs import data_key, keyed_run
+from rrra_core.runtime.runs import Run
 from rrra_core.training.phase1 import Phase1Config, phase1_config_dict, train_phase1
 from rrra_core.training.phase2 import Phase2Config, phase2_config_dict, train_phase2
 from rrra_core.training.phase3 import Phase3Config, phase3_config_dict, train_phase3
@@ -306,8 +307,14 @@ class _SeedRun:
     test: Dataset
     train: Dataset
     device: Any
+    on_update: Callable[[dict[str, Any]], None] | None = None
     methods: dict[str, dict[str, float]] = field(default_factory=dict)
+    # What the seed's result holds besides methods, filled in as the phases finish.
+    sections: dict[str, Any] = field(
+        default_factory=lambda: {"detection": {}, "detection_curves": {}, "adapter_f1": {}, "gradients": {}, "hitl": []}
+    )
     timings: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
     clock: float = field(default_factory=time.perf_counter)
 
     def tick(self, name: str) -> None:
@@ -316,11 +323,39 @@ class _SeedRun:
         self.progress(f"seed {self.seed}: {name} done in {self.timings[name]:.0f}s")
         self.clock = time.perf_counter()
 
-    def run_id(self, name: str) -> str:
-        return f"{self.tag}-s{self.seed}-{name}"
+    def keyed(self, name: str, kind: str, config: dict[str, Any], train: Dataset | None = None, **extra: Any) -> Any:
+        """The run folder of phase ``name`` under these settings: finished ones are reused, half ones resumed.
+
+        The key covers the phase's settings, the exact training labels and the
+        false-negative truth its gradient log is labelled with, so another
+        sampler, seed or a restarted benchmark finds the phases already done.
+        """
+        key = {
+            **config,
+            "train_labels": data_key((train or self.train).qrels),
+            "truth": data_key({q: dict.fromkeys(sorted(d), 1) for q, d in self.truth.items()}),
+            **extra,
+        }
+        return keyed_run(f"{self.tag}-s{self.seed}-{name}", kind, key)
+
+    def result(self, complete: bool) -> dict[str, Any]:
+        """The seed's JSON-ready result so far (``complete`` once every stage has run)."""
+        return {
+            "seed": self.seed,
+            "train_queries": len(self.visible),
+            "planted": int(sum(len(v) for v in self.truth.values())),
+            "methods": dict(self.methods),
+            **self.sections,
+            "timings_s": dict(self.timings),
+            "seconds": round(time.perf_counter() - self.started, 1),
+            "complete": complete,
+        }
 
     def score(self, name: str, run: Mapping[str, Mapping[str, float]]) -> None:
+        """Score a method on the test split and hand the partial result on (a killed run leaves it readable)."""
         self.methods[name] = _test_metrics(run, self.test)
+        if self.on_update:
+            self.on_update(self.result(complete=False))
 
 
 def _baselines(s: _SeedRun) -> None:
@@ -348,8 +383,9 @@ def _phase1(s: _SeedRun) -> tuple[Run, EncoderConfig, Any]:
         eval_k=100,
         checkpoint_every=0,
     )
-    p1_run = create_run("phase1", phase1_config_dict(enc0, p1, MiningConfig()), run_id=s.run_id("phase1"))
-    train_phase1(p1_run, enc0, p1, train_data=s.train, eval_data=s.test)
+    with s.keyed("phase1", "phase1", phase1_config_dict(enc0, p1, MiningConfig())) as (p1_run, done):
+        if not done:
+            train_phase1(p1_run, enc0, p1, train_data=s.train, eval_data=s.test)
     enc1 = _enc(cfg, str(p1_run.path))
     encoder = BiEncoder.from_pretrained(str(p1_run.path)).to(s.device).eval()
     res1 = retrieve(encoder, s.test.corpus, s.test.queries, enc1, k=100, progress="phase 1: encoding test corpus")
@@ -397,14 +433,15 @@ def _phase2(s: _SeedRun, enc1: EncoderConfig, res1: Any) -> _AdapterResults:
         sw_changes, fit_changes, label_changes = ABLATIONS[name]
         labels = replace(out.config.labels, **label_changes)
         p2 = replace(out.config, **sw_changes, labels=labels, fit=replace(out.config.fit, **fit_changes))
-        run2 = create_run("phase2", phase2_config_dict(enc1, p2), run_id=s.run_id(f"phase2-{name.replace(' ', '_')}"))
-        m2 = train_phase2(run2, enc1, p2, train_data=s.train)
+        with s.keyed(f"phase2-{name.replace(' ', '_')}", "phase2", phase2_config_dict(enc1, p2)) as (run2, done):
+            m2 = run2.read_json("metrics.json") if done else train_phase2(run2, enc1, p2, train_data=s.train)
         out.adapters[name] = str(run2.file("adapter"))
         out.f1[name] = {"macro_f1": m2["after"]["macro_f1"], **{f"F1 {c}": v for c, v in m2["after"]["f1"].items()}}
         predictions = pq.read_table(run2.file("predictions.parquet")).to_pandas()
         det, cur, queue = variant_detection(predictions, s.truth, name, labels.scheme)
         out.detection.update(det)
         out.curves.update(cur)
+        s.sections.update(detection=out.detection, detection_curves=out.curves, adapter_f1=out.f1)
         if name == "full":
             out.full_queue = queue
         label = "RRRA reranking only" if name == "full" else f"ablation: {name} (phase 1 + rerank)"
@@ -419,23 +456,25 @@ def _phase3(s: _SeedRun, enc1: EncoderConfig, adapter_dir: str) -> tuple[dict[st
     rrra_run = None
     for sampler in s.cfg.samplers:
         p3 = _phase3_config(s.cfg, s.seed, sampler)
-        run3 = create_run("phase3", phase3_config_dict(enc1, p3, adapter_dir), run_id=s.run_id(f"phase3-{sampler}"))
-        train_phase3(
-            run3,
-            enc1,
-            p3,
-            adapter_dir=adapter_dir,
-            train_data=s.train,
-            eval_data=s.test,
-            planted_false_negatives=s.truth,
-        )
+        with s.keyed(f"phase3-{sampler}", "phase3", phase3_config_dict(enc1, p3, adapter_dir)) as (run3, done):
+            if not done:
+                train_phase3(
+                    run3,
+                    enc1,
+                    p3,
+                    adapter_dir=adapter_dir,
+                    train_data=s.train,
+                    eval_data=s.test,
+                    planted_false_negatives=s.truth,
+                )
+        gradients[sampler] = gradient_summary(run3.path)
+        s.sections["gradients"] = gradients
         enc3 = BiEncoder.from_pretrained(str(run3.path)).to(s.device).eval()
         res3 = retrieve(enc3, s.test.corpus, s.test.queries, _enc(s.cfg, str(run3.path)), k=100)
         s.score(SAMPLER_METHODS[sampler], res3.run)
         if sampler == "rrra":
             s.score("RRRA (resampling + reranking)", _rerank_scores(s, run3.file("adapter"), res3))
             rrra_run = run3
-        gradients[sampler] = gradient_summary(run3.path)
         s.tick(f"phase 3 {sampler}")
     return gradients, rrra_run
 
@@ -456,29 +495,56 @@ def _hitl(s: _SeedRun, enc1: EncoderConfig, p2: _AdapterResults) -> list[dict[st
         verdicts = {(q, d): bool(tr) for q, d, tr in zip(top["query_id"], top["doc_id"], top["truth"])}
         corrections = apply_verdicts(s.visible, verdicts)
         train_n = _subset(s.train_full, corrections.qrels)
-        run2 = create_run("phase2", phase2_config_dict(enc1, p2.config), run_id=s.run_id(f"hitl{n}-phase2"))
-        train_phase2(run2, enc1, p2.config, train_data=train_n, corrections=corrections)
+        # The verdicts shape both phases (known negatives stay negatives), so they are part of the key.
+        by_query: dict[str, dict[str, int]] = {}
+        for (q, d), v in verdicts.items():
+            by_query.setdefault(q, {})[d] = int(v)
+        judged = data_key(by_query)
+        with s.keyed(f"hitl{n}-phase2", "phase2", phase2_config_dict(enc1, p2.config), train_n, verdicts=judged) as (
+            run2,
+            done,
+        ):
+            if not done:
+                train_phase2(run2, enc1, p2.config, train_data=train_n, corrections=corrections)
         p3 = _phase3_config(s.cfg, s.seed, "rrra")
         adapter_dir = str(run2.file("adapter"))
-        run3 = create_run("phase3", phase3_config_dict(enc1, p3, adapter_dir), run_id=s.run_id(f"hitl{n}-phase3"))
-        m3 = train_phase3(
-            run3,
-            enc1,
-            p3,
-            adapter_dir=adapter_dir,
-            train_data=train_n,
-            eval_data=s.test,
-            corrections=corrections,
-            planted_false_negatives=s.truth,
-        )
+        with s.keyed(
+            f"hitl{n}-phase3", "phase3", phase3_config_dict(enc1, p3, adapter_dir), train_n, verdicts=judged
+        ) as (run3, done):
+            m3 = (
+                run3.read_json("metrics.json")
+                if done
+                else train_phase3(
+                    run3,
+                    enc1,
+                    p3,
+                    adapter_dir=adapter_dir,
+                    train_data=train_n,
+                    eval_data=s.test,
+                    corrections=corrections,
+                    planted_false_negatives=s.truth,
+                )
+            )
         rows.append({"N": n, "found": sum(verdicts.values()), **{k: m3["after"][k] for k in keys}})
+        s.sections["hitl"] = rows
         s.tick(f"hitl N={n}")
+    s.sections["hitl"] = rows
     return rows
 
 
-def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str], None] = log.info) -> dict[str, Any]:
-    """Everything for one seed; returns a JSON-ready dict."""
-    t0 = time.perf_counter()
+def run_seed(
+    cfg: BenchmarkConfig,
+    seed: int,
+    tag: str,
+    progress: Callable[[str], None] = log.info,
+    on_update: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Everything for one seed; returns a JSON-ready dict.
+
+    Every phase is a run folder keyed by its settings under ``tag`` (see
+    :meth:`_SeedRun.keyed`), so a rerun reuses what a killed or earlier run
+    finished; ``on_update`` gets the partial result after every scored method.
+    """
     train_full, visible, truth = seed_truth(cfg, seed)
     s = _SeedRun(
         cfg=cfg,
@@ -491,27 +557,14 @@ def run_seed(cfg: BenchmarkConfig, seed: int, tag: str, progress: Callable[[str]
         test=load_dataset(cfg.dataset, cfg.test_split),
         train=_subset(train_full, visible),
         device=resolve_device(cfg.device),
+        on_update=on_update,
     )
     _baselines(s)
     p1_run, enc1, res1 = _phase1(s)
     p2 = _phase2(s, enc1, res1)
-    gradients, rrra_run = _phase3(s, enc1, p2.adapters["full"])
-    hitl = _hitl(s, enc1, p2)
-    return {
-        "seed": seed,
-        "train_queries": len(visible),
-        "planted": int(sum(len(v) for v in truth.values())),
-        "methods": s.methods,
-        "detection": p2.detection,
-        # Thinned ROC/PR points per score; outside "detection" so aggregate() never averages them.
-        "detection_curves": p2.curves,
-        "adapter_f1": p2.f1,
-        "gradients": gradients,
-        "hitl": hitl,
-        "runs": {"phase1": p1_run.id, "rrra": rrra_run.id if rrra_run else None},
-        "timings_s": s.timings,
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
+    _gradients, rrra_run = _phase3(s, enc1, p2.adapters["full"])
+    _hitl(s, enc1, p2)
+    return {**s.result(complete=True), "runs": {"phase1": p1_run.id, "rrra": rrra_run.id if rrra_run else None}}
 
 
 def mean_std(values: list[float]) -> dict[str, float]:
@@ -541,11 +594,23 @@ def aggregate(seeds: list[dict[str, Any]]) -> dict[str, Any]:
 def run_benchmark(
     cfg: BenchmarkConfig, tag: str, on_seed: Callable[[dict[str, Any]], None] | None = None
 ) -> dict[str, Any]:
-    """All seeds; ``on_seed`` is called after each (for partial results files)."""
-    per_seed = []
+    """All seeds; ``on_seed`` gets the result so far after every scored method (for partial results files).
+
+    The partial result carries ``"complete": False`` and its unfinished seed
+    with what it has scored; the same command resumes it, reusing every phase.
+    """
+    per_seed: list[dict[str, Any]] = []
+
+    def result(current: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
+        return {"config": config_to_dict(cfg), "seeds": current, "summary": aggregate(current), "complete": complete}
+
+    def partial(seed_result: dict[str, Any]) -> None:
+        if on_seed:
+            on_seed(result([*per_seed, seed_result], complete=False))
+
     for i, seed in enumerate(cfg.seeds):
         seed_cfg = cfg if i == 0 else replace(cfg, hitl=())
-        per_seed.append(run_seed(seed_cfg, seed, tag))
+        per_seed.append(run_seed(seed_cfg, seed, tag, on_update=partial))
         if on_seed:
-            on_seed({"config": config_to_dict(cfg), "seeds": per_seed, "summary": aggregate(per_seed)})
-    return {"config": config_to_dict(cfg), "seeds": per_seed, "summary": aggregate(per_seed)}
+            on_seed(result(per_seed, complete=i == len(cfg.seeds) - 1))
+    return result(per_seed, complete=True)

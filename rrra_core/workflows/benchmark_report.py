@@ -72,6 +72,16 @@ def _header(r: dict[str, Any]) -> list[str]:
         ]
     elif r.get("parallel_processes"):  # files merged before merged_from was recorded
         lines += [f"Merged from {r['parallel_processes']} result files; the wall time above is the longest file's.", ""]
+    if r.get("complete") is False:
+        unfinished = [str(s["seed"]) for s in seeds if s.get("complete") is False]
+        finished = len(seeds) - len(unfinished)
+        lines += [
+            "**Incomplete**: "
+            + (f"seed {', '.join(unfinished)} stopped part-way (its rows hold what it scored); " if unfinished else "")
+            + f"{finished} of {len(cfg['seeds'])} planned seeds finished. "
+            "The same command resumes it, reusing every finished phase.",
+            "",
+        ]
     return lines + [
         "Settings: " + ", ".join(f"{k}={v}" for k, v in cfg.items()) + ".",
         "",

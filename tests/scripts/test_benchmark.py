@@ -58,6 +58,39 @@ def test_quick_benchmark_writes_every_table(isolated_home: Path, tmp_path: Path)
     seed = result["seeds"][0]
     assert seed["planted"] > 0 and [row["N"] for row in seed["hitl"]] == [0, 10]
     assert set(seed["gradients"]) == {"uniform", "simans", "margin", "rrra"}
+    assert result["complete"] is True
+
+    # A killed run leaves a partial file; the same command (no --overwrite) resumes it and
+    # reuses every finished phase from its keyed run folder instead of training it again.
+    runs = sorted(p.name for p in (isolated_home / "runs").iterdir() if p.is_dir())
+    assert any(r.startswith("bench-quick-s0-phase1-") for r in runs), runs
+    killed = {**result, "complete": False, "seeds": [{**seed, "complete": False, "methods": {}}]}
+    stem.with_suffix(".json").write_text(json.dumps(killed))
+    again = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "benchmark.py"), "--quick", "--out", str(stem)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = json.loads(stem.with_suffix(".json").read_text())
+    assert resumed["complete"] is True
+    assert sorted(p.name for p in (isolated_home / "runs").iterdir() if p.is_dir()) == runs
+    for name in ("phase 1 (in-batch)", "SimANS", "RRRA (resampling + reranking)"):
+        assert resumed["summary"]["methods"][name]["nDCG@10"]["mean"] == pytest.approx(methods[name]["nDCG@10"]["mean"])
+    assert resumed["wall_seconds"] > result["wall_seconds"]  # the killed run's time is counted too
+    # A finished result is still never replaced without the flag.
+    third = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "benchmark.py"), "--quick", "--out", str(stem)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    assert third.returncode == 2 and "exists; pass --overwrite" in third.stderr
 
 
 def test_results_are_named_by_dataset_and_never_overwritten_without_a_flag(

@@ -50,3 +50,16 @@ def test_render_of_a_damaged_file_is_one_line(tmp_path: Path) -> None:
         cwd=REPO_ROOT,
     )
     assert out.returncode == 2 and out.stderr.strip().startswith("error:") and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_partial_result_says_it_is_incomplete_and_how_to_resume() -> None:
+    import json
+
+    full = json.loads((REPO_ROOT / "results" / "rrra_quick.json").read_text(encoding="utf-8"))
+    seed = {**full["seeds"][0], "complete": False, "hitl": [], "gradients": {}}
+    partial = {**full, "complete": False, "seeds": [seed]}
+    md = render_markdown(partial)
+    assert f"**Incomplete**: seed {seed['seed']} stopped part-way" in md
+    assert f"0 of {len(full['config']['seeds'])} planned seeds finished" in md
+    assert "The same command resumes it" in md
+    assert "Incomplete" not in render_markdown(full)  # files written before the flag existed stay as they were
