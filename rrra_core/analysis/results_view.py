@@ -408,8 +408,12 @@ def fair_tables(result: dict[str, Any]) -> dict[str, pd.DataFrame]:
     rows = [
         {
             "method": method,
-            "trial": int(key) + 1,
-            "settings": ", ".join(f"{k}={v}" for k, v in (t.get("settings") or {}).items()),
+            "trial": str(int(key) + 1) if str(key).isdigit() else str(key),
+            "settings": (
+                "no reranking (λ_RR = 0)"
+                if "lambda_rr" in (t.get("settings") or {}) and not t["settings"]["lambda_rr"]
+                else ", ".join(f"{k}={v}" for k, v in (t.get("settings") or {}).items())
+            ),
             "dev nDCG@10": _num((t.get("dev") or {}).get("nDCG@10")),
             "dev R@1": _num((t.get("dev") or {}).get("R@1")),
             "chosen": chosen.get(method) == key,

@@ -14,9 +14,9 @@ Per seed:
    once RRRA's sampler is chosen, on that encoder for *full RRRA*. The other
    seeds reuse the choice;
 4. every finished phase is a run folder named by a hash of its settings
-   (:func:`keyed_run`), so a second process, an added method or a killed
-   benchmark picks up what exists, and the tuning seed's final runs *are*
-   its chosen trials;
+   (:mod:`rrra_core.runtime.keyed_runs`), so a second process, an added
+   method or a killed benchmark picks up what exists, and the tuning seed's
+   final runs *are* its chosen trials;
 5. each chosen method is evaluated once on the test split, with per-query
    nDCG@10 and R@1 (and answer hit@1 where the queries carry answers) kept for
    the paired tests.
@@ -29,13 +29,10 @@ baseline) and may be run at any time.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -55,9 +52,9 @@ from rrra_core.retrieval.rerank import rerank_run
 from rrra_core.runtime.config import config_from_dict, config_to_dict, opt
 from rrra_core.runtime.device import resolve_device
 from rrra_core.runtime.errors import ConfigError
+from rrra_core.runtime.keyed_runs import data_key, keyed_run, locked
 from rrra_core.runtime.paths import runs_dir
-from rrra_core.runtime.reports import PROGRESS_FILE
-from rrra_core.runtime.runs import Run, create_run, write_json_atomic
+from rrra_core.runtime.runs import write_json_atomic
 from rrra_core.training.phase1 import Phase1Config, phase1_config_dict, train_phase1
 from rrra_core.training.phase2 import Phase2Config, phase2_config_dict, train_phase2
 from rrra_core.training.phase3 import Phase3Config, phase3_config_dict, train_phase3
@@ -69,7 +66,6 @@ __all__ = [
     "RERANK_TRIALS",
     "BASELINES",
     "REFERENCES",
-    "keyed_run",
     "run_seed",
     "summarize",
     "read_parts",
@@ -100,6 +96,10 @@ TRIALS: dict[str, list[dict[str, Any]]] = {
     ],
 }
 # RRRA's reranking: (signal, λ_RR). λ = 0 is not a trial: it is the retriever's own order, scored anyway.
+# Full RRRA (the system a user deploys) may choose it: λ_RR = 0 is one value of its tuned λ_RR, and on a
+# collection where the adapter's rerank hurts dev (Cranfield), the tuned system must not carry that loss to
+# test. *Reranking only* is the reranker's ablation and always reranks.
+RERANK_OFF = "off"
 RERANK_TRIALS: list[dict[str, Any]] = [
     {"rerank_signal": s, "lambda_rr": lam}
     for s, lam in (("p_rel", 1.0), ("p_rel", 0.5), ("p_rel", 0.25), ("qa", 1.0), ("qa", 0.5), ("qa", 2.0))
@@ -164,44 +164,6 @@ class FairConfig:
             raise ConfigError(f"dev_fraction must be in (0, 1), got {self.dev_fraction}")
 
 
-# ----------------------------------------------------------------- run folders keyed by settings
-def _settings_key(config: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock beside a run folder: two benchmark processes never train the same phase twice."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-@contextmanager
-def keyed_run(prefix: str, kind: str, config: dict[str, Any], root: Path | None = None) -> Iterator[tuple[Run, bool]]:
-    """``(run, finished)`` for the run folder ``<prefix>-<hash of config>``, held under a lock.
-
-    A finished folder (``progress.json`` says done) is reused as is; a half one
-    is handed back to be resumed (the phases resume from their checkpoints); a
-    missing one is created. The hash covers every setting that shapes the
-    result, so changed settings never reuse an old folder.
-    """
-    root = root or runs_dir()
-    run_id = f"{prefix}-{_settings_key(config)}"
-    with _locked(root / f".{run_id}.lock"):
-        path = root / run_id
-        if (path / "config.json").is_file():
-            run = Run(path)
-            progress = run.read_json(PROGRESS_FILE) if run.file(PROGRESS_FILE).is_file() else {}
-            yield run, progress.get("status") == "done"
-        else:
-            yield create_run(kind, config, run_id=run_id, root=root), False
-
-
 # ----------------------------------------------------------------- one seed's inputs
 @dataclass
 class SeedData:
@@ -256,7 +218,7 @@ def _enc(cfg: FairConfig, model: str) -> EncoderConfig:
 
 
 def _queries_key(data: Dataset) -> str:
-    return _settings_key({"queries": sorted(data.qrels), "qrels": data.qrels})
+    return data_key(data.qrels)
 
 
 # ----------------------------------------------------------------- phases
@@ -363,6 +325,8 @@ def _signals(cfg: FairConfig, adapter_dir: str, res: Retrieval) -> dict[str, dic
 
 
 def _reranked(res: Retrieval, signals: Mapping[str, Any], trial: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    if not trial["lambda_rr"]:
+        return {q: dict(docs) for q, docs in res.run.items()}
     return rerank_run(res.run, signals[trial["rerank_signal"]], trial["lambda_rr"])
 
 
@@ -411,6 +375,28 @@ def read_parts(parts_dir: Path) -> list[dict[str, Any]]:
     return sorted(parts, key=lambda p: p["seed"])
 
 
+_OFF_SETTINGS: dict[str, Any] = {"rerank_signal": None, "lambda_rr": 0.0}
+
+
+def rerank_settings(key: str) -> dict[str, Any]:
+    """The (signal, λ_RR) a rerank choice stands for (``off``: the retriever's own order)."""
+    return dict(_OFF_SETTINGS) if key == RERANK_OFF else RERANK_TRIALS[int(key)]
+
+
+def _choice(method: str, chosen: Mapping[str, Any]) -> str | None:
+    """The dev choices a method's test score was made with (None for the untuned references).
+
+    A test score is stamped with it, so a changed choice (a new tuning option,
+    more trials) rescores that method instead of keeping a stale number.
+    """
+    if method == RERANK_ONLY:
+        return chosen.get("rerank_only")
+    if method == FULL:
+        return f"{chosen.get('rrra')}/{chosen.get('full_rerank')}"
+    sampler = {v: k for k, v in METHOD_NAMES.items()}.get(method)
+    return chosen.get(sampler) if sampler else None
+
+
 def _chosen(trials: Mapping[str, Mapping[str, Any]]) -> str | None:
     """The trial with the best dev nDCG@10 (the earliest of equals: the default comes first)."""
     best = None
@@ -439,7 +425,7 @@ def run_seed(
     process is running waits for that process (then finds its work done).
     """
     parts_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(parts_dir / f".s{seed}.lock"):
+    with locked(parts_dir / f".s{seed}.lock"):
         return _run_seed(cfg, name, seed, parts_dir, progress, on_save, wait_s, command)
 
 
@@ -448,6 +434,8 @@ def _run_seed(cfg, name, seed, parts_dir, progress, on_save, wait_s, command) ->
     part = _read_part(path) or {"seed": seed, "config": config_to_dict(cfg), "tuning": {}, "chosen": {}, "test": {}}
     if not same_settings(part["config"], config_to_dict(cfg)):
         raise ConfigError(f"{path} was made with other settings; pass another --out, or move it aside")
+    for method, entry in part["test"].items():  # scores made before they were stamped: with today's choices
+        entry.setdefault("choice", _choice(method, part["chosen"]))
     if command and command not in part.setdefault("commands", []):
         part["commands"].append(command)
     t0 = time.perf_counter()
@@ -537,9 +525,13 @@ def _tune(cfg, name, d, p1, enc1, adapter, part, save, progress) -> None:  # noq
         folder = runs_dir() / tuning["rrra"][part["chosen"]["rrra"]]["run"]
         res = _retrieval(cfg, str(folder), d.dev)
         signals = _signals(cfg, str(folder / "adapter"), res)
+        # "off" first: on a tie the simpler system (no reranking) is chosen.
         tuning["full_rerank"] = {
-            str(i): {"settings": t, "dev": _dev_scores(_reranked(res, signals, t), d.dev)}
-            for i, t in enumerate(RERANK_TRIALS[: cfg.trials])
+            RERANK_OFF: {"settings": _OFF_SETTINGS, "dev": _dev_scores(res.run, d.dev)},
+            **{
+                str(i): {"settings": t, "dev": _dev_scores(_reranked(res, signals, t), d.dev)}
+                for i, t in enumerate(RERANK_TRIALS[: cfg.trials])
+            },
         }
         part["chosen"]["full_rerank"] = _chosen(tuning["full_rerank"])
     save()
@@ -550,10 +542,11 @@ def _score_on_test(cfg, name, d, p1, enc1, adapter, chosen, part, save, progress
     test = part["test"]
 
     def score(method: str, make: Callable[[], Mapping[str, Mapping[str, float]]]) -> None:
-        if method in test:
+        choice = _choice(method, chosen or {})
+        if method in test and test[method].get("choice") == choice:
             return
         progress(f"seed {d.seed}: scoring {method} on {cfg.test_split}")
-        test[method] = _test_scores(make(), d.test)
+        test[method] = {**_test_scores(make(), d.test), "choice": choice}
         save()
 
     score("BM25", lambda: bm25_run(d.test.corpus, d.test.queries, k=100))
@@ -562,18 +555,19 @@ def _score_on_test(cfg, name, d, p1, enc1, adapter, chosen, part, save, progress
     score("phase 1 (in-batch)", lambda: res1.run)
     if chosen is None:
         return
-    rerank_only = RERANK_TRIALS[int(chosen["rerank_only"])]
+    rerank_only = rerank_settings(chosen["rerank_only"])
     score(RERANK_ONLY, lambda: _reranked(res1, _signals(cfg, adapter, res1), rerank_only))
     for method in cfg.methods:
         folder = _phase3(cfg, name, d, enc1, adapter, method, int(chosen[method]))
         grads = part.setdefault("gradients", {})
-        if METHOD_NAMES[method] not in grads:  # what the sampler fed the encoder (read from the run's log)
+        stale = METHOD_NAMES[method] in test and test[METHOD_NAMES[method]].get("choice") != chosen[method]
+        if METHOD_NAMES[method] not in grads or stale:  # what the sampler fed the encoder (read from the run's log)
             grads[METHOD_NAMES[method]] = gradient_summary(Path(folder))
             save()
         res = _retrieval(cfg, folder, d.test)
         score(METHOD_NAMES[method], lambda res=res: res.run)
         if method == "rrra":
-            full = RERANK_TRIALS[int(chosen["full_rerank"])]
+            full = rerank_settings(chosen["full_rerank"])
             score(
                 FULL,
                 lambda res=res, folder=folder, full=full: _reranked(res, _signals(cfg, f"{folder}/adapter", res), full),

@@ -55,7 +55,14 @@ def _p(p: float | None) -> str:
 
 
 def _settings(t: Mapping[str, Any]) -> str:
+    if "lambda_rr" in t and not t["lambda_rr"]:
+        return "no reranking (λ_RR = 0)"
     return ", ".join(f"{k}={v}" for k, v in t.items())
+
+
+def trial_label(key: str) -> str:
+    """Trials are numbered from 1 in the tables; the no-reranking option is named."""
+    return str(int(key) + 1) if key.isdigit() else key
 
 
 def render_markdown(result: Mapping[str, Any]) -> str:
@@ -132,7 +139,7 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         for key, t in trials.items():
             mark = "✓" if chosen.get(method) == key else ""
             out.append(
-                f"| {labels.get(method, method)} | {int(key) + 1} | {_settings(t['settings'])} | "
+                f"| {labels.get(method, method)} | {trial_label(key)} | {_settings(t['settings'])} | "
                 f"{t['dev']['nDCG@10']:.4f} | {t['dev']['R@1']:.4f} | {mark} |"
             )
     out += _gradient_lines(result.get("gradients") or {})
@@ -142,7 +149,9 @@ def render_markdown(result: Mapping[str, Any]) -> str:
     out += [
         "",
         f"Trial grids: samplers {', '.join(f'{m}: {len(v)}' for m, v in TRIALS.items())}; "
-        f"reranking {len(RERANK_TRIALS)} (signal, λ_RR) pairs; the first {cfg['trials']} of each were run.",
+        f"reranking {len(RERANK_TRIALS)} (signal, λ_RR) pairs; the first {cfg['trials']} of each were run. "
+        "Full RRRA may also choose no reranking (λ_RR = 0, the retriever's own order) when dev says reranking "
+        "hurts; reranking only, the reranker's ablation, always reranks.",
         "",
     ]
     return "\n".join(out)

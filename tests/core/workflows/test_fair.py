@@ -13,7 +13,6 @@ from rrra_core.workflows.fair import (
     FULL,
     RERANK_ONLY,
     FairConfig,
-    keyed_run,
     read_parts,
     run_seed,
     seed_data,
@@ -64,9 +63,15 @@ def test_tuning_scoring_resuming_and_the_summary(tiny_model_dir: Path, tmp_path:
     run_seed(cfg, "adi", 0, parts_dir)
     part = json.loads((parts_dir / "s0.json").read_text())
     # Equal trials: every method (and both reranking stages) tried the same number of settings on dev.
-    assert {m: len(t) for m, t in part["tuning"].items()} == dict.fromkeys(
-        ("rerank_only", "uniform", "rrra", "full_rerank"), 2
-    )
+    assert {m: len(t) for m, t in part["tuning"].items()} == {
+        "rerank_only": 2,
+        "uniform": 2,
+        "rrra": 2,
+        "full_rerank": 3,  # and full RRRA may switch its reranking off, first so that a tie chooses it
+    }
+    off = part["tuning"]["full_rerank"]["off"]
+    assert list(part["tuning"]["full_rerank"])[0] == "off" and off["settings"]["lambda_rr"] == 0.0
+    assert off["dev"] == part["tuning"]["rrra"][part["chosen"]["rrra"]]["dev"]  # the resampled encoder's own order
     assert set(part["chosen"]) == {"rerank_only", "uniform", "rrra", "full_rerank"}
     expected = {"BM25", "zero-shot", "phase 1 (in-batch)", RERANK_ONLY, "uniform top-K", "RRRA resampling only", FULL}
     assert set(part["test"]) == expected and part["finished"]
@@ -84,6 +89,20 @@ def test_tuning_scoring_resuming_and_the_summary(tiny_model_dir: Path, tmp_path:
     run_seed(cfg, "adi", 1, parts_dir)  # reuses seed 0's choices
     parts = read_parts(parts_dir)
     assert parts[1]["chosen"] == parts[0]["chosen"]
+
+    # A changed choice (here: full RRRA's reranking) rescores exactly the methods it shapes, on every seed.
+    first = json.loads((parts_dir / "s0.json").read_text())
+    first["chosen"]["full_rerank"] = "off" if first["chosen"]["full_rerank"] != "off" else "0"
+    (parts_dir / "s0.json").write_text(json.dumps(first))
+    before = json.loads((parts_dir / "s1.json").read_text())["test"]
+    run_seed(cfg, "adi", 1, parts_dir)
+    after = json.loads((parts_dir / "s1.json").read_text())["test"]
+    assert after[FULL]["choice"] == f"{first['chosen']['rrra']}/{first['chosen']['full_rerank']}"
+    assert after[FULL]["choice"] != before[FULL]["choice"]
+    assert all(after[m] == before[m] for m in before if m != FULL)
+    if first["chosen"]["full_rerank"] == "off":  # no reranking: full RRRA is exactly the resampled encoder
+        assert after[FULL]["per_query"] == after["RRRA resampling only"]["per_query"]
+    parts = read_parts(parts_dir)
     result = write_result(tmp_path / "fair_adi", parts, "python scripts/benchmark.py --preset fair-x")
     s = result["summary"]
     assert set(s) == {"metric", "rrra", "best_baseline", "best_baseline_value", "delta", "p_value", "seeds"}
@@ -144,16 +163,6 @@ def test_summary_reads_answer_recall_and_picks_the_strongest_tuned_baseline() ->
     assert ar1["metric"] == "answer_recall@1" and ar1["rrra"] == 1.0 and ar1["best_baseline_value"] == 0.5
     # BM25 is stronger than full RRRA here: the reference summary says so, the tuned comparison is unaffected.
     assert result["summary_reference"]["best_baseline"] == "BM25" and result["summary_reference"]["delta"] < 0
-
-
-def test_keyed_runs_are_reused_only_for_the_same_settings(tmp_path: Path) -> None:
-    with keyed_run("fair-x-s0-phase1", "phase1", {"lr": 1e-5}, root=tmp_path) as (run, done):
-        assert not done
-        run.write_json("progress.json", {"status": "done"})
-    with keyed_run("fair-x-s0-phase1", "phase1", {"lr": 1e-5}, root=tmp_path) as (again, done):
-        assert done and again.path == run.path
-    with keyed_run("fair-x-s0-phase1", "phase1", {"lr": 2e-5}, root=tmp_path) as (other, done):
-        assert not done and other.path != run.path
 
 
 def test_bad_settings_are_one_line_errors() -> None:
