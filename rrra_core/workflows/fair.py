@@ -443,7 +443,7 @@ def _run_seed(cfg, name, seed, parts_dir, progress, on_save, wait_s, command) ->
     def save() -> None:
         part["seconds"] = round(part.get("seconds", 0.0) + time.perf_counter() - save.t, 1)
         save.t = time.perf_counter()
-        write_json_atomic(path, part)
+        write_json_atomic(path, part, compact=True)  # per-query values: read by code, not people
         if on_save is not None:
             on_save()
 
