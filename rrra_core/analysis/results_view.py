@@ -432,8 +432,8 @@ def target_verdict(result: Mapping[str, Any]) -> str:
         s = result.get(key)
         if not s:
             continue
-        # Equal at the 4 decimals shown is a tie, not "does NOT beat … by +0.0000".
-        sign = "ties" if abs(s["delta"]) < 5e-5 else ("beats" if s["delta"] > 0 else "does NOT beat")
+        # Equal at the 4 decimals shown is a tie, not "does NOT beat … by +0.0000"; a loss is a loss.
+        sign = "ties" if abs(s["delta"]) < 5e-5 else ("beats" if s["delta"] > 0 else "trails")
         p = s["p_value"]
         if p is None:
             sig = "no test (too few queries)"
@@ -452,5 +452,10 @@ def target_verdict(result: Mapping[str, Any]) -> str:
             f"Against the strongest untuned reference ({ref['best_baseline']}, {ref['best_baseline_value']:.4f}) "
             f"full RRRA is {where} by {abs(ref['delta']):.4f} on nDCG@10"
             + (f" (p = {ref['p_value']:.3g})." if ref["p_value"] is not None else ".")
+        )
+    if ((result.get("tuning") or {}).get("chosen") or {}).get("full_rerank") == "off":
+        lines.append(
+            "Dev chose no reranking for full RRRA (the adapter's rerank lowered dev nDCG@10), "
+            "so full RRRA is its resampled encoder and equals resampling only."
         )
     return " ".join(lines) or "No full-RRRA result yet."

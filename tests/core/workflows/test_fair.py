@@ -179,6 +179,7 @@ def test_bad_settings_are_one_line_errors() -> None:
         (0.02, 0.3, "not significant (p = 0.3)"),
         (-0.02, 0.01, "RRRA is significantly worse"),
         (0.00001, 0.9, "ties the best baseline"),
+        (-0.003, 0.3, "trails the best baseline (SimANS) by -0.0030"),
     ],
 )
 def test_the_verdict_says_what_the_numbers_say(delta: float, p: float, words: str) -> None:
@@ -194,3 +195,6 @@ def test_the_verdict_says_what_the_numbers_say(delta: float, p: float, words: st
         "seeds": 3,
     }
     assert words in target_verdict({"summary": s})
+    assert "equals resampling only" not in target_verdict({"summary": s})
+    off = {"summary": s, "tuning": {"chosen": {"full_rerank": "off"}}}
+    assert "Dev chose no reranking for full RRRA" in target_verdict(off)
