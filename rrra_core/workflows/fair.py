@@ -433,7 +433,11 @@ def _run_seed(cfg, name, seed, parts_dir, progress, on_save, wait_s, command) ->
     path = part_path(parts_dir, seed)
     part = _read_part(path) or {"seed": seed, "config": config_to_dict(cfg), "tuning": {}, "chosen": {}, "test": {}}
     if not same_settings(part["config"], config_to_dict(cfg)):
-        raise ConfigError(f"{path} was made with other settings; pass another --out, or move it aside")
+        if not more_trials(part["config"], config_to_dict(cfg)):
+            raise ConfigError(f"{path} was made with other settings; pass another --out, or move it aside")
+        # More trials extend the tuning: finished trials are kept, and a changed choice rescores what it shapes.
+        progress(f"seed {seed}: extending {part['config']['trials']} trials per method to {cfg.trials}")
+        part.update(config=config_to_dict(cfg), finished=False)
     for method, entry in part["test"].items():  # scores made before they were stamped: with today's choices
         entry.setdefault("choice", _choice(method, part["chosen"]))
     if command and command not in part.setdefault("commands", []):
@@ -492,8 +496,17 @@ def same_settings(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return {k: v for k, v in a.items() if k != "seeds"} == {k: v for k, v in b.items() if k != "seeds"}
 
 
+def more_trials(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """``new`` is ``old`` with more trials per method (the finished ones are the first of the new ones)."""
+    return new.get("trials", 0) > old.get("trials", 0) and same_settings({**old, "trials": new["trials"]}, new)
+
+
 def _tuning_finished(cfg: FairConfig, part: Mapping[str, Any]) -> bool:
-    return all(m in part.get("chosen", {}) for m in (*cfg.methods, "rerank_only", "full_rerank"))
+    """The tuning seed has chosen every method with *these* trials (not a smaller grid run before)."""
+    if (part.get("config") or {}).get("trials") != cfg.trials:
+        return False
+    full = ("full_rerank",) if "rrra" in cfg.methods else ()  # full RRRA's rerank is tuned on RRRA's encoder
+    return all(m in part.get("chosen", {}) for m in (*cfg.methods, "rerank_only", *full))
 
 
 def _tune(cfg, name, d, p1, enc1, adapter, part, save, progress) -> None:  # noqa: ANN001 - one call site
@@ -627,6 +640,17 @@ def summarize(parts: list[dict[str, Any]]) -> dict[str, Any]:
         raise ConfigError("no part file to summarize: run a seed first")
     cfg = replace(config_from_dict(FairConfig, parts[0]["config"]), seeds=tuple(p["seed"] for p in parts))
     tune = next((p for p in parts if p["seed"] == cfg.tune_seed), {})
+    # Only scores made with the tuning seed's current choices are pooled: a seed not yet rescored after its
+    # choices changed (more trials) shows as fewer seeds (n=k), never as a stale number.
+    chosen = tune.get("chosen", {})
+    parts = [
+        {
+            **p,
+            "test": {m: v for m, v in p["test"].items() if v.get("choice", _choice(m, chosen)) == _choice(m, chosen)},
+            "finished": bool(p.get("finished")) and p["config"].get("trials") == cfg.trials,
+        }
+        for p in parts
+    ]
     methods = list(dict.fromkeys(m for p in parts for m in p["test"]))
     table: dict[str, dict[str, Any]] = {}
     for m in methods:

@@ -90,19 +90,6 @@ def test_tuning_scoring_resuming_and_the_summary(tiny_model_dir: Path, tmp_path:
     parts = read_parts(parts_dir)
     assert parts[1]["chosen"] == parts[0]["chosen"]
 
-    # A changed choice (here: full RRRA's reranking) rescores exactly the methods it shapes, on every seed.
-    first = json.loads((parts_dir / "s0.json").read_text())
-    first["chosen"]["full_rerank"] = "off" if first["chosen"]["full_rerank"] != "off" else "0"
-    (parts_dir / "s0.json").write_text(json.dumps(first))
-    before = json.loads((parts_dir / "s1.json").read_text())["test"]
-    run_seed(cfg, "adi", 1, parts_dir)
-    after = json.loads((parts_dir / "s1.json").read_text())["test"]
-    assert after[FULL]["choice"] == f"{first['chosen']['rrra']}/{first['chosen']['full_rerank']}"
-    assert after[FULL]["choice"] != before[FULL]["choice"]
-    assert all(after[m] == before[m] for m in before if m != FULL)
-    if first["chosen"]["full_rerank"] == "off":  # no reranking: full RRRA is exactly the resampled encoder
-        assert after[FULL]["per_query"] == after["RRRA resampling only"]["per_query"]
-    parts = read_parts(parts_dir)
     result = write_result(tmp_path / "fair_adi", parts, "python scripts/benchmark.py --preset fair-x")
     s = result["summary"]
     assert set(s) == {"metric", "rrra", "best_baseline", "best_baseline_value", "delta", "p_value", "seeds"}
@@ -119,6 +106,45 @@ def test_tuning_scoring_resuming_and_the_summary(tiny_model_dir: Path, tmp_path:
     assert s["p_value"] is None or 0.0 <= s["p_value"] <= 1.0
     md = (tmp_path / "fair_adi.md").read_text()
     assert md.startswith("# Fair comparison on adi") and "--preset fair-x" in md and "dev nDCG@10" in md
+
+    # A changed choice (here: full RRRA's reranking) rescores exactly the methods it shapes, on every seed.
+    first = json.loads((parts_dir / "s0.json").read_text())
+    first["chosen"]["full_rerank"] = "off" if first["chosen"]["full_rerank"] != "off" else "0"
+    (parts_dir / "s0.json").write_text(json.dumps(first))
+    before = json.loads((parts_dir / "s1.json").read_text())["test"]
+    run_seed(cfg, "adi", 1, parts_dir)
+    after = json.loads((parts_dir / "s1.json").read_text())["test"]
+    assert after[FULL]["choice"] == f"{first['chosen']['rrra']}/{first['chosen']['full_rerank']}"
+    assert after[FULL]["choice"] != before[FULL]["choice"]
+    assert all(after[m] == before[m] for m in before if m != FULL)
+    if first["chosen"]["full_rerank"] == "off":  # no reranking: full RRRA is exactly the resampled encoder
+        assert after[FULL]["per_query"] == after["RRRA resampling only"]["per_query"]
+    # Seed 0's own score was made with its old choice: only seed 1's is pooled until seed 0 reruns.
+    assert summarize(read_parts(parts_dir))["methods"][FULL]["nDCG@10"]["n"] == 1
+
+
+def test_more_trials_extend_the_tuning_and_rescore_only_what_changed(tiny_model_dir: Path, tmp_path: Path) -> None:
+    cfg = _cfg(tiny_model_dir, methods=("uniform",))
+    parts_dir = tmp_path / "parts"
+    for seed in (0, 1):
+        run_seed(cfg, "adi", seed, parts_dir)
+    before = read_parts(parts_dir)
+    more = _cfg(tiny_model_dir, methods=("uniform",), trials=3)
+    run_seed(more, "adi", 0, parts_dir)
+    parts = read_parts(parts_dir)
+    uniform = parts[0]["tuning"]["uniform"]
+    assert list(uniform) == ["0", "1", "2"] and {k: uniform[k] for k in ("0", "1")} == before[0]["tuning"]["uniform"]
+    # Seed 1 still holds scores made with the old choices: they are not pooled, and it is not finished.
+    summary = summarize(parts)
+    assert 1 not in summary["seeds_done"] and 0 in summary["seeds_done"]
+    if parts[0]["chosen"]["uniform"] != before[0]["chosen"]["uniform"]:
+        assert summary["methods"]["uniform top-K"]["nDCG@10"]["n"] == 1
+    run_seed(more, "adi", 1, parts_dir)
+    summary = summarize(read_parts(parts_dir))
+    assert summary["seeds_done"] == [0, 1] and summary["methods"]["uniform top-K"]["nDCG@10"]["n"] == 2
+    # Fewer trials than a part holds is another comparison, not an extension.
+    with pytest.raises(ConfigError, match="other settings"):
+        run_seed(cfg, "adi", 0, parts_dir)
 
 
 def test_another_seed_without_the_tuning_choices_scores_baselines_then_stops(
