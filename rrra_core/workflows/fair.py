@@ -437,7 +437,8 @@ def _run_seed(cfg, name, seed, parts_dir, progress, on_save, wait_s, command) ->
             raise ConfigError(f"{path} was made with other settings; pass another --out, or move it aside")
         # More trials extend the tuning: finished trials are kept, and a changed choice rescores what it shapes.
         progress(f"seed {seed}: extending {part['config']['trials']} trials per method to {cfg.trials}")
-        part.update(config=config_to_dict(cfg), finished=False)
+        # The old choices are void until the tuning seed has run the new trials (another seed waits for them).
+        part.update(config=config_to_dict(cfg), finished=False, chosen={})
     for method, entry in part["test"].items():  # scores made before they were stamped: with today's choices
         entry.setdefault("choice", _choice(method, part["chosen"]))
     if command and command not in part.setdefault("commands", []):
@@ -504,6 +505,8 @@ def more_trials(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
 def _tuning_finished(cfg: FairConfig, part: Mapping[str, Any]) -> bool:
     """The tuning seed has chosen every method with *these* trials (not a smaller grid run before)."""
     if (part.get("config") or {}).get("trials") != cfg.trials:
+        return False
+    if any(len(part.get("tuning", {}).get(m, {})) < cfg.trials for m in cfg.methods):
         return False
     full = ("full_rerank",) if "rrra" in cfg.methods else ()  # full RRRA's rerank is tuned on RRRA's encoder
     return all(m in part.get("chosen", {}) for m in (*cfg.methods, "rerank_only", *full))

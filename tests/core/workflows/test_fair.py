@@ -130,6 +130,9 @@ def test_more_trials_extend_the_tuning_and_rescore_only_what_changed(tiny_model_
         run_seed(cfg, "adi", seed, parts_dir)
     before = read_parts(parts_dir)
     more = _cfg(tiny_model_dir, methods=("uniform",), trials=3)
+    # Seed 1 may not start on the old choices while seed 0 has not run the new trials.
+    with pytest.raises(ConfigError, match="needs the tuning seed 0's choices"):
+        run_seed(more, "adi", 1, parts_dir)
     run_seed(more, "adi", 0, parts_dir)
     parts = read_parts(parts_dir)
     uniform = parts[0]["tuning"]["uniform"]
