@@ -306,6 +306,8 @@ def merge(paths: list[str], out: str | None, raw_argv: list[str]) -> int:
         "config": {**first["config"], "seeds": [s["seed"] for s in seeds], "samplers": samplers},
         "seeds": seeds,
         "summary": aggregate(seeds),
+        # A file a killed run left ("complete": false) keeps the merge marked unfinished.
+        "complete": all(p.get("complete", True) for p in parts),
         "wall_seconds": max(p["wall_seconds"] for p in parts),
         **(
             {"merged_from": [{"command": p["command"], "wall_seconds": p["wall_seconds"]} for p in parts]}

@@ -63,3 +63,31 @@ def test_a_partial_result_says_it_is_incomplete_and_how_to_resume() -> None:
     assert f"0 of {len(full['config']['seeds'])} planned seeds finished" in md
     assert "The same command resumes it" in md
     assert "Incomplete" not in render_markdown(full)  # files written before the flag existed stay as they were
+
+
+def test_merging_seed_files_keeps_every_sampler_and_says_what_it_merged(tmp_path: Path) -> None:
+    import json
+
+    src = json.loads((REPO_ROOT / "results" / "rrra_quick.json").read_text(encoding="utf-8"))
+    one = {**src, "config": {**src["config"], "samplers": ["uniform", "rrra"]}}
+    two = {
+        **src,
+        "config": {**src["config"], "samplers": ["simans"]},
+        "seeds": [{**src["seeds"][0], "seed": 7}],
+        "complete": False,  # a killed run's file
+    }
+    (tmp_path / "a.json").write_text(json.dumps(one), encoding="utf-8")
+    (tmp_path / "b.json").write_text(json.dumps(two), encoding="utf-8")
+    out = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "benchmark.py"), "--merge", "a.json", "b.json", "--out", "m"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    merged = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))
+    assert [s["seed"] for s in merged["seeds"]] == [s["seed"] for s in src["seeds"]] + [7]
+    assert merged["config"]["samplers"] == ["uniform", "rrra", "simans"]
+    assert merged["complete"] is False
+    md = (tmp_path / "m.md").read_text(encoding="utf-8")
+    assert "Merged from 2 result files" in md and "**Incomplete**" in md
