@@ -47,10 +47,12 @@ def recompute_seed(cfg: Any, seed: dict[str, Any], source: str) -> dict[str, Any
     from rrra_core.runtime.runs import open_run
     from rrra_core.workflows.benchmark import seed_truth, variant_detection
 
+    # Files from keyed benchmarks name every phase-2 run; older ones name phase 1, and phase 2 sits beside it.
+    phase2_ids = (seed.get("runs") or {}).get("phase2") or {}
     phase1 = (seed.get("runs") or {}).get("phase1")
-    if not phase1 or not phase1.endswith("-phase1"):
+    if not phase2_ids and (not phase1 or not phase1.endswith("-phase1")):
         raise DataError(source, f"seed {seed.get('seed')}: no phase-1 run id to find its phase-2 runs by")
-    tag = phase1[: -len("-phase1")]
+    tag = (phase1 or "")[: -len("-phase1")]
     _, _, truth = seed_truth(cfg, seed["seed"])
     planted = sum(len(v) for v in truth.values())
     if planted != seed.get("planted"):
@@ -62,7 +64,7 @@ def recompute_seed(cfg: Any, seed: dict[str, Any], source: str) -> dict[str, Any
     curves: dict[str, Any] = {}
     runs: dict[str, str] = {}
     for variant in dict.fromkeys(("full", *cfg.variants)):
-        run = open_run(f"{tag}-phase2-{variant.replace(' ', '_')}")
+        run = open_run(phase2_ids.get(variant) or f"{tag}-phase2-{variant.replace(' ', '_')}")
         scheme = (read_run_config(run).phase.get("labels") or {}).get("scheme", cfg.label_scheme)
         det, cur, _ = variant_detection(pd.read_parquet(run.file("predictions.parquet")), truth, variant, scheme)
         detection.update(det)

@@ -60,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
                 (
                     "phase 1 + phase-2 adapter",
                     p1.path,
-                    p1.path.parent / p1.id.replace("-phase1", "-phase2-full") / "adapter",
+                    # Keyed benchmarks name their phase-2 runs; older files keep them beside phase 1.
+                    p1.path.parent
+                    / ((seed["runs"].get("phase2") or {}).get("full") or p1.id.replace("-phase1", "-phase2-full"))
+                    / "adapter",
                 )
             ]
             if seed["runs"].get("rrra"):

@@ -413,6 +413,7 @@ class _AdapterResults:
     detection: dict[str, dict[str, float]] = field(default_factory=dict)
     curves: dict[str, dict[str, Any]] = field(default_factory=dict)
     full_queue: Any = None
+    runs: dict[str, str] = field(default_factory=dict)  # variant -> run id (keyed folders carry a settings hash)
 
 
 def _phase2(s: _SeedRun, enc1: EncoderConfig, res1: Any) -> _AdapterResults:
@@ -436,6 +437,7 @@ def _phase2(s: _SeedRun, enc1: EncoderConfig, res1: Any) -> _AdapterResults:
         with s.keyed(f"phase2-{name.replace(' ', '_')}", "phase2", phase2_config_dict(enc1, p2)) as (run2, done):
             m2 = run2.read_json("metrics.json") if done else train_phase2(run2, enc1, p2, train_data=s.train)
         out.adapters[name] = str(run2.file("adapter"))
+        out.runs[name] = run2.id
         out.f1[name] = {"macro_f1": m2["after"]["macro_f1"], **{f"F1 {c}": v for c, v in m2["after"]["f1"].items()}}
         predictions = pq.read_table(run2.file("predictions.parquet")).to_pandas()
         det, cur, queue = variant_detection(predictions, s.truth, name, labels.scheme)
@@ -564,7 +566,8 @@ def run_seed(
     p2 = _phase2(s, enc1, res1)
     _gradients, rrra_run = _phase3(s, enc1, p2.adapters["full"])
     _hitl(s, enc1, p2)
-    return {**s.result(complete=True), "runs": {"phase1": p1_run.id, "rrra": rrra_run.id if rrra_run else None}}
+    runs = {"phase1": p1_run.id, "phase2": p2.runs, "rrra": rrra_run.id if rrra_run else None}
+    return {**s.result(complete=True), "runs": runs}
 
 
 def mean_std(values: list[float]) -> dict[str, float]:
