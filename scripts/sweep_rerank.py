@@ -29,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _phase2_full(seed: dict, phase1_id: str) -> str:
+    """The full adapter's phase-2 run: keyed benchmarks name it; older files keep it beside phase 1."""
+    return (seed["runs"].get("phase2") or {}).get("full") or phase1_id.replace("-phase1", "-phase2-full")
+
+
 def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
@@ -60,10 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                 (
                     "phase 1 + phase-2 adapter",
                     p1.path,
-                    # Keyed benchmarks name their phase-2 runs; older files keep them beside phase 1.
-                    p1.path.parent
-                    / ((seed["runs"].get("phase2") or {}).get("full") or p1.id.replace("-phase1", "-phase2-full"))
-                    / "adapter",
+                    p1.path.parent / _phase2_full(seed, p1.id) / "adapter",
                 )
             ]
             if seed["runs"].get("rrra"):
