@@ -14,12 +14,8 @@ from rrra_core.runtime.paths import REPO_ROOT
 pytestmark = pytest.mark.slow
 
 
-def test_quick_benchmark_writes_every_table(isolated_home: Path, tmp_path: Path) -> None:
-    import os
-
-    stem = tmp_path / "quick"
-    env = {**os.environ, "RRRA_HOME": str(isolated_home), "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run(
+def _run_quick(stem: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, str(REPO_ROOT / "scripts" / "benchmark.py"), "--quick", "--out", str(stem)],
         capture_output=True,
         text=True,
@@ -27,6 +23,14 @@ def test_quick_benchmark_writes_every_table(isolated_home: Path, tmp_path: Path)
         env=env,
         cwd=REPO_ROOT,
     )
+
+
+def test_quick_benchmark_writes_every_table(isolated_home: Path, tmp_path: Path) -> None:
+    import os
+
+    stem = tmp_path / "quick"
+    env = {**os.environ, "RRRA_HOME": str(isolated_home), "HF_HUB_OFFLINE": "1"}
+    out = _run_quick(stem, env)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(stem.with_suffix(".json").read_text())
     md = stem.with_suffix(".md").read_text()
@@ -66,14 +70,7 @@ def test_quick_benchmark_writes_every_table(isolated_home: Path, tmp_path: Path)
     assert any(r.startswith("bench-quick-s0-phase1-") for r in runs), runs
     killed = {**result, "complete": False, "seeds": [{**seed, "complete": False, "methods": {}}]}
     stem.with_suffix(".json").write_text(json.dumps(killed))
-    again = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "benchmark.py"), "--quick", "--out", str(stem)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-        cwd=REPO_ROOT,
-    )
+    again = _run_quick(stem, env)
     assert again.returncode == 0, again.stderr[-3000:]
     resumed = json.loads(stem.with_suffix(".json").read_text())
     assert resumed["complete"] is True
@@ -82,14 +79,7 @@ def test_quick_benchmark_writes_every_table(isolated_home: Path, tmp_path: Path)
         assert resumed["summary"]["methods"][name]["nDCG@10"]["mean"] == pytest.approx(methods[name]["nDCG@10"]["mean"])
     assert resumed["wall_seconds"] > result["wall_seconds"]  # the killed run's time is counted too
     # A finished result is still never replaced without the flag.
-    third = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "benchmark.py"), "--quick", "--out", str(stem)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-        cwd=REPO_ROOT,
-    )
+    third = _run_quick(stem, env)
     assert third.returncode == 2 and "exists; pass --overwrite" in third.stderr
 
 
