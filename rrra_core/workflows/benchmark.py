@@ -452,8 +452,8 @@ def _phase2(s: _SeedRun, enc1: EncoderConfig, res1: Any) -> _AdapterResults:
     return out
 
 
-def _phase3(s: _SeedRun, enc1: EncoderConfig, adapter_dir: str) -> tuple[dict[str, Any], Run | None]:
-    """Phase 3 with each sampler from the phase-1 encoder: (gradient summaries per sampler, the RRRA run)."""
+def _phase3(s: _SeedRun, enc1: EncoderConfig, adapter_dir: str) -> Run | None:
+    """Phase 3 with each sampler from the phase-1 encoder (gradient summaries go to the seed's result); the RRRA run."""
     gradients: dict[str, Any] = {}
     rrra_run = None
     for sampler in s.cfg.samplers:
@@ -478,7 +478,7 @@ def _phase3(s: _SeedRun, enc1: EncoderConfig, adapter_dir: str) -> tuple[dict[st
             s.score("RRRA (resampling + reranking)", _rerank_scores(s, run3.file("adapter"), res3))
             rrra_run = run3
         s.tick(f"phase 3 {sampler}")
-    return gradients, rrra_run
+    return rrra_run
 
 
 def _hitl(s: _SeedRun, enc1: EncoderConfig, p2: _AdapterResults) -> list[dict[str, Any]]:
@@ -564,7 +564,7 @@ def run_seed(
     _baselines(s)
     p1_run, enc1, res1 = _phase1(s)
     p2 = _phase2(s, enc1, res1)
-    _gradients, rrra_run = _phase3(s, enc1, p2.adapters["full"])
+    rrra_run = _phase3(s, enc1, p2.adapters["full"])
     _hitl(s, enc1, p2)
     runs = {"phase1": p1_run.id, "phase2": p2.runs, "rrra": rrra_run.id if rrra_run else None}
     return {**s.result(complete=True), "runs": runs}
