@@ -100,6 +100,14 @@ def _fair_parser(preset: str) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="a non-tuning seed waits this long for the tuning seed's choices (seeds run as parallel processes)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="phase-3 runs trained at once, each in its own process (e.g. one per CPU core); each run keeps its "
+        "settings and seed",
+    )
     add_config_arguments(p, FairConfig)
     return p
 
@@ -141,7 +149,7 @@ def fair_main(argv: list[str]) -> int:
         return 0
     parts_dir.mkdir(parents=True, exist_ok=True)
     for seed in cfg.seeds:
-        run_seed(cfg, name, seed, parts_dir, on_save=rewrite, wait_s=args.wait, command=command)
+        run_seed(cfg, name, seed, parts_dir, on_save=rewrite, wait_s=args.wait, command=command, workers=args.workers)
     rewrite(force=True)  # whatever changed since the last finished seed (e.g. gradients added to finished parts)
     print(stem.with_suffix(".md").read_text(encoding="utf-8"))
     return 0

@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -306,6 +308,56 @@ def _phase3(
         return str(run.path)
 
 
+def _worker_init(threads: int) -> None:
+    """A phase-3 worker: its share of the cores, and the parent's log format (spawned processes start bare)."""
+    import torch
+
+    from rrra_core.runtime.cli import setup_logging
+
+    torch.set_num_threads(threads)
+    setup_logging()
+
+
+def _trained(
+    cfg: FairConfig,
+    name: str,
+    d: SeedData,
+    enc1: EncoderConfig,
+    adapter: str,
+    items: list[tuple[str, int]],
+    workers: int,
+    progress: Callable[[str], None],
+) -> Iterator[tuple[str, int, str]]:
+    """``(sampler, trial, folder)`` for each item, in order, training what is not yet a finished run.
+
+    With ``workers`` > 1 the runs train in that many processes at once, each with its share of the cores: the
+    trials are independent runs from the same phase-1 encoder, and one small model per core keeps a CPU busier
+    than one process with several threads. Each run is keyed by its settings and seeded as in one process.
+    """
+    if workers <= 1 or len(items) <= 1:
+        for method, trial in items:
+            progress(f"seed {d.seed}: phase 3, {method} trial {trial + 1}/{cfg.trials} {TRIALS[method][trial]}")
+            yield method, trial, _phase3(cfg, name, d, enc1, adapter, method, trial)
+        return
+    import torch
+
+    workers = min(workers, len(items))
+    progress(f"seed {d.seed}: {len(items)} phase-3 runs in {workers} processes")
+    # spawn, not fork: a fork of a process whose torch thread pool has started can deadlock.
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_init,
+        initargs=(max(1, torch.get_num_threads() // workers),),
+    )
+    try:
+        futures = [(m, t, pool.submit(_phase3, cfg, name, d, enc1, adapter, m, t)) for m, t in items]
+        for method, trial, future in futures:
+            yield method, trial, future.result()
+    finally:
+        pool.shutdown(cancel_futures=True)  # a failure stops what has not started; started runs finish
+
+
 # ----------------------------------------------------------------- scoring
 def _retrieval(cfg: FairConfig, model_dir: str, data: Dataset) -> Retrieval:
     """Top-100 of ``data``'s queries; the corpus vectors are cached, so dev and test share one encoding."""
@@ -416,6 +468,7 @@ def run_seed(
     on_save: Callable[[], None] | None = None,
     wait_s: float = 0.0,
     command: str = "",
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Tune (the tuning seed) and score one seed, rewriting its part file after every trial and method.
 
@@ -423,13 +476,16 @@ def run_seed(
     baselines first, then waits up to ``wait_s`` for them (a process per seed
     can start at once), else stops with a one-line error. A seed another
     process is running waits for that process (then finds its work done).
+    ``workers`` phase-3 runs train at once (:func:`_trained`); each keeps its settings and seed.
     """
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
     parts_dir.mkdir(parents=True, exist_ok=True)
     with locked(parts_dir / f".s{seed}.lock"):
-        return _run_seed(cfg, name, seed, parts_dir, progress, on_save, wait_s, command)
+        return _run_seed(cfg, name, seed, parts_dir, progress, on_save, wait_s, command, workers)
 
 
-def _run_seed(cfg, name, seed, parts_dir, progress, on_save, wait_s, command) -> dict[str, Any]:  # noqa: ANN001
+def _run_seed(cfg, name, seed, parts_dir, progress, on_save, wait_s, command, workers) -> dict[str, Any]:  # noqa: ANN001
     path = part_path(parts_dir, seed)
     part = _read_part(path) or {"seed": seed, "config": config_to_dict(cfg), "tuning": {}, "chosen": {}, "test": {}}
     if not same_settings(part["config"], config_to_dict(cfg)):
@@ -464,12 +520,12 @@ def _run_seed(cfg, name, seed, parts_dir, progress, on_save, wait_s, command) ->
     save()
 
     if seed == cfg.tune_seed:
-        _tune(cfg, name, d, p1, enc1, adapter, part, save, progress)
+        _tune(cfg, name, d, p1, enc1, adapter, part, save, progress, workers)
     else:
-        _score_on_test(cfg, name, d, p1, enc1, adapter, None, part, save, progress)  # the untuned baselines
+        _score_on_test(cfg, name, d, p1, enc1, adapter, None, part, save, progress, workers)  # untuned baselines
         part["chosen"] = _wait_for_choices(cfg, parts_dir, seed, wait_s, progress)
         save()
-    _score_on_test(cfg, name, d, p1, enc1, adapter, part["chosen"], part, save, progress)
+    _score_on_test(cfg, name, d, p1, enc1, adapter, part["chosen"], part, save, progress, workers)
     part["finished"] = True
     save()
     return part
@@ -512,7 +568,7 @@ def _tuning_finished(cfg: FairConfig, part: Mapping[str, Any]) -> bool:
     return all(m in part.get("chosen", {}) for m in (*cfg.methods, "rerank_only", *full))
 
 
-def _tune(cfg, name, d, p1, enc1, adapter, part, save, progress) -> None:  # noqa: ANN001 - one call site
+def _tune(cfg, name, d, p1, enc1, adapter, part, save, progress, workers) -> None:  # noqa: ANN001 - one call site
     """Every method's trials on dev; a trial already in the part file is not rerun."""
     tuning = part["tuning"]
     dev1 = _retrieval(cfg, p1, d.dev)
@@ -524,18 +580,15 @@ def _tune(cfg, name, d, p1, enc1, adapter, part, save, progress) -> None:  # noq
     }
     part["chosen"]["rerank_only"] = _chosen(tuning["rerank_only"])
     save()
-    for method in cfg.methods:
-        trials = tuning.setdefault(method, {})
-        for i, settings in enumerate(TRIALS[method][: cfg.trials]):
-            if str(i) in trials:
-                continue
-            progress(f"seed {d.seed}: tuning {method}, trial {i + 1}/{cfg.trials} {settings}")
-            folder = _phase3(cfg, name, d, enc1, adapter, method, i)
-            res = _retrieval(cfg, folder, d.dev)
-            trials[str(i)] = {"settings": settings, "dev": _dev_scores(res.run, d.dev), "run": Path(folder).name}
-            save()
-        part["chosen"][method] = _chosen(trials)
+    pending = [(m, i) for m in cfg.methods for i in range(cfg.trials) if str(i) not in tuning.setdefault(m, {})]
+    for method, i, folder in _trained(cfg, name, d, enc1, adapter, pending, workers, progress):
+        dev = _dev_scores(_retrieval(cfg, folder, d.dev).run, d.dev)
+        tuning[method][str(i)] = {"settings": TRIALS[method][i], "dev": dev, "run": Path(folder).name}
+        progress(f"seed {d.seed}: {method}, trial {i + 1}: dev {PRIMARY} {dev[PRIMARY]:.4f}")
         save()
+    for method in cfg.methods:
+        part["chosen"][method] = _chosen(tuning[method])
+    save()
     if "rrra" in cfg.methods:
         # Full RRRA reranks the chosen RRRA encoder with its jointly trained adapter: its own six trials.
         folder = runs_dir() / tuning["rrra"][part["chosen"]["rrra"]]["run"]
@@ -553,16 +606,18 @@ def _tune(cfg, name, d, p1, enc1, adapter, part, save, progress) -> None:  # noq
     save()
 
 
-def _score_on_test(cfg, name, d, p1, enc1, adapter, chosen, part, save, progress) -> None:  # noqa: ANN001
+def _score_on_test(cfg, name, d, p1, enc1, adapter, chosen, part, save, progress, workers) -> None:  # noqa: ANN001
     """The chosen settings, each evaluated once on the test split; a method already scored is not redone."""
     test = part["test"]
 
+    def current(method: str) -> bool:
+        return method in test and test[method].get("choice") == _choice(method, chosen or {})
+
     def score(method: str, make: Callable[[], Mapping[str, Mapping[str, float]]]) -> None:
-        choice = _choice(method, chosen or {})
-        if method in test and test[method].get("choice") == choice:
+        if current(method):
             return
         progress(f"seed {d.seed}: scoring {method} on {cfg.test_split}")
-        test[method] = {**_test_scores(make(), d.test), "choice": choice}
+        test[method] = {**_test_scores(make(), d.test), "choice": _choice(method, chosen or {})}
         save()
 
     score("BM25", lambda: bm25_run(d.test.corpus, d.test.queries, k=100))
@@ -573,6 +628,11 @@ def _score_on_test(cfg, name, d, p1, enc1, adapter, chosen, part, save, progress
         return
     rerank_only = rerank_settings(chosen["rerank_only"])
     score(RERANK_ONLY, lambda: _reranked(res1, _signals(cfg, adapter, res1), rerank_only))
+    unscored = [m for m in cfg.methods if not current(METHOD_NAMES[m]) or (m == "rrra" and not current(FULL))]
+    if workers > 1:  # the chosen runs this seed still lacks, trained side by side before they are scored in turn
+        items = [(m, int(chosen[m])) for m in unscored]
+        for _ in _trained(cfg, name, d, enc1, adapter, items, workers, progress):
+            pass
     for method in cfg.methods:
         folder = _phase3(cfg, name, d, enc1, adapter, method, int(chosen[method]))
         grads = part.setdefault("gradients", {})

@@ -150,6 +150,26 @@ def test_more_trials_extend_the_tuning_and_rescore_only_what_changed(tiny_model_
         run_seed(cfg, "adi", 0, parts_dir)
 
 
+def test_workers_train_the_trials_side_by_side_with_the_same_outcome(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = _cfg(tiny_model_dir, methods=("uniform", "margin"), trials=1)
+    one = run_seed(cfg, "adi", 0, tmp_path / "one")
+    monkeypatch.setenv("RRRA_HOME", str(tmp_path / "fresh"))  # no finished runs: the workers train every trial
+    two = run_seed(cfg, "adi", 0, tmp_path / "two", workers=2)
+    for method in cfg.methods:
+        assert list(two["tuning"][method]) == list(one["tuning"][method]) == ["0"]
+        for trial, entry in one["tuning"][method].items():
+            assert two["tuning"][method][trial]["dev"] == pytest.approx(entry["dev"], abs=1e-6)
+    assert two["chosen"] == one["chosen"]
+    assert len(list(runs_dir().glob("fair-adi-s0-phase3-*"))) == 2  # each trial trained once
+    # Another seed trains its chosen runs side by side, then scores them in turn.
+    other = run_seed(cfg, "adi", 1, tmp_path / "two", workers=2)
+    assert {"uniform top-K", "margin filter"} <= set(other["test"]) and other["finished"]
+    with pytest.raises(ConfigError, match="workers must be at least 1"):
+        run_seed(cfg, "adi", 1, tmp_path / "two", workers=0)
+
+
 def test_another_seed_without_the_tuning_choices_scores_baselines_then_stops(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
