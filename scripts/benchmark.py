@@ -18,6 +18,7 @@ one resumable part file per seed under results/fair_parts/<dataset>/:
 
 Examples:
     python scripts/benchmark.py --preset fair-cranfield --seeds 0      # tunes on seed 0's dev split
+    python scripts/benchmark.py --preset fair-scifact --seeds 0 --workers 2   # two trials at a time (2 cores)
     python scripts/benchmark.py --preset fair-cranfield --seeds 1 --wait 7200   # another process
     python scripts/benchmark.py --preset fair-cranfield --render       # tables from the part files so far
     python scripts/benchmark.py --preset cranfield
