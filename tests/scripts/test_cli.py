@@ -35,6 +35,7 @@ SCRIPTS = [
     "refit_queue",
     "make_review_runs",
     "sweep_rerank",
+    "fair_defaults",
 ]
 
 
