@@ -131,7 +131,9 @@ class Phase3Config:
     suspect_threshold: float = opt(
         0.5, "P(FN|neg) above which a negative counts as adapter-suspected in the gradient log"
     )
-    lambda_rr: float = opt(1.0, "rerank strength at evaluation; 0 = no reranking")
+    lambda_rr: float = opt(
+        2.0, "rerank strength at evaluation; 0 = no reranking (2.0: chosen on dev, results/fair_defaults.md)"
+    )
     rerank_signal: str = opt(
         "qa", "adapter signal for reranking: p_rel or qa (qa: chosen on dev, results/fair_*)", choices=("p_rel", "qa")
     )
