@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,7 +55,8 @@ def keyed_run(prefix: str, kind: str, config: dict[str, Any], root: Path | None 
 
     A finished folder (``progress.json`` says done) is reused as is; a half one
     is handed back to be resumed (the phases resume from their checkpoints); a
-    missing one is created.
+    missing one is created. Once the block has finished the run, its resumable
+    checkpoints are dropped (:func:`_drop_checkpoints`).
     """
     root = root or runs_dir()
     run_id = f"{prefix}-{settings_key(config)}"
@@ -62,7 +64,25 @@ def keyed_run(prefix: str, kind: str, config: dict[str, Any], root: Path | None 
         path = root / run_id
         if (path / "config.json").is_file():
             run = Run(path)
-            progress = run.read_json(PROGRESS_FILE) if run.file(PROGRESS_FILE).is_file() else {}
-            yield run, progress.get("status") == "done"
+            yield run, _done(run)
         else:
-            yield create_run(kind, config, run_id=run_id, root=root), False
+            run = create_run(kind, config, run_id=run_id, root=root)
+            yield run, False
+        if _done(run):
+            _drop_checkpoints(run)
+
+
+def _done(run: Run) -> bool:
+    progress = run.read_json(PROGRESS_FILE) if run.file(PROGRESS_FILE).is_file() else {}
+    return progress.get("status") == "done"
+
+
+# The folders rrra_core.training.checkpoint writes: the last two resumable states, each the model again plus
+# its AdamW moments (about 530 MB for MiniLM). They serve a run killed mid-training; a finished run keeps its
+# final model and adapter, and a tuning grid of 24 such runs would otherwise hold 13 GB of dead checkpoints.
+_CHECKPOINTS = ("checkpoint", "checkpoint.prev")
+
+
+def _drop_checkpoints(run: Run) -> None:
+    for name in _CHECKPOINTS:
+        shutil.rmtree(run.path / name, ignore_errors=True)

@@ -26,3 +26,27 @@ def test_keys_ignore_key_order_but_not_labels() -> None:
     assert data_key({"q1": {"d1": 1, "d2": 1}}) != data_key({"q1": {"d1": 1}})
     # Pinned: fair-comparison run folders made before this module existed keep their names.
     assert settings_key({"lr": 1e-5}) == "5dfd0347bb"
+
+
+def test_a_finished_run_drops_its_resumable_checkpoints_and_a_killed_one_keeps_them(tmp_path: Path) -> None:
+    def checkpoints(run) -> list[str]:  # noqa: ANN001
+        return sorted(p.name for p in run.path.glob("checkpoint*"))
+
+    class Killed(Exception):
+        pass
+
+    try:
+        with keyed_run("x-s0-phase3", "phase3", {"k": 1}, root=tmp_path) as (run, _):
+            for name in ("checkpoint", "checkpoint.prev"):
+                (run.path / name).mkdir()
+            raise Killed
+    except Killed:
+        pass
+    assert checkpoints(run) == ["checkpoint", "checkpoint.prev"]  # a resume needs them
+    with keyed_run("x-s0-phase3", "phase3", {"k": 1}, root=tmp_path) as (run, done):
+        assert not done
+        (run.path / "model").mkdir()
+    assert checkpoints(run) == ["checkpoint", "checkpoint.prev"]  # still not finished
+    with keyed_run("x-s0-phase3", "phase3", {"k": 1}, root=tmp_path) as (run, done):
+        run.write_json("progress.json", {"status": "done"})
+    assert checkpoints(run) == [] and (run.path / "model").is_dir()  # the final model stays
