@@ -75,7 +75,8 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         f"Made by: `{result['command']}`",
         "",
         f"Machine: {result['machine']['cpu']} ({result['machine']['cpu_count']} cores); "
-        f"compute {result['compute_seconds'] / 60:.0f} min over all processes.",
+        f"wall time {result['compute_seconds'] / 60:.0f} min, summed over the seed processes (`--workers` train "
+        "inside them).",
         "",
         "## Verdict",
         "",
