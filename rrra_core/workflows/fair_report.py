@@ -75,8 +75,7 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         f"Made by: `{result['command']}`",
         "",
         f"Machine: {result['machine']['cpu']} ({result['machine']['cpu_count']} cores); "
-        f"wall time {result['compute_seconds'] / 60:.0f} min, summed over the seed processes (`--workers` train "
-        "inside them).",
+        f"wall time {result['compute_seconds'] / 60:.0f} min, summed over the seed processes.",
         "",
         "## Verdict",
         "",
