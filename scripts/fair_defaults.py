@@ -23,7 +23,9 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--parts", default="results/fair_parts", help="folder with one part-file folder per collection")
+    p.add_argument(
+        "--parts", help="folder with one part-file folder per collection (default: the repository's results/fair_parts)"
+    )
     p.add_argument("--out", required=True, help="results file stem (writes <stem>.md and <stem>.json)")
     return p
 
@@ -49,12 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     from dataclasses import asdict
 
     from rrra_core.analysis.defaults import dev_shortfalls
+    from rrra_core.runtime.paths import REPO_ROOT
     from rrra_core.runtime.runs import write_json_atomic
     from rrra_core.training.phase3 import Phase3Config
     from rrra_core.workflows.fair import FULL, METHOD_NAMES, RERANK_ONLY
 
     args = build_parser().parse_args(argv)
-    tunings = _tunings(Path(args.parts))
+    tunings = _tunings(Path(args.parts) if args.parts else REPO_ROOT / "results" / "fair_parts")
     ranked = dev_shortfalls(tunings)
     shipped = asdict(Phase3Config())
     names = {**METHOD_NAMES, "rerank_only": RERANK_ONLY, "full_rerank": f"{FULL}: its rerank"}

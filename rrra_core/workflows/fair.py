@@ -636,8 +636,8 @@ def _score_on_test(cfg, name, d, p1, enc1, adapter, chosen, part, save, progress
     for method in cfg.methods:
         folder = _phase3(cfg, name, d, enc1, adapter, method, int(chosen[method]))
         grads = part.setdefault("gradients", {})
-        stale = METHOD_NAMES[method] in test and test[METHOD_NAMES[method]].get("choice") != chosen[method]
-        if METHOD_NAMES[method] not in grads or stale:  # what the sampler fed the encoder (read from the run's log)
+        # What the sampler fed the encoder (read from the run's log), again whenever the method is (re)scored.
+        if METHOD_NAMES[method] not in grads or not current(METHOD_NAMES[method]):
             grads[METHOD_NAMES[method]] = gradient_summary(Path(folder))
             save()
         res = _retrieval(cfg, folder, d.test)
