@@ -2,7 +2,9 @@
 
 Stored with the dataset in the annotation store (``db.guidelines``), so every
 annotator of a shared store reads the same rules. Written by the team, so shown
-as Markdown (Streamlit never renders raw HTML in it), unlike document text.
+as Markdown, unlike document text; but inert (``safe_markdown``): an image is
+shown as its address, raw HTML as text, and only http(s) links are live, so
+whoever edits the guidelines cannot make reviewers' browsers fetch anything.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import db
 from . import keys
 from . import resources as res
 from .labeling import flash
+from .safe_markdown import inert_markdown_html
 from .state import Selection
 from .widgets import md_escape
 
@@ -36,7 +39,7 @@ def guidelines_panel(sel: Selection) -> None:
     text = row.text if row is not None else ""
     st.markdown("**Labelling guidelines**")
     if text.strip():
-        st.markdown(text)
+        st.html(inert_markdown_html(text))
         st.caption(f"Last edited by {md_escape(row.updated_by or 'someone')} · {row.updated_at:%Y-%m-%d %H:%M} UTC")
     else:
         st.caption("None yet for this dataset: write what counts as relevant, so every annotator judges alike.")
