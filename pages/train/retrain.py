@@ -190,8 +190,9 @@ else:
             st.error(md_escape(str(err)))
         else:
             try:
-                _launch(cfg, run_id.strip())
-            except UserError as err:  # e.g. a run name such as "../x": the one-line reason, nothing started
+                # A name such as "-h" or "../x": the one-line reason, nothing started.
+                _launch(cfg, jobs.check_name(run_id.strip(), "run name"))
+            except UserError as err:
                 st.error(md_escape(str(err)))
             else:
                 st.rerun()
@@ -229,6 +230,11 @@ def _status(state: jobs.JobState | None, progress: RetrainProgress) -> str:
         return "running"
     if progress.done:
         return "done"
+    # Without a process of ours to ask (started elsewhere, or ours lost), a run that recorded its own end says how
+    # the job ended: a fresh progress.json that says "failed" is a failure, not a job running elsewhere.
+    ended = set(progress.runs.values()) & {"failed", "cancelled"}
+    if (state is None or state.status == "lost") and ended:
+        return "failed" if "failed" in ended else "cancelled"
     if state is not None:
         return state.status  # failed, cancelled or lost
     fresh = progress.updated is not None and time.time() - progress.updated < FRESH_S
@@ -280,10 +286,19 @@ def _running(job_id: str, state: jobs.JobState | None, progress: RetrainProgress
         st.rerun(scope="app")
 
 
-def _stopped(job_id: str, state: jobs.JobState | None, cfg: RetrainConfig | None, status: str, button: Any) -> None:
+def _stopped(
+    job_id: str,
+    state: jobs.JobState | None,
+    cfg: RetrainConfig | None,
+    status: str,
+    button: Any,
+    progress: RetrainProgress,
+) -> None:
     progress_note = "Resume continues from where it stopped (finished phases are kept, phase 3 from its checkpoint)."
     if status == "failed":
-        st.error(f"Failed: {md_escape((state.error if state else None) or 'see the log')}")
+        # Our job's error line, else (started elsewhere) the failed run's own "failed: ..." message.
+        error = (state.error if state else None) or (progress.stage if "failed" in progress.stage else None)
+        st.error(f"Failed: {md_escape(error or 'see the log')}")
     elif status == "cancelled":
         st.warning(f"Cancelled; its unfinished runs are not offered for review. {progress_note}")
     elif status == "lost":
@@ -357,7 +372,7 @@ def _job_card(job_id: str, state: jobs.JobState | None, cfg: RetrainConfig | Non
         elif status == "done":
             _done(job_id, cfg, head[2])
         else:
-            _stopped(job_id, state, cfg, status, head[2])
+            _stopped(job_id, state, cfg, status, head[2], progress)
 
 
 @st.fragment(run_every=2.0)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,7 +32,17 @@ from rrra_core.runtime.errors import UserError
 from rrra_core.runtime.paths import REPO_ROOT, home_dir
 from rrra_core.runtime.runs import write_json_atomic
 
-__all__ = ["JobState", "jobs_dir", "start_job", "job_state", "list_jobs", "cancel_job", "log_tail", "ACTIVE"]
+__all__ = [
+    "JobState",
+    "jobs_dir",
+    "check_name",
+    "start_job",
+    "job_state",
+    "list_jobs",
+    "cancel_job",
+    "log_tail",
+    "ACTIVE",
+]
 
 ACTIVE = ("starting", "running")
 #: Where ``python -m rrra_core.runtime.jobs`` and the scripts resolve from.
@@ -65,6 +76,32 @@ def _check_id(job_id: str) -> str:
     if not job_id or any(c in job_id for c in "/\\\0") or job_id.startswith("."):
         raise UserError(f"invalid job id {job_id!r}")
     return job_id
+
+
+#: What a name that becomes a folder and a command-line value may hold.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+MAX_NAME = 100
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """``name`` if it is safe as a folder and as a driver's flag value; else ``UserError`` with the one-line reason.
+
+    A job id or run name becomes ``--run-id <name>`` on a driver's command
+    line and a folder under the home: ``-h`` would be read as an option (the
+    driver prints its help or refuses), ``../x`` would leave the folder, and a
+    space or a control character would break the lines that name it.
+    """
+    if not name:
+        raise UserError(f"the {what} is empty")
+    if name.startswith("-"):
+        raise UserError(f"the {what} {name!r} starts with '-': a command line would read it as an option")
+    if len(name) > MAX_NAME:
+        raise UserError(f"the {what} is {len(name)} characters long; at most {MAX_NAME}")
+    if not _SAFE_NAME.fullmatch(name):
+        raise UserError(
+            f"the {what} {name!r} may hold only letters, digits, '.', '_' and '-', and start with a letter or digit"
+        )
+    return name
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -165,8 +202,11 @@ def start_job(
 
     A job already running under that id is returned as is (two browser tabs
     pressing the same button start one process). A finished job's folder is
-    replaced, so a failed or lost job can be started again.
+    replaced, so a failed or lost job can be started again. An id a command
+    line would read as an option (``-h``) is refused (:func:`check_name`).
     """
+    if job_id.startswith("-"):
+        check_name(job_id, "job id")
     folder = jobs_dir() / _check_id(job_id)
     current = job_state(job_id)
     if current is not None and current.active:

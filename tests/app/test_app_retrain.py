@@ -232,3 +232,34 @@ def test_retrains_started_from_a_terminal_are_listed_from_their_runs(tiny_run: T
     assert any("term-stopped" in m and "stopped" in m for m in _shown(at))
     assert any("Started outside the app and not finished" in w.value for w in at.warning)
     assert at.button(key="resume_term-stopped") is not None and not list(at.progress)
+
+
+@pytest.mark.parametrize("name", ["-h", "a b"])
+def test_a_run_name_a_command_line_would_misread_is_refused_in_one_line(tiny_run: TinyRun, name: str) -> None:
+    """Issue 25 item 10: "-h" became ``--run-id -h`` on the driver's command line (its help, or a usage error)."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page(PAGE).run()
+    next(t for t in at.text_input if t.label == "New run name").input(name)
+    next(b for b in at.button if b.label == "Start retraining").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    [error] = [e.value for e in at.error]
+    assert "run name" in error and len(error.splitlines()) == 1
+    assert jobs.list_jobs(kind="retrain") == []
+
+
+def test_a_retrain_that_failed_in_another_process_shows_as_failed(tiny_run: TinyRun) -> None:
+    """Issue 25 item 10: a terminal's retrain whose phase 2 failed a moment ago read "running elsewhere"."""
+    _write_run(
+        "term-failed",
+        _retrain_config(tiny_run, phases="2"),
+        progress={"phase": 2, "stage": "training", "status": "failed", "message": "failed: the disk is full"},
+    )
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("term-failed" in m and "failed" in m for m in _shown(at))
+    assert not any("running elsewhere" in m for m in _shown(at)) and not list(at.progress)
+    assert any("the disk is full" in e.value for e in at.error)
+    assert at.button(key="resume_term-failed") is not None

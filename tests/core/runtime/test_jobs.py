@@ -67,3 +67,16 @@ def test_bad_job_ids_and_unknown_jobs_are_user_errors() -> None:
     with pytest.raises(UserError, match="no job"):
         jobs.cancel_job("nothing-here")
     assert jobs.job_state("nothing-here") is None
+
+
+@pytest.mark.parametrize("name", ["-h", "--run-id", "a b", "../x", "", "x" * 101, "bad\nname"])
+def test_check_name_refuses_what_a_command_line_or_a_folder_would_misread(name: str) -> None:
+    with pytest.raises(UserError, match="name"):
+        jobs.check_name(name, "run name")
+    assert jobs.check_name("demo-squad-r0102-120000") == "demo-squad-r0102-120000"
+
+
+def test_a_job_id_a_command_line_would_read_as_an_option_is_refused() -> None:
+    with pytest.raises(UserError, match="option"):
+        jobs.start_job("-h", [sys.executable, "-c", "pass"])
+    assert jobs.list_jobs() == []
