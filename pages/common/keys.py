@@ -248,6 +248,7 @@ NP_FOLDER = "np_folder"
 NP_TRAINING_FILE = "np_training_file"
 NP_UPLOAD = "np_upload"
 NP_NAME = "np_name"  # the dataset's folder name under <home>/datasets (uploads, converted files)
+NP_REPLACE = "np_replace"  # replace the dataset of that name under <home>/datasets, whole folder (issue 25)
 NP_CHECK = "np_check"
 NP_CHECKED = "_np_checked"  # (folder, DatasetSummary) of the last successful check
 NP_ERROR = "_np_error"  # the last check's one-line error

@@ -2,9 +2,10 @@
 
 The data is a BEIR folder on this machine, a Tevatron or FlagEmbedding
 training file (converted to a BEIR folder under ``<home>/datasets/``), or small
-files uploaded here (saved there too). The check runs the loaders, so a bad
-file is named in one line with its line number; then the page shows what it
-found and starts ``scripts/new_project.py`` as a background job, followed
+files uploaded here (saved there too, only once they pass the check, and never
+over an existing dataset unless Replace is ticked: ``rrra_core.data.uploads``).
+The check runs the loaders, so a bad file is named in one line with its line
+number; then the page shows what it found and starts ``scripts/new_project.py`` as a background job, followed
 like the demo build. The page never encodes or trains itself.
 """
 
@@ -20,10 +21,15 @@ from pages.common import jobs_view, keys
 from pages.common.state import choose_run
 from pages.common.widgets import md_code, md_escape, show_text
 from rrra_core.data.summary import DatasetSummary, summarize_dataset
-from rrra_core.data.training_to_beir import training_file_to_beir
+from rrra_core.data.uploads import (
+    dataset_target,
+    save_training_file,
+    save_uploads,
+    training_file_name,
+)
 from rrra_core.runtime import jobs
 from rrra_core.runtime.errors import UserError
-from rrra_core.runtime.paths import datasets_dir, runs_dir
+from rrra_core.runtime.paths import runs_dir
 from rrra_core.workflows.project import ProjectConfig, project_run_id
 
 SOURCES = {
@@ -35,49 +41,33 @@ MINILM = "minilm"
 
 
 def _safe_name(text: str) -> str:
-    # A folder name under <home>/datasets: never a path that leaves it.
+    # A run folder name under <home>/runs: never a path that leaves it.
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")
 
 
-def _save_upload(files: list, folder: Path) -> Path:
-    """Uploaded files into a BEIR folder: corpus/queries JSONL at the top, ``*.tsv`` under qrels/.
+def _checked_source(source: str) -> tuple[Path, DatasetSummary]:
+    """The chosen source's BEIR folder and its checked summary; ``UserError`` if unusable.
 
-    One JSONL file that is neither corpus nor queries is a training file, converted.
+    Uploads and training files are saved under ``<home>/datasets/`` by the core,
+    which checks them in a staging folder and moves them in only if they pass.
     """
-    names = [f.name for f in files]
-    stems = {n.split(".")[0] for n in names}
-    if len(files) == 1 and names[0].endswith(".jsonl") and not stems & {"corpus", "queries"}:
-        raw = folder / "source" / names[0]
-        raw.parent.mkdir(parents=True, exist_ok=True)
-        raw.write_bytes(files[0].getvalue())
-        return training_file_to_beir(raw, folder)
-    for f in files:
-        target = folder / "qrels" / f.name if f.name.endswith(".tsv") else folder / f.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(f.getvalue())
-    return folder
-
-
-def _resolve(source: str) -> Path:
-    """The BEIR folder to check for the chosen source (converting or saving first); ``UserError`` if unusable."""
-    name = _safe_name(str(st.session_state.get(keys.NP_NAME) or ""))
+    name = str(st.session_state.get(keys.NP_NAME) or "")
+    replace = bool(st.session_state.get(keys.NP_REPLACE))
     if source == "folder":
         text = str(st.session_state.get(keys.NP_FOLDER) or "").strip()
         if not text:
             raise UserError("type the path of a BEIR folder")
-        return Path(text).expanduser().resolve()
+        folder = Path(text).expanduser().resolve()
+        return folder, summarize_dataset(folder)
     if source == "training":
-        text = str(st.session_state.get(keys.NP_TRAINING_FILE) or "").strip()
-        path = Path(text).expanduser()
-        if not text or not path.is_file():
-            raise UserError(f"training file {text!r} not found")
-        return training_file_to_beir(path, datasets_dir() / (name or _safe_name(path.stem) or "training")).resolve()
-    files = st.session_state.get(keys.NP_UPLOAD) or []
-    if not files:
-        raise UserError("choose the files to upload")
-    if not name:
-        raise UserError("name the dataset: the files are saved under that name")
-    return _save_upload(list(files), datasets_dir() / name).resolve()
+        path = str(st.session_state.get(keys.NP_TRAINING_FILE) or "").strip()
+        summary = save_training_file(path, name, replace=replace)
+    else:
+        files = st.session_state.get(keys.NP_UPLOAD) or []
+        if not files:
+            raise UserError("choose the files to upload")
+        summary = save_uploads([(f.name, f.getvalue()) for f in files], name, replace=replace)
+    return summary.folder, summary
 
 
 def _check() -> None:
@@ -85,14 +75,39 @@ def _check() -> None:
     st.session_state.pop(keys.NP_CHECKED, None)
     st.session_state.pop(keys.NP_ERROR, None)
     try:
-        folder = _resolve(str(st.session_state.get(keys.NP_SOURCE)))
-        summary = summarize_dataset(folder)
+        folder, summary = _checked_source(str(st.session_state.get(keys.NP_SOURCE)))
     except (UserError, OSError) as err:
         st.session_state[keys.NP_ERROR] = str(err)
         return
+    st.session_state.pop(keys.NP_REPLACE, None)  # done: replacing again takes a new tick
     st.session_state[keys.NP_CHECKED] = (str(folder), summary)
     st.session_state.pop(keys.NP_SPLIT, None)
     st.session_state[keys.NP_RUN_NAME] = project_run_id(ProjectConfig(dataset=str(folder)))
+
+
+def _forget_replace() -> None:
+    # A Replace tick is for the name it was given under, never a name typed after.
+    st.session_state.pop(keys.NP_REPLACE, None)
+
+
+def _save_target(source: str) -> None:
+    """Where the data will be saved (the typed name made ASCII), and a Replace choice if that dataset exists."""
+    name = str(st.session_state.get(keys.NP_NAME) or "")
+    path = str(st.session_state.get(keys.NP_TRAINING_FILE) or "").strip()
+    if not name.strip() and source == "training" and path:
+        name = training_file_name(path)
+    try:
+        target = dataset_target(name)
+    except UserError:
+        return  # Check says why
+    st.caption(f"Saved as {md_code(str(target))}")
+    if target.exists():
+        st.checkbox(
+            f"Replace the existing dataset {target.name}",
+            key=keys.NP_REPLACE,
+            help="The new files are checked first; if they pass, the whole folder is replaced (no old file "
+            "stays). Runs built from the old files keep their numbers but read the new files.",
+        )
 
 
 def _source_inputs(source: str) -> None:
@@ -106,7 +121,9 @@ def _source_inputs(source: str) -> None:
         )
         return
     if source == "training":
-        st.text_input("Training file", key=keys.NP_TRAINING_FILE, placeholder="/data/train.jsonl")
+        st.text_input(
+            "Training file", key=keys.NP_TRAINING_FILE, placeholder="/data/train.jsonl", on_change=_forget_replace
+        )
     else:
         st.file_uploader(
             "corpus.jsonl, queries.jsonl and qrels/<split>.tsv files, or one training JSONL file",
@@ -118,8 +135,11 @@ def _source_inputs(source: str) -> None:
         "Dataset name",
         key=keys.NP_NAME,
         max_chars=80,
-        help="The converted or uploaded data is saved as a BEIR folder in <home>/datasets/<name>.",
+        help="The converted or uploaded data is saved as a BEIR folder in <home>/datasets/<name>, the name "
+        "made ASCII (accents dropped, other characters become '-').",
+        on_change=_forget_replace,
     )
+    _save_target(source)
 
 
 def _show_summary(folder: str, summary: DatasetSummary) -> None:

@@ -1,4 +1,7 @@
-"""New project: a broken folder is refused in one line; a small BEIR folder becomes a scored run in the sidebar."""
+"""New project: a broken folder is refused in one line; a small BEIR folder becomes a scored run in the sidebar.
+
+Saved data (issue 25): a taken dataset name is kept unless Replace is ticked, and a name is made ASCII or refused.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ from streamlit.testing.v1 import AppTest
 
 from pages.common import keys
 from pages.common.jobs_view import PROJECT_JOB
-from rrra_core.data import dataset_folder
+from rrra_core.data import dataset_folder, write_tevatron
+from rrra_core.data.training_files import Passage, TrainingExample
+from rrra_core.runtime.paths import datasets_dir
 from tests.app.conftest import APP, wait_for_job
 
 PAGE = "pages/data/new_project.py"
@@ -59,3 +64,57 @@ def test_builds_a_run_from_a_small_folder_in_the_background(tmp_path: Path, tiny
     assert not at.exception
     assert at.sidebar.selectbox(key=keys.DATASET).value == str(folder.resolve())
     assert at.sidebar.selectbox(key=keys.RUN).value == "small-run"
+
+
+def _training_file(tmp_path: Path) -> Path:
+    pos, neg = Passage("d1", "relevant text", "T1"), Passage("d2", "other text")
+    src = tmp_path / "train.jsonl"
+    write_tevatron(src, [TrainingExample("q one", (pos,), (neg,), query_id="q1")])
+    return src
+
+
+def _check_training_file(at: AppTest, src: Path, name: str) -> AppTest:
+    at.radio(key=keys.NP_SOURCE).set_value("training").run()
+    at.text_input(key=keys.NP_TRAINING_FILE).set_value(str(src))
+    at.text_input(key=keys.NP_NAME).set_value(name).run()
+    return at
+
+
+def test_a_taken_dataset_name_is_refused_until_replace_is_ticked_then_wholly_replaced(
+    isolated_home: Path, tmp_path: Path
+) -> None:
+    old = datasets_dir() / "mine"
+    (old / "qrels").mkdir(parents=True)
+    (old / "corpus.jsonl").write_text('{"_id": "old", "text": "old doc"}\n', encoding="utf-8")
+    (old / "queries.jsonl").write_text('{"_id": "oq", "text": "old query"}\n', encoding="utf-8")
+    (old / "qrels" / "old.tsv").write_text("query-id\tcorpus-id\tscore\noq\told\t1\n", encoding="utf-8")
+    at = _check_training_file(_open(), _training_file(tmp_path), "mine")
+    replace = at.checkbox(key=keys.NP_REPLACE)
+    assert replace.label == "Replace the existing dataset mine" and not replace.value
+    at.button(key=keys.NP_CHECK).click().run()
+    [error] = at.error
+    message = error.value.replace("\\", "")  # shown Markdown-escaped
+    assert "a dataset called 'mine' already exists" in message and "\n" not in message
+    assert (old / "qrels" / "old.tsv").is_file() and "old doc" in (old / "corpus.jsonl").read_text()
+    assert not [b for b in at.button if b.key == keys.NP_BUILD]
+    at.checkbox(key=keys.NP_REPLACE).check().run()
+    at.button(key=keys.NP_CHECK).click().run()
+    assert not at.error and not at.exception
+    assert [m.value for m in at.metric][:3] == ["2", "1", "1"]  # the new file's, no old split mixed in
+    assert sorted(p.name for p in datasets_dir().iterdir()) == ["mine"]
+    assert not (old / "qrels" / "old.tsv").exists() and "old doc" not in (old / "corpus.jsonl").read_text()
+
+
+def test_a_non_ascii_dataset_name_is_saved_as_its_ascii_form_or_refused_saying_why(
+    isolated_home: Path, tmp_path: Path
+) -> None:
+    src = _training_file(tmp_path)
+    at = _check_training_file(_open(), src, "Café données")
+    target = datasets_dir().resolve() / "Cafe-donnees"
+    assert any(str(target) in c.value for c in at.caption)  # shown before anything is saved
+    at.button(key=keys.NP_CHECK).click().run()
+    assert not at.error and (target / "corpus.jsonl").is_file()
+    _check_training_file(at, src, "数据").button(key=keys.NP_CHECK).click().run()
+    [error] = at.error
+    assert "the dataset name '数据' has no ASCII letter or digit" in error.value.replace("\\", "")
+    assert sorted(p.name for p in datasets_dir().iterdir()) == ["Cafe-donnees"]
