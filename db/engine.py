@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +52,8 @@ _BEGIN_OPTION = "rrra_sqlite_begin"
 _MAX_ATTEMPTS = 12
 # PostgreSQL: serialization_failure, deadlock_detected. Both mean "run it again".
 _PG_RETRY_STATES = {"40001", "40P01"}
+# What SQLite says about a file it cannot read as a database.
+_DAMAGED = re.compile(r"malformed|not a database|file is encrypted")
 
 T = TypeVar("T")
 
@@ -183,12 +186,17 @@ def write_transaction(session: Session, work: Callable[[], T]) -> T:
 
 
 def ping(engine: Engine) -> None:
-    """Raise ``ConfigError`` with a one-line reason if the database cannot be reached."""
+    """Raise ``ConfigError`` with a one-line reason if the database cannot be reached.
+
+    An SQLite file whose header is damaged fails here already: it gets the damaged store's line.
+    """
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except DBAPIError as err:
         reason = str(err.orig).strip().splitlines()[0] if err.orig is not None else str(err)
+        if engine.url.get_backend_name() == "sqlite" and _DAMAGED.search(reason):
+            raise AnnotationError(damaged_message(engine.url.render_as_string(hide_password=False), reason)) from None
         raise ConfigError(
             f"cannot open the annotation database {display_url(str(engine.url.render_as_string(False)))}: {reason}"
         ) from None
@@ -206,7 +214,12 @@ def damaged_message(url: str, reason: str) -> str:
 
 
 def check_integrity(engine: Engine) -> None:
-    """Refuse a damaged SQLite file (``PRAGMA quick_check``) in one line; other databases check themselves."""
+    """Refuse a damaged SQLite file (``PRAGMA quick_check``) in one line; other databases check themselves.
+
+    :func:`db.init_db` runs it on every open, before anything is read or written: a damaged page can hide
+    rows from a query instead of failing it, and a write into a damaged file can make it worse. It reads
+    the whole file once (about 0.3-0.7 s for 110 MB, 200,000 judgments).
+    """
     if engine.url.get_backend_name() != "sqlite":
         return
     url = engine.url.render_as_string(hide_password=False)
@@ -216,8 +229,10 @@ def check_integrity(engine: Engine) -> None:
     except DBAPIError as err:
         raise AnnotationError(damaged_message(url, _reason(err))) from None
     if rows != ["ok"]:
-        raise AnnotationError(damaged_message(url, f"{len(rows)} problem(s), first: {rows[0]}"))
+        # SQLite's first row can span lines ("*** in database main ***\nPage 30: ..."): keep the message one line.
+        first = " ".join(str(rows[0]).split()) if rows else "no answer"
+        raise AnnotationError(damaged_message(url, f"{len(rows)} problem(s), first: {first}"))
 
 
 def _reason(err: DBAPIError) -> str:
-    return str(err.orig).strip().splitlines()[0] if err.orig is not None else str(err).splitlines()[0]
+    return " ".join((str(err.orig) if err.orig is not None else str(err)).split())

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 
 from rrra_core.runtime.errors import ConfigError
 
-from .engine import _BEGIN_OPTION, damaged_message, display_url, make_engine, ping
+from .engine import _BEGIN_OPTION, check_integrity, damaged_message, display_url, make_engine, ping
 from .errors import AnnotationError
 
 __all__ = ["MIGRATIONS_DIR", "alembic_config", "head_revision", "current_revision", "upgrade", "init_db"]
@@ -99,14 +99,18 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def init_db(url: str | Path | None = None) -> Engine:
     """Open the store at ``url`` (see :func:`db.resolve_url`), creating or upgrading its schema.
 
+    Every command and the app open the store here, so each refuses a damaged SQLite file the same way
+    (:func:`db.check_integrity`: one line with the recovery command) before reading or writing it.
     Returns the engine; make sessions with :func:`db.session_factory`.
     """
     engine = make_engine(url)
-    ping(engine)
     try:
+        ping(engine)
+        check_integrity(engine)
         upgrade(engine, "head")
-    except DBAPIError as err:
-        if "malformed" in str(err.orig) or "not a database" in str(err.orig):
+    except BaseException as err:
+        engine.dispose()  # a refused store is closed again: no connection, no SQLite -wal/-shm file left open
+        if isinstance(err, DBAPIError) and ("malformed" in str(err.orig) or "not a database" in str(err.orig)):
             raise AnnotationError(
                 damaged_message(engine.url.render_as_string(hide_password=False), str(err.orig).splitlines()[0])
             ) from None

@@ -189,20 +189,18 @@ def test_label_studio_export_from_predictions(db_url: str, isolated_home: Path, 
     assert tasks[0]["predictions"][0]["model_version"] == "r9"
 
 
-def test_a_damaged_database_is_named_and_export_refuses(isolated_home: Path, tmp_path: Path) -> None:
-    """A damaged page: stats and export say so in one line (and export writes nothing) instead of a
-    traceback or a silently partial file; the README says how to recover."""
-    path = tmp_path / "store.sqlite"
+def write_damaged_store(path: Path) -> Path:
+    """An SQLite store at ``path`` holding ADI judgments, with one page in the middle overwritten; returns the
+    qrels file it imported (several pages of rows, so the damaged page is past the schema)."""
     url = f"sqlite:///{path}"
     engine = db.init_db(url)
-    sessions = db.session_factory(engine)
     data = load_dataset("adi", "test")
     rows = [
         f"{q}\t{d}\t{i % 2}" for i, (q, d) in enumerate((q, d) for q in sorted(data.queries)[:6] for d in data.corpus)
     ]
-    qrels = tmp_path / "many.tsv"
+    qrels = path.with_name(path.stem + "-qrels.tsv")
     qrels.write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows) + "\n")
-    with sessions() as s:
+    with db.session_factory(engine)() as s:
         db.ensure_dataset(s, "adi")
         db.import_qrels(s, "adi", qrels, "assessor")  # one transaction: several pages of rows, quickly
     engine.dispose()  # the last connection closes: the write-ahead log goes into the file itself
@@ -211,9 +209,35 @@ def test_a_damaged_database_is_named_and_export_refuses(isolated_home: Path, tmp
     middle = (len(raw) // page // 2) * page  # a page in the middle of the file, past the schema
     raw[middle : middle + 200] = b"\xff" * 200
     path.write_bytes(bytes(raw))
+    return qrels
+
+
+def test_a_damaged_database_is_refused_by_every_command(isolated_home: Path, tmp_path: Path) -> None:
+    """A damaged page: every subcommand says so in one line with the way to recover (README), before reading
+    or writing; the export writes no partial file and the import (or upgrade) leaves the file as it was."""
+    path = tmp_path / "store.sqlite"
+    url = f"sqlite:///{path}"
+    qrels = write_damaged_store(path)
+    damaged = path.read_bytes()
     out_file = tmp_path / "out.tsv"
-    for args in (["stats"], ["export", "--dataset", "adi", "--format", "beir", "--out", str(out_file)]):
+    for args in (
+        ["stats"],
+        ["export", "--dataset", "adi", "--format", "beir", "--out", str(out_file)],
+        ["upgrade"],
+        ["import", "--dataset", "adi", "--format", "qrels", "--annotator", "bob", str(qrels)],
+    ):
         out = _run("--db", url, *args, home=isolated_home)
         _one_line_error(out, "is damaged")
-        assert ".recover" in out.stderr
+        assert ".recover" in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert path.read_bytes() == damaged, args
     assert not out_file.exists()
+
+
+def test_a_damaged_header_is_named_with_the_way_to_recover(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    db.init_db(f"sqlite:///{path}").dispose()
+    raw = bytearray(path.read_bytes())
+    raw[:16] = b"\0" * 16  # SQLite's magic string: the file is no longer recognised as a database
+    path.write_bytes(bytes(raw))
+    with pytest.raises(db.AnnotationError, match=r"is damaged \(file is not a database\).*\.recover"):
+        db.init_db(f"sqlite:///{path}")
