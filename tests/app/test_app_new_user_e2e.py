@@ -8,7 +8,8 @@
 5. The judgments export from the Overview as the CLI writes them.
 6. Document text never becomes a link on any page visited.
 
-The second test builds a run from a small BEIR folder through Train › New project.
+The second test builds a run from a small BEIR folder through Train › New project, after an upload
+whose file names try to leave the datasets folder is refused (issue 25).
 """
 
 from __future__ import annotations
@@ -195,6 +196,46 @@ def test_a_new_users_path_from_demo_to_settled_disagreement_and_export(isolated_
         screenshot(driver, "new_user_05_export.png")
 
 
+# A client may send any file name: set Files with hostile names on the upload input, as a script would.
+_SET_FILES = """
+const [input, files] = arguments;
+const dt = new DataTransfer();
+for (const [name, text] of files) dt.items.add(new File([text], name, {type: "application/octet-stream"}));
+input.files = dt.files;
+input.dispatchEvent(new Event("change", {bubbles: true}));
+"""
+
+
+def _hostile_upload_is_refused(driver, home: Path, outside: Path) -> None:
+    """Names with a folder part reach the page unchanged; they are refused in one line and nothing is written."""
+    from selenium.webdriver.common.keys import Keys
+
+    next(r for r in css(driver, RADIO_LABEL) if r.text.startswith("Upload")).click()
+    idle(driver)
+    upload = wait_for(driver, lambda d: next(iter(css(d, 'input[type="file"]')), None), what="the upload input")
+    hostile = ["../../evil.jsonl", str(outside / "evil.tsv")]
+    files = [["corpus.jsonl", '{"_id": "d1", "text": "a document"}\n'], *([n, "evil\n"] for n in hostile)]
+    driver.execute_script(_SET_FILES, upload, files)
+    wait_for(
+        driver,
+        lambda d: css(d, '[data-testid="stFileUploaderDropzone"]')[0].text.count("evil") == 2,
+        what="the three uploads",
+    )
+    idle(driver)
+    name = wait_for(driver, lambda d: next(iter(css(d, 'input[aria-label="Dataset name"]')), None), what="name")
+    name.send_keys("mine", Keys.ENTER)
+    idle(driver)
+    next(b for b in css(driver, "button") if b.text == "Check the data").click()
+    alerts = '[data-testid="stAlert"]'
+    alert = wait_for(driver, lambda d: next((a for a in css(d, alerts) if "refused" in a.text), None), what="refusal")
+    assert alert.text.strip() == "upload '../../evil.jsonl' refused: a file name may not contain a folder"
+    screenshot(driver, "new_project_00_hostile_upload.png")
+    assert not list(home.rglob("evil*")) and not outside.exists()
+    assert not (home / "datasets").exists() or not list((home / "datasets").iterdir())
+    next(r for r in css(driver, RADIO_LABEL) if r.text.startswith("A BEIR folder")).click()
+    idle(driver)
+
+
 @pytest.mark.slow
 def test_a_run_is_built_from_a_small_beir_folder_through_new_project(
     isolated_home: Path, tmp_path: Path, tiny_model_dir: Path
@@ -212,6 +253,7 @@ def test_a_run_is_built_from_a_small_beir_folder_through_new_project(
         wait_for(driver, lambda d: any(h.text.strip() == "RRRA Studio" for h in css(d, "h1")), what="the overview")
         open_page(driver, "New project")
         idle(driver)
+        _hostile_upload_is_refused(driver, isolated_home, tmp_path / "outside")
         field = wait_for(driver, lambda d: next(iter(css(d, 'input[aria-label="BEIR folder"]')), None), what="path")
         field.send_keys(str(folder), Keys.ENTER)
         idle(driver)
