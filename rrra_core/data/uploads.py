@@ -164,6 +164,7 @@ def _save(name: str, fill: Callable[[Path], object], *, replace: bool) -> Datase
     _sweep_stale(root)
     # Inside the datasets folder, so moving it in is a rename on one file system.
     staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=root))
+    staging.chmod(root.stat().st_mode & 0o777)  # a dataset as readable as its neighbours, not mkdtemp's 0700
     try:
         try:
             fill(staging)
