@@ -11,10 +11,68 @@ from pages.common import resources as res
 from pages.common.calibration_view import calibration_section
 from pages.common.exports_view import export_section
 from pages.common.jobs_view import demo_offer
-from pages.common.run_headline import run_headline
+from pages.common.run_headline import run_headline, short_name
 from pages.common.state import DEFAULT_THRESHOLD, selection
-from pages.common.widgets import short
+from pages.common.widgets import md_escape, short
 from rrra_core.analysis.candidates import top_suspects
+from rrra_core.runtime.errors import UserError
+
+
+def _suspects(preds: pd.DataFrame, threshold: float) -> pd.Series:
+    """Which candidates count as suspects: labelled negatives with P(FN|neg) at the threshold or above."""
+    return (preds["label"] == 0) & (preds["p_fn_given_neg"] >= threshold)
+
+
+def suspects_note(run_id: str, preds: pd.DataFrame, threshold: float) -> str | None:
+    """Why a retrained run's suspect count differs from its base run's (``None`` for a run no retrain made).
+
+    The count moves for three reasons, and the note measures each: the pool (a joint retrain re-mines the
+    candidates with its fine-tuned encoder), the adapter that scores them (retrained, or trained jointly in
+    phase 3 with another loss, so its P(FN|neg) is on another scale) and the labels (pairs people found
+    relevant are labelled positive in the new run, so they are no longer negatives).
+    """
+    config = res.run_json(run_id, "config.json", {}) or {}
+    record = config.get("retrain")
+    if not isinstance(record, dict) or not record.get("base_run"):
+        return None
+    base_id = str(record["base_run"])
+    try:
+        base = res.predictions(base_id)
+    except (UserError, OSError):  # the base run was deleted, or never scored its candidates
+        return None
+    keys_ = ["query_id", "doc_id"]
+    n_base, n_run = int(_suspects(base, threshold).sum()), int(_suspects(preds, threshold).sum())
+    shared = preds[[*keys_, "label", "p_fn_given_neg"]].merge(
+        base[[*keys_, "label", "p_fn_given_neg"]], on=keys_, suffixes=("", "_base")
+    )
+    was = int(((shared["label_base"] == 0) & (shared["p_fn_given_neg_base"] >= threshold)).sum())
+    now = int(_suspects(shared, threshold).sum())
+    text = (
+        f"Its base run {base_id} has {n_base:,} at this threshold, this run {n_run:,}. "
+        f"{len(shared):,} of this run's {len(preds):,} candidates are in the base's pool too; "
+        f"of those, {was:,} are suspects by the base's scores and {now:,} by this run's. "
+    )
+    if config.get("kind") == "phase3":
+        mu = (config.get("phase") or {}).get("mu")
+        text += (
+            "This run's candidates were re-mined by its fine-tuned encoder and scored by the adapter that phase 3 "
+            "trained jointly with it"
+            + (
+                f" (its loss presents each positive pair as a false negative with probability {mu} and every "
+                "sampled negative as a true negative)"
+                if mu is not None
+                else ""
+            )
+            + ", not by the base's adapter: its P(FN|neg) is on another scale, so a threshold chosen on the base "
+            "run does not carry over."
+        )
+    else:
+        text += "This run's candidates were scored by the adapter retrained on the corrected labels, not by the base's."
+    added = (record.get("changes") or {}).get("false_negatives_added") or 0
+    if added:
+        text += f" {added:,} pairs people found relevant are labelled positive here, so they are no longer suspects."
+    return text + " The calibration above measures this run's scale against the verdicts."
+
 
 st.title("RRRA Studio")
 st.caption("Find and fix false negatives in dense-retriever training data.")
@@ -77,12 +135,14 @@ elif sel.ready:
     threshold = float(st.session_state.get(keys.THRESHOLD, DEFAULT_THRESHOLD))
     mine = {(j.query_id, j.doc_id) for j in judged if j.annotator == sel.annotator}
     top = top_suspects(preds, 15, threshold=0.0, exclude=mine)
-    n_suspected = int(((preds["label"] == 0) & (preds["p_fn_given_neg"] >= threshold)).sum())
+    n_suspected = int(_suspects(preds, threshold).sum())
     st.subheader("Top suspected false negatives")
     st.caption(
         f"{n_suspected:,} labelled negatives have P(FN|neg) ≥ {threshold:.2f}. "
         "The most likely ones you have not judged yet; select a row to open its query."
     )
+    if (note := suspects_note(sel.run_id, preds, threshold)) is not None:
+        st.caption(md_escape(note))
     # The suspects are the run's own candidates, so their query texts are in the split the run scored,
     # whichever split the sidebar shows now.
     run_split = next(iter(runs.loc[runs["run"] == sel.run_id, "split"].dropna()), None)
@@ -130,10 +190,28 @@ def _cell(value: object) -> str:
 st.subheader("Datasets")
 st.dataframe(pd.DataFrame([res.dataset_stats(n) for n in res.DATASETS]).map(_cell), hide_index=True)
 
+#: The runs table's metric columns: a number where the run has it, "—" where its kind has none.
+RUN_METRICS = ("nDCG@10", "R@100", "adapter macro-F1")
+
+
+def _metric_cell(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) and value == value else "—"
+
+
+def runs_view(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs table as people read it: datasets by name (not a folder's full path), "—" for a missing metric."""
+    view = runs.drop(columns=["modified"])
+    view["dataset"] = view["dataset"].map(lambda d: short_name(d) if isinstance(d, str) else "—")
+    for name in RUN_METRICS:
+        if name in view.columns:
+            view[name] = view[name].map(_metric_cell)
+    return view
+
+
 st.subheader("Runs")
 if len(runs):
     st.dataframe(
-        runs.drop(columns=["modified"]),
+        runs_view(runs),
         hide_index=True,
         column_config={"browsable": st.column_config.CheckboxColumn("scored candidates")},
     )

@@ -273,6 +273,42 @@ def _metric_table(summary: dict[str, Any]) -> pd.DataFrame:
     return df
 
 
+def _adapter_note(summary: dict[str, Any]) -> str | None:
+    """Why the adapter rows of the before/after table did not move, when they did not (else ``None``).
+
+    Each adapter row is that adapter's own score on its held-out queries (phase 2's ``metrics.json``
+    ``after``). The split is drawn from the base run's training queries with the fit's seed, so before and
+    after are scored on the same queries; with a handful of them the retrained adapter often predicts
+    exactly the classes the base's did, and every figure stays the same.
+    """
+    a = summary.get("adapter") or {}
+    before, after = a.get("before") or {}, a.get("after") or {}
+
+    def figures(m: dict[str, Any]) -> tuple:
+        return (m.get("macro_f1"), m.get("accuracy"), (m.get("f1") or {}).get("FN"), (m.get("f1") or {}).get("TP"))
+
+    if not before or not after or figures(before) != figures(after):
+        return None
+    trained = (res.run_json(str(summary.get("phase2_run")), "metrics.json", {}) or {}).get("train") or {}
+    queries = (trained.get("queries") or {}).get("val") if isinstance(trained.get("queries"), dict) else None
+    pairs = (trained.get("pairs") or {}).get("val") if isinstance(trained.get("pairs"), dict) else None
+    held = f"{queries} held-out queries ({pairs:,} pairs)" if queries is not None and pairs is not None else None
+    same = before.get("confusion") is not None and before.get("confusion") == after.get("confusion")
+    text = (
+        f"The adapter rows did not change: each is that adapter's own score on {held or 'its held-out queries'}, "
+        "the same queries before and after (drawn from the base run's training queries with the same seed), and "
+        + (
+            "the retrained adapter put every one of those pairs in the same class as the base's did."
+            if same
+            else "both adapters scored them the same."
+        )
+    )
+    # The fit's own warnings say when so few queries decide that its figures are unreliable.
+    for warning in trained.get("warnings") or []:
+        text += f" The fit warned: {warning}."
+    return text + " The retrieval rows, and the new run's Review queue, show what the retrain changed."
+
+
 def _running(job_id: str, state: jobs.JobState | None, progress: RetrainProgress, button: Any) -> None:
     st.progress(progress.fraction, text=progress.stage)  # our own runs' stage names and numbers
     epoch = progress.epoch if progress.epoch is not None else "—"
@@ -334,22 +370,22 @@ def _done(job_id: str, cfg: RetrainConfig | None, button: Any) -> None:
             column_config={c: st.column_config.NumberColumn(format="%.4f") for c in ("before", "after", "change")},
         )
         csv_button(table, f"{job_id}-before-after", key=keys.csv(job_id))
+        if (note := _adapter_note(summary)) is not None:
+            st.caption(md_escape(note))
     lineage = res.run_json(final, "config.json", {}) or {}
     if (text := lineage_text(lineage)) is not None:
         st.caption(md_escape(text))
     reviewable = final in set(res.all_runs().query("browsable")["run"])
-    if (
-        reviewable
-        and sel.run_id != final
-        and st.button(
-            f"Open {final} for review",
-            key=keys.retrain_open(job_id),
-            help="Switch the sidebar to the new run: its candidates were mined by the new encoder.",
-            on_click=choose_run,
-            args=(str(res.run_dataset(lineage)[0]), final),
-        )
+    # The sidebar's keys can only move in a callback, before its widgets are drawn; then the queue opens on it.
+    # Drawn whatever the sidebar shows: the callback has already moved it to ``final`` when the click is read.
+    if reviewable and st.button(
+        f"Open {final} for review",
+        key=keys.retrain_open(job_id),
+        help="Switch the sidebar to the new run and open its Review queue: its candidates were scored anew.",
+        on_click=choose_run,
+        args=(str(res.run_dataset(lineage)[0]), final),
     ):
-        st.rerun(scope="app")
+        st.switch_page("pages/label/review.py")
     if button.button("Compare", key=keys.retrain_compare(job_id)):
         # "Before" is the run that holds the base's evaluation (the base run itself is never written to).
         st.session_state[keys.RETRAIN_COMPARE_A] = (

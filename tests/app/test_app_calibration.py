@@ -1,4 +1,5 @@
-"""AppTest for the Overview's calibration section: a reliability diagram from 30 judged negatives, a count before."""
+"""AppTest for the Overview's calibration section (a reliability diagram from 30 judged negatives, a count before),
+the counts it shares with the labelling progress, and the run's headline."""
 
 from __future__ import annotations
 
@@ -55,3 +56,18 @@ def test_calibration_draws_the_reliability_diagram_and_suggests_a_threshold(tiny
     assert len(at.get("plotly_chart")) == 1
     sentence = next(m.value for m in at.markdown if m.value.startswith("**Suggested threshold.**"))
     assert "were false negatives" in sentence and " judged" in sentence
+
+
+def test_the_headline_names_the_dataset_and_encoder_and_shows_the_fits_warning(tiny_run: TinyRun) -> None:
+    """Issue 25 item 17: a New project run showed its dataset as a full path, no encoder, "None" metrics in its
+    Runs row, and the adapter's "only N held-out queries" warning only in the job's log."""
+    at = _overview()
+    captions = [c.value for c in at.caption]
+    assert "dataset `adi_copy` (test split) · encoder `tiny_bert0`" in captions
+    assert not any(str(tiny_run.dataset_dir) in c for c in captions)
+    [warning] = [t for w in at.warning if "held-out queries choose the epoch" in (t := w.value.replace("\\", ""))]
+    assert "only 4 held-out queries" in warning and "unreliable" in warning
+    runs = next(d.value for d in at.dataframe if "kind" in d.value.columns).set_index("run")
+    row = runs.loc[RUN_ID]
+    assert row["dataset"] == "adi_copy" and row["nDCG@10"] == "—" and row["R@100"] == "—"
+    assert float(row["adapter macro-F1"]) > 0

@@ -85,6 +85,8 @@ def test_retrain_quick_preset_from_the_page_creates_a_compared_run(tiny_run: Tin
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="sb_run").value == "adi-tiny-r1-phase3"
     assert any("round 1: adi-tiny → this run" in c.value for c in at.sidebar.caption)
+    assert [t.value for t in at.title] == ["Review queue"]  # the new run's queue opens (issue 25 item 16)
+    at.switch_page(PAGE).run()
     # The run folders are the job's record: done, all the way, and the base run untouched.
     progress = retrain_progress("adi-tiny-r1", RetrainConfig(base_run="adi-tiny", **_quick()))
     assert progress.done and progress.fraction == 1.0
@@ -263,3 +265,70 @@ def test_a_retrain_that_failed_in_another_process_shows_as_failed(tiny_run: Tiny
     assert not any("running elsewhere" in m for m in _shown(at)) and not list(at.progress)
     assert any("the disk is full" in e.value for e in at.error)
     assert at.button(key="resume_term-failed") is not None
+
+
+def _finished_retrain(tiny_run: TinyRun, run_id: str, adapter: dict, **changes: object) -> Run:
+    """A finished phase-2 retrain of the tiny run as the driver leaves it: config, metrics, scores and summary."""
+    import shutil
+
+    run = _write_run(run_id, _retrain_config(tiny_run, phases="2", **changes), progress={"status": "done"})
+    for name in ("predictions.parquet", "metrics.json"):
+        shutil.copy(tiny_run.run_dir / name, run.file(name))
+    summary = {"base_run": "adi-tiny", "phase2_run": run_id, "policy": "majority", "changes": {}, "adapter": adapter}
+    run.write_json("retrain.json", summary)
+    return run
+
+
+def test_open_for_review_opens_the_new_runs_review_queue(tiny_run: TinyRun) -> None:
+    """Issue 25 item 16: the button switched the sidebar's run but left the person on the Retrain page."""
+    _finished_retrain(tiny_run, "term-r2", {"before": None, "after": None})
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.selectbox(key="sb_run").set_value("adi-tiny").run()  # the newest run is chosen by itself
+    at.switch_page(PAGE).run()
+    at.button(key="open_term-r2").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == ["Review queue"]
+    assert at.selectbox(key="sb_run").value == "term-r2"
+
+
+def test_unchanged_adapter_rows_say_why_they_cannot_change(tiny_run: TinyRun) -> None:
+    """Issue 25 item 16: the before/after table showed 0.8421 → 0.8421 for the adapter without a word."""
+    held_out = json.loads((tiny_run.run_dir / "metrics.json").read_text())["after"]
+    _finished_retrain(tiny_run, "term-same", {"before": held_out, "after": held_out})
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = next(d.value for d in at.dataframe if "metric" in d.value.columns).set_index("metric")
+    assert table.loc["adapter macro-F1", "change"] == 0
+    [note] = [c.value.replace("\\", "") for c in at.caption if "adapter rows did not change" in c.value]
+    # The real reason, with the numbers the fit recorded: the same 4 held-out queries, the same classes.
+    assert "4 held-out queries (130 pairs)" in note and "the same queries before and after" in note
+    assert "same class" in note and "only 4 held-out queries choose the epoch" in note
+
+
+def test_the_overview_says_why_a_retrained_runs_suspects_jumped(tiny_run: TinyRun) -> None:
+    """Issue 25 item 16: suspects went from 213 to 1,406 in a retrained run, and the Overview did not say why."""
+    import pandas as pd
+
+    run = _finished_retrain(tiny_run, "term-joint", {"before": None, "after": None})
+    config = run.read_json("config.json")
+    config["kind"], config["phase"]["mu"] = "phase3", 0.3
+    config["retrain"].update(phases="2,3", changes={"false_negatives_added": 2})
+    run.write_json("config.json", config)
+    preds = pd.read_parquet(run.file("predictions.parquet"))
+    preds["p_fn_given_neg"] = 0.9  # the joint adapter's scale: every negative a suspect
+    preds.iloc[:10].to_parquet(run.file("predictions.parquet"))  # and a smaller pool than the base's
+    base = pd.read_parquet(tiny_run.run_dir / "predictions.parquet")
+    base_suspects = int(((base["label"] == 0) & (base["p_fn_given_neg"] >= 0.5)).sum())
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.selectbox(key="sb_run").set_value("term-joint").run()
+    assert not at.exception, [e.value for e in at.exception]
+    [note] = [t for c in at.caption if "Its base run adi-tiny" in (t := c.value.replace("\\", ""))]
+    n_neg = int((preds.iloc[:10]["label"] == 0).sum())
+    assert f"has {base_suspects:,} at this threshold, this run {n_neg:,}" in note
+    assert "10 of this run's 10 candidates are in the base's pool too" in note
+    assert "re-mined by its fine-tuned encoder" in note and "probability 0.3" in note
+    assert "2 pairs people found relevant are labelled positive here" in note
