@@ -27,8 +27,8 @@ from rrra_core.analysis.comparison import PER_QUERY_FILE, PerQuery, eval_setting
 from rrra_core.analysis.dynamics import gradient_distribution, gradient_frame, gradient_over_training, step_frame
 from rrra_core.analysis.projection import Projection, Scope, load_projection, predictions_digest, projection_paths
 from rrra_core.data import Dataset, available_splits, dataset_folder, load_dataset, load_queries, resolve_data_file
-from rrra_core.review import QueueVersion, candidates_frame, queue_scores, read_latest
-from rrra_core.review.versions import LATEST_FILE, read_scores, read_verdicts, review_dir
+from rrra_core.review import QueueVersion, candidates_frame, queue_scores
+from rrra_core.review.versions import LATEST_FILE, read_scores, read_verdicts, review_dir, usable_latest
 from rrra_core.runtime.paths import DEMO_DATASETS
 from rrra_core.runtime.reports import upgrade_metrics
 from rrra_core.runtime.run_config import parse_run_config
@@ -44,7 +44,12 @@ _GRADIENT_COLUMNS = ["step", "epoch", "kind", "category", "grad"]
 
 @st.cache_resource(show_spinner="Opening the annotation store…")
 def _engine(url: str) -> Any:
-    return db.init_db(url)
+    # db.init_db is every command's way in: a damaged store is refused here as on the command line.
+    try:
+        return db.init_db(url)
+    except db.AnnotationError as err:  # nothing on a page works without the store: its one line, not a traceback
+        st.error(str(err))
+        st.stop()
 
 
 @st.cache_resource
@@ -338,18 +343,21 @@ def review_queue(run_id: str, order: str, version: QueueVersion | None) -> tuple
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _queue_version(folder: str, mtime: float) -> tuple[QueueVersion | None, frozenset[tuple[str, str]]]:
-    version = read_latest(folder)
+def _queue_version(
+    folder: str, mtime: float
+) -> tuple[QueueVersion | None, frozenset[tuple[str, str]], tuple[str, ...]]:
+    version, skipped = usable_latest(folder)
     if version is None:
-        return None, frozenset()
+        return None, frozenset(), tuple(skipped)
     used = read_verdicts(version)
-    return version, frozenset(zip(used["query_id"], used["doc_id"], strict=True))
+    return version, frozenset(zip(used["query_id"], used["doc_id"], strict=True)), tuple(skipped)
 
 
-def queue_version(run_id: str) -> tuple[QueueVersion | None, frozenset[tuple[str, str]]]:
-    """The run's latest review-queue version and the (query, doc) pairs it learnt from; ``(None, ∅)`` before one.
+def queue_version(run_id: str) -> tuple[QueueVersion | None, frozenset[tuple[str, str]], tuple[str, ...]]:
+    """The run's newest readable review-queue version, the (query, doc) pairs it learnt from, and a one-line
+    reason for each newer version skipped because a file of it is damaged; ``(None, ∅, ())`` before one.
 
-    Cached until ``latest.json`` moves; a broken pointer raises ``DataError``.
+    Cached until ``latest.json`` moves.
     """
     folder = review_dir(open_run(run_id).path)
     return _queue_version(str(folder), _mtime(folder / LATEST_FILE))

@@ -82,13 +82,21 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
     st.caption(f"Split: {sel.split} (sidebar)")
 threshold = float(st.session_state.get(keys.REVIEW_THRESHOLD, st.session_state.get(keys.THRESHOLD, DEFAULT_THRESHOLD)))
 
-try:
-    version, learnt_from = res.queue_version(sel.run_id)
-except UserError as err:
-    st.warning(f"The saved queue model cannot be read ({md_escape(str(err))}); the next refit replaces it.")
-    version, learnt_from = None, frozenset()
+version, learnt_from, skipped_versions = res.queue_version(sel.run_id)
+if skipped_versions and order in ADAPTIVE:
+    # A damaged version gives way to the one before it; the next refit writes a new one.
+    fallback = f"ordering by {version.name}" if version is not None else "no saved model can be read"
+    st.warning(
+        f"The newest queue model cannot be read ({md_escape(skipped_versions[0])}); {fallback} until the next "
+        "refit writes a new one.",
+        icon=":material/history:",
+    )
 shown_version = version if order in ADAPTIVE else None
-frame, order_note = res.review_queue(sel.run_id, order, shown_version)
+try:
+    frame, order_note = res.review_queue(sel.run_id, order, shown_version)
+except UserError as err:  # a damaged predictions.parquet: its one line, naming the file
+    st.error(md_escape(str(err)))
+    st.stop()
 
 skipped = st.session_state.setdefault(keys.REVIEW_SKIPPED, set())
 with res.session() as s:

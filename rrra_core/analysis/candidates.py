@@ -51,8 +51,8 @@ CLASS_COLUMNS = ("p_tp", "p_fn", "p_fp", "p_tn")
 def read_predictions(path: str | Path, *, lambda_rr: float = 1.0) -> pd.DataFrame:
     """Load a ``predictions.parquet`` with string ids and a ``rerank`` position column.
 
-    Raises a one-line ``DataError`` for a missing or unreadable file or one
-    without the columns phase 2 writes.
+    Raises a one-line ``DataError`` naming the file for a missing or damaged
+    (unreadable) file or one without the columns phase 2 writes.
     """
     p = Path(path)
     if not p.is_file():
@@ -60,7 +60,11 @@ def read_predictions(path: str | Path, *, lambda_rr: float = 1.0) -> pd.DataFram
     try:
         df = pd.read_parquet(p)
     except Exception as err:  # noqa: BLE001 - pyarrow raises many kinds
-        raise DataError(p, f"not a readable parquet file ({type(err).__name__})") from None
+        raise DataError(
+            p,
+            f"damaged: not a readable parquet file ({type(err).__name__}); restore it, or score the run's "
+            "candidates again (scripts/train_phase2.py)",
+        ) from None
     # Phase 2 names the class columns after the classes (p_TP ...); the store and
     # the pages use lower case.
     df = df.rename(columns={f"p_{c.upper()}": f"p_{c}" for c in ("tp", "fn", "fp", "tn")})

@@ -29,7 +29,15 @@ from rrra_core.review.queue import queue_scores
 from rrra_core.review.refit import RefitConfig, RefitResult, fit_version, refit_run, run_frame
 from rrra_core.review.simulate import SimConfig, SimResult, is_adaptive, simulate
 from rrra_core.review.synthetic import synthetic_frame
-from rrra_core.review.versions import QueueVersion, RefitBusy, read_latest, read_scores, refit_lock, write_version
+from rrra_core.review.versions import (
+    QueueVersion,
+    RefitBusy,
+    read_latest,
+    read_scores,
+    refit_lock,
+    usable_latest,
+    write_version,
+)
 
 __all__ = [
     "FEEDBACK_FEATURES",
@@ -59,6 +67,7 @@ __all__ = [
     "RefitBusy",
     "read_latest",
     "read_scores",
+    "usable_latest",
     "refit_lock",
     "write_version",
 ]

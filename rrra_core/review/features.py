@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -60,6 +61,8 @@ STATIC_FEATURES: tuple[str, ...] = (
 )
 FEEDBACK_FEATURES: tuple[str, ...] = ("q_fn", "q_rej")
 _TOKEN = re.compile(r"[a-z0-9]+")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -191,14 +194,19 @@ def load_or_build_features(
     """``frame`` with the lexical features joined, read from ``cache`` when it was made for these rows and settings.
 
     The cache is a parquet file keyed by a hash of the settings and the (query,
-    document) rows, so a changed run or setting rebuilds it instead of misreading it.
+    document) rows, so a changed run or setting rebuilds it instead of misreading it,
+    and so does a damaged cache (a copy cut short, a full disk): it is only a cache.
     """
     cfg = cfg or LexicalConfig()
     key = _cache_key(frame, cfg)
     path = Path(cache) if cache is not None else None
     lex = None
     if path is not None and path.is_file():
-        cached = pd.read_parquet(path)
+        try:
+            cached = pd.read_parquet(path)
+        except Exception as err:  # noqa: BLE001 - pyarrow raises many kinds for a damaged file
+            log.warning("rebuilding the damaged feature cache %s (%s)", path, type(err).__name__)
+            cached = pd.DataFrame()
         if len(cached) == len(frame) and "key" in cached and (cached["key"] == key).all():
             lex = cached.drop(columns=["key"])
     if lex is None:

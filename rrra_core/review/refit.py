@@ -38,7 +38,15 @@ from rrra_core.review.versions import (
 )
 from rrra_core.runtime.errors import DataError
 
-__all__ = ["FEATURES_FILE", "RefitConfig", "RefitResult", "run_frame", "fit_version", "refit_run"]
+__all__ = [
+    "FEATURES_FILE",
+    "RefitConfig",
+    "RefitResult",
+    "read_run_predictions",
+    "run_frame",
+    "fit_version",
+    "refit_run",
+]
 
 FEATURES_FILE = "review_features.parquet"
 _PREDICTION_COLUMNS = ("query_id", "doc_id", "score", "rank", "label", "p_fn_given_neg", "p_rel")
@@ -63,24 +71,44 @@ class RefitResult:
     seconds_fit: float
 
 
-def run_frame(run_dir: str | Path, dataset: str | None = None, split: str | None = None) -> pd.DataFrame:
-    """A run's labelled negatives with the learner's features; builds the lexical cache if it is missing.
+def read_run_predictions(run_dir: str | Path) -> pd.DataFrame:
+    """The run's ``predictions.parquet``; a missing, damaged or incomplete one is a one-line ``DataError``."""
+    path = Path(run_dir) / "predictions.parquet"
+    if not path.is_file():
+        raise DataError(path, "no predictions file: the run has not scored its candidates (train its adapter first)")
+    try:
+        preds = pd.read_parquet(path)
+    except Exception as err:  # noqa: BLE001 - pyarrow raises many kinds for a damaged file
+        raise DataError(
+            path,
+            f"damaged: not a readable parquet file ({type(err).__name__}); restore it, or score the run's "
+            "candidates again (scripts/train_phase2.py)",
+        ) from None
+    missing = [c for c in _PREDICTION_COLUMNS if c not in preds.columns]
+    if missing:
+        raise DataError(path, f"missing column(s) {', '.join(missing)}")
+    return preds
+
+
+def run_frame(
+    run_dir: str | Path,
+    dataset: str | None = None,
+    split: str | None = None,
+    predictions: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """A run's labelled negatives with the learner's features; builds the lexical cache if it is missing or damaged.
 
     ``dataset`` and ``split`` default to the run's own (its ``config.json``):
     the qrels give each query's positives, the corpus and queries the text.
-    A run without predictions or without labelled negatives is a one-line ``DataError``.
+    ``predictions`` is the run's, if the caller read them already (:func:`read_run_predictions`).
+    A run without readable predictions or without labelled negatives is a one-line ``DataError``.
     """
     from rrra_core.data import load_dataset
     from rrra_core.runtime.run_config import read_run_config
 
     run_dir = Path(run_dir)
     path = run_dir / "predictions.parquet"
-    if not path.is_file():
-        raise DataError(path, "no predictions file: the run has not scored its candidates (train its adapter first)")
-    preds = pd.read_parquet(path)
-    missing = [c for c in _PREDICTION_COLUMNS if c not in preds.columns]
-    if missing:
-        raise DataError(path, f"missing column(s) {', '.join(missing)}")
+    preds = read_run_predictions(run_dir) if predictions is None else predictions
     cfg = read_run_config(run_dir)
     dataset = dataset or cfg.dataset
     split = split or cfg.train_split
@@ -157,11 +185,14 @@ def refit_run(
     """
     cfg = cfg or RefitConfig()
     folder = review_dir(run_dir)
+    start = time.perf_counter()
+    preds = read_run_predictions(run_dir)  # before the lock: damaged predictions leave nothing behind
+    reading = time.perf_counter() - start
     with refit_lock(folder, wait=wait):
-        t0 = time.perf_counter()
+        t0 = time.perf_counter() - reading  # the refit's time, not the wait for another refit
         cache = Path(run_dir) / FEATURES_FILE
         before = cache.stat().st_mtime_ns if cache.is_file() else None
-        frame = run_frame(run_dir)
+        frame = run_frame(run_dir, predictions=preds)
         t1 = time.perf_counter()
         model, scores, used = fit_version(frame, verdicts, cfg)
         t2 = time.perf_counter()

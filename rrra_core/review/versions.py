@@ -55,6 +55,7 @@ __all__ = [
     "verdicts_hash",
     "write_version",
     "read_latest",
+    "usable_latest",
     "read_scores",
     "read_verdicts",
     "prune_versions",
@@ -68,6 +69,7 @@ MODEL_FILE = "model.json"
 SCORES_FILE = "scores.parquet"
 VERDICTS_FILE = "verdicts.parquet"
 _VERSION = re.compile(r"^v(\d{4,})$")
+_REFIT_HINT = "the next refit writes a new version (scripts/refit_queue.py)"
 
 
 class RefitBusy(UserError):
@@ -177,25 +179,76 @@ def read_latest(folder: str | os.PathLike[str]) -> QueueVersion | None:
     try:
         info = json.loads(pointer.read_text(encoding="utf-8"))
         number = int(info["version"])
-        path = root / version_name(number)
-        model = json.loads((path / MODEL_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(pointer, "points at a version folder that does not exist") from None
+        version_name(number)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise DataError(pointer, f"not a queue-version pointer ({type(err).__name__})") from None
+    return _read_version(root, number, pointer)
+
+
+def _read_version(root: Path, number: int, pointer: Path | None = None) -> QueueVersion:
+    path = root / version_name(number)
+    try:
+        model = json.loads((path / MODEL_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        where = pointer or path / MODEL_FILE
+        raise DataError(where, "points at a version folder that does not exist" if pointer else "missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(path / MODEL_FILE, f"damaged: not valid JSON ({type(err).__name__}); {_REFIT_HINT}") from None
+    if not isinstance(model, dict):
+        raise DataError(path / MODEL_FILE, f"damaged: not a queue model; {_REFIT_HINT}")
     return QueueVersion(number, path, model)
 
 
+def usable_latest(folder: str | os.PathLike[str]) -> tuple[QueueVersion | None, list[str]]:
+    """The newest version whose files all read, from the one ``latest.json`` names back; and why any was skipped.
+
+    A damaged version (a file cut short, a disk fault) gives way to the one
+    before it, so the queue keeps the order learnt so far until the next
+    refit writes a new version. Each skipped version adds its one-line reason
+    naming the file; ``(None, reasons)`` when no version reads.
+    """
+    root = Path(folder)
+    skipped: list[str] = []
+    try:
+        latest = read_latest(root)
+    except DataError as err:
+        skipped.append(str(err))
+        latest = None
+    if latest is None and not skipped:
+        return None, []
+    newest = latest.number if latest is not None else max(list_versions(root), default=0)
+    for number in sorted((n for n in list_versions(root) if n <= newest), reverse=True):
+        try:
+            version = _read_version(root, number)
+            read_scores(version)
+            read_verdicts(version)
+        except DataError as err:
+            skipped.append(str(err))
+            continue
+        return version, skipped
+    return None, skipped
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(path)
+    except FileNotFoundError:
+        raise DataError(path, f"missing; {_REFIT_HINT}") from None
+    except Exception as err:  # noqa: BLE001 - pyarrow raises many kinds for a damaged file
+        raise DataError(path, f"damaged: not a readable parquet file ({type(err).__name__}); {_REFIT_HINT}") from None
+    return frame.astype({"query_id": str, "doc_id": str})
+
+
 def read_scores(version: QueueVersion | str | os.PathLike[str]) -> pd.DataFrame:
-    """A version's scores (given the version or its folder), with string ids."""
+    """A version's scores (given the version or its folder), with string ids; a damaged file is a ``DataError``."""
     path = version.path if isinstance(version, QueueVersion) else Path(version)
-    return pd.read_parquet(path / SCORES_FILE).astype({"query_id": str, "doc_id": str})
+    return _read_parquet(path / SCORES_FILE)
 
 
 def read_verdicts(version: QueueVersion | str | os.PathLike[str]) -> pd.DataFrame:
     """The (query_id, doc_id, verdict) rows a version learnt from (given the version or its folder)."""
     path = version.path if isinstance(version, QueueVersion) else Path(version)
-    return pd.read_parquet(path / VERDICTS_FILE).astype({"query_id": str, "doc_id": str})
+    return _read_parquet(path / VERDICTS_FILE)
 
 
 def prune_versions(folder: str | os.PathLike[str], keep: int) -> list[int]:

@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from rrra_core.runtime.cli import run_main
@@ -77,3 +78,15 @@ def test_a_damaged_store_is_refused_before_anything_is_read_or_written(
     line = _refused(script, [a.replace("<qrels>", str(qrels)) for a in argv], capsys)
     assert "is damaged" in line and f"sqlite3 {store} .recover" in line, line
     assert _files(isolated_home) == before, "a refused command changed or left files"
+
+
+def test_refit_queue_names_a_damaged_predictions_file(isolated_home: Path, capsys: pytest.CaptureFixture) -> None:
+    run = _phase2_run(isolated_home)
+    predictions = run / "predictions.parquet"
+    pd.DataFrame({"query_id": ["1"] * 50, "doc_id": [str(i) for i in range(50)]}).to_parquet(predictions)
+    predictions.write_bytes(predictions.read_bytes()[:200])  # a copy cut short
+    before = _files(isolated_home)
+    line = _refused("refit_queue", ["--run", RUN_ID], capsys)
+    assert f"{predictions}: damaged: not a readable parquet file" in line, line
+    after = _files(isolated_home)
+    assert {k: v for k, v in after.items() if not k.startswith(".rrra/")} == before, "the run folder changed"

@@ -78,6 +78,16 @@ def test_refits_write_numbered_versions_with_the_verdicts_they_used(tiny_run: Ti
     assert (folder / "v0001" / "model.json").is_file()  # the older version stays, unchanged
     assert read_latest(folder).number == 2
 
+    # A feature cache and the latest version's scores cut short (a full disk): the cache is built again and the
+    # refit writes the next version as usual.
+    for damaged in (tiny_run.run_dir / "review_features.parquet", folder / "v0002" / "scores.parquet"):
+        damaged.write_bytes(damaged.read_bytes()[:100])
+    again = _run()
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr[-2000:]
+    v3 = read_latest(folder)
+    assert v3.name == "v0003" and v3.model["feature_cache"] == "built" and _used(v3) == verdicts
+    assert len(pd.read_parquet(tiny_run.run_dir / "review_features.parquet")) == n_negatives
+
 
 def test_one_class_only_still_writes_a_version_that_says_so(tiny_run: TinyRun) -> None:
     _judge(tiny_run, n_fn=0, n_rej=4)

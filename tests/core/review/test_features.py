@@ -62,3 +62,15 @@ def test_feedback_counts_leave_the_row_itself_out() -> None:
     assert fb["q_fn"].tolist() == [0, 1, 1, 0]
     assert fb["q_rej"].tolist() == [1, 0, 1, 0]
     assert np.all(feedback_features(frame, {}).to_numpy() == 0)
+
+
+def test_a_damaged_feature_cache_is_rebuilt(tmp_path: Path) -> None:
+    """A cache cut short (a full disk, a copy cut short) is only a cache: it is built again, not a traceback."""
+    frame = candidates_frame(_predictions(), {"q1": {"d1": 1}, "q2": {"d4": 1}})
+    cache = tmp_path / "review_features.parquet"
+    full = load_or_build_features(frame, CORPUS, QUERIES, cache)
+    raw = cache.read_bytes()
+    cache.write_bytes(raw[: len(raw) // 2])
+    again = load_or_build_features(frame, CORPUS, QUERIES, cache)
+    pd.testing.assert_frame_equal(full, again)
+    assert cache.read_bytes() == raw  # rewritten whole

@@ -13,10 +13,13 @@ import pandas as pd
 import pytest
 
 from rrra_core.review import queue_scores, synthetic_frame
-from rrra_core.review.refit import RefitConfig, fit_version
+from rrra_core.review.refit import RefitConfig, fit_version, refit_run
 from rrra_core.review.versions import (
     LATEST_FILE,
     LOCK_FILE,
+    MODEL_FILE,
+    SCORES_FILE,
+    VERDICTS_FILE,
     RefitBusy,
     list_versions,
     next_version,
@@ -26,6 +29,7 @@ from rrra_core.review.versions import (
     read_scores,
     read_verdicts,
     refit_lock,
+    usable_latest,
     verdicts_hash,
     version_name,
     write_version,
@@ -101,6 +105,51 @@ def test_bad_pointers_are_one_line_errors(tmp_path: Path) -> None:
     (root / LATEST_FILE).write_text("not json")
     with pytest.raises(DataError, match="not a queue-version pointer"):
         read_latest(root)
+
+
+def _truncate(path: Path) -> None:
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+
+
+def test_a_damaged_version_file_is_a_one_line_error_naming_it(tmp_path: Path) -> None:
+    v1 = write_version(tmp_path / "review", {"n_verdicts": 0}, _scores(), _verdicts())
+    for name, read in ((SCORES_FILE, read_scores), (VERDICTS_FILE, read_verdicts)):
+        _truncate(v1.path / name)
+        with pytest.raises(DataError, match=f"{name}: damaged: not a readable parquet file .*refit") as err:
+            read(v1)
+        assert "\n" not in str(err.value)
+
+
+def test_a_damaged_latest_version_gives_way_to_the_previous_one(tmp_path: Path) -> None:
+    root = tmp_path / "review"
+    assert usable_latest(root) == (None, [])
+    for n in range(3):
+        write_version(root, {"n_verdicts": n}, _scores(), _verdicts())
+    assert usable_latest(root) == (read_latest(root), [])
+    _truncate(root / "v0003" / SCORES_FILE)
+    version, skipped = usable_latest(root)
+    assert version.name == "v0002" and len(skipped) == 1 and f"v0003/{SCORES_FILE}: damaged" in skipped[0]
+    (root / "v0002" / MODEL_FILE).write_text("{cut sh")
+    version, skipped = usable_latest(root)
+    assert version.name == "v0001" and f"v0002/{MODEL_FILE}: damaged: not valid JSON" in skipped[1]
+    (root / LATEST_FILE).write_text("not json")  # the pointer itself: start from the newest folder instead
+    version, skipped = usable_latest(root)
+    assert version.name == "v0001" and "not a queue-version pointer" in skipped[0] and len(skipped) == 3
+    _truncate(root / "v0001" / VERDICTS_FILE)
+    version, skipped = usable_latest(root)
+    assert version is None and len(skipped) == 4
+
+
+def test_a_refit_refuses_damaged_predictions_and_writes_nothing(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    _scores().to_parquet(run / "predictions.parquet")
+    _truncate(run / "predictions.parquet")
+    with pytest.raises(DataError, match="predictions.parquet: damaged: not a readable parquet file") as err:
+        refit_run(run, {})
+    assert "\n" not in str(err.value)
+    assert sorted(p.name for p in run.iterdir()) == ["predictions.parquet"]  # no review folder, no lock file
 
 
 def test_prune_keeps_the_newest_and_the_latest(tmp_path: Path) -> None:
