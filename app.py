@@ -14,6 +14,7 @@ import streamlit as st
 # The app must never reach a model hub: every model is a local folder.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from pages.common.links import remember_app_url  # noqa: E402
 from pages.common.state import remember, sidebar  # noqa: E402
 
 st.set_page_config(page_title="RRRA Studio", layout="wide")
@@ -38,5 +39,6 @@ PAGES = {
 }
 
 nav = st.navigation(PAGES)
+remember_app_url(nav.url_path)
 remember(sidebar())
 nav.run()

@@ -290,3 +290,10 @@ def dis_note(pair: str) -> str:
 def dis_reopen(pair: str) -> str:
     """The button that removes one pair's adjudication, reopening it."""
     return f"dis_reopen_{pair}"
+
+
+# --- links, the sidebar's run, the Hard negatives page's scroll (issue 25, items 11–15) -------
+
+APP_URL = "_app_url"  # the app's own address, without the shown page's path (links.remember_app_url)
+LINK_QUERY = "_link_query"  # the query a link named, until the person picks one (the run may not have it)
+BROWSER_SCROLL = "_browser_scroll"  # a person moved the focus: bring the focused row into view on this redraw

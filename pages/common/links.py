@@ -14,6 +14,8 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+from .keys import APP_URL
+
 RUN = "run"
 QUERY = "query"
 ANNOTATOR = "annotator"
@@ -40,7 +42,24 @@ def write(param: str, value: str | None) -> None:
         del st.query_params[param]
 
 
-def browser_link(run_id: str, query_id: str) -> str:
-    """The address that opens ``query_id`` of ``run_id`` on the Hard negatives page (absolute when known)."""
-    base = (st.context.url or "").rstrip("/")
-    return f"{base}/{BROWSER_PATH}?{urlencode({RUN: run_id, QUERY: query_id})}"
+def remember_app_url(page_path: str) -> None:
+    """Keep the app's own address, the browser's URL less the shown page's path, for links to any page.
+
+    ``st.context.url`` ends with the page on screen (``…/browser``). A link built on it
+    doubled the path (``…/browser/browser``): Streamlit answers such an address with its
+    index page, whose relative script paths then load that page again as HTML, and the
+    browser shows nothing.
+    """
+    url = (st.context.url or "").rstrip("/")
+    if page_path and url.endswith(f"/{page_path}"):
+        url = url.removesuffix(f"/{page_path}")
+    st.session_state[APP_URL] = url
+
+
+def browser_link(run_id: str, query_id: str, annotator: str | None = None) -> str:
+    """The address that opens ``query_id`` of ``run_id`` on the Hard negatives page, as ``annotator`` when given.
+
+    Absolute once :func:`remember_app_url` has run (``app.py`` calls it on every rerun).
+    """
+    params = {RUN: run_id, QUERY: query_id, **({ANNOTATOR: annotator} if annotator else {})}
+    return f"{st.session_state.get(APP_URL, '')}/{BROWSER_PATH}?{urlencode(params)}"

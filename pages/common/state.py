@@ -73,13 +73,11 @@ def _split_picker(dataset: str, run_id: str | None, run_split: str | None) -> st
     """
     options = res.splits(dataset)
     follow = st.session_state.get(SPLIT_FOR) != (dataset, run_id)
-    if follow or st.session_state.get(SPLIT) not in options:
-        st.session_state.pop(SPLIT, None)
-        if run_split in options:
-            st.session_state[SPLIT] = run_split
     st.session_state[SPLIT_FOR] = (dataset, run_id)
     if not options:
         return None
+    if follow or st.session_state.get(SPLIT) not in options:
+        _hold(SPLIT, run_split if run_split in options else options[0])
     return st.selectbox("Split", options, key=SPLIT, help="Which qrels split's queries and positives to show.")
 
 
@@ -95,10 +93,8 @@ def _run_picker(run_ids: list[str]) -> str | None:
         st.caption("No scored run for this dataset yet.")
         return None
     chosen = st.session_state.get(RUN_CHOICE)
-    if chosen in run_ids:
-        st.session_state[RUN] = chosen
-    elif st.session_state.get(RUN) not in run_ids:
-        st.session_state.pop(RUN, None)
+    current = st.session_state.get(RUN)
+    _hold(RUN, chosen if chosen in run_ids else current if current in run_ids else run_ids[0])
     run_id = st.selectbox(
         "Run",
         run_ids,
@@ -108,6 +104,17 @@ def _run_picker(run_ids: list[str]) -> str | None:
     )
     st.session_state[RUN_CHOICE] = run_id
     return run_id
+
+
+def _hold(key: str, value: str) -> None:
+    """Set the selectbox ``key`` to ``value`` before it is drawn, so the browser shows what the pages use.
+
+    Never clear the key to let the widget fall back to its first option: the key is the
+    widget's identity, so the browser keeps the box and, told of no new value, goes on
+    showing the old one (after a change of Dataset, the previous dataset's run) while
+    the pages read the first option.
+    """
+    st.session_state[key] = value
 
 
 def _run_chosen() -> None:
@@ -120,7 +127,6 @@ def choose_run(dataset: str, run_id: str) -> None:
     """Switch the sidebar to ``run_id`` of ``dataset`` on the next rerun (a person asked for it)."""
     st.session_state[DATASET] = dataset
     st.session_state[RUN_CHOICE] = run_id
-    st.session_state.pop(RUN, None)
 
 
 def sidebar() -> Selection:
@@ -132,7 +138,7 @@ def sidebar() -> Selection:
         _restore_from_url(browsable)
         datasets = list(dict.fromkeys([*browsable["dataset"].tolist(), *res.DATASETS]))
         if st.session_state.get(DATASET) not in datasets:
-            st.session_state.pop(DATASET, None)
+            _hold(DATASET, datasets[0])
         dataset = st.selectbox("Dataset", datasets, key=DATASET, help="Datasets with a scored run come first.")
         run_ids = browsable.loc[browsable["dataset"] == dataset, "run"].tolist()
         run_id = _run_picker(run_ids)

@@ -93,20 +93,26 @@ def legend() -> None:
     )
 
 
-def focus_marker_html(css_class: str, nonce: int) -> str:
-    """Outline the element with ``css_class`` and scroll it into view (only if it is off screen).
+def focus_marker_html(css_class: str, nonce: int, scroll: bool = False) -> str:
+    """Outline the element with ``css_class``; with ``scroll``, also bring it into view (only if it is off screen).
 
-    Built from a key constant and a number, never from user data. ``nonce`` (the
-    focused row) changes the element exactly when the focus moves, so the browser
-    re-runs the script then and leaves the scroll position alone otherwise.
+    Built from a key constant and a number, never from user data. Scroll only when a
+    person moved the focus (a label, a key): on a page's first draw the focused row sits
+    below the name prompt and the query, and scrolling to it hid them. ``nonce`` (the
+    focused row) changes the element exactly when the focus moves, so the browser runs
+    the script then and leaves the scroll position alone otherwise.
     """
     if not re.fullmatch(r"[A-Za-z0-9_-]+", css_class):
         raise ValueError(f"not a CSS class name: {css_class!r}")
     selector = f".st-key-{css_class}"
-    return (
+    style = (
         f"<style>{selector}{{outline:3px solid #1565c0;outline-offset:3px;"
         f"background:rgba(21,101,192,0.07);border-radius:8px}}</style>"
-        f"<script>/* focus {int(nonce)} */ setTimeout(function () {{"
+    )
+    if not scroll:
+        return style
+    return (
+        f"{style}<script>/* focus {int(nonce)} */ setTimeout(function () {{"
         f"var el = document.querySelector('{selector}');"
         "if (el) el.scrollIntoView({block: 'nearest', behavior: 'smooth'});"
         "}, 80);</script>"

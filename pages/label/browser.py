@@ -131,8 +131,11 @@ links.write(links.QUERY, qid)
 head = st.columns([8, 2], vertical_alignment="center")
 head[0].markdown(f"**Query** {md_code(qid)}")
 with head[1].popover("Link to this query", icon=":material/link:"):
-    st.caption("Opens this run and query for anyone who can reach this app (the address bar holds it too):")
-    st.code(links.browser_link(sel.run_id, qid), language=None, wrap_lines=True)
+    st.caption(
+        "Opens this page, run and query under your name for anyone who can reach this app "
+        "(the address bar holds it too); someone else types their own name in the sidebar:"
+    )
+    st.code(links.browser_link(sel.run_id, qid, sel.annotator), language=None, wrap_lines=True)
 show_text(data.queries.get(qid, "(query text missing)"))
 positives = [d for d, r in data.qrels.get(qid, {}).items() if r > 0]
 with st.expander(f"Labelled positives ({len(positives)})", expanded=len(positives) <= 3):
@@ -162,13 +165,14 @@ class _View:
 
 
 def _focus(f: int, page_size: int) -> None:
+    """A person moved the focus (a label, J/K, an undo): focus row ``f`` and bring it into view."""
     st.session_state[keys.BROWSER_FOCUS] = f
     st.session_state[keys.BROWSER_PAGE] = f // page_size
+    st.session_state[keys.BROWSER_SCROLL] = True
 
 
 def _go_page(p: int, page_size: int) -> None:
-    st.session_state[keys.BROWSER_PAGE] = p
-    st.session_state[keys.BROWSER_FOCUS] = p * page_size
+    _focus(p * page_size, page_size)
 
 
 def label_and_advance(row: dict[str, Any], label: str, at: int, n: int, page_size: int, s: Selection = sel) -> None:
@@ -374,8 +378,10 @@ def _candidates(query_id: str) -> None:
             on_click=_go_page,
             args=(page + 1, page_size),
         )
-    # Outline the focused row and bring it on screen when the focus moves (static CSS and JS, a number).
-    st.html(focus_marker_html(keys.BROWSER_FOCUSED_ROW, focus), unsafe_allow_javascript=True)
+    # Outline the focused row; bring it on screen only when a person moved the focus, never on a page's first
+    # draw, where it would scroll past the name prompt and the query (static CSS and JS, a number).
+    scroll = bool(st.session_state.pop(keys.BROWSER_SCROLL, False))
+    st.html(focus_marker_html(keys.BROWSER_FOCUSED_ROW, focus, scroll=scroll), unsafe_allow_javascript=True)
 
 
 _candidates(qid)
