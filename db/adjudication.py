@@ -8,6 +8,11 @@ Every merge policy takes an adjudicated pair's verdict over the votes
 (:func:`db.merge.decide`); an ``unsure`` adjudication settles the pair as
 undecided, so it keeps its base label. An adjudicated pair leaves the open
 list (:func:`disagreements` with ``open_only``).
+
+Nothing stops one of the people who disagreed from settling the pair, but
+it must not pass for an outside view: such an adjudication is recorded with
+the note :data:`SELF_NOTE` in front of the adjudicator's own, and
+:attr:`Disagreement.self_adjudicated` says so for older rows too.
 """
 
 from __future__ import annotations
@@ -24,7 +29,10 @@ from .engine import write_transaction
 from .judgments import check_item
 from .models import Adjudication, Judgment, utcnow
 
-__all__ = ["Disagreement", "adjudicate", "clear_adjudication", "adjudications", "disagreements"]
+__all__ = ["SELF_NOTE", "Disagreement", "adjudicate", "clear_adjudication", "adjudications", "disagreements"]
+
+#: Recorded in front of the note of an adjudication made by someone who judged the pair.
+SELF_NOTE = "adjudicated by one of the annotators"
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,18 @@ class Disagreement:
     def settled(self) -> bool:
         return self.verdict is not None
 
+    @property
+    def self_adjudicated(self) -> bool:
+        """Whether the adjudicator is one of the people who disagreed."""
+        return self.adjudicator is not None and self.adjudicator in self.votes
+
+
+def with_self_note(note: str) -> str:
+    """``note`` led by :data:`SELF_NOTE` (once)."""
+    if note.startswith(SELF_NOTE):
+        return note
+    return f"{SELF_NOTE}: {note}" if note.strip() else SELF_NOTE
+
 
 def adjudicate(
     session: Session, dataset: str, query_id: str, doc_id: str, verdict: str, adjudicator: str, *, note: str = ""
@@ -50,7 +70,8 @@ def adjudicate(
     """Record ``adjudicator``'s settled ``verdict`` on (query, doc), replacing any earlier one; commits.
 
     Checked like a judgment (known ids, a valid label, a non-empty name);
-    ``AnnotationError`` and nothing written on bad input.
+    ``AnnotationError`` and nothing written on bad input. When the adjudicator
+    judged the pair themselves, the note is recorded led by :data:`SELF_NOTE`.
     """
     # The same checks a judgment gets, so an adjudication can never hold what a judgment could not.
     item = check_item(
@@ -60,6 +81,17 @@ def adjudicate(
     def work() -> Adjudication:
         ds = require_dataset(session, dataset)
         check_ids(session, ds, [item.query_id], [item.doc_id])
+        own = session.scalar(
+            select(Judgment.id)
+            .where(
+                Judgment.dataset_id == ds.id,
+                Judgment.query_id == item.query_id,
+                Judgment.doc_id == item.doc_id,
+                Judgment.annotator == item.annotator,
+            )
+            .limit(1)
+        )
+        note = with_self_note(item.note) if own is not None else item.note
         now = utcnow()
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         stmt = insert(Adjudication).values(
@@ -68,14 +100,14 @@ def adjudicate(
             doc_id=item.doc_id,
             verdict=item.label,
             adjudicator=item.annotator,
-            note=item.note,
+            note=note,
             created_at=now,
             updated_at=now,
         )
         # One upsert: two people settling the same pair at once cannot fail on the unique key; the last one wins.
         stmt = stmt.on_conflict_do_update(
             index_elements=["dataset_id", "query_id", "doc_id"],
-            set_={"verdict": item.label, "adjudicator": item.annotator, "note": item.note, "updated_at": now},
+            set_={"verdict": item.label, "adjudicator": item.annotator, "note": note, "updated_at": now},
         ).returning(Adjudication.id)
         row_id = session.execute(stmt).scalar_one()
         row = session.get(Adjudication, row_id, populate_existing=True)

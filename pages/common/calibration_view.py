@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
-
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from rrra_core.review.calibration import MIN_VERDICTS, Reliability, judged_negatives, reliability, suggest_threshold
+from rrra_core.review.calibration import MIN_VERDICTS, Reliability, reliability, suggest_threshold
 
 from . import keys
 from .downloads import chart
@@ -43,11 +40,13 @@ def reliability_figure(rel: Reliability) -> go.Figure:
     return fig
 
 
-def calibration_section(preds: pd.DataFrame, judged: Iterable[Any], run_id: str) -> None:
-    """Reliability diagram, ECE and a suggested threshold once enough of this run's negatives are judged."""
+def calibration_section(verdicts: pd.DataFrame, run_id: str) -> None:
+    """Reliability diagram, ECE and a suggested threshold once enough of this run's negatives are judged.
+
+    ``verdicts`` is :func:`pages.common.labels_count.judged_false_negatives`, the rows the Overview's
+    "False negatives confirmed" counts too.
+    """
     st.subheader("Calibration")
-    rows = [(j.query_id, j.doc_id, j.label) for j in judged]
-    verdicts = judged_negatives(preds, pd.DataFrame(rows, columns=["query_id", "doc_id", "label"]))
     n = len(verdicts)
     if n < MIN_VERDICTS:
         st.caption(
@@ -62,7 +61,7 @@ def calibration_section(preds: pd.DataFrame, judged: Iterable[Any], run_id: str)
         "Judged negatives",
         f"{n:,}",
         help="Labelled negatives of this run with a relevant or not-relevant verdict (several annotators vote; "
-        "unsure abstains)",
+        "unsure abstains; an adjudication overrules the votes)",
     )
     c[1].metric(
         "Expected calibration error",
@@ -70,7 +69,11 @@ def calibration_section(preds: pd.DataFrame, judged: Iterable[Any], run_id: str)
         help="Mean gap between P(FN|neg) and the share judged false negatives, over 10 equal-width bins, "
         "weighted by the judged items in each",
     )
-    c[2].metric("Judged false negatives", f"{int(verdicts['verdict'].sum()):,}")
+    c[2].metric(
+        "Judged false negatives",
+        f"{int(verdicts['verdict'].sum()):,}",
+        help="The judged negatives the verdicts call relevant: the Overview's 'False negatives confirmed'.",
+    )
     chart(reliability_figure(rel), f"{run_id}-reliability", key=keys.RELIABILITY_CHART)
     detail = ""
     if tip.interval is not None:

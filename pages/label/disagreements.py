@@ -17,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 import db
+from db.adjudication import SELF_NOTE
 from pages.common import keys, labeling
 from pages.common import resources as res
 from pages.common.model_view import conditional_text
@@ -154,10 +155,14 @@ def show_pair(item: db.Disagreement, model: dict[str, Any] | None, texts: Any) -
                     f"**Settled:** {label_badge(item.verdict)} by {md_escape(item.adjudicator or '', 40)}"
                     + (f" · {item.adjudicated_at:%Y-%m-%d %H:%M} UTC" if item.adjudicated_at else "")
                 )
+                if item.self_adjudicated and not item.note.startswith(SELF_NOTE):
+                    st.caption(SELF_NOTE)  # settled before the store recorded it with the note
                 if item.note:
                     show_text(item.note)
                 st.button("Reopen", key=keys.dis_reopen(pid), on_click=_reopen, args=(item,))
             else:
+                if sel.annotator and sel.annotator in item.votes:
+                    st.caption(f"You judged this pair: your verdict is recorded with the note “{SELF_NOTE}”.")
                 st.text_input("Note (optional)", key=keys.dis_note(pid), placeholder="why this verdict")
                 with st.container(horizontal=True):
                     for label, text in VERDICT_BUTTONS:

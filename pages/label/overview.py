@@ -11,6 +11,7 @@ from pages.common import resources as res
 from pages.common.calibration_view import calibration_section
 from pages.common.exports_view import export_section
 from pages.common.jobs_view import demo_offer
+from pages.common.labels_count import judged_false_negatives
 from pages.common.run_headline import run_headline, short_name
 from pages.common.state import DEFAULT_THRESHOLD, selection
 from pages.common.widgets import md_escape, short
@@ -95,27 +96,19 @@ elif sel.ready:
             agree = db.agreement(s, name)
         except db.AnnotationError:
             agree = None
-    labelled = (
-        {
-            (q, d)
-            for q, docs in res.dataset(sel.dataset, sel.split or "train").qrels.items()
-            for d, r in docs.items()
-            if r > 0
-        }
-        if sel.split
-        else set()
-    )
-    confirmed_fn = {
-        (j.query_id, j.doc_id) for j in judged if j.label == "relevant" and (j.query_id, j.doc_id) not in labelled
-    }
+        decided = db.decide(s, name, "majority")
+    # One definition for this count and the calibration's: the run's labelled negatives the verdicts call relevant.
+    verdicts = judged_false_negatives(preds, decided)
 
     st.subheader("Labeling progress")
     c = st.columns(4)
     c[0].metric("Judged pairs", f"{len({(j.query_id, j.doc_id) for j in judged}):,}")
     c[1].metric(
         "False negatives confirmed",
-        f"{len(confirmed_fn):,}",
-        help="Pairs judged relevant that the qrels call negative.",
+        f"{int(verdicts['verdict'].sum()):,}",
+        help="This run's labelled negatives that the verdicts call relevant: more relevant than not-relevant votes "
+        "(unsure abstains, a tie decides nothing), an adjudication overruling them. The same count as the "
+        "calibration's 'Judged false negatives'.",
     )
     c[2].metric("Annotators", len(counts))
     if agree is not None and agree.value is not None:
@@ -130,7 +123,7 @@ elif sel.ready:
         st.dataframe(pd.DataFrame([{"annotator": a, **v} for a, v in counts.items()]), hide_index=True)
     export_section(sel)
 
-    calibration_section(preds, judged, sel.run_id)
+    calibration_section(verdicts, sel.run_id)
 
     threshold = float(st.session_state.get(keys.THRESHOLD, DEFAULT_THRESHOLD))
     mine = {(j.query_id, j.doc_id) for j in judged if j.annotator == sel.annotator}

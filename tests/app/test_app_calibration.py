@@ -71,3 +71,37 @@ def test_the_headline_names_the_dataset_and_encoder_and_shows_the_fits_warning(t
     row = runs.loc[RUN_ID]
     assert row["dataset"] == "adi_copy" and row["nDCG@10"] == "—" and row["R@100"] == "—"
     assert float(row["adapter macro-F1"]) > 0
+
+
+def test_confirmed_false_negatives_and_the_calibrations_count_are_one_count(tiny_run: TinyRun, store) -> None:
+    """Issue 25 item 17: the Overview said 11 false negatives confirmed while calibration said 10 judged."""
+    at = _overview()
+    _judge(store, tiny_run, 40, 30)
+    preds = pd.read_parquet(tiny_run.run_dir / "predictions.parquet")
+    tie = preds[preds["label"] == 0].sort_values("p_fn_given_neg", ascending=False).iloc[0]
+    scored = set(zip(preds["query_id"].astype(str), preds["doc_id"].astype(str), strict=True))
+    query = str(tie["query_id"])
+    outside = next(d for d in map(str, range(1, 90)) if (query, d) not in scored)  # a pair the run never scored
+    with store() as s:
+        db.save_judgment(s, "adi_copy", str(tie["query_id"]), str(tie["doc_id"]), "not_relevant", "bo")  # a tie
+        db.save_judgment(s, "adi_copy", query, outside, "relevant", "bo")
+    at.run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["False negatives confirmed"] == metrics["Judged false negatives"] == "29"
+    with store() as s:  # an adjudication settles the tie, for both counts at once
+        db.adjudicate(s, "adi_copy", str(tie["query_id"]), str(tie["doc_id"]), "relevant", "carol")
+    at.run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["False negatives confirmed"] == metrics["Judged false negatives"] == "30"
+
+
+def test_a_querys_labelled_positives_are_every_pair_its_rows_badge_so() -> None:
+    """Issue 25 item 17: Hard negatives' "Labelled positives (N)" counted the dataset's qrels only, while its rows
+    badge the run's own positive labels (a retrained run's carry the verdicts that turned a negative positive)."""
+    from pages.common.labels_count import labelled_positives
+
+    candidates = pd.DataFrame(
+        {"doc_id": ["d9", "d1", "d3", "d4"], "label": [1, 1, 1, 0], "rank": [7, 0, 2, 1]}  # d3, d9: verdicts
+    )
+    assert labelled_positives({"d1": 1, "d2": 2, "d5": 0}, candidates) == ["d1", "d2", "d3", "d9"]
+    assert labelled_positives({"d1": 1}, candidates.iloc[0:0]) == ["d1"]

@@ -81,3 +81,22 @@ def test_two_annotators_disagree_and_an_adjudication_settles_the_pair(tiny_run: 
         assert db.adjudications(s, STORE) == {}
         assert len(db.disagreements(s, STORE, open_only=True)) == 2
     assert not at.exception
+
+
+def test_an_annotator_settling_their_own_disagreement_is_told_and_it_is_noted(tiny_run: TinyRun, store) -> None:
+    """Issue 25 item 17: a person could adjudicate their own disagreement and nothing said so."""
+    q, d = tiny_run.first_query, tiny_run.hostile_doc
+    at = _app("alice")
+    with store() as s:
+        db.save_judgment(s, STORE, q, d, "relevant", "alice")
+        db.save_judgment(s, STORE, q, d, "not_relevant", "bob")
+    at.run()
+    assert any(
+        "You judged this pair" in c.value and "adjudicated by one of the annotators" in c.value for c in at.caption
+    )
+    at.button(key=f"dis_relevant_{_pid(q, d)}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.toggle(key="dis_show_settled").set_value(True).run()
+    assert any(t.value.startswith("adjudicated by one of the annotators") for t in at.text)
+    with store() as s:
+        assert db.adjudications(s, STORE)[(q, d)].note == "adjudicated by one of the annotators"

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import db
+from db.adjudication import SELF_NOTE
 from db.migrate import alembic_config
 from tests.db.test_db_migrations import _PREVIOUS, _ROWS, _dump
 
@@ -60,6 +61,19 @@ def test_disagreements_name_everyone_and_an_adjudication_closes_one(session: Ses
     assert db.clear_adjudication(session, toy, "q1", "d1") is True
     assert db.clear_adjudication(session, toy, "q1", "d1") is False
     assert len(db.disagreements(session, toy, open_only=True)) == 2
+
+
+def test_an_annotator_who_settles_their_own_disagreement_is_recorded_as_such(session: Session, toy: str) -> None:
+    """Issue 25 item 17: alice could settle her own disagreement with bob and it read like an outside verdict."""
+    _judge(session, toy, {("q1", "d1"): {"alice": "relevant", "bob": "not_relevant"}})
+    row = db.adjudicate(session, toy, "q1", "d1", "relevant", "alice", note="I am sure")
+    assert row.note == "adjudicated by one of the annotators: I am sure"
+    [item] = db.disagreements(session, toy)
+    assert item.self_adjudicated and item.note.startswith(SELF_NOTE)
+    assert db.adjudicate(session, toy, "q1", "d1", "relevant", "alice").note == SELF_NOTE  # no note of her own
+    # Someone who did not judge the pair: their note as written.
+    assert db.adjudicate(session, toy, "q1", "d1", "relevant", "carol", note="ok").note == "ok"
+    assert not db.disagreements(session, toy)[0].self_adjudicated
 
 
 def test_bad_adjudications_are_refused_and_write_nothing(session: Session, toy: str) -> None:
