@@ -17,7 +17,18 @@ import streamlit as st
 
 from . import links
 from . import resources as res
-from .keys import ANNOTATOR, DATASET, QUERY, RUN, RUN_CHOICE, SELECTION, SPLIT, SPLIT_FOR, URL_RESTORED
+from .keys import (
+    ANNOTATOR,
+    DATASET,
+    LINK_QUERY,
+    QUERY,
+    RUN,
+    RUN_CHOICE,
+    SELECTION,
+    SPLIT,
+    SPLIT_FOR,
+    URL_RESTORED,
+)
 from .widgets import md_code
 
 DEFAULT_THRESHOLD = 0.5
@@ -62,7 +73,8 @@ def _restore_from_url(browsable: Any) -> None:
         st.warning(f"The link's run {md_code(run_id)} is not here (or not scored yet); showing another.", icon="🔗")
     query = links.read(links.QUERY)
     if query:
-        st.session_state[QUERY] = query
+        # Marked as the link's: the Hard negatives page says so when the run did not score it.
+        st.session_state[QUERY] = st.session_state[LINK_QUERY] = query
 
 
 def _split_picker(dataset: str, run_id: str | None, run_split: str | None) -> str | None:

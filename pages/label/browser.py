@@ -84,8 +84,22 @@ def _set_query(qid: str) -> None:
 
 def _step_query(options: list[str], step: int) -> None:
     cur = st.session_state.get(keys.QUERY)
-    i = options.index(cur) if cur in options else 0
+    # From no query (a link's unknown one), Next opens the first and Prev the last.
+    i = options.index(cur) if cur in options else (-1 if step > 0 else 0)
     _set_query(options[(i + step) % len(options)])
+
+
+def _link_query_missing() -> str | None:
+    """The query the page's address named when this run did not score it in this split; ``None`` otherwise.
+
+    Then no query is open until the person picks one: opening the first query instead
+    showed a colleague's link as if it pointed there.
+    """
+    asked = st.session_state.get(keys.LINK_QUERY)
+    if asked is None or st.session_state.get(keys.QUERY) != asked or asked in pool:
+        st.session_state.pop(keys.LINK_QUERY, None)
+        return None
+    return str(asked)
 
 
 search = st.text_input("Find a query", key=keys.BROWSER_SEARCH, placeholder="words from the query, or its id")
@@ -94,10 +108,18 @@ matches = search_queries(data.queries, search, within=pool, limit=len(pool))
 if not matches:
     st.warning("No query matches; showing all.")
     matches = pool
-if st.session_state.get(keys.QUERY) not in pool or (search.strip() and st.session_state[keys.QUERY] not in matches):
+missing = _link_query_missing()
+if missing is not None:
+    # The address is anyone's to write: its value goes in a code span, never parsed as Markdown.
+    st.warning(
+        f"The address names query {md_code(missing)}, which run {md_code(sel.run_id)} did not score in the "
+        f"{md_code(sel.split)} split. Choose a query below.",
+        icon="🔗",
+    )
+elif st.session_state.get(keys.QUERY) not in pool or (search.strip() and st.session_state[keys.QUERY] not in matches):
     _set_query(matches[0])
-current = st.session_state[keys.QUERY]
-options = matches if current in matches else [current, *matches]
+current = None if missing is not None else st.session_state[keys.QUERY]
+options = matches if current is None or current in matches else [current, *matches]
 st.session_state[keys.BROWSER_QUERY_PICKER] = current
 cols = st.columns([8, 1, 1], vertical_alignment="bottom")
 cols[0].selectbox(
@@ -106,6 +128,7 @@ cols[0].selectbox(
     key=keys.BROWSER_QUERY_PICKER,
     format_func=lambda q: f"{q} · {short(data.queries.get(q, ''), 100)}",
     on_change=lambda: _set_query(st.session_state[keys.BROWSER_QUERY_PICKER]),
+    placeholder="Choose a query",
 )
 cols[1].button(
     "Prev",
@@ -125,6 +148,8 @@ cols[2].button(
     width="stretch",
     help="Next query (N)",
 )
+if missing is not None:
+    st.stop()
 qid = st.session_state[keys.QUERY]
 links.write(links.QUERY, qid)
 

@@ -151,3 +151,26 @@ def test_a_new_session_without_a_name_is_asked_for_one(tiny_run: TinyRun, store,
     assert fresh.session_state["browser_focus"] == 0  # nothing saved, so the focus stays
     with store() as s:
         assert db.list_judgments(s, "adi_copy") == []
+
+
+@pytest.mark.parametrize("query", ["extra", "no-such-query"])
+def test_a_link_to_a_query_the_run_lacks_opens_the_picker_with_a_notice(two_runs, query: str) -> None:
+    """Issue 25 item 11: a link's unknown query, or one of another split ("extra"), silently opened the first query."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"run": "adi-train", "query": query})
+    _ok(at.switch_page(BROWSER).run())
+    assert any(query in w.value and "adi-train" in w.value for w in at.warning)
+    assert at.selectbox(key="_browser_query_widget").value is None  # no query is open
+    assert not [b for b in at.button if b.key == "focus_relevant"]  # so no candidates to label
+    # Choosing one (or Next, from no query: the first) opens it and clears the notice.
+    picker = at.selectbox(key="_browser_query_widget")
+    ids = [o.split(" · ")[0] for o in picker.options]
+    if query == "extra":
+        chosen = ids[3]
+        _ok(picker.select(chosen).run())
+    else:
+        chosen = ids[0]
+        _ok(at.button(key="q_next").click().run())
+    assert at.session_state["browser_query"] == at.query_params["query"] == chosen
+    assert not any(query in w.value for w in at.warning)
+    assert [b for b in at.button if b.key == "focus_relevant"]
