@@ -138,8 +138,8 @@ def _warn_empty(path: Path, what: str, empty: list[str]) -> None:
 def load_corpus(path: str | Path) -> dict[str, Doc]:
     """Read a BEIR ``corpus.jsonl`` (or ``.gz``) into ``{doc_id: Doc}``.
 
-    ``_id`` and ``text`` are required, ``title`` is optional. Documents with
-    empty text are kept, since real collections have them (Cranfield 471 and
+    ``_id`` and ``text`` are required, ``title`` is optional; a file without a
+    single document is an error. Documents with empty text are kept, since real collections have them (Cranfield 471 and
     995) and dropping them would change the corpus; one ``DataWarning`` lists
     them.
     """
@@ -155,6 +155,9 @@ def load_corpus(path: str | Path) -> dict[str, Doc]:
         if not text.strip():
             empty.append(ident)
         corpus[ident] = Doc(title=title, text=text)
+    if not corpus:
+        # Said here, naming this file: otherwise the first qrels line is blamed for a document "not in the corpus".
+        raise DataError(p, 'no documents: the file is empty (expected one {"_id", "text"} object per line)')
     _warn_empty(p, "document(s)", empty)
     return corpus
 
@@ -164,7 +167,8 @@ def load_queries(path: str | Path) -> tuple[dict[str, str], dict[str, list[str]]
 
     The optional ``answers`` field (a list of strings, as in the SQuAD demo)
     feeds answer-recall metrics; the second dict is empty when no query has
-    one. Empty query texts are kept with one ``DataWarning``.
+    one. Empty query texts are kept with one ``DataWarning``; a file without a
+    single query is an error.
     """
     p = Path(path)
     texts: dict[str, str] = {}
@@ -183,6 +187,8 @@ def load_queries(path: str | Path) -> tuple[dict[str, str], dict[str, list[str]]
             if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
                 raise DataError(p, "'answers' must be a list of strings", line)
             answers[ident] = list(value)
+    if not texts:
+        raise DataError(p, 'no queries: the file is empty (expected one {"_id", "text"} object per line)')
     _warn_empty(p, "query(ies)", empty)
     return texts, answers
 

@@ -380,3 +380,15 @@ def test_qrels_with_nothing_to_evaluate_are_an_error(tmp_path: Path, body: str, 
     with pytest.raises(DataError, match=needle) as err:
         load_qrels(path)
     one_line(err)
+
+
+@pytest.mark.parametrize("name", ["corpus.jsonl", "queries.jsonl.gz"])
+@pytest.mark.parametrize("body", ["", "\n\n"], ids=["empty", "blank-lines"])
+def test_an_empty_corpus_or_queries_file_is_named_not_a_qrels_line(tmp_path: Path, name: str, body: str) -> None:
+    folder = make_beir(tmp_path / "data")
+    write(folder / name, body)
+    with pytest.raises(DataError) as err:
+        load_beir(folder, "test")
+    message = one_line(err)
+    assert message.startswith(f"{folder / name}: ") and "empty" in message
+    assert "qrels" not in message
