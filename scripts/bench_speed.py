@@ -237,13 +237,17 @@ BENCHES = {"encode": _encode, "latency": _latency, "index": _index, "train": _tr
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rrra_core.runtime.cli import setup_logging
+    from rrra_core.runtime.cli import check_run_inputs, setup_logging
     from rrra_core.runtime.device import resolve_device
     from rrra_core.runtime.paths import REPO_ROOT
     from rrra_core.speed import attach_notes, measure_part, read_result, render, write_result
 
     args = build_parser().parse_args(argv)
     setup_logging()
+    if not args.render_only:
+        check_run_inputs(
+            args.model, args.dataset, (), query_max_length=args.query_max_length, doc_max_length=args.doc_max_length
+        )
     device = resolve_device(args.device)
     if args.torch_threads:
         import torch

@@ -48,13 +48,17 @@ def main(argv: list[str] | None = None) -> int:
     from rrra_core.retrieval.dense import retrieve
     from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
     from rrra_core.retrieval.evaluation import answer_recall, evaluate, write_trec_run
-    from rrra_core.runtime.cli import setup_logging
+    from rrra_core.runtime.cli import check_run_inputs, setup_logging
     from rrra_core.runtime.config import config_from_args
     from rrra_core.runtime.device import resolve_device
 
     args = build_parser().parse_args(argv)
     setup_logging()
     cfg = config_from_args(EncoderConfig, args)
+    # A length the model cannot take is one line here, not a tensor-size traceback after the corpus is encoded.
+    check_run_inputs(
+        cfg.model, args.dataset, (args.split,), query_max_length=cfg.query_max_length, doc_max_length=cfg.doc_max_length
+    )
     data = load_dataset(args.dataset, args.split)
     encoder = BiEncoder.from_pretrained(cfg.model, shared=cfg.shared).to(resolve_device(cfg.device))
     res = retrieve(

@@ -35,13 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     from rrra_core.retrieval.dense import encode_corpus
     from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
     from rrra_core.retrieval.index import DenseIndex
-    from rrra_core.runtime.cli import setup_logging
+    from rrra_core.runtime.cli import check_run_inputs, setup_logging
     from rrra_core.runtime.config import config_from_args
     from rrra_core.runtime.device import resolve_device
 
     args = build_parser().parse_args(argv)
     setup_logging()
     cfg = config_from_args(EncoderConfig, args)
+    check_run_inputs(
+        cfg.model, args.dataset, (), query_max_length=cfg.query_max_length, doc_max_length=cfg.doc_max_length
+    )
     corpus = load_corpus(resolve_data_file(dataset_folder(args.dataset), "corpus"))
     encoder = BiEncoder.from_pretrained(cfg.model, shared=cfg.shared).to(resolve_device(cfg.device))
     emb = encode_corpus(encoder, corpus, cfg)

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from rrra_core.retrieval.dense import retrieve
     from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
     from rrra_core.retrieval.evaluation import rank_run
-    from rrra_core.runtime.cli import setup_logging
+    from rrra_core.runtime.cli import check_run_inputs, setup_logging
     from rrra_core.runtime.config import config_from_args
     from rrra_core.runtime.device import resolve_device
 
@@ -49,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     enc_cfg = config_from_args(EncoderConfig, args)
     mining = config_from_args(MiningConfig, args)
+    check_run_inputs(
+        enc_cfg.model,
+        args.dataset,
+        (args.split,),
+        query_max_length=enc_cfg.query_max_length,
+        doc_max_length=enc_cfg.doc_max_length,
+    )
     data = load_dataset(args.dataset, args.split)
     encoder = BiEncoder.from_pretrained(enc_cfg.model, shared=enc_cfg.shared).to(resolve_device(enc_cfg.device))
     res = retrieve(encoder, data.corpus, data.queries, enc_cfg, k=mining.top_k, index_kind=args.index_kind)

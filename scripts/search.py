@@ -46,12 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     from rrra_core.data import dataset_folder, load_corpus, resolve_data_file
     from rrra_core.retrieval.encoder import EncoderConfig
     from rrra_core.retrieval.search import Searcher
-    from rrra_core.runtime.cli import setup_logging
+    from rrra_core.runtime.cli import check_run_inputs, setup_logging
     from rrra_core.runtime.config import config_from_args
 
     args = build_parser().parse_args(argv)
     setup_logging()
     cfg = config_from_args(EncoderConfig, args)
+    check_run_inputs(
+        cfg.model, args.dataset, (), query_max_length=cfg.query_max_length, doc_max_length=cfg.doc_max_length
+    )
     if args.adapter:
         adapter_folder(args.adapter)  # a wrong path fails before minutes of encoding
     corpus = load_corpus(resolve_data_file(dataset_folder(args.dataset), "corpus"))

@@ -30,6 +30,8 @@ from rrra_core.runtime.paths import REPO_ROOT, runs_dir
 __all__ = [
     "Run",
     "create_run",
+    "create_or_resume_run",
+    "same_settings",
     "open_run",
     "list_runs",
     "environment_info",
@@ -162,20 +164,60 @@ def _new_run_id(kind: str) -> str:
     return f"{stamp}-{kind}-{secrets.token_hex(2)}"
 
 
+def _check_run_id(run_id: str) -> None:
+    if not run_id or "/" in run_id or run_id.startswith("."):
+        raise ConfigError(f"invalid run id {run_id!r}")
+
+
 def create_run(
     kind: str, config: dict[str, Any], run_id: str | None = None, root: str | os.PathLike[str] | None = None
 ) -> Run:
     """Make ``runs/<run-id>/`` and write its ``config.json`` (settings + environment)."""
     root = Path(root) if root is not None else runs_dir()
     run_id = run_id or _new_run_id(kind)
-    if "/" in run_id or run_id.startswith("."):
-        raise ConfigError(f"invalid run id {run_id!r}")
+    _check_run_id(run_id)
     path = root / run_id
     if path.exists() and any(path.iterdir()):
         raise ConfigError(f"run folder {path} already exists; pass --resume {path} to continue it")
     path.mkdir(parents=True, exist_ok=True)
     run = Run(path)
     run.write_json("config.json", {"kind": kind, **config, "environment": environment_info()})
+    return run
+
+
+def same_settings(run: Run, kind: str, config: dict[str, Any]) -> bool:
+    """Whether ``run``'s ``config.json`` holds exactly ``kind`` and ``config`` (the environment aside).
+
+    The comparison is of the JSON the run saved, so tuples and lists, or a
+    setting's order, do not make two equal configs differ.
+    """
+    saved = run.read_json("config.json")
+    if not isinstance(saved, dict):
+        return False
+    saved = {k: v for k, v in saved.items() if k != "environment"}
+    return saved == json.loads(json.dumps({"kind": kind, **config}))
+
+
+def create_or_resume_run(
+    kind: str, config: dict[str, Any], run_id: str, root: str | os.PathLike[str] | None = None
+) -> Run:
+    """Run ``run_id`` for these settings: a new folder, or the one the same settings left before (a resume).
+
+    A run id names one run. A folder already there with other settings (another
+    collection whose folder name reduces to the same id, a retrain handed its
+    base run's id) is refused in one line and never written into; otherwise the
+    second job would overwrite the first one's files while its ``config.json``
+    still named the first. Whether a finished run of the same settings may be
+    reused is the caller's to decide.
+    """
+    root = Path(root) if root is not None else runs_dir()
+    _check_run_id(run_id)
+    path = root / run_id
+    if not (path / "config.json").is_file():
+        return create_run(kind, config, run_id=run_id, root=root)
+    run = Run(path)
+    if not same_settings(run, kind, config):
+        raise ConfigError(f"run id {run_id!r} is taken by a run with other settings ({path}); choose another run id")
     return run
 
 

@@ -18,7 +18,8 @@ from typing import Any
 from rrra_core.runtime.config import opt
 from rrra_core.runtime.errors import ConfigError
 from rrra_core.runtime.paths import DEMO_DATASETS
-from rrra_core.runtime.runs import create_run, open_run
+from rrra_core.runtime.reports import PROGRESS_FILE
+from rrra_core.runtime.runs import create_or_resume_run
 
 __all__ = ["ProjectConfig", "project_run_id", "pool_depths", "build_project_run"]
 
@@ -36,6 +37,13 @@ class ProjectConfig:
     epochs: int = opt(5, "adapter epochs")
     seed: int = opt(0, "random seed")
     run_id: str = opt("", "run id (default: project-<dataset folder name>)")
+
+    def __post_init__(self) -> None:
+        for name in ("top_k", "doc_max_length", "epochs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_train_queries is not None and self.max_train_queries < 1:
+            raise ConfigError(f"max_train_queries must be at least 1 (or unset for all), got {self.max_train_queries}")
 
 
 def project_run_id(cfg: ProjectConfig) -> str:
@@ -64,18 +72,25 @@ def build_project_run(cfg: ProjectConfig) -> dict[str, Any]:
     # Imported here, not at the top: the app imports this module for the config and the run id,
     # and the app process must never load torch.
     from rrra_core.adapter import AdapterFitConfig, LabelConfig
-    from rrra_core.data.beir import check_dataset, load_dataset
+    from rrra_core.data.beir import dataset_folder, load_dataset
     from rrra_core.retrieval.encoder import EncoderConfig
+    from rrra_core.runtime.cli import check_run_inputs
     from rrra_core.training.phase2 import Phase2Config, phase2_config_dict, train_phase2
 
     if not cfg.dataset:
         raise ConfigError("name a dataset: a BEIR folder or an embedded dataset")
-    folder = check_dataset(cfg.dataset, [cfg.train_split])
-    if cfg.model != "minilm" and not Path(cfg.model).expanduser().is_dir():
-        raise ConfigError(f"model folder {cfg.model!r} not found; use 'minilm' or a local model folder")
+    enc = EncoderConfig(model=cfg.model, query_max_length=48, doc_max_length=cfg.doc_max_length)
+    # Model, weights, lengths and split are checked before anything is written, so a mistake leaves no run.
+    check_run_inputs(
+        enc.model,
+        cfg.dataset,
+        [cfg.train_split],
+        query_max_length=enc.query_max_length,
+        doc_max_length=enc.doc_max_length,
+    )
+    folder = dataset_folder(cfg.dataset)
     data = load_dataset(cfg.dataset, cfg.train_split)
     top_k, fp_ranks = pool_depths(cfg.top_k, len(data.corpus))
-    enc = EncoderConfig(model=cfg.model, query_max_length=48, doc_max_length=cfg.doc_max_length)
     p2 = Phase2Config(
         # A folder by its absolute path: the run names its data the same way whatever directory reads it.
         dataset=cfg.dataset if cfg.dataset in DEMO_DATASETS else str(folder.resolve()),
@@ -86,8 +101,8 @@ def build_project_run(cfg: ProjectConfig) -> dict[str, Any]:
         fit=AdapterFitConfig(epochs=cfg.epochs, seed=cfg.seed),
     )
     run_id = project_run_id(cfg)
-    try:
-        run = open_run(run_id)
-    except ConfigError:
-        run = create_run("phase2", phase2_config_dict(enc, p2), run_id=run_id)
+    # A taken id is refused unless it is these settings' unfinished run (a killed build resumes).
+    run = create_or_resume_run("phase2", phase2_config_dict(enc, p2), run_id)
+    if (run.read_json(PROGRESS_FILE) or {}).get("status") == "done":
+        raise ConfigError(f"run {run_id!r} is already built with these settings ({run.path}); choose another run id")
     return train_phase2(run, enc, p2, train_data=data)
