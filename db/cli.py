@@ -26,6 +26,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from db.exports import DEFAULT_TASK_LIMIT, SUSPECT_THRESHOLD, TASK_SELECTIONS
+
     p = _Parser(
         prog="annotations.py",
         description="Export, import and inspect human relabels (the annotation store).",
@@ -57,12 +59,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--order", default="p_fn", choices=("p_fn", "uncertainty", "random"), help="task order (label-studio/argilla)"
     )
     e.add_argument(
+        "--select",
+        default="queue",
+        choices=TASK_SELECTIONS,
+        help="which candidates become tasks (label-studio/argilla): queue, the review queue's next --limit; "
+        f"suspects, labelled negatives at P(FN|neg) >= --threshold (default {SUSPECT_THRESHOLD}); judged, the pairs "
+        "people judged (--predictions optional)",
+    )
+    e.add_argument(
         "--threshold", type=float, help="only candidates with P(FN|neg) at least this (label-studio/argilla)"
     )
-    e.add_argument("--limit", type=int, help="at most this many tasks (label-studio/argilla)")
     e.add_argument(
-        "--include-judged", action="store_true", help="also pairs someone already judged (label-studio/argilla)"
+        "--limit",
+        type=int,
+        default=DEFAULT_TASK_LIMIT,
+        help=f"at most this many tasks (label-studio/argilla; default {DEFAULT_TASK_LIMIT}, 0 for all)",
     )
+    e.add_argument("--include-judged", action="store_true", help="also pairs someone already judged (queue/suspects)")
 
     i = sub.add_parser("import", help="read qrels, exported judgments or a Label Studio export as judgments")
     i.add_argument("file", help="the file to import")
@@ -117,23 +130,15 @@ def _export(session: Any, args: argparse.Namespace) -> str:
         return f"wrote {n} judgments to {args.out}"
     data = load_dataset(args.dataset, args.split)
     if args.format in ("label-studio", "argilla"):
-        if not args.predictions:
+        from db.exports import TaskChoice, select_tasks, write_tasks
+
+        if not args.predictions and args.select != "judged":
             raise ConfigError(f"--format {args.format} needs --predictions (a run's predictions.parquet)")
-        queue = db.review_queue(
-            session,
-            name,
-            _read_candidates(args.predictions),
-            args.order,
-            threshold=args.threshold,
-            exclude_judged=not args.include_judged,
-            limit=args.limit,
-        )
-        queries = data.all_queries
-        if args.format == "label-studio":
-            db.write_json(args.out, db.label_studio_tasks(name, data.corpus, queries, queue, run_id=args.run_id))
-        else:
-            db.write_json(args.out, db.argilla_records(name, data.corpus, queries, queue, run_id=args.run_id))
-        return f"wrote {len(queue)} {args.format} tasks to {args.out}"
+        choice = TaskChoice(args.select, args.order, args.threshold, args.limit, args.include_judged)
+        candidates = _read_candidates(args.predictions) if args.predictions else None
+        rows, selected = select_tasks(session, name, candidates, choice)
+        n = write_tasks(args.out, args.format, name, data.corpus, data.all_queries, rows, run_id=args.run_id)
+        return f"wrote {args.format} tasks to {args.out}: {choice.describe(n, selected)}"
     base = db.read_qrels_file(args.qrels) if args.qrels else data.qrels
     merged = db.merge_labels(session, name, base, args.policy)
     qrels, confirmed = merged.qrels, merged.confirmed_negatives

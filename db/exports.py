@@ -9,6 +9,14 @@
   Argilla record file with it as a suggestion, so a team can review elsewhere;
 * every current judgment as JSONL, which :func:`db.import_judgments` reads back.
 
+Review tasks are a choice, not every candidate (a run's whole pool is tens of
+thousands of tasks, 100 MB, nothing a person uploads): :class:`TaskChoice`
+picks the review queue's next N, the suspects at a P(FN|neg) threshold, or
+the pairs people judged, at most :data:`DEFAULT_TASK_LIMIT` unless asked for
+more; :func:`select_tasks` applies it and :func:`write_tasks` streams the tasks
+to disk one at a time. ``scripts/annotations.py export`` and the Overview's
+export section both go through them.
+
 Every writer replaces its file atomically and writes in a fixed order, so the
 same labels always give the same bytes.
 """
@@ -17,7 +25,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +35,9 @@ from sqlalchemy.orm import Session
 from rrra_core.data import Doc, Passage, TrainingExample, atomic_writer, write_flag, write_tevatron
 
 from .errors import AnnotationError
-from .judgments import list_judgments
+from .judgments import judged_pairs, list_judgments
 from .models import LABELS, MODEL_VIEW_FIELDS
-from .review import p_fn_given_neg
+from .review import REVIEW_ORDERS, p_fn_given_neg, review_queue
 
 __all__ = [
     "TRAINING_FORMATS",
@@ -44,6 +53,13 @@ __all__ = [
     "argilla_records",
     "write_json",
     "export_judgments",
+    "TASK_FORMATS",
+    "TASK_SELECTIONS",
+    "DEFAULT_TASK_LIMIT",
+    "SUSPECT_THRESHOLD",
+    "TaskChoice",
+    "select_tasks",
+    "write_tasks",
 ]
 
 TRAINING_FORMATS = ("tevatron", "flag")
@@ -313,3 +329,140 @@ def export_judgments(session: Session, path: str | Path, dataset: str | None = N
             fh.write(json.dumps(obj, ensure_ascii=False))
             fh.write("\n")
     return len(rows)
+
+
+# --- review tasks: which candidates go out, streamed to disk -------------------------------
+
+TASK_FORMATS = ("label-studio", "argilla")
+#: What a task export can hold: ``queue``, the review queue's next N (people's verdicts left out);
+#: ``suspects``, labelled negatives at P(FN|neg) >= a threshold, likeliest first; ``judged``, the pairs people judged.
+TASK_SELECTIONS = ("queue", "suspects", "judged")
+#: Tasks written when no limit is given: an afternoon's review, a file of about a megabyte (not the whole pool).
+DEFAULT_TASK_LIMIT = 500
+#: The suspects' threshold when none is given (the app's default too).
+SUSPECT_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class TaskChoice:
+    """Which candidates a task export writes: a selection, its order and threshold, and at most how many."""
+
+    select: str = "queue"
+    order: str = "p_fn"  # one of db.review.REVIEW_ORDERS (queue and suspects)
+    threshold: float | None = None  # queue: optional; suspects: SUSPECT_THRESHOLD when None
+    limit: int | None = DEFAULT_TASK_LIMIT  # None or 0: every selected candidate
+    include_judged: bool = False  # queue and suspects: keep pairs someone already judged
+
+    def __post_init__(self) -> None:
+        if self.select not in TASK_SELECTIONS:
+            raise AnnotationError(f"unknown task selection {self.select!r}: use one of {', '.join(TASK_SELECTIONS)}")
+        if self.order not in REVIEW_ORDERS:
+            raise AnnotationError(f"unknown review order {self.order!r}: use one of {', '.join(REVIEW_ORDERS)}")
+        if self.limit is not None and self.limit < 0:
+            raise AnnotationError(f"the task limit must be 0 (all) or more, found {self.limit}")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise AnnotationError(f"the threshold must be in [0, 1], found {self.threshold}")
+
+    @property
+    def cap(self) -> int | None:
+        """How many tasks at most (``None``: all)."""
+        return self.limit or None
+
+    def describe(self, written: int, selected: int) -> str:
+        """What went out, in words: ``the review queue's next 500 of 7,931 (--limit 0 for all)``."""
+        what = {
+            "queue": "of the review queue"
+            + (f" at P(FN|neg) >= {self.threshold:g}" if self.threshold is not None else ""),
+            "suspects": f"suspects at P(FN|neg) >= {self.suspect_threshold:g}",
+            "judged": "judged pairs",
+        }[self.select]
+        more = f"; --limit 0 for all {selected:,}" if written < selected else ""
+        return f"{written:,} of {selected:,} {what}{more}"
+
+    @property
+    def suspect_threshold(self) -> float:
+        return SUSPECT_THRESHOLD if self.threshold is None else self.threshold
+
+
+def select_tasks(
+    session: Session, dataset: str, candidates: Iterable[Mapping[str, Any]] | Any | None, choice: TaskChoice
+) -> tuple[list[dict[str, Any]], int]:
+    """The candidates ``choice`` sends out, in order and cut to its limit, and how many it selected before the cut.
+
+    ``candidates`` are a run's rows (``predictions.parquet`` as rows or a
+    DataFrame); ``judged`` also sends judged pairs the run never scored, as
+    bare ``query_id``/``doc_id`` rows (no model suggestion).
+    """
+    candidates = [] if candidates is None else candidates
+    if choice.select == "judged":
+        done = judged_pairs(session, dataset)
+        picked: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in review_queue(session, dataset, candidates, "p_fn", exclude_judged=False, negatives_only=False):
+            pair = (row["query_id"], row["doc_id"])
+            if pair in done:
+                picked.setdefault(pair, row)
+        for q, d in done - picked.keys():
+            picked[(q, d)] = {"query_id": q, "doc_id": d}
+        selected = [picked[pair] for pair in sorted(picked)]  # by query, then doc: a fixed order
+    else:
+        threshold = choice.suspect_threshold if choice.select == "suspects" else choice.threshold
+        selected = review_queue(
+            session, dataset, candidates, choice.order, threshold=threshold, exclude_judged=not choice.include_judged
+        )
+    return selected[: choice.cap] if choice.cap is not None else selected, len(selected)
+
+
+def _label_studio_task(
+    dataset: str, corpus: Mapping[str, Doc], queries: Mapping[str, str], row: Mapping[str, Any], run_id: str | None
+) -> dict[str, Any]:
+    return label_studio_tasks(dataset, corpus, queries, [row], run_id=run_id)[0]
+
+
+def _argilla_record(
+    dataset: str, corpus: Mapping[str, Doc], queries: Mapping[str, str], row: Mapping[str, Any], run_id: str | None
+) -> dict[str, Any]:
+    return argilla_records(dataset, corpus, queries, [row], run_id=run_id)["records"][0]
+
+
+def _json_items(items: Iterator[dict[str, Any]]) -> Iterator[str]:
+    for i, item in enumerate(items):
+        yield ("\n " if i == 0 else ",\n ") + json.dumps(item, ensure_ascii=False)
+
+
+def write_tasks(
+    path: str | Path,
+    fmt: str,
+    dataset: str,
+    corpus: Mapping[str, Doc],
+    queries: Mapping[str, str],
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    run_id: str | None = None,
+) -> int:
+    """Write ``rows`` as Label Studio tasks or Argilla records, one at a time, atomically; returns how many.
+
+    The file is what :func:`label_studio_tasks` (a JSON list) or
+    :func:`argilla_records` (settings, mapping and records) make of the rows,
+    one task per line, never held in memory whole.
+    """
+    if fmt not in TASK_FORMATS:
+        raise AnnotationError(f"unknown task format {fmt!r}: use {' or '.join(TASK_FORMATS)}")
+    make = _label_studio_task if fmt == "label-studio" else _argilla_record
+    n = 0
+
+    def items() -> Iterator[dict[str, Any]]:
+        nonlocal n
+        for row in rows:
+            n += 1
+            yield make(dataset, corpus, queries, row, run_id)
+
+    with atomic_writer(path) as fh:
+        if fmt == "argilla":
+            head = {"dataset": dataset, "settings": ARGILLA_SETTINGS, "mapping": ARGILLA_MAPPING}
+            fh.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "records": [')
+        else:
+            fh.write("[")
+        for text in _json_items(items()):
+            fh.write(text)
+        fh.write("\n]}\n" if fmt == "argilla" else "\n]\n")
+    return n

@@ -6,7 +6,10 @@ Examples:
     python scripts/annotations.py export --dataset scifact --format tevatron --out train.jsonl \
         --hard-negatives runs/<id>/negatives.jsonl
     python scripts/annotations.py export --dataset scifact --format label-studio \
-        --predictions runs/<id>/predictions.parquet --out tasks.json
+        --predictions runs/<id>/predictions.parquet --out tasks.json   # the review queue's next 500
+    python scripts/annotations.py export --dataset scifact --format label-studio --select suspects \
+        --threshold 0.8 --limit 0 --predictions runs/<id>/predictions.parquet --out suspects.json
+    python scripts/annotations.py export --dataset scifact --format argilla --select judged --out judged.json
     python scripts/annotations.py import --dataset scifact --format qrels --annotator trec-assessor extra.tsv
     python scripts/annotations.py agreement --dataset scifact
     python scripts/annotations.py --db postgresql://user@host/rrra upgrade

@@ -297,3 +297,10 @@ def dis_reopen(pair: str) -> str:
 APP_URL = "_app_url"  # the app's own address, without the shown page's path (links.remember_app_url)
 LINK_QUERY = "_link_query"  # the query a link named, until the person picks one (the run may not have it)
 BROWSER_SCROLL = "_browser_scroll"  # a person moved the focus: bring the focused row into view on this redraw
+
+
+# --- what a task export sends out (issue 25, item 19) -------------------------------------------
+
+EXPORT_TASKS = "export_tasks"  # queue, suspects or judged
+EXPORT_LIMIT = "export_limit"  # at most this many tasks (0: all)
+EXPORT_THRESHOLD = "export_threshold"  # the suspects' P(FN|neg) threshold

@@ -101,3 +101,25 @@ def test_bulk_labelling_saves_one_verdict_for_every_picked_candidate(tiny_run: T
     assert len(saved) == len(picked) == 3
     assert {j.label for j in saved} == {"not_relevant"} and all(j.p_fn is not None for j in saved)
     assert at.multiselect(key=keys.BULK_PICK).value == []
+
+
+def test_a_task_export_from_the_overview_sends_what_the_person_picks(tiny_run: TinyRun, store) -> None:  # noqa: ANN001
+    """Issue 25 item 19: the Label Studio download held every candidate of the run; now a chosen share, 500 at most
+    by default, through the CLI's own code."""
+    import json
+
+    from db.exports import TaskChoice
+
+    _judge_some(store, tiny_run)
+    at = _app()
+    at.selectbox(key=keys.EXPORT_FORMAT).set_value("label-studio").run()
+    assert (at.selectbox(key=keys.EXPORT_TASKS).value, at.number_input(key=keys.EXPORT_LIMIT).value) == ("queue", 500)
+    at.selectbox(key=keys.EXPORT_TASKS).set_value("suspects").run()
+    at.number_input(key=keys.EXPORT_LIMIT).set_value(3).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.slider(key=keys.EXPORT_THRESHOLD).value == 0.5
+    assert any("--select suspects --limit 3 --threshold 0.5" in c.value for c in at.caption)
+    choice = TaskChoice("suspects", threshold=0.5, limit=3)
+    argv = export_argv(str(tiny_run.dataset_dir), "test", "label-studio", "out", "majority", "adi-tiny", choice)
+    tasks = json.loads(export_bytes(db.resolve_url(None), argv))
+    assert len(tasks) == 3 and all(t["data"]["p_fn_given_neg"] >= 0.5 for t in tasks)

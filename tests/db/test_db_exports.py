@@ -241,3 +241,81 @@ def test_exports_refuse_what_they_cannot_write(scifact: Dataset, tmp_path: Path)
     with pytest.raises(db.AnnotationError, match="spaces"):
         db.write_trec_qrels(tmp_path / "x.trec", {"a b": {"d": 1}})
     assert not (tmp_path / "x.trec").exists()  # atomic: no half-written file
+
+
+def _pool(data: Dataset, n_queries: int = 12, k: int = 100) -> list[dict]:
+    """A run's candidate pool: ``k`` scored candidates for each of ``n_queries`` queries (1,200 by default)."""
+    docs = sorted(data.corpus)
+    rows = []
+    for i, q in enumerate(sorted(data.qrels)[:n_queries]):
+        for r in range(k):
+            d = docs[(i * 37 + r) % len(docs)]
+            p = ((i * k + r) * 7919 % 1000) / 1000
+            rows.append({"query_id": q, "doc_id": d, "rank": r, "score": 1.0 - r / k, "label": 0, "p_fn_given_neg": p})
+    return rows
+
+
+def test_a_task_export_sends_a_chosen_reviewable_share_not_the_whole_pool(
+    session: Session, scifact: Dataset, db_url: str, tmp_path: Path
+) -> None:
+    """Issue 25 item 19: the Label Studio export wrote every candidate (79,192 tasks, 114 MB for the demo)."""
+    from db.cli import main as cli_main
+    from db.exports import DEFAULT_TASK_LIMIT, TaskChoice, select_tasks, write_tasks
+
+    name = db.ensure_dataset(session, "scifact").name
+    pool = _pool(scifact)
+    judged = [pool[0], pool[150], pool[999]]
+    db.save_judgments(
+        session,
+        name,
+        [{"query_id": r["query_id"], "doc_id": r["doc_id"], "label": "relevant", "annotator": "ana"} for r in judged],
+    )
+    outside = {"query_id": pool[0]["query_id"], "doc_id": sorted(scifact.corpus)[-1]}  # judged, never a candidate
+    db.save_judgment(session, name, outside["query_id"], outside["doc_id"], "not_relevant", "bo")
+    unjudged = len({(r["query_id"], r["doc_id"]) for r in pool}) - 3
+
+    # The default: the review queue's next 500, likeliest first, nobody's judged pairs.
+    rows, selected = select_tasks(session, name, pool, TaskChoice())
+    assert (len(rows), selected) == (DEFAULT_TASK_LIMIT, unjudged) and DEFAULT_TASK_LIMIT < len(pool)
+    p = [r["p_fn_given_neg"] for r in rows]
+    assert p == sorted(p, reverse=True)
+    # Suspects above a threshold, all of them.
+    rows, selected = select_tasks(session, name, pool, TaskChoice("suspects", threshold=0.9, limit=0))
+    assert rows and all(r["p_fn_given_neg"] >= 0.9 for r in rows) and len(rows) == selected < unjudged
+    # The judged pairs, with the model's view where the run scored them.
+    rows, _ = select_tasks(session, name, pool, TaskChoice("judged"))
+    assert {(r["query_id"], r["doc_id"]) for r in rows} == {
+        *((r["query_id"], r["doc_id"]) for r in judged),
+        (outside["query_id"], outside["doc_id"]),
+    }
+    assert sum(r.get("p_fn_given_neg") is None for r in rows) == 1
+    with pytest.raises(db.AnnotationError, match="task selection"):
+        TaskChoice("everything")
+
+    # Streamed to disk, the file is what the in-memory builders make of the same rows.
+    rows, _ = select_tasks(session, name, pool, TaskChoice(limit=20))
+    ls, ar = tmp_path / "ls.json", tmp_path / "ar.json"
+    assert write_tasks(ls, "label-studio", name, scifact.corpus, scifact.all_queries, iter(rows), run_id="r1") == 20
+    assert json.loads(ls.read_text()) == db.label_studio_tasks(
+        name, scifact.corpus, scifact.all_queries, rows, run_id="r1"
+    )
+    write_tasks(ar, "argilla", name, scifact.corpus, scifact.all_queries, iter(rows), run_id="r1")
+    assert json.loads(ar.read_text()) == db.argilla_records(
+        name, scifact.corpus, scifact.all_queries, rows, run_id="r1"
+    )
+    write_tasks(ls, "label-studio", name, scifact.corpus, scifact.all_queries, [])
+    assert json.loads(ls.read_text()) == []
+
+    # The command line: the same choices as flags, the default a size a person uploads.
+    preds = tmp_path / "predictions.jsonl"
+    preds.write_text("".join(json.dumps(r) + "\n" for r in pool), encoding="utf-8")
+    base = ["--db", db_url, "export", "--dataset", "scifact", "--format", "label-studio", "--out", str(ls)]
+    assert cli_main([*base, "--predictions", str(preds)]) == 0
+    assert len(json.loads(ls.read_text())) == DEFAULT_TASK_LIMIT
+    assert (
+        cli_main([*base, "--predictions", str(preds), "--select", "suspects", "--threshold", "0.9", "--limit", "0"])
+        == 0
+    )
+    assert all(t["data"]["p_fn_given_neg"] >= 0.9 for t in json.loads(ls.read_text()))
+    assert cli_main([*base, "--select", "judged"]) == 0  # no predictions needed
+    assert len(json.loads(ls.read_text())) == 4
