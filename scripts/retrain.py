@@ -7,7 +7,8 @@ page launches it as a background job; it works the same from a terminal.
 Progress and the outcome go to the new run folders (named by --run-id);
 the base run's folder is only read. Running it again with the same --run-id
 resumes what a killed job left, with the verdicts it started with (finished
-phases are kept, phase 3 continues from its checkpoint).
+phases are kept, phase 3 continues from its checkpoint); any other run's id,
+the base run's included, is refused.
 
 Examples:
     python scripts/retrain.py --base-run demo-squad --run-id demo-squad-r1
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     import db
     from rrra_core.runtime.cli import setup_logging
     from rrra_core.runtime.config import config_from_args, config_to_dict
-    from rrra_core.workflows.retrain import PRESETS, RetrainConfig, retrain, retrain_scope
+    from rrra_core.workflows.retrain import PRESETS, RetrainConfig, check_run_id, retrain, retrain_scope
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -126,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     scope = retrain_scope(cfg)
+    check_run_id(cfg, run_id)  # a taken id (the base's, another round's) is refused before the store is read
     corrections = load_corrections(cfg, run_id, scope, args.db)
     summary = retrain(cfg, run_id, corrections, scope=scope)
     if cfg.remine or not cfg.joint:

@@ -20,8 +20,9 @@ in its ``config.json`` (``retrain``: settings, base run, policy, counts) and
 the verdicts it used in ``verdicts.json``; the final run's ``retrain.json``
 is the before/after summary. Progress is only the runs' ``progress.json``;
 :func:`retrain_progress` reads them for a follower such as the app. Running a
-job again with the same run id resumes it: finished runs are kept, phase 3
-continues from its checkpoint.
+job again with the same run id and settings resumes it: finished runs are
+kept, phase 3 continues from its checkpoint. Any other taken run id (the base
+run's, another round's) is refused before anything is written (:func:`check_run_id`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from rrra_core.runtime.errors import ConfigError
 from rrra_core.runtime.paths import runs_dir
 from rrra_core.runtime.reports import metrics_record, read_metrics, write_progress
 from rrra_core.runtime.run_config import read_run_config
-from rrra_core.runtime.runs import Run, create_run, open_run
+from rrra_core.runtime.runs import Run, create_or_resume_run, open_run
 
 __all__ = [
     "RetrainConfig",
@@ -53,6 +54,7 @@ __all__ = [
     "retrain_progress",
     "recorded_verdicts",
     "recorded_config",
+    "check_run_id",
     "phase3_run_id",
     "before_run_id",
     "final_run_id",
@@ -203,33 +205,68 @@ def recorded_verdicts(run_id: str) -> tuple[str, dict[tuple[str, str], bool]] | 
     return str(saved.get("policy")), {(str(q), str(d)): bool(r) for q, d, r in saved.get("verdicts") or []}
 
 
-def recorded_config(run_id: str) -> RetrainConfig | None:
-    """The settings a retrain recorded in its phase-2 run's ``config.json``, or ``None`` if it is not a retrain."""
+def _retrain_record(run_id: str) -> dict[str, Any] | None:
+    """The ``retrain`` section of run ``run_id``'s ``config.json``; ``None`` for a run no retrain made."""
     cfg = Run(runs_dir() / run_id).read_json("config.json")
     record = cfg.get("retrain") if isinstance(cfg, dict) else None
-    if not isinstance(record, dict):
+    return record if isinstance(record, dict) else None
+
+
+def recorded_config(run_id: str) -> RetrainConfig | None:
+    """The settings a retrain recorded in its phase-2 run's ``config.json``, or ``None`` if it is not a retrain."""
+    record = _retrain_record(run_id)
+    if record is None:
         return None
     names = {f.name for f in fields(RetrainConfig)}
     return config_from_dict(RetrainConfig, {k: v for k, v in record.items() if k in names})
 
 
-def _check_resume(run: Run, corrections: LabelCorrections) -> None:
-    saved = recorded_verdicts(run.id)
-    if saved is not None and saved[1] != corrections.verdicts:
+def _job_run_ids(run_id: str, cfg: RetrainConfig) -> list[str]:
+    """The runs retrain job ``run_id`` writes: its phase-2 run, and with phase 3 that run and the base's evaluation."""
+    if not cfg.joint:
+        return [run_id]
+    return [run_id, phase3_run_id(run_id)] + ([before_run_id(run_id)] if cfg.eval_split else [])
+
+
+def check_run_id(cfg: RetrainConfig, run_id: str) -> None:
+    """Refuse a run id taken by anything but this job's own runs: the same round resumed with the same settings.
+
+    A retrain writes ``verdicts.json``, ``retrain.json`` and a review queue into
+    its runs; handed a taken id (its base run's, another round's, any other
+    run's) it would write them into a run that is not its own. Reads only, so a
+    caller refuses before anything is written.
+    """
+    for rid in _job_run_ids(run_id, cfg):
+        path = runs_dir() / rid
+        if not path.is_dir() or not any(path.iterdir()):
+            continue
+        if rid == cfg.base_run:
+            raise ConfigError(
+                f"run id {rid!r} names the base run; a retrain never writes into its base: choose a new run id"
+            )
+        record = _retrain_record(rid)
+        if record is None or record.get("phase2_run") != run_id:
+            raise ConfigError(f"run id {rid!r} is taken by another run ({path}); choose a new run id")
+    saved = recorded_config(run_id)
+    if saved is not None and saved != cfg:
+        changed = [
+            f"{f.name} {getattr(saved, f.name)!r}"
+            for f in fields(cfg)
+            if getattr(saved, f.name) != getattr(cfg, f.name)
+        ]
         raise ConfigError(
-            f"run {run.id!r} was started with {len(saved[1])} other verdicts; resume it with the ones it recorded "
-            f"({VERDICTS_FILE}) or start a new run id"
+            f"run {run_id!r} is a retrain with other settings ({', '.join(changed)}); resume it with those "
+            "or choose a new run id"
         )
 
 
-def _open_or_create(run_id: str, kind: str, cfg: dict[str, Any]) -> Run:
-    try:
-        run = open_run(run_id)
-    except ConfigError:
-        return create_run(kind, cfg, run_id=run_id)
-    if (run.read_json("config.json", {}) or {}).get("kind") != kind:
-        raise ConfigError(f"run {run_id!r} exists and is not a {kind} run; choose another run id")
-    return run
+def _check_resume(run_id: str, corrections: LabelCorrections) -> None:
+    saved = recorded_verdicts(run_id)
+    if saved is not None and saved[1] != corrections.verdicts:
+        raise ConfigError(
+            f"run {run_id!r} was started with {len(saved[1])} other verdicts; resume it with the ones it recorded "
+            f"({VERDICTS_FILE}) or start a new run id"
+        )
 
 
 def _check_documents(corrections: LabelCorrections, scope: RetrainScope) -> None:
@@ -265,6 +302,8 @@ def retrain(
             f"(e.g. {stray[0]!r}); build them on retrain_scope(cfg).query_ids"
         )
     _check_documents(corrections, scope)
+    check_run_id(cfg, run_id)
+    _check_resume(run_id, corrections)
     enc, p2 = scope.sections["encoder"], scope.sections["phase2"]
     qrels = {q: corrections.qrels[q] for q in keep if q in corrections.qrels}
     train = replace(scope.data, qrels=qrels, queries={q: scope.data.queries[q] for q in qrels})
@@ -276,8 +315,7 @@ def retrain(
     p2n = replace(p2, fit=replace(p2.fit, epochs=cfg.adapter_epochs, seed=cfg.seed))
     record = {**config_to_dict(cfg), "base_run": base.id, "changes": changes, **lineage(base)}
     meta = {"retrain": {**record, "phase2_run": run_id}}
-    run2 = _open_or_create(run_id, "phase2", {**phase2_config_dict(enc, p2n), **meta})
-    _check_resume(run2, corrections)
+    run2 = create_or_resume_run("phase2", {**phase2_config_dict(enc, p2n), **meta}, run_id)
     _write_verdicts(run2, cfg.policy, corrections)
     if not run2.file("predictions.parquet").is_file():
         train_phase2(run2, enc, p2n, train_data=train, corrections=corrections)
@@ -326,7 +364,7 @@ def _phase3(
         seed=cfg.seed,
     )
     adapter_dir = str(run2.file("adapter"))
-    run3 = _open_or_create(phase3_run_id(run_id), "phase3", {**phase3_config_dict(enc, p3, adapter_dir), **meta})
+    run3 = create_or_resume_run("phase3", {**phase3_config_dict(enc, p3, adapter_dir), **meta}, phase3_run_id(run_id))
     _write_verdicts(run3, cfg.policy, corrections)
     eval_data = load_dataset(sw.dataset, cfg.eval_split) if cfg.eval_split else None
     if (run3.read_json("progress.json", {}) or {}).get("status") != "done":
@@ -366,7 +404,7 @@ def _evaluate_base(base: Run, run_id: str, enc: Any, p3: Any, eval_data: Dataset
         },
         **meta,
     }
-    run = _open_or_create(run_id, "evaluation", settings)
+    run = create_or_resume_run("evaluation", settings, run_id)
     if (run.read_json("progress.json", {}) or {}).get("status") == "done":
         return run
     write_progress(run, None, "evaluating the base run", fraction=0.0)

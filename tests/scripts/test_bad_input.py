@@ -4,22 +4,32 @@ Each case runs the driver's ``main`` in this process through ``run_main`` (what
 ``python scripts/<name>.py`` does) with ``$RRRA_HOME`` isolated, and compares
 the home's files before and after: a refused command leaves nothing behind
 (no half-made run folder in the user's run list).
+
+Placeholders in a case's arguments are made before the files are listed
+(:data:`PLACEHOLDERS`): ``<tmp>`` is the test's folder, the others a damaged
+model, a collection with an empty file, or a run folder that takes an id.
 """
 
 from __future__ import annotations
 
+import gzip
 import importlib
+import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from rrra_core.data import dataset_folder
 from rrra_core.runtime.cli import run_main
+from rrra_core.runtime.runs import create_run
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
-TINY = "<tiny>"  # replaced by the tiny model's folder
+ADI = ["--dataset", "adi", "--train-split", "test"]  # new_project on the smallest embedded collection
+LONG_DOCS = ["--doc-max-length", "600"]  # past the model's 512 positions
 
 CASES = [
     ("train_phase1", ["--lr", "inf"], "finite"),
@@ -51,7 +61,78 @@ CASES = [
     ("annotations", ["import", "--dataset", "adi", "--format", "qrels", "--annotator", "a", "/no/such.tsv"], "such"),
     ("refit_queue", ["--run", "no-such-run"], "no-such-run"),
     ("per_query", ["--run", "no-such-run"], "no-such-run"),
+    # Item 3: a taken run id. Two collections whose folder names reduce to the same id never build into one run.
+    ("new_project", ["--dataset", "<other collection, same id>", "--train-split", "test"], "taken"),
+    ("new_project", [*ADI, "--run-id", "<taken>"], "taken"),
+    # Item 4: a retrain never writes into a run it did not make, its own base least of all.
+    ("retrain", ["--base-run", "<base>", "--run-id", "base"], "names the base run"),
+    ("retrain", ["--base-run", "<base>", "--run-id", "<taken>"], "taken"),
+    # Item 7: every driver with length flags checks them against the model before it encodes anything.
+    ("evaluate", ["--dataset", "adi", *LONG_DOCS], "positions"),
+    ("evaluate", ["--dataset", "adi", "--query-max-length", "513"], "positions"),
+    ("new_project", [*ADI, *LONG_DOCS], "positions"),
+    ("index", ["--dataset", "adi", "--out", "<tmp>/index", *LONG_DOCS], "positions"),
+    ("mine", ["--dataset", "adi", "--split", "test", "--out", "<tmp>/n.jsonl", *LONG_DOCS], "positions"),
+    ("search", ["--dataset", "adi", *LONG_DOCS, "a query"], "positions"),
+    ("bench_speed", ["encode", "--dataset", "adi", "--out", "<tmp>/speed", *LONG_DOCS], "positions"),
+    # Item 8: the model and the settings are checked before a run folder is made.
+    ("new_project", [*ADI, "--model", "<damaged model>"], "damaged model weights"),
+    ("new_project", [*ADI, "--model", "<tmp>"], "no config.json"),
+    ("new_project", [*ADI, "--model", "<tmp>/none"], "not found"),
+    ("new_project", [*ADI, "--top-k", "0"], "top_k"),
+    # Item 10: an empty corpus or queries file is named, not the first qrels line that points into it.
+    ("new_project", ["--dataset", "<empty corpus>", "--train-split", "test"], "corpus.jsonl.gz: no documents"),
+    ("evaluate", ["--dataset", "<empty queries>", "--split", "test"], "queries.jsonl.gz: no queries"),
 ]
+
+
+def _empty(tmp: Path, name: str) -> str:
+    """A copy of ADI whose ``name`` file holds nothing."""
+    folder = tmp / f"adi-empty-{name.split('.')[0]}"
+    shutil.copytree(dataset_folder("adi"), folder)
+    (folder / name).write_bytes(gzip.compress(b""))
+    return str(folder)
+
+
+def _damaged_model(tmp: Path, tiny: Path) -> str:
+    """The tiny model with its weights cut short, as an interrupted copy leaves them."""
+    folder = tmp / "damaged"
+    shutil.copytree(tiny, folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:4096])
+    return str(folder)
+
+
+def _same_id_collection(tmp: Path) -> str:
+    """ADI under a non-ASCII folder name whose run id (``project-Donn-es``) a run of another collection holds."""
+    for name in ("Données", "Donnèes"):
+        shutil.copytree(dataset_folder("adi"), tmp / name)
+    create_run("phase2", {"data": {"dataset": str(tmp / "Données"), "train_split": "test"}}, run_id="project-Donn-es")
+    return str(tmp / "Donnèes")
+
+
+def _base_run() -> str:
+    """A phase-2 run a retrain can start from (its settings only: the refusals come before anything is read)."""
+    from rrra_core.retrieval.encoder import EncoderConfig
+    from rrra_core.training.phase2 import Phase2Config, phase2_config_dict
+
+    cfg = Phase2Config(dataset="adi", train_split="test", max_train_queries=20)
+    return create_run("phase2", phase2_config_dict(EncoderConfig(), cfg), run_id="base").id
+
+
+PLACEHOLDERS: dict[str, Callable[[Path, pytest.FixtureRequest], str]] = {
+    "<empty corpus>": lambda tmp, _: _empty(tmp, "corpus.jsonl.gz"),
+    "<empty queries>": lambda tmp, _: _empty(tmp, "queries.jsonl.gz"),
+    "<damaged model>": lambda tmp, req: _damaged_model(tmp, req.getfixturevalue("tiny_model_dir_session")),
+    "<other collection, same id>": lambda tmp, _: _same_id_collection(tmp),
+    "<taken>": lambda tmp, _: create_run("phase1", {"data": {"dataset": "adi"}}, run_id="taken").id,
+    "<base>": lambda tmp, _: _base_run(),
+}
+
+
+def _prepare(arg: str, tmp: Path, request: pytest.FixtureRequest) -> str:
+    make = PLACEHOLDERS.get(arg)
+    return make(tmp, request) if make else arg.replace("<tmp>", str(tmp))
 
 
 def _files(root: Path) -> set[str]:
@@ -66,9 +147,10 @@ def test_bad_input_is_one_error_line_exit_2_and_no_new_folder(
     isolated_home: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture,
+    request: pytest.FixtureRequest,
 ) -> None:
     module = importlib.import_module(script)
-    argv = [a.replace("<tmp>", str(tmp_path)) for a in argv]
+    argv = [_prepare(a, tmp_path, request) for a in argv]
     before = _files(isolated_home) | _files(tmp_path)
     try:
         code = run_main(module.main, argv)

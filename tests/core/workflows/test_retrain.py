@@ -106,6 +106,13 @@ def test_adapter_retrain_trains_on_the_verdicts_and_records_them(base_run: Run, 
     labelled = {(q, d): lab for q, d, lab in zip(preds["query_id"], preds["doc_id"], preds["label"])}
     assert all(labelled.get(p) == 1 for p in pairs[:2] if p in labelled)
     assert summary["adapter"]["before"]["macro_f1"] is not None and summary["adapter"]["after"]["macro_f1"] is not None
+    # A taken id is refused in one line, with nothing written: the base's own, or this round's under other settings.
+    r1_files = _snapshot(new.path)
+    assert _run_driver(["--base-run", "base", "--run-id", "base", "--phases", "2"]) == 2
+    assert "names the base run" in capsys.readouterr().err
+    assert _run_driver(["--base-run", "base", "--run-id", "r1", "--phases", "2", "--adapter-epochs", "2"]) == 2
+    assert "other settings (adapter_epochs 1)" in capsys.readouterr().err
+    assert _snapshot(new.path) == r1_files
     # The base run's folder is byte for byte what it was.
     assert _snapshot(base_run.path) == before
     # Its progress is the run folder's: done, all the way.
