@@ -25,6 +25,7 @@ from rrra_core.analysis.comparison import (
     classify_changes,
     config_differences,
     default_variant,
+    newest_first,
     per_query_deltas,
     run_metric_variants,
     side_by_side,
@@ -126,6 +127,21 @@ comparable = overview[
 if len(comparable) < 2:
     st.info("Comparing needs two finished phase-1 or phase-3 runs. Train or retrain a model and come back.")
     st.stop()
+# Latest first by lineage, then time: a retrain's "before" (its base evaluated, written last) precedes its new run.
+_modified = res.all_runs().set_index("run")["modified"]
+_order = newest_first(
+    {r: res.run_json(r, "config.json", {}) or {} for r in comparable["run"]},
+    {r: float(_modified.get(r, 0.0)) for r in comparable["run"]},
+)
+comparable = comparable.set_index("run").loc[_order].reset_index()
+
+
+def _default_a(runs: pd.DataFrame) -> str:
+    """Run A when nobody chose one: the run just before the latest on the latest's data, so B is the latest."""
+    latest = runs.iloc[0]
+    same = runs[(runs["dataset"] == latest["dataset"]) & (runs["eval split"] == latest["eval split"])]
+    return str(same["run"].iloc[1] if len(same) > 1 else runs["run"].iloc[1])
+
 
 labels = {r["run"]: _label(r) for _, r in comparable.iterrows()}
 info = comparable.set_index("run")
@@ -135,8 +151,7 @@ for handed, key in ((keys.RETRAIN_COMPARE_A, keys.CMP_RUN_A), (keys.RETRAIN_COMP
     if st.session_state.get(handed) in labels:
         st.session_state[key] = st.session_state.pop(handed)
 if st.session_state.get(keys.CMP_RUN_A) not in labels:
-    # Default A: the second-newest run, so the newest can be B (before → after).
-    st.session_state[keys.CMP_RUN_A] = list(labels)[1]
+    st.session_state[keys.CMP_RUN_A] = _default_a(comparable)  # before → after
 run_a = col_a.selectbox("Run A (before)", list(labels), format_func=lambda r: labels[r], key=keys.CMP_RUN_A)
 same = comparable[
     (comparable["dataset"] == info.loc[run_a, "dataset"])

@@ -44,6 +44,8 @@ __all__ = [
     "run_metric_variants",
     "default_variant",
     "eval_settings",
+    "lineage_round",
+    "newest_first",
     "side_by_side",
     "config_differences",
     "QueryDeltas",
@@ -136,6 +138,32 @@ def eval_settings(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
     if saved.dataset is None or "eval_split" not in saved.data:  # phase 2 trains only, it names no eval split
         return None, None
     return saved.dataset, saved.eval_split
+
+
+def lineage_round(config: Mapping[str, Any]) -> int:
+    """How many retrain rounds shaped the model a run holds, read from its ``config.json``.
+
+    0 for a run no retrain made; n for round n's runs; n − 1 for round n's evaluation
+    of its base (kind ``evaluation``, the round's "before"), which holds the base's
+    model though the round writes it after its new run.
+    """
+    record = config.get("retrain")
+    if not isinstance(record, Mapping):
+        return 0
+    try:
+        made = int(record.get("round") or 1)
+    except (TypeError, ValueError):
+        made = 1
+    return made - 1 if config.get("kind") == "evaluation" else made
+
+
+def newest_first(configs: Mapping[str, Mapping[str, Any]], times: Mapping[str, float]) -> list[str]:
+    """Run ids ordered latest first by lineage (:func:`lineage_round`), then by time (``times``, e.g. mtimes).
+
+    By time alone a retrain's "before" run, evaluated last, came out newer than the
+    run it precedes, and Compare runs opened with before and after swapped.
+    """
+    return sorted(configs, key=lambda r: (lineage_round(configs[r]), float(times.get(r, 0.0))), reverse=True)
 
 
 def _metric_order(names: Sequence[str]) -> list[str]:

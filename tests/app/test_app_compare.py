@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ from rrra_core.analysis.comparison import PER_QUERY_FILE
 from rrra_core.runtime import jobs
 from tests.app.conftest import APP, wait_for_job
 from tests.app.test_app_training import table_with, values
-from tests.core.analysis.test_comparison import HOSTILE_QUERY, HOSTILE_QUERY_ID, PHASE1, RRRA, UNIFORM
+from tests.core.analysis.test_comparison import HOSTILE_QUERY, HOSTILE_QUERY_ID, PHASE1, PHASE2, RRRA, UNIFORM
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 PAGE = "pages/analysis/compare.py"
@@ -139,3 +141,33 @@ def test_needs_two_finished_runs(runs: Path) -> None:
         shutil.rmtree(runs / run_id)
     at = _page()
     assert any("needs two finished" in i.value for i in at.info)
+
+
+def _retrain_shaped(runs: Path) -> tuple[str, str]:
+    """A retrain round's two compared runs, as the retrain writes them: its new phase-3 run, then its "before"
+    (the base evaluated, kind ``evaluation``) written last, so the newest by time. Copies of the tiny phase-3 runs."""
+    after, before = "tiny-r1-phase3", "tiny-r1-before"
+    record = {"round": 1, "lineage": [PHASE2], "base_run": PHASE2, "phase2_run": "tiny-r1", "phases": "2,3"}
+    shutil.copytree(runs / RRRA, runs / after)
+    cfg = json.loads((runs / after / "config.json").read_text())
+    (runs / after / "config.json").write_text(json.dumps({**cfg, "retrain": record}))
+    shutil.copytree(runs / UNIFORM, runs / before)
+    evaluation = {
+        "kind": "evaluation",
+        "of_run": PHASE2,
+        "encoder": cfg["encoder"],
+        "data": {"dataset": cfg["data"]["dataset"], "eval_split": cfg["data"]["eval_split"]},
+        "retrain": record,
+    }
+    (runs / before / "config.json").write_text(json.dumps(evaluation))
+    for at, run_id in ((2_000_000_000, after), (2_000_000_100, before)):
+        for f in (runs / run_id).iterdir():
+            os.utime(f, (at, at))
+    return before, after
+
+
+def test_opened_after_a_retrain_a_is_the_before_and_b_the_retrained_run(runs: Path) -> None:
+    """Issue 25 item 14: by time alone the "before" (evaluated last) was B, and a retrain that helped looked harmful."""
+    before, after = _retrain_shaped(runs)
+    at = _page()
+    assert (at.selectbox(key="cmp_a").value, at.selectbox(key="cmp_b").value) == (before, after)
