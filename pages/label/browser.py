@@ -24,6 +24,7 @@ from pages.common import keys, labeling, links
 from pages.common import resources as res
 from pages.common.bulk_label import bulk_label
 from pages.common.labeling import LABEL_BUTTONS, UNDO_SHORTCUT
+from pages.common.labels_count import labelled_positives
 from pages.common.state import DEFAULT_THRESHOLD, Selection, require_run
 from pages.common.widgets import (
     doc_parts,
@@ -162,7 +163,8 @@ with head[1].popover("Link to this query", icon=":material/link:"):
     )
     st.code(links.browser_link(sel.run_id, qid, sel.annotator), language=None, wrap_lines=True)
 show_text(data.queries.get(qid, "(query text missing)"))
-positives = [d for d, r in data.qrels.get(qid, {}).items() if r > 0]
+# The pairs the rows below badge as labelled positives: a retrained run's labels carry verdicts the qrels lack.
+positives = labelled_positives(data.qrels.get(qid, {}), candidates_for(preds, qid))
 with st.expander(f"Labelled positives ({len(positives)})", expanded=len(positives) <= 3):
     for d in positives:
         st.markdown(f"{md_code(d)}")

@@ -270,3 +270,25 @@ def test_browser_offers_every_query_past_500(tiny_run: TinyRun, isolated_home) -
     assert at.session_state["browser_query"] == ids[-1]
     at.text_input(key="browser_search").input("m0550").run()
     assert at.session_state["browser_query"] == "m0550"
+
+
+def test_the_labelled_positives_header_counts_every_pair_the_rows_badge(tiny_run: TinyRun) -> None:
+    """Issue 25 item 17: a run's own positive label (a retrained run's verdict) was badged but not counted."""
+    import pandas as pd
+
+    def header() -> list[str]:
+        at = _app()
+        at.query_params["query"] = tiny_run.first_query
+        at = _as(at.switch_page("pages/label/browser.py"), "ana")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return [e.label for e in at.expander if e.label.startswith("Labelled positives")]
+
+    [before] = header()
+    path = tiny_run.run_dir / "predictions.parquet"
+    preds = pd.read_parquet(path)
+    negative = preds[(preds["query_id"] == tiny_run.first_query) & (preds["label"] == 0)].index[0]
+    preds.loc[negative, "label"] = 1  # what a verdict "relevant" becomes in a retrained run's labels
+    preds.to_parquet(path)
+    n = int(before.split("(")[1].rstrip(")"))
+    assert header() == [f"Labelled positives ({n + 1})"]
