@@ -29,6 +29,7 @@ from .keys import (
     SPLIT_FOR,
     URL_RESTORED,
 )
+from .run_headline import short_name
 from .widgets import md_code
 
 DEFAULT_THRESHOLD = 0.5
@@ -141,6 +142,14 @@ def choose_run(dataset: str, run_id: str) -> None:
     st.session_state[RUN_CHOICE] = run_id
 
 
+def dataset_label(datasets: list[str]) -> Any:
+    """How the Dataset box names each dataset: a folder by its last part, or by its path when two share that part."""
+    names = [short_name(d) or d for d in datasets]
+    shared = {n for n in names if names.count(n) > 1}
+    labels = {d: (d if n in shared else n) for d, n in zip(datasets, names, strict=True)}
+    return lambda d: labels.get(d, d)
+
+
 def sidebar() -> Selection:
     """Draw the shared sidebar and return the current choice."""
     runs = res.all_runs()
@@ -151,7 +160,13 @@ def sidebar() -> Selection:
         datasets = list(dict.fromkeys([*browsable["dataset"].tolist(), *res.DATASETS]))
         if st.session_state.get(DATASET) not in datasets:
             _hold(DATASET, datasets[0])
-        dataset = st.selectbox("Dataset", datasets, key=DATASET, help="Datasets with a scored run come first.")
+        dataset = st.selectbox(
+            "Dataset",
+            datasets,
+            key=DATASET,
+            format_func=dataset_label(datasets),
+            help="Datasets with a scored run come first; a folder is shown by its name (its path when two share one).",
+        )
         run_ids = browsable.loc[browsable["dataset"] == dataset, "run"].tolist()
         run_id = _run_picker(run_ids)
         if run_id is not None:

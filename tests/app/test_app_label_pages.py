@@ -292,3 +292,16 @@ def test_the_labelled_positives_header_counts_every_pair_the_rows_badge(tiny_run
     preds.to_parquet(path)
     n = int(before.split("(")[1].rstrip(")"))
     assert header() == [f"Labelled positives ({n + 1})"]
+
+
+def test_the_sidebar_names_a_dataset_folder_by_its_name_not_its_path(tiny_run: TinyRun) -> None:
+    """Issue 25 item 17: a New project run's dataset showed as a full path in the sidebar."""
+    from pages.common.state import dataset_label
+
+    at = _app()
+    box = at.sidebar.selectbox(key="sb_dataset")
+    assert box.value == str(tiny_run.dataset_dir)  # the pages still get the folder
+    assert "adi_copy" in box.options and str(tiny_run.dataset_dir) not in box.options
+    # Two folders with one name stay told apart by their paths.
+    label = dataset_label(["/a/data", "/b/data", "/c/other", "squad"])
+    assert [label(d) for d in ("/a/data", "/b/data", "/c/other", "squad")] == ["/a/data", "/b/data", "other", "squad"]
