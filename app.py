@@ -16,6 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from pages.common.links import remember_app_url  # noqa: E402
 from pages.common.state import remember, sidebar  # noqa: E402
+from rrra_core.runtime.errors import UserError  # noqa: E402
 
 st.set_page_config(page_title="RRRA Studio", layout="wide")
 
@@ -40,5 +41,9 @@ PAGES = {
 
 nav = st.navigation(PAGES)
 remember_app_url(nav.url_path)
-remember(sidebar())
-nav.run()
+try:
+    remember(sidebar())
+    nav.run()
+except UserError as err:
+    # A damaged run file or an unknown id on any page: its one line, never a traceback (issue 25 item 9).
+    st.error(str(err).splitlines()[0] if str(err) else type(err).__name__)

@@ -56,6 +56,17 @@ def test_a_damaged_predictions_file_is_named_in_one_line(tiny_run: TinyRun) -> N
     assert len(errors) == 1 and "predictions.parquet: damaged" in errors[0] and "\n" not in errors[0], errors
 
 
+@pytest.mark.parametrize("page", ["pages/label/overview.py", "pages/label/browser.py"])
+def test_every_page_names_a_damaged_predictions_file_in_one_line(tiny_run: TinyRun, page: str) -> None:
+    """The app's one guard (app.py): a page that meets a damaged run file shows its line, not a traceback."""
+    truncate(tiny_run.run_dir / "predictions.parquet")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page(page).run()
+    assert not at.exception, [e.value.splitlines()[0] for e in at.exception]
+    errors = [_plain(e.value) for e in at.error]
+    assert any("predictions.parquet: damaged" in e and "\n" not in e for e in errors), errors
+
+
 def test_a_damaged_queue_version_gives_way_to_the_previous_one(tiny_run: TinyRun) -> None:
     negatives = _negatives(tiny_run)
     older, newer = tuple(negatives.iloc[-1]), tuple(negatives.iloc[-2])
