@@ -31,7 +31,10 @@ stage's time left at its rate so far) and a ``message`` such as
   (phase 1 ``retriever``; phase 3 ``no_rerank`` and ``rerank``; the keys of
   ``per_query.json``); empty for phase 2;
 * ``train``: what training did (pairs, steps, processes, ...; phase 2 also its
-  class counts and weights and ``fit``, the metrics on its training pairs).
+  class counts and weights and ``fit``, the metrics on its training pairs);
+* ``rerank_choice``: the run's rerank as chosen on its dev queries, with the
+  evidence (:class:`rrra_core.retrieval.rerank_choice.RerankChoice` as a dict;
+  phases 2 and 3), else null: an older run, read as its fixed setting.
 
 :func:`read_metrics` is the one reader; it upgrades the per-phase shapes that
 runs made before this one wrote (phase 2 ``val``, phase 3 ``eval``).
@@ -83,7 +86,7 @@ PROGRESS_KEYS = (
     "message",
     "updated",
 )
-METRICS_KEYS = ("phase", "before", "epochs", "best", "after", "variants", "train")
+METRICS_KEYS = ("phase", "before", "epochs", "best", "after", "variants", "train", "rerank_choice")
 _PHASE_OF_KIND = {"phase1": 1, "phase2": 2, "phase3": 3}
 # Followers poll once a second: writing more often costs I/O and shows nothing more.
 PROGRESS_EVERY_S = 1.0
@@ -242,6 +245,7 @@ def metrics_record(
     after: Mapping[str, Any] | None = None,
     variants: Mapping[str, Any] | None = None,
     train: Mapping[str, Any] | None = None,
+    rerank_choice: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A ``metrics.json`` record with every key of :data:`METRICS_KEYS` (see the module docstring).
 
@@ -255,6 +259,7 @@ def metrics_record(
         "after": dict(after or {}),
         "variants": dict(variants or {}),
         "train": dict(train or {}),
+        "rerank_choice": dict(rerank_choice) if rerank_choice is not None else None,
     }
 
 

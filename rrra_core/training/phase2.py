@@ -3,9 +3,12 @@
 Writes into the run folder: ``adapter/`` (config JSON + safetensors),
 ``metrics.json`` (four-class F1 on held-out queries, class counts) and
 ``predictions.parquet``: the adapter's view of every training query's top-K
-candidates (rank, retriever score, label, the four class probabilities,
+candidates (the rerank's dev queries included) (rank, retriever score, label, the four class probabilities,
 P(FN|neg), P(FP|pos), P(rel), QA, CA). The app's browser and review queue read
-that file; nothing is recomputed in the UI. The fit checkpoints at each epoch
+that file; nothing is recomputed in the UI. Unless ``rerank.enabled`` is
+false, a dev split of the training queries (:mod:`rrra_core.retrieval.rerank_choice`)
+is held out of the adapter's training and chooses the run's rerank after the
+fit; ``metrics.json`` keeps the choice under ``rerank_choice``. The fit checkpoints at each epoch
 end, so a killed run resumes (the corpus vectors come back from the cache).
 """
 
@@ -36,6 +39,13 @@ from rrra_core.data.subsample import subsample_queries
 from rrra_core.retrieval.dense import Retrieval, retrieve
 from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
 from rrra_core.retrieval.evaluation import rank_run
+from rrra_core.retrieval.rerank_choice import (
+    RERANK_CHOICE_KEY,
+    RerankChoice,
+    RerankChoiceConfig,
+    choose_rerank_for_retrieval,
+    dev_queries,
+)
 from rrra_core.runtime.config import opt, section
 from rrra_core.runtime.device import resolve_device
 from rrra_core.runtime.errors import ConfigError
@@ -43,7 +53,14 @@ from rrra_core.runtime.reports import METRICS_FILE, StageProgress, records_failu
 from rrra_core.runtime.run_config import run_config_dict
 from rrra_core.runtime.runs import Run, atomic_path
 
-__all__ = ["Phase2Config", "train_phase2", "phase2_config_dict", "pool_predictions", "write_predictions"]
+__all__ = [
+    "Phase2Config",
+    "train_phase2",
+    "phase2_config_dict",
+    "pool_predictions",
+    "write_predictions",
+    "rerank_dev_split",
+]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +90,9 @@ class Phase2Config:
     subsample_seed: int = opt(0, "seed for the query subsample")
     labels: LabelConfig = section(LabelConfig, "how the adapter's training labels are made", prefix="label_")
     fit: AdapterFitConfig = section(AdapterFitConfig, "how the adapter is fit on the frozen embeddings")
+    rerank: RerankChoiceConfig = section(
+        RerankChoiceConfig, "how the run's rerank is chosen on a dev split of its training queries", prefix="rerank_"
+    )
 
     def __post_init__(self) -> None:
         if self.max_train_queries is not None and self.max_train_queries < 1:
@@ -142,6 +162,24 @@ def _training_queries(cfg: Phase2Config, train_data: Dataset | None) -> Dataset:
     return replace(data, qrels={q: data.qrels[q] for q in keep}, queries={q: data.queries[q] for q in keep})
 
 
+def rerank_dev_split(data: Dataset, cfg: RerankChoiceConfig) -> tuple[Dataset, Dataset | None]:
+    """``(train, dev)``: ``data`` less the rerank's dev queries, and those queries (None when not choosing).
+
+    Phase 3 and the benchmark call this too, so every stage of a pipeline on the
+    same training queries holds out the same dev queries.
+    """
+    if not cfg.enabled or len(data.qrels) < 2:
+        return data, None
+    train_ids, dev_ids = dev_queries(list(data.qrels), cfg)
+
+    def subset(ids: list[str], split: str) -> Dataset:
+        return replace(
+            data, split=split, qrels={q: data.qrels[q] for q in ids}, queries={q: data.queries[q] for q in ids}
+        )
+
+    return subset(train_ids, data.split), subset(dev_ids, f"{data.split}-dev")
+
+
 def _retrieve_candidates(
     run: Run, encoder: BiEncoder, data: Dataset, enc_cfg: EncoderConfig, cfg: Phase2Config
 ) -> Retrieval:
@@ -189,15 +227,18 @@ def train_phase2(
     """
     device = resolve_device(enc_cfg.device)
     train_data = _training_queries(cfg, train_data)
+    fit_data, dev = rerank_dev_split(train_data, cfg.rerank)
     write_progress(run, 2, "loading the encoder", fraction=0.0)
     encoder = BiEncoder.from_pretrained(enc_cfg.model, shared=enc_cfg.shared).to(device).eval()
-    res = _retrieve_candidates(run, encoder, train_data, enc_cfg, cfg)
+    res = _retrieve_candidates(run, encoder, train_data, enc_cfg, cfg)  # the dev queries too: one encoding
 
     write_progress(run, 2, "building adapter labels", fraction=_LABELS_AT)
     ranked = rank_run(res.run)
     candidates = {q: r[: cfg.labels.top_k] for q, r in ranked.items()}
     verdicts = corrections.verdicts if corrections is not None else None
-    pairs = build_adapter_pairs(train_data.qrels, candidates, cfg.labels, verdicts=verdicts, deep_candidates=ranked)
+    if verdicts and dev is not None:  # a verdict on a dev query would train the adapter on it
+        verdicts = {qd: v for qd, v in verdicts.items() if str(qd[0]) not in dev.qrels}
+    pairs = build_adapter_pairs(fit_data.qrels, candidates, cfg.labels, verdicts=verdicts, deep_candidates=ranked)
 
     write_progress(run, 2, "training the adapter", fraction=_FIT_SPAN[0])
     torch.manual_seed(cfg.fit.seed)
@@ -210,6 +251,11 @@ def train_phase2(
     scoring = StageProgress(run, 2, "scoring candidates", _SCORE_SPAN, unit="pairs")
     scoring.start()
     write_predictions(run, pool_predictions(adapter, res, train_data.qrels, cfg.labels.top_k, scoring.update))
+    if dev is not None:
+        write_progress(run, 2, "choosing the rerank on dev", fraction=_SCORE_SPAN[1])
+        choice: RerankChoice = choose_rerank_for_retrieval(adapter, res, dev.qrels, cfg.rerank)
+        log.info("phase 2: rerank %s", choice.summary())
+        metrics[RERANK_CHOICE_KEY] = choice.as_dict()
     run.write_json(METRICS_FILE, metrics)
     write_progress(run, 2, "done", status="done", message="done")
     return metrics
