@@ -1,0 +1,234 @@
+"""The per-run rerank choice measured: phase-2 runs (zero-shot encoder + adapter) choose on dev, test read once.
+
+For each collection and seed, a phase-2 run like the demo's (the bundled
+MiniLM, frozen; ``max_train_queries`` 800; the adapter's fit) holds out its
+dev queries, chooses its rerank on them (:mod:`rrra_core.retrieval.rerank_choice`)
+and records the choice. The test split is then read once, for the rankings
+reported: the retriever's own order ("off"), the run's choice, and the fixed
+default every run applied before (``qa``, λ_RR 2). ADI has only a test split:
+its queries are halved (seed 0) into training and test queries.
+
+The other levels' choices (a sensitivity table: argmax on dev as the fair
+comparison chose, level 0.01, 0.05, 0.1) are re-read from the same dev
+p-values, and their test scores from the same test rankings; the level was
+fixed (0.05) before these were computed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from rrra_core.runtime.config import opt
+
+__all__ = ["RerankChoiceBenchConfig", "run_rerank_choice_bench", "render_markdown", "LEVELS"]
+
+DEFAULT_SETTING = ("qa", 2.0)  # Phase3Config's fixed default before per-run choices
+LEVELS = ("argmax", 0.01, 0.05, 0.1)
+
+
+@dataclass
+class RerankChoiceBenchConfig:
+    """Which collections and seeds; the phase-2 run's budget knobs."""
+
+    datasets: str = opt("adi,cranfield,scifact,squad", "embedded collections, comma-separated")
+    seeds: str = opt("0,1,2", "seeds, comma-separated")
+    max_train_queries: int = opt(800, "training queries per run, as the demo (the dev split is carved from them)")
+    epochs: int = opt(5, "adapter epochs, as the demo")
+    doc_max_length: int = opt(128, "max word pieces per document, as the demo")
+    device: str = opt("auto", "auto, cpu or cuda")
+
+
+def _splits(name: str) -> tuple[Any, Any]:
+    """(training data, test data); ADI's one split halved by a fixed carve."""
+    from rrra_core.data.beir import load_dataset
+    from rrra_core.data.subsample import carve_dev
+
+    if name != "adi":
+        return load_dataset(name, "train"), load_dataset(name, "test")
+    data = load_dataset(name, "test")
+    train_ids, test_ids = carve_dev(list(data.qrels), 0.5, 0)
+
+    def subset(ids: list[str], split: str) -> Any:
+        return replace(
+            data, split=split, qrels={q: data.qrels[q] for q in ids}, queries={q: data.queries[q] for q in ids}
+        )
+
+    return subset(train_ids, "train-half"), subset(test_ids, "test-half")
+
+
+def _phase2(name: str, seed: int, train: Any, cfg: RerankChoiceBenchConfig) -> tuple[Any, dict[str, Any], float]:
+    """The seed's phase-2 run (reused when finished): (run, metrics, seconds it took, 0 when reused)."""
+    from rrra_core.adapter import AdapterFitConfig, LabelConfig
+    from rrra_core.retrieval.encoder import EncoderConfig
+    from rrra_core.runtime.reports import PROGRESS_FILE, read_metrics
+    from rrra_core.runtime.runs import create_or_resume_run
+    from rrra_core.training.phase2 import Phase2Config, phase2_config_dict, train_phase2
+    from rrra_core.workflows.project import pool_depths
+
+    enc = EncoderConfig(model="minilm", query_max_length=48, doc_max_length=cfg.doc_max_length, device=cfg.device)
+    top_k, fp_ranks = pool_depths(100, len(train.corpus))
+    p2 = Phase2Config(
+        dataset=name,
+        train_split=train.split,
+        max_train_queries=cfg.max_train_queries,
+        subsample_seed=seed,
+        labels=LabelConfig(top_k=top_k, fp_rank_range=fp_ranks, seed=seed),
+        fit=AdapterFitConfig(epochs=cfg.epochs, seed=seed),
+    )
+    p2.rerank = replace(p2.rerank, seed=seed)
+    run = create_or_resume_run("phase2", phase2_config_dict(enc, p2), f"rerank-choice-{name}-s{seed}")
+    if (run.read_json(PROGRESS_FILE) or {}).get("status") == "done":
+        return run, read_metrics(run, "phase2"), 0.0
+    start = time.perf_counter()
+    train_phase2(run, enc, p2, train_data=train)
+    return run, read_metrics(run, "phase2"), time.perf_counter() - start
+
+
+def _test_rankings(test: Any, cfg: RerankChoiceBenchConfig) -> Any:
+    """The zero-shot encoder's top-100 on test: the same for every seed (the phase-2 encoder is frozen)."""
+    from rrra_core.retrieval.dense import retrieve
+    from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
+    from rrra_core.runtime.device import resolve_device
+
+    enc = EncoderConfig(model="minilm", query_max_length=48, doc_max_length=cfg.doc_max_length, device=cfg.device)
+    encoder = BiEncoder.from_pretrained("minilm").to(resolve_device(cfg.device)).eval()
+    return retrieve(encoder, test.corpus, test.queries, enc, k=100, progress=False)
+
+
+def _corpus(res: Any) -> tuple[list[str], Any]:
+    return res.corpus.ids, res.corpus.vectors
+
+
+def _level_choice(dev: Mapping[str, Mapping[str, Any]], level: Any) -> str:
+    """The setting a level picks from the recorded dev figures ("argmax": best dev mean, off on ties)."""
+    settings = [s for s in dev if s != "off"]
+    if level == "argmax":
+        best = max(settings, key=lambda s: dev[s]["mean"], default="off")
+        return best if dev[best]["mean"] > dev["off"]["mean"] else "off"
+    passing = [s for s in settings if dev[s]["delta"] > 0 and dev[s]["p_holm"] <= level]
+    return max(passing, key=lambda s: dev[s]["mean"], default="off")
+
+
+def _seed_result(run: Any, metrics: Mapping[str, Any], res: Any, test: Any) -> dict[str, Any]:
+    """The test figures of one seed's choice (and every setting, for the level table)."""
+    from rrra_core.adapter.io import load_adapter
+    from rrra_core.analysis.significance import paired_pvalues
+    from rrra_core.retrieval.rerank_choice import parse_settings, read_rerank_choice, score_settings
+
+    choice = read_rerank_choice(metrics)
+    adapter, _ = load_adapter(run.file("adapter"), device="cpu")
+    from rrra_core.adapter.rerank import adapter_rerank_signal
+
+    signals = {
+        s: adapter_rerank_signal(
+            adapter, res.run, res.query_ids, res.query_vectors, res.corpus.ids, res.corpus.vectors, s
+        )
+        for s in ("p_rel", "qa")
+    }
+    settings = parse_settings(",".join([*(k for k in choice.dev if k != "off"), "qa:2"]))
+    off, per = score_settings(res.run, signals, test.qrels, list(dict.fromkeys(settings)), choice.metric)
+    by_name = {"off": off, **{s.name: v for s, v in per.items()}}
+    queries = sorted(off)
+
+    def mean(name: str) -> float:
+        return sum(by_name[name][q] for q in queries) / len(queries)
+
+    chosen = choice.setting.name
+    test_p = paired_pvalues([off[q] for q in queries], [by_name[chosen][q] for q in queries])
+    return {
+        "choice": chosen,
+        "on": choice.on,
+        "best_on_dev": choice.best,
+        "n_dev": choice.n_dev,
+        "dev": choice.dev,
+        "p_holm": choice.p_value,
+        "choice_seconds": choice.seconds,
+        "test_queries": len(queries),
+        "test": {"off": mean("off"), "chosen": mean(chosen), "default qa:2": mean("qa:2")},
+        "test_p_chosen_vs_off": test_p["p_fisher"],
+        "levels": {
+            str(level): {"choice": (c := _level_choice(choice.dev, level)), "test_delta": mean(c) - mean("off")}
+            for level in LEVELS
+        },
+    }
+
+
+def run_rerank_choice_bench(
+    cfg: RerankChoiceBenchConfig, progress: Callable[[str], None] = print, save: Callable[[dict], None] | None = None
+) -> dict[str, Any]:
+    """Every collection × seed; ``save(result)`` after each seed (a killed bench keeps what it measured)."""
+    result: dict[str, Any] = {"config": vars(cfg).copy(), "datasets": {}}
+    for name in _split_list(cfg.datasets):
+        train, test = _splits(name)
+        res = None
+        for seed in (int(s) for s in _split_list(cfg.seeds)):
+            progress(f"{name} seed {seed}: phase 2 ({len(train.qrels)} training queries)")
+            run, metrics, seconds = _phase2(name, seed, train, cfg)
+            res = res or _test_rankings(test, cfg)
+            row = {"run": run.id, "phase2_seconds": round(seconds, 1), **_seed_result(run, metrics, res, test)}
+            result["datasets"].setdefault(name, {})[str(seed)] = row
+            t = row["test"]
+            progress(f"{name} seed {seed}: {row['choice']} · test off {t['off']:.4f} chosen {t['chosen']:.4f}")
+            if save is not None:
+                save(result)
+    return result
+
+
+def _split_list(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def render_markdown(result: Mapping[str, Any], command: str) -> str:
+    """The report: one row per collection × seed, a mean row per collection, the level table."""
+    lines = [
+        "# Per-run rerank choice (issue 29): phase-2 runs, zero-shot MiniLM + adapter",
+        "",
+        f"`{command}`",
+        "",
+        "Each run holds 20% of its training queries out of the adapter's fit, scores off and six rerank settings "
+        "on them, and switches the rerank on only when a setting beats off on dev nDCG@10 by a paired "
+        "randomization test, Holm-corrected over the six, at 0.05. Test nDCG@10 is read once per ranking.",
+        "",
+        "| collection | seed | dev queries | best on dev (gain, Holm p) | choice | test off | test chosen "
+        "| Δ chosen−off (p) | test default qa:2 | choice s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, seeds in result["datasets"].items():
+        for seed, r in seeds.items():
+            best = r["dev"].get(r["best_on_dev"] or "", {})
+            t = r["test"]
+            p = r["test_p_chosen_vs_off"]
+            lines.append(
+                f"| {name} | {seed} | {r['n_dev']} | {r['best_on_dev']} ({best.get('delta', 0):+.4f}, "
+                f"{best.get('p_holm') or 1:.3g}) | **{r['choice']}** | {t['off']:.4f} | {t['chosen']:.4f} "
+                f"| {t['chosen'] - t['off']:+.4f} ({'–' if p is None else f'{p:.3g}'}) | {t['default qa:2']:.4f} "
+                f"| {r['choice_seconds']:.2f} |"
+            )
+        rows = list(seeds.values())
+        lines.append(
+            f"| **{name} mean** | {len(rows)} | | | | {_mean([r['test']['off'] for r in rows]):.4f} "
+            f"| {_mean([r['test']['chosen'] for r in rows]):.4f} "
+            f"| {_mean([r['test']['chosen'] - r['test']['off'] for r in rows]):+.4f} "
+            f"| {_mean([r['test']['default qa:2'] for r in rows]):.4f} | |"
+        )
+    lines += [
+        "",
+        "## The level: test Δ nDCG@10 over off of the setting each level would choose (mean over seeds; worst seed)",
+        "",
+        "| collection | " + " | ".join(str(x) for x in LEVELS) + " |",
+        "|---|" + "---|" * len(LEVELS),
+    ]
+    for name, seeds in result["datasets"].items():
+        cells = []
+        for level in LEVELS:
+            deltas = [r["levels"][str(level)]["test_delta"] for r in seeds.values()]
+            cells.append(f"{_mean(deltas):+.4f} ({min(deltas):+.4f})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
