@@ -6,25 +6,90 @@ phases 1 and 3, a retrain job's "before" (its base run), and
 is a *variant*: the retriever alone (named ``retriever`` for phase 1,
 ``no_rerank`` for phase 3) and, given an adapter and ``lambda_rr > 0``, the
 same top-k reranked by the adapter (``rerank``).
+
+Its progress is counted in every part that takes a while (:func:`stage_parts`):
+the corpus (docs), the queries, and the reranking (queries): thousands of
+queries take tens of seconds to encode and to score on a CPU, which a count of
+documents alone left silent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rrra_core.adapter.model import RRRAAdapter
 from rrra_core.adapter.rerank import adapter_rerank_signal
 from rrra_core.data.beir import Dataset
-from rrra_core.retrieval.dense import retrieve
+from rrra_core.retrieval.dense import Retrieval, retrieve
 from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
 from rrra_core.retrieval.evaluation import PER_QUERY_FILE, evaluate, per_query_record
 from rrra_core.retrieval.rerank import rerank_run
 from rrra_core.runtime import distributed
+from rrra_core.runtime.reports import StageProgress, stage_message
 from rrra_core.runtime.runs import Run
 
-__all__ = ["FinalEvaluation", "final_evaluation"]
+__all__ = ["FinalEvaluation", "final_evaluation", "stage_parts", "EVALUATION_PARTS"]
+
+Callback = Callable[[int, int], None]
+#: The parts of a final evaluation and their shares of its stage's span (the corpus dominates; measured on SQuAD's
+#: 2,067 documents and 4,624 test queries with MiniLM on 2 CPU cores: 85 s, 36 s and 18 s).
+EVALUATION_PARTS = (
+    ("", "docs", 0.6),
+    ("encoding the queries", "queries", 0.25),
+    ("reranking with the adapter", "queries", 0.15),
+)
+# Queries reranked per adapter call: small enough that the count moves every second or so on a CPU.
+_RERANK_CHUNK = 256
+
+
+class _Part:
+    """One counted part of a stage: a :class:`StageProgress` begun at the part's first count."""
+
+    def __init__(self, stage: StageProgress, label: str, unit: str, span: tuple[float, float]) -> None:
+        self.stage, self.label, self.unit, self.span = stage, label, unit, span
+        self.progress: StageProgress | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        s = self.stage
+        if self.progress is None:
+            # The ETA is this part's own rate from here on, not the stage's since it began.
+            self.progress = StageProgress(
+                s.run,
+                s.phase,
+                s.stage,
+                self.span,
+                unit=self.unit,
+                every_s=s.every_s,
+                file=s.file,
+                start_done=done,
+                clock=s._clock,  # the stage's own clock (a test's fake one too)
+                **s.fields,
+            )
+        name = f"{s.stage}: {self.label}" if self.label else s.stage
+        self.progress.update(done, total, stage_message(name, done, total, self.unit, self.progress.eta_s(done, total)))
+
+
+def stage_parts(stage: StageProgress, parts: Sequence[tuple[str, str, float]]) -> list[Callback]:
+    """``callback(done, total)`` for each part of ``stage``, counted in turn: ``(label, unit, share)`` each.
+
+    A long stage is often several counted parts (an evaluation encodes the
+    corpus, then the queries, then reranks them). Each part moves the bar
+    across its share of the stage's span, under the stage's name and fields,
+    with the message ``<stage>: <label> · 1200/4624 queries · ETA 9 s`` (an
+    empty label: ``<stage> · ...``); its ETA is timed from its own first count,
+    so a part never inherits the rate of the one before it.
+    """
+    lo, hi = stage.span
+    whole = sum(share for *_, share in parts) or 1.0
+    callbacks: list[Callback] = []
+    at = lo
+    for label, unit, share in parts:
+        end = at + (hi - lo) * share / whole
+        callbacks.append(_Part(stage, label, unit, (at, end)))
+        at = end
+    return callbacks
 
 
 @dataclass(frozen=True)
@@ -65,16 +130,20 @@ def final_evaluation(
     lambda_rr: float = 0.0,
     rerank_signal: str = "p_rel",
     progress: str = "evaluating: encoding corpus",
-    callback: Callable[[int, int], None] | None = None,
+    callback: Callback | None = None,
+    stage: StageProgress | None = None,
 ) -> FinalEvaluation:
     """Retrieve ``data``'s queries with ``encoder`` (top ``k``) and, with an adapter, rerank them.
 
     ``dataset`` is the name the run's config gives the data (a folder path or an
     embedded name). The corpus vectors are cached (``encoder`` should carry the
     saved weights' fingerprint). Collective under torchrun: every rank encodes
-    its shard and gets the same rankings. ``callback(done, total)`` follows the
-    corpus encoding (a run's ``progress.json``: :class:`rrra_core.runtime.reports.StageProgress`).
+    its shard and gets the same rankings. ``stage`` (a run's ``progress.json``)
+    counts the corpus, the queries and the reranking in turn
+    (:data:`EVALUATION_PARTS`); ``callback(done, total)`` follows the corpus
+    encoding only.
     """
+    docs, queries, reranking = stage_parts(stage, EVALUATION_PARTS) if stage is not None else (callback, None, None)
     res = retrieve(
         encoder,
         data.corpus,
@@ -84,12 +153,31 @@ def final_evaluation(
         index_kind=index_kind,
         cache=True,
         progress=progress,
-        callback=callback,
+        callback=docs,
+        query_callback=queries,
     )
     runs = {plain: res.run}
     if adapter is not None and lambda_rr > 0:
-        signal = adapter_rerank_signal(
-            adapter, res.run, res.query_ids, res.query_vectors, res.corpus.ids, res.corpus.vectors, rerank_signal
-        )
+        signal = _rerank_signal(adapter, res, rerank_signal, reranking)
         runs["rerank"] = rerank_run(res.run, signal, lambda_rr)
     return FinalEvaluation(dataset=str(dataset), split=data.split, k=k, qrels=data.qrels, runs=runs)
+
+
+def _rerank_signal(
+    adapter: RRRAAdapter, res: Retrieval, signal: str, callback: Callback | None
+) -> dict[str, dict[str, float]]:
+    """The adapter's signal on every retrieved pair, a chunk of queries at a time so that ``callback`` counts them."""
+    qids = list(res.run)
+    out: dict[str, dict[str, float]] = {}
+    for start in range(0, len(qids), _RERANK_CHUNK):
+        if callback is not None:
+            callback(start, len(qids))
+        chunk = {q: res.run[q] for q in qids[start : start + _RERANK_CHUNK]}
+        out.update(
+            adapter_rerank_signal(
+                adapter, chunk, res.query_ids, res.query_vectors, res.corpus.ids, res.corpus.vectors, signal
+            )
+        )
+    if callback is not None:
+        callback(len(qids), len(qids))
+    return out

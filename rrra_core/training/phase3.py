@@ -56,7 +56,7 @@ from rrra_core.negatives.resampling import SAMPLERS, pool_coverage, sampler_weig
 from rrra_core.retrieval.dense import retrieve
 from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
 from rrra_core.retrieval.evaluation import rank_run
-from rrra_core.retrieval.final_evaluation import final_evaluation
+from rrra_core.retrieval.final_evaluation import final_evaluation, stage_parts
 from rrra_core.runtime import distributed
 from rrra_core.runtime.config import opt
 from rrra_core.runtime.errors import ConfigError
@@ -87,6 +87,13 @@ log = logging.getLogger(__name__)
 GRADIENT_CATEGORIES = ("planted_fn", "human_confirmed", "adapter_suspected", "other")
 _PARTIAL_GRADIENTS = "gradients_partial.json"
 _POOL_FILE = "pool.json"
+#: The counted parts of mining the pool and their shares of its stage (``stage_parts``): the corpus, the training
+#: queries, and the adapter's scoring of each query's candidates.
+_MINING_PARTS = (
+    ("", "docs", 0.7),
+    ("encoding the queries", "queries", 0.15),
+    ("scoring the candidates", "queries", 0.15),
+)
 
 
 @dataclass
@@ -184,13 +191,14 @@ def _mine_pool(
     confirmed_negatives: Mapping[str, set[str]],
     excluded: Mapping[str, set[str]],
     cache: bool,
-    callback: Callable[[int, int], None] | None = None,
+    stage: StageProgress | None = None,
 ) -> dict[str, Any]:
     """Top-K candidates per training query with scores, s_pos and P(FN|neg), as JSON-ready lists.
 
     Collective under torchrun (the corpus encoding is sharded); every rank returns rank 0's pool.
-    ``callback(done, total)`` follows the corpus encoding.
+    ``stage`` counts the corpus, the queries and the candidates' scoring in turn (:data:`_MINING_PARTS`).
     """
+    docs, queries, scoring = stage_parts(stage, _MINING_PARTS) if stage is not None else (None, None, None)
     res = retrieve(
         encoder,
         data.corpus,
@@ -200,13 +208,16 @@ def _mine_pool(
         index_kind=cfg.index_kind,
         cache=cache,
         progress="re-mining: encoding corpus",
-        callback=callback,
+        callback=docs,
+        query_callback=queries,
     )
     mined = mine_hard_negatives(rank_run(res.run), data.qrels, None, MiningConfig(top_k=cfg.top_k, n_neg=None))
     row = {d: i for i, d in enumerate(res.corpus.ids)}
     qrow = {q: i for i, q in enumerate(res.query_ids)}
     pool: dict[str, Any] = {}
-    for q, negs in mined.items():
+    for i, (q, negs) in enumerate(mined.items()):
+        if scoring is not None:
+            scoring(i, len(mined))
         negs = [(d, s) for d, s in negs if d not in excluded.get(q, set())]
         # s_pos: the lowest labelled-positive score, computed exactly from the vectors.
         pos_ids = [d for d in data.qrels[q] if d in row]
@@ -221,6 +232,8 @@ def _mine_pool(
         # A human said "not relevant": always eligible, whatever the adapter thinks.
         p_fn = [0.0 if d in confirmed else float(p) for (d, _), p in zip(negs, p_fn)]
         pool[q] = {"docs": [d for d, _ in negs], "scores": [float(s) for _, s in negs], "p_fn": p_fn, "s_pos": s_pos}
+    if scoring is not None:
+        scoring(len(mined), len(mined))
     # Ranks must sample from one pool; an approximate index need not rank ties alike everywhere.
     return distributed.broadcast_object(pool)
 
@@ -399,7 +412,7 @@ def _epoch_pool(
         confirmed_negatives,
         excluded,
         cache=True,
-        callback=mining.update,
+        stage=mining,
     )
     pool_state = {"epoch": epoch, "pool": pool}
     if distributed.is_main():
@@ -589,7 +602,7 @@ def _finish(
         adapter=models.adapter,
         lambda_rr=cfg.lambda_rr,
         rerank_signal=cfg.rerank_signal,
-        callback=progress.update,
+        stage=progress,
     )
     return evaluation.record(run)
 

@@ -407,7 +407,10 @@ def _evaluate_base(base: Run, run_id: str, enc: Any, p3: Any, eval_data: Dataset
     run = create_or_resume_run("evaluation", settings, run_id)
     if (run.read_json("progress.json", {}) or {}).get("status") == "done":
         return run
-    write_progress(run, None, "evaluating the base run", fraction=0.0)
+    # Counted part by part (the corpus, the queries, the reranking), each with its ETA: thousands of test
+    # queries are a minute's work on a CPU after the corpus, which a count of documents alone left silent.
+    stage = StageProgress(run, None, "evaluating the base run", (0.0, 0.95))
+    stage.start("evaluating the base run: loading its encoder and adapter")
     device = resolve_device(enc.device)
     encoder = BiEncoder.from_pretrained(enc.model, shared=enc.shared).to(device).eval()
     adapter, _ = load_adapter(base.file("adapter"), device=device)
@@ -423,7 +426,7 @@ def _evaluate_base(base: Run, run_id: str, enc: Any, p3: Any, eval_data: Dataset
         adapter=adapter,
         lambda_rr=p3.lambda_rr,
         rerank_signal=p3.rerank_signal,
-        callback=StageProgress(run, None, "evaluating the base run", (0.0, 0.95), unit="docs").update,
+        stage=stage,
     )
     variants = evaluation.record(run)
     after = variants.get("rerank") or variants.get("no_rerank") or {}
@@ -466,6 +469,12 @@ def lineage_text(config: Mapping[str, Any]) -> str | None:
 # ----------------------------------------------------------------- the reviewable run
 #: Progress of the re-mining stage, beside the phase-3 run's own ``progress.json`` (which says "done" for training).
 REMINE_PROGRESS = "remine_progress.json"
+# The counted parts of re-mining and their shares of its bar (``stage_parts``).
+_REMINE_PARTS = (
+    ("encoding the corpus", "docs", 0.88),
+    ("encoding the queries", "queries", 0.04),
+    ("scoring candidates", "pairs", 0.08),
+)
 
 
 def remine(run: Run, enc: Any, p2: Any, train: Dataset) -> None:
@@ -481,23 +490,21 @@ def remine(run: Run, enc: Any, p2: Any, train: Dataset) -> None:
     from rrra_core.adapter import load_adapter
     from rrra_core.retrieval.dense import retrieve
     from rrra_core.retrieval.encoder import BiEncoder
+    from rrra_core.retrieval.final_evaluation import stage_parts
     from rrra_core.runtime.device import resolve_device
     from rrra_core.runtime.reports import StageProgress, progress_record
     from rrra_core.training.phase2 import pool_predictions, write_predictions
 
     if run.file("predictions.parquet").is_file():
         return
-    encoding = StageProgress(
-        run, None, "re-mining: encoding the corpus", (0.0, 0.88), unit="docs", file=REMINE_PROGRESS
-    )
-    encoding.start("re-mining: loading the new encoder and adapter")
+    stage = StageProgress(run, None, "re-mining", file=REMINE_PROGRESS)
+    stage.start("re-mining: loading the new encoder and adapter")
+    # Each part's ETA is timed from its own start (a part built up front would count the corpus's time as its own).
+    corpus, queries, scoring = stage_parts(stage, _REMINE_PARTS)
     new_enc = replace(enc, model=str(run.file("model")))
     device = resolve_device(enc.device)
     encoder = BiEncoder.from_pretrained(new_enc.model, shared=enc.shared).to(device).eval()
     adapter, _ = load_adapter(run.file("adapter"), device=device)
-    queries = StageProgress(
-        run, None, "re-mining: encoding the queries", (0.88, 0.92), unit="queries", file=REMINE_PROGRESS
-    )
     res = retrieve(
         encoder,
         train.corpus,
@@ -506,11 +513,10 @@ def remine(run: Run, enc: Any, p2: Any, train: Dataset) -> None:
         k=p2.labels.top_k,
         index_kind=p2.index_kind,
         progress="re-mining: encoding corpus",
-        callback=encoding.update,
-        query_callback=queries.update,
+        callback=corpus,
+        query_callback=queries,
     )
-    scoring = StageProgress(run, None, "re-mining: scoring candidates", (0.92, 1.0), unit="pairs", file=REMINE_PROGRESS)
-    write_predictions(run, pool_predictions(adapter, res, train.qrels, p2.labels.top_k, callback=scoring.update))
+    write_predictions(run, pool_predictions(adapter, res, train.qrels, p2.labels.top_k, callback=scoring))
     run.write_json(REMINE_PROGRESS, progress_record(None, "re-mining", status="done", message="done"))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -167,11 +168,31 @@ def test_a_killed_retrain_resumes_with_the_verdicts_it_started_with(base_run: Ru
 
 
 @pytest.mark.slow
-def test_joint_retrain_evaluates_before_and_after_in_new_runs_and_resumes_as_a_noop(base_run: Run) -> None:
+def test_joint_retrain_evaluates_before_and_after_in_new_runs_and_resumes_as_a_noop(
+    base_run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _judge(base_run)
     base_files = _snapshot(base_run.path)
+    written: list[dict] = []
+    write_json = Run.write_json
+
+    def recording(run: Run, name: str, obj: object) -> None:
+        written.append(obj)  # type: ignore[arg-type]
+        write_json(run, name, obj)
+
+    monkeypatch.setattr(Run, "write_json", recording)
     args = ["--base-run", "base", "--run-id", "r2", "--adapter-epochs", "1", "--p3-max-steps", "2"]
     assert _run_driver([*args, "--p3-batch-size", "8"]) == 0
+    # The long stages between the steps count what they do, part by part, not only the corpus's documents.
+    messages = [str(r.get("message")) for r in written if isinstance(r, dict) and "message" in r]
+    for part in (
+        "mining the candidate pool: scoring the candidates",
+        "evaluating: encoding the queries",
+        "evaluating: reranking with the adapter",
+        "evaluating the base run: reranking with the adapter",
+        "re-mining: scoring candidates",
+    ):
+        assert any(re.match(rf"{part} · (\d+)/\1 (queries|pairs)", m) for m in messages), (part, messages)
     summary = json.loads(open_run("r2-phase3").file("retrain.json").read_text())
     ret = summary["retrieval"]
     assert ret["split"] == "test" and "nDCG@10" in ret["before"]["no_rerank"] and "nDCG@10" in ret["after"]["no_rerank"]
