@@ -6,7 +6,9 @@ after fine-tuning on the corrected labels. A line above the numbers names the
 dataset (by name, not the folder's full path) and the encoder; warnings the
 training recorded (``metrics.json`` ``train.warnings``, e.g. too few held-out
 queries to choose the adapter's epoch) are shown under them, not left in the
-job's log. Everything comes from the run's ``config.json`` and ``metrics.json``.
+job's log. A line under the tiles says whether the run reranks, with which
+signal and strength, and the dev evidence its choice rests on (issue 29).
+Everything comes from the run's ``config.json`` and ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import streamlit as st
 
+from rrra_core.retrieval.rerank_choice import run_rerank_choice
 from rrra_core.runtime.reports import upgrade_metrics
 from rrra_core.runtime.run_config import parse_run_config
 
@@ -48,6 +51,14 @@ def built_from(config: dict[str, Any]) -> str | None:
     return " · ".join(parts) or None
 
 
+def rerank_line(config: dict[str, Any], metrics: dict[str, Any]) -> str:
+    """``Rerank: on · qa, λ 2 · best qa:2: dev nDCG@10 +0.0123 over off (Holm p 0.003, 150 queries) · level 0.05``."""
+    choice = run_rerank_choice(config, metrics)
+    if choice is None:
+        return "Rerank: not chosen for this run (built before runs chose their rerank on dev)"
+    return f"Rerank: {md_escape(choice.summary())}"
+
+
 def run_headline(run_id: str) -> None:
     """What ``run_id`` was built from, four ``st.metric`` tiles and the warnings its training recorded."""
     config = res.run_json(run_id, "config.json", {}) or {}
@@ -69,5 +80,6 @@ def run_headline(run_id: str) -> None:
         cols[2].metric("Training pairs", _fmt(pairs.get("train"), ",") if pairs else "—")
         queries = trained.get("queries") if isinstance(trained.get("queries"), dict) else {}
         cols[3].metric("Queries scored", _fmt(queries.get("train", 0) + queries.get("val", 0), ",") if queries else "—")
+    st.caption(rerank_line(config, metrics))
     for warning in trained.get("warnings") or []:
         st.warning(f"Training warned: {md_escape(str(warning))}", icon=":material/warning:")

@@ -38,7 +38,8 @@ from pages.common.widgets import (
     short,
     show_text,
 )
-from rrra_core.analysis.candidates import candidates_for, predicted_class, search_queries
+from rrra_core.analysis.candidates import candidates_for, predicted_class, search_queries, with_rerank
+from rrra_core.retrieval.rerank_choice import run_rerank_choice
 
 PAGE_SIZES = (10, 20, 50)
 
@@ -359,11 +360,25 @@ def _row(v: _View, i: int) -> None:
     show_text(f"{title}\n\n{body}" if title and title != v.title else body)
 
 
+def _with_run_rerank(cands: pd.DataFrame) -> pd.DataFrame:
+    """The rerank column as the run reranks: its chosen signal and strength (off: the retriever's order).
+
+    A phase-2 run made before runs chose their rerank keeps the column it always had (P(rel), λ 1).
+    """
+    config, metrics = (res.run_json(sel.run_id, name, {}) for name in ("config.json", "metrics.json"))
+    choice = run_rerank_choice(config, metrics)
+    if choice is None:
+        return cands
+    # predictions.parquet keeps QA as a cosine; the rerank reads it mapped to (0, 1], as evaluation does.
+    signal = cands["p_rel"] if choice.setting.signal == "p_rel" else (1.0 + cands["qa"]) / 2.0
+    return with_rerank(cands.assign(_signal=signal), choice.setting.lambda_rr, "_signal").drop(columns="_signal")
+
+
 @st.fragment
 def _candidates(query_id: str) -> None:
     """Everything a label, a focus move or a page turn changes, redrawn alone so the page never jumps."""
     labeling.show_flash(toast=True)  # a toast: a message box here would push the list down
-    cands = candidates_for(preds, query_id)
+    cands = _with_run_rerank(candidates_for(preds, query_id))
     cands["verdict"] = predicted_class(cands)
     threshold, page_size = _controls()
     n = len(cands)

@@ -22,6 +22,7 @@ import db
 from pages.common import keys
 from pages.common import resources as res
 from pages.common.downloads import csv_button
+from pages.common.run_headline import rerank_line
 from pages.common.state import choose_run, selection
 from pages.common.widgets import md_escape
 from rrra_core.runtime import jobs
@@ -349,6 +350,19 @@ def _stopped(
             st.text(jobs.log_tail(job_id, 40))
 
 
+def _rerank_captions(summary: dict[str, Any], final: str) -> None:
+    """Whether the base and the new run rerank, and on what dev evidence: each run chose its own (issue 29)."""
+    for label, run_id in (("Before", summary.get("base_run")), ("After", final)):
+        if not run_id:
+            continue
+        try:
+            config = res.run_json(str(run_id), "config.json", {}) or {}
+            metrics = res.run_json(str(run_id), "metrics.json", {}) or {}
+        except UserError:  # a deleted run folder
+            continue
+        st.caption(f"{label} (`{md_escape(str(run_id))}`): {rerank_line(config, metrics)}")
+
+
 def _done(job_id: str, cfg: RetrainConfig | None, button: Any) -> None:
     final = final_run_id(job_id, cfg) if cfg else job_id
     try:
@@ -372,6 +386,7 @@ def _done(job_id: str, cfg: RetrainConfig | None, button: Any) -> None:
         csv_button(table, f"{job_id}-before-after", key=keys.csv(job_id))
         if (note := _adapter_note(summary)) is not None:
             st.caption(md_escape(note))
+        _rerank_captions(summary, final)
     lineage = res.run_json(final, "config.json", {}) or {}
     if (text := lineage_text(lineage)) is not None:
         st.caption(md_escape(text))

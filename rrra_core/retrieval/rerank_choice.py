@@ -57,6 +57,7 @@ __all__ = [
     "score_settings",
     "choose_rerank_for_retrieval",
     "read_rerank_choice",
+    "run_rerank_choice",
     "fixed_choice",
 ]
 
@@ -290,3 +291,20 @@ def read_rerank_choice(
     if lambda_rr is None:
         return None
     return fixed_choice(float(lambda_rr), signal or "p_rel")
+
+
+def run_rerank_choice(config: Mapping[str, Any] | None, metrics: Mapping[str, Any] | None) -> RerankChoice | None:
+    """The rerank a run uses, from its ``config.json`` and ``metrics.json`` (as loaded).
+
+    Its recorded choice; else a phase-3 run's fixed ``lambda_rr`` and
+    ``rerank_signal``; else None (a phase-2 run made before per-run choices:
+    a caller keeps its own default, as before).
+    """
+    from rrra_core.runtime.run_config import parse_run_config
+
+    try:
+        phase = parse_run_config(config or {}).phase
+    except ConfigError:
+        phase = {}
+    lam = phase.get("lambda_rr")
+    return read_rerank_choice(metrics, lam if isinstance(lam, int | float) else None, phase.get("rerank_signal"))
