@@ -48,7 +48,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -57,6 +57,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rrra_core.review import ORDERS, Learner, LearnerConfig, SimConfig, is_adaptive, make_order, simulate
+from rrra_core.review.bandit import adapter_skill
 from rrra_core.review.features import candidates_frame, load_or_build_features
 from rrra_core.review.queue_calibration import SOURCES, session_calibration
 from rrra_core.review.synthetic import synthetic_frame
@@ -84,24 +85,58 @@ def is_dev(query_id: str) -> bool:
     return int(hashlib.md5(query_id.encode()).hexdigest(), 16) % 2 == 0
 
 
-def _truth_and_qrels(dataset: str, seed: int, hide: float) -> tuple[dict, dict, Any]:
-    from rrra_core.data.beir import dataset_folder, load_dataset, load_has_answer
-    from rrra_core.negatives.fn_detection import plant_false_negatives
+class Collection(NamedTuple):
+    """A benchmark collection: the dataset and split its runs train on, and how its truth is made."""
 
-    train = load_dataset(dataset, "train")
-    if dataset == "cranfield":
-        visible, hidden = plant_false_negatives(train.qrels, hide, seed)
+    dataset: str
+    split: str = "train"
+    truth: str = "dense"  # "answers": SQuAD's answer-bearing paragraphs; "dense"/"sparse": planted (planting.plant)
+    rate: float = 0.3
+    one_run: bool = False  # one candidate set for every seed (a seed draws queries instead)
+    make: str = ""  # the make_review_runs.py arguments that build its runs
+
+    @property
+    def prefix(self) -> str:
+        """Its runs' id prefix (as make_review_runs.py names them)."""
+        if self.truth == "answers":
+            return f"review-{self.dataset}-answers"
+        if self.truth == "dense" and self.rate == 0.3:
+            return f"review-{self.dataset}"
+        return f"review-{self.dataset}-{self.truth}{round(100 * self.rate)}"
+
+
+COLLECTIONS: dict[str, Collection] = {
+    "squad": Collection("squad", truth="answers", rate=0.0, one_run=True,
+                        make="squad --rate 0 --seeds 0 --epochs 2 --max-queries 1500 --prefix review-squad-answers"),
+    "cranfield": Collection("cranfield", make="cranfield --seeds 0 1 2"),
+    "scifact": Collection("scifact", make="scifact --seeds 0 1 2 --epochs 1"),
+    "adi": Collection("adi", split="test", make="adi --split test --seeds 0 1 2"),
+    "cranfield-sparse": Collection("cranfield", truth="sparse", rate=0.5,
+                                   make="cranfield --planting sparse --rate 0.5 --seeds 0 1 2 --epochs 3"),
+}  # fmt: skip
+
+
+def _truth_and_qrels(coll: Collection, seed: int) -> tuple[dict, dict, Any]:
+    from rrra_core.data.beir import dataset_folder, load_dataset, load_has_answer
+    from rrra_core.review.planting import plant
+
+    train = load_dataset(coll.dataset, coll.split)
+    if coll.truth != "answers":
+        visible, hidden = plant(train.qrels, coll.rate, seed, coll.truth)
         return visible, hidden, train
-    has = load_has_answer(dataset_folder(dataset) / "answers" / "train_has_answer.tsv.gz")
+    has = load_has_answer(dataset_folder(coll.dataset) / "answers" / f"{coll.split}_has_answer.tsv.gz")
     return dict(train.qrels), {q: {d for d, same in v.items() if same} for q, v in has.items()}, train
 
 
-def build_frame(dataset: str, predictions: Path, seed: int, hide: float) -> pd.DataFrame:
+def build_frame(coll: Collection, predictions: Path, seed: int) -> pd.DataFrame:
     """The run's labelled negatives with truth and every feature (lexical ones cached beside the predictions)."""
-    qrels, truth, train = _truth_and_qrels(dataset, seed, hide)
+    qrels, truth, train = _truth_and_qrels(coll, seed)
     frame = candidates_frame(pd.read_parquet(predictions), qrels, truth)
     corpus = {d: (doc.title, doc.text) for d, doc in train.corpus.items()}
-    return load_or_build_features(frame, corpus, train.queries, predictions.parent / "review_features.parquet")
+    frame = load_or_build_features(frame, corpus, train.queries, predictions.parent / "review_features.parquet")
+    metrics = predictions.parent / "metrics.json"
+    frame.attrs["adapter_skill"] = adapter_skill(json.loads(metrics.read_text())) if metrics.is_file() else None
+    return frame
 
 
 def split_frame(frame: pd.DataFrame, split: str, fraction: float, seed: int) -> pd.DataFrame:
@@ -120,7 +155,8 @@ def run_one(frame: pd.DataFrame, order: str, seed: int, args: argparse.Namespace
     budget = max(args.budgets)
     cfg = SimConfig(budget=budget, refit_every=args.refit_every, seed=seed)
     t0 = time.perf_counter()
-    res = simulate(frame, make_order(order, frame, LearnerConfig(), seed), cfg, adaptive=is_adaptive(order))
+    rescore = make_order(order, frame, LearnerConfig(), seed, adapter_detection=frame.attrs.get("adapter_skill"))
+    res = simulate(frame, rescore, cfg, adaptive=is_adaptive(order))
     found = {str(b): res.found_at(b) for b in args.budgets}
     return {
         "order": order,
@@ -362,32 +398,52 @@ def render_calibration(cal: dict[str, Any]) -> list[str]:
     return lines
 
 
+def default_predictions(coll: Collection, seeds: list[int]) -> list[Path]:
+    """Each seed's run predictions under ``$RRRA_HOME/runs`` (a one-run collection: seed 0's for all)."""
+    from rrra_core.runtime.paths import runs_dir
+
+    return [runs_dir() / f"{coll.prefix}-s{0 if coll.one_run else s}" / "predictions.parquet" for s in seeds]
+
+
 def _inputs(args: argparse.Namespace) -> list[tuple[int, pd.DataFrame]]:
     """(seed, the whole run's frame) per seed."""
     if args.dataset == "quick":
         return [(s, synthetic_frame(n_queries=120, per_query=30, seed=100 + s)) for s in args.seeds]
-    preds = [Path(p) for p in args.predictions]
-    if args.dataset == "cranfield" and len(preds) != len(args.seeds):
-        sys.exit("cranfield: give one --predictions file per seed (each seed is its own planted run)")
-    if args.dataset == "squad":
-        frame = build_frame("squad", preds[0], 0, args.hide_fraction)
+    coll = COLLECTIONS[args.dataset]
+    preds = [Path(p) for p in args.predictions] or default_predictions(coll, args.seeds)
+    if coll.one_run:
+        frame = build_frame(coll, preds[0], 0)
         return [(s, frame) for s in args.seeds]
-    return [(s, build_frame("cranfield", p, s, args.hide_fraction)) for s, p in zip(args.seeds, preds, strict=True)]
+    if len(preds) != len(args.seeds):
+        sys.exit(f"{args.dataset}: give one --predictions file per seed (each seed is its own planted run)")
+    return [(s, build_frame(coll, p, s)) for s, p in zip(args.seeds, preds, strict=True)]
 
 
 def _notes(args: argparse.Namespace) -> list[str]:
-    seed_note = {
-        "squad": f"a seed draws {args.subsample:.0%} of the split's queries (one fixed candidate set: the demo run) "
-        "and sets tie-breaking, the random order and the learner's seed",
-        "cranfield": "a seed is a planting: its own phase-2 run with that seed's 30 % of training positives hidden",
-        "quick": "synthetic frames (rrra_core.review.synthetic), one per seed",
-    }[args.dataset]
+    if args.dataset == "quick":
+        seed_note = "synthetic frames (rrra_core.review.synthetic), one per seed"
+    elif COLLECTIONS[args.dataset].one_run:
+        seed_note = (
+            f"a seed draws {args.subsample:.0%} of the split's queries (one fixed candidate set) "
+            "and sets tie-breaking, the random order and the learners' seeds"
+        )
+    else:
+        coll = COLLECTIONS[args.dataset]
+        seed_note = (
+            f"a seed is a planting: its own phase-2 run on {coll.dataset} {coll.split} with positives hidden "
+            f"({coll.truth}, rate {coll.rate}; rrra_core.review.planting)"
+        )
+    make = COLLECTIONS[args.dataset].make if args.dataset in COLLECTIONS else ""
     return [
         "split: queries by md5(query id), even = dev; every learnt-order setting was chosen on dev; "
         f"this file: {args.split}",
         f"seeds: {seed_note}",
-        f"the learnt order refits every {args.refit_every} verdicts: prior logit + 0.3 x logistic-model logit "
-        "+ 1 per confirmed FN in the query - 1 per rejection (LearnerConfig defaults)",
+        *([f"runs: python scripts/make_review_runs.py {make}"] if make else []),
+        "bandit: Thompson sampling among the signals and the fitted model, each scored on the hit rate of what "
+        "it would have shown, learnt per-query boost, cold start from signal agreement and the adapter's held-out "
+        "FN detection (rrra_core.review.bandit, BanditConfig defaults)",
+        f"learnt (the fixed blend) refits every {args.refit_every} verdicts: prior logit + 0.3 x logistic-model "
+        "logit + 1 per confirmed FN in the query - 1 per rejection (LearnerConfig defaults)",
         *DEV_TUNING,
         "no feature reads the document id, nor the title beyond BM25's usual title + text (on SQuAD the id and "
         "title reveal the article, and the truth is built from articles)",
@@ -413,8 +469,13 @@ def calibrate(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dataset", choices=("squad", "cranfield", "quick"), help="'quick': synthetic, seconds (CI)")
-    p.add_argument("--predictions", nargs="*", default=[], help="predictions.parquet (cranfield: one per seed)")
+    p.add_argument("dataset", choices=(*COLLECTIONS, "quick"), help="a collection; 'quick': synthetic, seconds (CI)")
+    p.add_argument(
+        "--predictions",
+        nargs="*",
+        default=[],
+        help="predictions.parquet, one per seed (default: $RRRA_HOME/runs/<collection's prefix>-s<seed>/)",
+    )
     p.add_argument("--out", default=None, help="output stem (default: results/review_loop_<dataset>)")
     p.add_argument("--split", choices=("dev", "test"), default="test", help="which half of the queries to report")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -422,13 +483,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--orders", nargs="+", default=list(ORDERS), choices=ORDERS)
     p.add_argument("--refit-every", type=int, default=10, help="verdicts between two refits")
     p.add_argument("--subsample", type=float, default=0.8, help="squad: share of the split's queries a seed draws")
-    p.add_argument("--hide-fraction", type=float, default=0.3, help="cranfield: share of positives planted as FNs")
+    p.add_argument("--no-calibration", action="store_true", help="skip the learnt session's calibration replay")
     args = p.parse_args(argv)
     if args.dataset == "quick":
         args.budgets = [b for b in args.budgets if b <= 100] or [25, 50]
         args.subsample = 1.0
-    elif not args.predictions:
-        p.error(f"{args.dataset}: --predictions is required")
+    elif not COLLECTIONS[args.dataset].one_run:
+        args.subsample = 1.0
     args.out = Path(args.out or f"results/review_loop_{args.dataset}")
     return args
 
@@ -458,9 +519,10 @@ def main(argv: list[str] | None = None) -> None:
     out["targets"] = targets(out["summary"], args.dataset)
     out["full_refit"] = old.get("full_refit") if old.get("settings") == settings else None
     out["full_refit"] = out["full_refit"] or time_full_refit(inputs[0][1])
-    out["calibration"] = calibrate(
-        inputs, args, results, old.get("calibration") if old.get("settings") == settings else None
-    )
+    if not args.no_calibration:
+        out["calibration"] = calibrate(
+            inputs, args, results, old.get("calibration") if old.get("settings") == settings else None
+        )
     out["results"] = results
     json_path.write_text(json.dumps(out, indent=1))
     md_path.write_text(render(out))

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rrra_core.review.bandit import BanditConfig, BanditLearner, adapter_skill
 from rrra_core.review.features import LexicalConfig, candidates_frame, load_or_build_features
 from rrra_core.review.learner import Learner, LearnerConfig
 from rrra_core.review.versions import (
@@ -56,6 +57,8 @@ _PREDICTION_COLUMNS = ("query_id", "doc_id", "score", "rank", "label", "p_fn_giv
 class RefitConfig:
     """What a refit fits (saved in every version's ``model.json``)."""
 
+    order: str = field(default="bandit", metadata={"help": "bandit (learnt choice among the signals) or blend"})
+    bandit: BanditConfig = field(default_factory=BanditConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     lexical: LexicalConfig = field(default_factory=LexicalConfig)
     seed: int = field(default=0, metadata={"help": "the learner's random state"})
@@ -122,18 +125,38 @@ def run_frame(
     return load_or_build_features(frame, corpus, data.queries, run_dir / FEATURES_FILE)
 
 
+def read_adapter_skill(run_dir: str | Path) -> float | None:
+    """The run's adapter's held-out FN detection (:func:`~rrra_core.review.bandit.adapter_skill`), if recorded."""
+    path = Path(run_dir) / "metrics.json"
+    try:
+        return adapter_skill(json.loads(path.read_text())) if path.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None  # a damaged metrics file only costs the cold start this evidence
+
+
 def fit_version(
-    frame: pd.DataFrame, verdicts: Mapping[tuple[str, str], bool], cfg: RefitConfig
+    frame: pd.DataFrame,
+    verdicts: Mapping[tuple[str, str], bool],
+    cfg: RefitConfig,
+    adapter_detection: float | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """``(model, scores, used)``: fit on the verdicts that fall on ``frame``'s rows, score the others.
 
     ``model`` is the JSON-ready description (counts, hash, config, note,
-    coefficients); ``scores`` has one row per unreviewed candidate (``score``,
-    and ``proba`` when a model was fitted); ``used`` lists the verdicts learnt from.
+    coefficients, and for the bandit order ``explain``: each signal's belief,
+    the verdicts it rests on, the boost, the recent hit rates); ``scores`` has
+    one row per unreviewed candidate (``score``, and ``proba`` when a model was
+    fitted); ``used`` lists the verdicts learnt from.
     """
     row = {(q, d): i for i, (q, d) in enumerate(zip(frame["query_id"], frame["doc_id"], strict=True))}
     used = {row[(str(q), str(d))]: bool(v) for (q, d), v in verdicts.items() if (str(q), str(d)) in row}
-    fit = Learner(frame, cfg.learner, cfg.seed).refit(used)
+    explain = None
+    if cfg.order == "bandit":
+        learner = BanditLearner(frame, cfg.bandit, cfg.seed, adapter_detection)
+        fit = learner.refit(used)
+        explain = learner.explain()
+    else:
+        fit = Learner(frame, cfg.learner, cfg.seed).refit(used)
     open_ = np.ones(len(frame), dtype=bool)
     open_[list(used)] = False
     scores = pd.DataFrame({"query_id": frame["query_id"], "doc_id": frame["doc_id"], "score": fit.scores.astype(float)})
@@ -160,6 +183,8 @@ def fit_version(
         "fitted": fit.fitted,
         "note": note,
         "coefficients": fit.coefficients,
+        "order": cfg.order,
+        "explain": explain,
         "n_candidates": len(frame),
         "n_scored": len(scores),
         "config": json.loads(json.dumps(asdict(cfg))),  # tuples as lists: what model.json will hold
@@ -194,7 +219,7 @@ def refit_run(
         before = cache.stat().st_mtime_ns if cache.is_file() else None
         frame = run_frame(run_dir, predictions=preds)
         t1 = time.perf_counter()
-        model, scores, used = fit_version(frame, verdicts, cfg)
+        model, scores, used = fit_version(frame, verdicts, cfg, read_adapter_skill(run_dir))
         t2 = time.perf_counter()
         model.update(
             seconds=round(t2 - t0, 3),

@@ -1,0 +1,339 @@
+"""The ``bandit`` queue order: which signal to follow is learnt from this collection's verdicts.
+
+Every signal the queue has is an **arm** with its own order over the
+candidates: the adapter's P(FN|neg), the retriever score, the relative margin,
+BM25, closeness to the labelled positives (global and within the query), the
+fixed unsupervised blend (:func:`~rrra_core.review.learner.prior_scores`) and
+the fitted model (:class:`~rrra_core.review.learner.Learner`, the prior plus
+its logistic model, without its fixed boost). All are put on one scale, the
+logit of the row's global percentile rank, so they can be compared and boosted.
+
+- **Belief per arm.** An arm is scored on the hit rate of what it would have
+  shown: a reviewed item counts for an arm when fewer than ``window`` unreviewed
+  items rank above it in that arm's order (it is in the arm's next ``window``).
+  Its belief is a Beta posterior over that hit rate, from a cold-start prior
+  worth ``prior_strength`` verdicts.
+- **Honest exploration.** Each refit plans the next ``plan`` items by Thompson
+  sampling: per slot, draw a hit rate from every arm's posterior and show the
+  next item of the arm with the highest draw. An arm the queue stops following
+  still gets its top items shown while its posterior is wide, so it can prove
+  itself; the rest of the queue follows the arm with the best posterior mean.
+- **Learnt per-query boost.** ``q_fn`` (confirmed false negatives among the
+  other reviewed items of the query) and ``q_rej`` (rejections) enter every arm
+  with weights set by the verdicts: the shrunk log odds ratio of a hit between
+  reviewed items with and without them. Where false negatives do not cluster
+  the weights stay near zero.
+- **Cold start from the collection** (:func:`cold_start`): before any verdict
+  each arm's prior mean is set from what the run already knows without
+  verdicts: how strongly the arm's order agrees with the other signals', and the
+  adapter's own held-out false-negative detection from its training, when the
+  run recorded it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rrra_core.review.features import feedback_features
+from rrra_core.review.learner import Fit, Learner, LearnerConfig, prior_scores
+
+__all__ = [
+    "ARMS",
+    "BanditConfig",
+    "ArmBelief",
+    "arm_scores",
+    "credited",
+    "learnt_boost",
+    "cold_start",
+    "adapter_skill",
+    "BanditLearner",
+]
+
+#: Every arm the order may use; the static ones read these frame columns.
+ARMS: tuple[str, ...] = ("adapter", "retriever", "margin", "bm25", "pos_sim", "pos_sim@q", "prior", "model")
+_COLUMNS = {"adapter": "p_fn_given_neg", "retriever": "score", "margin": "margin", "bm25": "bm25", "pos_sim": "pos_sim"}
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class BanditConfig:
+    """How the ``bandit`` order chooses among its arms."""
+
+    arms: tuple[str, ...] = field(default=ARMS, metadata={"help": "signals to choose among (a subset of ARMS)"})
+    window: int = field(
+        default=20, metadata={"help": "a reviewed item counts for an arm when in the arm's next N unreviewed"}
+    )
+    plan: int = field(default=10, metadata={"help": "items planned by Thompson sampling per refit"})
+    prior_strength: float = field(default=4.0, metadata={"help": "verdicts the cold-start belief is worth per arm"})
+    prior_rate: float = field(default=0.2, metadata={"help": "cold-start hit rate of an average arm"})
+    cold_spread: float = field(
+        default=1.0, metadata={"help": "how far the cold-start evidence moves an arm's prior hit rate (x e^±spread)"}
+    )
+    boost: bool = field(default=True, metadata={"help": "learn the per-query boost from the verdicts"})
+    boost_shrink: float = field(default=10.0, metadata={"help": "reviewed items of a kind at which the boost is half"})
+    explore: bool = field(default=True, metadata={"help": "Thompson sampling (False: always the best mean)"})
+    model: LearnerConfig = field(
+        default_factory=lambda: LearnerConfig(fn_boost=0.0, rej_penalty=0.0),
+        metadata={"help": "the model arm's learner (its boost is the learnt one)"},
+    )
+
+
+@dataclass(frozen=True)
+class ArmBelief:
+    """One arm's belief after the verdicts so far: its Beta posterior and the evidence behind it."""
+
+    arm: str
+    hits: int
+    n: int  # reviewed items credited to the arm
+    alpha: float
+    beta: float
+    shown: int = 0  # of the planned slots, how many the arm won in the latest plan
+
+    @property
+    def mean(self) -> float:
+        """The posterior mean hit rate."""
+        return self.alpha / (self.alpha + self.beta)
+
+
+def _pct_logit(values: np.ndarray) -> np.ndarray:
+    """Logit of each value's global percentile rank: every arm on one scale, ties sharing their rank."""
+    ranks = pd.Series(values).rank(pct=True, method="average").to_numpy()
+    n = max(len(values), 1)
+    p = np.clip(ranks - 0.5 / n, _EPS, 1 - _EPS)
+    return np.log(p / (1 - p))
+
+
+def arm_scores(frame: pd.DataFrame, arm: str) -> np.ndarray:
+    """A static arm's order over ``frame`` on the common scale (higher = show sooner)."""
+    if arm in _COLUMNS:
+        return _pct_logit(frame[_COLUMNS[arm]].to_numpy(dtype=float))
+    if arm == "pos_sim@q":
+        within = -frame.groupby("query_id")["pos_sim"].rank(ascending=False, method="average").to_numpy()
+        # within-query rank first, global closeness to break ties between queries' equal ranks
+        return _pct_logit(within + 1e-3 * frame["pos_sim"].rank(pct=True).to_numpy())
+    if arm == "prior":
+        return _pct_logit(prior_scores(frame, LearnerConfig().prior))
+    raise ValueError(f"unknown static arm {arm!r}")
+
+
+def credited(scores: np.ndarray, reviewed: np.ndarray, open_: np.ndarray, window: int) -> np.ndarray:
+    """Which ``reviewed`` rows sit in this order's next ``window`` unreviewed items (the order would show them)."""
+    pool = np.sort(scores[open_])
+    above = len(pool) - np.searchsorted(pool, scores[reviewed], side="right")
+    return above < window
+
+
+def learnt_boost(fb: pd.DataFrame, reviewed: np.ndarray, y: np.ndarray, shrink: float) -> tuple[float, float]:
+    """(weight per confirmed FN in the query, per rejection): shrunk log odds ratios of a hit, from the verdicts.
+
+    Each is the log odds ratio of a false negative between reviewed items that
+    have the feedback and those that do not (add-half smoothing; for rejections,
+    among the items whose query has no confirmed FN), times
+    ``n / (n + shrink)`` where ``n`` is the number with it; a boost that does not
+    raise the hit rate (or a penalty that does not lower it) is zero.
+    """
+
+    def lor(has: np.ndarray, among: np.ndarray) -> float:
+        n1, n0 = int((has & among).sum()), int((~has & among).sum())
+        if n1 == 0 or n0 == 0:
+            return 0.0
+        h1, h0 = y[has & among].sum(), y[~has & among].sum()
+        odds = np.log((h1 + 0.5) / (n1 - h1 + 0.5)) - np.log((h0 + 0.5) / (n0 - h0 + 0.5))
+        return float(odds * n1 / (n1 + shrink))
+
+    if not len(reviewed):
+        return 0.0, 0.0
+    q_fn = fb["q_fn"].to_numpy()[reviewed]
+    q_rej = fb["q_rej"].to_numpy()[reviewed]
+    every = np.ones(len(reviewed), dtype=bool)
+    w_fn = max(lor(q_fn > 0, every), 0.0)
+    # rejections among items without a confirmed FN in the query, so the FN boost does not masquerade as a penalty
+    w_rej = max(-lor(q_rej > 0, q_fn == 0), 0.0)
+    return w_fn, w_rej
+
+
+def adapter_skill(metrics: Mapping[str, Any] | None) -> float | None:
+    """The adapter's held-out false-negative detection from a phase-2 run's ``metrics.json``, as a skill in [-1, 1].
+
+    The F1 of the FN class on the held-out queries (masked positives, its own
+    training labels), rescaled so that 0 is what calling every negative a false
+    negative scores (``2p / (1 + p)`` at FN share ``p``) and 1 is perfect;
+    ``None`` when the run recorded no such F1.
+    """
+    after = (metrics or {}).get("after") or {}
+    f1 = (after.get("f1") or {}).get("FN")
+    support = after.get("support") or {}
+    fn, tn = support.get("FN", 0), support.get("TN", 0)
+    if f1 is None or fn + tn == 0:
+        return None
+    p = fn / (fn + tn)
+    floor = 2 * p / (1 + p)
+    return float(np.clip((f1 - floor) / max(1 - floor, 1e-9), -1, 1))
+
+
+def cold_start(
+    frame: pd.DataFrame, arms: tuple[str, ...], adapter_detection: float | None = None, sample: int = 20000
+) -> dict[str, float]:
+    """Each arm's cold-start evidence in [-1, 1], from the collection alone (no verdicts).
+
+    Agreement: the arm's mean Spearman correlation with the other static arms
+    over (a sample of) the rows, centred on the arms' average and scaled to
+    [-1, 1], so a signal that agrees with the rest leads and an outlier waits.
+    ``adapter_detection`` (:func:`adapter_skill`, in [-1, 1]) is added to the
+    adapter's.
+    The model arm, which needs verdicts, takes the prior arm's evidence.
+    """
+    static = [a for a in arms if a != "model"]
+    rows = frame
+    if len(frame) > sample:
+        rows = frame.sample(sample, random_state=0)
+    mat = np.column_stack([arm_scores(rows, a) for a in static])  # (rows, arms), already rank-like
+    corr = np.corrcoef(mat, rowvar=False) if len(static) > 1 else np.ones((1, 1))
+    corr = np.nan_to_num(corr)
+    agree = (corr.sum(axis=1) - 1) / max(len(static) - 1, 1)
+    evidence = dict(zip(static, (agree - agree.mean()) / max(np.abs(agree - agree.mean()).max(), 1e-9), strict=True))
+    if adapter_detection is not None and "adapter" in evidence:
+        evidence["adapter"] = float(np.clip(evidence["adapter"] + adapter_detection, -1, 1))
+    if "model" in arms:
+        evidence["model"] = evidence.get("prior", 0.0)
+    return {a: float(evidence.get(a, 0.0)) for a in arms}
+
+
+class BanditLearner:
+    """Holds every arm's static order; ``refit`` turns the verdicts so far into the next order (a :class:`Fit`).
+
+    ``beliefs`` and ``boost`` after a refit say why the queue orders as it does.
+    """
+
+    def __init__(
+        self, frame: pd.DataFrame, cfg: BanditConfig, seed: int = 0, adapter_detection: float | None = None
+    ) -> None:
+        self.cfg = cfg
+        self.seed = seed
+        self.frame = frame
+        self.arms = tuple(a for a in cfg.arms if a == "model" or a in ("prior", "pos_sim@q") or _has(frame, a))
+        self.static = {a: arm_scores(frame, a) for a in self.arms if a != "model"}
+        self.model = (
+            Learner(frame, replace(cfg.model, fn_boost=0.0, rej_penalty=0.0), seed) if "model" in self.arms else None
+        )
+        self.evidence = cold_start(frame, self.arms, adapter_detection)
+        self.beliefs: dict[str, ArmBelief] = {}
+        self.boost: tuple[float, float] = (0.0, 0.0)
+        self._credit: dict[str, np.ndarray] = {}  # per arm: which verdicts (in the order given) count for it
+        self._y = np.zeros(0, dtype=bool)
+        self.best: str = max(self.arms, key=lambda a: self.evidence[a])
+
+    def _prior(self, arm: str) -> tuple[float, float]:
+        base = self.cfg.prior_rate
+        odds = base / (1 - base) * np.exp(self.cfg.cold_spread * self.evidence[arm])
+        m = odds / (1 + odds)
+        return m * self.cfg.prior_strength, (1 - m) * self.cfg.prior_strength
+
+    def _model_scores(self, verdicts: Mapping[int, bool]) -> tuple[np.ndarray, Fit]:
+        """The model arm's scores: unreviewed rows by the fit on every verdict, reviewed ones out of fold."""
+        fit = self.model.refit(verdicts)
+        scores = np.asarray(fit.scores, dtype=float).copy()
+        if fit.fitted and len(verdicts) >= 4:
+            keys = np.fromiter(verdicts.keys(), dtype=np.int64, count=len(verdicts))
+            folds = np.arange(len(keys)) % 2
+            for f in (0, 1):
+                train = {int(i): verdicts[int(i)] for i in keys[folds != f]}
+                held = keys[folds == f]
+                scores[held] = np.asarray(self.model.refit(train).scores, dtype=float)[held]
+        return _pct_logit(scores), fit
+
+    def refit(self, verdicts: Mapping[int, bool]) -> Fit:
+        """Scores for every row: the planned next items first, then the best-believed arm's order."""
+        t0 = time.perf_counter()
+        n = len(self.frame)
+        reviewed = np.fromiter(verdicts.keys(), dtype=np.int64, count=len(verdicts))
+        y = np.fromiter(verdicts.values(), dtype=bool, count=len(verdicts))
+        open_ = np.ones(n, dtype=bool)
+        open_[reviewed] = False
+        fb = feedback_features(self.frame, verdicts)
+        w_fn, w_rej = learnt_boost(fb, reviewed, y, self.cfg.boost_shrink) if self.cfg.boost else (0.0, 0.0)
+        self.boost = (w_fn, w_rej)
+        lift = w_fn * np.log1p(fb["q_fn"].to_numpy()) / np.log(2) - w_rej * np.log1p(fb["q_rej"].to_numpy()) / np.log(2)
+        orders = {a: s + lift for a, s in self.static.items()}
+        proba, coefficients, fitted, model_note = None, None, False, "no model arm"
+        if self.model is not None:
+            scores, fit = self._model_scores(verdicts)
+            orders["model"] = scores + lift
+            proba, coefficients, fitted, model_note = fit.proba, fit.coefficients, fit.fitted, fit.note
+        beliefs = {}
+        for a in self.arms:
+            hit = credited(orders[a], reviewed, open_, self.cfg.window) if len(reviewed) else np.zeros(0, bool)
+            a0, b0 = self._prior(a)
+            self._credit[a] = hit
+            hits, cnt = int(y[hit].sum()), int(hit.sum())
+            beliefs[a] = ArmBelief(a, hits, cnt, a0 + hits, b0 + cnt - hits)
+        self._y = y
+        self.best = max(self.arms, key=lambda a: (beliefs[a].mean, self.evidence[a]))
+        final = orders[self.best].copy()
+        won = dict.fromkeys(self.arms, 0)
+        if self.cfg.explore and self.cfg.plan > 0:
+            rng = np.random.default_rng([self.seed, len(verdicts)])
+            ranked = {a: np.argsort(-orders[a], kind="stable") for a in self.arms}
+            ptr = dict.fromkeys(self.arms, 0)
+            taken = ~open_
+            top = final.max(initial=0.0) + 1.0
+            for slot in range(min(self.cfg.plan, int(open_.sum()))):
+                draws = {a: rng.beta(beliefs[a].alpha, beliefs[a].beta) for a in self.arms}
+                arm = max(draws, key=draws.get)
+                order = ranked[arm]
+                while taken[order[ptr[arm]]]:
+                    ptr[arm] += 1
+                row = order[ptr[arm]]
+                taken[row] = True
+                final[row] = top + self.cfg.plan - slot
+                won[arm] += 1
+        self.beliefs = {a: replace(b, shown=won[a]) for a, b in beliefs.items()}
+        best = self.beliefs[self.best]
+        note = (
+            f"{model_note}; bandit following {self.best} (belief {best.mean:.2f} on {best.n} verdicts), "
+            f"boost {w_fn:+.2f} per confirmed FN in the query, {-w_rej:+.2f} per rejection"
+        )
+        return Fit(final, fitted, note, time.perf_counter() - t0, proba, coefficients)
+
+    def explain(self, recent: int = 20) -> dict[str, Any]:
+        """The latest refit's reasons, JSON-ready: each arm's belief and evidence, the boost, the arm followed.
+
+        ``recent``: the hit rate of the last ``recent`` verdicts (in the order
+        given to :meth:`refit`), beside that of the best-believed static arm on
+        the last ``recent`` verdicts it would have shown.
+        """
+        static = [a for a in self.beliefs if a != "model"]
+        best_static = max(static, key=lambda a: (self.beliefs[a].mean, self.evidence[a])) if static else None
+        tail = self._y[-recent:]
+        mine = self._y[self._credit[best_static]][-recent:] if best_static and len(self._y) else np.zeros(0, bool)
+        return {
+            "best": self.best,
+            "boost": {"per_false_negative": round(self.boost[0], 4), "per_rejection": round(-self.boost[1], 4)},
+            "arms": {
+                a: {
+                    "belief": round(b.mean, 4),
+                    "hits": b.hits,
+                    "verdicts": b.n,
+                    "cold_start": round(self.evidence[a], 4),
+                    "planned": b.shown,
+                }
+                for a, b in self.beliefs.items()
+            },
+            "recent": {
+                "n": len(tail),
+                "hits": int(tail.sum()),
+                "best_static": best_static,
+                "best_static_n": len(mine),
+                "best_static_hits": int(mine.sum()),
+            },
+        }
+
+
+def _has(frame: pd.DataFrame, arm: str) -> bool:
+    return _COLUMNS.get(arm, "") in frame.columns
