@@ -304,3 +304,6 @@ BROWSER_SCROLL = "_browser_scroll"  # a person moved the focus: bring the focuse
 EXPORT_TASKS = "export_tasks"  # queue, suspects or judged
 EXPORT_LIMIT = "export_limit"  # at most this many tasks (0: all)
 EXPORT_THRESHOLD = "export_threshold"  # the suspects' P(FN|neg) threshold
+
+# Review queue, issue 26: the table of why the learnt order orders as it does
+REVIEW_WHY_TABLE = "review_why_table"

@@ -150,6 +150,64 @@ def _model_caption() -> None:
     )
 
 
+SIGNALS = {
+    "adapter": "Adapter P(FN|neg)",
+    "retriever": "Retriever score",
+    "margin": "Relative margin",
+    "bm25": "BM25",
+    "pos_sim": "Closeness to the positives",
+    "pos_sim@q": "Closeness to the positives, within the query",
+    "prior": "Unsupervised blend",
+    "model": "Model fitted on the verdicts",
+}
+
+
+def _why_panel() -> None:
+    """Why the queue orders as it does: each signal's belief and its evidence, the boost, the recent hit rates.
+
+    Reads only the shown version's ``model.json`` (written by the refit), never the run's candidates.
+    """
+    why = (version.model.get("explain") or {}) if version is not None else {}
+    if not why.get("arms"):
+        return
+    with st.expander("Why this order", icon=":material/insights:"):
+        rows = [
+            {
+                "signal": SIGNALS.get(arm, arm),
+                "belief (hit rate)": a["belief"],
+                "verdicts it rests on": a["verdicts"],
+                "false negatives among them": a["hits"],
+                "cold start": a["cold_start"],
+                "next items planned": a["planned"],
+                "followed": "✓" if arm == why["best"] else "",
+            }
+            for arm, a in sorted(why["arms"].items(), key=lambda kv: -kv[1]["belief"])
+        ]
+        st.dataframe(rows, hide_index=True, key=keys.REVIEW_WHY_TABLE)
+        boost = why.get("boost") or {}
+        st.caption(
+            "Each signal's belief is its hit rate on the judged items it would have shown (its next "
+            f"{md_escape(str(version.model.get('config', {}).get('bandit', {}).get('window', 20)))} unjudged "
+            "items), from a cold start read off this run. The next items are drawn from the signals by those "
+            "beliefs, so a signal still unproven keeps a share of the queue; the rest follows "
+            f"**{md_escape(SIGNALS.get(why['best'], why['best']))}**. Per-query boost learnt from the verdicts: "
+            f"{boost.get('per_false_negative', 0):+.2f} per confirmed false negative in the query, "
+            f"{boost.get('per_rejection', 0):+.2f} per rejection (0 where false negatives do not cluster)."
+        )
+        recent = why.get("recent") or {}
+        if recent.get("n"):
+            best = recent.get("best_static")
+            n, hits = recent["n"], recent["hits"]
+            line = f"Last {n} judged items: {hits} false negatives ({hits / n:.0%})"
+            if best and recent.get("best_static_n"):
+                k = recent["best_static_n"]
+                line += (
+                    f" · the best single order ({md_escape(SIGNALS.get(best, best))}) on the last {k} judged "
+                    f"items it would have shown: {recent['best_static_hits']} ({recent['best_static_hits'] / k:.0%})"
+                )
+            st.markdown(line)
+
+
 def _session_panel() -> None:
     """False negatives found against items reviewed on this page in this session, and the recent rate."""
     history = st.session_state.get(keys.REVIEW_HISTORY) or []
@@ -192,6 +250,7 @@ with st.sidebar:
     guidelines_panel(sel)
 if order in ADAPTIVE:
     _model_caption()
+    _why_panel()
     _refit_if_due()
     refit = jobs_view.refit_job(sel.run_id)
     following = refit is not None and refit.active
