@@ -56,9 +56,20 @@ import pandas as pd
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rrra_core.review import ORDERS, Learner, LearnerConfig, SimConfig, is_adaptive, make_order, simulate
+from rrra_core.review import (
+    ORDERS,
+    BanditConfig,
+    BanditLearner,
+    Learner,
+    LearnerConfig,
+    SimConfig,
+    is_adaptive,
+    make_order,
+    simulate,
+)
 from rrra_core.review.bandit import adapter_skill
 from rrra_core.review.features import candidates_frame, load_or_build_features
+from rrra_core.review.orders import STATIC_ORDERS
 from rrra_core.review.queue_calibration import SOURCES, session_calibration
 from rrra_core.review.synthetic import synthetic_frame
 
@@ -173,9 +184,9 @@ def run_one(frame: pd.DataFrame, order: str, seed: int, args: argparse.Namespace
     }
 
 
-def time_full_refit(frame: pd.DataFrame, n_verdicts: int = 400, seed: int = 0) -> dict[str, float]:
+def time_full_refit(frame: pd.DataFrame, n_verdicts: int = 400, seed: int = 0, order: str = "bandit") -> dict:
     """Wall time of one learnt refit on the whole run (every query, not one split), after ``n_verdicts`` verdicts."""
-    learner = Learner(frame, LearnerConfig(), seed)
+    learner = BanditLearner(frame, BanditConfig(), seed) if order == "bandit" else Learner(frame, LearnerConfig(), seed)
     rng = np.random.default_rng(seed)
     truth = frame["truth"].to_numpy()
     # Half the verdicts from true FNs, so the refit fits a model instead of falling back.
@@ -183,7 +194,7 @@ def time_full_refit(frame: pd.DataFrame, n_verdicts: int = 400, seed: int = 0) -
     rest = rng.choice(np.flatnonzero(~truth), size=n_verdicts - len(fns), replace=False)
     verdicts = {int(i): bool(truth[i]) for i in np.concatenate([fns, rest])}
     times = [learner.refit(verdicts).seconds for _ in range(3)]
-    return {"rows": len(frame), "verdicts": n_verdicts, "seconds_max": round(max(times), 3)}
+    return {"order": order, "rows": len(frame), "verdicts": n_verdicts, "seconds_max": round(max(times), 3)}
 
 
 def calibration_budgets(budgets: list[int]) -> list[int]:
@@ -249,7 +260,7 @@ def summarize(results: dict[str, dict[str, Any]], budgets: list[int], orders: li
         runs = [r for r in results.values() if r["order"] == o]
         table[o] = {str(b): list(_mean_std([r["found"][str(b)] for r in runs])) for b in budgets} if runs else {}
     b = str(SUMMARY_BUDGET) if SUMMARY_BUDGET in budgets else str(max(budgets))
-    refit = [r["refit_seconds_max"] for r in results.values() if r["order"] == "learnt"]
+    refit = [r["refit_seconds_max"] for r in results.values() if is_adaptive(r["order"])]
     return {
         "table": table,
         "summary": {
@@ -312,10 +323,11 @@ def render(out: dict[str, Any]) -> str:
     lines += ["", "## Targets", ""] + [f"- {t}" for t in out["targets"]]
     rf = out.get("full_refit")
     lines += ["", "## Refit time", ""]
-    lines.append(f"- learnt order, slowest refit in any session: {out['summary']['learnt_refit_seconds_max']} s")
+    lines.append(f"- adaptive orders, slowest refit in any session: {out['summary']['learnt_refit_seconds_max']} s")
     if rf:
         lines.append(
-            f"- one refit on the whole run ({rf['rows']} rows, {rf['verdicts']} verdicts): {rf['seconds_max']} s"
+            f"- one {rf.get('order', 'learnt')} refit on the whole run ({rf['rows']} rows, {rf['verdicts']} "
+            f"verdicts): {rf['seconds_max']} s"
         )
     if out.get("calibration"):
         lines += render_calibration(out["calibration"])
@@ -494,12 +506,123 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _same_settings(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    """Whether an old result file's sessions can be reused: the same settings, whatever orders either ran."""
+    if not old:
+        return False
+    strip = ("orders", "no_calibration")
+    return {k: v for k, v in old.items() if k not in strip} == {k: v for k, v in new.items() if k not in strip}
+
+
+def summary_table(files: dict[str, dict[str, Any]], learnt: str, budgets: tuple[int, ...]) -> dict[str, Any]:
+    """Learnt vs the best static order per collection and budget, from each collection's result JSON.
+
+    ``worst_ratio``: the smallest learnt / best-static ratio over the collections
+    and ``budgets`` (100, 200, 400 only, as the issue's target reads);
+    ``mean_ratio_at_200``: their mean at 200; ``squad_over_retriever_at_200``.
+    """
+    collections: dict[str, Any] = {}
+    ratios: list[float] = []
+    at200: list[float] = []
+    for name, data in files.items():
+        table = data["table"]
+        found = {o: {str(b): round(cells[str(b)][0], 2) for b in budgets if str(b) in cells} for o, cells in
+                 table.items() if cells}  # fmt: skip
+        best = {}
+        for b in map(str, budgets):
+            static = [(found[o][b], o) for o in STATIC_ORDERS if o in found and b in found[o]]
+            if static and learnt in found and b in found[learnt]:
+                value, order = max(static)
+                ratio = found[learnt][b] / max(value, 1e-9)
+                best[b] = {"order": order, "found": value, "ratio": round(ratio, 3)}
+                if int(b) >= 100:
+                    ratios.append(ratio)
+                if b == "200":
+                    at200.append(ratio)
+        collections[name] = {"found": found, "best_static": best, "seeds": data["settings"]["seeds"]}
+    squad = collections.get("squad", {}).get("found", {})
+    over = None
+    if learnt in squad and "retriever" in squad and "200" in squad[learnt]:
+        over = round(squad[learnt]["200"] / max(squad["retriever"]["200"], 1e-9), 3)
+    return {
+        "learnt_order": learnt,
+        "collections": collections,
+        "worst_ratio": round(min(ratios), 3) if ratios else None,
+        "mean_ratio_at_200": round(float(np.mean(at200)), 3) if at200 else None,
+        "squad_over_retriever_at_200": over,
+    }
+
+
+def render_summary(out: dict[str, Any]) -> str:
+    """The summary's Markdown: one row per collection, learnt vs the best static order at each budget."""
+    s = out["summary"]
+    budgets = [str(b) for b in out["budgets"]]
+    lines = [f"`{out['command']}`", "", f"# Review queue: learnt ({s['learnt_order']}) vs the best static order", ""]
+    lines += [f"- {n}" for n in out["notes"]]
+    lines += ["", "| collection | " + " | ".join(f"N={b}: learnt / best static" for b in budgets) + " |"]
+    lines.append("|---|" + "---|" * len(budgets))
+    for name, c in s["collections"].items():
+        cells = []
+        for b in budgets:
+            best = c["best_static"].get(b)
+            if best is None:
+                cells.append("–")
+                continue
+            cells.append(f"{c['found'][s['learnt_order']][b]:.1f} / {best['found']:.1f} {best['order']} "
+                         f"(**{best['ratio']:.2f}x**)")  # fmt: skip
+        lines.append(f"| {name} (seeds {c['seeds']}) | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"- worst ratio (every collection, N = 100, 200, 400): {s['worst_ratio']} (target >= 0.95)",
+        f"- mean ratio at 200: {s['mean_ratio_at_200']} (target >= 1.3)",
+        f"- SQuAD learnt / retriever at 200: {s['squad_over_retriever_at_200']} (target >= 2.0)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(names: list[str], learnt: str, stem: Path, command: str) -> dict[str, Any]:
+    """``<stem>.json`` and ``.md`` from the collections' result files that exist (the missing ones are named)."""
+    files, missing = {}, []
+    for name in names:
+        path = Path(f"results/review_loop_{name}.json")
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        if data.get("table"):
+            files[name] = data
+        else:
+            missing.append(name)
+    budgets = (50, 100, 200, 400)
+    notes = [
+        "test halves (md5 of the query id, odd), means over seeds; each collection's own file says how its runs "
+        "were built and what was tried on dev",
+        f"static orders: {', '.join(STATIC_ORDERS)}; the best of them is taken per collection and budget",
+        *([f"not run (no result file): {', '.join(missing)}"] if missing else []),
+    ]
+    out = {"command": command, "budgets": list(budgets), "notes": notes,
+           "summary": summary_table(files, learnt, budgets)}  # fmt: skip
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(out, indent=1))
+    stem.with_suffix(".md").write_text(render_summary(out))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
+    raw = list(argv if argv is not None else sys.argv[1:])
+    if raw and raw[0] == "summary":
+        p = argparse.ArgumentParser(description="write results/review_loop_summary.{md,json}")
+        p.add_argument("summary")
+        p.add_argument("--collections", nargs="+", default=list(COLLECTIONS))
+        p.add_argument("--learnt", default="bandit", help="the order reported as learnt")
+        p.add_argument("--out", default="results/review_loop_summary")
+        a = p.parse_args(raw)
+        command = "python scripts/bench_review.py " + " ".join(shlex.quote(x) for x in raw)
+        print(render_summary(write_summary(a.collections, a.learnt, Path(a.out), command)))
+        return
     args = parse_args(argv)
     json_path, md_path = args.out.with_suffix(".json"), args.out.with_suffix(".md")
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "predictions")}
     old = json.loads(json_path.read_text()) if json_path.is_file() else {}
-    results = old.get("results", {}) if old.get("settings") == settings else {}
+    same = _same_settings(old.get("settings"), settings)
+    results = old.get("results", {}) if same else {}
     command = "python scripts/bench_review.py " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )
@@ -517,12 +640,10 @@ def main(argv: list[str] | None = None) -> None:
             json_path.write_text(json.dumps({**out, "results": results}))  # after each result: a rerun resumes
     out.update(summarize(results, args.budgets, args.orders))
     out["targets"] = targets(out["summary"], args.dataset)
-    out["full_refit"] = old.get("full_refit") if old.get("settings") == settings else None
+    out["full_refit"] = old.get("full_refit") if same else None
     out["full_refit"] = out["full_refit"] or time_full_refit(inputs[0][1])
     if not args.no_calibration:
-        out["calibration"] = calibrate(
-            inputs, args, results, old.get("calibration") if old.get("settings") == settings else None
-        )
+        out["calibration"] = calibrate(inputs, args, results, old.get("calibration") if same else None)
     out["results"] = results
     json_path.write_text(json.dumps(out, indent=1))
     md_path.write_text(render(out))

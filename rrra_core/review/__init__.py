@@ -1,8 +1,9 @@
 """The review queue: which suspected false negative a reviewer should see next.
 
 A queue order is a function from the verdicts so far to a score per candidate
-(:mod:`~rrra_core.review.orders`). The ``learnt`` order refits a small model on
-those verdicts every N of them, on features the adapter does not see (lexical
+(:mod:`~rrra_core.review.orders`). The ``bandit`` order learns from those verdicts
+which signal to follow (:mod:`~rrra_core.review.bandit`); the ``learnt`` order
+refits a small model on them every N of them, on features the adapter does not see (lexical
 evidence, closeness to the labelled positives, per-query feedback:
 :mod:`~rrra_core.review.features`, :mod:`~rrra_core.review.learner`).
 :mod:`~rrra_core.review.simulate` replays a review session against a known
@@ -15,6 +16,7 @@ orders the live queue by any order, the learnt one from the latest version.
 
 from __future__ import annotations
 
+from rrra_core.review.bandit import ARMS, ArmBelief, BanditConfig, BanditLearner
 from rrra_core.review.features import (
     FEEDBACK_FEATURES,
     STATIC_FEATURES,
@@ -40,6 +42,10 @@ from rrra_core.review.versions import (
 )
 
 __all__ = [
+    "ARMS",
+    "ArmBelief",
+    "BanditConfig",
+    "BanditLearner",
     "FEEDBACK_FEATURES",
     "STATIC_FEATURES",
     "LexicalConfig",
