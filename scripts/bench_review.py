@@ -110,7 +110,7 @@ class Collection(NamedTuple):
     def prefix(self) -> str:
         """Its runs' id prefix (as make_review_runs.py names them)."""
         if self.truth == "answers":
-            return f"review-{self.dataset}-answers"
+            return f"review-{self.dataset}-unplanted"
         if self.truth == "dense" and self.rate == 0.3:
             return f"review-{self.dataset}"
         return f"review-{self.dataset}-{self.truth}{round(100 * self.rate)}"
@@ -118,7 +118,7 @@ class Collection(NamedTuple):
 
 COLLECTIONS: dict[str, Collection] = {
     "squad": Collection("squad", truth="answers", rate=0.0, one_run=True,
-                        make="squad --rate 0 --seeds 0 --epochs 2 --max-queries 1500 --prefix review-squad-answers"),
+                        make="squad --rate 0 --seeds 0 --epochs 2 --max-queries 1500"),
     "cranfield": Collection("cranfield", make="cranfield --seeds 0 1 2"),
     "scifact": Collection("scifact", make="scifact --seeds 0 1 2 --epochs 1"),
     "adi": Collection("adi", split="test", make="adi --split test --seeds 0 1 2"),

@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 def review_run_prefix(dataset: str, planting: str = "dense", rate: float = HIDE_FRACTION) -> str:
     """The default run-id prefix: ``review-<dataset>``, plus the planting when it is not dense at 30 %."""
     name = f"review-{Path(dataset).name}"
+    if rate == 0:
+        return f"{name}-unplanted"
     if planting == "dense" and rate == HIDE_FRACTION:
         return name
     return f"{name}-{planting}{round(100 * rate)}"

@@ -47,3 +47,32 @@ def test_split_is_a_fixed_half() -> None:
     ids = [f"q{i}" for i in range(400)]
     dev = [driver.is_dev(q) for q in ids]
     assert 150 < sum(dev) < 250 and dev == [driver.is_dev(q) for q in ids]
+
+
+def _file(found: dict[str, dict[str, float]]) -> dict:
+    table = {o: {b: [v, 0.0] for b, v in c.items()} for o, c in found.items()}
+    return {"settings": {"seeds": [0, 1, 2]}, "table": table}
+
+
+def test_summary_compares_learnt_with_the_best_static_order_per_budget() -> None:
+    driver = _driver()
+    files = {
+        "squad": _file({"bandit": {"100": 30, "200": 60, "400": 90}, "retriever": {"100": 20, "200": 25, "400": 40},
+                        "adapter": {"100": 22, "200": 30, "400": 50}}),
+        "sparse": _file({"bandit": {"100": 9, "200": 15, "400": 20}, "adapter": {"100": 10, "200": 15, "400": 19},
+                         "bm25": {"100": 2, "200": 4, "400": 8}}),
+    }  # fmt: skip
+    s = driver.summary_table(files, "bandit", (100, 200, 400))
+    assert s["collections"]["squad"]["best_static"]["200"] == {"order": "adapter", "found": 30, "ratio": 2.0}
+    assert s["worst_ratio"] == 0.9  # sparse at 100: 9 / 10
+    assert s["mean_ratio_at_200"] == 1.5 and s["squad_over_retriever_at_200"] == 2.4
+
+
+def test_run_names_follow_the_planting() -> None:
+    spec = importlib.util.spec_from_file_location("make_review_runs", REPO_ROOT / "scripts" / "make_review_runs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    driver = _driver()
+    for name, coll in driver.COLLECTIONS.items():
+        args = module.build_parser().parse_args(coll.make.split())
+        assert module.review_run_prefix(args.dataset, args.planting, args.rate) == coll.prefix, name
