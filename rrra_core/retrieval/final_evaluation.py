@@ -5,7 +5,9 @@ phases 1 and 3, a retrain job's "before" (its base run), and
 ``scripts/per_query.py`` recomputing a run's ``per_query.json``. Each ranking
 is a *variant*: the retriever alone (named ``retriever`` for phase 1,
 ``no_rerank`` for phase 3) and, given an adapter and ``lambda_rr > 0``, the
-same top-k reranked by the adapter (``rerank``).
+same top-k reranked by the adapter (``rerank``): by the run's own rerank
+choice when it made one (issue 29; the retriever's order again when it chose
+off), else by the fixed ``lambda_rr`` and signal.
 
 Its progress is counted in every part that takes a while (:func:`stage_parts`):
 the corpus (docs), the queries, and the reranking (queries): thousands of
@@ -26,6 +28,7 @@ from rrra_core.retrieval.dense import Retrieval, retrieve
 from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
 from rrra_core.retrieval.evaluation import PER_QUERY_FILE, evaluate, per_query_record
 from rrra_core.retrieval.rerank import rerank_run
+from rrra_core.retrieval.rerank_choice import RerankChoice
 from rrra_core.runtime import distributed
 from rrra_core.runtime.reports import StageProgress, stage_message
 from rrra_core.runtime.runs import Run
@@ -132,6 +135,7 @@ def final_evaluation(
     progress: str = "evaluating: encoding corpus",
     callback: Callback | None = None,
     stage: StageProgress | None = None,
+    choice: RerankChoice | None = None,
 ) -> FinalEvaluation:
     """Retrieve ``data``'s queries with ``encoder`` (top ``k``) and, with an adapter, rerank them.
 
@@ -141,7 +145,9 @@ def final_evaluation(
     its shard and gets the same rankings. ``stage`` (a run's ``progress.json``)
     counts the corpus, the queries and the reranking in turn
     (:data:`EVALUATION_PARTS`); ``callback(done, total)`` follows the corpus
-    encoding only.
+    encoding only. ``choice`` (the run's rerank choice, see
+    :mod:`rrra_core.retrieval.rerank_choice`) overrides ``lambda_rr`` and
+    ``rerank_signal``; its ``rerank`` variant is the retriever's order when it is off.
     """
     docs, queries, reranking = stage_parts(stage, EVALUATION_PARTS) if stage is not None else (callback, None, None)
     res = retrieve(
@@ -157,6 +163,13 @@ def final_evaluation(
         query_callback=queries,
     )
     runs = {plain: res.run}
+    if choice is not None and adapter is not None:
+        # The run's choice names the ``rerank`` variant even when it is off: what the run serves.
+        lambda_rr, rerank_signal = choice.setting.lambda_rr, choice.setting.signal
+        if lambda_rr == 0:
+            runs["rerank"] = {q: dict(docs) for q, docs in res.run.items()}
+            if reranking is not None and res.run:  # nothing to rerank: its part of the bar is done
+                reranking(len(res.run), len(res.run))
     if adapter is not None and lambda_rr > 0:
         signal = _rerank_signal(adapter, res, rerank_signal, reranking)
         runs["rerank"] = rerank_run(res.run, signal, lambda_rr)

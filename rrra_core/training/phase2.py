@@ -162,15 +162,20 @@ def _training_queries(cfg: Phase2Config, train_data: Dataset | None) -> Dataset:
     return replace(data, qrels={q: data.qrels[q] for q in keep}, queries={q: data.queries[q] for q in keep})
 
 
-def rerank_dev_split(data: Dataset, cfg: RerankChoiceConfig) -> tuple[Dataset, Dataset | None]:
+def rerank_dev_split(
+    data: Dataset, cfg: RerankChoiceConfig, dev_ids: list[str] | None = None
+) -> tuple[Dataset, Dataset | None]:
     """``(train, dev)``: ``data`` less the rerank's dev queries, and those queries (None when not choosing).
 
-    Phase 3 and the benchmark call this too, so every stage of a pipeline on the
-    same training queries holds out the same dev queries.
+    ``dev_ids`` given (phase 3: the queries its phase-2 adapter held out), those; else the carve of
+    :func:`~rrra_core.retrieval.rerank_choice.dev_queries`, the same for the same training queries.
     """
     if not cfg.enabled or len(data.qrels) < 2:
         return data, None
-    train_ids, dev_ids = dev_queries(list(data.qrels), cfg)
+    if dev_ids is None:
+        train_ids, dev_ids = dev_queries(list(data.qrels), cfg)
+    else:
+        train_ids = [q for q in data.qrels if q not in set(dev_ids)]
 
     def subset(ids: list[str], split: str) -> Dataset:
         return replace(

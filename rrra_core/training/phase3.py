@@ -31,10 +31,12 @@ writes the run folder.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,8 +59,9 @@ from rrra_core.retrieval.dense import retrieve
 from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
 from rrra_core.retrieval.evaluation import rank_run
 from rrra_core.retrieval.final_evaluation import final_evaluation, stage_parts
+from rrra_core.retrieval.rerank_choice import RerankChoiceConfig, choose_rerank_for_retrieval, read_rerank_choice
 from rrra_core.runtime import distributed
-from rrra_core.runtime.config import opt
+from rrra_core.runtime.config import opt, section
 from rrra_core.runtime.errors import ConfigError
 from rrra_core.runtime.reports import METRICS_FILE, StageProgress, metrics_record, records_failure, upgrade_metrics
 from rrra_core.runtime.run_config import run_config_dict
@@ -77,6 +80,7 @@ from rrra_core.training.loop import (
     seed_step,
 )
 from rrra_core.training.losses import info_nce, negative_gradient_magnitudes
+from rrra_core.training.phase2 import rerank_dev_split
 from rrra_core.training.schedule import lr_at
 from rrra_core.training.step import PairEmbedder, backward_and_step, embed_global_batch, set_lr
 
@@ -145,6 +149,11 @@ class Phase3Config:
         "qa", "adapter signal for reranking: p_rel or qa (qa: chosen on dev, results/fair_*)", choices=("p_rel", "qa")
     )
     eval_k: int = opt(100, "retrieval depth for evaluation (and reranking)")
+    rerank: RerankChoiceConfig = section(
+        RerankChoiceConfig,
+        "how the run chooses its rerank on dev (with an adapter; replaces lambda_rr / rerank_signal unless disabled)",
+        prefix="rerank_",
+    )
     index_kind: str = opt("auto", "FAISS index kind: auto, flat, ivf or hnsw")
     max_train_queries: int | None = opt(None, "subsample training queries (budget knob)")
     checkpoint_every: int = opt(50, "save a resumable checkpoint every N steps (and at each epoch end)")
@@ -578,10 +587,11 @@ def _finish(
     enc_cfg: EncoderConfig,
     cfg: Phase3Config,
     progress: StageProgress,
-) -> dict[str, dict[str, float]]:
+    dev: Dataset | None = None,
+) -> tuple[dict[str, dict[str, float]], dict[str, Any] | None]:
     """Save the encoder (stamped, so the evaluation's corpus vectors are cached), the adapter and the
-    gradient log, then evaluate with and without reranking (``progress`` follows its corpus encoding);
-    returns the variants' metrics."""
+    gradient log, choose the rerank on ``dev`` (when given), then evaluate with and without reranking
+    (``progress`` follows its corpus encoding); returns the variants' metrics and the choice."""
     save_encoder(run, models.encoder, enc_cfg)
     if models.adapter is not None:
         models.adapter.eval()
@@ -589,8 +599,9 @@ def _finish(
             save_adapter(models.adapter, models.adapter_cfg, run.file("adapter"))
     if distributed.is_main():
         grads.write(run, cfg.sampler)
+    choice = _choose_rerank(models, dev, enc_cfg, cfg)
     if eval_data is None:
-        return {}
+        return {}, choice.as_dict() if choice else None
     evaluation = final_evaluation(
         models.encoder,
         eval_data,
@@ -603,8 +614,42 @@ def _finish(
         lambda_rr=cfg.lambda_rr,
         rerank_signal=cfg.rerank_signal,
         stage=progress,
+        choice=choice,
     )
-    return evaluation.record(run)
+    return evaluation.record(run), choice.as_dict() if choice else None
+
+
+def _choose_rerank(models: _Models, dev: Dataset | None, enc_cfg: EncoderConfig, cfg: Phase3Config) -> Any:
+    """The run's rerank chosen on ``dev`` with the trained encoder and adapter (None without either)."""
+    if dev is None or models.adapter is None:
+        return None
+    models.encoder.eval()
+    res = retrieve(
+        models.encoder, dev.corpus, dev.queries, enc_cfg, k=cfg.rerank.k, index_kind=cfg.index_kind, progress=False
+    )
+    choice = choose_rerank_for_retrieval(models.adapter, res, dev.qrels, cfg.rerank)
+    log.info("phase 3: rerank %s", choice.summary())
+    return choice
+
+
+def rerank_inputs(
+    cfg: Phase3Config, adapter_dir: str | None, train_data: Dataset | None, eval_data: Dataset | None
+) -> tuple[Dataset, Dataset | None, list[tuple[str, str]], Dataset | None]:
+    """:func:`phase_inputs` less the rerank's dev queries, and those queries (None: no adapter, or disabled).
+
+    The dev queries are the ones the phase-2 adapter was chosen on (its ``metrics.json`` records them), so
+    neither that adapter nor this phase trains on them; an adapter run without a record (made before runs
+    chose their rerank) gets a fresh carve of the training queries (:func:`rerank_dev_split`).
+    """
+    train_data, eval_data, pairs = phase_inputs(cfg, train_data, eval_data)
+    if adapter_dir is None or not cfg.rerank.enabled:
+        return train_data, eval_data, pairs, None
+    metrics_file = Path(adapter_dir).parent / METRICS_FILE
+    recorded = read_rerank_choice(json.loads(metrics_file.read_text()) if metrics_file.is_file() else {})
+    ids = [q for q in recorded.dev_queries if q in train_data.qrels] if recorded else None
+    train_data, dev = rerank_dev_split(train_data, cfg.rerank, dev_ids=ids or None)
+    train_data, eval_data, pairs = phase_inputs(cfg, train_data, eval_data)
+    return train_data, eval_data, pairs, dev
 
 
 def _train_summary(
@@ -760,7 +805,7 @@ def train_phase3(
     device = distributed.local_device(enc_cfg.device)
     main = distributed.is_main()
     torch.manual_seed(cfg.seed)
-    train_data, eval_data, pairs = phase_inputs(cfg, train_data, eval_data)
+    train_data, eval_data, pairs, dev = rerank_inputs(cfg, adapter_dir, train_data, eval_data)
     if cfg.sampler == "rrra" and adapter_dir is None:
         raise ConfigError("the rrra sampler needs a trained adapter (phase 2); pass its folder")
     models = _load_models(enc_cfg, cfg, adapter_dir, device)
@@ -807,8 +852,9 @@ def train_phase3(
 
     evaluating = StageProgress(report.run, 3, "evaluating", (report.span[1], 1.0), unit="docs", epoch=state.epoch)
     evaluating.start()
-    variants = _finish(run, models, trainer.grads, eval_data, enc_cfg, cfg, evaluating)
+    variants, choice = _finish(run, models, trainer.grads, eval_data, enc_cfg, cfg, evaluating, dev)
     metrics.update(after=variants.get("rerank") or variants.get("no_rerank") or {}, variants=variants)
+    metrics["rerank_choice"] = choice
     metrics["train"] = _train_summary(pairs, state, plan, models, cfg, coverage)
     if main:
         run.write_json(METRICS_FILE, metrics)

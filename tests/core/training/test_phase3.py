@@ -9,7 +9,8 @@ import pytest
 from rrra_core.adapter import AdapterFitConfig, LabelConfig, load_adapter
 from rrra_core.data import LabelCorrections, load_dataset
 from rrra_core.retrieval.encoder import EncoderConfig
-from rrra_core.runtime.reports import METRICS_KEYS, PROGRESS_KEYS
+from rrra_core.retrieval.rerank_choice import read_rerank_choice
+from rrra_core.runtime.reports import METRICS_KEYS, PROGRESS_KEYS, read_metrics
 from rrra_core.runtime.runs import Run, create_run
 from rrra_core.training.phase2 import Phase2Config, phase2_config_dict, train_phase2
 from rrra_core.training.phase3 import GRADIENT_CATEGORIES, Phase3Config, phase3_config_dict, train_phase3
@@ -67,7 +68,8 @@ def test_killed_phase2_resumes_to_the_same_adapter(tiny_model_dir: Path, monkeyp
     expected = train_phase2(straight, enc, cfg)
     killed = create_run("phase2", phase2_config_dict(enc, cfg), run_id="p2-killed")
     real_log = Run.log
-    kill_at = expected["train"]["steps"] // 2 + 1  # mid-way, in the second epoch
+    # Mid-way, in the second epoch, and even: the last checkpoint (every 2 steps) is kill_at - 2.
+    kill_at = expected["train"]["steps"] // 4 * 2 + 2
 
     def dying_log(self: Run, record: dict) -> None:
         if record.get("step") == kill_at and "event" not in record:
@@ -217,8 +219,10 @@ def test_queries_left_without_a_hard_negative_are_reported(
     with caplog.at_level("WARNING", logger="rrra_core.training.phase3"):
         metrics = train_phase3(run, enc, cfg, adapter_dir=str(adapter_run.file("adapter")))
     cov = metrics["train"]["without_hard_negative"]
-    n_queries = len(load_dataset("adi", "test").qrels)
-    assert cov["queries"] == n_queries and cov["no_candidates"] + cov["zero_weight"] == n_queries
+    # Phase 3 trains on every query but the ones its adapter's run chose the rerank on (issue 29).
+    held_out = read_rerank_choice(read_metrics(adapter_run, "phase2")).dev_queries
+    n_queries = len(load_dataset("adi", "test").qrels) - len(held_out)
+    assert held_out and cov["queries"] == n_queries and cov["no_candidates"] + cov["zero_weight"] == n_queries
     assert len(cov["examples"]["zero_weight"]) == min(10, cov["zero_weight"])
     assert any(
         f"{n_queries} of {n_queries} training queries get no hard negative" in r.getMessage() for r in caplog.records
@@ -257,7 +261,12 @@ def test_phase3_progress_moves_while_it_mines_and_evaluates(
         n_random=1,
     )
     run = create_run("phase3", phase3_config_dict(enc, cfg, str(adapter_run.file("adapter"))))
-    train_phase3(run, enc, cfg, adapter_dir=str(adapter_run.file("adapter")))
+    metrics = train_phase3(run, enc, cfg, adapter_dir=str(adapter_run.file("adapter")))
+    # The rerank is chosen on the queries the adapter's run held out, and evaluation reranks as chosen.
+    choice = read_rerank_choice(metrics)
+    assert choice.dev_queries == read_rerank_choice(read_metrics(adapter_run, "phase2")).dev_queries
+    if not choice.on:
+        assert metrics["variants"]["rerank"] == metrics["variants"]["no_rerank"] == metrics["after"]
 
     fractions = [r["fraction"] for r in records]
     assert fractions == sorted(fractions) and records[-1]["status"] == "done"  # the bar never goes back
