@@ -386,13 +386,18 @@ def _evaluate_base(base: Run, run_id: str, enc: Any, p3: Any, eval_data: Dataset
 
     The run holds ``metrics.json`` (the variants' metrics, in the one shape) and
     ``per_query.json``, so Compare runs can put the base beside the retrained
-    run; the base run's folder is only read.
+    run; the base run's folder is only read. The base reranks as it chose on its
+    own dev queries (issue 29); a base made before runs chose keeps phase 3's
+    fixed ``lambda_rr`` and ``rerank_signal``.
     """
     from rrra_core.adapter import load_adapter
     from rrra_core.retrieval.encoder import BiEncoder
     from rrra_core.retrieval.final_evaluation import final_evaluation
+    from rrra_core.retrieval.rerank_choice import run_rerank_choice
     from rrra_core.runtime.device import resolve_device
-    from rrra_core.runtime.reports import StageProgress
+    from rrra_core.runtime.reports import METRICS_FILE, StageProgress
+
+    choice = run_rerank_choice(base.read_json("config.json", {}), base.read_json(METRICS_FILE, {}))
 
     settings = {
         "of_run": base.id,
@@ -401,6 +406,7 @@ def _evaluate_base(base: Run, run_id: str, enc: Any, p3: Any, eval_data: Dataset
         "evaluation": {
             "adapter": str(base.file("adapter")),
             **{k: getattr(p3, k) for k in ("eval_k", "index_kind", "lambda_rr", "rerank_signal")},
+            "rerank": choice.setting.name if choice else None,
         },
         **meta,
     }
@@ -427,10 +433,12 @@ def _evaluate_base(base: Run, run_id: str, enc: Any, p3: Any, eval_data: Dataset
         lambda_rr=p3.lambda_rr,
         rerank_signal=p3.rerank_signal,
         stage=stage,
+        choice=choice,
     )
     variants = evaluation.record(run)
     after = variants.get("rerank") or variants.get("no_rerank") or {}
-    run.write_json("metrics.json", metrics_record(None, after=after, variants=variants))
+    record = metrics_record(None, after=after, variants=variants, rerank_choice=choice.as_dict() if choice else None)
+    run.write_json("metrics.json", record)
     write_progress(run, None, "done", status="done")
     return run
 
