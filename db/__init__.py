@@ -79,6 +79,7 @@ from .models import (
     JudgmentEvent,
     StoredDataset,
 )
+from .overview import OverviewCounts, count_judged_pairs, overview_counts
 from .review import REVIEW_ORDERS, p_fn_given_neg, review_queue
 
 __all__ = [
@@ -128,6 +129,9 @@ __all__ = [
     "p_fn_given_neg",
     "AgreementResult",
     "agreement",
+    "OverviewCounts",
+    "count_judged_pairs",
+    "overview_counts",
     "POLICIES",
     "MAJORITY_TIE_RULE",
     "ADJUDICATION_RULE",

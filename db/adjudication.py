@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, distinct, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -147,8 +147,18 @@ def disagreements(session: Session, dataset: str, *, open_only: bool = False) ->
     if ds is None:
         return []
     votes: dict[tuple[str, str], dict[str, str]] = {}
-    stmt = select(Judgment.query_id, Judgment.doc_id, Judgment.annotator, Judgment.label).where(
-        Judgment.dataset_id == ds.id
+    # Only the disputed pairs' votes leave the database: two or more judgments with two or more labels.
+    disputed = (
+        select(Judgment.query_id, Judgment.doc_id)
+        .where(Judgment.dataset_id == ds.id)
+        .group_by(Judgment.query_id, Judgment.doc_id)
+        .having(func.count() > 1, func.count(distinct(Judgment.label)) > 1)
+        .subquery()
+    )
+    stmt = (
+        select(Judgment.query_id, Judgment.doc_id, Judgment.annotator, Judgment.label)
+        .join(disputed, (Judgment.query_id == disputed.c.query_id) & (Judgment.doc_id == disputed.c.doc_id))
+        .where(Judgment.dataset_id == ds.id)
     )
     for q, d, who, label in session.execute(stmt):
         votes.setdefault((q, d), {})[who] = label

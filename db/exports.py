@@ -30,13 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+from sqlalchemy import DateTime, select, type_coerce
 from sqlalchemy.orm import Session
 
 from rrra_core.data import Doc, Passage, TrainingExample, atomic_writer, write_flag, write_tevatron
 
 from .errors import AnnotationError
-from .judgments import judged_pairs, list_judgments
-from .models import LABELS, MODEL_VIEW_FIELDS
+from .judgments import judged_pairs
+from .models import LABELS, MODEL_VIEW_FIELDS, Judgment, StoredDataset
 from .review import REVIEW_ORDERS, p_fn_given_neg, review_queue
 
 __all__ = [
@@ -305,30 +307,47 @@ def write_json(path: str | Path, obj: Any) -> None:
         fh.write("\n")
 
 
+_BATCH = 20_000
+_JSONL = orjson.OPT_NAIVE_UTC | orjson.OPT_APPEND_NEWLINE
+
+
+def _by_bytes(column: Any, dialect: str) -> Any:
+    # The export's order must not depend on a server's locale: PostgreSQL sorts by its collation unless told
+    # "C" (byte order, which SQLite's BINARY already is and Python's str order matches for UTF-8).
+    return column.collate("C") if dialect == "postgresql" else column
+
+
 def export_judgments(session: Session, path: str | Path, dataset: str | None = None) -> int:
     """Write every current judgment (of one dataset, or all) as JSONL; returns how many.
 
     One object per line with the dataset name, ids, label, annotator, note,
     the model view and both timestamps; :func:`db.import_judgments` reads it.
+    Sorted by dataset, query, doc and annotator in the database and streamed
+    in batches, so a million judgments never sit in memory as objects.
     """
-    rows = list_judgments(session, dataset)
-    rows.sort(key=lambda j: (j.dataset_name, j.query_id, j.doc_id, j.annotator))
+    dialect = session.get_bind().dialect.name
+    view = [getattr(Judgment, name) for name in MODEL_VIEW_FIELDS]
+    keys = (StoredDataset.name, Judgment.query_id, Judgment.doc_id, Judgment.annotator)
+    # Naive UTC as stored (orjson writes it with +00:00, as isoformat() of the aware value would).
+    stamps = (type_coerce(Judgment.created_at, DateTime), type_coerce(Judgment.updated_at, DateTime))
+    stmt = (
+        select(*keys, Judgment.label, Judgment.note, *view, *stamps)
+        .join(StoredDataset, StoredDataset.id == Judgment.dataset_id)
+        .order_by(*(_by_bytes(k, dialect) for k in keys))
+        .execution_options(yield_per=_BATCH)
+    )
+    if dataset is not None:
+        stmt = stmt.where(StoredDataset.name == dataset)
+    names = ("dataset", "query_id", "doc_id", "annotator", "label", "note", *MODEL_VIEW_FIELDS)
+    names += ("created_at", "updated_at")
+    n = 0
     with atomic_writer(path) as fh:
-        for j in rows:
-            obj = {
-                "dataset": j.dataset_name,
-                "query_id": j.query_id,
-                "doc_id": j.doc_id,
-                "annotator": j.annotator,
-                "label": j.label,
-                "note": j.note,
-                **{name: getattr(j, name) for name in MODEL_VIEW_FIELDS},
-                "created_at": j.created_at.isoformat(),
-                "updated_at": j.updated_at.isoformat(),
-            }
-            fh.write(json.dumps(obj, ensure_ascii=False))
-            fh.write("\n")
-    return len(rows)
+        for rows in session.execute(stmt).partitions():
+            # orjson: one C call a row instead of json.dumps' Python encoder (a million rows in seconds).
+            lines = (orjson.dumps(dict(zip(names, row, strict=True)), option=_JSONL) for row in rows)
+            fh.write(b"".join(lines).decode("utf-8"))
+            n += len(rows)
+    return n
 
 
 # --- review tasks: which candidates go out, streamed to disk -------------------------------

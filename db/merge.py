@@ -27,10 +27,9 @@ training labels.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Collection, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from rrra_core.data.corrections import LabelCorrections, apply_verdicts
@@ -46,6 +45,7 @@ __all__ = [
     "ADJUDICATION_RULE",
     "parse_policy",
     "policy_verdict",
+    "verdict_from_counts",
     "decide",
     "merge_labels",
 ]
@@ -73,30 +73,40 @@ def parse_policy(policy: str) -> tuple[str, str | None]:
     raise AnnotationError(f"unknown merge policy {policy!r}: use majority, any_relevant or annotator:<name>")
 
 
-def _votes(session: Session, dataset: str, annotator: str | None) -> dict[tuple[str, str], list[str]]:
+def _vote_counts(session: Session, dataset: str, annotator: str | None) -> list[tuple[str, str, int, int]]:
+    """``(query_id, doc_id, relevant votes, not-relevant votes)`` per judged pair, counted in the database.
+
+    ``unsure`` is never a vote; a pair with only ``unsure`` comes back with (0, 0).
+    The database does the grouping, so a million judgments are one aggregate
+    query and Python sees one row a pair, not one a judgment.
+    """
     ds = get_dataset(session, dataset)
     if ds is None:
-        return {}
-    stmt = select(Judgment.query_id, Judgment.doc_id, Judgment.label).where(
-        Judgment.dataset_id == ds.id, Judgment.label != "unsure"
+        return []
+    yes = func.sum(case((Judgment.label == "relevant", 1), else_=0))
+    no = func.sum(case((Judgment.label == "not_relevant", 1), else_=0))
+    stmt = (
+        select(Judgment.query_id, Judgment.doc_id, yes, no)
+        .where(Judgment.dataset_id == ds.id, Judgment.label != "unsure")
+        .group_by(Judgment.query_id, Judgment.doc_id)
     )
     if annotator is not None:
         stmt = stmt.where(Judgment.annotator == annotator)
-    votes: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for q, d, label in session.execute(stmt):
-        votes[(q, d)].append(label)
-    return votes
+    return [(q, d, int(y), int(n)) for q, d, y, n in session.execute(stmt)]
 
 
-def policy_verdict(kind: str, labels: list[str]) -> bool | None:
-    """What policy ``kind`` makes of one pair's ``labels`` (no adjudication): relevant, not, or ``None`` (undecided)."""
-    yes = labels.count("relevant")
-    no = labels.count("not_relevant")
+def verdict_from_counts(kind: str, yes: int, no: int) -> bool | None:
+    """What policy ``kind`` makes of a pair's relevant (``yes``) and not-relevant (``no``) votes."""
     if kind == "any_relevant":
         return True if yes else (False if no else None)
     if yes == no:  # majority tie, or (one annotator) nothing but "unsure"
         return None
     return yes > no
+
+
+def policy_verdict(kind: str, labels: list[str]) -> bool | None:
+    """What policy ``kind`` makes of one pair's ``labels`` (no adjudication): relevant, not, or ``None`` (undecided)."""
+    return verdict_from_counts(kind, labels.count("relevant"), labels.count("not_relevant"))
 
 
 def decide(session: Session, dataset: str, policy: str = "majority") -> dict[tuple[str, str], bool]:
@@ -113,10 +123,10 @@ def decide(session: Session, dataset: str, policy: str = "majority") -> dict[tup
         if not has_any:
             raise AnnotationError(f"annotator {name!r} has no judgments on dataset {dataset!r}")
     out: dict[tuple[str, str], bool] = {}
-    for pair, labels in _votes(session, dataset, name).items():
-        verdict = policy_verdict(kind, labels)
+    for q, d, yes, no in _vote_counts(session, dataset, name):
+        verdict = verdict_from_counts(kind, yes, no)
         if verdict is not None:
-            out[pair] = verdict
+            out[(q, d)] = verdict
     # Adjudications last: they overrule every policy's reading of the votes.
     for pair, adj in adjudications(session, dataset).items():
         if adj.verdict == "unsure":

@@ -90,19 +90,15 @@ elif sel.ready:
     preds = res.predictions(sel.run_id)
     name = res.store_name(sel.dataset)
     with res.session() as s:
-        judged = db.list_judgments(s, name)
-        counts = db.annotator_counts(s, name)
-        try:
-            agree = db.agreement(s, name)
-        except db.AnnotationError:
-            agree = None
-        decided = db.decide(s, name, "majority")
+        # Aggregates, not every judgment: the page costs the same at a million judgments (results/store_scale.md).
+        progress = db.overview_counts(s, name, sel.annotator)
+    counts, agree, decided = progress.annotators, progress.agreement, progress.decided
     # One definition for this count and the calibration's: the run's labelled negatives the verdicts call relevant.
     verdicts = judged_false_negatives(preds, decided)
 
     st.subheader("Labeling progress")
     c = st.columns(4)
-    c[0].metric("Judged pairs", f"{len({(j.query_id, j.doc_id) for j in judged}):,}")
+    c[0].metric("Judged pairs", f"{progress.judged_pairs:,}")
     c[1].metric(
         "False negatives confirmed",
         f"{int(verdicts['verdict'].sum()):,}",
@@ -126,7 +122,7 @@ elif sel.ready:
     calibration_section(verdicts, sel.run_id)
 
     threshold = float(st.session_state.get(keys.THRESHOLD, DEFAULT_THRESHOLD))
-    mine = {(j.query_id, j.doc_id) for j in judged if j.annotator == sel.annotator}
+    mine = progress.mine
     top = top_suspects(preds, 15, threshold=0.0, exclude=mine)
     n_suspected = int(_suspects(preds, threshold).sum())
     st.subheader("Top suspected false negatives")

@@ -3,6 +3,8 @@ the counts it shares with the labelling progress, and the run's headline."""
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -66,7 +68,7 @@ def test_the_headline_names_the_dataset_and_encoder_and_shows_the_fits_warning(t
     assert "dataset `adi_copy` (test split) · encoder `tiny_bert0`" in captions
     assert not any(str(tiny_run.dataset_dir) in c for c in captions)
     [warning] = [t for w in at.warning if "held-out queries choose the epoch" in (t := w.value.replace("\\", ""))]
-    assert "only 4 held-out queries" in warning and "unreliable" in warning
+    assert re.search(r"only \d+ held-out queries", warning) and "unreliable" in warning
     runs = next(d.value for d in at.dataframe if "kind" in d.value.columns).set_index("run")
     row = runs.loc[RUN_ID]
     assert row["dataset"] == "adi_copy" and row["nDCG@10"] == "—" and row["R@100"] == "—"
