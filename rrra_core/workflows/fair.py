@@ -11,8 +11,11 @@ Per seed:
    settings (:data:`TRIALS`), each a phase-3 run from the phase-1 encoder,
    scored on dev nDCG@10. RRRA's reranking is tuned the same way: its trials
    are (signal, λ_RR) pairs, on the phase-1 retrieval for *reranking only* and,
-   once RRRA's sampler is chosen, on that encoder for *full RRRA*. The other
-   seeds reuse the choice;
+   once RRRA's sampler is chosen, on that encoder for *full RRRA*. Full RRRA
+   reranks by the rule every run uses (:mod:`rrra_core.retrieval.rerank_choice`:
+   on only when a setting beats "off" on dev by a Holm-corrected paired test),
+   so its row is what a user would get; *reranking only* is the reranker's
+   ablation and takes the best dev setting. The other seeds reuse the choice;
 4. every finished phase is a run folder named by a hash of its settings
    (:mod:`rrra_core.runtime.keyed_runs`), so a second process, an added
    method or a killed benchmark picks up what exists, and the tuning seed's
@@ -51,6 +54,13 @@ from rrra_core.retrieval.dense import Retrieval, retrieve
 from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
 from rrra_core.retrieval.evaluation import DEFAULT_METRICS, answer_ranks, answer_recall, evaluate, evaluate_per_query
 from rrra_core.retrieval.rerank import rerank_run
+from rrra_core.retrieval.rerank_choice import (
+    RerankChoice,
+    RerankChoiceConfig,
+    RerankSetting,
+    choose_rerank,
+    score_settings,
+)
 from rrra_core.runtime.config import config_from_dict, config_to_dict, opt
 from rrra_core.runtime.device import resolve_device
 from rrra_core.runtime.errors import ConfigError
@@ -63,6 +73,7 @@ from rrra_core.training.phase3 import Phase3Config, phase3_config_dict, train_ph
 from rrra_core.workflows.benchmark import BenchmarkConfig, gradient_summary, mean_std, seed_truth
 
 __all__ = [
+    "full_rerank_choice",
     "FairConfig",
     "TRIALS",
     "RERANK_TRIALS",
@@ -251,13 +262,27 @@ def _phase2(cfg: FairConfig, name: str, d: SeedData, enc1: EncoderConfig) -> tup
         train_split=cfg.train_split,
         labels=LabelConfig(mu=cfg.mu, top_k=cfg.top_k, seed=d.seed),
         fit=AdapterFitConfig(epochs=cfg.p2_epochs, seed=d.seed),
+        rerank=_NO_RUN_CHOICE,
     )
-    config = {**phase2_config_dict(enc1, p2), "train_queries": _queries_key(d.train)}
+    config = {**_keyed(phase2_config_dict(enc1, p2)), "train_queries": _queries_key(d.train)}
     with keyed_run(f"fair-{name}-s{d.seed}-phase2", "phase2", config) as (run, done):
         metrics = run.read_json("metrics.json") if done else train_phase2(run, enc1, p2, train_data=d.train)
         train = metrics.get("train") or {}
         fit = {"kept_epoch": train.get("kept_epoch"), "warnings": train.get("warnings", [])}
         return str(run.file("adapter")), {**fit, "val_macro_f1": (metrics.get("after") or {}).get("macro_f1")}
+
+
+# The runs hold no dev split of their own: this comparison carved one before training (and chooses on it).
+_NO_RUN_CHOICE = RerankChoiceConfig(enabled=False)
+
+
+def _keyed(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's settings as its folder's key: the disabled per-run rerank choice left out, as before it existed.
+
+    Switched off, it changes nothing a run does, so the folders trained before it are found again.
+    """
+    phase = {k: v for k, v in config["phase"].items() if k != "rerank"}
+    return {**config, "phase": phase}
 
 
 def _phase3_config(cfg: FairConfig, d: SeedData, sampler: str, settings: Mapping[str, Any]) -> Phase3Config:
@@ -275,6 +300,7 @@ def _phase3_config(cfg: FairConfig, d: SeedData, sampler: str, settings: Mapping
         lambda_rr=0.0,  # reranking is tuned and scored here, not inside the run
         seed=d.seed,
         checkpoint_every=0,
+        rerank=_NO_RUN_CHOICE,
         # Every sampler knob pinned to the values the trials were designed around (the pre-tuning defaults):
         # the run folders are keyed by their settings, so a later change of Phase3Config's defaults must not
         # orphan finished trials or shift what an untouched knob means.
@@ -299,7 +325,7 @@ def _phase3(
 ) -> str:
     """The phase-3 folder of ``sampler`` with its ``trial``-th settings (trained, or reused)."""
     p3 = _phase3_config(cfg, d, sampler, TRIALS[sampler][trial])
-    config = {**phase3_config_dict(enc1, p3, adapter), "train_queries": _queries_key(d.train)}
+    config = {**_keyed(phase3_config_dict(enc1, p3, adapter)), "train_queries": _queries_key(d.train)}
     with keyed_run(f"fair-{name}-s{d.seed}-phase3-{sampler}", "phase3", config) as (run, done):
         if not done:
             train_phase3(
@@ -558,6 +584,30 @@ def more_trials(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     return new.get("trials", 0) > old.get("trials", 0) and same_settings({**old, "trials": new["trials"]}, new)
 
 
+def full_rerank_choice(
+    run: Mapping[str, Mapping[str, float]],
+    signals: Mapping[str, Any],
+    qrels: Mapping[str, Mapping[str, int]],
+    trials: list[dict[str, Any]],
+) -> RerankChoice:
+    """Full RRRA's rerank by the per-run rule over ``trials`` (per-query dev nDCG@10, Holm-corrected test)."""
+    settings = [RerankSetting(t["rerank_signal"], float(t["lambda_rr"])) for t in trials]
+    rule = RerankChoiceConfig(settings=",".join(f"{s.signal}:{s.lambda_rr}" for s in settings), metric=PRIMARY)
+    off, per = score_settings(run, signals, qrels, settings, PRIMARY)
+    return choose_rerank(off, per, rule)
+
+
+def _trial_key(choice: RerankChoice, trials: list[dict[str, Any]]) -> str:
+    """The trial key a choice stands for (``off`` when it is off)."""
+    if not choice.on:
+        return RERANK_OFF
+    return next(
+        str(i)
+        for i, t in enumerate(trials)
+        if (t["rerank_signal"], float(t["lambda_rr"])) == (choice.signal, choice.lambda_rr)
+    )
+
+
 def _tuning_finished(cfg: FairConfig, part: Mapping[str, Any]) -> bool:
     """The tuning seed has chosen every method with *these* trials (not a smaller grid run before)."""
     if (part.get("config") or {}).get("trials") != cfg.trials:
@@ -565,6 +615,8 @@ def _tuning_finished(cfg: FairConfig, part: Mapping[str, Any]) -> bool:
     if any(len(part.get("tuning", {}).get(m, {})) < cfg.trials for m in cfg.methods):
         return False
     full = ("full_rerank",) if "rrra" in cfg.methods else ()  # full RRRA's rerank is tuned on RRRA's encoder
+    if full and not str((part.get("full_rerank_choice") or {}).get("rule", "")).startswith("holm"):
+        return False  # chosen by an older rule (the best dev mean): chosen again, with no retraining
     return all(m in part.get("chosen", {}) for m in (*cfg.methods, "rerank_only", *full))
 
 
@@ -594,7 +646,6 @@ def _tune(cfg, name, d, p1, enc1, adapter, part, save, progress, workers) -> Non
         folder = runs_dir() / tuning["rrra"][part["chosen"]["rrra"]]["run"]
         res = _retrieval(cfg, str(folder), d.dev)
         signals = _signals(cfg, str(folder / "adapter"), res)
-        # "off" first: on a tie the simpler system (no reranking) is chosen.
         tuning["full_rerank"] = {
             RERANK_OFF: {"settings": _OFF_SETTINGS, "dev": _dev_scores(res.run, d.dev)},
             **{
@@ -602,7 +653,9 @@ def _tune(cfg, name, d, p1, enc1, adapter, part, save, progress, workers) -> Non
                 for i, t in enumerate(RERANK_TRIALS[: cfg.trials])
             },
         }
-        part["chosen"]["full_rerank"] = _chosen(tuning["full_rerank"])
+        choice = full_rerank_choice(res.run, signals, d.dev.qrels, RERANK_TRIALS[: cfg.trials])
+        part["full_rerank_choice"] = {k: v for k, v in choice.as_dict().items() if k != "dev_queries"}
+        part["chosen"]["full_rerank"] = _trial_key(choice, RERANK_TRIALS[: cfg.trials])
     save()
 
 

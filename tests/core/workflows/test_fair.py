@@ -73,6 +73,11 @@ def test_tuning_scoring_resuming_and_the_summary(tiny_model_dir: Path, tmp_path:
     assert list(part["tuning"]["full_rerank"])[0] == "off" and off["settings"]["lambda_rr"] == 0.0
     assert off["dev"] == part["tuning"]["rrra"][part["chosen"]["rrra"]]["dev"]  # the resampled encoder's own order
     assert set(part["chosen"]) == {"rerank_only", "uniform", "rrra", "full_rerank"}
+    # Full RRRA reranks by the per-run rule: on only past a Holm-corrected paired test on dev (issue 29).
+    rule = part["full_rerank_choice"]
+    assert rule["rule"].startswith("holm") and rule["n_dev"] == len(seed_data(cfg, 0).dev.qrels)
+    assert (part["chosen"]["full_rerank"] == "off") == (not rule["on"])
+    assert rule["on"] or all(v["p_holm"] is None or v["p_holm"] > 0.05 or v["delta"] <= 0 for v in rule["dev"].values())
     expected = {"BM25", "zero-shot", "phase 1 (in-batch)", RERANK_ONLY, "uniform top-K", "RRRA resampling only", FULL}
     assert set(part["test"]) == expected and part["finished"]
     n_test = part["test_queries"]
