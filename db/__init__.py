@@ -58,6 +58,7 @@ from .imports import (
 )
 from .judgments import (
     annotator_counts,
+    count_events,
     get_judgment,
     judged_pairs,
     list_by_query,
@@ -121,6 +122,7 @@ __all__ = [
     "list_by_query",
     "list_judgments",
     "list_events",
+    "count_events",
     "annotator_counts",
     "judged_pairs",
     # review, agreement, merge

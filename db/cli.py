@@ -186,7 +186,7 @@ def _stats(session: Any, args: argparse.Namespace) -> str:
         [db.ensure_dataset(session, args.dataset).name] if args.dataset else [d.name for d in db.list_datasets(session)]
     )
     out = {
-        name: {"annotators": db.annotator_counts(session, name), "events": len(db.list_events(session, name))}
+        name: {"annotators": db.annotator_counts(session, name), "events": db.count_events(session, name)}
         for name in names
     }
     if args.json:

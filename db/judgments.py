@@ -491,6 +491,14 @@ def list_events(
     return list(session.scalars(stmt.order_by(JudgmentEvent.id)).unique())
 
 
+def count_events(session: Session, dataset: str) -> int:
+    """How many events the history of ``dataset`` holds, counted in the database (``stats`` at a million rows)."""
+    ds = get_dataset(session, dataset)
+    if ds is None:
+        return 0
+    return int(session.scalar(select(func.count()).where(JudgmentEvent.dataset_id == ds.id)) or 0)
+
+
 def annotator_counts(session: Session, dataset: str | None = None) -> dict[str, dict[str, int]]:
     """``{annotator: {"relevant": n, "not_relevant": n, "unsure": n, "total": n}}`` of current judgments."""
     stmt = select(Judgment.annotator, Judgment.label, func.count()).group_by(Judgment.annotator, Judgment.label)
