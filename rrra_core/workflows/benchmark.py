@@ -12,7 +12,12 @@ phase-1 encoders and their cached embeddings):
    phase-1 embeddings; four-class F1 and false-negative detection for each,
    against the heuristic scores;
 5. phase 3 from the phase-1 encoder with each sampler (uniform top-K, SimANS,
-   margin filter, RRRA), evaluated with and without adapter reranking;
+   margin filter, RRRA), evaluated with and without adapter reranking. Full
+   RRRA reranks as every run does (:mod:`rrra_core.retrieval.rerank_choice`):
+   a dev split carved from the visible training queries before phase 1 (no
+   phase trains on it) chooses the rerank, on only past a Holm-corrected
+   paired test over "off"; the reranking-only ablation keeps the fixed
+   ``lambda_rr`` / ``rerank_signal``;
 6. optionally, the human-in-the-loop curve: a simulated reviewer labels the top
    N of the adapter's review queue correctly, the labels are merged, and RRRA is
    retrained.
@@ -50,13 +55,15 @@ from rrra_core.retrieval.dense import retrieve
 from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
 from rrra_core.retrieval.evaluation import answer_recall, evaluate
 from rrra_core.retrieval.rerank import rerank_run
+from rrra_core.retrieval.rerank_choice import RerankChoiceConfig, choose_rerank_for_retrieval
 from rrra_core.runtime.config import config_to_dict, opt
+from rrra_core.runtime.config import section as config_section
 from rrra_core.runtime.device import resolve_device
 from rrra_core.runtime.errors import ConfigError
 from rrra_core.runtime.keyed_runs import data_key, keyed_run
 from rrra_core.runtime.runs import Run
 from rrra_core.training.phase1 import Phase1Config, phase1_config_dict, train_phase1
-from rrra_core.training.phase2 import Phase2Config, phase2_config_dict, train_phase2
+from rrra_core.training.phase2 import Phase2Config, phase2_config_dict, rerank_dev_split, train_phase2
 from rrra_core.training.phase3 import Phase3Config, phase3_config_dict, train_phase3
 
 __all__ = [
@@ -147,6 +154,12 @@ class BenchmarkConfig:
     device: str = opt("auto", "auto, cpu or cuda")
     precision: str = opt("fp32", "encoding precision, as every encoding driver takes it (fp32, bf16 or fp16)")
     model: str = opt("minilm", "starting encoder")
+    rerank: RerankChoiceConfig = config_section(
+        RerankChoiceConfig,
+        "full RRRA's rerank, chosen per seed on a dev split of the training queries (disabled: the fixed "
+        "lambda_rr / rerank_signal, every training query trains)",
+        prefix="rerank_",
+    )
 
 
 def _enc(cfg: BenchmarkConfig, model: str) -> EncoderConfig:
@@ -179,7 +192,12 @@ def _phase3_config(cfg: BenchmarkConfig, seed: int, sampler: str) -> Phase3Confi
         mu=cfg.mu,
         seed=seed,
         checkpoint_every=0,
+        rerank=_NO_RUN_CHOICE,
     )
+
+
+# The runs hold no dev split of their own: the seed carved one before phase 1, and full RRRA chooses on it.
+_NO_RUN_CHOICE = RerankChoiceConfig(enabled=False)
 
 
 def _subset(data: Dataset, qrels: dict[str, dict[str, int]]) -> Dataset:
@@ -307,6 +325,7 @@ class _SeedRun:
     test: Dataset
     train: Dataset
     device: Any
+    dev: Dataset | None = None  # the rerank's dev queries, held out of every phase (None: choice disabled)
     on_update: Callable[[dict[str, Any]], None] | None = None
     methods: dict[str, dict[str, float]] = field(default_factory=dict)
     # What the seed's result holds besides methods, filled in as the phases finish.
@@ -342,7 +361,8 @@ class _SeedRun:
         """The seed's JSON-ready result so far (``complete`` once every stage has run)."""
         return {
             "seed": self.seed,
-            "train_queries": len(self.visible),
+            "train_queries": len(self.train.qrels),
+            "dev_queries": len(self.dev.qrels) if self.dev is not None else 0,
             "planted": int(sum(len(v) for v in self.truth.values())),
             "methods": dict(self.methods),
             **self.sections,
@@ -428,6 +448,7 @@ def _phase2(s: _SeedRun, enc1: EncoderConfig, res1: Any) -> _AdapterResults:
             train_split=cfg.train_split,
             labels=LabelConfig(scheme=cfg.label_scheme, mu=cfg.mu, top_k=cfg.top_k, seed=s.seed),
             fit=AdapterFitConfig(epochs=cfg.p2_epochs, seed=s.seed),
+            rerank=_NO_RUN_CHOICE,
         )
     )
     for name in dict.fromkeys(("full", *cfg.variants)):
@@ -475,10 +496,29 @@ def _phase3(s: _SeedRun, enc1: EncoderConfig, adapter_dir: str) -> Run | None:
         res3 = retrieve(enc3, s.test.corpus, s.test.queries, _enc(s.cfg, str(run3.path)), k=100)
         s.score(SAMPLER_METHODS[sampler], res3.run)
         if sampler == "rrra":
-            s.score("RRRA (resampling + reranking)", _rerank_scores(s, run3.file("adapter"), res3))
+            s.score("RRRA (resampling + reranking)", _full_rrra(s, run3, res3))
             rrra_run = run3
         s.tick(f"phase 3 {sampler}")
     return rrra_run
+
+
+def _full_rrra(s: _SeedRun, run3: Run, res3: Any) -> dict[str, dict[str, float]]:
+    """Full RRRA's test ranking: ``res3`` reranked as the rule chooses on the seed's dev split (its record kept)."""
+    if s.dev is None:
+        return _rerank_scores(s, run3.file("adapter"), res3)
+    encoder = BiEncoder.from_pretrained(str(run3.path)).to(s.device).eval()
+    dev = retrieve(encoder, s.dev.corpus, s.dev.queries, _enc(s.cfg, str(run3.path)), k=s.cfg.rerank.k, progress=False)
+    adapter, _ = load_adapter(run3.file("adapter"), device=s.device)
+    choice = choose_rerank_for_retrieval(adapter, dev, s.dev.qrels, s.cfg.rerank)
+    record = {k: v for k, v in choice.as_dict().items() if k != "dev_queries"}
+    s.sections.setdefault("rerank_choice", {})[run3.id] = record
+    s.progress(f"seed {s.seed}: full RRRA's rerank {choice.summary()}")
+    if not choice.on:
+        return {q: dict(docs) for q, docs in res3.run.items()}
+    signal = adapter_rerank_signal(
+        adapter, res3.run, res3.query_ids, res3.query_vectors, res3.corpus.ids, res3.corpus.vectors, choice.signal
+    )
+    return rerank_run(res3.run, signal, choice.lambda_rr)
 
 
 def _hitl(s: _SeedRun, enc1: EncoderConfig, p2: _AdapterResults) -> list[dict[str, Any]]:
@@ -496,7 +536,8 @@ def _hitl(s: _SeedRun, enc1: EncoderConfig, p2: _AdapterResults) -> list[dict[st
         top = queue.head(n)
         verdicts = {(q, d): bool(tr) for q, d, tr in zip(top["query_id"], top["doc_id"], top["truth"])}
         corrections = apply_verdicts(s.visible, verdicts)
-        train_n = _subset(s.train_full, corrections.qrels)
+        # The dev queries stay out of training here too: they choose full RRRA's rerank.
+        train_n = _subset(s.train_full, {q: v for q, v in corrections.qrels.items() if q in s.train.qrels})
         # The verdicts shape both phases (known negatives stay negatives), so they are part of the key.
         by_query: dict[str, dict[str, int]] = {}
         for (q, d), v in verdicts.items():
@@ -527,6 +568,10 @@ def _hitl(s: _SeedRun, enc1: EncoderConfig, p2: _AdapterResults) -> list[dict[st
                     planted_false_negatives=s.truth,
                 )
             )
+        if s.dev is not None:  # full RRRA as the rule reranks it, not the run's fixed evaluation
+            encoder = BiEncoder.from_pretrained(str(run3.path)).to(s.device).eval()
+            res3 = retrieve(encoder, s.test.corpus, s.test.queries, _enc(s.cfg, str(run3.path)), k=100, progress=False)
+            m3 = {"after": evaluate(s.test.qrels, _full_rrra(s, run3, res3))}
         rows.append({"N": n, "found": sum(verdicts.values()), **{k: m3["after"][k] for k in keys}})
         s.sections["hitl"] = rows
         s.tick(f"hitl N={n}")
@@ -548,6 +593,7 @@ def run_seed(
     finished; ``on_update`` gets the partial result after every scored method.
     """
     train_full, visible, truth = seed_truth(cfg, seed)
+    train, dev = rerank_dev_split(_subset(train_full, visible), replace(cfg.rerank, seed=seed))
     s = _SeedRun(
         cfg=cfg,
         seed=seed,
@@ -557,7 +603,8 @@ def run_seed(
         visible=visible,
         truth=truth,
         test=load_dataset(cfg.dataset, cfg.test_split),
-        train=_subset(train_full, visible),
+        train=train,
+        dev=dev,
         device=resolve_device(cfg.device),
         on_update=on_update,
     )

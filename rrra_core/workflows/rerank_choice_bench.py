@@ -161,13 +161,16 @@ def run_rerank_choice_bench(
 ) -> dict[str, Any]:
     """Every collection × seed; ``save(result)`` after each seed (a killed bench keeps what it measured)."""
     result: dict[str, Any] = {"config": vars(cfg).copy(), "datasets": {}}
-    for name in _split_list(cfg.datasets):
-        train, test = _splits(name)
-        res = None
-        for seed in (int(s) for s in _split_list(cfg.seeds)):
+    names = _split_list(cfg.datasets)
+    splits = {name: _splits(name) for name in names}
+    rankings: dict[str, Any] = {}  # the zero-shot test retrieval, one per collection
+    # Seed-major: a bench stopped early holds every collection's first seeds, not one collection's three.
+    for seed in (int(s) for s in _split_list(cfg.seeds)):
+        for name in names:
+            train, test = splits[name]
             progress(f"{name} seed {seed}: phase 2 ({len(train.qrels)} training queries)")
             run, metrics, seconds = _phase2(name, seed, train, cfg)
-            res = res or _test_rankings(test, cfg)
+            res = rankings.get(name) or rankings.setdefault(name, _test_rankings(test, cfg))
             row = {"run": run.id, "phase2_seconds": round(seconds, 1), **_seed_result(run, metrics, res, test)}
             result["datasets"].setdefault(name, {})[str(seed)] = row
             t = row["test"]

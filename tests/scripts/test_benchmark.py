@@ -62,6 +62,10 @@ def test_quick_benchmark_writes_every_table(isolated_home: Path, tmp_path: Path)
     seed = result["seeds"][0]
     assert seed["planted"] > 0 and [row["N"] for row in seed["hitl"]] == [0, 10]
     assert set(seed["gradients"]) == {"uniform", "simans", "margin", "rrra"}
+    # Full RRRA reranks by the per-run rule, chosen on dev queries no phase trained on (issue 29).
+    assert seed["dev_queries"] > 0 and seed["rerank_choice"]
+    choices = seed["rerank_choice"].values()
+    assert all(c["rule"].startswith("holm") and c["n_dev"] <= seed["dev_queries"] for c in choices)
     assert result["complete"] is True
 
     # A killed run leaves a partial file; the same command (no --overwrite) resumes it and
