@@ -342,7 +342,7 @@ def export_judgments(session: Session, path: str | Path, dataset: str | None = N
     names += ("created_at", "updated_at")
     n = 0
     with atomic_writer(path) as fh:
-        for rows in session.execute(stmt).partitions():
+        for rows in session.connection().execute(stmt).partitions():  # Core rows: no ORM loading
             # orjson: one C call a row instead of json.dumps' Python encoder (a million rows in seconds).
             lines = (orjson.dumps(dict(zip(names, row, strict=True)), option=_JSONL) for row in rows)
             fh.write(b"".join(lines).decode("utf-8"))

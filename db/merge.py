@@ -92,7 +92,7 @@ def _vote_counts(session: Session, dataset: str, annotator: str | None) -> list[
     )
     if annotator is not None:
         stmt = stmt.where(Judgment.annotator == annotator)
-    return [(q, d, int(y), int(n)) for q, d, y, n in session.execute(stmt)]
+    return [(q, d, int(y), int(n)) for q, d, y, n in session.connection().execute(stmt)]
 
 
 def verdict_from_counts(kind: str, yes: int, no: int) -> bool | None:
