@@ -1,41 +1,42 @@
-"""Benchmark the review queue's orders with a simulated reviewer (issue 14).
+"""Benchmark the review queue's orders with a simulated reviewer (issues 14 and 26).
 
-For every order (learnt, adapter, retriever, margin, uncertainty, random) and
-seed, a simulated reviewer walks the queue of a run's labelled negatives, answers
-from a known truth, and the learnt order refits every ``--refit-every`` verdicts.
-Writes ``<out>.json`` (each (order, seed) result as it finishes; a rerun resumes
-from what is there) and ``<out>.md`` (headed by the command that made it).
+For every order (bandit, learnt, the static adapter, retriever, margin, bm25 and
+closeness orders, uncertainty, random) and seed, a simulated reviewer walks the
+queue of a run's labelled negatives, answers from a known truth, and the
+adaptive orders refit every ``--refit-every`` verdicts. Writes ``<out>.json``
+(each (order, seed) result as it finishes; a rerun resumes from what is there,
+whatever orders it ran) and ``<out>.md`` (headed by the command that made it).
+``summary`` gathers the collections' files into ``results/review_loop_summary``:
+the learnt order against the best static order per collection and budget.
 
 Split: queries go to dev or test by a fixed hash of their id (md5, even = dev).
-Every setting of the learnt order (``LearnerConfig``'s defaults) was chosen on
-dev; the result files report test unless ``--split dev``.
+Every setting of the adaptive orders (``BanditConfig``'s and ``LearnerConfig``'s
+defaults) was chosen on dev; the result files report test unless ``--split dev``.
 
-Seeds: SQuAD has one fixed candidate set (the demo run), so a seed draws
-``--subsample`` of the split's queries and sets tie-breaking, the random order
-and the learner's seed. Cranfield's seed is the planting seed: one phase-2 run
-per seed, trained with that seed's 30 % of training positives hidden.
+Collections (:data:`COLLECTIONS`; their runs are built once by
+``scripts/make_review_runs.py`` with the arguments each names, and found under
+``$RRRA_HOME/runs`` by that script's naming; nothing here downloads anything):
 
-Calibration: per seed the learnt session is replayed (seconds) and the adapter's
-P(FN|neg), and Platt maps of it and of the learnt score fitted on the verdicts so
-far, are measured against the oracle at 0/100/200/400 verdicts, on the reviewed
-items and the unreviewed pool (``rrra_core.review.queue_calibration``); a rerun
-keeps each seed's calibration like its results.
+- ``squad``: one unplanted run; truth: the same-article answer-bearing
+  paragraphs of ``answers/train_has_answer.tsv.gz``. A seed draws
+  ``--subsample`` of the split's queries and sets tie-breaking, the random order
+  and the learners' seeds.
+- ``cranfield``, ``scifact``, ``adi`` (30 % of each query's positives hidden;
+  SciFact's 1.1 positives per query leave most queries with none) and
+  ``cranfield-sparse`` (one positive hidden in half the queries): one run per
+  seed, the seed being the planting's; truth: the hidden positives, rebuilt here
+  from the seed (``rrra_core.review.planting``).
 
-Inputs (the runs are made once; nothing here downloads anything):
-
-- SQuAD: the demo run, ``python scripts/demo.py --dataset squad`` (writes
-  ``$RRRA_HOME/runs/demo-squad/predictions.parquet``). Truth: the same-article
-  answer-bearing paragraphs of ``answers/train_has_answer.tsv.gz``.
-- Cranfield: per seed, a phase-2 run (MiniLM, ``mu`` 0.3, top-100, 10 epochs)
-  trained on the training qrels with ``plant_false_negatives(qrels, 0.3, seed)``
-  applied: ``python scripts/make_review_runs.py --seeds 0 1 2`` builds them
-  (``runs/review-cranfield-s<seed>``). Truth: the hidden positives, rebuilt here
-  from the seed.
+Calibration (skip with ``--no-calibration``): per seed the learnt session is
+replayed and the adapter's P(FN|neg), and Platt maps of it and of the learnt
+score fitted on the verdicts so far, are measured against the oracle at
+0/100/200/400 verdicts (``rrra_core.review.queue_calibration``).
 
 Examples:
+    python scripts/make_review_runs.py cranfield --seeds 0 1 2
+    python scripts/bench_review.py cranfield --split dev --no-calibration
     python scripts/bench_review.py squad --predictions runs/demo-squad/predictions.parquet
-    python scripts/bench_review.py cranfield --predictions runs/review-cranfield-s0/predictions.parquet \\
-        runs/review-cranfield-s1/predictions.parquet runs/review-cranfield-s2/predictions.parquet --seeds 0 1 2
+    python scripts/bench_review.py summary
     python scripts/bench_review.py quick --out /tmp/review_quick
 """
 
@@ -86,6 +87,19 @@ DEV_TUNING = (
     "dev, Cranfield (adapter 38.7 ± 5.2, retriever 19.0, margin 22.0): prior 38.3, + adapter 39.0, + boost 1/1 40.0; "
     "logistic alone 40.3 ± 4.5; blend 0.3 + boost 41.0-43.3; boost 0.5/0.5 42.7; blend 0.6 43.0; "
     "the default 46.0 ± 2.2",
+)
+# The bandit order (issue 26), dev halves, found at 200, mean over 3 seeds (SQuAD dev: 80 % query draws of the
+# unplanted 1,500-query run; the others: the 3 plantings). Every variant at 50-400: results/review_loop_dev.md.
+DEV_BANDIT = (
+    "dev, SQuAD (retriever 29.3, closeness 46.3, former learnt 74.7): 9 arms with Thompson sampling on all 10 "
+    "items per refit and only the learnt boost 47 (seed 0); + the former learnt order as an arm, scored in sample, "
+    "54.3; Thompson on 5 of 10 51.3; on 3 of 10 (the default) 63.7; greedy (no exploration) 61.7",
+    "dev, Cranfield (closeness 33.0, former learnt 42.3): 10 of 10 45.3, 5 of 10 44.3, 3 of 10 45.0, greedy 45.0; "
+    "before the blend arm: window 50 44.3, no boost 44.3, no cold-start evidence 43.7, prior strength 2 / 10 "
+    "45.0 / 44.7, no model arm 43.7 (all within a seed's spread)",
+    "dev, ADI (margin 16.5, former learnt 15.5): 3 of 10 18.7, 10 of 10 18.3, greedy 18.3",
+    "dev, Cranfield sparse (bm25 10.0, former learnt 14.7): 3 of 10 14.0, 10 of 10 13.7, 5 of 10 14.7, "
+    "greedy 15.0; SciFact was built last and has no dev figures",
 )
 SUMMARY_BUDGET = 200
 CALIBRATION_BUDGETS = (0, 100, 200, 400)  # 0: before any refit
@@ -456,6 +470,7 @@ def _notes(args: argparse.Namespace) -> list[str]:
         "FN detection (rrra_core.review.bandit, BanditConfig defaults)",
         f"learnt (the fixed blend) refits every {args.refit_every} verdicts: prior logit + 0.3 x logistic-model "
         "logit + 1 per confirmed FN in the query - 1 per rejection (LearnerConfig defaults)",
+        *DEV_BANDIT,
         *DEV_TUNING,
         "no feature reads the document id, nor the title beyond BM25's usual title + text (on SQuAD the id and "
         "title reveal the article, and the truth is built from articles)",
