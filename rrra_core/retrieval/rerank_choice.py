@@ -19,7 +19,10 @@ the carve may have seen them, which the benchmark avoids by carving first).
 **The rule.** Every candidate setting (a signal and a strength λ_RR) is scored
 per dev query (``metric``, nDCG@10 by default) and compared with "off" (the
 retriever's own order) by a paired two-sided randomization test over the dev
-queries (:func:`rrra_core.analysis.significance.paired_pvalues`). Choosing the
+queries (scipy's ``permutation_test``, sign flips, as the randomization test
+of :mod:`rrra_core.analysis.significance`; called directly because
+``paired_pvalues`` also runs ranx's t-test, whose numba compilation alone
+costs seconds a run would spend for nothing). Choosing the
 best of several settings on the same queries inflates its gain, so the
 p-values are Holm-corrected over the candidates (family-wise error ≤
 ``level``). The rerank is switched on only with a setting whose corrected
@@ -40,7 +43,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rrra_core.analysis.significance import paired_pvalues
 from rrra_core.data.subsample import carve_dev
 from rrra_core.runtime.config import opt
 from rrra_core.runtime.errors import ConfigError
@@ -53,6 +55,7 @@ __all__ = [
     "parse_settings",
     "dev_queries",
     "holm",
+    "paired_randomization_p",
     "choose_rerank",
     "score_settings",
     "choose_rerank_for_retrieval",
@@ -78,6 +81,7 @@ class RerankChoiceConfig:
     settings: str = opt(DEFAULT_SETTINGS, "candidate settings, signal:lambda_rr separated by commas (off is implied)")
     metric: str = opt("nDCG@10", "per-query dev metric the settings are compared by")
     level: float = opt(0.05, "family-wise significance level: Holm-corrected paired randomization test vs off")
+    permutations: int = opt(2000, "random sign flips per test (p resolution 1/(n+1), well under level / settings)")
     k: int = opt(100, "retrieval depth reranked on dev")
 
     def __post_init__(self) -> None:
@@ -87,6 +91,8 @@ class RerankChoiceConfig:
             raise ConfigError(f"rerank level must be in (0, 1), got {self.level}")
         if self.k < 1:
             raise ConfigError(f"rerank k must be at least 1, got {self.k}")
+        if self.permutations < 100:
+            raise ConfigError(f"rerank permutations must be at least 100, got {self.permutations}")
         parse_settings(self.settings)
 
 
@@ -171,6 +177,26 @@ def dev_queries(train_ids: Sequence[str], cfg: RerankChoiceConfig) -> tuple[list
     return carve_dev(train_ids, cfg.dev_fraction, cfg.seed)
 
 
+def paired_randomization_p(control: Sequence[float], treatment: Sequence[float], n_resamples: int) -> float:
+    """Two-sided p of the mean paired difference by random sign flips (1.0 below two pairs or with no difference)."""
+    import numpy as np
+    from scipy.stats import permutation_test
+
+    a, b = np.asarray(control, dtype=np.float64), np.asarray(treatment, dtype=np.float64)
+    if a.size < 2 or np.array_equal(a, b):
+        return 1.0
+    result = permutation_test(
+        (a, b),
+        lambda u, v, axis: np.mean(v - u, axis=axis),
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=n_resamples,
+        alternative="two-sided",
+        random_state=0,
+    )
+    return float(result.pvalue)
+
+
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm's step-down adjusted p-values (same order as given), each at most 1."""
     m = len(pvalues)
@@ -199,8 +225,7 @@ def choose_rerank(
     names, raw = [], []
     for setting, values in candidates.items():
         treat = [float(values.get(q, 0.0)) for q in queries]
-        test = paired_pvalues(base, treat)
-        p = test["p_fisher"] if test["p_fisher"] is not None else 1.0
+        p = paired_randomization_p(base, treat, cfg.permutations)
         mean = sum(treat) / len(treat) if treat else 0.0
         dev[setting.name] = {"mean": mean, "delta": mean - mean_off, "p": p}
         names.append(setting)
@@ -253,16 +278,16 @@ def choose_rerank_for_retrieval(
     ``qrels`` are the dev queries' labels; ``res.run`` is cut to ``cfg.k``. The
     adapter's two signals are computed once; every setting reuses them.
     """
-    from rrra_core.adapter.rerank import adapter_rerank_signal
+    from rrra_core.adapter.rerank import adapter_rerank_signals
     from rrra_core.retrieval.evaluation import rank_run
 
     start = time.perf_counter()
     run = {q: dict(r[: cfg.k]) for q, r in rank_run({q: res.run[q] for q in qrels if q in res.run}).items()}
     settings = parse_settings(cfg.settings)
-    signals = {
-        s: adapter_rerank_signal(adapter, run, res.query_ids, res.query_vectors, res.corpus.ids, res.corpus.vectors, s)
-        for s in dict.fromkeys(x.signal for x in settings)
-    }
+    wanted = tuple(dict.fromkeys(x.signal for x in settings))
+    signals = adapter_rerank_signals(
+        adapter, run, res.query_ids, res.query_vectors, res.corpus.ids, res.corpus.vectors, wanted
+    )
     off, per_setting = score_settings(run, signals, qrels, settings, cfg.metric)
     choice = choose_rerank(off, per_setting, cfg)
     return RerankChoice(**{**choice.as_dict(), "seconds": time.perf_counter() - start})
