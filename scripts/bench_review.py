@@ -529,7 +529,12 @@ def _same_settings(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
     return {k: v for k, v in old.items() if k not in strip} == {k: v for k, v in new.items() if k not in strip}
 
 
-def summary_table(files: dict[str, dict[str, Any]], learnt: str, budgets: tuple[int, ...]) -> dict[str, Any]:
+def summary_table(
+    files: dict[str, dict[str, Any]],
+    learnt: str,
+    budgets: tuple[int, ...],
+    static_orders: tuple[str, ...] = STATIC_ORDERS,
+) -> dict[str, Any]:
     """Learnt vs the best static order per collection and budget, from each collection's result JSON.
 
     ``worst_ratio``: the smallest learnt / best-static ratio over the collections
@@ -545,7 +550,7 @@ def summary_table(files: dict[str, dict[str, Any]], learnt: str, budgets: tuple[
                  table.items() if cells}  # fmt: skip
         best = {}
         for b in map(str, budgets):
-            static = [(found[o][b], o) for o in STATIC_ORDERS if o in found and b in found[o]]
+            static = [(found[o][b], o) for o in static_orders if o in found and b in found[o]]
             if static and learnt in found and b in found[learnt]:
                 value, order = max(static)
                 ratio = found[learnt][b] / max(value, 1e-9)
@@ -571,10 +576,17 @@ def summary_table(files: dict[str, dict[str, Any]], learnt: str, budgets: tuple[
 def render_summary(out: dict[str, Any]) -> str:
     """The summary's Markdown: one row per collection, learnt vs the best static order at each budget."""
     s = out["summary"]
-    budgets = [str(b) for b in out["budgets"]]
     lines = [f"`{out['command']}`", "", f"# Review queue: learnt ({s['learnt_order']}) vs the best static order", ""]
     lines += [f"- {n}" for n in out["notes"]]
-    lines += ["", "| collection | " + " | ".join(f"N={b}: learnt / best static" for b in budgets) + " |"]
+    lines += _summary_rows(s, [str(b) for b in out["budgets"]])
+    if out.get("summary_vs_adapter_retriever_margin"):
+        lines += ["", "## Against the three orders the issue's table used (adapter, retriever, margin) only", ""]
+        lines += _summary_rows(out["summary_vs_adapter_retriever_margin"], [str(b) for b in out["budgets"]])
+    return "\n".join(lines) + "\n"
+
+
+def _summary_rows(s: dict[str, Any], budgets: list[str]) -> list[str]:
+    lines = ["", "| collection | " + " | ".join(f"N={b}: learnt / best static" for b in budgets) + " |"]
     lines.append("|---|" + "---|" * len(budgets))
     for name, c in s["collections"].items():
         cells = []
@@ -592,7 +604,7 @@ def render_summary(out: dict[str, Any]) -> str:
         f"- mean ratio at 200: {s['mean_ratio_at_200']} (target >= 1.3)",
         f"- SQuAD learnt / retriever at 200: {s['squad_over_retriever_at_200']} (target >= 2.0)",
     ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def write_summary(names: list[str], learnt: str, stem: Path, command: str) -> dict[str, Any]:
@@ -612,8 +624,10 @@ def write_summary(names: list[str], learnt: str, stem: Path, command: str) -> di
         f"static orders: {', '.join(STATIC_ORDERS)}; the best of them is taken per collection and budget",
         *([f"not run (no result file): {', '.join(missing)}"] if missing else []),
     ]
+    three = ("adapter", "retriever", "margin")
     out = {"command": command, "budgets": list(budgets), "notes": notes,
-           "summary": summary_table(files, learnt, budgets)}  # fmt: skip
+           "summary": summary_table(files, learnt, budgets),
+           "summary_vs_adapter_retriever_margin": summary_table(files, learnt, budgets, three)}  # fmt: skip
     stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(out, indent=1))
     stem.with_suffix(".md").write_text(render_summary(out))

@@ -1,7 +1,8 @@
 """The live review queue's scores: any order over a run's candidates, the learnt one read from a saved version.
 
-The app cannot refit inline, so the two adaptive orders read what the latest
-refit wrote (:mod:`~rrra_core.review.versions`): ``learnt`` its scores,
+The app cannot refit inline, so the adaptive orders read what the latest
+refit wrote (:mod:`~rrra_core.review.versions`): ``learnt`` (and ``bandit``,
+which the refit writes by default) its scores,
 ``uncertainty`` its model's P(FN). The static orders are computed here, as
 :func:`~rrra_core.review.orders.make_order` computes them for the benchmark.
 Before a first version exists, both adaptive orders fall back to the adapter
@@ -37,7 +38,7 @@ def queue_scores(
     """
     if order not in ORDERS:
         raise ValueError(f"unknown order {order!r}; choose from {', '.join(ORDERS)}")
-    if order == "learnt":
+    if order in ("learnt", "bandit"):  # the refit writes the configured adaptive order (RefitConfig.order)
         if version_scores is None:
             return adapter(frame), "no learnt model yet: the adapter's P(FN|neg) orders the queue until the first refit"
         return np.nan_to_num(_lookup(frame, version_scores, "score"), nan=-np.inf), None
