@@ -69,6 +69,8 @@ RERANK_CHOICE_KEY = "rerank_choice"
 #: The fair comparison's rerank grid (``workflows/fair.py``), in its order.
 DEFAULT_SETTINGS = "p_rel:1.0,p_rel:0.5,p_rel:0.25,qa:1.0,qa:0.5,qa:2.0"
 _SIGNALS = ("p_rel", "qa")
+#: Random sign flips per test: p resolves to 1/2001, far below level / settings (0.05 / 6).
+PERMUTATIONS = 2000
 
 
 @dataclass
@@ -81,7 +83,6 @@ class RerankChoiceConfig:
     settings: str = opt(DEFAULT_SETTINGS, "candidate settings, signal:lambda_rr separated by commas (off is implied)")
     metric: str = opt("nDCG@10", "per-query dev metric the settings are compared by")
     level: float = opt(0.05, "family-wise significance level: Holm-corrected paired randomization test vs off")
-    permutations: int = opt(2000, "random sign flips per test (p resolution 1/(n+1), well under level / settings)")
     k: int = opt(100, "retrieval depth reranked on dev")
 
     def __post_init__(self) -> None:
@@ -91,8 +92,7 @@ class RerankChoiceConfig:
             raise ConfigError(f"rerank level must be in (0, 1), got {self.level}")
         if self.k < 1:
             raise ConfigError(f"rerank k must be at least 1, got {self.k}")
-        if self.permutations < 100:
-            raise ConfigError(f"rerank permutations must be at least 100, got {self.permutations}")
+
         parse_settings(self.settings)
 
 
@@ -225,7 +225,7 @@ def choose_rerank(
     names, raw = [], []
     for setting, values in candidates.items():
         treat = [float(values.get(q, 0.0)) for q in queries]
-        p = paired_randomization_p(base, treat, cfg.permutations)
+        p = paired_randomization_p(base, treat, PERMUTATIONS)
         mean = sum(treat) / len(treat) if treat else 0.0
         dev[setting.name] = {"mean": mean, "delta": mean - mean_off, "p": p}
         names.append(setting)

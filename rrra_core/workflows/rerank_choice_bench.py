@@ -3,7 +3,9 @@
 For each collection and seed, a phase-2 run like the demo's (the bundled
 MiniLM, frozen; ``max_train_queries`` 800; the adapter's fit) holds out its
 dev queries, chooses its rerank on them (:mod:`rrra_core.retrieval.rerank_choice`)
-and records the choice. The test split is then read once, for the rankings
+and records the choice. The bench makes the choice again with today's rule
+on the same dev queries (a reused run may have been chosen by an older one)
+and times it. The test split is then read once, for the rankings
 reported: the retriever's own order ("off"), the run's choice, and the fixed
 default every run applied before (``qa``, λ_RR 2). ADI has only a test split:
 its queries are halved (seed 0) into training and test queries.
@@ -112,14 +114,30 @@ def _level_choice(dev: Mapping[str, Mapping[str, Any]], level: Any) -> str:
     return max(passing, key=lambda s: dev[s]["mean"], default="off")
 
 
-def _seed_result(run: Any, metrics: Mapping[str, Any], res: Any, test: Any) -> dict[str, Any]:
+def _choice_now(run: Any, train: Any, adapter: Any, cfg: RerankChoiceBenchConfig) -> Any:
+    """The run's choice made again by today's rule on its own dev queries (timed: what a run spends on it)."""
+    from rrra_core.retrieval.dense import retrieve
+    from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
+    from rrra_core.retrieval.rerank_choice import choose_rerank_for_retrieval
+    from rrra_core.runtime.run_config import read_run_config
+    from rrra_core.training.phase2 import Phase2Config, _training_queries, rerank_dev_split
+
+    saved = read_run_config(run)
+    p2, enc = saved.phase_config(Phase2Config), saved.encoder_config(EncoderConfig)
+    _, dev = rerank_dev_split(_training_queries(p2, train), p2.rerank)
+    encoder = BiEncoder.from_pretrained(enc.model).eval()
+    res = retrieve(encoder, dev.corpus, dev.queries, enc, k=p2.rerank.k, progress=False)
+    return choose_rerank_for_retrieval(adapter, res, dev.qrels, p2.rerank)
+
+
+def _seed_result(run: Any, train: Any, res: Any, test: Any, cfg: RerankChoiceBenchConfig) -> dict[str, Any]:
     """The test figures of one seed's choice (and every setting, for the level table)."""
     from rrra_core.adapter.io import load_adapter
     from rrra_core.analysis.significance import paired_pvalues
-    from rrra_core.retrieval.rerank_choice import parse_settings, read_rerank_choice, score_settings
+    from rrra_core.retrieval.rerank_choice import parse_settings, score_settings
 
-    choice = read_rerank_choice(metrics)
     adapter, _ = load_adapter(run.file("adapter"), device="cpu")
+    choice = _choice_now(run, train, adapter, cfg)
     from rrra_core.adapter.rerank import adapter_rerank_signal
 
     signals = {
@@ -171,7 +189,7 @@ def run_rerank_choice_bench(
             progress(f"{name} seed {seed}: phase 2 ({len(train.qrels)} training queries)")
             run, metrics, seconds = _phase2(name, seed, train, cfg)
             res = rankings.get(name) or rankings.setdefault(name, _test_rankings(test, cfg))
-            row = {"run": run.id, "phase2_seconds": round(seconds, 1), **_seed_result(run, metrics, res, test)}
+            row = {"run": run.id, "phase2_seconds": round(seconds, 1), **_seed_result(run, train, res, test, cfg)}
             result["datasets"].setdefault(name, {})[str(seed)] = row
             t = row["test"]
             progress(f"{name} seed {seed}: {row['choice']} · test off {t['off']:.4f} chosen {t['chosen']:.4f}")
