@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -273,7 +274,8 @@ def test_phase3_progress_moves_while_it_mines_and_evaluates(
     mining = [r for r in records if r["stage"] == "mining the candidate pool"]
     assert {r["epoch"] for r in mining} == {1, 2}  # re-mined each epoch, both passes reported
     assert len({r["fraction"] for r in mining if r["epoch"] == 2}) >= 3  # 82 docs, 16 a batch: the bar moves
-    assert any("docs · ETA" in r["message"] for r in mining)
+    # Counts, not an ETA: an ETA appears only once a part takes long enough to time, which depends on the machine.
+    assert any(re.search(r"\d+/\d+ docs", r["message"]) for r in mining), [r["message"] for r in mining]
     evaluating = [r for r in records if r["stage"] == "evaluating"]
     moves = {r["fraction"] for r in evaluating}
     assert len(moves) >= 3 and min(moves) == pytest.approx(0.9) and max(moves) == pytest.approx(1.0)
