@@ -193,6 +193,12 @@ def _build_form(folder: str, summary: DatasetSummary) -> None:
         problem = f"A run called {md_code(run_id)} already exists: choose another name."
     if problem:
         st.warning(problem)
+    elif (runs_dir() / run_id).exists():
+        # An unfinished run under this name: the build resumes it only with the same settings, else refuses.
+        st.info(
+            f"A build of {md_code(run_id)} was started and did not finish: Build resumes it if the settings are "
+            "the same, and otherwise refuses; choose another name to start afresh."
+        )
     if st.button("Build the run", type="primary", key=keys.NP_BUILD, disabled=problem is not None):
         model = model if kind == MINILM else str(Path(str(model)).expanduser().resolve())
         jobs_view.start_project(folder, model, split, int(max_queries), run_id)

@@ -118,3 +118,18 @@ def test_a_non_ascii_dataset_name_is_saved_as_its_ascii_form_or_refused_saying_w
     [error] = at.error
     assert "the dataset name '数据' has no ASCII letter or digit" in error.value.replace("\\", "")
     assert sorted(p.name for p in datasets_dir().iterdir()) == ["Cafe-donnees"]
+
+
+def test_an_unfinished_run_under_the_name_is_named_before_build(tmp_path: Path, isolated_home: Path) -> None:
+    """Issue 25 item 3: the form said nothing of an unfinished run; the job then refused it after starting."""
+    folder = tmp_path / "small"
+    shutil.copytree(dataset_folder("adi"), folder)
+    (isolated_home / "runs" / "half-made").mkdir(parents=True)
+    (isolated_home / "runs" / "half-made" / "config.json").write_text("{}", encoding="utf-8")
+    at = _open()
+    at.text_input(key=keys.NP_FOLDER).set_value(str(folder))
+    at.button(key=keys.NP_CHECK).click().run()
+    at.text_input(key=keys.NP_RUN_NAME).set_value("half-made").run()
+    assert not at.exception
+    notes = [i.value.replace("\\", "") for i in at.info]
+    assert any("half-made" in n and "did not finish" in n for n in notes), notes
