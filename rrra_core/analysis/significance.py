@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from rrra_core.retrieval.rerank_choice import paired_randomization_p
+
 __all__ = ["paired_pvalues", "paired_by_query"]
 
 
@@ -28,7 +30,6 @@ def paired_pvalues(x: Sequence[float], y: Sequence[float], n_permutations: int =
     ``p_*`` is None below two pairs (no test is defined); identical inputs give p = 1.
     """
     from ranx.statistical_tests import paired_student_t_test
-    from scipy.stats import permutation_test
 
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if a.shape != b.shape:
@@ -38,16 +39,7 @@ def paired_pvalues(x: Sequence[float], y: Sequence[float], n_permutations: int =
     if np.array_equal(a, b):  # the t statistic is 0/0 there; no difference is p = 1
         return {"queries": int(a.size), "delta": 0.0, "p_t": 1.0, "p_fisher": 1.0}
     p_t, _ = paired_student_t_test(a, b)
-    fisher = permutation_test(
-        (a, b),
-        lambda u, v, axis: np.mean(v - u, axis=axis),
-        permutation_type="samples",
-        vectorized=True,
-        n_resamples=n_permutations,
-        alternative="two-sided",
-        random_state=0,
-    )
-    p_f = fisher.pvalue
+    p_f = paired_randomization_p(a, b, n_permutations)  # the same sign-flip test the per-run rerank choice uses
     return {"queries": int(a.size), "delta": float(b.mean() - a.mean()), "p_t": float(p_t), "p_fisher": float(p_f)}
 
 
