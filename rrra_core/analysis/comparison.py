@@ -320,8 +320,9 @@ def summarize_changes(deltas: QueryDeltas, threshold: float = 0.0) -> ChangeSumm
 def evaluate_run(run: Any, split: str | None = None, device: str | None = None) -> dict[str, Any]:
     """Recompute a finished phase-1 or phase-3 run's ``per_query.json`` content with its saved model.
 
-    The same retrieval (and, for phase 3, the same adapter reranking) as the
-    run's final evaluation, with the settings in its ``config.json``.
+    The same retrieval (and, for phase 3, the same adapter reranking: the
+    run's recorded rerank choice) as the run's final evaluation, with the
+    settings in its ``config.json``.
     ``split`` overrides the evaluation split; ``device`` the saved device.
     """
     from dataclasses import replace
@@ -345,11 +346,15 @@ def evaluate_run(run: Any, split: str | None = None, device: str | None = None) 
     enc = replace(saved.encoder_config(EncoderConfig), model=str(run.path), **({"device": device} if device else {}))
 
     encoder = BiEncoder.from_pretrained(enc.model, shared=enc.shared).to(resolve_device(enc.device)).eval()
-    adapter = None
+    adapter, choice = None, None
     if saved.kind == "phase3" and run.file("adapter").is_dir():
         from rrra_core.adapter import load_adapter
+        from rrra_core.retrieval.rerank_choice import run_rerank_choice
+        from rrra_core.runtime.reports import read_metrics
 
         adapter, _ = load_adapter(run.file("adapter"), device=encoder.device)
+        # Rerank as the run chose on its dev queries (issue 29); an older run's fixed setting otherwise.
+        choice = run_rerank_choice(run.read_json("config.json", {}), read_metrics(run, saved.kind))
     evaluation = final_evaluation(
         encoder,
         load_dataset(saved.dataset, split),
@@ -361,6 +366,7 @@ def evaluate_run(run: Any, split: str | None = None, device: str | None = None) 
         adapter=adapter,
         lambda_rr=float(settings.get("lambda_rr", 0.0)),
         rerank_signal=str(settings.get("rerank_signal", "p_rel")),
+        choice=choice,
         progress="per-query: encoding corpus",
     )
     return evaluation.per_query()
