@@ -210,7 +210,12 @@ def _hostile_upload_is_refused(driver, home: Path, outside: Path) -> None:
     """Names with a folder part reach the page unchanged; they are refused in one line and nothing is written."""
     from selenium.webdriver.common.keys import Keys
 
-    next(r for r in css(driver, RADIO_LABEL) if r.text.startswith("Upload")).click()
+    # Wait for the choice to be drawn: right after a page switch it may not be there yet.
+    wait_for(
+        driver,
+        lambda d: next((r for r in css(d, RADIO_LABEL) if r.text.startswith("Upload")), None),
+        what="the Upload choice",
+    ).click()
     idle(driver)
     upload = wait_for(driver, lambda d: next(iter(css(d, 'input[type="file"]')), None), what="the upload input")
     hostile = ["../../evil.jsonl", str(outside / "evil.tsv")]
@@ -232,7 +237,12 @@ def _hostile_upload_is_refused(driver, home: Path, outside: Path) -> None:
     screenshot(driver, "new_project_00_hostile_upload.png")
     assert not list(home.rglob("evil*")) and not outside.exists()
     assert not (home / "datasets").exists() or not list((home / "datasets").iterdir())
-    next(r for r in css(driver, RADIO_LABEL) if r.text.startswith("A BEIR folder")).click()
+    # Wait for the choice to be drawn: right after a page switch it may not be there yet.
+    wait_for(
+        driver,
+        lambda d: next((r for r in css(d, RADIO_LABEL) if r.text.startswith("A BEIR folder")), None),
+        what="the A BEIR folder choice",
+    ).click()
     idle(driver)
 
 
