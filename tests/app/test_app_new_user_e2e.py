@@ -206,16 +206,20 @@ input.dispatchEvent(new Event("change", {bubbles: true}));
 """
 
 
+def _choose_source(driver, label: str) -> None:
+    """Click New project's source choice, once drawn (right after a page switch it may not be there yet)."""
+    wait_for(
+        driver,
+        lambda d: next((r for r in css(d, RADIO_LABEL) if r.text.startswith(label)), None),
+        what=f"the {label} choice",
+    ).click()
+
+
 def _hostile_upload_is_refused(driver, home: Path, outside: Path) -> None:
     """Names with a folder part reach the page unchanged; they are refused in one line and nothing is written."""
     from selenium.webdriver.common.keys import Keys
 
-    # Wait for the choice to be drawn: right after a page switch it may not be there yet.
-    wait_for(
-        driver,
-        lambda d: next((r for r in css(d, RADIO_LABEL) if r.text.startswith("Upload")), None),
-        what="the Upload choice",
-    ).click()
+    _choose_source(driver, "Upload")
     idle(driver)
     upload = wait_for(driver, lambda d: next(iter(css(d, 'input[type="file"]')), None), what="the upload input")
     hostile = ["../../evil.jsonl", str(outside / "evil.tsv")]
@@ -237,12 +241,7 @@ def _hostile_upload_is_refused(driver, home: Path, outside: Path) -> None:
     screenshot(driver, "new_project_00_hostile_upload.png")
     assert not list(home.rglob("evil*")) and not outside.exists()
     assert not (home / "datasets").exists() or not list((home / "datasets").iterdir())
-    # Wait for the choice to be drawn: right after a page switch it may not be there yet.
-    wait_for(
-        driver,
-        lambda d: next((r for r in css(d, RADIO_LABEL) if r.text.startswith("A BEIR folder")), None),
-        what="the A BEIR folder choice",
-    ).click()
+    _choose_source(driver, "A BEIR folder")
     idle(driver)
 
 
