@@ -9,6 +9,7 @@ Open it once, then call plain functions with a session::
         db.save_judgment(session, "scifact", "1", "31715818", "relevant", "alice", model_view=row)
         db.undo_last(session, "scifact", "alice")
         db.adjudicate(session, "scifact", "1", "31715818", "relevant", "carol")  # settles a disagreement
+        db.set_role(session, "bob@example.org", "adjudicator", granted_by="ann@example.org")  # team mode
         verdicts = db.decide(session, "scifact", policy="majority")   # {(query_id, doc_id): relevant}
         corrections = db.merge_labels(session, "scifact", base_qrels, policy="majority")  # LabelCorrections
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from .adjudication import Disagreement, adjudicate, adjudications, clear_adjudication, disagreements
 from .agreement import AgreementResult, agreement
+from .audit import AUDIT_ACTIONS, AuditEvent, list_actions, record_action
 from .datasets import check_ids, ensure_dataset, get_dataset, list_datasets, register_dataset, require_dataset
 from .engine import (
     DB_URL_ENV,
@@ -82,6 +84,19 @@ from .models import (
 )
 from .overview import OverviewCounts, count_judged_pairs, overview_counts
 from .review import REVIEW_ORDERS, p_fn_given_neg, review_queue
+from .roles import (
+    PERMISSIONS,
+    ROLES,
+    Role,
+    adjudicators,
+    allowed,
+    get_role,
+    list_roles,
+    parse_admins,
+    person_key,
+    revoke_role,
+    set_role,
+)
 
 __all__ = [
     "check_integrity",
@@ -152,6 +167,22 @@ __all__ = [
     "GUIDELINES_MAX_CHARS",
     "get_guidelines",
     "save_guidelines",
+    # team mode: roles and the record of who did what
+    "ROLES",
+    "PERMISSIONS",
+    "Role",
+    "allowed",
+    "person_key",
+    "parse_admins",
+    "get_role",
+    "set_role",
+    "revoke_role",
+    "list_roles",
+    "adjudicators",
+    "AUDIT_ACTIONS",
+    "AuditEvent",
+    "record_action",
+    "list_actions",
     # exports and imports
     "TRAINING_FORMATS",
     "LABEL_STUDIO_CONFIG",

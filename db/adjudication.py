@@ -9,10 +9,12 @@ Every merge policy takes an adjudicated pair's verdict over the votes
 undecided, so it keeps its base label. An adjudicated pair leaves the open
 list (:func:`disagreements` with ``open_only``).
 
-Nothing stops one of the people who disagreed from settling the pair, but
-it must not pass for an outside view: such an adjudication is recorded with
-the note :data:`SELF_NOTE` in front of the adjudicator's own, and
-:attr:`Disagreement.self_adjudicated` says so for older rows too.
+One of the people who disagreed may settle the pair, but it must not pass
+for an outside view: such an adjudication is recorded with the note
+:data:`SELF_NOTE` in front of the adjudicator's own, and
+:attr:`Disagreement.self_adjudicated` says so for older rows too. In team
+mode (``other_adjudicators`` given) it is refused outright while someone
+else may adjudicate, and recorded with :data:`SOLE_NOTE` when nobody else can.
 """
 
 from __future__ import annotations
@@ -26,13 +28,24 @@ from sqlalchemy.orm import Session
 
 from .datasets import check_ids, get_dataset, require_dataset
 from .engine import write_transaction
+from .errors import AnnotationError
 from .judgments import check_item
 from .models import Adjudication, Judgment, utcnow
 
-__all__ = ["SELF_NOTE", "Disagreement", "adjudicate", "clear_adjudication", "adjudications", "disagreements"]
+__all__ = [
+    "SELF_NOTE",
+    "SOLE_NOTE",
+    "Disagreement",
+    "adjudicate",
+    "clear_adjudication",
+    "adjudications",
+    "disagreements",
+]
 
 #: Recorded in front of the note of an adjudication made by someone who judged the pair.
 SELF_NOTE = "adjudicated by one of the annotators"
+#: In team mode, what follows :data:`SELF_NOTE` when the adjudicator may settle their own pair: nobody else can.
+SOLE_NOTE = f"{SELF_NOTE}, the only adjudicator"
 
 
 @dataclass(frozen=True)
@@ -57,21 +70,31 @@ class Disagreement:
         return self.adjudicator is not None and self.adjudicator in self.votes
 
 
-def with_self_note(note: str) -> str:
-    """``note`` led by :data:`SELF_NOTE` (once)."""
+def with_self_note(note: str, lead: str = SELF_NOTE) -> str:
+    """``note`` led by ``lead`` (:data:`SELF_NOTE`, once)."""
     if note.startswith(SELF_NOTE):
         return note
-    return f"{SELF_NOTE}: {note}" if note.strip() else SELF_NOTE
+    return f"{lead}: {note}" if note.strip() else lead
 
 
 def adjudicate(
-    session: Session, dataset: str, query_id: str, doc_id: str, verdict: str, adjudicator: str, *, note: str = ""
+    session: Session,
+    dataset: str,
+    query_id: str,
+    doc_id: str,
+    verdict: str,
+    adjudicator: str,
+    *,
+    note: str = "",
+    other_adjudicators: bool | None = None,
 ) -> Adjudication:
     """Record ``adjudicator``'s settled ``verdict`` on (query, doc), replacing any earlier one; commits.
 
     Checked like a judgment (known ids, a valid label, a non-empty name);
     ``AnnotationError`` and nothing written on bad input. When the adjudicator
     judged the pair themselves, the note is recorded led by :data:`SELF_NOTE`.
+    ``other_adjudicators`` (team mode: whether anyone else may adjudicate) makes
+    that a refusal when ``True``, and the note :data:`SOLE_NOTE` when ``False``.
     """
     # The same checks a judgment gets, so an adjudication can never hold what a judgment could not.
     item = check_item(
@@ -91,7 +114,12 @@ def adjudicate(
             )
             .limit(1)
         )
-        note = with_self_note(item.note) if own is not None else item.note
+        if own is not None and other_adjudicators:
+            raise AnnotationError(
+                f"{item.annotator} judged this pair: another adjudicator settles it (an outside view)"
+            )
+        lead = SOLE_NOTE if other_adjudicators is False else SELF_NOTE
+        note = with_self_note(item.note, lead) if own is not None else item.note
         now = utcnow()
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         stmt = insert(Adjudication).values(
