@@ -26,9 +26,17 @@ from rrra_core.analysis.candidates import known_false_negatives, read_prediction
 from rrra_core.analysis.comparison import PER_QUERY_FILE, PerQuery, eval_settings, parse_per_query
 from rrra_core.analysis.dynamics import gradient_distribution, gradient_frame, gradient_over_training, step_frame
 from rrra_core.analysis.projection import Projection, Scope, load_projection, predictions_digest, projection_paths
+from rrra_core.analysis.run_reader import RunStore, open_store
 from rrra_core.data import Dataset, available_splits, dataset_folder, load_dataset, load_queries, resolve_data_file
-from rrra_core.review import QueueVersion, candidates_frame, queue_scores
-from rrra_core.review.versions import LATEST_FILE, read_scores, read_verdicts, review_dir, usable_latest
+from rrra_core.review import QueueVersion
+from rrra_core.review.live import LiveQueue, live_queue, split_mask
+from rrra_core.review.versions import (
+    LATEST_FILE,
+    read_score_rows,
+    read_verdicts,
+    review_dir,
+    usable_latest,
+)
 from rrra_core.runtime.paths import DEMO_DATASETS
 from rrra_core.runtime.reports import upgrade_metrics
 from rrra_core.runtime.run_config import parse_run_config
@@ -238,6 +246,33 @@ def predictions(run_id: str, lambda_rr: float = 1.0) -> pd.DataFrame:
     return _predictions(str(path), _mtime(path), float(lambda_rr))
 
 
+@st.cache_resource(show_spinner="Opening the run's scored candidates…", max_entries=8)
+def _store(run_path: str, mtime: float) -> RunStore:
+    return open_store(run_path)
+
+
+def run_store(run_id: str) -> RunStore:
+    """The run's candidates laid out by query (``rrra_core.analysis.run_reader``), opened once per process.
+
+    A page reads only what it shows through it (one query's rows, the head of an order, counts); nothing
+    goes through ``st.cache_data``'s copies. Reopened (and the layout rebuilt) when the predictions change.
+    """
+    run = open_run(run_id)
+    path = run.file("predictions.parquet")
+    return _store(str(run.path), _mtime(path))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _split_mask(run_path: str, mtime: float, dataset_name: str, split: str) -> Any:
+    return split_mask(_store(run_path, mtime), dataset(dataset_name, split).qrels)
+
+
+def run_split_mask(run_id: str, dataset_name: str, split: str) -> Any:
+    """Per query of the run's store, whether the split holds it (``None``: all of them)."""
+    run = open_run(run_id)
+    return _split_mask(str(run.path), _mtime(run.file("predictions.parquet")), dataset_name, split)
+
+
 @st.cache_data(show_spinner=False, max_entries=8)
 def _run_json(path: str, mtime: float) -> Any:
     import json
@@ -320,26 +355,25 @@ def per_query(run_id: str) -> PerQuery | None:
 # --- the review queue -------------------------------------------------------------
 
 
-@st.cache_data(show_spinner="Ordering the review queue…", max_entries=16)
-def _review_queue(path: str, mtime: float, order: str, version_path: str | None) -> tuple[pd.DataFrame, str | None]:
-    frame = candidates_frame(read_predictions(path), {}).drop(columns=["positives"])
-    scores = read_scores(version_path) if version_path is not None else None
-    frame["queue_score"], note = queue_scores(frame, order, scores, seed=0)
-    # Sorted once here: the page's filters keep this order. Ties go by query, then rank, as db.review_queue does.
-    frame = frame.sort_values(
-        ["queue_score", "query_id", "rank", "doc_id"], ascending=[False, True, True, True], kind="stable"
-    )
-    return frame.reset_index(drop=True), note
+@st.cache_resource(show_spinner="Ordering the review queue…", max_entries=16)
+def _live_queue(run_path: str, mtime: float, order: str, version_path: str | None) -> LiveQueue:
+    scores = read_score_rows(version_path) if version_path is not None else None
+    return live_queue(_store(run_path, mtime), order, scores, seed=0)
 
 
-def review_queue(run_id: str, order: str, version: QueueVersion | None) -> tuple[pd.DataFrame, str | None]:
-    """The run's labelled negatives in ``order``, best first (``queue_score``), and the order's fallback note.
+def live_review_queue(run_id: str, order: str, version: QueueVersion | None) -> LiveQueue:
+    """The run's labelled negatives in ``order`` as positions into its store, best first (never mutated).
 
-    ``learnt`` and ``uncertainty`` read ``version``'s scores (the latest refit);
-    cached until the predictions or the version change.
+    ``learnt`` and ``uncertainty`` read ``version``'s scores (the latest refit); built once per
+    order and version in a process, so a judgment's rerun only walks the order's head.
     """
-    path = open_run(run_id).file("predictions.parquet")
-    return _review_queue(str(path), _mtime(path), order, str(version.path) if version is not None else None)
+    run = open_run(run_id)
+    return _live_queue(
+        str(run.path),
+        _mtime(run.file("predictions.parquet")),
+        order,
+        str(version.path) if version is not None else None,
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -38,7 +38,7 @@ from pages.common.widgets import (
     short,
     show_text,
 )
-from rrra_core.analysis.candidates import candidates_for, predicted_class, search_queries, with_rerank
+from rrra_core.analysis.candidates import predicted_class, search_queries, with_rerank
 from rrra_core.retrieval.rerank_choice import run_rerank_choice
 
 PAGE_SIZES = (10, 20, 50)
@@ -47,9 +47,10 @@ st.title("Hard negatives")
 sel = require_run()  # judgments' messages show as toasts in the candidates' fragment (below)
 labeling.annotator_banner(sel)
 
-preds = res.predictions(sel.run_id)
+# The run's candidates laid out by query: each view reads one query's rows, never the whole run.
+store = res.run_store(sel.run_id)
 data = res.dataset(sel.dataset, sel.split)
-scored = set(preds["query_id"].unique())
+scored = store.query_index
 pool = [q for q in data.qrels if q in scored]
 
 
@@ -165,7 +166,7 @@ with head[1].popover("Link to this query", icon=":material/link:"):
     st.code(links.browser_link(sel.run_id, qid, sel.annotator), language=None, wrap_lines=True)
 show_text(data.queries.get(qid, "(query text missing)"))
 # The pairs the rows below badge as labelled positives: a retrained run's labels carry verdicts the qrels lack.
-positives = labelled_positives(data.qrels.get(qid, {}), candidates_for(preds, qid))
+positives = labelled_positives(data.qrels.get(qid, {}), store.candidates(qid))
 with st.expander(f"Labelled positives ({len(positives)})", expanded=len(positives) <= 3):
     for d in positives:
         st.markdown(f"{md_code(d)}")
@@ -378,7 +379,7 @@ def _with_run_rerank(cands: pd.DataFrame) -> pd.DataFrame:
 def _candidates(query_id: str) -> None:
     """Everything a label, a focus move or a page turn changes, redrawn alone so the page never jumps."""
     labeling.show_flash(toast=True)  # a toast: a message box here would push the list down
-    cands = _with_run_rerank(candidates_for(preds, query_id))
+    cands = _with_run_rerank(store.candidates(query_id))
     cands["verdict"] = predicted_class(cands)
     threshold, page_size = _controls()
     n = len(cands)
@@ -427,4 +428,4 @@ def _candidates(query_id: str) -> None:
 
 
 _candidates(qid)
-bulk_label(sel, candidates_for(preds, qid))  # several of this query's candidates, one verdict (issue 16)
+bulk_label(sel, store.candidates(qid))  # several of this query's candidates, one verdict (issue 16)

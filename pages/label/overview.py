@@ -15,7 +15,6 @@ from pages.common.labels_count import judged_false_negatives
 from pages.common.run_headline import run_headline, short_name
 from pages.common.state import DEFAULT_THRESHOLD, selection
 from pages.common.widgets import md_escape, short
-from rrra_core.analysis.candidates import top_suspects
 from rrra_core.runtime.errors import UserError
 
 
@@ -24,7 +23,7 @@ def _suspects(preds: pd.DataFrame, threshold: float) -> pd.Series:
     return (preds["label"] == 0) & (preds["p_fn_given_neg"] >= threshold)
 
 
-def suspects_note(run_id: str, preds: pd.DataFrame, threshold: float) -> str | None:
+def suspects_note(run_id: str, threshold: float) -> str | None:
     """Why a retrained run's suspect count differs from its base run's (``None`` for a run no retrain made).
 
     The count moves for three reasons, and the note measures each: the pool (a joint retrain re-mines the
@@ -41,6 +40,8 @@ def suspects_note(run_id: str, preds: pd.DataFrame, threshold: float) -> str | N
         base = res.predictions(base_id)
     except (UserError, OSError):  # the base run was deleted, or never scored its candidates
         return None
+    # Only a retrained run compares its whole pool with its base's, pair by pair.
+    preds = res.predictions(run_id)
     keys_ = ["query_id", "doc_id"]
     n_base, n_run = int(_suspects(base, threshold).sum()), int(_suspects(preds, threshold).sum())
     shared = preds[[*keys_, "label", "p_fn_given_neg"]].merge(
@@ -87,14 +88,15 @@ elif sel.ready:
     st.subheader(f"Run `{sel.run_id}`")
     run_headline(sel.run_id)
 
-    preds = res.predictions(sel.run_id)
+    # The run's candidates laid out by query: this page reads counts and the top suspects, never every row.
+    store = res.run_store(sel.run_id)
     name = res.store_name(sel.dataset)
     with res.session() as s:
         # Aggregates, not every judgment: the page costs the same at a million judgments (results/store_scale.md).
         progress = db.overview_counts(s, name, sel.annotator)
     counts, agree, decided = progress.annotators, progress.agreement, progress.decided
     # One definition for this count and the calibration's: the run's labelled negatives the verdicts call relevant.
-    verdicts = judged_false_negatives(preds, decided)
+    verdicts = judged_false_negatives(store.negatives_at(decided), decided)
 
     st.subheader("Labeling progress")
     c = st.columns(4)
@@ -123,14 +125,14 @@ elif sel.ready:
 
     threshold = float(st.session_state.get(keys.THRESHOLD, DEFAULT_THRESHOLD))
     mine = progress.mine
-    top = top_suspects(preds, 15, threshold=0.0, exclude=mine)
-    n_suspected = int(_suspects(preds, threshold).sum())
+    top = store.top_suspects(15, threshold=0.0, exclude=mine)
+    n_suspected = store.count_suspects(threshold)
     st.subheader("Top suspected false negatives")
     st.caption(
         f"{n_suspected:,} labelled negatives have P(FN|neg) ≥ {threshold:.2f}. "
         "The most likely ones you have not judged yet; select a row to open its query."
     )
-    if (note := suspects_note(sel.run_id, preds, threshold)) is not None:
+    if (note := suspects_note(sel.run_id, threshold)) is not None:
         st.caption(md_escape(note))
     # The suspects are the run's own candidates, so their query texts are in the split the run scored,
     # whichever split the sidebar shows now.

@@ -93,20 +93,26 @@ if skipped_versions and order in ADAPTIVE:
     )
 shown_version = version if order in ADAPTIVE else None
 try:
-    frame, order_note = res.review_queue(sel.run_id, order, shown_version)
+    # The order is positions into the run's store, built once per order and version (res.live_review_queue):
+    # a rerun counts with a few array comparisons and walks the order's head, never every candidate's row.
+    store = res.run_store(sel.run_id)
+    live = res.live_review_queue(sel.run_id, order, shown_version)
 except UserError as err:  # a damaged predictions.parquet: its one line, naming the file
     st.error(md_escape(str(err)))
     st.stop()
+order_note = live.note
+in_split = res.run_split_mask(sel.run_id, sel.dataset, sel.split)
 
 skipped = st.session_state.setdefault(keys.REVIEW_SKIPPED, set())
 with res.session() as s:
     judged_all = db.judged_pairs(s, name)
     mine = db.judged_pairs(s, name, annotator=sel.annotator) if sel.annotator else set()
-# Already ordered (res.review_queue): narrow to the threshold and split, then drop what this annotator
-# judged (anyone's judgment, without a name) and what this session skipped.
-pool = frame[(frame["p_fn_given_neg"] >= threshold) & frame["query_id"].isin(split_queries)]
-gone = (mine if sel.annotator else judged_all) | skipped
-queue = pool[[pair not in gone for pair in zip(pool["query_id"], pool["doc_id"], strict=True)]]
+# The pool: suspects at the threshold in the split; the queue drops what this annotator judged (anyone's
+# judgment, without a name) and what this session skipped.
+judged = mine if sel.annotator else judged_all
+n_pool = live.pool_count(store, threshold, in_split)
+gone_at = store.negative_positions(store.locate(judged | skipped).row)
+n_queue = n_pool - int(live.in_pool(store, gone_at, threshold, in_split).sum())
 done_here = sum(1 for q, d in mine if q in split_queries)
 
 
@@ -236,15 +242,16 @@ def _session_panel() -> None:
 
 
 # What is left, counted over the suspects themselves: judged (by you, or by anyone without a name) of all of them.
-judged_suspects = sum(pair in (mine if sel.annotator else judged_all) for pair in zip(pool["query_id"], pool["doc_id"]))
+judged_at = store.negative_positions(store.locate(judged).row)
+judged_suspects = int(live.in_pool(store, judged_at, threshold, in_split).sum())
 c = st.columns(4)
-c[0].metric("Left in the queue", f"{len(queue):,}", help="Suspects above the threshold not yet judged or skipped")
-c[1].metric("Judged / suspects", f"{judged_suspects:,} / {len(pool):,}", help="Suspects above the threshold")
+c[0].metric("Left in the queue", f"{n_queue:,}", help="Suspects above the threshold not yet judged or skipped")
+c[1].metric("Judged / suspects", f"{judged_suspects:,} / {n_pool:,}", help="Suspects above the threshold")
 c[2].metric("Judged by you (this split)", f"{done_here:,}")
 c[3].metric("Skipped this session", f"{len(skipped):,}")
 st.progress(
-    judged_suspects / len(pool) if len(pool) else 1.0,
-    text=f"{judged_suspects} of {len(pool)} suspected false negatives above {threshold:.2f} judged, {len(queue)} left",
+    judged_suspects / n_pool if n_pool else 1.0,
+    text=f"{judged_suspects} of {n_pool} suspected false negatives above {threshold:.2f} judged, {n_queue} left",
 )
 with st.sidebar:
     guidelines_panel(sel)
@@ -261,7 +268,8 @@ if order in ADAPTIVE:
             "the false negatives the adapter misses."
         )
 
-if queue.empty:
+first = live.first_open(store, threshold, in_split, gone_at)
+if first is None:
     st.success("Nothing left to review at this threshold. Lower it, or switch split or run.")
     if skipped and st.button("Bring back skipped items"):
         st.session_state[keys.REVIEW_SKIPPED] = set()
@@ -273,14 +281,15 @@ if queue.empty:
 # it keeps the version that showed it.
 pinned = st.session_state.get(keys.REVIEW_CURRENT)
 at = None
-if pinned is not None and pinned[0] == sel.run_id:
-    hits = np.flatnonzero((queue["query_id"].to_numpy() == pinned[1]) & (queue["doc_id"].to_numpy() == pinned[2]))
-    at = int(hits[0]) if len(hits) else None
+if pinned is not None and pinned[0] == sel.run_id and (pinned[1], pinned[2]) not in judged | skipped:
+    hits = store.negative_positions(store.locate([(pinned[1], pinned[2])]).row)
+    at = int(hits[0]) if len(hits) and live.in_pool(store, hits, threshold, in_split)[0] else None
 if at is None:
-    at = 0
-    pinned = (sel.run_id, queue["query_id"].iat[0], queue["doc_id"].iat[0], getattr(shown_version, "name", None))
+    at = first
+    item = live.item(store, at)
+    pinned = (sel.run_id, item["query_id"], item["doc_id"], getattr(shown_version, "name", None))
     st.session_state[keys.REVIEW_CURRENT] = pinned
-item = queue.iloc[at].to_dict()
+item = live.item(store, at)
 qid, did = item["query_id"], item["doc_id"]
 
 

@@ -115,12 +115,13 @@ def _bm25_pairs(
         bm25s.tokenize([corpus_text[d] for d in doc_ids], stopwords="en", show_progress=False), show_progress=False
     )
     out = np.zeros(len(frame))
+    docs = frame["doc_id"].to_numpy()  # once: converting it per query made the build quadratic in the run's size
     for q, idx in frame.groupby("query_id", sort=False).indices.items():
         toks = bm25s.tokenize([queries.get(q, "")], stopwords="en", show_progress=False, return_ids=False)[0]
         if not toks:
             continue
         scores = retriever.get_scores(toks)
-        out[idx] = [scores[row[d]] if d in row else 0.0 for d in frame["doc_id"].to_numpy()[idx]]
+        out[idx] = [scores[row[d]] if d in row else 0.0 for d in docs[idx]]
     return out
 
 

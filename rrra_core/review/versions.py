@@ -57,6 +57,7 @@ __all__ = [
     "read_latest",
     "usable_latest",
     "read_scores",
+    "read_score_rows",
     "read_verdicts",
     "prune_versions",
     "refit_lock",
@@ -243,6 +244,26 @@ def read_scores(version: QueueVersion | str | os.PathLike[str]) -> pd.DataFrame:
     """A version's scores (given the version or its folder), with string ids; a damaged file is a ``DataError``."""
     path = version.path if isinstance(version, QueueVersion) else Path(version)
     return _read_parquet(path / SCORES_FILE)
+
+
+def read_score_rows(version: QueueVersion | str | os.PathLike[str]) -> pd.DataFrame:
+    """A version's scores for the live queue: only ``row``, ``score`` and ``proba`` when the refit wrote each
+    row's place in the run's store (ids as strings otherwise, as :func:`read_scores`)."""
+    import pyarrow.parquet as pq
+
+    path = (version.path if isinstance(version, QueueVersion) else Path(version)) / SCORES_FILE
+    try:
+        names = pq.read_schema(path).names
+    except FileNotFoundError:
+        raise DataError(path, f"missing; {_REFIT_HINT}") from None
+    except Exception as err:  # noqa: BLE001 - pyarrow raises many kinds for a damaged file
+        raise DataError(path, f"damaged: not a readable parquet file ({type(err).__name__}); {_REFIT_HINT}") from None
+    if "row" not in names:
+        return _read_parquet(path)
+    try:
+        return pd.read_parquet(path, columns=[c for c in ("row", "score", "proba") if c in names])
+    except Exception as err:  # noqa: BLE001
+        raise DataError(path, f"damaged: not a readable parquet file ({type(err).__name__}); {_REFIT_HINT}") from None
 
 
 def read_verdicts(version: QueueVersion | str | os.PathLike[str]) -> pd.DataFrame:
