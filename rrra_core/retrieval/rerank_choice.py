@@ -65,6 +65,7 @@ __all__ = [
     "paired_randomization_p",
     "choose_rerank",
     "score_settings",
+    "rerank_dev_scores",
     "choose_rerank_for_retrieval",
     "read_rerank_choice",
     "run_rerank_choice",
@@ -280,25 +281,33 @@ def score_settings(
     return per_query(run), {s: per_query(rerank_run(run, signals[s.signal], s.lambda_rr)) for s in settings}
 
 
-def choose_rerank_for_retrieval(
+def rerank_dev_scores(
     adapter: Any, res: Any, qrels: Mapping[str, Mapping[str, int]], cfg: RerankChoiceConfig
-) -> RerankChoice:
-    """The choice for a model's retrieval of the dev queries (``res``: a :class:`~rrra_core.retrieval.dense.Retrieval`).
+) -> tuple[dict[str, float], dict[RerankSetting, dict[str, float]]]:
+    """Per-query dev ``cfg.metric`` of off and of every candidate setting, for a model's retrieval ``res``.
 
-    ``qrels`` are the dev queries' labels; ``res.run`` is cut to ``cfg.k``. The
-    adapter's two signals are computed once; every setting reuses them.
+    ``res`` is a :class:`~rrra_core.retrieval.dense.Retrieval` of the dev
+    queries, cut to ``cfg.k``; ``qrels`` are their labels. The adapter's
+    signals are computed once; every setting reuses them.
     """
     from rrra_core.adapter.rerank import adapter_rerank_signals
     from rrra_core.retrieval.evaluation import rank_run
 
-    start = time.perf_counter()
     run = {q: dict(r[: cfg.k]) for q, r in rank_run({q: res.run[q] for q in qrels if q in res.run}).items()}
     settings = parse_settings(cfg.settings)
     wanted = tuple(dict.fromkeys(x.signal for x in settings))
     signals = adapter_rerank_signals(
         adapter, run, res.query_ids, res.query_vectors, res.corpus.ids, res.corpus.vectors, wanted
     )
-    off, per_setting = score_settings(run, signals, qrels, settings, cfg.metric)
+    return score_settings(run, signals, qrels, settings, cfg.metric)
+
+
+def choose_rerank_for_retrieval(
+    adapter: Any, res: Any, qrels: Mapping[str, Mapping[str, int]], cfg: RerankChoiceConfig
+) -> RerankChoice:
+    """The choice for a model's retrieval of the dev queries (see :func:`rerank_dev_scores`), timed."""
+    start = time.perf_counter()
+    off, per_setting = rerank_dev_scores(adapter, res, qrels, cfg)
     choice = choose_rerank(off, per_setting, cfg)
     return RerankChoice(**{**choice.as_dict(), "seconds": time.perf_counter() - start})
 

@@ -179,6 +179,36 @@ def _gradients(seed: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _rerank_choice(seeds: list[dict[str, Any]]) -> list[str]:
+    """Full RRRA's rerank per seed, as its dev split chose it, and what it changed on test."""
+    full, plain = "RRRA (resampling + reranking)", "RRRA resampling only"
+    lines = [
+        "",
+        "## Full RRRA's rerank, chosen per seed on its dev split (rrra_core/retrieval/rerank_choice.py)",
+        "",
+        "| seed | run | dev queries | choice | best on dev: gain over off, Holm p | level "
+        "| test nDCG@10 full − resampling only |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for seed in seeds:
+        methods = seed.get("methods", {})
+        delta = (
+            f"{methods[full]['nDCG@10'] - methods[plain]['nDCG@10']:+.4f}"
+            if full in methods and plain in methods
+            else "–"
+        )
+        for run_id, c in seed["rerank_choice"].items():
+            main = "-phase3-rrra-" in run_id  # the HITL rounds' runs are chosen too; only this one is in the table
+            best = c["dev"].get(c.get("best") or "", {})
+            state = f"{c['signal']}:{c['lambda_rr']:g}" if c["on"] else "off"
+            evidence = f"{c.get('best')}: {best.get('delta', 0.0):+.4f}, {c.get('p_value') or 1.0:.3g}"
+            lines.append(
+                f"| {seed['seed']} | `{run_id}` | {c['n_dev']} | **{state}** | {evidence} | {c.get('level')} "
+                f"| {delta if main else '–'} |"
+            )
+    return lines
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     """The result file ``r`` (as ``scripts/benchmark.py`` writes it) as a Markdown report."""
     summary, first = r["summary"], r["seeds"][0]
@@ -187,6 +217,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         lines += _detection(summary["detection"], first)
     if summary["adapter_f1"]:
         lines += _adapter_f1(summary["adapter_f1"])
+    if any(seed.get("rerank_choice") for seed in r["seeds"]):
+        lines += _rerank_choice([seed for seed in r["seeds"] if seed.get("rerank_choice")])
     if first.get("hitl"):
         lines += _hitl(first)
     if first.get("gradients"):

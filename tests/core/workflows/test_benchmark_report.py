@@ -91,3 +91,29 @@ def test_merging_seed_files_keeps_every_sampler_and_says_what_it_merged(tmp_path
     assert merged["complete"] is False
     md = (tmp_path / "m.md").read_text(encoding="utf-8")
     assert "Merged from 2 result files" in md and "**Incomplete**" in md
+
+
+def test_full_rrra_s_rerank_choice_is_shown_per_seed_with_its_dev_evidence() -> None:
+    import json
+
+    full = json.loads((REPO_ROOT / "results" / "rrra_quick.json").read_text(encoding="utf-8"))
+    seed = full["seeds"][0]
+    methods = {
+        **seed["methods"],
+        "RRRA resampling only": {**seed["methods"]["RRRA resampling only"], "nDCG@10": 0.50},
+        "RRRA (resampling + reranking)": {**seed["methods"]["RRRA (resampling + reranking)"], "nDCG@10": 0.52},
+    }
+    choice = {
+        "on": True,
+        "signal": "qa",
+        "lambda_rr": 2.0,
+        "n_dev": 40,
+        "best": "qa:2",
+        "p_value": 0.004,
+        "level": 0.01,
+        "dev": {"off": {"mean": 0.4, "delta": 0.0}, "qa:2": {"mean": 0.43, "delta": 0.03}},
+    }
+    chosen = {**seed, "methods": methods, "rerank_choice": {"bench-x-s0-phase3-rrra-abc": choice}}
+    md = render_markdown({**full, "seeds": [chosen]})
+    assert "| 0 | `bench-x-s0-phase3-rrra-abc` | 40 | **qa:2** | qa:2: +0.0300, 0.004 | 0.01 | +0.0200 |" in md
+    assert "chosen per seed on its dev split" not in render_markdown(full)  # runs made before choices: no section
