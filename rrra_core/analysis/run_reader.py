@@ -159,38 +159,45 @@ def build_store(run_dir: str | Path) -> Path:
     # Rows are sorted by (query, rank): a stable sort on P(FN|neg) alone keeps query, then rank, for ties.
     adapter_order = np.argsort(-p_fn[neg_row], kind="stable").astype(np.int64)
 
+    queries = pa.table(
+        {
+            "query_id": qcol.take(pa.array(starts)) if n else pa.array([], pa.string()),
+            "start": starts,
+            "stop": stops,
+            "s_pos": s_pos,
+            "first_src": first_src,
+        }
+    )
+    arrays = {
+        "doc_code": doc_code,
+        "label": label.astype(np.int8),
+        "p_fn": p_fn,
+        "neg_row": neg_row,
+        "neg_query": neg_query.astype(np.int32),
+        "neg_p": p_fn[neg_row],
+        "neg_score": score[neg_row],
+        "neg_margin": neg_margin,
+        "neg_src": src[neg_row],
+        "adapter_order": adapter_order,
+        "p_sorted": np.sort(p_fn[neg_row]),
+    }
+    meta = {"format": FORMAT, "source": stamp, "n_rows": n, "n_queries": len(starts), "n_negatives": len(neg_row)}
+    return _write_store(run_dir, table, queries, pa.table({"doc_id": docs.dictionary}), arrays, meta)
+
+
+def _write_store(
+    run_dir: Path, table: pa.Table, queries: pa.Table, docs: pa.Table, arrays: dict[str, np.ndarray], meta: dict
+) -> Path:
+    """Write the store's files into a fresh folder, then move it in whole (a reader never sees half of one)."""
     out = run_dir / STORE_DIR
     tmp = run_dir / f".{STORE_DIR}.{secrets.token_hex(4)}.tmp"
     tmp.mkdir()
     try:
         pq.write_table(table, tmp / "candidates.parquet", row_group_size=ROW_GROUP)
-        queries = pa.table(
-            {
-                "query_id": qcol.take(pa.array(starts)) if n else pa.array([], pa.string()),
-                "start": starts,
-                "stop": stops,
-                "s_pos": s_pos,
-                "first_src": first_src,
-            }
-        )
         pq.write_table(queries, tmp / "queries.parquet")
-        pq.write_table(pa.table({"doc_id": docs.dictionary}), tmp / "docs.parquet")
-        arrays = {
-            "doc_code": doc_code,
-            "label": label.astype(np.int8),
-            "p_fn": p_fn,
-            "neg_row": neg_row,
-            "neg_query": neg_query.astype(np.int32),
-            "neg_p": p_fn[neg_row],
-            "neg_score": score[neg_row],
-            "neg_margin": neg_margin,
-            "neg_src": src[neg_row],
-            "adapter_order": adapter_order,
-            "p_sorted": np.sort(p_fn[neg_row]),
-        }
+        pq.write_table(docs, tmp / "docs.parquet")
         for name, values in arrays.items():
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(values))
-        meta = {"format": FORMAT, "source": stamp, "n_rows": n, "n_queries": len(starts), "n_negatives": len(neg_row)}
         (tmp / _META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         if out.exists():
             old = run_dir / f".{STORE_DIR}.{secrets.token_hex(4)}.old"
@@ -337,6 +344,17 @@ class RunStore:
         ok = pos < len(self.neg_row)
         ok[ok] = np.asarray(self.neg_row[pos[ok]]) == rows[ok]
         return pos[ok]
+
+    def negative_positions_or_missing(self, rows: np.ndarray) -> np.ndarray:
+        """Per candidate row, its position in the negatives' arrays, or -1 (no such row, or a labelled positive)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.full(len(rows), -1, dtype=np.int64)
+        if not len(rows) or not len(self.neg_row):
+            return out
+        pos = np.clip(np.searchsorted(self.neg_row, rows), 0, len(self.neg_row) - 1)
+        ok = (rows >= 0) & (np.asarray(self.neg_row[pos]) == rows)
+        out[ok] = pos[ok]
+        return out
 
     # --- suspects ---------------------------------------------------------------------
 

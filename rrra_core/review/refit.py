@@ -16,6 +16,7 @@ boost once there are verdicts), and its ``note`` says so.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from rrra_core.review.bandit import BanditConfig, BanditLearner, adapter_skill
-from rrra_core.review.features import LexicalConfig, candidates_frame, load_or_build_features
+from rrra_core.review.features import LexicalConfig, candidates_frame, lexical_features, load_or_build_features
 from rrra_core.review.learner import Learner, LearnerConfig
 from rrra_core.review.versions import (
     QueueVersion,
@@ -45,11 +46,14 @@ __all__ = [
     "RefitResult",
     "read_run_predictions",
     "run_frame",
+    "StoreFrame",
+    "store_frame",
     "fit_version",
     "refit_run",
 ]
 
 FEATURES_FILE = "review_features.parquet"
+log = logging.getLogger(__name__)
 _PREDICTION_COLUMNS = ("query_id", "doc_id", "score", "rank", "label", "p_fn_given_neg", "p_rel")
 
 
@@ -125,6 +129,115 @@ def run_frame(
     return load_or_build_features(frame, corpus, data.queries, run_dir / FEATURES_FILE)
 
 
+@dataclass(frozen=True)
+class StoreFrame:
+    """A run's labelled negatives read from its store (``<run>/reader/``), in the predictions file's order.
+
+    ``frame`` is what the learners read: its ``query_id`` is the query's number in the store (the learners
+    only group by it, and numbers group at 10M rows in a fraction of the time strings take); ``ids`` are
+    the (query, doc) ids as categoricals, ``rows`` each row's candidate row in the store.
+    """
+
+    frame: pd.DataFrame
+    query_ids: pd.Categorical
+    doc_ids: pd.Categorical
+    store: Any
+
+    def positions(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        """Each pair's row in ``frame`` (-1 where the run has no such labelled negative)."""
+        at = np.asarray(self.store.negative_positions_or_missing(self.store.locate(pairs).row))
+        out = np.full(len(at), -1, dtype=np.int64)
+        out[at >= 0] = self.frame.attrs["frame_index"][at[at >= 0]]
+        return out
+
+
+def _store_features(run_dir: Path, sf: pd.DataFrame, ids: tuple[pd.Categorical, pd.Categorical], key: str,
+                    dataset: str, split: str, cfg: LexicalConfig) -> pd.DataFrame:  # fmt: skip
+    """The lexical features of the store's negatives (``<run>/review_features.parquet``, rows as in ``sf``),
+    built once per predictions file, dataset split and settings (``key``); a damaged cache is rebuilt."""
+    from rrra_core.data import load_dataset
+
+    path = run_dir / FEATURES_FILE
+    if path.is_file():
+        try:
+            cached = pd.read_parquet(path)
+        except Exception as err:  # noqa: BLE001 - pyarrow raises many kinds for a damaged file
+            log.warning("rebuilding the damaged feature cache %s (%s)", path, type(err).__name__)
+            cached = pd.DataFrame()
+        if len(cached) == len(sf) and "key" in cached and (cached["key"] == key).all():
+            return cached.drop(columns=["key"])
+    data = load_dataset(dataset, split)
+    frame = pd.DataFrame({"query_id": np.asarray(ids[0], dtype=object), "doc_id": np.asarray(ids[1], dtype=object)})
+    frame["positives"] = frame["query_id"].map(
+        {q: sorted(d for d, r in data.qrels.get(q, {}).items() if r > 0) for q in ids[0].categories}
+    )
+    corpus = {d: (doc.title, doc.text) for d, doc in data.corpus.items()}
+    lex = lexical_features(frame, corpus, data.queries, cfg)
+    tmp = path.with_suffix(".tmp")
+    lex.assign(key=key).to_parquet(tmp)
+    tmp.replace(path)
+    return lex
+
+
+def features_key(store: Any, dataset: str, split: str, cfg: LexicalConfig) -> str:
+    """What the store's lexical features depend on: the predictions file, the dataset split and the settings."""
+    import hashlib
+
+    text = json.dumps({"source": store.meta.get("source"), "dataset": dataset, "split": split, **asdict(cfg)})
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def store_frame(
+    run_dir: str | Path, dataset: str | None = None, split: str | None = None, cfg: LexicalConfig | None = None
+) -> StoreFrame:
+    """:func:`run_frame` from the run's store: the same rows in the same order, without reading every column of
+    every candidate (10M candidates: the numbers of the labelled negatives and their saved lexical features).
+    """
+    from rrra_core.analysis.run_reader import open_store
+    from rrra_core.runtime.run_config import read_run_config
+
+    run_dir = Path(run_dir)
+    store = open_store(run_dir)
+    saved = read_run_config(run_dir)
+    dataset, split = dataset or saved.dataset, split or saved.train_split
+    if not dataset or not split:
+        raise DataError(run_dir / "config.json", "names no dataset and training split to read the text from")
+    if store.n_negatives == 0:
+        raise DataError(run_dir / "predictions.parquet", "no labelled negatives to review")
+    src_order = np.argsort(np.asarray(store.neg_src), kind="stable")  # the file's order, as candidates_frame
+    neg_row = np.asarray(store.neg_row)[src_order]
+    query = np.asarray(store.neg_query)[src_order]
+    import pyarrow.parquet as pq
+
+    extra = pq.read_table(store.folder / "candidates.parquet", columns=["rank", "p_rel"])
+    frame = pd.DataFrame(
+        {
+            "query_id": query,
+            "score": np.asarray(store.neg_score)[src_order],
+            "rank": extra.column("rank").to_numpy()[neg_row],
+            "label": np.zeros(len(neg_row), dtype=np.int64),
+            "p_fn_given_neg": np.asarray(store.neg_p)[src_order],
+            "p_rel": extra.column("p_rel").to_numpy()[neg_row],
+            "s_pos": store.s_pos[query],
+            "margin": np.asarray(store.neg_margin)[src_order],
+            "row": neg_row,
+        }
+    )
+    frame_index = np.empty(len(src_order), dtype=np.int64)
+    frame_index[src_order] = np.arange(len(src_order))
+    frame.attrs["frame_index"] = frame_index
+    qids = pd.Categorical.from_codes(query, categories=pd.Index(store.query_ids, dtype=object))
+    dids = pd.Categorical.from_codes(
+        np.asarray(store.doc_code)[neg_row], categories=pd.Index(store.doc_ids, dtype=object)
+    )
+    cfg = cfg or LexicalConfig()
+    key = features_key(store, dataset, split, cfg)
+    lex = _store_features(run_dir, frame, (qids, dids), key, dataset, split, cfg)
+    frame = pd.concat([frame, lex.reset_index(drop=True)], axis=1)
+    frame.attrs["frame_index"] = frame_index
+    return StoreFrame(frame, qids, dids, store)
+
+
 def read_adapter_skill(run_dir: str | Path) -> float | None:
     """The run's adapter's held-out FN detection (:func:`~rrra_core.review.bandit.adapter_skill`), if recorded."""
     path = Path(run_dir) / "metrics.json"
@@ -139,6 +252,8 @@ def fit_version(
     verdicts: Mapping[tuple[str, str], bool],
     cfg: RefitConfig,
     adapter_detection: float | None = None,
+    *,
+    source: StoreFrame | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """``(model, scores, used)``: fit on the verdicts that fall on ``frame``'s rows, score the others.
 
@@ -148,8 +263,15 @@ def fit_version(
     one row per unreviewed candidate (``score``, and ``proba`` when a model was
     fitted); ``used`` lists the verdicts learnt from.
     """
-    row = {(q, d): i for i, (q, d) in enumerate(zip(frame["query_id"], frame["doc_id"], strict=True))}
-    used = {row[(str(q), str(d))]: bool(v) for (q, d), v in verdicts.items() if (str(q), str(d)) in row}
+    if source is None:
+        row = {(q, d): i for i, (q, d) in enumerate(zip(frame["query_id"], frame["doc_id"], strict=True))}
+        used = {row[(str(q), str(d))]: bool(v) for (q, d), v in verdicts.items() if (str(q), str(d)) in row}
+        qids, dids = frame["query_id"], frame["doc_id"]
+    else:  # from the store: the pairs found by their query's rows, not a dict of every candidate
+        pairs = [(str(q), str(d)) for q, d in verdicts]
+        at = source.positions(pairs)
+        used = {int(i): bool(v) for i, v in zip(at, verdicts.values(), strict=True) if i >= 0}
+        qids, dids = pd.Series(source.query_ids), pd.Series(source.doc_ids)
     explain = None
     if cfg.order == "bandit":
         learner = BanditLearner(frame, cfg.bandit, cfg.seed, adapter_detection)
@@ -159,15 +281,17 @@ def fit_version(
         fit = Learner(frame, cfg.learner, cfg.seed).refit(used)
     open_ = np.ones(len(frame), dtype=bool)
     open_[list(used)] = False
-    scores = pd.DataFrame({"query_id": frame["query_id"], "doc_id": frame["doc_id"], "score": fit.scores.astype(float)})
+    scores = pd.DataFrame({"query_id": qids, "doc_id": dids, "score": fit.scores.astype(float)})
+    if source is not None:  # each row's place in the store: the live queue reads scores by it
+        scores["row"] = frame["row"].to_numpy()
     if fit.proba is not None:
         scores["proba"] = fit.proba.astype(float)
     scores = scores[open_].reset_index(drop=True)
     idx = sorted(used)
     used_frame = pd.DataFrame(
         {
-            "query_id": frame["query_id"].to_numpy()[idx],
-            "doc_id": frame["doc_id"].to_numpy()[idx],
+            "query_id": np.asarray(qids, dtype=object)[idx],
+            "doc_id": np.asarray(dids, dtype=object)[idx],
             "verdict": [used[i] for i in idx],
         }
     )
@@ -210,16 +334,18 @@ def refit_run(
     """
     cfg = cfg or RefitConfig()
     folder = review_dir(run_dir)
+    from rrra_core.analysis.run_reader import open_store
+
     start = time.perf_counter()
-    preds = read_run_predictions(run_dir)  # before the lock: damaged predictions leave nothing behind
+    open_store(run_dir)  # before the lock: damaged predictions leave nothing behind (built once per predictions)
     reading = time.perf_counter() - start
     with refit_lock(folder, wait=wait):
         t0 = time.perf_counter() - reading  # the refit's time, not the wait for another refit
         cache = Path(run_dir) / FEATURES_FILE
         before = cache.stat().st_mtime_ns if cache.is_file() else None
-        frame = run_frame(run_dir, predictions=preds)
+        source = store_frame(run_dir, cfg=cfg.lexical)
         t1 = time.perf_counter()
-        model, scores, used = fit_version(frame, verdicts, cfg, read_adapter_skill(run_dir))
+        model, scores, used = fit_version(source.frame, verdicts, cfg, read_adapter_skill(run_dir), source=source)
         t2 = time.perf_counter()
         model.update(
             seconds=round(t2 - t0, 3),

@@ -83,6 +83,6 @@ def write_synthetic_run(
     finally:
         if writer is not None:
             writer.close()
-    config = {"kind": "phase2", "dataset": "synthetic", "train_split": "train", "phase": {}}
+    config = {"kind": "phase2", "data": {"dataset": "synthetic", "train_split": "train"}, "phase": {}}
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return path
