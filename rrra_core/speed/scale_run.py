@@ -37,7 +37,8 @@ def _block(queries: np.ndarray, per_query: int, n_docs: int, rng: np.random.Gene
     q = np.repeat(queries, per_query)
     rank = np.tile(np.arange(per_query), len(queries))
     score = np.sort(rng.random((len(queries), per_query)), axis=1)[:, ::-1].reshape(-1) * 0.5 + 0.4
-    docs = rng.integers(0, n_docs, n)
+    # Distinct documents within a query (a real top-K never lists one twice), recurring across queries.
+    docs = (np.repeat(rng.integers(0, n_docs, len(queries)), per_query) + rank) % n_docs
     label = np.zeros(n, dtype=np.int64)
     label[np.arange(len(queries)) * per_query + rng.integers(0, min(5, per_query), len(queries))] = 1
     probs = rng.dirichlet((1.0, 0.3, 0.3, 3.0), n)

@@ -267,9 +267,13 @@ def train_phase2(
 
 
 def write_predictions(run: Run, cols: dict[str, Any]) -> None:
-    """``<run>/predictions.parquet`` from :func:`pool_predictions` columns, written atomically."""
+    """``<run>/predictions.parquet`` from :func:`pool_predictions` columns, written atomically, and the store the
+    app reads them through (``<run>/reader/``: by query, so a page never loads the whole run)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from rrra_core.analysis.run_reader import build_store
+
     with atomic_path(run.file("predictions.parquet")) as tmp:
         pq.write_table(pa.table(cols), tmp)
+    build_store(run.path)

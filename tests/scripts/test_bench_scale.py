@@ -1,0 +1,50 @@
+"""The scale benchmark's code path at a small size (the speed itself is measured by scripts/bench_scale.py), and the
+refit from the store learning exactly what the refit from the whole frame learnt."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rrra_core.analysis.run_reader import open_store
+from rrra_core.review import candidates_frame
+from rrra_core.review.refit import RefitConfig, fit_version, read_run_predictions, store_frame
+from rrra_core.runtime.paths import REPO_ROOT
+from rrra_core.speed.scale_app import prepare
+
+
+def test_the_benchmark_writes_its_summary_and_tables(tmp_path: Path) -> None:
+    out = tmp_path / "scale"
+    args = ["--sizes", "20000", "--no-before", "--root", str(tmp_path / "runs"), "--out", str(out)]
+    script = [sys.executable, "scripts/bench_scale.py", *args]
+    done = subprocess.run(script, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.with_suffix(".json").read_text())
+    summary = result["summary"]
+    for key in ("first_view_s", "switch_p95_s", "judgment_p95_s", "app_rss_gb", "refit_s"):
+        assert isinstance(summary[key], float) and summary[key] > 0, (key, result["sizes"])
+    assert result["command"].startswith("python scripts/bench_scale.py")
+    assert out.with_suffix(".md").read_text().startswith("<!-- command: python scripts/bench_scale.py")
+
+
+def test_the_refit_from_the_store_is_the_refit_from_the_whole_frame(tmp_path: Path) -> None:
+    run, _ = prepare(tmp_path, 6000)
+    source = store_frame(run)
+    features = ["bm25", "q_coverage", "q_idf_coverage", "rare_idf", "pos_sim", "bm25_rank"]
+    whole = candidates_frame(read_run_predictions(run), {})
+    whole = pd.concat([whole, source.frame[features].reset_index(drop=True)], axis=1)
+    rows = open_store(run).negative_rows(np.arange(0, open_store(run).n_negatives, 7))
+    verdicts = {(q, d): i % 3 == 0 for i, (q, d) in enumerate(zip(rows["query_id"], rows["doc_id"], strict=True))}
+    cfg = RefitConfig()
+    model_a, scores_a, used_a = fit_version(whole, verdicts, cfg)
+    model_b, scores_b, used_b = fit_version(source.frame, verdicts, cfg, source=source)
+    assert model_a["explain"] == model_b["explain"] and model_a["verdicts_hash"] == model_b["verdicts_hash"]
+    assert list(scores_a["query_id"]) == list(scores_b["query_id"].astype(str))
+    assert list(scores_a["doc_id"]) == list(scores_b["doc_id"].astype(str))
+    np.testing.assert_allclose(scores_a["score"], scores_b["score"])
+    pd.testing.assert_frame_equal(used_a, used_b, check_dtype=False)
