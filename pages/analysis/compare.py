@@ -104,7 +104,7 @@ def _follow(side: str, run_id: str) -> None:
         if tail.strip():
             st.caption(md_escape(tail, 160))
         if st.button("Cancel", key=keys.per_query_cancel(side)):
-            jobs.cancel_job(jobs_view.per_query_job_id(run_id))
+            jobs_view.cancel(jobs_view.per_query_job_id(run_id))
             st.rerun(scope="app")
 
     progress()

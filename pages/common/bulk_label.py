@@ -13,7 +13,7 @@ import streamlit as st
 
 import db
 
-from . import keys
+from . import auth, keys
 from . import resources as res
 from .labeling import LABEL_BUTTONS, _model_view, flash
 from .state import Selection
@@ -35,6 +35,8 @@ def _apply(sel: Selection, cands: pd.DataFrame) -> None:
     label = str(st.session_state.get(keys.BULK_VERDICT))
     if not sel.annotator:
         flash("error", "Type your name in the sidebar first: judgments are saved under it.")
+        return
+    if not auth.check("label"):
         return
     rows = cands[cands["doc_id"].isin(picked)]
     try:

@@ -21,7 +21,7 @@ import db
 from db.cli import EXPORT_FORMATS
 from db.exports import DEFAULT_TASK_LIMIT, SUSPECT_THRESHOLD, TASK_FORMATS, TASK_SELECTIONS, TaskChoice
 
-from . import keys
+from . import auth, keys
 from . import resources as res
 from .state import Selection
 
@@ -121,7 +121,8 @@ def export_bytes(url: str, argv: list[str]) -> bytes:
 
 def export_section(sel: Selection) -> None:
     """A format and merge policy, and a download button that exports the dataset's judgments in them."""
-    if sel.dataset is None or sel.split is None:
+    # Team mode: admins only; the download is not even registered for anyone else.
+    if sel.dataset is None or sel.split is None or not auth.can("export"):
         return
     with st.expander("Export the judgments"):
         with st.container(horizontal=True, vertical_alignment="bottom"):

@@ -1,5 +1,7 @@
 """The dataset's labelling guidelines beside the review queue, editable by anyone who labels it.
 
+In team mode (``auth``) only adjudicators and admins see the editor, and saving checks it again.
+
 Stored with the dataset in the annotation store (``db.guidelines``), so every
 annotator of a shared store reads the same rules. Written by the team, so shown
 as Markdown, unlike document text; but inert (``safe_markdown``): an image is
@@ -13,7 +15,7 @@ import streamlit as st
 
 import db
 
-from . import keys
+from . import auth, keys
 from . import resources as res
 from .labeling import flash
 from .safe_markdown import inert_markdown_html
@@ -22,6 +24,8 @@ from .widgets import md_escape
 
 
 def _save(sel: Selection) -> None:
+    if not auth.check("edit_guidelines"):
+        return
     text = str(st.session_state.get(keys.GUIDELINES_TEXT) or "")
     try:
         with res.session() as s:
@@ -43,6 +47,8 @@ def guidelines_panel(sel: Selection) -> None:
         st.caption(f"Last edited by {md_escape(row.updated_by or 'someone')} · {row.updated_at:%Y-%m-%d %H:%M} UTC")
     else:
         st.caption("None yet for this dataset: write what counts as relevant, so every annotator judges alike.")
+    if not auth.can("edit_guidelines"):
+        return
     with st.expander("Edit the guidelines"):
         # Filled from the store when the dataset changes, and never over what someone is typing.
         if st.session_state.get(keys.GUIDELINES_FOR) != sel.dataset:

@@ -14,15 +14,39 @@ from typing import Any
 import streamlit as st
 
 from rrra_core.runtime import jobs
+from rrra_core.runtime.errors import UserError
 from rrra_core.runtime.runs import runs_dir
 from rrra_core.workflows.demo import DemoConfig, demo_run_id
 
-from . import keys
+from . import auth, keys
 from .widgets import md_escape, show_text
 
 DEMO_JOB = "demo-build"
 PER_QUERY_JOB_KIND = "per_query"
 REFIT_JOB_KIND = "review_refit"
+
+
+def start(job_id: str, command: list[str], *, kind: str, meta: dict[str, Any], action: str) -> jobs.JobState:
+    """Start a background job if the person may do ``action`` (``UserError`` with the refusal if not).
+
+    Checked here, where the job starts, not only where its button is drawn: a forged widget event is refused too.
+    In team mode the job records who started it (its ``job.json`` and the store's audit record).
+    """
+    if not auth.can(action):
+        raise UserError(auth.refusal(action))
+    me = auth.identity()
+    state = jobs.start_job(job_id, command, kind=kind, meta={**meta, **({"started_by": me} if me else {})})
+    auth.record("job_start", job_id, {"kind": kind})
+    return state
+
+
+def cancel(job_id: str) -> bool:
+    """Cancel a job if the person may (the refusal is flashed if not); whether it was asked to stop."""
+    if not auth.check("cancel_job"):
+        return False
+    jobs.cancel_job(job_id, by=auth.identity())
+    auth.record("job_cancel", job_id)
+    return True
 
 
 def demo_command(cfg: DemoConfig) -> list[str]:
@@ -77,8 +101,11 @@ def demo_offer(cfg: DemoConfig | None = None) -> None:
         )
         with st.expander("Build log"):
             show_text(jobs.log_tail(DEMO_JOB, 40))
+    if not auth.can("new_project"):
+        st.caption("An admin builds it.")
+        return
     if st.button("Build the demo run", type="primary", key=keys.DEMO_BUILD):
-        jobs.start_job(DEMO_JOB, demo_command(cfg), kind="demo", meta={"dataset": cfg.dataset})
+        start(DEMO_JOB, demo_command(cfg), kind="demo", meta={"dataset": cfg.dataset}, action="new_project")
         st.rerun()
 
 
@@ -103,8 +130,8 @@ def follow_build(job_id: str, run_id: str, what: str, cancel_key: str) -> None:
             return
         fraction = min(1.0, max(0.0, float(info.get("fraction") or 0.0)))
         st.progress(fraction, text=f"Building {what}: {progress_text(info)}")
-        if st.button("Cancel the build", key=cancel_key):
-            jobs.cancel_job(job_id)
+        if auth.can("cancel_job") and st.button("Cancel the build", key=cancel_key):
+            cancel(job_id)
             st.rerun(scope="app")
 
     progress()
@@ -134,11 +161,12 @@ def project_command(dataset: str, model: str, split: str, max_queries: int, run_
 
 def start_project(dataset: str, model: str, split: str, max_queries: int, run_id: str) -> Any:
     """Start ``scripts/new_project.py`` as the background job :data:`PROJECT_JOB`."""
-    return jobs.start_job(
+    return start(
         PROJECT_JOB,
         project_command(dataset, model, split, max_queries, run_id),
         kind="project",
         meta={"run": run_id, "dataset": dataset},
+        action="new_project",
     )
 
 

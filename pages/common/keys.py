@@ -307,3 +307,22 @@ EXPORT_THRESHOLD = "export_threshold"  # the suspects' P(FN|neg) threshold
 
 # Review queue, issue 26: the table of why the learnt order orders as it does
 REVIEW_WHY_TABLE = "review_why_table"
+
+
+# --- team mode, issue 28: sign-in and roles --------------------------------------------------
+
+SIGN_IN = "team_sign_in"  # the one button a stranger sees (one per provider: sign_in(provider))
+SIGN_OUT = "team_sign_out"
+TEAM_PERSON = "team_person"  # the Team page: whose role to set
+TEAM_ROLE = "team_role"
+TEAM_GRANT = "team_grant"
+
+
+def sign_in(provider: str) -> str:
+    """The sign-in button of one named provider (``[auth.<provider>]``)."""
+    return f"{SIGN_IN}_{provider}"
+
+
+def team_revoke(person: str) -> str:
+    """The Team page's button that takes one person's role away."""
+    return f"team_revoke_{person}"

@@ -14,6 +14,7 @@ import streamlit as st
 
 import db
 
+from . import auth
 from . import resources as res
 from .keys import ANNOTATOR, ANNOTATOR_PROMPT, FLASH
 from .state import Selection
@@ -46,6 +47,8 @@ def save(sel: Selection, row: Mapping[str, Any], label: str, queue_version: str 
     if not sel.annotator:
         flash("error", "Type your name first (at the top of the page or in the sidebar): judgments are saved under it.")
         return False
+    if not auth.check("label"):
+        return False
     try:
         with res.session() as s:
             db.save_judgment(
@@ -67,7 +70,7 @@ def save(sel: Selection, row: Mapping[str, Any], label: str, queue_version: str 
 
 def undo(sel: Selection) -> Any:
     """Undo ``sel.annotator``'s last judgment on this dataset; the undo event, or ``None``."""
-    if not sel.annotator:
+    if not sel.annotator or not auth.check("label"):
         return None
     try:
         with res.session() as s:
@@ -111,7 +114,8 @@ def annotator_banner(sel: Selection) -> None:
     """
     if sel.annotator:
         # A code span: the name can come from a shared link's URL, and code never renders as a link.
-        st.markdown(f":material/person: Labelling as **{md_code(sel.annotator)}** · change it in the sidebar")
+        where = "signed in" if auth.team_mode() else "change it in the sidebar"
+        st.markdown(f":material/person: Labelling as **{md_code(sel.annotator)}** · {where}")
         return
     st.warning("Who is labelling? Type your name: every judgment is saved under it (it stays in the address).")
     st.text_input("Your name", key=ANNOTATOR_PROMPT, max_chars=64, on_change=_take_name, width=320)

@@ -33,7 +33,7 @@ from rrra_core.analysis.projection import Scope, numba_cache_dir, projection_pat
 from rrra_core.runtime import jobs
 from rrra_core.runtime.runs import Run
 
-from . import keys
+from . import jobs_view, keys
 from .model_view import conditional_text
 from .widgets import CLASS_COLOURS, doc_text, md_escape, short, show_text
 
@@ -172,7 +172,7 @@ def _follow(jid: str, progress_file: Path, what: str, settings: Path | None = No
         stage = md_escape(str(info.get("stage", "starting Python")), 160)
         st.progress(min(1.0, max(0.0, float(info.get("fraction", 0.0)))), text=f"{what}: {stage} ({elapsed:.0f} s)")
         if st.button("Cancel", key=keys.job_cancel(jid)):
-            jobs.cancel_job(jid)
+            jobs_view.cancel(jid)
             st.rerun(scope="app")
 
     progress()

@@ -4,7 +4,8 @@
 every page and their values persist while people move between pages. Pages
 read the choice through :func:`selection`, never the raw keys (named in :mod:`.keys`).
 The run and the annotator's name also live in the URL (:mod:`.links`), so a
-refresh, a new tab or a shared link keeps them.
+refresh, a new tab or a shared link keeps them. In team mode (:mod:`.auth`) the
+annotator is the signed-in person instead, and the URL keeps only run and query.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import streamlit as st
 
-from . import links
+from . import auth, links
 from . import resources as res
 from .keys import (
     ANNOTATOR,
@@ -173,14 +174,20 @@ def sidebar() -> Selection:
             lineage = browsable.loc[browsable["run"] == run_id, "lineage"].tolist()
             if lineage and isinstance(lineage[0], str):
                 st.caption(lineage[0])
-        if ANNOTATOR not in st.session_state:
-            st.session_state[ANNOTATOR] = _default_annotator()
-        annotator = st.text_input(
-            "Annotator",
-            key=ANNOTATOR,
-            max_chars=64,
-            help="Your name: every judgment is saved under it. It stays in the address (?annotator=…).",
-        ).strip()
+        signed_in = auth.identity()
+        if signed_in is not None:
+            # Team mode: the verified name, never one from the address or the environment.
+            annotator = signed_in
+            auth.signed_in_box(signed_in)
+        else:
+            if ANNOTATOR not in st.session_state:
+                st.session_state[ANNOTATOR] = _default_annotator()
+            annotator = st.text_input(
+                "Annotator",
+                key=ANNOTATOR,
+                max_chars=64,
+                help="Your name: every judgment is saved under it. It stays in the address (?annotator=…).",
+            ).strip()
         split = None
         if dataset is not None:
             run_split = browsable.loc[browsable["run"] == run_id, "split"].tolist()
@@ -188,7 +195,8 @@ def sidebar() -> Selection:
         if not annotator:
             st.warning("Type your name to save judgments.")
         links.write(links.RUN, run_id)
-        links.write(links.ANNOTATOR, annotator)
+        # In team mode the address keeps run and query only: a name there would only mislead.
+        links.write(links.ANNOTATOR, annotator if signed_in is None else None)
     return Selection(dataset=dataset, run_id=run_id, annotator=annotator, split=split)
 
 
@@ -197,6 +205,8 @@ def selection() -> Selection:
     sel = st.session_state.get(SELECTION)
     if isinstance(sel, Selection):
         return sel
+    if auth.team_mode():
+        return Selection(None, None, auth.identity() or "", None)
     return Selection(None, None, os.environ.get("RRRA_ANNOTATOR", "").strip(), None)
 
 

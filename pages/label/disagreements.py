@@ -18,7 +18,7 @@ import streamlit as st
 
 import db
 from db.adjudication import SELF_NOTE
-from pages.common import keys, labeling
+from pages.common import auth, keys, labeling
 from pages.common import resources as res
 from pages.common.model_view import conditional_text
 from pages.common.state import Selection, selection
@@ -106,17 +106,31 @@ def _settle(s: Selection, item: db.Disagreement, verdict: str) -> None:
     if not s.annotator:
         labeling.flash("error", "Type your name first: an adjudication is recorded under it.")
         return
+    if not auth.check("adjudicate"):
+        return
     note = str(st.session_state.get(keys.dis_note(_pair_id(item.query_id, item.doc_id)), ""))
     try:
         with res.session() as session:
-            db.adjudicate(session, name, item.query_id, item.doc_id, verdict, s.annotator, note=note)
+            db.adjudicate(
+                session, name, item.query_id, item.doc_id, verdict, s.annotator, note=note, other_adjudicators=_others()
+            )
     except db.AnnotationError as err:
         labeling.flash("error", str(err))
         return
     labeling.flash("success", f"Settled: {item.doc_id} for query {item.query_id} is {verdict.replace('_', ' ')}.")
 
 
+def _others() -> bool | None:
+    """Team mode: whether someone besides the signed-in person may adjudicate (then their own pairs are not theirs)."""
+    if not auth.team_mode():
+        return None
+    with res.session() as session:
+        return bool(db.adjudicators(session, auth.admins()) - {sel.annotator})
+
+
 def _reopen(item: db.Disagreement) -> None:
+    if not auth.check("adjudicate"):
+        return
     with res.session() as session:
         db.clear_adjudication(session, name, item.query_id, item.doc_id)
     labeling.flash("info", f"Reopened: {item.doc_id} for query {item.query_id}.")
@@ -160,6 +174,8 @@ def show_pair(item: db.Disagreement, model: dict[str, Any] | None, texts: Any) -
                 if item.note:
                     show_text(item.note)
                 st.button("Reopen", key=keys.dis_reopen(pid), on_click=_reopen, args=(item,))
+            elif others and sel.annotator in item.votes:
+                st.caption("You judged this pair: another adjudicator settles it.")
             else:
                 if sel.annotator and sel.annotator in item.votes:
                     st.caption(f"You judged this pair: your verdict is recorded with the note “{SELF_NOTE}”.")
@@ -172,6 +188,7 @@ def show_pair(item: db.Disagreement, model: dict[str, Any] | None, texts: Any) -
             show_text(doc_text(texts.corpus.get(item.doc_id)))
 
 
+others = _others()
 open_items = [x for x in found if not x.settled]
 show_settled = st.toggle(
     f"Show settled pairs too ({len(found) - len(open_items)})", key=keys.DIS_SHOW_SETTLED, value=False

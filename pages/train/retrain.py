@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 
 import db
-from pages.common import keys
+from pages.common import jobs_view, keys
 from pages.common import resources as res
 from pages.common.downloads import csv_button
 from pages.common.run_headline import rerank_line
@@ -80,8 +80,13 @@ def _launch(cfg: RetrainConfig, run_id: str, resume: bool = False) -> None:
     if state is None and not resume and (res.all_runs()["run"] == run_id).any():
         st.session_state[keys.RETRAIN_FLASH] = ("error", f"A run named {run_id!r} exists already; choose another name.")
         return
-    jobs.start_job(
-        run_id, _command(cfg, run_id), kind="retrain", meta={"config": cfg.__dict__, "base_run": cfg.base_run}
+    # Checked and recorded there (who started it), not only by the page's gate: a forged request is refused too.
+    jobs_view.start(
+        run_id,
+        _command(cfg, run_id),
+        kind="retrain",
+        meta={"config": cfg.__dict__, "base_run": cfg.base_run},
+        action="retrain",
     )
     st.session_state[keys.RETRAIN_FLASH] = ("success", f"Started {run_id}.")
     st.session_state.pop(keys.RETRAIN_RUN_NAME, None)  # the next retrain gets a fresh default name
@@ -319,7 +324,7 @@ def _running(job_id: str, state: jobs.JobState | None, progress: RetrainProgress
     if state is None:
         st.caption("Started outside the app: follow or stop it where it runs.")
     elif button.button("Cancel", key=keys.job_cancel(job_id)):
-        jobs.cancel_job(job_id)
+        jobs_view.cancel(job_id)
         st.rerun(scope="app")
 
 

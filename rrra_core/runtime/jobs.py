@@ -251,15 +251,16 @@ def start_job(
     return job_state(job_id)  # type: ignore[return-value]
 
 
-def cancel_job(job_id: str, timeout: float = 10.0) -> JobState:
-    """Stop a running job (its whole process group) and mark it cancelled."""
+def cancel_job(job_id: str, timeout: float = 10.0, *, by: str | None = None) -> JobState:
+    """Stop a running job (its whole process group) and mark it cancelled (``by``: who asked, when known)."""
     state = job_state(job_id)
     if state is None:
         raise UserError(f"no job {job_id!r}")
     if not state.active or state.pid is None:
         return state
     folder = jobs_dir() / job_id
-    write_json_atomic(folder / "cancel.json", {"requested_at": time.time()})
+    who = {"cancelled_by": by} if by else {}
+    write_json_atomic(folder / "cancel.json", {"requested_at": time.time(), **who})
     try:
         os.killpg(state.pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -273,7 +274,7 @@ def cancel_job(job_id: str, timeout: float = 10.0) -> JobState:
         except ProcessLookupError:
             pass
     if not (folder / "exit.json").exists():
-        write_json_atomic(folder / "exit.json", {"returncode": None, "cancelled": True, "ended_at": time.time()})
+        write_json_atomic(folder / "exit.json", {"returncode": None, "cancelled": True, "ended_at": time.time(), **who})
     return job_state(job_id)  # type: ignore[return-value]
 
 

@@ -53,8 +53,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_app(env: dict[str, str], port: int | None = None, timeout: float = 90.0) -> Iterator[str]:
-    """``streamlit run app.py`` on a free localhost port; yields its URL and stops it after."""
+def streamlit_app(
+    env: dict[str, str], port: int | None = None, timeout: float = 90.0, args: tuple[str, ...] = ()
+) -> Iterator[str]:
+    """``streamlit run app.py`` on a free localhost port (``args``: more options); yields its URL and stops it after."""
     port = port or free_port()
     log = open(Path(env.get("RRRA_HOME", tempfile.gettempdir())) / f"streamlit-{port}.log", "wb")
     proc = subprocess.Popen(
@@ -68,6 +70,7 @@ def streamlit_app(env: dict[str, str], port: int | None = None, timeout: float =
             str(port),
             "--server.address",
             "127.0.0.1",
+            *args,
         ],
         cwd=REPO,
         env={**os.environ, **env},
