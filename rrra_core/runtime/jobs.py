@@ -301,8 +301,13 @@ def _runner(folder: Path, command: list[str]) -> int:
         signal.signal(signal.SIGTERM, on_term)
         signal.signal(signal.SIGINT, on_term)
         rc = child.wait()
-    cancelled["flag"] = cancelled["flag"] or (folder / "cancel.json").exists()
-    write_json_atomic(folder / "exit.json", {"returncode": rc, "cancelled": cancelled["flag"], "ended_at": time.time()})
+    cancel = _read(folder / "cancel.json")
+    cancelled["flag"] = cancelled["flag"] or cancel is not None
+    # Who asked for the cancel (cancel_job's ``by``) stays with how the job ended.
+    who = {"cancelled_by": cancel["cancelled_by"]} if cancel and cancel.get("cancelled_by") else {}
+    write_json_atomic(
+        folder / "exit.json", {"returncode": rc, "cancelled": cancelled["flag"], "ended_at": time.time(), **who}
+    )
     return rc
 
 

@@ -7,6 +7,7 @@ sign-in through an OpenID Connect provider is ``test_app_team_e2e.py``.
 
 from __future__ import annotations
 
+import json
 import secrets
 
 import pytest
@@ -198,3 +199,40 @@ def test_an_adjudicator_never_settles_a_pair_they_judged_while_another_can(team:
     with store() as s:
         (adj,) = db.adjudications(s, ds).values()
     assert (adj.adjudicator, adj.verdict, adj.note) == (ADMIN, "relevant", "")
+
+
+def _start_and_cancel_script() -> None:
+    import sys
+
+    import streamlit as st
+
+    from pages.common import jobs_view
+
+    jobs_view.start(
+        "team-sleeper",
+        [sys.executable, "-c", "import time; time.sleep(120)"],
+        kind="test",
+        meta={},
+        action="retrain",
+    )
+    st.write("cancelled" if jobs_view.cancel("team-sleeper") else "refused")
+
+
+def test_who_started_and_who_cancelled_a_job_is_kept_with_the_job_and_in_the_store(
+    tiny_run: TinyRun, store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RRRA_ADMINS", raising=False)
+    at = AppTest.from_function(_start_and_cancel_script, default_timeout=60)
+    at.secrets["auth"] = _auth()
+    at.secrets["rrra"] = {"admins": ["Ann@Example.org"]}  # the first admin named in secrets.toml
+    at.user = _signed_in(ADMIN)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [m.value for m in at.markdown] == ["cancelled"]
+    state = jobs.job_state("team-sleeper")
+    assert state.status == "cancelled" and state.meta["started_by"] == ADMIN
+    exit_info = json.loads((jobs.jobs_dir() / "team-sleeper" / "exit.json").read_text(encoding="utf-8"))
+    assert exit_info["cancelled_by"] == ADMIN
+    with store() as s:
+        log = [(e.person, e.action, e.subject) for e in db.list_actions(s)]
+    assert log == [(ADMIN, "job_start", "team-sleeper"), (ADMIN, "job_cancel", "team-sleeper")]
