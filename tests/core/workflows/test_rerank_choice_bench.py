@@ -1,0 +1,53 @@
+"""The rerank choice's level is chosen on dev alone: split halves of each run's dev queries (issue 29)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rrra_core.retrieval.rerank_choice import RerankChoiceConfig, RerankSetting
+from rrra_core.workflows.rerank_choice_bench import DEV_LEVELS, select_level, split_half_gains
+
+QA2 = RerankSetting("qa", 2.0)
+
+
+def _dev(n: int, shift: float, seed: int = 0) -> tuple[dict[str, float], dict[RerankSetting, dict[str, float]]]:
+    rng = np.random.default_rng(seed)
+    off = {f"q{i}": float(v) for i, v in enumerate(rng.uniform(0.2, 0.8, n))}
+    return off, {QA2: {q: v + shift + float(rng.normal(0, 0.01)) for q, v in off.items()}}
+
+
+def test_a_real_gain_is_kept_out_of_half_by_every_level_but_never():
+    off, per = _dev(80, 0.05)
+    gains = split_half_gains(off, per, RerankChoiceConfig(), seed=0)
+    assert set(gains) == {str(x) for x in DEV_LEVELS} and all(len(g) == 2 for g in gains.values())
+    # Holm's smallest p over one setting is 1/2001: 0.001 passes; the gain read on the other half is the shift.
+    assert gains["0.01"] == pytest.approx([0.05, 0.05], abs=0.01)
+    assert gains["0.001"] == pytest.approx([0.05, 0.05], abs=0.01)
+
+
+def test_a_loss_is_never_switched_on_and_reads_as_zero():
+    off, per = _dev(80, -0.05)
+    assert all(g == [0.0, 0.0] for g in split_half_gains(off, per, RerankChoiceConfig(), seed=1).values())
+
+
+def test_too_few_dev_queries_stay_off_at_every_level():
+    off, per = _dev(1, 0.5)
+    assert all(g == [0.0, 0.0] for g in split_half_gains(off, per, RerankChoiceConfig(), seed=0).values())
+
+
+def _runs(gains_by_level: dict[float, list[float]]) -> dict[str, dict[str, dict]]:
+    return {"c": {"0": {"split_half": {str(lv): gains_by_level.get(lv, [0.0, 0.0]) for lv in DEV_LEVELS}}}}
+
+
+def test_select_level_keeps_the_best_admissible_and_prefers_the_stricter_of_near_ties():
+    loose = max(DEV_LEVELS)
+    # The loosest level gains most on one collection but loses past the tolerance on the other: not admissible.
+    datasets = {
+        **_runs({0.01: [0.02, 0.02], 0.02: [0.0202, 0.0202], loose: [0.05, 0.05]}),
+        "d": {"0": {"split_half": {str(lv): ([-0.01, -0.01] if lv == loose else [0.0, 0.0]) for lv in DEV_LEVELS}}},
+    }
+    sel = select_level(datasets)
+    assert not sel["table"][str(loose)]["admissible"]
+    assert sel["chosen"] == 0.01  # 0.02 is better by 0.0001 only: the stricter level wins the near tie
+    assert sel["table"]["0.01"]["by_collection"] == {"c": pytest.approx(0.02), "d": 0.0}
