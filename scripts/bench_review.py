@@ -48,6 +48,7 @@ import json
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -102,6 +103,35 @@ DEV_BANDIT = (
     "greedy 15.0; SciFact was built last and has no dev figures",
 )
 SUMMARY_BUDGET = 200
+# Bandit settings tried on the dev halves (``--orders bandit:<name>``): each is a set of BanditConfig overrides, kept
+# here so every figure in results/review_loop_dev/ can be remade. The chosen one became BanditConfig's defaults.
+# The defaults before the dev round of issue 26's second pass: credit by the current order, a fixed prior mean, and no
+# fusion arm. Each variant is spelled out in full against it, so its figures do not move when the defaults do.
+_FORMER = {
+    "prospective": False,
+    "pooled": 0.0,
+    "arms": ("adapter", "retriever", "margin", "bm25", "pos_sim", "pos_sim@q", "prior", "model", "blend"),
+}
+_FUSION = ("adapter", "retriever", "margin", "bm25", "pos_sim", "pos_sim@q", "fusion", "prior", "model", "blend")
+BANDIT_VARIANTS: dict[str, dict[str, Any]] = {
+    "former": _FORMER,
+    "pooled10": {**_FORMER, "pooled": 10.0},
+    "prosp": {**_FORMER, "prospective": True},
+    "prosp_pooled10": {**_FORMER, "prospective": True, "pooled": 10.0},
+    "fusion_only": {**_FORMER, "arms": ("fusion",)},
+    "fusion_only_s3": {**_FORMER, "arms": ("fusion",), "boost_shrink": 3.0},
+    "fp": {**_FORMER, "arms": _FUSION, "prospective": True, "pooled": 10.0},
+    "fp_s3": {**_FORMER, "arms": _FUSION, "prospective": True, "pooled": 10.0, "boost_shrink": 3.0},
+    "fp_plan2": {**_FORMER, "arms": _FUSION, "prospective": True, "pooled": 10.0, "plan": 2},
+    "fp_w10": {**_FORMER, "arms": _FUSION, "prospective": True, "pooled": 10.0, "window": 10},
+    "fp_s8": {**_FORMER, "arms": _FUSION, "prospective": True, "pooled": 10.0, "prior_strength": 8.0},
+    "fp_lean": {
+        **_FORMER,
+        "prospective": True,
+        "pooled": 10.0,
+        "arms": ("adapter", "retriever", "bm25", "pos_sim", "pos_sim@q", "fusion", "model"),
+    },
+}
 CALIBRATION_BUDGETS = (0, 100, 200, 400)  # 0: before any refit
 
 
@@ -175,13 +205,37 @@ def split_frame(frame: pd.DataFrame, split: str, fraction: float, seed: int) -> 
     return part.reset_index(drop=True)
 
 
+def order_choice(name: str) -> str:
+    """An ``--orders`` value: one of ORDERS, or ``bandit:<variant>`` of :data:`BANDIT_VARIANTS`."""
+    if name in ORDERS or (name.startswith("bandit:") and name[7:] in BANDIT_VARIANTS):
+        return name
+    raise argparse.ArgumentTypeError(
+        f"unknown order {name!r}; choose from {', '.join(ORDERS)} or bandit:<{'|'.join(BANDIT_VARIANTS)}>"
+    )
+
+
+def bandit_config(order: str) -> BanditConfig | None:
+    """The BanditConfig of a ``bandit:<variant>`` order (None for the others)."""
+    if not order.startswith("bandit:"):
+        return None
+    return replace(BanditConfig(), **BANDIT_VARIANTS[order[7:]])
+
+
 def run_one(frame: pd.DataFrame, order: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """One simulated session: found and precision at each budget, and every refit's time and pool AUROC/AP."""
     budget = max(args.budgets)
     cfg = SimConfig(budget=budget, refit_every=args.refit_every, seed=seed)
     t0 = time.perf_counter()
-    rescore = make_order(order, frame, LearnerConfig(), seed, adapter_detection=frame.attrs.get("adapter_skill"))
-    res = simulate(frame, rescore, cfg, adaptive=is_adaptive(order))
+    variant = bandit_config(order)
+    rescore = make_order(
+        "bandit" if variant else order,
+        frame,
+        LearnerConfig(),
+        seed,
+        bandit=variant,
+        adapter_detection=frame.attrs.get("adapter_skill"),
+    )
+    res = simulate(frame, rescore, cfg, adaptive=variant is not None or is_adaptive(order))
     found = {str(b): res.found_at(b) for b in args.budgets}
     return {
         "order": order,
@@ -274,7 +328,9 @@ def summarize(results: dict[str, dict[str, Any]], budgets: list[int], orders: li
         runs = [r for r in results.values() if r["order"] == o]
         table[o] = {str(b): list(_mean_std([r["found"][str(b)] for r in runs])) for b in budgets} if runs else {}
     b = str(SUMMARY_BUDGET) if SUMMARY_BUDGET in budgets else str(max(budgets))
-    refit = [r["refit_seconds_max"] for r in results.values() if is_adaptive(r["order"])]
+    refit = [
+        r["refit_seconds_max"] for r in results.values() if r["order"].startswith("bandit") or is_adaptive(r["order"])
+    ]
     return {
         "table": table,
         "summary": {
@@ -507,7 +563,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--split", choices=("dev", "test"), default="test", help="which half of the queries to report")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS))
-    p.add_argument("--orders", nargs="+", default=list(ORDERS), choices=ORDERS)
+    p.add_argument(
+        "--orders", nargs="+", default=list(ORDERS), type=order_choice, help="orders, or bandit:<dev variant>"
+    )
     p.add_argument("--refit-every", type=int, default=10, help="verdicts between two refits")
     p.add_argument("--subsample", type=float, default=0.8, help="squad: share of the split's queries a seed draws")
     p.add_argument("--no-calibration", action="store_true", help="skip the learnt session's calibration replay")

@@ -163,8 +163,10 @@ SIGNALS = {
     "bm25": "BM25",
     "pos_sim": "Closeness to the positives",
     "pos_sim@q": "Closeness to the positives, within the query",
+    "fusion": "All signals fused, equal weights",
     "prior": "Unsupervised blend",
     "model": "Model fitted on the verdicts",
+    "blend": "Former learnt order (fixed per-query boost)",
 }
 
 
@@ -192,9 +194,10 @@ def _why_panel() -> None:
         st.dataframe(rows, hide_index=True, key=keys.REVIEW_WHY_TABLE)
         boost = why.get("boost") or {}
         st.caption(
-            "Each signal's belief is its hit rate on the judged items it would have shown (its next "
-            f"{md_escape(str(version.model.get('config', {}).get('bandit', {}).get('window', 20)))} unjudged "
-            "items), from a cold start read off this run. The next items are drawn from the signals by those "
+            "Each signal's belief is its hit rate on the judged items it would have shown when they were shown "
+            f"(its next {md_escape(str(version.model.get('config', {}).get('bandit', {}).get('window', 20)))} "
+            "unjudged items at the refit before), from a cold start read off this run. The next items are drawn "
+            "from the signals by those "
             "beliefs, so a signal still unproven keeps a share of the queue; the rest follows "
             f"**{md_escape(SIGNALS.get(why['best'], why['best']))}**. Per-query boost learnt from the verdicts: "
             f"{boost.get('per_false_negative', 0):+.2f} per confirmed false negative in the query, "

@@ -2,26 +2,36 @@
 
 Every signal the queue has is an **arm** with its own order over the
 candidates: the adapter's P(FN|neg), the retriever score, the relative margin,
-BM25, closeness to the labelled positives (global and within the query), the
-fixed unsupervised blend (:func:`~rrra_core.review.learner.prior_scores`), the
-fitted model (:class:`~rrra_core.review.learner.Learner`, the prior plus its
-logistic model, with the learnt boost below) and ``blend``, the former learnt
-order (the same with its fixed +1/-1 per-query boost), so a collection whose
-false negatives cluster can still choose that boost's full strength. All are put on one scale, the
-logit of the row's global percentile rank, so they can be compared and boosted.
+BM25, closeness to the labelled positives (global and within the query),
+``fusion`` (the unweighted mean of the adapter, retriever, BM25 and both
+closeness arms on the common scale: no number in it was fitted anywhere), the
+fixed blend (:func:`~rrra_core.review.learner.prior_scores`), the fitted model
+(:class:`~rrra_core.review.learner.Learner`, the prior plus its logistic model,
+with the learnt boost below) and ``blend``, the former learnt order (the same
+with its fixed +1/-1 per-query boost), so a collection whose false negatives
+cluster can still choose that boost's full strength. All are put on one scale,
+the logit of the row's global percentile rank, so they can be compared, fused
+and boosted.
 
 - **Belief per arm.** An arm is scored on the hit rate of what it would have
-  shown: a reviewed item counts for an arm when fewer than ``window`` unreviewed
-  items rank above it in that arm's order (it is in the arm's next ``window``).
-  Its belief is a Beta posterior over that hit rate, from a cold-start prior
-  worth ``prior_strength`` verdicts.
+  shown. Each refit records every arm's next ``window`` unreviewed items; a
+  verdict given after it counts for the arms whose window held it
+  (``prospective``). The record travels with the queue version
+  (:meth:`BanditLearner.state`), so the app's refits, each a fresh process,
+  credit as one long session does. Crediting by the *current* orders instead
+  (the former rule, still used for verdicts no record covers) let every arm
+  share the hits that the per-query boost later lifted to the top, and beliefs
+  swung with it. Its belief is a Beta posterior over that hit rate, from a
+  cold-start prior worth ``prior_strength`` verdicts whose mean follows the hit
+  rate of all verdicts so far (``pooled``): an arm nobody has credited yet is
+  believed average, not as good as the optimistic starting rate, so the queue
+  does not wander to it merely because the arms it tried have come down to
+  earth.
 - **Honest exploration.** Each refit plans the next ``plan`` items by Thompson
   sampling: per slot, draw a hit rate from every arm's posterior and show the
   next item of the arm with the highest draw. An arm the queue stops following
   still gets its top items shown while its posterior is wide, so it can prove
   itself; the rest of the queue follows the arm with the best posterior mean.
-  On the dev halves 3 planned items per 10 found more than 10 of 10 (SQuAD
-  63.7 vs 54.3 at 200) and as many elsewhere.
 - **Learnt per-query boost.** ``q_fn`` (confirmed false negatives among the
   other reviewed items of the query) and ``q_rej`` (rejections) enter every arm
   with weights set by the verdicts: the shrunk log odds ratio of a hit between
@@ -61,7 +71,14 @@ __all__ = [
 ]
 
 #: Every arm the order may use; the static ones read these frame columns.
-ARMS: tuple[str, ...] = ("adapter", "retriever", "margin", "bm25", "pos_sim", "pos_sim@q", "prior", "model", "blend")
+ARMS: tuple[str, ...] = (
+    "adapter", "retriever", "margin", "bm25", "pos_sim", "pos_sim@q", "fusion", "prior", "model", "blend"
+)  # fmt: skip
+#: The signals the ``fusion`` arm averages with equal weights (margin is left out: it is the retriever score over
+#: the positive's, near zero on collections with one strong positive).
+FUSED: tuple[str, ...] = ("adapter", "retriever", "bm25", "pos_sim", "pos_sim@q")
+#: Static arms that combine several signals (not a "single order" when the app compares against the best one).
+COMPOSITE_ARMS: tuple[str, ...] = ("fusion", "prior")
 #: The arms refitted on the verdicts (the others are static orders).
 ADAPTIVE_ARMS: tuple[str, ...] = ("model", "blend")
 _COLUMNS = {"adapter": "p_fn_given_neg", "retriever": "score", "margin": "margin", "bm25": "bm25", "pos_sim": "pos_sim"}
@@ -81,12 +98,27 @@ class BanditConfig:
     )
     prior_strength: float = field(default=4.0, metadata={"help": "verdicts the cold-start belief is worth per arm"})
     prior_rate: float = field(default=0.2, metadata={"help": "cold-start hit rate of an average arm"})
+    pooled: float = field(
+        default=10.0,
+        metadata={
+            "help": "0: an arm's prior mean stays prior_rate; > 0: it follows the hit rate of every verdict so far, "
+            "prior_rate counting as this many verdicts (empirical Bayes: an arm nobody has credited is then "
+            "believed average, not optimistic)"
+        },
+    )
     cold_spread: float = field(
         default=1.0, metadata={"help": "how far the cold-start evidence moves an arm's prior hit rate (x e^±spread)"}
     )
     boost: bool = field(default=True, metadata={"help": "learn the per-query boost from the verdicts"})
     boost_shrink: float = field(default=10.0, metadata={"help": "reviewed items of a kind at which the boost is half"})
     explore: bool = field(default=True, metadata={"help": "Thompson sampling (False: always the best mean)"})
+    prospective: bool = field(
+        default=True,
+        metadata={
+            "help": "credit a verdict to the arms whose next `window` items held it when it was shown (recorded at "
+            "each refit); False: to the arms whose order holds it now, after the later verdicts' boost"
+        },
+    )
     model: LearnerConfig = field(
         default_factory=lambda: LearnerConfig(fn_boost=0.0, rej_penalty=0.0),
         metadata={"help": "the model arm's learner (its boost is the learnt one)"},
@@ -132,6 +164,9 @@ def arm_scores(frame: pd.DataFrame, arm: str) -> np.ndarray:
         return _pct_logit(within + 1e-3 * frame["pos_sim"].rank(pct=True).to_numpy())
     if arm == "prior":
         return _pct_logit(prior_scores(frame, LearnerConfig().prior))
+    if arm == "fusion":  # unweighted rank fusion: no number in it was fitted anywhere
+        parts = [arm_scores(frame, a) for a in FUSED if a == "pos_sim@q" or _has(frame, a)]
+        return _pct_logit(np.mean(parts, axis=0))
     raise ValueError(f"unknown static arm {arm!r}")
 
 
@@ -231,7 +266,9 @@ class BanditLearner:
         self.cfg = cfg
         self.seed = seed
         self.frame = frame
-        self.arms = tuple(a for a in cfg.arms if a in ADAPTIVE_ARMS or a in ("prior", "pos_sim@q") or _has(frame, a))
+        self.arms = tuple(
+            a for a in cfg.arms if a in ADAPTIVE_ARMS or a in ("prior", "pos_sim@q", "fusion") or _has(frame, a)
+        )
         self.static = {a: arm_scores(frame, a) for a in self.arms if a not in ADAPTIVE_ARMS}
         learners = {"model": replace(cfg.model, fn_boost=0.0, rej_penalty=0.0), "blend": cfg.blend}
         self.adaptive = {a: Learner(frame, learners[a], seed) for a in ADAPTIVE_ARMS if a in self.arms}
@@ -240,10 +277,15 @@ class BanditLearner:
         self.boost: tuple[float, float] = (0.0, 0.0)
         self._credit: dict[str, np.ndarray] = {}  # per arm: which verdicts (in the order given) count for it
         self._y = np.zeros(0, dtype=bool)
+        # prospective credit: each arm's next `window` rows at the latest refit, and per verdict the arms it was in
+        self._windows: dict[str, np.ndarray] = {}
+        self._ledger: dict[int, frozenset[str]] = {}
         self.best: str = max(self.arms, key=lambda a: self.evidence[a])
 
     def _prior(self, arm: str) -> tuple[float, float]:
         base = self.cfg.prior_rate
+        if self.cfg.pooled > 0:
+            base = (self._y.sum() + base * self.cfg.pooled) / (len(self._y) + self.cfg.pooled)
         odds = base / (1 - base) * np.exp(self.cfg.cold_spread * self.evidence[arm])
         m = odds / (1 + odds)
         return m * self.cfg.prior_strength, (1 - m) * self.cfg.prior_strength
@@ -288,9 +330,20 @@ class BanditLearner:
             orders[a] = scores + (lift if a == "model" else 0.0)  # the blend keeps its own fixed boost
             if a == "model" or proba is None:
                 proba, coefficients, fitted, model_note = fit.proba, fit.coefficients, fit.fitted, fit.note
+        self._y = y  # the pooled prior reads every verdict so far
+        if self.cfg.prospective:
+            for row in reviewed:
+                if int(row) not in self._ledger and self._windows:
+                    self._ledger[int(row)] = frozenset(a for a, w in self._windows.items() if row in w)
         beliefs = {}
         for a in self.arms:
             hit = credited(orders[a], reviewed, open_, self.cfg.window) if len(reviewed) else np.zeros(0, bool)
+            if self.cfg.prospective and self._ledger:
+                known = np.fromiter((int(r) in self._ledger for r in reviewed), dtype=bool, count=len(reviewed))
+                was = np.fromiter(
+                    (a in self._ledger.get(int(r), ()) for r in reviewed), dtype=bool, count=len(reviewed)
+                )
+                hit = np.where(known, was, hit)
             a0, b0 = self._prior(a)
             self._credit[a] = hit
             hits, cnt = int(y[hit].sum()), int(hit.sum())
@@ -316,12 +369,30 @@ class BanditLearner:
                 final[row] = top + self.cfg.plan - slot
                 won[arm] += 1
         self.beliefs = {a: replace(b, shown=won[a]) for a, b in beliefs.items()}
+        if self.cfg.prospective:
+            # what each arm would show next: the planned rows count for the arms that hold them
+            self._windows = {a: set(_top_open(orders[a], open_, self.cfg.window).tolist()) for a in self.arms}
         best = self.beliefs[self.best]
         note = (
             f"{model_note}; bandit following {self.best} (belief {best.mean:.2f} on {best.n} verdicts), "
             f"boost {w_fn:+.2f} per confirmed FN in the query, {-w_rej:+.2f} per rejection"
         )
         return Fit(final, fitted, note, time.perf_counter() - t0, proba, coefficients)
+
+    def state(self) -> tuple[dict[str, list[int]], dict[int, list[str]]]:
+        """``(windows, ledger)``: each arm's next ``window`` rows now, and per credited verdict the arms it was in.
+
+        What a later learner needs (:meth:`restore`) to keep crediting each
+        verdict to the arms that would have shown it; rows are positions in
+        ``frame`` (the caller keys them by pair to outlive it).
+        """
+        windows = {a: sorted(int(r) for r in w) for a, w in self._windows.items()}
+        return windows, {r: sorted(arms) for r, arms in self._ledger.items()}
+
+    def restore(self, windows: Mapping[str, Any], ledger: Mapping[int, Any]) -> None:
+        """Take up a former learner's :meth:`state` (arms no longer in play are dropped)."""
+        self._windows = {a: {int(r) for r in rows} for a, rows in windows.items() if a in self.arms}
+        self._ledger = {int(r): frozenset(a for a in arms if a in self.arms) for r, arms in ledger.items()}
 
     def explain(self, recent: int = 20) -> dict[str, Any]:
         """The latest refit's reasons, JSON-ready: each arm's belief and evidence, the boost, the arm followed.
@@ -330,7 +401,7 @@ class BanditLearner:
         given to :meth:`refit`), beside that of the best-believed static arm on
         the last ``recent`` verdicts it would have shown.
         """
-        static = [a for a in self.beliefs if a not in ADAPTIVE_ARMS]
+        static = [a for a in self.beliefs if a not in (*ADAPTIVE_ARMS, *COMPOSITE_ARMS)]  # single signals only
         best_static = max(static, key=lambda a: (self.beliefs[a].mean, self.evidence[a])) if static else None
         tail = self._y[-recent:]
         mine = self._y[self._credit[best_static]][-recent:] if best_static and len(self._y) else np.zeros(0, bool)
@@ -355,6 +426,14 @@ class BanditLearner:
                 "best_static_hits": int(mine.sum()),
             },
         }
+
+
+def _top_open(scores: np.ndarray, open_: np.ndarray, k: int) -> np.ndarray:
+    """The rows of the ``k`` highest-scoring open rows."""
+    idx = np.flatnonzero(open_)
+    if len(idx) <= k:
+        return idx
+    return idx[np.argpartition(-scores[idx], k - 1)[:k]]
 
 
 def _has(frame: pd.DataFrame, arm: str) -> bool:

@@ -35,6 +35,7 @@ from rrra_core.review.versions import (
     prune_versions,
     refit_lock,
     review_dir,
+    usable_latest,
     verdicts_hash,
     write_version,
 )
@@ -254,6 +255,7 @@ def fit_version(
     adapter_detection: float | None = None,
     *,
     source: StoreFrame | None = None,
+    previous: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """``(model, scores, used)``: fit on the verdicts that fall on ``frame``'s rows, score the others.
 
@@ -265,18 +267,36 @@ def fit_version(
     """
     if source is None:
         row = {(q, d): i for i, (q, d) in enumerate(zip(frame["query_id"], frame["doc_id"], strict=True))}
-        used = {row[(str(q), str(d))]: bool(v) for (q, d), v in verdicts.items() if (str(q), str(d)) in row}
         qids, dids = frame["query_id"], frame["doc_id"]
+
+        def _positions(pairs: list) -> np.ndarray:
+            return np.array([row.get((str(q), str(d)), -1) for q, d in pairs], dtype=np.int64)
     else:  # from the store: the pairs found by their query's rows, not a dict of every candidate
-        pairs = [(str(q), str(d)) for q, d in verdicts]
-        at = source.positions(pairs)
-        used = {int(i): bool(v) for i, v in zip(at, verdicts.values(), strict=True) if i >= 0}
         qids, dids = pd.Series(source.query_ids), pd.Series(source.doc_ids)
-    explain = None
+
+        def _positions(pairs: list) -> np.ndarray:
+            if not pairs:
+                return np.zeros(0, dtype=np.int64)
+            return np.asarray(source.positions([(str(q), str(d)) for q, d in pairs]), dtype=np.int64)
+
+    at = _positions(list(verdicts))
+    used = {int(i): bool(v) for i, v in zip(at, verdicts.values(), strict=True) if i >= 0}
+    explain, bandit_state = None, None
     if cfg.order == "bandit":
         learner = BanditLearner(frame, cfg.bandit, cfg.seed, adapter_detection)
+        if previous:  # the former version's windows and ledger: verdicts are credited to what would have shown them
+            windows = {a: [int(i) for i in _positions(pairs) if i >= 0] for a, pairs in previous["windows"].items()}
+            led = previous["ledger"]
+            ledger = {int(i): arms for i, (_, _, arms) in zip(_positions([(q, d) for q, d, _ in led]), led) if i >= 0}
+            learner.restore(windows, ledger)
         fit = learner.refit(used)
         explain = learner.explain()
+        win, led = learner.state()
+        q_arr, d_arr = np.asarray(qids, dtype=object), np.asarray(dids, dtype=object)
+        bandit_state = {
+            "windows": {a: [[str(q_arr[r]), str(d_arr[r])] for r in rows] for a, rows in win.items()},
+            "ledger": [[str(q_arr[r]), str(d_arr[r]), arms] for r, arms in led.items()],
+        }
     else:
         fit = Learner(frame, cfg.learner, cfg.seed).refit(used)
     open_ = np.ones(len(frame), dtype=bool)
@@ -309,11 +329,24 @@ def fit_version(
         "coefficients": fit.coefficients,
         "order": cfg.order,
         "explain": explain,
+        "bandit_state": bandit_state,
         "n_candidates": len(frame),
         "n_scored": len(scores),
         "config": json.loads(json.dumps(asdict(cfg))),  # tuples as lists: what model.json will hold
     }
     return model, scores, used_frame
+
+
+def _previous_state(folder: Path, cfg: RefitConfig) -> dict[str, Any] | None:
+    """The latest usable version's bandit state, when it was made with the same bandit settings."""
+    version, _ = usable_latest(folder)
+    if version is None:
+        return None
+    state = version.model.get("bandit_state")
+    same = version.model.get("config", {}).get("bandit") == json.loads(json.dumps(asdict(cfg.bandit)))
+    if not same or not isinstance(state, dict) or not {"windows", "ledger"} <= state.keys():
+        return None
+    return state
 
 
 def refit_run(
@@ -345,7 +378,10 @@ def refit_run(
         before = cache.stat().st_mtime_ns if cache.is_file() else None
         source = store_frame(run_dir, cfg=cfg.lexical)
         t1 = time.perf_counter()
-        model, scores, used = fit_version(source.frame, verdicts, cfg, read_adapter_skill(run_dir), source=source)
+        previous = _previous_state(folder, cfg)
+        model, scores, used = fit_version(
+            source.frame, verdicts, cfg, read_adapter_skill(run_dir), source=source, previous=previous
+        )
         t2 = time.perf_counter()
         model.update(
             seconds=round(t2 - t0, 3),

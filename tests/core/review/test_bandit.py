@@ -101,3 +101,40 @@ def test_explain_says_what_each_signal_rests_on() -> None:
     # The next plan puts its items first, none of them already reviewed.
     top = np.argsort(-fit.scores)[: BanditConfig().plan]
     assert not set(top.tolist()) & set(order.tolist())
+
+
+def _two_signals(n: int = 200) -> pd.DataFrame:
+    """A frame where the adapter and BM25 orders are exact opposites."""
+    frame = synthetic_frame(n_queries=20, per_query=n // 20, hot_share=0.0, seed=3)
+    frame["p_fn_given_neg"] = np.linspace(0.0, 1.0, len(frame))
+    frame["bm25"] = np.linspace(1.0, 0.0, len(frame))
+    return frame
+
+
+def test_a_verdict_counts_for_the_arms_that_would_have_shown_it_when_it_was_shown() -> None:
+    frame = _two_signals()
+    cfg = BanditConfig(arms=("adapter", "bm25"), prospective=True, window=5, explore=False, boost=False)
+    learner = BanditLearner(frame, cfg, seed=0)
+    learner.refit({})  # records each arm's next 5 rows
+    top_adapter = int(np.argmax(frame["p_fn_given_neg"].to_numpy()))
+    beliefs = learner.refit({top_adapter: True}) and learner.beliefs
+    assert (beliefs["adapter"].hits, beliefs["adapter"].n) == (1, 1)
+    assert beliefs["bm25"].n == 0  # BM25 ranks it last: it would never have shown it
+
+
+def test_a_restored_learner_credits_as_the_one_it_continues() -> None:
+    frame = _two_signals()
+    cfg = BanditConfig(arms=("adapter", "bm25", "fusion"), prospective=True, window=5, plan=2)
+    first = BanditLearner(frame, cfg, seed=0)
+    verdicts: dict[int, bool] = {}
+    for _ in range(3):
+        fit = first.refit(verdicts)
+        fresh = [int(r) for r in np.argsort(-fit.scores) if int(r) not in verdicts][:4]
+        verdicts.update({r: r % 3 == 0 for r in fresh})
+    windows, ledger = first.state()
+    second = BanditLearner(frame, cfg, seed=0)
+    second.restore(windows, ledger)
+    first.refit(verdicts)
+    second.refit(verdicts)
+    assert {a: (b.hits, b.n) for a, b in second.beliefs.items()} == {a: (b.hits, b.n) for a, b in first.beliefs.items()}
+    assert len(ledger) == 8  # the verdicts of the first two batches, each with the arms that held it

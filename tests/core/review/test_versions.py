@@ -250,3 +250,19 @@ def test_queue_scores_read_the_version_and_fall_back_with_a_note() -> None:
     assert np.array_equal(queue_scores(frame, "random", seed=3)[0], queue_scores(frame, "random", seed=3)[0])
     with pytest.raises(ValueError, match="unknown order"):
         queue_scores(frame, "p_fn")
+
+
+def test_each_refit_hands_the_next_the_arms_that_held_each_verdict() -> None:
+    """A refit keeps, in model.json, what each arm would show next; the next refit credits verdicts by it."""
+    frame = synthetic_frame(n_queries=20, per_query=10, seed=1)
+    cfg = RefitConfig()
+    first, _, _ = fit_version(frame, {}, cfg)
+    state = json.loads(json.dumps(first["bandit_state"]))  # as model.json holds it
+    assert state["ledger"] == [] and all(len(v) > 0 for v in state["windows"].values())
+    shown = state["windows"]["adapter"][0]
+    second, _, _ = fit_version(frame, {(shown[0], shown[1]): True}, cfg, previous=state)
+    ledger = second["bandit_state"]["ledger"]
+    assert [row[:2] for row in ledger] == [shown] and "adapter" in ledger[0][2]
+    assert second["explain"]["arms"]["adapter"]["verdicts"] == 1
+    fresh, _, _ = fit_version(frame, {(shown[0], shown[1]): True}, cfg)  # no former version: nothing to credit by
+    assert fresh["bandit_state"]["ledger"] == []
