@@ -76,3 +76,35 @@ def test_run_names_follow_the_planting() -> None:
     for name, coll in driver.COLLECTIONS.items():
         args = module.build_parser().parse_args(coll.make.split())
         assert module.review_run_prefix(args.dataset, args.planting, args.rate) == coll.prefix, name
+
+
+def test_dev_variants_run_by_name_and_the_dev_summary_ranks_them(tmp_path: Path) -> None:
+    """``--orders bandit:<variant>`` runs a named dev variant; dev-summary scores every adaptive order tried."""
+    driver = _driver()
+    folder = tmp_path / "dev"
+    driver.main(["quick", "--split", "dev", "--out", str(folder / "quick"), "--seeds", "0", "--no-calibration",
+                 "--orders", "adapter", "closeness", "bandit", "bandit:former"])  # fmt: skip
+    driver.main(
+        [
+            "quick",
+            "--split",
+            "dev",
+            "--out",
+            str(folder / "quick"),
+            "--seeds",
+            "0",
+            "--no-calibration",
+            "--orders",
+            "bandit:fp_w10",
+        ]
+    )  # fmt: skip: a second invocation adds to the same file
+    out = driver.dev_summary(folder, ["quick"], tmp_path / "summary", "python scripts/bench_review.py dev-summary")
+    assert set(out["variants"]) == {"bandit", "bandit:former", "bandit:fp_w10"}
+    assert out["settings"]["bandit:fp_w10"]["window"] == 10 and out["settings"]["bandit"] is None
+    assert "| bandit:former |" in (tmp_path / "summary.md").read_text()
+    try:
+        driver.order_choice("bandit:nonesuch")
+    except Exception as err:  # argparse's type error names the variants there are
+        assert "fp_w10" in str(err)
+    else:
+        raise AssertionError("an unknown variant was accepted")
