@@ -56,6 +56,7 @@ import pandas as pd
 
 from rrra_core.review.features import feedback_features
 from rrra_core.review.learner import Fit, Learner, LearnerConfig, prior_scores
+from rrra_core.review.ranks import RankCache, pct_rank
 
 __all__ = [
     "ARMS",
@@ -148,33 +149,51 @@ class ArmBelief:
 
 def _pct_logit(values: np.ndarray) -> np.ndarray:
     """Logit of each value's global percentile rank: every arm on one scale, ties sharing their rank."""
-    ranks = pd.Series(values).rank(pct=True, method="average").to_numpy()
-    n = max(len(values), 1)
+    return _logit_of_pct(pct_rank(values))
+
+
+def _logit_of_pct(ranks: np.ndarray) -> np.ndarray:
+    n = max(len(ranks), 1)
     p = np.clip(ranks - 0.5 / n, _EPS, 1 - _EPS)
     return np.log(p / (1 - p))
 
 
-def arm_scores(frame: pd.DataFrame, arm: str) -> np.ndarray:
-    """A static arm's order over ``frame`` on the common scale (higher = show sooner)."""
+def arm_scores(frame: pd.DataFrame, arm: str, ranks: RankCache | None = None) -> np.ndarray:
+    """A static arm's order over ``frame`` on the common scale (higher = show sooner).
+
+    ``ranks``: the frame's shared ranks (:class:`~rrra_core.review.ranks.RankCache`), so that the arms, the
+    fusion of them and the learners' prior rank each column once; the result is kept there too (read only).
+    """
+    ranks = ranks or RankCache(frame)
+    if arm not in _COLUMNS and arm not in ("pos_sim@q", "prior", "fusion"):
+        raise ValueError(f"unknown static arm {arm!r}")
+    return ranks.memo(("arm", arm), lambda: _arm_scores(frame, arm, ranks))
+
+
+def _arm_scores(frame: pd.DataFrame, arm: str, ranks: RankCache) -> np.ndarray:
     if arm in _COLUMNS:
-        return _pct_logit(frame[_COLUMNS[arm]].to_numpy(dtype=float))
+        col = _COLUMNS[arm]
+        if frame[col].dtype.kind == "f":
+            return _logit_of_pct(ranks.pct(col))
+        return _pct_logit(frame[col].to_numpy(dtype=float))
     if arm == "pos_sim@q":
-        within = -frame.groupby("query_id")["pos_sim"].rank(ascending=False, method="average").to_numpy()
+        within = -ranks.within("pos_sim")
         # within-query rank first, global closeness to break ties between queries' equal ranks
-        return _pct_logit(within + 1e-3 * frame["pos_sim"].rank(pct=True).to_numpy())
+        return _pct_logit(within + 1e-3 * ranks.pct("pos_sim"))
     if arm == "prior":
-        return _pct_logit(prior_scores(frame, LearnerConfig().prior))
-    if arm == "fusion":  # unweighted rank fusion: no number in it was fitted anywhere
-        parts = [arm_scores(frame, a) for a in FUSED if a == "pos_sim@q" or _has(frame, a)]
-        return _pct_logit(np.mean(parts, axis=0))
-    raise ValueError(f"unknown static arm {arm!r}")
+        return _pct_logit(prior_scores(frame, LearnerConfig().prior, ranks))
+    # fusion, unweighted rank fusion: no number in it was fitted anywhere
+    parts = [arm_scores(frame, a, ranks) for a in FUSED if a == "pos_sim@q" or _has(frame, a)]
+    return _pct_logit(np.mean(parts, axis=0))
 
 
 def credited(scores: np.ndarray, reviewed: np.ndarray, open_: np.ndarray, window: int) -> np.ndarray:
     """Which ``reviewed`` rows sit in this order's next ``window`` unreviewed items (the order would show them)."""
-    pool = np.sort(scores[open_])
-    above = len(pool) - np.searchsorted(pool, scores[reviewed], side="right")
-    return above < window
+    pool = scores[open_]
+    if len(pool) < window or window <= 0:
+        return np.full(len(reviewed), window > 0)
+    # fewer than `window` open rows score above a reviewed one exactly when it reaches the window-th highest
+    return scores[reviewed] >= np.partition(pool, len(pool) - window)[len(pool) - window]
 
 
 def learnt_boost(fb: pd.DataFrame, reviewed: np.ndarray, y: np.ndarray, shrink: float) -> tuple[float, float]:
@@ -261,17 +280,26 @@ class BanditLearner:
     """
 
     def __init__(
-        self, frame: pd.DataFrame, cfg: BanditConfig, seed: int = 0, adapter_detection: float | None = None
+        self,
+        frame: pd.DataFrame,
+        cfg: BanditConfig,
+        seed: int = 0,
+        adapter_detection: float | None = None,
+        *,
+        ranks: RankCache | None = None,
     ) -> None:
+        """``ranks``: ``frame``'s ranks and arrays when the caller has them (e.g. saved with the run's features)."""
         self.cfg = cfg
         self.seed = seed
         self.frame = frame
         self.arms = tuple(
             a for a in cfg.arms if a in ADAPTIVE_ARMS or a in ("prior", "pos_sim@q", "fusion") or _has(frame, a)
         )
-        self.static = {a: arm_scores(frame, a) for a in self.arms if a not in ADAPTIVE_ARMS}
+        # each column ranked once for the arms, the fusion and the learners' prior
+        self.ranks = ranks if ranks is not None else RankCache(frame)
+        self.static = {a: arm_scores(frame, a, self.ranks) for a in self.arms if a not in ADAPTIVE_ARMS}
         learners = {"model": replace(cfg.model, fn_boost=0.0, rej_penalty=0.0), "blend": cfg.blend}
-        self.adaptive = {a: Learner(frame, learners[a], seed) for a in ADAPTIVE_ARMS if a in self.arms}
+        self.adaptive = {a: Learner(frame, learners[a], seed, self.ranks) for a in ADAPTIVE_ARMS if a in self.arms}
         self.evidence = cold_start(frame, self.arms, adapter_detection)
         self.beliefs: dict[str, ArmBelief] = {}
         self.boost: tuple[float, float] = (0.0, 0.0)
@@ -308,7 +336,7 @@ class BanditLearner:
             for f in (0, 1):
                 train = {int(i): verdicts[int(i)] for i in keys[folds != f]}
                 held = keys[folds == f]
-                scores[held] = np.asarray(learner.refit(train).scores, dtype=float)[held]
+                scores[held] = np.asarray(learner.scores_at(train, held), dtype=float)
         return _pct_logit(scores), fit
 
     def refit(self, verdicts: Mapping[int, bool]) -> Fit:
@@ -319,7 +347,7 @@ class BanditLearner:
         y = np.fromiter(verdicts.values(), dtype=bool, count=len(verdicts))
         open_ = np.ones(n, dtype=bool)
         open_[reviewed] = False
-        fb = feedback_features(self.frame, verdicts)
+        fb = feedback_features(self.frame, verdicts, self.ranks.codes)
         w_fn, w_rej = learnt_boost(fb, reviewed, y, self.cfg.boost_shrink) if self.cfg.boost else (0.0, 0.0)
         self.boost = (w_fn, w_rej)
         lift = w_fn * np.log1p(fb["q_fn"].to_numpy()) / np.log(2) - w_rej * np.log1p(fb["q_rej"].to_numpy()) / np.log(2)
@@ -354,13 +382,17 @@ class BanditLearner:
         won = dict.fromkeys(self.arms, 0)
         if self.cfg.explore and self.cfg.plan > 0:
             rng = np.random.default_rng([self.seed, len(verdicts)])
-            ranked = {a: np.argsort(-orders[a], kind="stable") for a in self.arms}
+            # an arm's walk skips at most the reviewed and the planned rows: its head is all it needs
+            head = len(reviewed) + self.cfg.plan + 1
+            ranked: dict[str, np.ndarray] = {}
             ptr = dict.fromkeys(self.arms, 0)
             taken = ~open_
             top = final.max(initial=0.0) + 1.0
             for slot in range(min(self.cfg.plan, int(open_.sum()))):
                 draws = {a: rng.beta(beliefs[a].alpha, beliefs[a].beta) for a in self.arms}
                 arm = max(draws, key=draws.get)
+                if arm not in ranked:
+                    ranked[arm] = _head(orders[arm], head)
                 order = ranked[arm]
                 while taken[order[ptr[arm]]]:
                     ptr[arm] += 1
@@ -426,6 +458,14 @@ class BanditLearner:
                 "best_static_hits": int(mine.sum()),
             },
         }
+
+
+def _head(scores: np.ndarray, k: int) -> np.ndarray:
+    """The first ``k`` rows of ``np.argsort(-scores, kind="stable")`` (highest first, ties by row), in O(n)."""
+    if k >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    rows = np.flatnonzero(scores >= np.partition(scores, len(scores) - k)[len(scores) - k])  # ties may add rows
+    return rows[np.argsort(-scores[rows], kind="stable")][:k]
 
 
 def _top_open(scores: np.ndarray, open_: np.ndarray, k: int) -> np.ndarray:

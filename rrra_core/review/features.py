@@ -220,12 +220,16 @@ def load_or_build_features(
     return pd.concat([out, lex.reset_index(drop=True)], axis=1)
 
 
-def feedback_features(frame: pd.DataFrame, verdicts: Mapping[int, bool]) -> pd.DataFrame:
+def feedback_features(
+    frame: pd.DataFrame, verdicts: Mapping[int, bool], codes: np.ndarray | None = None
+) -> pd.DataFrame:
     """Per row: confirmed FNs (``q_fn``) and rejections (``q_rej``) among the other reviewed rows of its query.
 
     Leaving the row itself out makes a reviewed row's features what they would
     have been had it been shown last, so the learner trains on the same quantity
-    it scores the unreviewed rows with.
+    it scores the unreviewed rows with. ``codes``: each row's query as a number
+    (any numbering), if the caller has them (at 10M rows, finding them costs a
+    second each refit).
     """
     n = len(frame)
     fn = np.zeros(n)
@@ -233,7 +237,8 @@ def feedback_features(frame: pd.DataFrame, verdicts: Mapping[int, bool]) -> pd.D
     if verdicts:
         idx = np.fromiter(verdicts.keys(), dtype=np.int64)
         val = np.fromiter(verdicts.values(), dtype=bool)
-        codes = frame["query_id"].astype("category").cat.codes.to_numpy()
+        if codes is None:
+            codes = frame["query_id"].astype("category").cat.codes.to_numpy()
         fn_q = np.bincount(codes[idx[val]], minlength=codes.max() + 1)
         rej_q = np.bincount(codes[idx[~val]], minlength=codes.max() + 1)
         fn = fn_q[codes].astype(float)

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from rrra_core.review.features import FEEDBACK_FEATURES, STATIC_FEATURES, feedback_features
+from rrra_core.review.ranks import RankCache, pct_rank
 
 __all__ = ["LearnerConfig", "Fit", "prior_scores", "Learner"]
 
@@ -76,24 +77,32 @@ class Fit:
     coefficients: dict[str, float] | None = None  # a fitted logistic model's weights by column, and its intercept
 
 
-def prior_scores(frame: pd.DataFrame, prior: tuple[tuple[str, float], ...]) -> np.ndarray:
+def prior_scores(
+    frame: pd.DataFrame, prior: tuple[tuple[str, float], ...], ranks: RankCache | None = None
+) -> np.ndarray:
     """Weighted mean of the listed columns' global percentile ranks, in (0, 1); higher = review first.
 
     A column named ``"<col>@q"`` stands for ``col``'s rank *within its query*
     (best first), so the order also reaches each query's best candidate, not
-    only the globally highest values.
+    only the globally highest values. ``ranks``: the frame's shared ranks (the
+    arms and both learners rank the same columns).
     """
     total = sum(w for _, w in prior)
     if not prior or total <= 0:
         return np.full(len(frame), 0.5)
-    acc = np.zeros(len(frame))
-    for col, w in prior:
-        if col.endswith("@q"):
-            values = -frame.groupby("query_id")[col[:-2]].rank(ascending=False, method="average")
-        else:
-            values = frame[col]
-        acc += w * values.rank(pct=True, method="average").to_numpy()
-    return acc / total
+    ranks = ranks or RankCache(frame)
+
+    def make() -> np.ndarray:
+        acc = np.zeros(len(frame))
+        for col, w in prior:
+            if col.endswith("@q"):
+                pct = ranks.memo(("pct-within", col), lambda col=col: pct_rank(-ranks.within(col[:-2])))
+            else:
+                pct = ranks.pct(col)
+            acc += w * pct
+        return acc / total
+
+    return ranks.memo(("prior", prior), make)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -109,19 +118,29 @@ class Learner:
     scores all rows.
     """
 
-    def __init__(self, frame: pd.DataFrame, cfg: LearnerConfig, seed: int = 0) -> None:
+    def __init__(self, frame: pd.DataFrame, cfg: LearnerConfig, seed: int = 0, ranks: RankCache | None = None) -> None:
         self.cfg = cfg
         self.seed = seed
         self.frame = frame
-        self.prior = prior_scores(frame, cfg.prior)
+        #: The frame's shared ranks and arrays (learners on one frame share the prior and the standardised features).
+        self.ranks = ranks or RankCache(frame)
+        self.prior = prior_scores(frame, cfg.prior, self.ranks)
         static = [f for f in cfg.features if f not in FEEDBACK_FEATURES]
-        cols = [frame[f].to_numpy(dtype=float) for f in static]
         if cfg.prior_as_feature:
-            cols.append(_logit(self.prior))
             static.append("prior_logit")
-        x = np.column_stack(cols) if cols else np.zeros((len(frame), 0))
-        mu, sd = x.mean(axis=0), x.std(axis=0)
-        self.static = (x - mu) / np.where(sd > 0, sd, 1.0)  # (n_rows, n_static)
+
+        key = (tuple(static), cfg.prior if cfg.prior_as_feature else None)
+
+        def standardised() -> np.ndarray:
+            cols = [frame[f].to_numpy(dtype=float) for f in static if f != "prior_logit"]
+            if cfg.prior_as_feature:
+                cols.append(_logit(self.prior))
+            x = np.column_stack(cols) if cols else np.zeros((len(frame), 0))
+            # the column means and deviations are the slow part at 10M rows: kept (and saved) with the ranks
+            mu, sd = self.ranks.memo(("moments", *key), lambda: np.stack([x.mean(axis=0), x.std(axis=0)]))
+            return (x - mu) / np.where(sd > 0, sd, 1.0)  # (n_rows, n_static)
+
+        self.static = self.ranks.memo(("standardised", *key), standardised)  # shared: never written to
         self.feedback = [f for f in cfg.features if f in FEEDBACK_FEATURES]
         #: The model's input columns, in order (static ones standardised, feedback ones as log1p counts).
         self.columns: tuple[str, ...] = (*static, *self.feedback)
@@ -160,9 +179,18 @@ class Learner:
         Falls back to the prior (plus the cluster boost) when no model can be
         fitted: no verdicts yet, or only one class among them; ``note`` says which.
         """
+        return self._refit(verdicts, None)
+
+    def scores_at(self, verdicts: Mapping[int, bool], rows: np.ndarray) -> np.ndarray:
+        """``refit(verdicts).scores[rows]``, scoring only those rows (the bandit's out-of-fold scores)."""
+        return self._refit(verdicts, rows).scores
+
+    def _refit(self, verdicts: Mapping[int, bool], rows: np.ndarray | None) -> Fit:
+        """:meth:`refit`, its scores and probabilities at ``rows`` only (every row when ``None``)."""
         t0 = time.perf_counter()
-        fb = feedback_features(self.frame, verdicts)
-        base = _logit(self.prior) + self._boost(fb)
+        fb = feedback_features(self.frame, verdicts, self.ranks.codes)
+        at = slice(None) if rows is None else rows
+        base = _logit(self.prior[at]) + self._boost(fb)[at]
         y = np.fromiter(verdicts.values(), dtype=bool, count=len(verdicts))
         if self.cfg.model == "none":
             return Fit(base, False, "prior + cluster boost (no model by configuration)", time.perf_counter() - t0)
@@ -178,9 +206,9 @@ class Learner:
         x = self._matrix(fb)
         idx = np.fromiter(verdicts.keys(), dtype=np.int64, count=len(verdicts))
         model = self._model().fit(x[idx], y)
-        proba = model.predict_proba(x)[:, 1]
+        proba = model.predict_proba(x if rows is None else x[rows])[:, 1]
         model_logit = _logit(proba)
-        scores = base + self.cfg.blend * model_logit if self.cfg.blend > 0 else model_logit + self._boost(fb)
+        scores = base + self.cfg.blend * model_logit if self.cfg.blend > 0 else model_logit + self._boost(fb)[at]
         note = f"{self.cfg.model} fitted on {len(y)} verdicts ({int(y.sum())} false negatives)"
         coefs = None
         if hasattr(model, "coef_"):

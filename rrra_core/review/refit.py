@@ -30,6 +30,7 @@ import pandas as pd
 from rrra_core.review.bandit import BanditConfig, BanditLearner, adapter_skill
 from rrra_core.review.features import LexicalConfig, candidates_frame, lexical_features, load_or_build_features
 from rrra_core.review.learner import Learner, LearnerConfig
+from rrra_core.review.ranks import RankCache
 from rrra_core.review.versions import (
     QueueVersion,
     prune_versions,
@@ -43,6 +44,7 @@ from rrra_core.runtime.errors import DataError
 
 __all__ = [
     "FEATURES_FILE",
+    "ARMS_DIR",
     "RefitConfig",
     "RefitResult",
     "read_run_predictions",
@@ -50,10 +52,14 @@ __all__ = [
     "StoreFrame",
     "store_frame",
     "fit_version",
+    "arm_cache",
+    "build_arm_cache",
     "refit_run",
 ]
 
 FEATURES_FILE = "review_features.parquet"
+#: The queue's static orders, prior and feature moments, saved beside the features (numpy files).
+ARMS_DIR = "review_arms"
 log = logging.getLogger(__name__)
 _PREDICTION_COLUMNS = ("query_id", "doc_id", "score", "rank", "label", "p_fn_given_neg", "p_rel")
 
@@ -143,6 +149,7 @@ class StoreFrame:
     query_ids: pd.Categorical
     doc_ids: pd.Categorical
     store: Any
+    features_key: str = ""  # what the features were built from (:func:`features_key`)
 
     def positions(self, pairs: list[tuple[str, str]]) -> np.ndarray:
         """Each pair's row in ``frame`` (-1 where the run has no such labelled negative)."""
@@ -150,6 +157,22 @@ class StoreFrame:
         out = np.full(len(at), -1, dtype=np.int64)
         out[at >= 0] = self.frame.attrs["frame_index"][at[at >= 0]]
         return out
+
+
+def _read_keyed(path: Path, key: str, rows: int) -> pd.DataFrame | None:
+    """The cached features without their ``key`` column, or None when they were made for other rows or settings.
+
+    The key column is read as a dictionary (one string, not one per row: 10M strings cost seconds).
+    """
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, read_dictionary=["key"])
+    if table.num_rows != rows or "key" not in table.column_names:
+        return None
+    col = table.column("key")
+    if col.null_count or not all(set(c.dictionary.to_pylist()) <= {key} for c in col.chunks if len(c)):
+        return None
+    return table.drop_columns(["key"]).to_pandas()
 
 
 def _store_features(run_dir: Path, sf: pd.DataFrame, ids: tuple[pd.Categorical, pd.Categorical], key: str,
@@ -161,12 +184,12 @@ def _store_features(run_dir: Path, sf: pd.DataFrame, ids: tuple[pd.Categorical, 
     path = run_dir / FEATURES_FILE
     if path.is_file():
         try:
-            cached = pd.read_parquet(path)
+            cached = _read_keyed(path, key, len(sf))
         except Exception as err:  # noqa: BLE001 - pyarrow raises many kinds for a damaged file
             log.warning("rebuilding the damaged feature cache %s (%s)", path, type(err).__name__)
-            cached = pd.DataFrame()
-        if len(cached) == len(sf) and "key" in cached and (cached["key"] == key).all():
-            return cached.drop(columns=["key"])
+            cached = None
+        if cached is not None:
+            return cached
     data = load_dataset(dataset, split)
     frame = pd.DataFrame({"query_id": np.asarray(ids[0], dtype=object), "doc_id": np.asarray(ids[1], dtype=object)})
     frame["positives"] = frame["query_id"].map(
@@ -236,7 +259,29 @@ def store_frame(
     lex = _store_features(run_dir, frame, (qids, dids), key, dataset, split, cfg)
     frame = pd.concat([frame, lex.reset_index(drop=True)], axis=1)
     frame.attrs["frame_index"] = frame_index
-    return StoreFrame(frame, qids, dids, store)
+    return StoreFrame(frame, qids, dids, store, key)
+
+
+def arm_cache(run_dir: str | Path, source: StoreFrame) -> RankCache:
+    """``source.frame``'s ranks, with the arms, priors and feature moments the run saved (``<run>/review_arms``).
+
+    Those depend on the store's rows and the lexical features alone, so they are computed at the first
+    refit after the features (a minute at 10M candidates) and read at every later one; a cache made from
+    other rows or features is ignored. :func:`refit_run` saves what it had to compute.
+    """
+    ranks = RankCache(source.frame)
+    if source.features_key:
+        ranks.load(Path(run_dir) / ARMS_DIR, source.features_key)
+    return ranks
+
+
+def build_arm_cache(run_dir: str | Path, cfg: RefitConfig | None = None) -> None:
+    """Compute and save the run's arm cache (:func:`arm_cache`) now, as the first refit on its features would."""
+    cfg = cfg or RefitConfig()
+    source = store_frame(run_dir, cfg=cfg.lexical)
+    ranks = arm_cache(run_dir, source)
+    BanditLearner(source.frame, cfg.bandit, cfg.seed, ranks=ranks)
+    ranks.save(Path(run_dir) / ARMS_DIR, source.features_key)
 
 
 def read_adapter_skill(run_dir: str | Path) -> float | None:
@@ -256,6 +301,7 @@ def fit_version(
     *,
     source: StoreFrame | None = None,
     previous: Mapping[str, Any] | None = None,
+    ranks: RankCache | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """``(model, scores, used)``: fit on the verdicts that fall on ``frame``'s rows, score the others.
 
@@ -263,7 +309,7 @@ def fit_version(
     coefficients, and for the bandit order ``explain``: each signal's belief,
     the verdicts it rests on, the boost, the recent hit rates); ``scores`` has
     one row per unreviewed candidate (``score``, and ``proba`` when a model was
-    fitted); ``used`` lists the verdicts learnt from.
+    fitted); ``used`` lists the verdicts learnt from. ``ranks``: ``frame``'s saved ranks (:func:`arm_cache`).
     """
     if source is None:
         row = {(q, d): i for i, (q, d) in enumerate(zip(frame["query_id"], frame["doc_id"], strict=True))}
@@ -283,7 +329,7 @@ def fit_version(
     used = {int(i): bool(v) for i, v in zip(at, verdicts.values(), strict=True) if i >= 0}
     explain, bandit_state = None, None
     if cfg.order == "bandit":
-        learner = BanditLearner(frame, cfg.bandit, cfg.seed, adapter_detection)
+        learner = BanditLearner(frame, cfg.bandit, cfg.seed, adapter_detection, ranks=ranks)
         if previous:  # the former version's windows and ledger: verdicts are credited to what would have shown them
             windows = {a: [int(i) for i in _positions(pairs) if i >= 0] for a, pairs in previous["windows"].items()}
             led = previous["ledger"]
@@ -377,11 +423,15 @@ def refit_run(
         cache = Path(run_dir) / FEATURES_FILE
         before = cache.stat().st_mtime_ns if cache.is_file() else None
         source = store_frame(run_dir, cfg=cfg.lexical)
+        ranks = arm_cache(run_dir, source)
+        had = ranks.saved
         t1 = time.perf_counter()
         previous = _previous_state(folder, cfg)
         model, scores, used = fit_version(
-            source.frame, verdicts, cfg, read_adapter_skill(run_dir), source=source, previous=previous
+            source.frame, verdicts, cfg, read_adapter_skill(run_dir), source=source, previous=previous, ranks=ranks
         )
+        if ranks.saved - had:  # the first refit on these features, or new settings: later refits read them
+            ranks.save(Path(run_dir) / ARMS_DIR, source.features_key)
         t2 = time.perf_counter()
         model.update(
             seconds=round(t2 - t0, 3),

@@ -4,7 +4,9 @@ For each size a synthetic run (:mod:`rrra_core.speed.scale_run`) is made, its
 store built (:func:`~rrra_core.analysis.run_reader.build_store`, what phase 2 does
 after scoring) and its queue features planted (random values in the layout the
 refit reads: the lexical build needs a real corpus, so its time is not measured
-here). Then each step runs in a fresh Python process, so its time is cold for the
+here), with the queue's arms computed from them as the first refit after the
+features would (:func:`~rrra_core.review.refit.build_arm_cache`; timed as
+``arms_s``). Then each step runs in a fresh Python process, so its time is cold for the
 process and its memory peak (``VmHWM``) is that process's own:
 
 - ``after``: the functions the pages call now. First view: open the store, count
@@ -67,7 +69,7 @@ def prepare(root: Path, n_candidates: int) -> tuple[Path, dict[str, float]]:
 
     from rrra_core.analysis.run_reader import build_store, open_store
     from rrra_core.review.features import LexicalConfig
-    from rrra_core.review.refit import FEATURES_FILE, features_key
+    from rrra_core.review.refit import FEATURES_FILE, build_arm_cache, features_key
     from rrra_core.speed.scale_run import write_synthetic_run
 
     run = root / f"scale-{n_candidates}"
@@ -87,7 +89,9 @@ def prepare(root: Path, n_candidates: int) -> tuple[Path, dict[str, float]]:
         }
     )
     lex.assign(key=features_key(store, "synthetic", "train", LexicalConfig())).to_parquet(run / FEATURES_FILE)
-    return run, {"write_s": round(write_s, 2), "build_s": round(build_s, 2)}
+    del lex
+    arms_s, _ = _timed(lambda: build_arm_cache(run))
+    return run, {"write_s": round(write_s, 2), "build_s": round(build_s, 2), "arms_s": round(arms_s, 2)}
 
 
 def _sample_pairs(store: Any, n: int, seed: int) -> list[tuple[str, str]]:
