@@ -200,6 +200,18 @@ def _phase3_config(cfg: BenchmarkConfig, seed: int, sampler: str) -> Phase3Confi
 _NO_RUN_CHOICE = RerankChoiceConfig(enabled=False)
 
 
+def _without_disabled_choice(config: dict[str, Any]) -> dict[str, Any]:
+    """A phase's settings as its folder's key, a disabled per-run rerank choice left out (as ``fair._keyed``).
+
+    Switched off, its fields (the level, the grid) change nothing a run does: a new default level must not
+    send every phase to train again.
+    """
+    phase = config.get("phase")
+    if not isinstance(phase, dict) or (phase.get("rerank") or {}).get("enabled", True):
+        return config
+    return {**config, "phase": {k: v for k, v in phase.items() if k != "rerank"}}
+
+
 def _subset(data: Dataset, qrels: dict[str, dict[str, int]]) -> Dataset:
     return replace(data, qrels=qrels, queries={q: data.queries[q] for q in qrels if q in data.queries})
 
@@ -350,7 +362,7 @@ class _SeedRun:
         sampler, seed or a restarted benchmark finds the phases already done.
         """
         key = {
-            **config,
+            **_without_disabled_choice(config),
             "train_labels": data_key((train or self.train).qrels),
             "truth": data_key({q: dict.fromkeys(sorted(d), 1) for q, d in self.truth.items()}),
             **extra,

@@ -50,3 +50,19 @@ def test_full_rrra_reranks_as_its_dev_split_chooses(tiny_model_dir: Path) -> Non
 
     fixed = run_seed(_cfg(tiny_model_dir, rerank=RerankChoiceConfig(enabled=False)), 0, "bench-fixed")
     assert fixed["dev_queries"] == 0 and fixed["train_queries"] == 35 and "rerank_choice" not in fixed
+
+
+def test_a_new_default_level_finds_the_benchmark_s_phases_again() -> None:
+    # The benchmark's phases carry a disabled choice: its level changes nothing they do, so not their folder's key.
+    from rrra_core.retrieval.encoder import EncoderConfig
+    from rrra_core.training.phase2 import Phase2Config, phase2_config_dict
+    from rrra_core.workflows.benchmark import _without_disabled_choice
+
+    def key(**rerank) -> dict:  # noqa: ANN003
+        return _without_disabled_choice(
+            phase2_config_dict(EncoderConfig(), Phase2Config(rerank=RerankChoiceConfig(**rerank)))
+        )
+
+    assert key(enabled=False, level=0.01) == key(enabled=False, level=0.02)
+    assert "rerank" not in key(enabled=False)["phase"]
+    assert key(level=0.01) != key(level=0.02)  # a run that chooses keeps its rule in its key
