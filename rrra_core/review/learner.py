@@ -138,7 +138,9 @@ class Learner:
             x = np.column_stack(cols) if cols else np.zeros((len(frame), 0))
             # the column means and deviations are the slow part at 10M rows: kept (and saved) with the ranks
             mu, sd = self.ranks.memo(("moments", *key), lambda: np.stack([x.mean(axis=0), x.std(axis=0)]))
-            return (x - mu) / np.where(sd > 0, sd, 1.0)  # (n_rows, n_static)
+            x -= mu  # in place: at 10M rows each copy of x is a gigabyte
+            x /= np.where(sd > 0, sd, 1.0)
+            return x  # (n_rows, n_static)
 
         self.static = self.ranks.memo(("standardised", *key), standardised)  # shared: never written to
         self.feedback = [f for f in cfg.features if f in FEEDBACK_FEATURES]
