@@ -64,6 +64,7 @@ __all__ = [
     "BanditConfig",
     "ArmBelief",
     "arm_scores",
+    "arms_signature",
     "credited",
     "learnt_boost",
     "cold_start",
@@ -168,6 +169,14 @@ def arm_scores(frame: pd.DataFrame, arm: str, ranks: RankCache | None = None) ->
     if arm not in _COLUMNS and arm not in ("pos_sim@q", "prior", "fusion"):
         raise ValueError(f"unknown static arm {arm!r}")
     return ranks.memo(("arm", arm), lambda: _arm_scores(frame, arm, ranks))
+
+
+def arms_signature() -> str:
+    """What the static arms are made of (their columns, the fused arms, the prior's weights).
+
+    A saved arm (:meth:`~rrra_core.review.ranks.RankCache.save`) is only taken up while this is unchanged.
+    """
+    return repr((sorted(_COLUMNS.items()), FUSED, LearnerConfig().prior))
 
 
 def _arm_scores(frame: pd.DataFrame, arm: str, ranks: RankCache) -> np.ndarray:

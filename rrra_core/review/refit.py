@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rrra_core.review.bandit import BanditConfig, BanditLearner, adapter_skill
+from rrra_core.review.bandit import BanditConfig, BanditLearner, adapter_skill, arms_signature
 from rrra_core.review.features import LexicalConfig, candidates_frame, lexical_features, load_or_build_features
 from rrra_core.review.learner import Learner, LearnerConfig
 from rrra_core.review.ranks import RankCache
@@ -271,8 +271,15 @@ def arm_cache(run_dir: str | Path, source: StoreFrame) -> RankCache:
     """
     ranks = RankCache(source.frame)
     if source.features_key:
-        ranks.load(Path(run_dir) / ARMS_DIR, source.features_key)
+        ranks.load(Path(run_dir) / ARMS_DIR, _arms_stamp(source))
     return ranks
+
+
+def _arms_stamp(source: StoreFrame) -> str:
+    """What the saved arms depend on: the rows and features, and how the arms are made of them."""
+    import hashlib
+
+    return hashlib.sha256(f"{source.features_key}\n{arms_signature()}".encode()).hexdigest()[:16]
 
 
 def build_arm_cache(run_dir: str | Path, cfg: RefitConfig | None = None) -> None:
@@ -281,7 +288,7 @@ def build_arm_cache(run_dir: str | Path, cfg: RefitConfig | None = None) -> None
     source = store_frame(run_dir, cfg=cfg.lexical)
     ranks = arm_cache(run_dir, source)
     BanditLearner(source.frame, cfg.bandit, cfg.seed, ranks=ranks)
-    ranks.save(Path(run_dir) / ARMS_DIR, source.features_key)
+    ranks.save(Path(run_dir) / ARMS_DIR, _arms_stamp(source))
 
 
 def read_adapter_skill(run_dir: str | Path) -> float | None:
@@ -431,7 +438,7 @@ def refit_run(
             source.frame, verdicts, cfg, read_adapter_skill(run_dir), source=source, previous=previous, ranks=ranks
         )
         if ranks.saved - had:  # the first refit on these features, or new settings: later refits read them
-            ranks.save(Path(run_dir) / ARMS_DIR, source.features_key)
+            ranks.save(Path(run_dir) / ARMS_DIR, _arms_stamp(source))
         t2 = time.perf_counter()
         model.update(
             seconds=round(t2 - t0, 3),

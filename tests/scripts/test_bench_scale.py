@@ -3,6 +3,7 @@ refit from the store learning exactly what the refit from the whole frame learnt
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -13,7 +14,14 @@ import pandas as pd
 
 from rrra_core.analysis.run_reader import open_store
 from rrra_core.review import candidates_frame
-from rrra_core.review.refit import RefitConfig, fit_version, read_run_predictions, store_frame
+from rrra_core.review.refit import (
+    ARMS_DIR,
+    RefitConfig,
+    arm_cache,
+    fit_version,
+    read_run_predictions,
+    store_frame,
+)
 from rrra_core.runtime.paths import REPO_ROOT
 from rrra_core.speed.scale_app import prepare
 
@@ -48,3 +56,24 @@ def test_the_refit_from_the_store_is_the_refit_from_the_whole_frame(tmp_path: Pa
     assert list(scores_a["doc_id"]) == list(scores_b["doc_id"].astype(str))
     np.testing.assert_allclose(scores_a["score"], scores_b["score"])
     pd.testing.assert_frame_equal(used_a, used_b, check_dtype=False)
+
+
+def test_a_refit_on_the_saved_arms_is_the_refit_that_ranks_them_afresh(tmp_path: Path) -> None:
+    """The arms saved beside the features (as the first refit saves them) change nothing a refit writes."""
+    run, _ = prepare(tmp_path, 6000)  # builds the arm cache as the first refit on these features would
+    assert (run / ARMS_DIR / "index.json").is_file()
+    source = store_frame(run)
+    rows = open_store(run).negative_rows(np.arange(3, open_store(run).n_negatives, 11))
+    verdicts = {(q, d): i % 4 == 0 for i, (q, d) in enumerate(zip(rows["query_id"], rows["doc_id"], strict=True))}
+    cfg = RefitConfig()
+    saved = arm_cache(run, source)
+    assert saved.saved, "the cache was not read back"
+    model_a, scores_a, used_a = fit_version(source.frame, verdicts, cfg, source=source)
+    model_b, scores_b, used_b = fit_version(source.frame, verdicts, cfg, source=source, ranks=saved)
+    for model in (model_a, model_b):
+        model.pop("created_at")
+    assert model_a == model_b
+    pd.testing.assert_frame_equal(scores_a, scores_b, check_exact=True)
+    pd.testing.assert_frame_equal(used_a, used_b)
+    # arms saved for other features are not taken up
+    assert not arm_cache(run, dataclasses.replace(source, features_key="other")).saved
