@@ -221,13 +221,25 @@ def usable_latest(folder: str | os.PathLike[str]) -> tuple[QueueVersion | None, 
     for number in sorted((n for n in list_versions(root) if n <= newest), reverse=True):
         try:
             version = _read_version(root, number)
-            read_scores(version)
-            read_verdicts(version)
+            _check_parquet(version.path / SCORES_FILE)  # every page read, no frame: 10M string ids cost a minute
+            _check_parquet(version.path / VERDICTS_FILE)
         except DataError as err:
             skipped.append(str(err))
             continue
         return version, skipped
     return None, skipped
+
+
+def _check_parquet(path: Path) -> None:
+    """The ``DataError`` :func:`_read_parquet` raises for a missing or unreadable file, without making the frame."""
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_table(path)
+    except FileNotFoundError:
+        raise DataError(path, f"missing; {_REFIT_HINT}") from None
+    except Exception as err:  # noqa: BLE001 - pyarrow raises many kinds for a damaged file
+        raise DataError(path, f"damaged: not a readable parquet file ({type(err).__name__}); {_REFIT_HINT}") from None
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
