@@ -6,6 +6,7 @@ are reused.
 
 Example:
     RRRA_HOME=/tmp/rrra python scripts/bench_rerank_choice.py --datasets adi,cranfield --seeds 0,1,2
+    python scripts/bench_rerank_choice.py --write-adi-halves /tmp/adi-halves   # ADI's halves for benchmark.py
 """
 
 from __future__ import annotations
@@ -28,12 +29,21 @@ def main(argv: list[str] | None = None) -> int:
         RerankChoiceBenchConfig,
         render_markdown,
         run_rerank_choice_bench,
+        write_adi_halves,
     )
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(p, RerankChoiceBenchConfig)
     p.add_argument("--out", default=str(REPO_ROOT / "results" / "rerank_choice"), help="results file stem")
+    p.add_argument(
+        "--write-adi-halves",
+        metavar="DIR",
+        help="instead of measuring, write ADI with this bench's training and test halves as a BEIR folder",
+    )
     args = p.parse_args(argv)
+    if args.write_adi_halves:
+        print(write_adi_halves(args.write_adi_halves))
+        return 0
     cfg = config_from_args(RerankChoiceBenchConfig, args)
     command = "python scripts/bench_rerank_choice.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)

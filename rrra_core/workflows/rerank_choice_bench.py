@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from rrra_core.runtime.config import opt
@@ -35,6 +36,7 @@ __all__ = [
     "render_markdown",
     "select_level",
     "split_half_gains",
+    "write_adi_halves",
     "DEV_LEVELS",
     "CRITERION",
 ]
@@ -85,6 +87,30 @@ def _splits(name: str) -> tuple[Any, Any]:
         )
 
     return subset(train_ids, "train-half"), subset(test_ids, "test-half")
+
+
+def write_adi_halves(folder: str | Path) -> Path:
+    """ADI as a BEIR folder with the training and test halves :func:`_splits` uses (``qrels/{train,test}.tsv``).
+
+    So the benchmark (``scripts/benchmark.py --dataset <folder>``) trains and tests on the same halves
+    as this bench, rather than the quick preset's train = test.
+    """
+    import shutil
+
+    from rrra_core.data.beir import dataset_folder
+    from rrra_core.data.subsample import carve_dev
+
+    src, out = dataset_folder("adi"), Path(folder)
+    (out / "qrels").mkdir(parents=True, exist_ok=True)
+    for name in ("corpus.jsonl.gz", "queries.jsonl.gz"):
+        shutil.copy(src / name, out / name)
+    head, *lines = (src / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()
+    rows = [line.split("\t") for line in lines if line.strip()]
+    train_ids, test_ids = carve_dev(sorted({r[0] for r in rows}), 0.5, 0)
+    for split, ids in (("train", set(train_ids)), ("test", set(test_ids))):
+        kept = ["\t".join(r) for r in rows if r[0] in ids]
+        (out / "qrels" / f"{split}.tsv").write_text("\n".join([head, *kept]) + "\n", encoding="utf-8")
+    return out
 
 
 def _phase2(name: str, seed: int, train: Any, cfg: RerankChoiceBenchConfig) -> tuple[Any, dict[str, Any], float]:

@@ -51,3 +51,14 @@ def test_select_level_keeps_the_best_admissible_and_prefers_the_stricter_of_near
     assert not sel["table"][str(loose)]["admissible"]
     assert sel["chosen"] == 0.01  # 0.02 is better by 0.0001 only: the stricter level wins the near tie
     assert sel["table"]["0.01"]["by_collection"] == {"c": pytest.approx(0.02), "d": 0.0}
+
+
+def test_adi_halves_folder_holds_the_bench_s_own_halves(tmp_path) -> None:  # noqa: ANN001
+    from rrra_core.data.beir import load_dataset
+    from rrra_core.workflows.rerank_choice_bench import _splits, write_adi_halves
+
+    folder = write_adi_halves(tmp_path / "adi-halves")
+    train, test = load_dataset(folder, "train"), load_dataset(folder, "test")
+    bench_train, bench_test = _splits("adi")
+    assert train.qrels == bench_train.qrels and test.qrels == bench_test.qrels
+    assert not set(train.qrels) & set(test.qrels) and len(train.qrels) + len(test.qrels) == 35
