@@ -5,6 +5,7 @@ Modules:
     results        a result headed by its command, machine and load; writing ``speed_<part>.json`` and ``.md``
     render         the Markdown of each part, from its JSON alone (no torch)
     encode         our encoding against sentence-transformers (``EncodeBench``, ``bench_encode``)
+    encode_options every way of encoding tried on this CPU, speed and quality (``scripts/bench_encode_options.py``)
     latency        one query at a time on the serving path (``LatencyBench``, ``bench_latency``)
     cross_encoder  the cross-encoder the adapter rerank is priced against
     index_scale    exact, IVF and HNSW indexes at a million vectors (``IndexBench``, ``bench_index``)
