@@ -19,7 +19,14 @@ publishes them in one (db/staging.py). Never imports torch or streamlit.
 
 from __future__ import annotations
 
-from .adjudication import Disagreement, adjudicate, adjudications, clear_adjudication, disagreements
+from .adjudication import (
+    Disagreement,
+    adjudicate,
+    adjudications,
+    clear_adjudication,
+    count_disagreements,
+    disagreements,
+)
 from .agreement import AgreementResult, agreement
 from .audit import AUDIT_ACTIONS, AuditEvent, list_actions, record_action
 from .datasets import check_ids, ensure_dataset, get_dataset, list_datasets, register_dataset, require_dataset
@@ -159,6 +166,7 @@ __all__ = [
     # disagreements and their adjudication
     "Disagreement",
     "disagreements",
+    "count_disagreements",
     "adjudicate",
     "clear_adjudication",
     "adjudications",

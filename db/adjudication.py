@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, distinct, func, select
+from sqlalchemy import delete, exists, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from .datasets import check_ids, get_dataset, require_dataset
-from .engine import write_transaction
+from .engine import by_bytes, write_transaction
 from .errors import AnnotationError
 from .judgments import check_item
 from .models import Adjudication, Judgment, utcnow
@@ -40,7 +41,10 @@ __all__ = [
     "clear_adjudication",
     "adjudications",
     "disagreements",
+    "count_disagreements",
 ]
+
+_CHUNK = 500  # pairs looked up per query: well under SQLite's limit on bound values
 
 #: Recorded in front of the note of an adjudication made by someone who judged the pair.
 SELF_NOTE = "adjudicated by one of the annotators"
@@ -169,35 +173,81 @@ def adjudications(session: Session, dataset: str) -> dict[tuple[str, str], Adjud
     return {(r.query_id, r.doc_id): r for r in rows}
 
 
-def disagreements(session: Session, dataset: str, *, open_only: bool = False) -> list[Disagreement]:
-    """Pairs two or more annotators judged differently, by query then doc; ``open_only``: not yet adjudicated."""
+def _disputed(dataset_id: int) -> Any:
+    """The pairs two or more annotators judged with two or more labels, grouped in the database."""
+    return (
+        select(Judgment.query_id, Judgment.doc_id)
+        .where(Judgment.dataset_id == dataset_id)
+        .group_by(Judgment.query_id, Judgment.doc_id)
+        # Two labels or more (hence two judgments or more): cheaper than counting distinct labels.
+        .having(func.min(Judgment.label) != func.max(Judgment.label))
+        .subquery()
+    )
+
+
+def _settled(dataset_id: int, pairs: Any) -> Any:
+    return (
+        (Adjudication.dataset_id == dataset_id)
+        & (Adjudication.query_id == pairs.c.query_id)
+        & (Adjudication.doc_id == pairs.c.doc_id)
+    )
+
+
+def count_disagreements(session: Session, dataset: str) -> tuple[int, int]:
+    """``(all, open)``: how many pairs are disagreed on, and how many of them are not adjudicated, counted in SQL."""
+    ds = get_dataset(session, dataset)
+    if ds is None:
+        return 0, 0
+    disputed = _disputed(ds.id)
+    stmt = select(func.count(), func.count(Adjudication.id)).select_from(
+        disputed.outerjoin(Adjudication, _settled(ds.id, disputed))
+    )
+    total, settled = session.execute(stmt).one()
+    return int(total), int(total) - int(settled)
+
+
+def disagreements(
+    session: Session, dataset: str, *, open_only: bool = False, offset: int = 0, limit: int | None = None
+) -> list[Disagreement]:
+    """Pairs two or more annotators judged differently, by query then doc; ``open_only``: not yet adjudicated.
+
+    ``offset`` and ``limit`` page the list in the database: only that page's
+    pairs, votes and adjudications are read (:func:`count_disagreements` gives
+    the totals a page shows beside it).
+    """
     ds = get_dataset(session, dataset)
     if ds is None:
         return []
+    disputed = _disputed(ds.id)
+    pairs = select(disputed.c.query_id, disputed.c.doc_id)
+    if open_only:
+        pairs = pairs.where(~exists().where(_settled(ds.id, disputed)))
+    cols = (Judgment.query_id, Judgment.doc_id, Judgment.annotator, Judgment.label)
     votes: dict[tuple[str, str], dict[str, str]] = {}
-    # Only the disputed pairs' votes leave the database: two or more judgments with two or more labels.
-    disputed = (
-        select(Judgment.query_id, Judgment.doc_id)
-        .where(Judgment.dataset_id == ds.id)
-        .group_by(Judgment.query_id, Judgment.doc_id)
-        .having(func.count() > 1, func.count(distinct(Judgment.label)) > 1)
-        .subquery()
-    )
-    stmt = (
-        select(Judgment.query_id, Judgment.doc_id, Judgment.annotator, Judgment.label)
-        .join(disputed, (Judgment.query_id == disputed.c.query_id) & (Judgment.doc_id == disputed.c.doc_id))
-        .where(Judgment.dataset_id == ds.id)
-    )
-    for q, d, who, label in session.execute(stmt):
+    if offset or limit is not None:
+        # Byte order, as Python sorts the ids below: a page holds the same pairs on either backend.
+        order = (by_bytes(session, disputed.c.query_id), by_bytes(session, disputed.c.doc_id))
+        page = [(q, d) for q, d in session.execute(pairs.order_by(*order).offset(max(0, offset)).limit(limit))]
+        # Then only the page's votes and adjudications, looked up by pair.
+        rows: list[Any] = []
+        settled: dict[tuple[str, str], Adjudication] = {}
+        for i in range(0, len(page), _CHUNK):
+            chunk = page[i : i + _CHUNK]
+            pair_in = tuple_(Judgment.query_id, Judgment.doc_id).in_(chunk)
+            rows += session.execute(select(*cols).where(Judgment.dataset_id == ds.id, pair_in)).all()
+            adj_in = tuple_(Adjudication.query_id, Adjudication.doc_id).in_(chunk)
+            found = session.scalars(select(Adjudication).where(Adjudication.dataset_id == ds.id, adj_in))
+            settled.update({(r.query_id, r.doc_id): r for r in found})
+    else:
+        listed = pairs.subquery()
+        on_list = (Judgment.query_id == listed.c.query_id) & (Judgment.doc_id == listed.c.doc_id)
+        rows = session.execute(select(*cols).join(listed, on_list).where(Judgment.dataset_id == ds.id)).all()
+        settled = adjudications(session, dataset)
+    for q, d, who, label in rows:
         votes.setdefault((q, d), {})[who] = label
-    settled = adjudications(session, dataset)
     out = []
     for (q, d), by_name in sorted(votes.items()):
-        if len(by_name) < 2 or len(set(by_name.values())) < 2:
-            continue
         adj = settled.get((q, d))
-        if adj is not None and open_only:
-            continue
         out.append(
             Disagreement(
                 q,

@@ -31,11 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import DateTime, select, type_coerce
+from sqlalchemy import DateTime, String, case, false, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from rrra_core.data import Doc, Passage, TrainingExample, atomic_writer, write_flag, write_tevatron
 
+from .datasets import get_dataset
+from .engine import by_bytes
 from .errors import AnnotationError
 from .judgments import judged_pairs
 from .models import LABELS, MODEL_VIEW_FIELDS, Judgment, StoredDataset
@@ -308,13 +310,36 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 _BATCH = 20_000
-_JSONL = orjson.OPT_NAIVE_UTC | orjson.OPT_APPEND_NEWLINE
 
 
-def _by_bytes(column: Any, dialect: str) -> Any:
-    # The export's order must not depend on a server's locale: PostgreSQL sorts by its collation unless told
-    # "C" (byte order, which SQLite's BINARY already is and Python's str order matches for UTF-8).
-    return column.collate("C") if dialect == "postgresql" else column
+def _jsonl(objects: list[dict[str, Any]]) -> bytes:
+    """``objects`` as JSON lines, each exactly what ``orjson.dumps(obj)`` writes, in one orjson call.
+
+    Every object starts with the key ``"dataset"``, and a string value never
+    holds an unescaped quote, so ``},{"dataset":`` occurs in orjson's compact
+    list only between two objects: splitting there gives the same bytes as a
+    call per object, at a third of the cost (a million calls were most of the export).
+    """
+    if not objects:
+        return b""
+    packed = orjson.dumps(objects, option=orjson.OPT_NAIVE_UTC)[1:-1]
+    return packed.replace(b'},{"dataset":', b'}\n{"dataset":') + b"\n"
+
+
+def _iso_utc(column: Any, dialect: str) -> Any:
+    """A stored timestamp as the text orjson writes for it, computed where it is stored when that is cheaper.
+
+    SQLite keeps ``YYYY-MM-DD HH:MM:SS[.ffffff]`` text: turning it into the
+    ISO form (``T``, microseconds only when not zero, ``+00:00``) is a few
+    string functions in SQL, where parsing a million of them into datetimes
+    in Python was a third of the export. PostgreSQL hands over naive UTC
+    datetimes, which orjson writes the same way (``OPT_NAIVE_UTC``).
+    """
+    raw = type_coerce(column, String) if dialect == "sqlite" else type_coerce(column, DateTime)
+    if dialect != "sqlite":
+        return raw
+    whole = case((func.substr(raw, 20).in_(["", ".000000"]), func.substr(raw, 12, 8)), else_=func.substr(raw, 12))
+    return func.substr(raw, 1, 10) + "T" + whole + "+00:00"
 
 
 def export_judgments(session: Session, path: str | Path, dataset: str | None = None) -> int:
@@ -322,32 +347,58 @@ def export_judgments(session: Session, path: str | Path, dataset: str | None = N
 
     One object per line with the dataset name, ids, label, annotator, note,
     the model view and both timestamps; :func:`db.import_judgments` reads it.
-    Sorted by dataset, query, doc and annotator in the database and streamed
-    in batches, so a million judgments never sit in memory as objects.
+    Sorted by dataset, query, doc and annotator in the database (one dataset:
+    read in the order of the judgments' unique index, no sort) and streamed in
+    batches (a server-side cursor on PostgreSQL), each written as it arrives,
+    so a million judgments never sit in memory.
     """
     dialect = session.get_bind().dialect.name
     view = [getattr(Judgment, name) for name in MODEL_VIEW_FIELDS]
-    keys = (StoredDataset.name, Judgment.query_id, Judgment.doc_id, Judgment.annotator)
-    # Naive UTC as stored (orjson writes it with +00:00, as isoformat() of the aware value would).
-    stamps = (type_coerce(Judgment.created_at, DateTime), type_coerce(Judgment.updated_at, DateTime))
-    stmt = (
-        select(*keys, Judgment.label, Judgment.note, *view, *stamps)
-        .join(StoredDataset, StoredDataset.id == Judgment.dataset_id)
-        .order_by(*(_by_bytes(k, dialect) for k in keys))
-        .execution_options(yield_per=_BATCH)
+    keys = (Judgment.query_id, Judgment.doc_id, Judgment.annotator)
+    stamps = (_iso_utc(Judgment.created_at, dialect), _iso_utc(Judgment.updated_at, dialect))
+    stmt = select(StoredDataset.name, *keys, Judgment.label, Judgment.note, *view, *stamps).join(
+        StoredDataset, StoredDataset.id == Judgment.dataset_id
     )
     if dataset is not None:
-        stmt = stmt.where(StoredDataset.name == dataset)
+        ds = get_dataset(session, dataset)
+        if ds is None:
+            stmt = stmt.where(false())
+        else:
+            stmt = stmt.where(Judgment.dataset_id == ds.id)
+        order = [by_bytes(session, k) for k in keys]
+    else:
+        order = [by_bytes(session, k) for k in (StoredDataset.name, *keys)]
     names = ("dataset", "query_id", "doc_id", "annotator", "label", "note", *MODEL_VIEW_FIELDS)
     names += ("created_at", "updated_at")
     n = 0
     with atomic_writer(path) as fh:
-        for rows in session.connection().execute(stmt).partitions():  # Core rows: no ORM loading
-            # orjson: one C call a row instead of json.dumps' Python encoder (a million rows in seconds).
-            lines = (orjson.dumps(dict(zip(names, row, strict=True)), option=_JSONL) for row in rows)
-            fh.write(b"".join(lines).decode("utf-8"))
+        out = fh.buffer  # orjson's UTF-8 bytes as they are: no decoding and encoding again
+        for rows in _stream(session, stmt.order_by(*order), _BATCH):
+            out.write(_jsonl([dict(zip(names, row)) for row in rows]))
             n += len(rows)
     return n
+
+
+def _stream(session: Session, stmt: Any, batch: int) -> Iterator[list[tuple[Any, ...]]]:
+    """``stmt``'s rows in batches of ``batch``, straight from the driver's cursor (server-side on PostgreSQL).
+
+    The statement's values are ids and constants, rendered inline. Plain DBAPI
+    tuples: no result processing per row, which at a million rows cost more
+    than reading them. Its columns must need no conversion (text, numbers,
+    naive timestamps).
+    """
+    conn = session.connection()
+    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    # A named cursor is psycopg's server-side one: rows come over as fetched, never all at once.
+    cursor = driver.cursor(name="rrra_export") if conn.dialect.name == "postgresql" else driver.cursor()
+    try:
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(batch):
+            yield rows
+    finally:
+        cursor.close()
 
 
 # --- review tasks: which candidates go out, streamed to disk -------------------------------

@@ -28,16 +28,17 @@ training labels.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, null, select
 from sqlalchemy.orm import Session
 
 from rrra_core.data.corrections import LabelCorrections, apply_verdicts
 
-from .adjudication import adjudications
 from .datasets import get_dataset
+from .engine import by_bytes, driver_rows
 from .errors import AnnotationError
-from .models import Judgment
+from .models import Adjudication, Judgment
 
 __all__ = [
     "POLICIES",
@@ -47,6 +48,8 @@ __all__ = [
     "policy_verdict",
     "verdict_from_counts",
     "decide",
+    "majority_sql",
+    "settle",
     "merge_labels",
 ]
 
@@ -73,26 +76,40 @@ def parse_policy(policy: str) -> tuple[str, str | None]:
     raise AnnotationError(f"unknown merge policy {policy!r}: use majority, any_relevant or annotator:<name>")
 
 
-def _vote_counts(session: Session, dataset: str, annotator: str | None) -> list[tuple[str, str, int, int]]:
-    """``(query_id, doc_id, relevant votes, not-relevant votes)`` per judged pair, counted in the database.
+def _verdict_sql(kind: str, yes: Any, no: Any) -> Any:
+    """:func:`verdict_from_counts` in SQL: 1 relevant, 0 not relevant, NULL undecided."""
+    if kind == "any_relevant":
+        return case((yes > 0, 1), (no > 0, 0), else_=null())
+    return majority_sql(yes, no)
 
-    ``unsure`` is never a vote; a pair with only ``unsure`` comes back with (0, 0).
-    The database does the grouping, so a million judgments are one aggregate
-    query and Python sees one row a pair, not one a judgment.
+
+def _decided_votes(session: Session, dataset: str, kind: str, annotator: str | None) -> dict[tuple[str, str], bool]:
+    """The pairs policy ``kind`` decides from the votes alone, decided in the database (one row a pair).
+
+    ``unsure`` is never a vote. The database groups and decides, so a million
+    judgments are one aggregate query; the pairs come in byte order (the
+    grouping's own order), which is the order :func:`apply_verdicts` sorts
+    them into, so that sort has nothing left to do.
     """
     ds = get_dataset(session, dataset)
     if ds is None:
-        return []
+        return {}
     yes = func.sum(case((Judgment.label == "relevant", 1), else_=0))
     no = func.sum(case((Judgment.label == "not_relevant", 1), else_=0))
     stmt = (
-        select(Judgment.query_id, Judgment.doc_id, yes, no)
+        select(Judgment.query_id, Judgment.doc_id, _verdict_sql(kind, yes, no))
         .where(Judgment.dataset_id == ds.id, Judgment.label != "unsure")
         .group_by(Judgment.query_id, Judgment.doc_id)
+        .order_by(by_bytes(session, Judgment.query_id), by_bytes(session, Judgment.doc_id))
     )
     if annotator is not None:
         stmt = stmt.where(Judgment.annotator == annotator)
-    return [(q, d, int(y), int(n)) for q, d, y, n in session.connection().execute(stmt)]
+    return {(q, d): v == 1 for q, d, v in driver_rows(session, stmt) if v is not None}
+
+
+def majority_sql(yes: Any, no: Any) -> Any:
+    """``majority``'s verdict (:func:`verdict_from_counts`) on vote counts in SQL: 1 relevant, 0 not, NULL a tie."""
+    return case((yes > no, 1), (yes < no, 0), else_=null())
 
 
 def verdict_from_counts(kind: str, yes: int, no: int) -> bool | None:
@@ -122,18 +139,28 @@ def decide(session: Session, dataset: str, policy: str = "majority") -> dict[tup
         )
         if not has_any:
             raise AnnotationError(f"annotator {name!r} has no judgments on dataset {dataset!r}")
-    out: dict[tuple[str, str], bool] = {}
-    for q, d, yes, no in _vote_counts(session, dataset, name):
-        verdict = verdict_from_counts(kind, yes, no)
-        if verdict is not None:
-            out[(q, d)] = verdict
-    # Adjudications last: they overrule every policy's reading of the votes.
-    for pair, adj in adjudications(session, dataset).items():
-        if adj.verdict == "unsure":
-            out.pop(pair, None)
+    return settle(session, dataset, _decided_votes(session, dataset, kind, name))
+
+
+def settle(session: Session, dataset: str, verdicts: dict[tuple[str, str], bool]) -> dict[tuple[str, str], bool]:
+    """``verdicts`` with every adjudication applied over them (in place; returned): what :func:`decide` ends with.
+
+    For a reader that decided the votes in a query of its own (the Overview,
+    with :func:`majority_sql`, in the scan that counts the pairs).
+    """
+    ds = get_dataset(session, dataset)
+    if ds is None:
+        return verdicts
+    # Adjudications last: they overrule every policy's reading of the votes. Columns only, no ORM objects.
+    stmt = select(Adjudication.query_id, Adjudication.doc_id, Adjudication.verdict).where(
+        Adjudication.dataset_id == ds.id
+    )
+    for q, d, verdict in session.connection().execute(stmt).all():
+        if verdict == "unsure":
+            verdicts.pop((q, d), None)
         else:
-            out[pair] = adj.verdict == "relevant"
-    return out
+            verdicts[(q, d)] = verdict == "relevant"
+    return verdicts
 
 
 def merge_labels(

@@ -11,6 +11,8 @@
 * ``staged_imports`` and ``staged_judgments``: a large import's rows waiting,
   batch by batch, to be published in one short transaction (revision 0007,
   ``db/staging.py``). Nothing reads them but the import itself.
+* Revision 0009 adds covering indexes on ``judgments`` (by pair, by annotator)
+  so the reads at a million judgments scan an index, not the rows.
 
 Training jobs are not here: a retrain's progress and outcome live in its run
 folders, which the app reads (revision 0003 dropped the old ``training_jobs``).
@@ -156,7 +158,9 @@ class Judgment(Base):
         ForeignKeyConstraint(["dataset_id", "query_id"], ["dataset_queries.dataset_id", "dataset_queries.query_id"]),
         ForeignKeyConstraint(["dataset_id", "doc_id"], ["dataset_docs.dataset_id", "dataset_docs.doc_id"]),
         CheckConstraint(f"label IN ({_in(LABELS)})", name="label"),
-        Index(None, "dataset_id", "annotator"),
+        # Covering indexes (revision 0009): per-pair and per-annotator reads never visit the table's rows.
+        Index(None, "dataset_id", "query_id", "doc_id", "annotator", "label"),
+        Index(None, "dataset_id", "annotator", "label", "query_id", "doc_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,24 +1,27 @@
 """What the Overview shows of the store, read by aggregate queries rather than by loading every judgment.
 
 At a million judgments, loading each one as an ORM object to count distinct
-pairs took most of the page's time; the counts here are ``COUNT``/``GROUP BY``
-in the database, and the only pairs read are the ones the page needs (the
-current annotator's, to leave them out of the suspects list, and the decided
-verdicts the calibration and the confirmed-false-negative count share).
+pairs took most of the page's time. Here one ``GROUP BY`` pair, over a covering
+index (revision 0009), gives every figure at once: the judged pairs, their
+majority verdicts (decided in SQL), the current annotator's pairs (to leave
+them out of the suspects list) and agreement's packed vote patterns; the
+per-annotator counts are a second, small aggregate.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+import numpy as np
+from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session
 
-from .agreement import AgreementResult, agreement
+from .agreement import PACKED_MAX, AgreementResult, agreement, agreement_of_patterns, packed_votes, unpack
 from .datasets import get_dataset
-from .errors import AnnotationError
-from .judgments import annotator_counts, judged_pairs
-from .merge import decide
+from .engine import by_bytes, driver_rows
+from .judgments import annotator_counts
+from .merge import majority_sql, settle
 from .models import Judgment
 
 __all__ = ["OverviewCounts", "count_judged_pairs", "overview_counts"]
@@ -44,16 +47,48 @@ def count_judged_pairs(session: Session, dataset: str) -> int:
     return int(session.scalar(select(func.count()).select_from(pairs.subquery())) or 0)
 
 
+def _pair_rows(session: Session, dataset_id: int, annotator: str | None, names: tuple[str, ...]) -> list[Any]:
+    """Per judged pair: ids, the majority verdict (1, 0, NULL: a tie), whether ``annotator`` judged it, and (for
+    agreement) the packed votes of ``names`` and how many judged it; one grouped scan.
+    """
+    yes = func.sum(case((Judgment.label == "relevant", 1), else_=0))
+    no = func.sum(case((Judgment.label == "not_relevant", 1), else_=0))
+    mine = func.max(case((Judgment.annotator == annotator, 1), else_=0)) if annotator else literal(0)
+    packed = packed_votes(names, Judgment.annotator, Judgment.label) if names else literal(0)
+    stmt = (
+        select(Judgment.query_id, Judgment.doc_id, majority_sql(yes, no), mine, packed, func.count())
+        .where(Judgment.dataset_id == dataset_id)
+        .group_by(Judgment.query_id, Judgment.doc_id)
+        .order_by(by_bytes(session, Judgment.query_id), by_bytes(session, Judgment.doc_id))  # as db.decide's
+    )
+    return driver_rows(session, stmt)
+
+
 def overview_counts(session: Session, dataset: str, annotator: str | None = None) -> OverviewCounts:
-    """Judged pairs, per-annotator counts, agreement (None when undefined), majority verdicts, ``annotator``'s pairs."""
-    try:
+    """Judged pairs, per-annotator counts, agreement (None when undefined), majority verdicts, ``annotator``'s pairs.
+
+    The judged pairs, their majority votes, the reader's own pairs and the
+    agreement's vote patterns come from one grouped scan (what
+    :func:`count_judged_pairs`, :func:`db.decide`, :func:`db.judged_pairs` and
+    :func:`db.agreement` each read on their own).
+    """
+    ds = get_dataset(session, dataset)
+    if ds is None:
+        return OverviewCounts(0, {}, None, {}, set())
+    annotators = annotator_counts(session, dataset)
+    names = tuple(sorted(annotators))
+    packable = len(names) <= PACKED_MAX
+    rows = _pair_rows(session, ds.id, annotator, names if packable else ())
+    if packable:
+        shared = np.array([r[4] for r in rows if r[5] >= 2], dtype=np.int64)
+        packed, items = np.unique(shared, return_counts=True)
+        agree = agreement_of_patterns(names, unpack(packed, len(names)), items.astype(np.int64))
+    else:
         agree = agreement(session, dataset)
-    except AnnotationError:
-        agree = None
     return OverviewCounts(
-        judged_pairs=count_judged_pairs(session, dataset),
-        annotators=annotator_counts(session, dataset),
+        judged_pairs=len(rows),
+        annotators=annotators,
         agreement=agree,
-        decided=decide(session, dataset, "majority"),
-        mine=judged_pairs(session, dataset, annotator=annotator) if annotator else set(),
+        decided=settle(session, dataset, {(r[0], r[1]): r[2] == 1 for r in rows if r[2] is not None}),
+        mine={(r[0], r[1]) for r in rows if r[3]} if annotator else set(),
     )

@@ -54,7 +54,14 @@ def _markdown(out: dict) -> str:
         "(SQLite works inside it; a PostgreSQL server's work is not in it): on a loaded machine it is what the "
         "read costs, the wall time what a person waited. 'Overview counts' is everything the "
         "Overview asks the store (db.overview_counts: judged pairs, per-annotator counts, agreement, the majority "
-        "verdicts the calibration uses, and the reader's own pairs).\n"
+        "verdicts the calibration uses, and the reader's own pairs). 'Disagreements page' is what that page reads: the "
+        "totals it shows and the 50 pairs it lists."
+        + (
+            " On PostgreSQL the fill ends with VACUUM (ANALYZE), as autovacuum would have run long before a store "
+            "holds a million judgments (statistics, and the visibility map index-only scans need).\n"
+            if out["dialect"] == "postgresql"
+            else "\n"
+        )
     )
 
 

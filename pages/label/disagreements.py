@@ -84,7 +84,7 @@ def agreement_section(agree: db.AgreementResult | None) -> None:
 
 
 with res.session() as s:
-    found = db.disagreements(s, name)
+    n_found, n_open = db.count_disagreements(s, name)
     try:
         agree = db.agreement(s, name)
     except db.AnnotationError:
@@ -189,23 +189,22 @@ def show_pair(item: db.Disagreement, model: dict[str, Any] | None, texts: Any) -
 
 
 others = _others()
-open_items = [x for x in found if not x.settled]
-show_settled = st.toggle(
-    f"Show settled pairs too ({len(found) - len(open_items)})", key=keys.DIS_SHOW_SETTLED, value=False
-)
-listed = found if show_settled else open_items
-st.subheader(f"{len(open_items)} open of {len(found)} disagreement(s)")
-if not listed:
-    st.success("No open disagreements." if found else "No pair has been judged differently by two people yet.")
+show_settled = st.toggle(f"Show settled pairs too ({n_found - n_open})", key=keys.DIS_SHOW_SETTLED, value=False)
+n_listed = n_found if show_settled else n_open
+st.subheader(f"{n_open} open of {n_found} disagreement(s)")
+if not n_listed:
+    st.success("No open disagreements." if n_found else "No pair has been judged differently by two people yet.")
     st.stop()
+with res.session() as s:  # only the pairs this page shows
+    listed = db.disagreements(s, name, open_only=not show_settled, limit=MAX_LISTED)
 
 preds = res.predictions(sel.run_id) if sel.ready else None
 view = {} if preds is None else preds.set_index(["query_id", "doc_id"], drop=False)
 split = sel.split or (res.splits(sel.dataset) or ["test"])[0]
 texts = res.dataset(sel.dataset, split)
-if len(listed) > MAX_LISTED:
-    st.caption(f"Showing the first {MAX_LISTED} of {len(listed)}; settle these to see the next ones.")
-for item in listed[:MAX_LISTED]:
+if n_listed > MAX_LISTED:
+    st.caption(f"Showing the first {MAX_LISTED} of {n_listed}; settle these to see the next ones.")
+for item in listed:
     key = (item.query_id, item.doc_id)
     row = view.loc[key].to_dict() if preds is not None and key in view.index else None
     show_pair(item, row, texts)

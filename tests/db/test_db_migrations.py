@@ -228,3 +228,34 @@ def test_0007_adds_the_import_staging_tables_and_downgrades_without_loss(empty_d
         assert _dump(engine, "staged_judgments") == []
     finally:
         engine.dispose()
+
+
+def _indexes(engine) -> set[str]:  # noqa: ANN001
+    return {ix["name"] for ix in inspect(engine).get_indexes("judgments")}
+
+
+def test_0009_adds_the_covering_indexes_and_downgrades_without_loss(empty_db_url: str) -> None:
+    engine = db.make_engine(empty_db_url)
+    by_pair = "ix_judgments_dataset_id_query_id_doc_id_annotator_label"
+    by_annotator = "ix_judgments_dataset_id_annotator_label_query_id_doc_id"
+    try:
+        db.upgrade(engine, "0008")
+        with engine.begin() as conn:
+            for sql in _ROWS:
+                conn.execute(text(sql), {"previous": json.dumps(_PREVIOUS)})
+        before = {t: _dump(engine, t) for t in ("judgments", "judgment_events")}
+        assert "ix_judgments_dataset_id_annotator" in _indexes(engine)
+        db.upgrade(engine, "0009")
+        assert {by_pair, by_annotator} <= _indexes(engine)
+        assert "ix_judgments_dataset_id_annotator" not in _indexes(engine)
+        assert {t: _dump(engine, t) for t in before} == before
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0008")
+        assert db.current_revision(engine) == "0008"
+        assert "ix_judgments_dataset_id_annotator" in _indexes(engine)
+        assert not {by_pair, by_annotator} & _indexes(engine)
+        assert {t: _dump(engine, t) for t in before} == before
+        db.upgrade(engine, "0009")
+        assert db.current_revision(engine) == db.head_revision() == "0009"
+    finally:
+        engine.dispose()

@@ -91,7 +91,7 @@ def test_a_judgments_export_is_sorted_and_complete(filled: dict, tmp_path: Path)
 def test_every_timed_read_runs_and_counts_rows(filled: dict, tmp_path: Path) -> None:
     reads = time_reads(filled["engine"], CFG, tmp_path / "out")
     assert reads["export judgments"]["rows"] == CFG.judgments
-    assert all(r["seconds"] >= 0 and r["rows"] >= 0 for r in reads.values()) and len(reads) == 8
+    assert all(r["seconds"] >= 0 and r["rows"] >= 0 for r in reads.values()) and len(reads) == 9
 
 
 @pytest.mark.parametrize("seed", range(6))
