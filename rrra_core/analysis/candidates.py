@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from rrra_core.data.beir import dataset_folder, load_has_answer
 from rrra_core.retrieval.rerank import fuse_scores
@@ -22,6 +24,7 @@ from rrra_core.runtime.errors import DataError
 
 __all__ = [
     "REQUIRED_COLUMNS",
+    "read_predictions_table",
     "read_predictions",
     "with_rerank",
     "candidates_for",
@@ -48,31 +51,49 @@ REQUIRED_COLUMNS = (
 CLASS_COLUMNS = ("p_tp", "p_fn", "p_fp", "p_tn")
 
 
-def read_predictions(path: str | Path, *, lambda_rr: float = 1.0) -> pd.DataFrame:
-    """Load a ``predictions.parquet`` with string ids and a ``rerank`` position column.
+def read_predictions_table(path: str | Path) -> pa.Table:
+    """A ``predictions.parquet`` as an Arrow table: checked, class columns lower-cased, string ids.
 
-    Raises a one-line ``DataError`` naming the file for a missing or damaged
-    (unreadable) file or one without the columns phase 2 writes.
+    The one reader of the file's raw form (the whole-frame read below and the
+    run store's build both start here). Raises a one-line ``DataError`` naming
+    the file for a missing or damaged (unreadable) file or one without the
+    columns phase 2 writes.
     """
     p = Path(path)
     if not p.is_file():
         raise DataError(p, "no predictions file (train an adapter with scripts/train_adapter.py first)")
     try:
-        df = pd.read_parquet(p)
+        table = pq.read_table(p)
     except Exception as err:  # noqa: BLE001 - pyarrow raises many kinds
         raise DataError(
             p,
             f"damaged: not a readable parquet file ({type(err).__name__}); restore it, or score the run's "
             "candidates again (scripts/train_phase2.py)",
         ) from None
-    # Phase 2 names the class columns after the classes (p_TP ...); the store and
-    # the pages use lower case.
-    df = df.rename(columns={f"p_{c.upper()}": f"p_{c}" for c in ("tp", "fn", "fp", "tn")})
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    # Phase 2 names the class columns after the classes (p_TP ...); the store and the pages use lower case.
+    upper = {f"p_{c.upper()}": f"p_{c}" for c in ("tp", "fn", "fp", "tn")}
+    table = table.rename_columns([upper.get(c, c) for c in table.column_names])
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
     if missing:
         raise DataError(p, f"missing column(s) {', '.join(missing)}")
-    df = df.astype({"query_id": str, "doc_id": str})
-    return with_rerank(df, lambda_rr)
+    for name in ("query_id", "doc_id"):
+        col = table.column(name)
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(col.type.value_type)
+        if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
+            col = col.cast(pa.string())
+        table = table.set_column(table.column_names.index(name), name, col)
+    return table
+
+
+def read_predictions(path: str | Path, *, lambda_rr: float = 1.0) -> pd.DataFrame:
+    """Load a ``predictions.parquet`` with string ids and a ``rerank`` position column.
+
+    The whole run in memory: for scripts and small runs. The app's pages read
+    a run's store instead (:mod:`rrra_core.analysis.run_reader`). Errors as
+    :func:`read_predictions_table`.
+    """
+    return with_rerank(read_predictions_table(path).to_pandas(), lambda_rr)
 
 
 def with_rerank(df: pd.DataFrame, lambda_rr: float = 1.0, signal: str = "p_rel") -> pd.DataFrame:

@@ -44,9 +44,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from rrra_core.analysis.candidates import REQUIRED_COLUMNS
+from rrra_core.analysis.candidates import read_predictions_table
 from rrra_core.retrieval.rerank import fuse_scores
-from rrra_core.runtime.errors import DataError
 
 __all__ = ["STORE_DIR", "ROW_GROUP", "RunStore", "build_store", "open_store", "store_is_current"]
 
@@ -74,33 +73,6 @@ def store_is_current(run_dir: str | Path) -> bool:
         return False
 
 
-def _read_source(path: Path) -> pa.Table:
-    if not path.is_file():
-        raise DataError(path, "no predictions file (train an adapter with scripts/train_adapter.py first)")
-    try:
-        table = pq.read_table(path)
-    except Exception as err:  # noqa: BLE001 - pyarrow raises many kinds
-        raise DataError(
-            path,
-            f"damaged: not a readable parquet file ({type(err).__name__}); restore it, or score the run's "
-            "candidates again (scripts/train_phase2.py)",
-        ) from None
-    # Phase 2 names the class columns after the classes (p_TP ...); the store and the pages use lower case.
-    upper = {f"p_{c.upper()}": f"p_{c}" for c in ("tp", "fn", "fp", "tn")}
-    table = table.rename_columns([upper.get(c, c) for c in table.column_names])
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
-    if missing:
-        raise DataError(path, f"missing column(s) {', '.join(missing)}")
-    for name in ("query_id", "doc_id"):
-        col = table.column(name)
-        if pa.types.is_dictionary(col.type):
-            col = col.cast(col.type.value_type)
-        if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
-            col = col.cast(pa.string())
-        table = table.set_column(table.column_names.index(name), name, col)
-    return table
-
-
 def build_store(run_dir: str | Path) -> Path:
     """Write ``<run>/reader/`` from the run's ``predictions.parquet`` (atomically: a half-built store is never read).
 
@@ -111,7 +83,7 @@ def build_store(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     source = run_dir / "predictions.parquet"
     stamp = _source_stamp(source) if source.is_file() else None
-    table = _read_source(source)
+    table = read_predictions_table(source)
     n = table.num_rows
     table = table.append_column("src_row", pa.array(np.arange(n, dtype=np.int64)))
     order = pc.sort_indices(table, sort_keys=[("query_id", "ascending"), ("rank", "ascending")])
@@ -215,7 +187,7 @@ def open_store(run_dir: str | Path) -> RunStore:
     run_dir = Path(run_dir)
     if not store_is_current(run_dir):
         if not (run_dir / "predictions.parquet").is_file():
-            _read_source(run_dir / "predictions.parquet")  # the one-line DataError
+            read_predictions_table(run_dir / "predictions.parquet")  # the one-line DataError
         build_store(run_dir)
     return RunStore(run_dir / STORE_DIR)
 
