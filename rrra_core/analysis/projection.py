@@ -13,7 +13,9 @@ plane and an arrow from ``c`` to ``a`` shows where the adapter moves a
 document. The result is ``<run>/projections/<scope key>.parquet`` (one row
 per point: kind, ids, x, y and the pair's adapter readings from
 ``predictions.parquet``) plus ``<scope key>.json`` (the settings, the inputs'
-digest, how long it took). The JSON is written last, so its presence means the
+digest, how long it took). The readings come through the run's store
+(:mod:`rrra_core.analysis.run_reader`): only the plotted queries' rows are
+read, so a map costs the same at 10M candidates as at 10k. The JSON is written last, so its presence means the
 projection is complete. Vectors come from the run's own encoder through the
 embedding cache, so the corpus the run already encoded is not encoded again.
 """
@@ -229,7 +231,8 @@ def representative_pairs(candidates: pd.DataFrame) -> pd.DataFrame:
 
 
 def global_scope_points(
-    preds: pd.DataFrame,
+    scored: Sequence[str],
+    rows_of: Callable[[Sequence[str]], pd.DataFrame],
     qrels: Mapping[str, Mapping[str, int]],
     corpus_ids: Sequence[str],
     q_vec: Callable[[Sequence[str]], np.ndarray],
@@ -238,18 +241,22 @@ def global_scope_points(
 ) -> ScopePoints:
     """A seeded sample of the scored queries and of documents, each document with its representative pair.
 
-    Documents are chosen in order of interest (the sampled queries' positives,
-    then their top ``global_top_k`` candidates), then random documents fill up
-    to ``global_docs`` so the map also shows the corpus around them.
+    ``scored`` are the run's query ids in the predictions file's order, and
+    ``rows_of(queries)`` the rows of those queries in that order (a run store's
+    ``query_rows``): only the sampled queries' rows are ever read, so the map's
+    cost does not grow with the run. Documents are chosen in order of interest
+    (the sampled queries' positives, then their top ``global_top_k``
+    candidates), then random documents fill up to ``global_docs`` so the map
+    also shows the corpus around them.
     """
     rng = np.random.default_rng(cfg.seed)
-    scored = list(dict.fromkeys(preds["query_id"]))
+    scored = list(scored)
     if len(scored) > cfg.global_queries:
         keep = set(rng.choice(len(scored), size=cfg.global_queries, replace=False).tolist())
         queries = [q for i, q in enumerate(scored) if i in keep]
     else:
         queries = scored
-    sampled = preds[preds["query_id"].isin(set(queries))]
+    sampled = rows_of(queries)
     wanted: list[str] = []
     for q in queries:
         wanted += [d for d, r in qrels.get(q, {}).items() if r > 0]
@@ -425,7 +432,7 @@ def compute_projection(
     ``progress(stage, fraction)`` follows the slow steps (encoding on a cache
     miss, UMAP's first fit in a process, which compiles numba code).
     """
-    from rrra_core.analysis.candidates import read_predictions
+    from rrra_core.analysis.run_reader import open_store
     from rrra_core.data.beir import load_dataset
 
     cfg = cfg or ProjectionConfig()
@@ -434,10 +441,11 @@ def compute_projection(
     say("loading the run", 0.0)
     saved = read_run_config(run)
     pred_path = run.file("predictions.parquet")
-    preds = read_predictions(pred_path)
+    # The run's store (built once per predictions file): the map reads the rows of the queries it plots only.
+    store = open_store(run.path)
     dataset, split = _run_data(saved)
     data = load_dataset(dataset, split)
-    scored = list(dict.fromkeys(preds["query_id"]))
+    scored = store.scored_queries()
     if not scored:
         raise DataError(pred_path, "no scored candidates: nothing to map")
     if scope.query_id is not None and scope.query_id not in set(scored):
@@ -447,13 +455,13 @@ def compute_projection(
 
     say("correcting the candidates with the adapter", 0.65)
     if scope.query_id is None:
-        pts = global_scope_points(preds, data.qrels, vec.doc_ids, vec.q_vec, vec.doc_vec, cfg)
+        pts = global_scope_points(scored, store.query_rows, data.qrels, vec.doc_ids, vec.q_vec, vec.doc_vec, cfg)
     else:
         qid = scope.query_id
         known = set(vec.doc_ids)
         positives = [d for d, r in data.qrels.get(qid, {}).items() if r > 0 and d in known]
         pts = query_scope_points(
-            qid, vec.q_vec([qid])[0], preds[preds["query_id"] == qid], positives, vec.doc_vec, vec.correct, cfg.top_k
+            qid, vec.q_vec([qid])[0], store.query_rows([qid]), positives, vec.doc_vec, vec.correct, cfg.top_k
         )
 
     say(f"fitting UMAP on {len(pts.points)} points (the first fit in a process compiles numba code)", 0.7)

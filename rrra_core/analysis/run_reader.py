@@ -341,16 +341,38 @@ class RunStore:
 
     def rows_at(self, rows: np.ndarray) -> pd.DataFrame:
         """Candidate ``rows`` (any order) as a frame in that order, reading only the row groups that hold them."""
+        return self._take(rows).drop(columns=["src_row"])
+
+    def _take(self, rows: np.ndarray) -> pd.DataFrame:
+        """Candidate ``rows`` with their ``src_row``, reading only the row groups that hold them."""
         rows = np.asarray(rows, dtype=np.int64)
         if not len(rows):
-            return self.rows(0, 0)
+            return self._file.schema_arrow.empty_table().to_pandas()
         groups = np.searchsorted(self._group_starts, rows, side="right") - 1
         wanted = np.unique(groups)
         table = self._file.read_row_groups([int(g) for g in wanted])
         offsets = np.concatenate([[0], np.cumsum([self._group_starts[g + 1] - self._group_starts[g] for g in wanted])])
         local = offsets[np.searchsorted(wanted, groups)] + (rows - self._group_starts[groups])
-        frame = table.take(pa.array(local)).to_pandas()
+        return table.take(pa.array(local)).to_pandas().reset_index(drop=True)
+
+    def query_rows(self, query_ids: Iterable[str]) -> pd.DataFrame:
+        """Every candidate of ``query_ids`` (unscored ones skipped) in the predictions file's order.
+
+        What filtering the whole frame by those queries gives (a map's sampled queries), read from their row
+        groups only.
+        """
+        found = sorted({i for q in query_ids if (i := self.query_index.get(str(q))) is not None})
+        if not found:
+            return self.rows(0, 0)
+        rows = np.concatenate([np.arange(self.starts[i], self.stops[i], dtype=np.int64) for i in found])
+        frame = self._take(rows).sort_values("src_row", kind="stable")
         return frame.drop(columns=["src_row"]).reset_index(drop=True)
+
+    def pair_rows(self, pairs: Iterable[tuple[str, str]]) -> pd.DataFrame:
+        """The candidate rows of the (query, doc) ``pairs`` this run scored, labelled positive or negative, in the
+        pairs' order (each pair once; pairs the run did not score left out): a page's few pairs, by their rows."""
+        found = self.locate(dict.fromkeys((str(q), str(d)) for q, d in pairs))
+        return self.rows_at(found.row[found.row >= 0])
 
     def top_suspects(
         self, n: int = 20, *, threshold: float = 0.0, exclude: Iterable[tuple[str, str]] = ()

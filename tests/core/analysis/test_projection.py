@@ -160,9 +160,16 @@ def test_global_sample_is_seeded_and_puts_positives_and_top_candidates_first() -
     def vec(ids):
         return np.ones((len(ids), 4), np.float32)
 
+    scored = list(dict.fromkeys(preds["query_id"]))
+    read: list[list[str]] = []
+
+    def rows_of(queries):
+        read.append(list(queries))
+        return preds[preds["query_id"].isin(set(queries))]
+
     cfg = ProjectionConfig(global_queries=5, global_top_k=2, global_docs=30)
-    a = global_scope_points(preds, qrels, corpus, vec, vec, cfg).points
-    b = global_scope_points(preds, qrels, corpus, vec, vec, cfg).points
+    a = global_scope_points(scored, rows_of, qrels, corpus, vec, vec, cfg).points
+    b = global_scope_points(scored, rows_of, qrels, corpus, vec, vec, cfg).points
     pd.testing.assert_frame_equal(a, b)
     queries = a.loc[a["kind"] == "query", "query_id"].tolist()
     docs = a.loc[a["kind"] == "doc", "doc_id"].tolist()
@@ -175,9 +182,12 @@ def test_global_sample_is_seeded_and_puts_positives_and_top_candidates_first() -
     cand_docs = set(preds[preds["query_id"].isin(queries)]["doc_id"])
     with_pair = set(a.loc[(a["kind"] == "doc") & a["query_id"].notna(), "doc_id"])
     assert with_pair == cand_docs & set(docs)
+    # Only the sampled queries' rows are read, never the whole run's.
+    assert read == [queries, queries]
     other = ProjectionConfig(global_queries=5, global_top_k=2, global_docs=30, seed=7)
     assert (
-        global_scope_points(preds, qrels, corpus, vec, vec, other).points["query_id"].tolist() != a["query_id"].tolist()
+        global_scope_points(scored, rows_of, qrels, corpus, vec, vec, other).points["query_id"].tolist()
+        != a["query_id"].tolist()
     )
 
 

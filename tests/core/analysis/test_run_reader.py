@@ -70,3 +70,61 @@ def test_a_rescored_run_gets_a_new_store_and_a_damaged_file_one_line(run: Path) 
     with pytest.raises(DataError, match="predictions.parquet: damaged"):
         open_store(run)
     assert RunStore(run / STORE_DIR).n_rows == 200  # the old store stays whole: nothing half-written
+
+
+def test_several_queries_rows_are_the_whole_frames_filter_in_file_order(run: Path) -> None:
+    """The embedding map's sample: a filter of the whole frame by its queries, read from their row groups only."""
+    preds = read_predictions(run / "predictions.parquet")
+    store = open_store(run)
+    assert store.scored_queries() == list(dict.fromkeys(preds["query_id"]))
+    picked = ["q0000042", "q0000003", "q0000017", "not scored"]
+    want = preds[preds["query_id"].isin(picked)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(store.query_rows(picked)[want.columns], want, check_dtype=False)
+    assert store.query_rows(["not scored"]).empty and store.query_rows([]).empty
+
+
+def test_pair_rows_are_the_listed_pairs_rows_positive_or_negative(run: Path) -> None:
+    """The Disagreements page's model view: each listed pair's row, whatever its label; unscored pairs left out."""
+    preds = read_predictions(run / "predictions.parquet")
+    store = open_store(run)
+    picked = preds.iloc[[5, 300, 17, 999, 5]]
+    assert set(picked["label"]) == {0, 1}
+    pairs = [*zip(picked["query_id"], picked["doc_id"], strict=True), ("q0000000", "not scored"), ("nobody", "d1")]
+    got = store.pair_rows(pairs)
+    want = picked.drop_duplicates(["query_id", "doc_id"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got[want.columns], want, check_dtype=False)
+    assert store.pair_rows([]).empty
+
+
+def test_pool_overlap_counts_what_joining_the_two_frames_counts(run: Path, tmp_path: Path) -> None:
+    """The Overview's note on a retrained run: shared pairs and suspects by each run, from the two stores."""
+    from rrra_core.analysis.pool_overlap import pool_overlap
+
+    base = read_predictions(run / "predictions.parquet")
+    rng = np.random.default_rng(0)
+    # A retrained run: part of the base's pool (re-mined), rescored on another scale, some labels corrected,
+    # new pairs (an unseen document, an unseen query), in another order.
+    kept = base.sample(frac=0.6, random_state=1).drop(columns="rerank")
+    kept["p_fn_given_neg"] = rng.random(len(kept)) ** 0.5
+    flip = kept.index[kept["label"] == 0][:25]
+    kept.loc[flip, "label"] = 1
+    new = kept.iloc[:30].assign(doc_id=[f"new{i}" for i in range(30)])
+    other = kept.iloc[30:40].assign(query_id="unseen query")
+    retrained = pd.concat([kept, new, other]).sample(frac=1.0, random_state=2)
+    (tmp_path / "retrained").mkdir()
+    retrained.to_parquet(tmp_path / "retrained" / "predictions.parquet", index=False)
+    preds = read_predictions(tmp_path / "retrained" / "predictions.parquet")
+
+    overlap = pool_overlap(open_store(tmp_path / "retrained"), open_store(run))
+    keys = ["query_id", "doc_id"]
+    shared = preds[[*keys, "label", "p_fn_given_neg"]].merge(
+        base[[*keys, "label", "p_fn_given_neg"]], on=keys, suffixes=("", "_base")
+    )
+    assert overlap.n_shared == len(shared) == len(kept)  # the new document and the unseen query are not shared
+    for threshold in (0.0, 0.3, 0.5, 0.9, 1.0):
+        was = int(((shared["label_base"] == 0) & (shared["p_fn_given_neg_base"] >= threshold)).sum())
+        now = int(((shared["label"] == 0) & (shared["p_fn_given_neg"] >= threshold)).sum())
+        assert (overlap.suspects_by_base(threshold), overlap.suspects_by_run(threshold)) == (was, now)
+    assert overlap.suspects_by_base(0.0) > overlap.suspects_by_run(0.0)  # the corrected labels are no suspects
+    alone = pool_overlap(open_store(run), open_store(run))
+    assert alone.n_shared == len(base) and alone.suspects_by_run(0.5) == open_store(run).count_suspects(0.5)
