@@ -38,6 +38,7 @@ __all__ = [
     "STATIC_FEATURES",
     "FEEDBACK_FEATURES",
     "LexicalConfig",
+    "LexicalIndex",
     "candidates_frame",
     "lexical_features",
     "load_or_build_features",
@@ -102,27 +103,79 @@ def _tokens(text: str, stop: frozenset[str], min_len: int) -> list[str]:
     return [t for t in _TOKEN.findall(text.lower()) if len(t) >= min_len and t not in stop]
 
 
-def _bm25_pairs(
-    frame: pd.DataFrame, corpus_text: Mapping[str, str], queries: Mapping[str, str], cfg: LexicalConfig
-) -> np.ndarray:
-    """BM25 of every (query, document) row, over the whole corpus (0 where no term matches)."""
-    import bm25s
+class LexicalIndex:
+    """The corpus side of :func:`lexical_features`, built once: BM25 over title + text, TF-IDF over the text.
 
-    doc_ids = list(corpus_text)
-    row = {d: i for i, d in enumerate(doc_ids)}
-    retriever = bm25s.BM25(k1=cfg.bm25_k1, b=cfg.bm25_b)
-    retriever.index(
-        bm25s.tokenize([corpus_text[d] for d in doc_ids], stopwords="en", show_progress=False), show_progress=False
-    )
-    out = np.zeros(len(frame))
-    docs = frame["doc_id"].to_numpy()  # once: converting it per query made the build quadratic in the run's size
-    for q, idx in frame.groupby("query_id", sort=False).indices.items():
-        toks = bm25s.tokenize([queries.get(q, "")], stopwords="en", show_progress=False, return_ids=False)[0]
-        if not toks:
-            continue
-        scores = retriever.get_scores(toks)
-        out[idx] = [scores[row[d]] if d in row else 0.0 for d in docs[idx]]
-    return out
+    A build that scores its candidates in chunks of queries (``rrra_core.workflows.scale_build``) builds
+    this once and calls :meth:`features` per chunk; the rows come out as one call on every row gives,
+    since each feature reads one query's rows and the corpus.
+    """
+
+    def __init__(self, corpus: Mapping[str, tuple[str, str]], cfg: LexicalConfig | None = None) -> None:
+        import bm25s
+        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+
+        self.cfg = cfg = cfg or LexicalConfig()
+        self.stop = frozenset(ENGLISH_STOP_WORDS)
+        self.doc_ids = list(corpus)
+        self.row = {d: i for i, d in enumerate(self.doc_ids)}
+        self.bm25 = bm25s.BM25(k1=cfg.bm25_k1, b=cfg.bm25_b)
+        self.bm25.index(
+            bm25s.tokenize([f"{t} {x}".strip() for t, x in corpus.values()], stopwords="en", show_progress=False),
+            show_progress=False,
+        )
+        vec = TfidfVectorizer(
+            tokenizer=lambda s: _tokens(s, self.stop, cfg.min_token_length),
+            lowercase=False,
+            token_pattern=None,
+            sublinear_tf=True,
+        )
+        self.mat = vec.fit_transform([corpus[d][1] for d in self.doc_ids])  # (n_docs, vocab), rows L2-normalised
+        self.idf = dict(zip(vec.get_feature_names_out(), vec.idf_, strict=True))
+        self.doc_terms = [set(_tokens(corpus[d][1], self.stop, cfg.min_token_length)) for d in self.doc_ids]
+
+    def _bm25_pairs(self, frame: pd.DataFrame, queries: Mapping[str, str]) -> np.ndarray:
+        """BM25 of every (query, document) row, over the whole corpus (0 where no term matches)."""
+        import bm25s
+
+        out = np.zeros(len(frame))
+        docs = frame["doc_id"].to_numpy()  # once: converting it per query made the build quadratic in the run's size
+        for q, idx in frame.groupby("query_id", sort=False).indices.items():
+            toks = bm25s.tokenize([queries.get(q, "")], stopwords="en", show_progress=False, return_ids=False)[0]
+            if not toks:
+                continue
+            scores = self.bm25.get_scores(toks)
+            out[idx] = [scores[self.row[d]] if d in self.row else 0.0 for d in docs[idx]]
+        return out
+
+    def features(self, frame: pd.DataFrame, queries: Mapping[str, str]) -> pd.DataFrame:
+        """:func:`lexical_features` of ``frame``'s rows (``query_id``, ``doc_id``, ``positives``) on this corpus."""
+        cfg, stop, row, idf, doc_terms = self.cfg, self.stop, self.row, self.idf, self.doc_terms
+        bm25 = self._bm25_pairs(frame, queries)
+        cov, idf_cov, rare, pos_sim = (np.zeros(len(frame)) for _ in range(4))
+        docs = frame["doc_id"].to_numpy()
+        for q, idx in frame.groupby("query_id", sort=False).indices.items():
+            terms = [t for t in dict.fromkeys(_tokens(queries.get(q, ""), stop, cfg.min_token_length)) if t in idf]
+            weights = np.array([idf[t] for t in terms])
+            rows = np.array([row.get(d, -1) for d in docs[idx]])
+            for j, r in zip(idx, rows, strict=True):
+                if r < 0 or not terms:
+                    continue
+                have = np.array([t in doc_terms[r] for t in terms])
+                cov[j] = have.mean()
+                idf_cov[j] = weights[have].sum() / weights.sum()
+                rare[j] = weights[have].max() if have.any() else 0.0
+            positives = [row[d] for d in frame["positives"].iat[idx[0]] if d in row]
+            if positives and (rows >= 0).any():
+                sims = (self.mat[rows.clip(0)] @ self.mat[positives].T).toarray().max(axis=1)  # (n_cand,)
+                pos_sim[idx] = np.where(rows >= 0, sims, 0.0)
+        out = pd.DataFrame(
+            {"bm25": bm25, "q_coverage": cov, "q_idf_coverage": idf_cov, "rare_idf": rare, "pos_sim": pos_sim}
+        )
+        out["bm25_rank"] = (
+            pd.Series(bm25).groupby(frame["query_id"].to_numpy()).rank(ascending=False, method="first").to_numpy() - 1
+        )
+        return out
 
 
 def lexical_features(
@@ -137,46 +190,7 @@ def lexical_features(
     project's BM25 baseline indexes it); the coverage and positive-closeness
     features read the text alone (see the module docstring).
     """
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
-
-    cfg = cfg or LexicalConfig()
-    stop = frozenset(ENGLISH_STOP_WORDS)
-    bm25 = _bm25_pairs(frame, {d: f"{t} {x}".strip() for d, (t, x) in corpus.items()}, queries, cfg)
-    doc_ids = list(corpus)
-    row = {d: i for i, d in enumerate(doc_ids)}
-    vec = TfidfVectorizer(
-        tokenizer=lambda s: _tokens(s, stop, cfg.min_token_length),
-        lowercase=False,
-        token_pattern=None,
-        sublinear_tf=True,
-    )
-    mat = vec.fit_transform([corpus[d][1] for d in doc_ids])  # (n_docs, vocab), rows L2-normalised
-    idf = dict(zip(vec.get_feature_names_out(), vec.idf_, strict=True))
-    doc_terms = [set(_tokens(corpus[d][1], stop, cfg.min_token_length)) for d in doc_ids]
-    cov, idf_cov, rare, pos_sim = (np.zeros(len(frame)) for _ in range(4))
-    docs = frame["doc_id"].to_numpy()
-    for q, idx in frame.groupby("query_id", sort=False).indices.items():
-        terms = [t for t in dict.fromkeys(_tokens(queries.get(q, ""), stop, cfg.min_token_length)) if t in idf]
-        weights = np.array([idf[t] for t in terms])
-        rows = np.array([row.get(d, -1) for d in docs[idx]])
-        for j, r in zip(idx, rows, strict=True):
-            if r < 0 or not terms:
-                continue
-            have = np.array([t in doc_terms[r] for t in terms])
-            cov[j] = have.mean()
-            idf_cov[j] = weights[have].sum() / weights.sum()
-            rare[j] = weights[have].max() if have.any() else 0.0
-        positives = [row[d] for d in frame["positives"].iat[idx[0]] if d in row]
-        if positives and (rows >= 0).any():
-            sims = (mat[rows.clip(0)] @ mat[positives].T).toarray().max(axis=1)  # (n_cand,)
-            pos_sim[idx] = np.where(rows >= 0, sims, 0.0)
-    out = pd.DataFrame(
-        {"bm25": bm25, "q_coverage": cov, "q_idf_coverage": idf_cov, "rare_idf": rare, "pos_sim": pos_sim}
-    )
-    out["bm25_rank"] = (
-        pd.Series(bm25).groupby(frame["query_id"].to_numpy()).rank(ascending=False, method="first").to_numpy() - 1
-    )
-    return out
+    return LexicalIndex(corpus, cfg).features(frame, queries)
 
 
 def _cache_key(frame: pd.DataFrame, cfg: LexicalConfig) -> str:
