@@ -41,9 +41,9 @@ sel = require_run()
 run = res.get_run(sel.run_id)
 run_split = res.run_dataset(res.run_json(sel.run_id, "config.json", {}) or {})[1]
 split = run_split if run_split in res.splits(sel.dataset) else sel.split
-preds = res.predictions(sel.run_id)
 data = res.dataset(sel.dataset, split)
-scored = list(dict.fromkeys(preds["query_id"]))
+# The query ids the run scored, from its store: the map's points come from the saved projection, not the run's rows.
+scored = res.run_store(sel.run_id).scored_queries()
 known = res.known_fn(sel.dataset, split)
 if not scored:
     st.warning(f"Run {sel.run_id} scored no candidates: there is nothing to map.")

@@ -1,7 +1,9 @@
 """The one module that loads and caches heavy objects for the app: the only place that uses Streamlit's caches.
 
 Pages call these functions and never load datasets, predictions, training
-logs, embedding maps or the database engine themselves. Each object is built
+logs, embedding maps or the database engine themselves. A run's scored
+candidates are read through its store (:func:`run_store`): a page reads the
+rows it shows, never the whole predictions frame. Each object is built
 once per process (``st.cache_resource``) or once per input (``st.cache_data``)
 and never mutated. Cache keys include resolved paths and file modification
 times, so a retrained run, a run that is still training, a file a background
@@ -22,9 +24,10 @@ import pandas as pd
 import streamlit as st
 
 import db
-from rrra_core.analysis.candidates import known_false_negatives, read_predictions
+from rrra_core.analysis.candidates import known_false_negatives
 from rrra_core.analysis.comparison import PER_QUERY_FILE, PerQuery, eval_settings, parse_per_query
 from rrra_core.analysis.dynamics import gradient_distribution, gradient_frame, gradient_over_training, step_frame
+from rrra_core.analysis.pool_overlap import PoolOverlap, pool_overlap
 from rrra_core.analysis.projection import Projection, Scope, load_projection, predictions_digest, projection_paths
 from rrra_core.analysis.run_reader import RunStore, open_store
 from rrra_core.data import Dataset, available_splits, dataset_folder, load_dataset, load_queries, resolve_data_file
@@ -235,17 +238,6 @@ def get_run(run_id: str) -> Run:
     return open_run(run_id)
 
 
-@st.cache_data(show_spinner="Loading the run's scored candidates…", max_entries=8)
-def _predictions(path: str, mtime: float, lambda_rr: float) -> pd.DataFrame:
-    return read_predictions(path, lambda_rr=lambda_rr)
-
-
-def predictions(run_id: str, lambda_rr: float = 1.0) -> pd.DataFrame:
-    """The run's ``predictions.parquet`` with rerank positions (cached until the file changes)."""
-    path = open_run(run_id).file("predictions.parquet")
-    return _predictions(str(path), _mtime(path), float(lambda_rr))
-
-
 @st.cache_resource(show_spinner="Opening the run's scored candidates…", max_entries=8)
 def _store(run_path: str, mtime: float) -> RunStore:
     return open_store(run_path)
@@ -260,6 +252,25 @@ def run_store(run_id: str) -> RunStore:
     run = open_run(run_id)
     path = run.file("predictions.parquet")
     return _store(str(run.path), _mtime(path))
+
+
+@st.cache_resource(show_spinner="Comparing the run's candidates with its base run's…", max_entries=4)
+def _pool_overlap(run_path: str, mtime: float, base_path: str, base_mtime: float) -> PoolOverlap:
+    return pool_overlap(_store(run_path, mtime), _store(base_path, base_mtime))
+
+
+def run_pool_overlap(run_id: str, base_id: str) -> PoolOverlap:
+    """The (query, doc) pairs a run shares with its base run, from their stores (once per process and pair of files).
+
+    Raises ``UserError`` (or ``OSError``) when the base run is gone or never scored its candidates.
+    """
+    run, base = open_run(run_id), open_run(base_id)
+    return _pool_overlap(
+        str(run.path),
+        _mtime(run.file("predictions.parquet")),
+        str(base.path),
+        _mtime(base.file("predictions.parquet")),
+    )
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)

@@ -198,13 +198,14 @@ if not n_listed:
 with res.session() as s:  # only the pairs this page shows
     listed = db.disagreements(s, name, open_only=not show_settled, limit=MAX_LISTED)
 
-preds = res.predictions(sel.run_id) if sel.ready else None
-view = {} if preds is None else preds.set_index(["query_id", "doc_id"], drop=False)
+# The run's view of the listed pairs only: their rows found in the run's store, never the whole run.
+model_rows: dict[tuple[str, str], dict[str, Any]] = {}
+if sel.ready:
+    found = res.run_store(sel.run_id).pair_rows((item.query_id, item.doc_id) for item in listed)
+    model_rows = {(r["query_id"], r["doc_id"]): r for r in found.to_dict("records")}
 split = sel.split or (res.splits(sel.dataset) or ["test"])[0]
 texts = res.dataset(sel.dataset, split)
 if n_listed > MAX_LISTED:
     st.caption(f"Showing the first {MAX_LISTED} of {n_listed}; settle these to see the next ones.")
 for item in listed:
-    key = (item.query_id, item.doc_id)
-    row = view.loc[key].to_dict() if preds is not None and key in view.index else None
-    show_pair(item, row, texts)
+    show_pair(item, model_rows.get((item.query_id, item.doc_id)), texts)

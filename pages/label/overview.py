@@ -18,18 +18,14 @@ from pages.common.widgets import md_escape, short
 from rrra_core.runtime.errors import UserError
 
 
-def _suspects(preds: pd.DataFrame, threshold: float) -> pd.Series:
-    """Which candidates count as suspects: labelled negatives with P(FN|neg) at the threshold or above."""
-    return (preds["label"] == 0) & (preds["p_fn_given_neg"] >= threshold)
-
-
 def suspects_note(run_id: str, threshold: float) -> str | None:
     """Why a retrained run's suspect count differs from its base run's (``None`` for a run no retrain made).
 
     The count moves for three reasons, and the note measures each: the pool (a joint retrain re-mines the
     candidates with its fine-tuned encoder), the adapter that scores them (retrained, or trained jointly in
     phase 3 with another loss, so its P(FN|neg) is on another scale) and the labels (pairs people found
-    relevant are labelled positive in the new run, so they are no longer negatives).
+    relevant are labelled positive in the new run, so they are no longer negatives). Every figure comes from
+    the two runs' stores (counts by binary search, the shared pairs joined once per process), never a frame.
     """
     config = res.run_json(run_id, "config.json", {}) or {}
     record = config.get("retrain")
@@ -37,21 +33,16 @@ def suspects_note(run_id: str, threshold: float) -> str | None:
         return None
     base_id = str(record["base_run"])
     try:
-        base = res.predictions(base_id)
+        base = res.run_store(base_id)
+        shared = res.run_pool_overlap(run_id, base_id)
     except (UserError, OSError):  # the base run was deleted, or never scored its candidates
         return None
-    # Only a retrained run compares its whole pool with its base's, pair by pair.
-    preds = res.predictions(run_id)
-    keys_ = ["query_id", "doc_id"]
-    n_base, n_run = int(_suspects(base, threshold).sum()), int(_suspects(preds, threshold).sum())
-    shared = preds[[*keys_, "label", "p_fn_given_neg"]].merge(
-        base[[*keys_, "label", "p_fn_given_neg"]], on=keys_, suffixes=("", "_base")
-    )
-    was = int(((shared["label_base"] == 0) & (shared["p_fn_given_neg_base"] >= threshold)).sum())
-    now = int(_suspects(shared, threshold).sum())
+    store = res.run_store(run_id)
+    n_base, n_run = base.count_suspects(threshold), store.count_suspects(threshold)
+    was, now = shared.suspects_by_base(threshold), shared.suspects_by_run(threshold)
     text = (
         f"Its base run {base_id} has {n_base:,} at this threshold, this run {n_run:,}. "
-        f"{len(shared):,} of this run's {len(preds):,} candidates are in the base's pool too; "
+        f"{shared.n_shared:,} of this run's {store.n_rows:,} candidates are in the base's pool too; "
         f"of those, {was:,} are suspects by the base's scores and {now:,} by this run's. "
     )
     if config.get("kind") == "phase3":

@@ -1,4 +1,4 @@
-"""Two house rules of the app, checked on the source of ``app.py`` and every module under ``pages/``.
+"""Three house rules of the app, checked on the source of ``app.py`` and every module under ``pages/``.
 
 - All caching lives in one module, ``pages/common/resources.py``: a cache
   anywhere else is one nobody clears or keys by file modification time, and
@@ -7,6 +7,10 @@
   a key spelled twice as a literal is a key that two pages (or a page and its
   tests) can silently disagree on. Widget ``key=`` values are session-state
   keys too.
+- A page reads the rows it shows: a run's candidates come through its store
+  (``resources.run_store``), never as the whole predictions frame (10M rows:
+  24 s and 3.8 GB per read, and ``st.cache_data`` copies it per caller).
+  ``tests/app/test_app_reads_the_store.py`` shows the pages work with the file unreadable.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ FUNCTOOLS_CACHES = {"cache", "lru_cache"}
 # Calls on st.session_state whose first argument is a key.
 KEYED_METHODS = {"get", "setdefault", "pop", "__getitem__", "__setitem__", "__delitem__", "__contains__"}
 OTHER_METHODS = {"keys", "values", "items", "clear", "update", "to_dict"}
+#: The whole-frame readers of a run's predictions (for scripts and tests at small size) and the cached
+#: whole-frame read the app had (``resources.predictions``).
+WHOLE_RUN_READERS = {"read_predictions", "read_predictions_table", "predictions"}
+PARQUET_READS = {"read_parquet", "read_table", "ParquetFile", "dataset", "read_pandas"}
 
 
 def _app_files() -> list[str]:
@@ -109,6 +117,30 @@ def literal_keys(source: str) -> list[str]:
     return [f"{n.lineno}: {(ast.get_source_segment(source, n) or '').splitlines()[0]}" for n in found]
 
 
+def whole_run_reads(source: str) -> list[str]:
+    """Every read of a run's whole predictions in ``source``, as ``line: code``: a whole-frame reader imported,
+    named or called (``res.predictions(...)``), or a parquet read of ``predictions.parquet``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and any(a.name in WHOLE_RUN_READERS for a in node.names):
+            found.append(node)
+        elif isinstance(node, ast.Name) and node.id in WHOLE_RUN_READERS - {"predictions"}:
+            found.append(node)
+        elif isinstance(node, ast.Attribute) and node.attr in WHOLE_RUN_READERS:
+            found.append(node)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if name in PARQUET_READS and any(
+                isinstance(c, ast.Constant) and isinstance(c.value, str) and "predictions.parquet" in c.value
+                for arg in [*node.args, *(k.value for k in node.keywords)]
+                for c in ast.walk(arg)
+            ):
+                found.append(node)
+    found.sort(key=lambda n: (n.lineno, n.col_offset))
+    return [f"{n.lineno}: {(ast.get_source_segment(source, n) or '').splitlines()[0]}" for n in found]
+
+
 def _read(rel: str) -> str:
     return (REPO / rel).read_text(encoding="utf-8")
 
@@ -122,6 +154,15 @@ def test_only_resources_caches(rel: str) -> None:
 def test_resources_holds_the_caches() -> None:
     # Not vacuous: the one module does cache (datasets, predictions, logs, maps).
     assert len(cache_uses(_read(RESOURCES))) >= 10
+
+
+@pytest.mark.parametrize("rel", _app_files())
+def test_no_page_reads_a_whole_runs_predictions(rel: str) -> None:
+    found = whole_run_reads(_read(rel))
+    assert not found, (
+        f"{rel} reads a run's whole predictions; read the rows it shows from resources.run_store "
+        "(candidates, pair_rows, query_rows, negatives_at, counts):\n" + "\n".join(found)
+    )
 
 
 @pytest.mark.parametrize("rel", _app_files())
@@ -183,3 +224,27 @@ st.button("Go", key=key or keys.chart(name))
 sorted(xs, key=len)
 """
     assert cache_uses(good) == [] and literal_keys(good) == []
+
+
+def test_the_whole_run_check_catches_each_way_in() -> None:
+    bad = """
+from rrra_core.analysis.candidates import read_predictions
+from rrra_core.analysis import candidates
+import pandas as pd
+import pyarrow.parquet as pq
+from pages.common import resources as res
+a = read_predictions(path)
+b = candidates.read_predictions_table(path)
+c = res.predictions(run_id)
+d = pd.read_parquet(run.file("predictions.parquet"))
+e = pq.ParquetFile(folder / "predictions.parquet")
+"""
+    assert [line.split(":")[0] for line in whole_run_reads(bad)] == ["2", "7", "8", "9", "10", "11"]
+    good = """
+from pages.common import resources as res
+store = res.run_store(run_id)
+rows = store.pair_rows(pairs)
+path = run.file("predictions.parquet")
+grads = pq.read_table(run.file("gradients.parquet"), columns=["step"])
+"""
+    assert whole_run_reads(good) == []
