@@ -2,8 +2,9 @@
 
 Makes a synthetic run per size (phase 2's columns, 100 candidates per query)
 under --root, builds its store as phase 2 does, and times in fresh processes
-what the pages read now (first view, query switch, judgment to next item,
-memory) and the refit on 1,000 verdicts, beside the whole-frame path the pages
+what the pages read now (first view, query switch, judgment to next item, a
+Disagreements page's pairs, the embedding map's sample, memory; the Overview
+note's pool overlap) and the refit on 1,000 verdicts, beside the whole-frame path the pages
 took before (rrra_core/speed/scale_app.py says what each step covers). The
 targets: first view ≤ 10 s, switch p95 ≤ 1 s, judgment p95 ≤ 0.5 s, app RSS
 ≤ 2 GB, refit ≤ 15 s.
@@ -62,7 +63,9 @@ def _markdown(out: dict) -> str:
         f"| {s['candidates']:,} | {s.get('build_s', '—')} | {cell(s['after'], 'first_view_s')} | "
         f"{cell(s['after'], 'switch_p95_s')} | {cell(s['after'], 'queue_open_s')} | "
         f"{cell(s['after'], 'judgment_p95_s')} | {cell(s['after'], 'learnt_judgment_p95_s')} | "
-        f"{cell(s['after'], 'app_rss_gb')} | {cell(s['refit'], 'refit_s')} | {cell(s['refit'], 'refit_rss_gb')} |"
+        f"{cell(s['after'], 'disagreements_p95_s')} | {cell(s['after'], 'map_sample_s')} | "
+        f"{cell(s['after'], 'app_rss_gb')} | {cell(s.get('overlap', {}), 'pool_overlap_s')} | "
+        f"{cell(s['refit'], 'refit_s')} | {cell(s['refit'], 'refit_rss_gb')} |"
         for s in out["sizes"]
     )
     rows_before = "\n".join(
@@ -73,18 +76,21 @@ def _markdown(out: dict) -> str:
         if "before" in s
     )
     summ = out["summary"]
+    counts = [f"{s['candidates']:,}" for s in out["sizes"]]
+    sizes = ", ".join(counts[:-1]) + " and " + counts[-1] if len(counts) > 1 else counts[0]
     met = ", ".join(
         f"{k} {summ[k]} ({'met' if ok else 'MISSED'}, target {TARGETS[k]})" for k, ok in summ["met"].items()
     )
     text = (
-        f"<!-- command: {out['command']} -->\n# The app at 100k, 1M and 10M scored candidates\n\n"
+        f"<!-- command: {out['command']} -->\n# The app at {sizes} scored candidates\n\n"
         f"Command: `{out['command']}`  \nStarted {out['started']}; machine: {out['cpu_count']} CPUs, load average "
         f"before {out['load_before']}, after {out['load_after']}.\n\n"
         f"**Summary at {summ['candidates']:,}**: {met}.\n\n"
         "## Now: the pages read the run's store (seconds; GB)\n\n"
         "| candidates | store build (once) | first view | switch p95 | queue open | judgment p95 (adapter) | "
-        "judgment p95 (learnt) | app RSS peak | refit (1,000 verdicts) | refit RSS peak |\n"
-        f"|---|---|---|---|---|---|---|---|---|---|\n{rows_after}\n"
+        "judgment p95 (learnt) | disagreements page p95 | map sample | app RSS peak | pool overlap (once) | "
+        "refit (1,000 verdicts) | refit RSS peak |\n"
+        f"|---|---|---|---|---|---|---|---|---|---|---|---|---|\n{rows_after}\n"
     )
     if rows_before:
         text += (
@@ -99,9 +105,12 @@ def _markdown(out: dict) -> str:
         "the suspects, the top 15 excluding 1,000 judged pairs, the 1,000 decided pairs' probabilities. Switch: "
         "one query's candidates with the rerank and verdict columns. Judgment: the queue's counts and next item "
         "after judging the one on screen. Queue open: ordering the queue, once per order and version in the app "
-        "process. The refit's lexical features are planted (random values in the stored layout): building them "
-        "needs a real corpus and is a one-time step not timed here. The store build is the one pass over the "
-        "whole run, done once per predictions file.\n"
+        "process. Disagreements page: the rows of the 50 pairs one page lists. Map sample: the scored queries and "
+        "the rows of the global map's 100 sampled queries (what the map job reads). Pool overlap: a retrained "
+        "run's shared pairs with its base for the Overview's note, once per process and pair of runs, here the "
+        "run against itself (every pair shared). The refit's lexical features are planted (random values in the "
+        "stored layout): building them needs a real corpus and is a one-time step not timed here. The store build "
+        "is the one pass over the whole run, done once per predictions file.\n"
     )
 
 

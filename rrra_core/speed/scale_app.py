@@ -15,7 +15,12 @@ process and its memory peak (``VmHWM``) is that process's own:
   candidates with the rerank and verdict columns (the Hard negatives page).
   Judgment: judge the item on screen, then the queue's counts and next item
   (the Review queue page), the adapter order and the learnt order after a
-  refit. Refit: :func:`~rrra_core.review.refit.refit_run` on 1,000 verdicts.
+  refit. Disagreements: one page's 50 listed pairs' rows (``pair_rows``).
+  Map sample: the scored queries and the rows of the global map's 100 sampled
+  queries (``query_rows``, what the map job reads). Refit:
+  :func:`~rrra_core.review.refit.refit_run` on 1,000 verdicts. Pool overlap: a
+  retrained run's shared pairs with its base (the Overview's note; once per
+  process), here the run against itself, every pair shared: the worst case.
 - ``before``: the whole-frame path the pages took before: ``read_predictions``,
   a query by a full scan, the review queue's frame ordered, a judgment's
   filters over every row.
@@ -36,13 +41,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SIZES", "prepare", "measure_after", "measure_before", "measure_size", "peak_rss_gb"]
+__all__ = ["SIZES", "prepare", "measure_after", "measure_before", "measure_overlap", "measure_size", "peak_rss_gb"]
 
 SIZES = (100_000, 1_000_000, 10_000_000)
 PER_QUERY = 100
 N_SWITCH = 40
 N_JUDGE = 40
 N_VERDICTS = 1000
+N_DISAGREEMENTS = 50  # the Disagreements page lists this many pairs
+N_MAP_QUERIES = 100  # the global embedding map's sampled queries (ProjectionConfig.global_queries)
 
 
 def peak_rss_gb() -> float:
@@ -153,8 +160,31 @@ def measure_after(run: Path) -> dict[str, Any]:
         out["learnt_queue_open_s"] = round(dt, 3)
         out["learnt_judgment_p95_s"] = _p95(_judgments(store, learnt, set(decided), 0.0))
     out["queue_open_s"] = round(out["queue_open_s"], 3)
+    pages = []
+    for seed in range(5):
+        listed = _sample_pairs(store, N_DISAGREEMENTS, 10 + seed)
+        dt, rows = _timed(lambda listed=listed: store.pair_rows(listed))
+        assert len(rows) == len(listed)
+        pages.append(dt)
+    out["disagreements_p95_s"] = _p95(pages)
+    dt, scored = _timed(store.scored_queries)
+    sampled = list(np.random.default_rng(5).choice(scored, N_MAP_QUERIES, replace=False))
+    dt_rows, rows = _timed(lambda: store.query_rows(sampled))
+    assert len(rows) == N_MAP_QUERIES * PER_QUERY
+    out["map_sample_s"] = round(dt + dt_rows, 4)
     out["app_rss_gb"] = peak_rss_gb()
     return out
+
+
+def measure_overlap(run: Path) -> dict[str, Any]:
+    """The Overview note's pool overlap (once per process and pair of runs): the run against itself."""
+    from rrra_core.analysis.pool_overlap import pool_overlap
+    from rrra_core.analysis.run_reader import open_store
+
+    store, base = open_store(run), open_store(run)
+    dt, shared = _timed(lambda: pool_overlap(store, base))
+    assert shared.n_shared == store.n_rows and shared.suspects_by_run(0.5) == store.count_suspects(0.5)
+    return {"pool_overlap_s": round(dt, 2), "overlap_rss_gb": peak_rss_gb()}
 
 
 def measure_refit(run: Path) -> dict[str, Any]:
@@ -226,6 +256,7 @@ def measure_size(root: Path, n_candidates: int, before: bool = True) -> dict[str
     out: dict[str, Any] = {"candidates": n_candidates, "queries": n_candidates // PER_QUERY, **made}
     out["refit"] = _child("measure_refit", run)
     out["after"] = _child("measure_after", run)
+    out["overlap"] = _child("measure_overlap", run)
     if before:
         out["before"] = _child("measure_before", run)
     return out

@@ -36,8 +36,15 @@ def test_the_benchmark_writes_its_summary_and_tables(tmp_path: Path) -> None:
     summary = result["summary"]
     for key in ("first_view_s", "switch_p95_s", "judgment_p95_s", "app_rss_gb", "refit_s"):
         assert isinstance(summary[key], float) and summary[key] > 0, (key, result["sizes"])
+    # The Disagreements page's pairs, the map's sample and the Overview note's overlap: timed from the store.
+    [size] = result["sizes"]
+    for key in ("disagreements_p95_s", "map_sample_s"):
+        assert isinstance(size["after"][key], float) and size["after"][key] > 0, (key, size)
+    assert size["overlap"]["pool_overlap_s"] >= 0, size
     assert result["command"].startswith("python scripts/bench_scale.py")
-    assert out.with_suffix(".md").read_text().startswith("<!-- command: python scripts/bench_scale.py")
+    text = out.with_suffix(".md").read_text()
+    assert text.startswith("<!-- command: python scripts/bench_scale.py")
+    assert "# The app at 20,000 scored candidates" in text and "disagreements page p95" in text
 
 
 def test_the_refit_from_the_store_is_the_refit_from_the_whole_frame(tmp_path: Path) -> None:
