@@ -396,6 +396,13 @@ def load_fair(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def tuning_seed_full_rerank(result: Mapping[str, Any]) -> str | None:
+    """The tuning seed's own full-RRRA rerank (a trial key or ``off``), as the per-run rule chose it on its dev
+    split; None when the result predates per-seed choices (its ``tuning.chosen.full_rerank`` is the key then)."""
+    seed = (result.get("tuning") or {}).get("seed")
+    return next((c["choice"] for c in result.get("full_rerank_choices") or [] if c.get("seed") == seed), None)
+
+
 def fair_tables(result: dict[str, Any]) -> dict[str, pd.DataFrame]:
     """``{"methods", "tests", "tuning"}``: the test table (mean, std, n per metric), the paired tests against the
     best baseline, and every dev trial with the one chosen."""
@@ -404,7 +411,9 @@ def fair_tables(result: dict[str, Any]) -> dict[str, pd.DataFrame]:
         result.get("tests") or [],
         columns=["treatment", "control", "metric", "delta", "p_t", "p_fisher", "queries", "seeds"],
     ).rename(columns={"p_t": "p (paired t)", "p_fisher": "p (Fisher randomization)"})
-    chosen = (result.get("tuning") or {}).get("chosen") or {}
+    chosen = {**((result.get("tuning") or {}).get("chosen") or {})}
+    if (own := tuning_seed_full_rerank(result)) is not None:
+        chosen["full_rerank"] = own
     rows = [
         {
             "method": method,
@@ -453,9 +462,12 @@ def target_verdict(result: Mapping[str, Any]) -> str:
             f"full RRRA is {where} by {abs(ref['delta']):.4f} on nDCG@10"
             + (f" (p = {ref['p_value']:.3g})." if ref["p_value"] is not None else ".")
         )
-    if ((result.get("tuning") or {}).get("chosen") or {}).get("full_rerank") == "off":
+    choices = result.get("full_rerank_choices") or []
+    if ((result.get("tuning") or {}).get("chosen") or {}).get("full_rerank") == "off" or (
+        choices and all(c.get("choice") == "off" for c in choices)
+    ):
         lines.append(
-            "Dev chose no reranking for full RRRA (the adapter's rerank lowered dev nDCG@10), "
+            "Dev chose no reranking for full RRRA (no rerank setting beat the retriever's own order on dev), "
             "so full RRRA is its resampled encoder and equals resampling only."
         )
     return " ".join(lines) or "No full-RRRA result yet."

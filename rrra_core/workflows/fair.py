@@ -11,11 +11,14 @@ Per seed:
    settings (:data:`TRIALS`), each a phase-3 run from the phase-1 encoder,
    scored on dev nDCG@10. RRRA's reranking is tuned the same way: its trials
    are (signal, λ_RR) pairs, on the phase-1 retrieval for *reranking only* and,
-   once RRRA's sampler is chosen, on that encoder for *full RRRA*. Full RRRA
-   reranks by the rule every run uses (:mod:`rrra_core.retrieval.rerank_choice`:
-   on only when a setting beats "off" on dev by a Holm-corrected paired test),
-   so its row is what a user would get; *reranking only* is the reranker's
-   ablation and takes the best dev setting. The other seeds reuse the choice;
+   once RRRA's sampler is chosen, on that encoder for *full RRRA* (the tuning
+   table). *Reranking only* is the reranker's ablation and takes the best dev
+   setting. The other seeds reuse the choices. Full RRRA's rerank is not a
+   tuned choice but the rule every run applies
+   (:mod:`rrra_core.retrieval.rerank_choice`: on only when a setting beats
+   "off" on the run's dev queries by a Holm-corrected paired test), applied in
+   every seed to that seed's RRRA encoder on that seed's dev split, as the
+   ordinary benchmark does: its row is what a user's run would get;
 4. every finished phase is a run folder named by a hash of its settings
    (:mod:`rrra_core.runtime.keyed_runs`), so a second process, an added
    method or a killed benchmark picks up what exists, and the tuning seed's
@@ -65,7 +68,6 @@ from rrra_core.runtime.config import config_from_dict, config_to_dict, opt
 from rrra_core.runtime.device import resolve_device
 from rrra_core.runtime.errors import ConfigError
 from rrra_core.runtime.keyed_runs import data_key, keyed_run, locked
-from rrra_core.runtime.paths import runs_dir
 from rrra_core.runtime.runs import write_json_atomic
 from rrra_core.training.phase1 import Phase1Config, phase1_config_dict, train_phase1
 from rrra_core.training.phase2 import Phase2Config, phase2_config_dict, train_phase2
@@ -113,6 +115,9 @@ TRIALS: dict[str, list[dict[str, Any]]] = {
 # collection where the adapter's rerank hurts dev (Cranfield), the tuned system must not carry that loss to
 # test. *Reranking only* is the reranker's ablation and always reranks.
 RERANK_OFF = "off"
+#: Full RRRA's entry in ``chosen``: the per-run rule at today's level, applied per seed on its own dev split.
+#: A part chosen otherwise (the best dev mean, another level) is chosen again, and full RRRA rescored.
+RERANK_RULE = f"rule@{RerankChoiceConfig().level:g}"
 RERANK_TRIALS: list[dict[str, Any]] = [
     {"rerank_signal": s, "lambda_rr": lam}
     for s, lam in (("p_rel", 1.0), ("p_rel", 0.5), ("p_rel", 0.25), ("qa", 1.0), ("qa", 0.5), ("qa", 2.0))
@@ -615,8 +620,8 @@ def _tuning_finished(cfg: FairConfig, part: Mapping[str, Any]) -> bool:
     if any(len(part.get("tuning", {}).get(m, {})) < cfg.trials for m in cfg.methods):
         return False
     full = ("full_rerank",) if "rrra" in cfg.methods else ()  # full RRRA's rerank is tuned on RRRA's encoder
-    if full and not str((part.get("full_rerank_choice") or {}).get("rule", "")).startswith("holm"):
-        return False  # chosen by an older rule (the best dev mean): chosen again, with no retraining
+    if full and part.get("chosen", {}).get("full_rerank") != RERANK_RULE:
+        return False  # chosen by an older rule (the best dev mean, another level): chosen again, no retraining
     return all(m in part.get("chosen", {}) for m in (*cfg.methods, "rerank_only", *full))
 
 
@@ -642,10 +647,12 @@ def _tune(cfg, name, d, p1, enc1, adapter, part, save, progress, workers) -> Non
         part["chosen"][method] = _chosen(tuning[method])
     save()
     if "rrra" in cfg.methods:
-        # Full RRRA reranks the chosen RRRA encoder with its jointly trained adapter: its own six trials.
-        folder = runs_dir() / tuning["rrra"][part["chosen"]["rrra"]]["run"]
-        res = _retrieval(cfg, str(folder), d.dev)
-        signals = _signals(cfg, str(folder / "adapter"), res)
+        # Full RRRA reranks the chosen RRRA encoder with its jointly trained adapter: its six trials on dev, for
+        # the tuning table; whether a seed reranks is the per-run rule's, on that seed's dev split (_score_on_test).
+        # The run is trained again if its folder is gone (keyed by its settings: the same folder).
+        folder = _phase3(cfg, name, d, enc1, adapter, "rrra", int(part["chosen"]["rrra"]))
+        res = _retrieval(cfg, folder, d.dev)
+        signals = _signals(cfg, f"{folder}/adapter", res)
         tuning["full_rerank"] = {
             RERANK_OFF: {"settings": _OFF_SETTINGS, "dev": _dev_scores(res.run, d.dev)},
             **{
@@ -653,10 +660,16 @@ def _tune(cfg, name, d, p1, enc1, adapter, part, save, progress, workers) -> Non
                 for i, t in enumerate(RERANK_TRIALS[: cfg.trials])
             },
         }
-        choice = full_rerank_choice(res.run, signals, d.dev.qrels, RERANK_TRIALS[: cfg.trials])
-        part["full_rerank_choice"] = {k: v for k, v in choice.as_dict().items() if k != "dev_queries"}
-        part["chosen"]["full_rerank"] = _trial_key(choice, RERANK_TRIALS[: cfg.trials])
+        part["chosen"]["full_rerank"] = RERANK_RULE
     save()
+
+
+def _seed_full_rerank(cfg: FairConfig, folder: str, d: SeedData) -> RerankChoice:
+    """Full RRRA's rerank for one seed: the per-run rule on its RRRA encoder's retrieval of its own dev split."""
+    res = _retrieval(cfg, folder, d.dev)
+    return full_rerank_choice(
+        res.run, _signals(cfg, f"{folder}/adapter", res), d.dev.qrels, RERANK_TRIALS[: cfg.trials]
+    )
 
 
 def _score_on_test(cfg, name, d, p1, enc1, adapter, chosen, part, save, progress, workers) -> None:  # noqa: ANN001
@@ -666,8 +679,8 @@ def _score_on_test(cfg, name, d, p1, enc1, adapter, chosen, part, save, progress
     def current(method: str) -> bool:
         return method in test and test[method].get("choice") == _choice(method, chosen or {})
 
-    def score(method: str, make: Callable[[], Mapping[str, Mapping[str, float]]]) -> None:
-        if current(method):
+    def score(method: str, make: Callable[[], Mapping[str, Mapping[str, float]]], force: bool = False) -> None:
+        if current(method) and not force:
             return
         progress(f"seed {d.seed}: scoring {method} on {cfg.test_split}")
         test[method] = {**_test_scores(make(), d.test), "choice": _choice(method, chosen or {})}
@@ -686,20 +699,35 @@ def _score_on_test(cfg, name, d, p1, enc1, adapter, chosen, part, save, progress
         items = [(m, int(chosen[m])) for m in unscored]
         for _ in _trained(cfg, name, d, enc1, adapter, items, workers, progress):
             pass
+    grads = part.setdefault("gradients", {})
     for method in cfg.methods:
+        label = METHOD_NAMES[method]
+        # Full RRRA and resampling only are scored together, from one run: a run trained again (its folder gone)
+        # may differ from the one the old resampling-only score came from.
+        both = method == "rrra" and not current(FULL)
+        if current(label) and label in grads and not both:
+            continue  # scored with today's choices: its run is not needed (nor trained again if it is gone)
         folder = _phase3(cfg, name, d, enc1, adapter, method, int(chosen[method]))
-        grads = part.setdefault("gradients", {})
         # What the sampler fed the encoder (read from the run's log), again whenever the method is (re)scored.
-        if METHOD_NAMES[method] not in grads or not current(METHOD_NAMES[method]):
-            grads[METHOD_NAMES[method]] = gradient_summary(Path(folder))
+        if label not in grads or not current(label) or both:
+            grads[label] = gradient_summary(Path(folder))
             save()
         res = _retrieval(cfg, folder, d.test)
-        score(METHOD_NAMES[method], lambda res=res: res.run)
-        if method == "rrra":
-            full = rerank_settings(chosen["full_rerank"])
+        score(label, lambda res=res: res.run, force=both)
+        if both:
+            progress(f"seed {d.seed}: full RRRA's rerank by the per-run rule on this seed's dev split")
+            choice = _seed_full_rerank(cfg, folder, d)
+            key = _trial_key(choice, RERANK_TRIALS[: cfg.trials])
+            part["full_rerank_choice"] = {
+                **{k: v for k, v in choice.as_dict().items() if k != "dev_queries"},
+                "key": key,
+            }
+            progress(f"seed {d.seed}: full RRRA's rerank {choice.summary()}")
+            full = rerank_settings(key)
             score(
                 FULL,
                 lambda res=res, folder=folder, full=full: _reranked(res, _signals(cfg, f"{folder}/adapter", res), full),
+                force=True,
             )
 
 
@@ -747,6 +775,32 @@ def _gradients(parts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         per_seed = [p["gradients"][m] for p in parts if m in p.get("gradients", {})]
         cats = list(dict.fromkeys(c for g in per_seed for c in g))
         out[m] = {c: {k: mean_std([g[c][k] for g in per_seed if c in g]) for k in ("count", "mean")} for c in cats}
+    return out
+
+
+def _full_rerank_choices(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per seed whose full RRRA is pooled: the per-run rule's choice, its dev evidence, test full − resampling only."""
+    out = []
+    for p in parts:
+        record, test = p.get("full_rerank_choice") or {}, p["test"]
+        if "key" not in record or FULL not in test or METHOD_NAMES["rrra"] not in test:
+            continue  # chosen by an older rule (no per-seed record), or not scored with today's choices
+        best = (record.get("dev") or {}).get(record.get("best") or "", {})
+        out.append(
+            {
+                "seed": p["seed"],
+                "choice": record["key"],
+                "setting": RerankSetting(record.get("signal") or "p_rel", record["lambda_rr"]).name,
+                "n_dev": record.get("n_dev"),
+                "level": record.get("level"),
+                "best": record.get("best"),
+                "best_dev_gain": best.get("delta"),
+                "best_p_holm": best.get("p_holm"),
+                "test_full_minus_resampling": {
+                    m: test[FULL]["metrics"][m] - test[METHOD_NAMES["rrra"]]["metrics"][m] for m in ("nDCG@10", "R@1")
+                },
+            }
+        )
     return out
 
 
@@ -806,6 +860,7 @@ def summarize(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "methods": table,
         "tests": tests,
         "gradients": _gradients(parts),
+        "full_rerank_choices": _full_rerank_choices(parts),
         "summary": _summary(table, parts, "nDCG@10", "nDCG@10"),
         # Full RRRA against the strongest untuned reference (BM25, zero-shot or phase 1), in the same shape.
         "summary_reference": _summary(table, parts, "nDCG@10", "nDCG@10", REFERENCES),

@@ -12,6 +12,7 @@ from rrra_core.runtime.paths import runs_dir
 from rrra_core.workflows.fair import (
     FULL,
     RERANK_ONLY,
+    RERANK_RULE,
     FairConfig,
     read_parts,
     run_seed,
@@ -74,11 +75,19 @@ def test_tuning_scoring_resuming_and_the_summary(tiny_model_dir: Path, tmp_path:
     assert off["dev"] == part["tuning"]["rrra"][part["chosen"]["rrra"]]["dev"]  # the resampled encoder's own order
     assert set(part["chosen"]) == {"rerank_only", "uniform", "rrra", "full_rerank"}
     # Full RRRA reranks by the per-run rule: on only past a Holm-corrected paired test on dev (issue 29).
+    assert part["chosen"]["full_rerank"] == RERANK_RULE
     rule = part["full_rerank_choice"]
     assert rule["rule"].startswith("holm") and rule["n_dev"] == len(seed_data(cfg, 0).dev.qrels)
-    assert (part["chosen"]["full_rerank"] == "off") == (not rule["on"])
+    assert (rule["key"] == "off") == (not rule["on"])
     passing = [v for v in rule["dev"].values() if v["p_holm"] is not None and v["p_holm"] <= rule["level"]]
     assert rule["on"] or all(v["delta"] <= 0 for v in passing)
+    # The rule's dev figures are the tuning table's: the same encoder, dev split and settings.
+    full_dev = part["tuning"]["full_rerank"]
+    assert rule["dev"]["off"]["mean"] == pytest.approx(full_dev["off"]["dev"]["nDCG@10"])
+    assert all(
+        rule["dev"][k]["mean"] == pytest.approx(full_dev[str(i)]["dev"]["nDCG@10"])
+        for i, k in enumerate(["p_rel:1", "p_rel:0.5"])
+    )
     expected = {"BM25", "zero-shot", "phase 1 (in-batch)", RERANK_ONLY, "uniform top-K", "RRRA resampling only", FULL}
     assert set(part["test"]) == expected and part["finished"]
     n_test = part["test_queries"]
@@ -92,9 +101,14 @@ def test_tuning_scoring_resuming_and_the_summary(tiny_model_dir: Path, tmp_path:
     assert "uniform top-K" in json.loads((parts_dir / "s0.json").read_text())["test"]
     assert sorted(p.name for p in runs_dir().iterdir()) == folders
 
-    run_seed(cfg, "adi", 1, parts_dir)  # reuses seed 0's choices
+    run_seed(cfg, "adi", 1, parts_dir)  # reuses seed 0's choices; full RRRA's rerank by the rule on its own dev
     parts = read_parts(parts_dir)
     assert parts[1]["chosen"] == parts[0]["chosen"]
+    own = parts[1]["full_rerank_choice"]
+    assert own["n_dev"] == len(seed_data(cfg, 1).dev.qrels) and own["rule"].startswith("holm")
+    assert set(seed_data(cfg, 1).dev.qrels) != set(seed_data(cfg, 0).dev.qrels)
+    if own["key"] == "off":  # no reranking: full RRRA is exactly the resampled encoder
+        assert parts[1]["test"][FULL]["per_query"] == parts[1]["test"]["RRRA resampling only"]["per_query"]
 
     result = write_result(tmp_path / "fair_adi", parts, "python scripts/benchmark.py --preset fair-x")
     s = result["summary"]
@@ -113,20 +127,41 @@ def test_tuning_scoring_resuming_and_the_summary(tiny_model_dir: Path, tmp_path:
     md = (tmp_path / "fair_adi.md").read_text()
     assert md.startswith("# Fair comparison on adi") and "--preset fair-x" in md and "dev nDCG@10" in md
 
-    # A changed choice (here: full RRRA's reranking) rescores exactly the methods it shapes, on every seed.
-    first = json.loads((parts_dir / "s0.json").read_text())
-    first["chosen"]["full_rerank"] = "off" if first["chosen"]["full_rerank"] != "off" else "0"
-    (parts_dir / "s0.json").write_text(json.dumps(first))
-    before = json.loads((parts_dir / "s1.json").read_text())["test"]
-    run_seed(cfg, "adi", 1, parts_dir)
-    after = json.loads((parts_dir / "s1.json").read_text())["test"]
-    assert after[FULL]["choice"] == f"{first['chosen']['rrra']}/{first['chosen']['full_rerank']}"
-    assert after[FULL]["choice"] != before[FULL]["choice"]
-    assert all(after[m] == before[m] for m in before if m != FULL)
-    if first["chosen"]["full_rerank"] == "off":  # no reranking: full RRRA is exactly the resampled encoder
-        assert after[FULL]["per_query"] == after["RRRA resampling only"]["per_query"]
-    # Seed 0's own score was made with its old choice: only seed 1's is pooled until seed 0 reruns.
-    assert summarize(read_parts(parts_dir))["methods"][FULL]["nDCG@10"]["n"] == 1
+    rows = result["full_rerank_choices"]
+    assert [r["seed"] for r in rows] == [0, 1] and "## Full RRRA's rerank per seed" in md
+    assert rows[1]["test_full_minus_resampling"]["nDCG@10"] == pytest.approx(
+        parts[1]["test"][FULL]["metrics"]["nDCG@10"] - parts[1]["test"]["RRRA resampling only"]["metrics"]["nDCG@10"]
+    )
+
+    # A part made by an older rule (seed 0 chose full RRRA's rerank by the best dev mean) with its runs gone: the
+    # rerun chooses again by the rule, trains only RRRA's chosen run again, and rescores only the two RRRA rows.
+    old = json.loads((parts_dir / "s0.json").read_text())
+    old["chosen"]["full_rerank"] = "1"
+    old.pop("full_rerank_choice")
+    (parts_dir / "s0.json").write_text(json.dumps(old))
+    for seed in (0, 1):
+        second = json.loads((parts_dir / f"s{seed}.json").read_text())
+        second["test"][FULL]["choice"] = f"{second['chosen']['rrra']}/1"
+        (parts_dir / f"s{seed}.json").write_text(json.dumps(second))
+    # A part chosen by the older rule has no per-seed record: the table shows only seed 1 until seed 0 reruns.
+    assert [r["seed"] for r in summarize(read_parts(parts_dir))["full_rerank_choices"]] == [1]
+    import shutil
+
+    for folder in runs_dir().iterdir():
+        if folder.is_dir():
+            shutil.rmtree(folder)
+    before = [json.loads((parts_dir / f"s{seed}.json").read_text())["test"] for seed in (0, 1)]
+    for seed in (0, 1):
+        run_seed(cfg, "adi", seed, parts_dir)
+    phase3 = sorted(p.name for p in runs_dir().iterdir() if "-phase3-" in p.name and p.is_dir())
+    assert len(phase3) == 2 and all("-phase3-rrra-" in name for name in phase3)  # uniform is not retrained
+    parts = read_parts(parts_dir)
+    for seed, part in enumerate(parts):
+        after = part["test"]
+        assert part["chosen"]["full_rerank"] == RERANK_RULE and part["full_rerank_choice"]["rule"].startswith("holm")
+        assert after[FULL]["choice"] == f"{part['chosen']['rrra']}/{RERANK_RULE}"
+        assert all(after[m] == before[seed][m] for m in before[seed] if m not in (FULL, "RRRA resampling only"))
+    assert summarize(parts)["methods"][FULL]["nDCG@10"]["n"] == 2
 
 
 def test_more_trials_extend_the_tuning_and_rescore_only_what_changed(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -253,3 +288,8 @@ def test_the_verdict_says_what_the_numbers_say(delta: float, p: float, words: st
     assert "equals resampling only" not in target_verdict({"summary": s})
     off = {"summary": s, "tuning": {"chosen": {"full_rerank": "off"}}}
     assert "Dev chose no reranking for full RRRA" in target_verdict(off)
+    # The per-run rule: off in every seed reads the same; on in one seed does not.
+    rule = {"summary": s, "full_rerank_choices": [{"seed": 0, "choice": "off"}, {"seed": 1, "choice": "off"}]}
+    assert "Dev chose no reranking for full RRRA" in target_verdict(rule)
+    rule["full_rerank_choices"][1]["choice"] = "5"
+    assert "equals resampling only" not in target_verdict(rule)
