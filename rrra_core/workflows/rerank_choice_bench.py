@@ -18,6 +18,11 @@ over every collection and seed, the level kept is the one :data:`CRITERION`
 names, fixed before the figures were read. The test split plays no part: the
 test figures at other levels (argmax on dev, as the fair comparison chose
 before, and :data:`DEV_LEVELS`) are read after, as a check, and say so.
+
+**A minimum dev gain, chosen the same way** (:func:`select_min_gain`): at the
+rule's level, a setting must also gain at least δ over off on dev
+(:data:`MIN_GAINS`); the same split halves, the same criterion
+(:data:`MIN_GAIN_CRITERION`), a larger δ preferred among near ties.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ __all__ = [
     "write_adi_halves",
     "DEV_LEVELS",
     "CRITERION",
+    "MIN_GAINS",
+    "MIN_GAIN_CRITERION",
+    "split_half_min_gains",
+    "select_min_gain",
 ]
 
 DEFAULT_SETTING = ("qa", 2.0)  # Phase3Config's fixed default before per-run choices
@@ -56,6 +65,20 @@ CRITERION = (
     "collection weighing the same) is kept; a level within 0.0005 of the best that is stricter is preferred "
     "(a wrongly switched-on rerank costs every query, a wrongly kept off only forgoes a gain). Stated before "
     "the figures were read."
+)
+
+#: Minimum dev gains (nDCG@10 over off) a setting must also show to switch on, at the rule's level.
+MIN_GAINS = (0.0, 0.003, 0.005, 0.01, 0.02)
+MIN_GAIN_CRITERION = (
+    "At the rule's level, a setting switches on only if its dev mean gain over off is also at least δ "
+    f"({', '.join(f'{g:g}' for g in MIN_GAINS)}: 0.003 is the issue's tolerance, the others double up to about "
+    "the largest gain a SQuAD run showed on dev). For every run its dev queries are halved as for the level; the "
+    "rule with δ chooses on one half (the gain measured on that half) and the chosen setting's mean nDCG@10 gain "
+    "over off is read on the other half, both ways. A δ is admissible when each collection's mean out-of-half "
+    f"gain is at least -{TOLERANCE}; among admissible δ the one with the largest mean over the collections is "
+    "kept; a larger δ within 0.0005 of the best is preferred. Stated before the figures were read; the grid was "
+    "set after SQuAD seed 1's test loss at δ = 0 was known (qa:1, dev gain +0.0186), so a δ that would exclude "
+    "that run is on the grid by design, and a test check that agrees with dev is no independent evidence."
 )
 
 
@@ -158,14 +181,35 @@ def _corpus(res: Any) -> tuple[list[str], Any]:
     return res.corpus.ids, res.corpus.vectors
 
 
-def _level_choice(dev: Mapping[str, Mapping[str, Any]], level: Any) -> str:
-    """The setting a level picks from the recorded dev figures ("argmax": best dev mean, off on ties)."""
+def _level_choice(dev: Mapping[str, Mapping[str, Any]], level: Any, min_gain: float = 0.0) -> str:
+    """The setting a level (and a minimum dev gain) picks from the recorded dev figures ("argmax": best dev
+    mean, off on ties)."""
     settings = [s for s in dev if s != "off"]
     if level == "argmax":
         best = max(settings, key=lambda s: dev[s]["mean"], default="off")
         return best if dev[best]["mean"] > dev["off"]["mean"] else "off"
-    passing = [s for s in settings if dev[s]["delta"] > 0 and dev[s]["p_holm"] <= level]
+    passing = [s for s in settings if dev[s]["delta"] > 0 and dev[s]["delta"] >= min_gain and dev[s]["p_holm"] <= level]
     return max(passing, key=lambda s: dev[s]["mean"], default="off")
+
+
+def _halves(
+    off: Mapping[str, float], per: Mapping[Any, Mapping[str, float]], rule: Any, seed: int
+) -> list[tuple[dict[str, Any], list[str]]]:
+    """``[(the rule's dev record on half A, half B's queries), (on B, A's)]``: each half tested once."""
+    from rrra_core.data.subsample import carve_dev
+    from rrra_core.retrieval.rerank_choice import choose_rerank
+
+    a, b = carve_dev(list(off), 0.5, seed)
+    out = []
+    for choose_on, read_on in ((a, b), (b, a)):
+        half = {s: {q: v[q] for q in choose_on} for s, v in per.items()}
+        out.append((choose_rerank({q: off[q] for q in choose_on}, half, rule).dev, read_on))
+    return out
+
+
+def _read_on(off: Mapping[str, float], names: Mapping[str, Mapping[str, float]], chosen: str, queries: list) -> float:
+    values = off if chosen == "off" else names[chosen]
+    return _mean([values[q] - off[q] for q in queries])
 
 
 def split_half_gains(
@@ -176,49 +220,73 @@ def split_half_gains(
     The p-values do not depend on the level, so each half is tested once and
     every level re-reads them (:func:`_level_choice`).
     """
-    from rrra_core.data.subsample import carve_dev
-    from rrra_core.retrieval.rerank_choice import choose_rerank
-
     names = {s.name: v for s, v in per.items()}
     if len(off) < 2:
         return {str(level): [0.0, 0.0] for level in DEV_LEVELS}
-    a, b = carve_dev(list(off), 0.5, seed)
     out: dict[str, list[float]] = {str(level): [] for level in DEV_LEVELS}
-    for choose_on, read_on in ((a, b), (b, a)):
-        half = {s: {q: v[q] for q in choose_on} for s, v in per.items()}
-        dev = choose_rerank({q: off[q] for q in choose_on}, half, rule).dev
+    for dev, read_on in _halves(off, per, rule, seed):
         for level in DEV_LEVELS:
-            chosen = _level_choice(dev, level)
-            values = off if chosen == "off" else names[chosen]
-            out[str(level)].append(_mean([values[q] - off[q] for q in read_on]))
+            out[str(level)].append(_read_on(off, names, _level_choice(dev, level), read_on))
     return out
 
 
-def select_level(datasets: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[str, Any]:
-    """The level :data:`CRITERION` keeps from every run's ``split_half`` gains (dev only), with the table."""
+def split_half_min_gains(
+    off: Mapping[str, float], per: Mapping[Any, Mapping[str, float]], rule: Any, seed: int
+) -> dict[str, list[float]]:
+    """Per minimum dev gain (:data:`MIN_GAINS`, at ``rule.level``): the out-of-half dev gains, both ways."""
+    names = {s.name: v for s, v in per.items()}
+    if len(off) < 2:
+        return {str(g): [0.0, 0.0] for g in MIN_GAINS}
+    out: dict[str, list[float]] = {str(g): [] for g in MIN_GAINS}
+    for dev, read_on in _halves(off, per, rule, seed):
+        for g in MIN_GAINS:
+            out[str(g)].append(_read_on(off, names, _level_choice(dev, rule.level, g), read_on))
+    return out
+
+
+def _select(
+    datasets: Mapping[str, Mapping[str, Mapping[str, Any]]], key: str, candidates: Sequence[float], strictest: Callable
+) -> tuple[dict[str, dict[str, Any]], float | None]:
+    """The split-half table over ``candidates`` (each run's ``row[key]``) and the candidate the criterion keeps:
+    admissible, the largest mean over collections, the ``strictest`` of those within 0.0005 of it."""
     table: dict[str, dict[str, Any]] = {}
-    for level in DEV_LEVELS:
+    for c in candidates:
         per_collection = {
-            name: _mean([g for r in seeds.values() for g in r["split_half"][str(level)]])
-            for name, seeds in datasets.items()
+            name: _mean([g for r in seeds.values() for g in r[key][str(c)]]) for name, seeds in datasets.items()
         }
-        every = [g for seeds in datasets.values() for r in seeds.values() for g in r["split_half"][str(level)]]
-        table[str(level)] = {
+        every = [g for seeds in datasets.values() for r in seeds.values() for g in r[key][str(c)]]
+        table[str(c)] = {
             "by_collection": per_collection,
             "mean": _mean(list(per_collection.values())),
             "worst_collection": min(per_collection.values(), default=float("nan")),
             "worst_half": min(every, default=float("nan")),
             "admissible": all(v >= -TOLERANCE for v in per_collection.values()),
         }
-    admissible = [lv for lv in DEV_LEVELS if table[str(lv)]["admissible"]]
-    best = max((table[str(lv)]["mean"] for lv in admissible), default=None)
-    chosen = min((lv for lv in admissible if table[str(lv)]["mean"] >= best - 0.0005), default=None)
+    admissible = [c for c in candidates if table[str(c)]["admissible"]]
+    best = max((table[str(c)]["mean"] for c in admissible), default=None)
+    chosen = strictest((c for c in admissible if table[str(c)]["mean"] >= best - 0.0005), default=None)
+    return table, chosen
+
+
+def select_level(datasets: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """The level :data:`CRITERION` keeps from every run's ``split_half`` gains (dev only), with the table."""
+    table, chosen = _select(datasets, "split_half", DEV_LEVELS, min)
     return {"criterion": CRITERION, "table": table, "chosen": chosen}
 
 
-def _choice_now(run: Any, train: Any, adapter: Any, cfg: RerankChoiceBenchConfig) -> tuple[Any, dict[str, list[float]]]:
+def select_min_gain(datasets: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[str, Any] | None:
+    """The minimum dev gain :data:`MIN_GAIN_CRITERION` keeps from every run's ``split_half_min_gain`` (dev only);
+    None while a run lacks them (made before they were measured)."""
+    if not all("split_half_min_gain" in r for seeds in datasets.values() for r in seeds.values()):
+        return None
+    table, chosen = _select(datasets, "split_half_min_gain", MIN_GAINS, max)
+    return {"criterion": MIN_GAIN_CRITERION, "table": table, "chosen": chosen}
+
+
+def _choice_now(run: Any, train: Any, adapter: Any, cfg: RerankChoiceBenchConfig) -> tuple[Any, dict[str, Any]]:
     """The run's choice made again by today's rule on its own dev queries (timed: what a run spends on it),
-    and its dev split-half gains per level (:func:`split_half_gains`)."""
+    and its dev split-half gains per level and per minimum gain (:func:`split_half_gains`,
+    :func:`split_half_min_gains`)."""
     from rrra_core.retrieval.dense import retrieve
     from rrra_core.retrieval.encoder import BiEncoder, EncoderConfig
     from rrra_core.retrieval.rerank_choice import RerankChoiceConfig, choose_rerank, rerank_dev_scores
@@ -235,7 +303,11 @@ def _choice_now(run: Any, train: Any, adapter: Any, cfg: RerankChoiceBenchConfig
     off, per = rerank_dev_scores(adapter, res, dev.qrels, rule)
     choice = choose_rerank(off, per, rule)
     choice = replace(choice, seconds=time.perf_counter() - start)
-    return choice, split_half_gains(off, per, rule, p2.rerank.seed)
+    halves = {
+        "split_half": split_half_gains(off, per, rule, p2.rerank.seed),
+        "split_half_min_gain": split_half_min_gains(off, per, rule, p2.rerank.seed),
+    }
+    return choice, halves
 
 
 def _seed_result(run: Any, train: Any, res: Any, test: Any, cfg: RerankChoiceBenchConfig) -> dict[str, Any]:
@@ -245,7 +317,7 @@ def _seed_result(run: Any, train: Any, res: Any, test: Any, cfg: RerankChoiceBen
     from rrra_core.retrieval.rerank_choice import parse_settings, score_settings
 
     adapter, _ = load_adapter(run.file("adapter"), device="cpu")
-    choice, split_half = _choice_now(run, train, adapter, cfg)
+    choice, halves = _choice_now(run, train, adapter, cfg)
     from rrra_core.adapter.rerank import adapter_rerank_signal
 
     signals = {
@@ -275,11 +347,16 @@ def _seed_result(run: Any, train: Any, res: Any, test: Any, cfg: RerankChoiceBen
         "test_queries": len(queries),
         "test": {"off": mean("off"), "chosen": mean(chosen), "default qa:2": mean("qa:2")},
         "test_p_chosen_vs_off": test_p["p_fisher"],
-        "split_half": split_half,
+        **halves,
         # Read after the level was chosen on dev (select_level); never used to choose it.
         "test_check_by_level": {
             str(level): {"choice": (c := _level_choice(choice.dev, level)), "test_delta": mean(c) - mean("off")}
             for level in LEVELS
+        },
+        # Read after the minimum gain was chosen on dev (select_min_gain); never used to choose it.
+        "test_check_by_min_gain": {
+            str(g): {"choice": (c := _level_choice(choice.dev, choice.level, g)), "test_delta": mean(c) - mean("off")}
+            for g in MIN_GAINS
         },
     }
 
@@ -306,6 +383,7 @@ def run_rerank_choice_bench(
             t = row["test"]
             progress(f"{name} seed {seed}: {row['choice']} · test off {t['off']:.4f} chosen {t['chosen']:.4f}")
             result["level_selection"] = select_level(result["datasets"])
+            result["min_gain_selection"] = select_min_gain(result["datasets"])
             if save is not None:
                 save(result)
     return result
@@ -333,6 +411,7 @@ def render_markdown(result: Mapping[str, Any], command: str) -> str:
         "end, were read after it and played no part.",
         "",
         *_level_section(result),
+        *_min_gain_section(result),
         "## Each run's choice at the default level, and test",
         "",
         "| collection | seed | dev queries | best on dev (gain, Holm p) | choice | test off | test chosen "
@@ -375,7 +454,69 @@ def render_markdown(result: Mapping[str, Any], command: str) -> str:
             deltas = [r["test_check_by_level"][str(level)]["test_delta"] for r in seeds.values()]
             cells.append(f"{_mean(deltas):+.4f} ({min(deltas):+.4f})")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _min_gain_test_lines(result)) + "\n"
+
+
+def _split_half_table(sel: Mapping[str, Any], names: list[str], head: str) -> list[str]:
+    lines = [
+        "Mean out-of-half dev gain in nDCG@10 over off, per collection (its seeds × both halves); the worst single "
+        "half over all runs; admissible = no collection below the tolerance.",
+        "",
+        f"| {head} | " + " | ".join(names) + " | mean over collections | worst half | admissible |",
+        "|---|" + "---|" * (len(names) + 3),
+    ]
+    for key, row in sel["table"].items():
+        mark = "**" if sel["chosen"] is not None and key == str(sel["chosen"]) else ""
+        cells = " | ".join(f"{row['by_collection'][n]:+.4f}" for n in names)
+        lines.append(
+            f"| {mark}{key}{mark} | {cells} | {row['mean']:+.4f} | {row['worst_half']:+.4f} "
+            f"| {'yes' if row['admissible'] else 'no'} |"
+        )
+    return lines
+
+
+def _min_gain_section(result: Mapping[str, Any]) -> list[str]:
+    """The dev split-half evidence for a minimum dev gain at the rule's level, and the δ it keeps."""
+    sel = result.get("min_gain_selection")
+    if not sel:
+        return []
+    chosen = sel["chosen"]
+    verdict = (
+        "Dev keeps **δ = 0**: no minimum gain, the rule stays as it is (a p-value alone)."
+        if not chosen
+        else f"Dev keeps **δ = {chosen:g}**: the rule should also require a dev gain of at least {chosen:g}."
+    )
+    return [
+        f"## A minimum dev gain at level {result.get('level')}, chosen on dev only (split halves)",
+        "",
+        f"Criterion: {sel['criterion']}",
+        "",
+        *_split_half_table(sel, list(result["datasets"]), "min gain δ"),
+        "",
+        verdict,
+        "",
+    ]
+
+
+def _min_gain_test_lines(result: Mapping[str, Any]) -> list[str]:
+    """Test Δ over off at each minimum gain (read after δ was chosen on dev)."""
+    datasets = result["datasets"]
+    if not all("test_check_by_min_gain" in r for seeds in datasets.values() for r in seeds.values()):
+        return []
+    lines = [
+        "",
+        "## Test check at each minimum dev gain (read after δ was chosen on dev; not used to choose it)",
+        "",
+        f"Test Δ nDCG@10 over off of the setting the rule at level {result.get('level')} with each minimum dev gain "
+        "would choose from the run's full dev split (mean over seeds; worst seed).",
+        "",
+        "| collection | " + " | ".join(f"δ {g:g}" for g in MIN_GAINS) + " |",
+        "|---|" + "---|" * len(MIN_GAINS),
+    ]
+    for name, seeds in datasets.items():
+        deltas = {g: [r["test_check_by_min_gain"][str(g)]["test_delta"] for r in seeds.values()] for g in MIN_GAINS}
+        lines.append(f"| {name} | " + " | ".join(f"{_mean(d):+.4f} ({min(d):+.4f})" for d in deltas.values()) + " |")
+    return lines
 
 
 def _level_section(result: Mapping[str, Any]) -> list[str]:
@@ -389,19 +530,8 @@ def _level_section(result: Mapping[str, Any]) -> list[str]:
         "",
         f"Criterion: {sel['criterion']}",
         "",
-        "Mean out-of-half dev gain in nDCG@10 over off, per collection (its seeds × both halves); the worst single "
-        "half over all runs; admissible = no collection below the tolerance.",
-        "",
-        "| level | " + " | ".join(names) + " | mean over collections | worst half | admissible |",
-        "|---|" + "---|" * (len(names) + 3),
     ]
-    for level, row in sel["table"].items():
-        mark = "**" if sel["chosen"] is not None and level == str(sel["chosen"]) else ""
-        cells = " | ".join(f"{row['by_collection'][n]:+.4f}" for n in names)
-        lines.append(
-            f"| {mark}{level}{mark} | {cells} | {row['mean']:+.4f} | {row['worst_half']:+.4f} "
-            f"| {'yes' if row['admissible'] else 'no'} |"
-        )
+    lines += _split_half_table(sel, names, "level")
     chosen, default = sel["chosen"], result.get("level")
     verdict = f"Dev keeps level **{chosen}**; the default (`RerankChoiceConfig.level`) is {default}" + (
         ", the same." if chosen == default else f": they differ, so the default should become {chosen}."

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from rrra_core.retrieval.rerank_choice import RerankChoiceConfig, RerankSetting
-from rrra_core.workflows.rerank_choice_bench import DEV_LEVELS, select_level, split_half_gains
+from rrra_core.workflows.rerank_choice_bench import (
+    DEV_LEVELS,
+    MIN_GAINS,
+    select_level,
+    select_min_gain,
+    split_half_gains,
+    split_half_min_gains,
+)
 
 QA2 = RerankSetting("qa", 2.0)
 
@@ -34,6 +41,31 @@ def test_a_loss_is_never_switched_on_and_reads_as_zero():
 def test_too_few_dev_queries_stay_off_at_every_level():
     off, per = _dev(1, 0.5)
     assert all(g == [0.0, 0.0] for g in split_half_gains(off, per, RerankChoiceConfig(), seed=0).values())
+
+
+def test_a_minimum_gain_keeps_a_large_gain_and_drops_a_small_one():
+    big, small = _dev(80, 0.05), _dev(80, 0.006)
+    gains = split_half_min_gains(*big, RerankChoiceConfig(), seed=0)
+    assert set(gains) == {str(g) for g in MIN_GAINS}
+    assert all(g == pytest.approx([0.05, 0.05], abs=0.01) for g in gains.values())  # every δ keeps +0.05
+    gains = split_half_min_gains(*small, RerankChoiceConfig(), seed=0)
+    assert gains["0.0"] == pytest.approx([0.006, 0.006], abs=0.003)  # on without a minimum
+    assert gains["0.01"] == gains["0.02"] == [0.0, 0.0]  # a gain under δ stays off
+    assert split_half_min_gains(*_dev(1, 0.5), RerankChoiceConfig(), seed=0) == {str(g): [0.0, 0.0] for g in MIN_GAINS}
+
+
+def test_select_min_gain_prefers_the_larger_of_near_ties_and_waits_for_every_run():
+    def run(by_gain: dict[float, list[float]]) -> dict:
+        return {"split_half_min_gain": {str(g): by_gain.get(g, [0.0, 0.0]) for g in MIN_GAINS}}
+
+    # A small gain one collection keeps at δ 0 (+0.0008) against nothing lost elsewhere: within 0.0005 of the best
+    # mean over the two collections, so the larger δ is kept.
+    datasets = {"c": {"0": run({0.0: [0.0008, 0.0008]})}, "d": {"0": run({g: [0.05, 0.05] for g in MIN_GAINS})}}
+    assert select_min_gain(datasets)["chosen"] == max(MIN_GAINS)
+    datasets["c"]["0"] = run({0.0: [0.01, 0.01], 0.003: [0.01, 0.01]})  # a real gain lost past 0.003: kept
+    assert select_min_gain(datasets)["chosen"] == 0.003
+    datasets["c"]["1"] = {"split_half": {}}  # a run measured before minimum gains: no choice yet
+    assert select_min_gain(datasets) is None
 
 
 def _runs(gains_by_level: dict[float, list[float]]) -> dict[str, dict[str, dict]]:
