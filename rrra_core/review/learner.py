@@ -38,6 +38,8 @@ from rrra_core.review.ranks import RankCache, pct_rank
 __all__ = ["LearnerConfig", "Fit", "prior_scores", "Learner"]
 
 _EPS = 1e-4
+#: Rows per block when the model's input matrix is filled (a few MB: the block stays in cache across its columns).
+_BLOCK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -130,32 +132,54 @@ class Learner:
             static.append("prior_logit")
 
         key = (tuple(static), cfg.prior if cfg.prior_as_feature else None)
+        self.feedback = [f for f in cfg.features if f in FEEDBACK_FEATURES]
+        k = len(static)
 
-        def standardised() -> np.ndarray:
+        def design() -> np.ndarray:
+            # One (rows, static + feedback) matrix: the static columns standardised once, the feedback columns
+            # rewritten in place before each full refit. At 10M rows a stacked copy per refit cost seconds and
+            # a gigabyte; the values, and so every fit and score, are the same as stacking them.
+            x = np.empty((len(frame), k + len(self.feedback)))
             cols = [frame[f].to_numpy(dtype=float) for f in static if f != "prior_logit"]
             if cfg.prior_as_feature:
                 cols.append(_logit(self.prior))
-            x = np.column_stack(cols) if cols else np.zeros((len(frame), 0))
-            # the column means and deviations are the slow part at 10M rows: kept (and saved) with the ranks
-            mu, sd = self.ranks.memo(("moments", *key), lambda: np.stack([x.mean(axis=0), x.std(axis=0)]))
-            x -= mu  # in place: at 10M rows each copy of x is a gigabyte
-            x /= np.where(sd > 0, sd, 1.0)
-            return x  # (n_rows, n_static)
+            moments = ("moments", *key)  # the means and deviations: kept (and saved) with the ranks
+            known = self.ranks.get(moments)
+            # filled a block of rows at a time, so each block's columns are written while it is in cache
+            for start in range(0, len(x), _BLOCK):
+                block = x[start : start + _BLOCK, :k]
+                for j, col in enumerate(cols):
+                    block[:, j] = col[start : start + _BLOCK]
+                if known is not None:
+                    _standardise(block, known)
+            if known is None:
+                stats = self.ranks.memo(moments, lambda: np.stack([x[:, :k].mean(axis=0), x[:, :k].std(axis=0)]))
+                for start in range(0, len(x), _BLOCK):
+                    _standardise(x[start : start + _BLOCK, :k], stats)
+            return x
 
-        self.static = self.ranks.memo(("standardised", *key), standardised)  # shared: never written to
-        self.feedback = [f for f in cfg.features if f in FEEDBACK_FEATURES]
+        # shared by the learners on one frame (used one at a time: each writes the feedback columns it reads)
+        self._design = self.ranks.memo(("design", *key, tuple(self.feedback)), design)
+        self.static = self._design[:, :k]  # (n_rows, n_static), never written to
         #: The model's input columns, in order (static ones standardised, feedback ones as log1p counts).
         self.columns: tuple[str, ...] = (*static, *self.feedback)
         self._model()  # imports scikit-learn now, so the first refit's wall time is the fit's own
 
-    def _boost(self, fb: pd.DataFrame) -> np.ndarray:
-        return self.cfg.fn_boost * fb["q_fn"].to_numpy() - self.cfg.rej_penalty * fb["q_rej"].to_numpy()
+    def _boost(self, q_fn: np.ndarray, q_rej: np.ndarray) -> np.ndarray:
+        return self.cfg.fn_boost * q_fn - self.cfg.rej_penalty * q_rej
 
     def _matrix(self, fb: pd.DataFrame) -> np.ndarray:
+        """Every row's model input for the feedback ``fb`` (the shared matrix, its feedback columns rewritten)."""
+        if self.feedback:
+            self._design[:, self.static.shape[1] :] = np.log1p(fb[self.feedback].to_numpy())
+        return self._design
+
+    def _rows_matrix(self, rows: np.ndarray, q_fn: np.ndarray, q_rej: np.ndarray) -> np.ndarray:
+        """``rows``' model input, given their feedback counts (the same values :meth:`_matrix` holds there)."""
         if not self.feedback:
-            return self.static
-        # log1p: the second confirmed FN in a query says less than the first.
-        return np.column_stack([self.static, np.log1p(fb[self.feedback].to_numpy())])
+            return self.static[rows]
+        fb = {"q_fn": q_fn, "q_rej": q_rej}
+        return np.column_stack([self.static[rows], *(np.log1p(fb[f]) for f in self.feedback)])
 
     def _model(self):  # noqa: ANN202 - a scikit-learn estimator
         if self.cfg.model == "gbm":
@@ -175,25 +199,33 @@ class Learner:
             random_state=self.seed,
         )
 
-    def refit(self, verdicts: Mapping[int, bool]) -> Fit:
+    def refit(self, verdicts: Mapping[int, bool], fb: pd.DataFrame | None = None) -> Fit:
         """Scores for every row from the verdicts so far (row index -> confirmed false negative).
 
         Falls back to the prior (plus the cluster boost) when no model can be
         fitted: no verdicts yet, or only one class among them; ``note`` says which.
+        ``fb``: :func:`~rrra_core.review.features.feedback_features` of these verdicts, when the caller has it.
         """
-        return self._refit(verdicts, None)
+        return self._refit(verdicts, None, fb)
 
     def scores_at(self, verdicts: Mapping[int, bool], rows: np.ndarray) -> np.ndarray:
-        """``refit(verdicts).scores[rows]``, scoring only those rows (the bandit's out-of-fold scores)."""
-        return self._refit(verdicts, rows).scores
+        """``refit(verdicts).scores[rows]``, reading only the reviewed rows and ``rows`` (the bandit's out of fold)."""
+        return self._refit(verdicts, np.asarray(rows, dtype=np.int64)).scores
 
-    def _refit(self, verdicts: Mapping[int, bool], rows: np.ndarray | None) -> Fit:
+    def _refit(self, verdicts: Mapping[int, bool], rows: np.ndarray | None, fb: pd.DataFrame | None = None) -> Fit:
         """:meth:`refit`, its scores and probabilities at ``rows`` only (every row when ``None``)."""
         t0 = time.perf_counter()
-        fb = feedback_features(self.frame, verdicts, self.ranks.codes)
-        at = slice(None) if rows is None else rows
-        base = _logit(self.prior[at]) + self._boost(fb)[at]
+        idx = np.fromiter(verdicts.keys(), dtype=np.int64, count=len(verdicts))
         y = np.fromiter(verdicts.values(), dtype=bool, count=len(verdicts))
+        if rows is None:
+            if fb is None:
+                fb = feedback_features(self.frame, verdicts, self.ranks.codes)
+            boost = self._boost(fb["q_fn"].to_numpy(), fb["q_rej"].to_numpy())
+            base = _logit(self.prior) + boost
+        else:  # the counts at the reviewed rows and `rows` only: the same numbers feedback_features gives there
+            q_fn, q_rej = _feedback_at(self.ranks.codes, idx, y, np.concatenate([idx, rows]))
+            boost = self._boost(q_fn[len(idx) :], q_rej[len(idx) :])
+            base = _logit(self.prior[rows]) + boost
         if self.cfg.model == "none":
             return Fit(base, False, "prior + cluster boost (no model by configuration)", time.perf_counter() - t0)
         if not len(y):
@@ -205,15 +237,36 @@ class Learner:
         if y.sum() < self.cfg.min_fn:
             note = f"{int(y.sum())} confirmed false negatives (< {self.cfg.min_fn}): prior order with the cluster boost"
             return Fit(base, False, note, time.perf_counter() - t0)
-        x = self._matrix(fb)
-        idx = np.fromiter(verdicts.keys(), dtype=np.int64, count=len(verdicts))
-        model = self._model().fit(x[idx], y)
-        proba = model.predict_proba(x if rows is None else x[rows])[:, 1]
+        if rows is None:
+            x = self._matrix(fb)
+            x_train, x_score = x[idx], x
+        else:
+            x = self._rows_matrix(np.concatenate([idx, rows]), q_fn, q_rej)
+            x_train, x_score = x[: len(idx)], x[len(idx) :]
+        model = self._model().fit(x_train, y)
+        proba = model.predict_proba(x_score)[:, 1]
         model_logit = _logit(proba)
-        scores = base + self.cfg.blend * model_logit if self.cfg.blend > 0 else model_logit + self._boost(fb)[at]
+        scores = base + self.cfg.blend * model_logit if self.cfg.blend > 0 else model_logit + boost
         note = f"{self.cfg.model} fitted on {len(y)} verdicts ({int(y.sum())} false negatives)"
         coefs = None
         if hasattr(model, "coef_"):
             coefs = {c: float(w) for c, w in zip(self.columns, model.coef_[0], strict=True)}
             coefs["intercept"] = float(model.intercept_[0])
         return Fit(scores, True, note, time.perf_counter() - t0, proba, coefs)
+
+
+def _standardise(block: np.ndarray, moments: np.ndarray) -> None:
+    """``block -= mean; block /= deviation`` in place (a zero deviation divides by one)."""
+    block -= moments[0]
+    block /= np.where(moments[1] > 0, moments[1], 1.0)
+
+
+def _feedback_at(codes: np.ndarray, idx: np.ndarray, y: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``feedback_features``' ``q_fn`` and ``q_rej`` at ``rows`` only (reviewed rows ``idx``, verdicts ``y``)."""
+    n_codes = int(codes.max()) + 1 if len(codes) else 0
+    fn_q = np.bincount(codes[idx[y]], minlength=n_codes)
+    rej_q = np.bincount(codes[idx[~y]], minlength=n_codes)
+    at = codes[rows]
+    q_fn = fn_q[at].astype(float) - np.isin(rows, idx[y])
+    q_rej = rej_q[at].astype(float) - np.isin(rows, idx[~y])
+    return q_fn, q_rej

@@ -103,6 +103,10 @@ class RankCache:
             self._memo[key] = make()
         return self._memo[key]
 
+    def get(self, key: Hashable) -> Any:
+        """What ``key`` holds (computed or loaded), or ``None``."""
+        return self._memo.get(key)
+
     @property
     def codes(self) -> np.ndarray:
         """Each row's query as a number (rows of one query share one)."""

@@ -150,12 +150,15 @@ class StoreFrame:
     doc_ids: pd.Categorical
     store: Any
     features_key: str = ""  # what the features were built from (:func:`features_key`)
+    #: each store negative's row in ``frame`` (not in ``frame.attrs``: pandas deep-copies attrs into every frame
+    #: derived from it, 80 MB a copy at 10M rows)
+    frame_index: np.ndarray | None = None
 
     def positions(self, pairs: list[tuple[str, str]]) -> np.ndarray:
         """Each pair's row in ``frame`` (-1 where the run has no such labelled negative)."""
         at = np.asarray(self.store.negative_positions_or_missing(self.store.locate(pairs).row))
         out = np.full(len(at), -1, dtype=np.int64)
-        out[at >= 0] = self.frame.attrs["frame_index"][at[at >= 0]]
+        out[at >= 0] = self.frame_index[at[at >= 0]]
         return out
 
 
@@ -172,7 +175,8 @@ def _read_keyed(path: Path, key: str, rows: int) -> pd.DataFrame | None:
     col = table.column("key")
     if col.null_count or not all(set(c.dictionary.to_pylist()) <= {key} for c in col.chunks if len(c)):
         return None
-    return table.drop_columns(["key"]).to_pandas()
+    # one block per column: pandas' default gathers the columns into one 2-D block, a copy of every value
+    return table.drop_columns(["key"]).to_pandas(split_blocks=True, self_destruct=True)
 
 
 def _store_features(run_dir: Path, sf: pd.DataFrame, ids: tuple[pd.Categorical, pd.Categorical], key: str,
@@ -245,11 +249,11 @@ def store_frame(
             "s_pos": store.s_pos[query],
             "margin": np.asarray(store.neg_margin)[src_order],
             "row": neg_row,
-        }
+        },
+        copy=False,  # the arrays were made for it: no second copy of 10M rows per column
     )
     frame_index = np.empty(len(src_order), dtype=np.int64)
     frame_index[src_order] = np.arange(len(src_order))
-    frame.attrs["frame_index"] = frame_index
     qids = pd.Categorical.from_codes(query, categories=pd.Index(store.query_ids, dtype=object))
     dids = pd.Categorical.from_codes(
         np.asarray(store.doc_code)[neg_row], categories=pd.Index(store.doc_ids, dtype=object)
@@ -258,8 +262,7 @@ def store_frame(
     key = features_key(store, dataset, split, cfg)
     lex = _store_features(run_dir, frame, (qids, dids), key, dataset, split, cfg)
     frame = pd.concat([frame, lex.reset_index(drop=True)], axis=1)
-    frame.attrs["frame_index"] = frame_index
-    return StoreFrame(frame, qids, dids, store, key)
+    return StoreFrame(frame, qids, dids, store, key, frame_index)
 
 
 def arm_cache(run_dir: str | Path, source: StoreFrame) -> RankCache:
