@@ -309,7 +309,12 @@ class BanditLearner:
         self.static = {a: arm_scores(frame, a, self.ranks) for a in self.arms if a not in ADAPTIVE_ARMS}
         learners = {"model": replace(cfg.model, fn_boost=0.0, rej_penalty=0.0), "blend": cfg.blend}
         self.adaptive = {a: Learner(frame, learners[a], seed, self.ranks) for a in ADAPTIVE_ARMS if a in self.arms}
-        self.evidence = cold_start(frame, self.arms, adapter_detection)
+        # saved with the arms (the sample's draw alone costs a second at 10M rows)
+        evidence = self.ranks.memo(
+            ("evidence", self.arms, adapter_detection),
+            lambda: np.array(list(cold_start(frame, self.arms, adapter_detection).values())),
+        )
+        self.evidence = dict(zip(self.arms, (float(e) for e in evidence), strict=True))
         self.beliefs: dict[str, ArmBelief] = {}
         self.boost: tuple[float, float] = (0.0, 0.0)
         self._credit: dict[str, np.ndarray] = {}  # per arm: which verdicts (in the order given) count for it

@@ -127,6 +127,7 @@ class Learner:
         #: The frame's shared ranks and arrays (learners on one frame share the prior and the standardised features).
         self.ranks = ranks or RankCache(frame)
         self.prior = prior_scores(frame, cfg.prior, self.ranks)
+        self._prior_logit = self.ranks.memo(("prior_logit", cfg.prior), lambda: _logit(self.prior))  # read only
         static = [f for f in cfg.features if f not in FEEDBACK_FEATURES]
         if cfg.prior_as_feature:
             static.append("prior_logit")
@@ -142,7 +143,7 @@ class Learner:
             x = np.empty((len(frame), k + len(self.feedback)))
             cols = [frame[f].to_numpy(dtype=float) for f in static if f != "prior_logit"]
             if cfg.prior_as_feature:
-                cols.append(_logit(self.prior))
+                cols.append(self._prior_logit)
             moments = ("moments", *key)  # the means and deviations: kept (and saved) with the ranks
             known = self.ranks.get(moments)
             # filled a block of rows at a time, so each block's columns are written while it is in cache
@@ -221,11 +222,11 @@ class Learner:
             if fb is None:
                 fb = feedback_features(self.frame, verdicts, self.ranks.codes)
             boost = self._boost(fb["q_fn"].to_numpy(), fb["q_rej"].to_numpy())
-            base = _logit(self.prior) + boost
+            base = self._prior_logit + boost
         else:  # the counts at the reviewed rows and `rows` only: the same numbers feedback_features gives there
             q_fn, q_rej = _feedback_at(self.ranks.codes, idx, y, np.concatenate([idx, rows]))
             boost = self._boost(q_fn[len(idx) :], q_rej[len(idx) :])
-            base = _logit(self.prior[rows]) + boost
+            base = self._prior_logit[rows] + boost
         if self.cfg.model == "none":
             return Fit(base, False, "prior + cluster boost (no model by configuration)", time.perf_counter() - t0)
         if not len(y):

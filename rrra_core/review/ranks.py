@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 #: Bump when an arm, the prior or the standardisation is computed differently: saved caches are then ignored.
 CACHE_FORMAT = 1
 #: The entries worth saving: what the queue reads at every refit (the ranks behind them are not needed again),
-#: and the learners' feature means and deviations (the features themselves are read with the frame).
-_SAVED = ("arm", "prior", "moments")
+#: the learners' feature means and deviations (the features themselves are read with the frame), and the
+#: bandit's cold-start evidence.
+_SAVED = ("arm", "prior", "moments", "evidence")
 
 
 def _tie_groups(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -143,7 +144,11 @@ class RankCache:
             index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
             if (index.get("format"), index.get("stamp"), index.get("rows")) != (CACHE_FORMAT, stamp, len(self.frame)):
                 return False
-            loaded = {ast.literal_eval(k): np.load(folder / f, allow_pickle=False) for k, f in index["entries"].items()}
+            # memory-mapped: the arms are only read, and a copy of each costs a second at 10M rows
+            loaded = {
+                ast.literal_eval(k): np.load(folder / f, allow_pickle=False, mmap_mode="r")
+                for k, f in index["entries"].items()
+            }
         except FileNotFoundError:
             return False
         except (OSError, ValueError, SyntaxError, KeyError, TypeError, AttributeError) as err:

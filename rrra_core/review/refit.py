@@ -335,6 +335,12 @@ def fit_version(
                 return np.zeros(0, dtype=np.int64)
             return np.asarray(source.positions([(str(q), str(d)) for q, d in pairs]), dtype=np.int64)
 
+    def _ids(rows: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The (query, doc) ids at ``rows`` as strings (only those rows: at 10M rows, all of them cost seconds)."""
+        rows = np.asarray(list(rows), dtype=np.int64)
+        return (np.asarray(qids.iloc[rows], dtype=object).astype(str),
+                np.asarray(dids.iloc[rows], dtype=object).astype(str))  # fmt: skip
+
     at = _positions(list(verdicts))
     used = {int(i): bool(v) for i, v in zip(at, verdicts.values(), strict=True) if i >= 0}
     explain, bandit_state = None, None
@@ -348,29 +354,23 @@ def fit_version(
         fit = learner.refit(used)
         explain = learner.explain()
         win, led = learner.state()
-        q_arr, d_arr = np.asarray(qids, dtype=object), np.asarray(dids, dtype=object)
-        bandit_state = {
-            "windows": {a: [[str(q_arr[r]), str(d_arr[r])] for r in rows] for a, rows in win.items()},
-            "ledger": [[str(q_arr[r]), str(d_arr[r]), arms] for r, arms in led.items()],
-        }
+        bandit_state = {"windows": {a: [list(p) for p in zip(*_ids(rows), strict=True)] for a, rows in win.items()}}
+        bandit_state["ledger"] = [[q, d, arms] for q, d, arms in zip(*_ids(led), led.values(), strict=True)]
     else:
         fit = Learner(frame, cfg.learner, cfg.seed).refit(used)
     open_ = np.ones(len(frame), dtype=bool)
     open_[list(used)] = False
-    scores = pd.DataFrame({"query_id": qids, "doc_id": dids, "score": fit.scores.astype(float)})
-    if source is not None:  # each row's place in the store: the live queue reads scores by it
-        scores["row"] = frame["row"].to_numpy()
+    if source is None:
+        scores = pd.DataFrame({"query_id": qids, "doc_id": dids, "score": fit.scores.astype(float)})
+    else:  # each row's place in the store, which holds the ids: the live queue reads scores by it, and at 10M
+        # rows writing the ids again cost seconds a refit (read_scores takes them back from the store)
+        scores = pd.DataFrame({"row": frame["row"].to_numpy(), "score": fit.scores.astype(float)}, copy=False)
     if fit.proba is not None:
         scores["proba"] = fit.proba.astype(float)
     scores = scores[open_].reset_index(drop=True)
     idx = sorted(used)
-    used_frame = pd.DataFrame(
-        {
-            "query_id": np.asarray(qids, dtype=object)[idx],
-            "doc_id": np.asarray(dids, dtype=object)[idx],
-            "verdict": [used[i] for i in idx],
-        }
-    )
+    q_used, d_used = _ids(idx)
+    used_frame = pd.DataFrame({"query_id": q_used, "doc_id": d_used, "verdict": [used[i] for i in idx]})
     note = fit.note
     if verdicts and not used:
         note = f"{len(verdicts)} verdicts on this dataset, none on this run's labelled negatives: {note}"

@@ -5,7 +5,8 @@ A refit (``scripts/refit_queue.py``) writes one version folder::
     runs/<id>/review/
         v0001/model.json        version, created_at, seconds, verdict count and hash, learner config,
                                 fallback note, coefficients (JSON, never pickle)
-        v0001/scores.parquet    query_id, doc_id, score (and the model's P(FN) when fitted)
+        v0001/scores.parquet    query_id, doc_id, score (and the model's P(FN) when fitted); a run with a
+                                store (``<run>/reader/``) writes each row's place there (``row``) for the ids
         v0001/verdicts.parquet  query_id, doc_id, verdict: the verdicts the version learnt from
         latest.json             {"version": 1, "path": "v0001"}: the newest complete version
         refit.lock              held while a refit runs
@@ -139,11 +140,13 @@ def write_version(
 ) -> QueueVersion:
     """Write the next version (model.json, scores, verdicts), then point ``latest.json`` at it.
 
-    ``scores`` needs ``query_id``, ``doc_id``, ``score``; ``verdicts`` needs
+    ``scores`` needs ``score`` and ``query_id``, ``doc_id`` or the rows' places in the run's store
+    (``row``); ``verdicts`` needs
     ``query_id``, ``doc_id``, ``verdict``. ``model`` gains ``version`` and
     ``path``. Call it under :func:`refit_lock`: the number is chosen here.
     """
-    for frame, cols, what in ((scores, ("query_id", "doc_id", "score"), "scores"),
+    keyed = ("row",) if "row" in scores.columns else ("query_id", "doc_id")
+    for frame, cols, what in ((scores, (*keyed, "score"), "scores"),
                               (verdicts, ("query_id", "doc_id", "verdict"), "verdicts")):  # fmt: skip
         missing = [c for c in cols if c not in frame.columns]
         if missing:
@@ -246,20 +249,29 @@ def _check_parquet(path: Path) -> None:
         raise DataError(path, f"damaged: not a readable parquet file ({type(err).__name__}); {_REFIT_HINT}") from None
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _read_parquet(path: Path, ids: bool = True) -> pd.DataFrame:
     try:
         frame = pd.read_parquet(path)
     except FileNotFoundError:
         raise DataError(path, f"missing; {_REFIT_HINT}") from None
     except Exception as err:  # noqa: BLE001 - pyarrow raises many kinds for a damaged file
         raise DataError(path, f"damaged: not a readable parquet file ({type(err).__name__}); {_REFIT_HINT}") from None
-    return frame.astype({"query_id": str, "doc_id": str})
+    return frame.astype({"query_id": str, "doc_id": str}) if ids else frame
 
 
 def read_scores(version: QueueVersion | str | os.PathLike[str]) -> pd.DataFrame:
     """A version's scores (given the version or its folder), with string ids; a damaged file is a ``DataError``."""
     path = version.path if isinstance(version, QueueVersion) else Path(version)
-    return _read_parquet(path / SCORES_FILE)
+    frame = _read_parquet(path / SCORES_FILE, ids=False)
+    if "query_id" in frame.columns or "row" not in frame.columns:
+        return frame.astype({"query_id": str, "doc_id": str})
+    from rrra_core.analysis.run_reader import open_store  # the ids of a store-keyed version: from the run's store
+
+    try:
+        ids = open_store(path.parent.parent).rows_at(frame["row"].to_numpy())[["query_id", "doc_id"]]
+    except Exception as err:  # noqa: BLE001 - a store that does not read
+        raise DataError(path / SCORES_FILE, f"its ids are in the run's store, which does not read: {err}") from None
+    return pd.concat([ids.astype(str).reset_index(drop=True), frame.drop(columns="row")], axis=1)
 
 
 def read_score_rows(version: QueueVersion | str | os.PathLike[str]) -> pd.DataFrame:

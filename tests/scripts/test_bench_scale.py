@@ -59,8 +59,10 @@ def test_the_refit_from_the_store_is_the_refit_from_the_whole_frame(tmp_path: Pa
     model_a, scores_a, used_a = fit_version(whole, verdicts, cfg)
     model_b, scores_b, used_b = fit_version(source.frame, verdicts, cfg, source=source)
     assert model_a["explain"] == model_b["explain"] and model_a["verdicts_hash"] == model_b["verdicts_hash"]
-    assert list(scores_a["query_id"]) == list(scores_b["query_id"].astype(str))
-    assert list(scores_a["doc_id"]) == list(scores_b["doc_id"].astype(str))
+    assert "query_id" not in scores_b.columns  # keyed by the store's rows, which hold the ids
+    ids_b = open_store(run).rows_at(scores_b["row"].to_numpy())
+    assert list(scores_a["query_id"]) == list(ids_b["query_id"].astype(str))
+    assert list(scores_a["doc_id"]) == list(ids_b["doc_id"].astype(str))
     np.testing.assert_allclose(scores_a["score"], scores_b["score"])
     pd.testing.assert_frame_equal(used_a, used_b, check_dtype=False)
 
