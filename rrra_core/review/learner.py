@@ -159,8 +159,10 @@ class Learner:
                     _standardise(x[start : start + _BLOCK, :k], stats)
             return x
 
-        # shared by the learners on one frame (used one at a time: each writes the feedback columns it reads)
-        self._design = self.ranks.memo(("design", *key, tuple(self.feedback)), design)
+        # shared by the learners on one frame (used one at a time: each writes the feedback columns it reads);
+        # without feedback columns it is never written, so the run saves it with its arms and maps it back
+        name = ("design_fb", *key, tuple(self.feedback)) if self.feedback else ("design", *key)
+        self._design = self.ranks.memo(name, design)
         self.static = self._design[:, :k]  # (n_rows, n_static), never written to
         #: The model's input columns, in order (static ones standardised, feedback ones as log1p counts).
         self.columns: tuple[str, ...] = (*static, *self.feedback)

@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 #: Bump when an arm, the prior or the standardisation is computed differently: saved caches are then ignored.
 CACHE_FORMAT = 1
 #: The entries worth saving: what the queue reads at every refit (the ranks behind them are not needed again),
-#: the learners' feature means and deviations (the features themselves are read with the frame), and the
-#: bandit's cold-start evidence.
-_SAVED = ("arm", "prior", "moments", "evidence")
+#: the learners' standardised features (the model's input when it reads no feedback counts) with their means
+#: and deviations, and the bandit's cold-start evidence.
+_SAVED = ("arm", "prior", "moments", "evidence", "design")
 
 
 def _tie_groups(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -154,7 +154,7 @@ class RankCache:
         except (OSError, ValueError, SyntaxError, KeyError, TypeError, AttributeError) as err:
             log.warning("recomputing the damaged arm cache %s (%s)", folder, type(err).__name__)
             return False
-        if any(len(v) != len(self.frame) for k, v in loaded.items() if k[0] in ("arm", "prior")):
+        if any(len(v) != len(self.frame) for k, v in loaded.items() if k[0] in ("arm", "prior", "design")):
             log.warning("recomputing the arm cache %s: its rows do not match the frame", folder)
             return False
         self._memo.update(loaded)
