@@ -481,11 +481,19 @@ def _min_gain_section(result: Mapping[str, Any]) -> list[str]:
     if not sel:
         return []
     chosen = sel["chosen"]
-    verdict = (
-        "Dev keeps **δ = 0**: no minimum gain, the rule stays as it is (a p-value alone)."
-        if not chosen
-        else f"Dev keeps **δ = {chosen:g}**: the rule should also require a dev gain of at least {chosen:g}."
-    )
+    means = [row["mean"] for row in sel["table"].values() if row["admissible"]]
+    if not chosen:
+        verdict = "Dev keeps **δ = 0**: no minimum gain, the rule stays as it is (a p-value alone)."
+    elif max(means) - min(means) <= 0.0005:
+        # A flat table: only the tie-break chose, over a grid whose top was set knowing the test loss.
+        verdict = (
+            f"Dev keeps **δ = {chosen:g}** by the tie-break alone: every δ on the grid gains the same out of half "
+            "(within 0.0005), so dev gives no evidence for or against a minimum gain, and the grid's top was set "
+            "after the test loss it would remove was known. **Not adopted**: a δ picked by the tie-break over that "
+            "grid would be picked on test. The rule keeps no minimum gain (a p-value alone)."
+        )
+    else:
+        verdict = f"Dev keeps **δ = {chosen:g}**: the rule should also require a dev gain of at least {chosen:g}."
     return [
         f"## A minimum dev gain at level {result.get('level')}, chosen on dev only (split halves)",
         "",
