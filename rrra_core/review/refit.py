@@ -60,6 +60,8 @@ __all__ = [
 FEATURES_FILE = "review_features.parquet"
 #: The queue's static orders, prior and feature moments, saved beside the features (numpy files).
 ARMS_DIR = "review_arms"
+#: The refit's frame of the store's negatives with their features, saved as arrays (:func:`store_frame`).
+FRAME_DIR = "review_frame"
 log = logging.getLogger(__name__)
 _PREDICTION_COLUMNS = ("query_id", "doc_id", "score", "rank", "label", "p_fn_given_neg", "p_rel")
 
@@ -232,11 +234,34 @@ def store_frame(
         raise DataError(run_dir / "config.json", "names no dataset and training split to read the text from")
     if store.n_negatives == 0:
         raise DataError(run_dir / "predictions.parquet", "no labelled negatives to review")
+    cfg = cfg or LexicalConfig()
+    key = features_key(store, dataset, split, cfg)
+    # the saved frame is only taken while the features file it was made with is whole (its footer), so a
+    # damaged or deleted feature cache is built again, as without it
+    cached = None
+    if _parquet_rows(run_dir / FEATURES_FILE) == store.n_negatives:
+        cached = _read_frame_cache(run_dir / FRAME_DIR, key, store.n_negatives)
+    if cached is None:
+        frame, frame_index, doc_code = _frame_from_store(run_dir, store, key, dataset, split, cfg)
+        _write_frame_cache(run_dir / FRAME_DIR, key, frame, {"frame_index": frame_index, "doc_code": doc_code})
+    else:
+        frame, extra = cached
+        frame_index, doc_code = extra["frame_index"], extra["doc_code"]
+    query = frame["query_id"].to_numpy()
+    qids = pd.Categorical.from_codes(query, categories=pd.Index(store.query_ids, dtype=object))
+    dids = pd.Categorical.from_codes(doc_code, categories=pd.Index(store.doc_ids, dtype=object))
+    return StoreFrame(frame, qids, dids, store, key, frame_index)
+
+
+def _frame_from_store(
+    run_dir: Path, store: Any, key: str, dataset: str, split: str, cfg: LexicalConfig
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """:func:`store_frame`'s frame made from the store and the lexical features: (frame, frame_index, doc codes)."""
+    import pyarrow.parquet as pq
+
     src_order = np.argsort(np.asarray(store.neg_src), kind="stable")  # the file's order, as candidates_frame
     neg_row = np.asarray(store.neg_row)[src_order]
     query = np.asarray(store.neg_query)[src_order]
-    import pyarrow.parquet as pq
-
     extra = pq.read_table(store.folder / "candidates.parquet", columns=["rank", "p_rel"])
     frame = pd.DataFrame(
         {
@@ -254,15 +279,69 @@ def store_frame(
     )
     frame_index = np.empty(len(src_order), dtype=np.int64)
     frame_index[src_order] = np.arange(len(src_order))
+    doc_code = np.asarray(store.doc_code)[neg_row]
     qids = pd.Categorical.from_codes(query, categories=pd.Index(store.query_ids, dtype=object))
-    dids = pd.Categorical.from_codes(
-        np.asarray(store.doc_code)[neg_row], categories=pd.Index(store.doc_ids, dtype=object)
-    )
-    cfg = cfg or LexicalConfig()
-    key = features_key(store, dataset, split, cfg)
+    dids = pd.Categorical.from_codes(doc_code, categories=pd.Index(store.doc_ids, dtype=object))
     lex = _store_features(run_dir, frame, (qids, dids), key, dataset, split, cfg)
-    frame = pd.concat([frame, lex.reset_index(drop=True)], axis=1)
-    return StoreFrame(frame, qids, dids, store, key, frame_index)
+    return pd.concat([frame, lex.reset_index(drop=True)], axis=1), frame_index, doc_code
+
+
+def _parquet_rows(path: Path) -> int | None:
+    """The row count in a parquet file's footer; None when it is missing or has no readable footer."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # noqa: BLE001 - pyarrow raises many kinds for a damaged file
+        return None
+
+
+def _write_frame_cache(folder: Path, key: str, frame: pd.DataFrame, extra: dict[str, np.ndarray]) -> None:
+    """Save the store frame's columns (and ``extra`` arrays) as ``.npy`` files, replacing ``folder`` whole.
+
+    At 10M candidates, making the frame (reading the candidates' and the features' parquet, putting them in
+    the file's order) took most of a refit; a later refit maps these back. A failed write only costs that.
+    """
+    import os
+    import shutil
+
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        columns = {**{f"col.{c}": frame[c].to_numpy() for c in frame.columns}, **extra}
+        files = {}
+        for i, (name, values) in enumerate(columns.items()):
+            np.save(tmp / f"{i}.npy", np.asarray(values), allow_pickle=False)
+            files[name] = f"{i}.npy"
+        index = {"format": 1, "key": key, "rows": len(frame), "files": files}
+        (tmp / "index.json").write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    except (OSError, ValueError) as err:
+        log.warning("could not save the refit frame %s (%s)", folder, type(err).__name__)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _read_frame_cache(folder: Path, key: str, rows: int) -> tuple[pd.DataFrame, dict[str, np.ndarray]] | None:
+    """:func:`_write_frame_cache`'s frame (columns memory-mapped, read only) for ``key``, or None."""
+    try:
+        index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+        if (index.get("format"), index.get("key"), index.get("rows")) != (1, key, rows):
+            return None
+        arrays = {
+            n: np.asarray(np.load(folder / f, mmap_mode="r", allow_pickle=False)) for n, f in index["files"].items()
+        }
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        log.warning("rebuilding the damaged refit frame %s (%s)", folder, type(err).__name__)
+        return None
+    if any(a.ndim != 1 or len(a) != rows for a in arrays.values()):
+        log.warning("rebuilding the refit frame %s: its rows do not match the store", folder)
+        return None
+    frame = pd.DataFrame({n[4:]: a for n, a in arrays.items() if n.startswith("col.")}, copy=False)
+    return frame, {n: a for n, a in arrays.items() if not n.startswith("col.")}
 
 
 def arm_cache(run_dir: str | Path, source: StoreFrame) -> RankCache:
