@@ -127,6 +127,20 @@ def _reset_peak() -> bool:
         return False
 
 
+def _release_memory() -> None:
+    """Hand freed heap back to the OS between stages (glibc keeps it otherwise), so a later stage's peak is its
+    own data, not what earlier stages left: the store at 10M candidates and the corpus's lexical index are the
+    build's largest."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to hand back this way
+        pass
+
+
 def peak_rss_gb() -> float:
     """This process's peak resident set size since the last reset (VmHWM), in GB; ``ru_maxrss`` elsewhere."""
     try:
@@ -188,6 +202,7 @@ class _Stages:
         # Marked as started first: a stage found started but not done was cut short by a killed process.
         self.records[name] = {"done": False, "restarts": before.get("restarts", -1) + 1}
         write_json_atomic(self.path, self.records)
+        _release_memory()
         exact = _reset_peak()
         t0 = time.perf_counter()
         extra = fn() or {}
@@ -541,6 +556,7 @@ def _run_stages(run: Run, b: _Build) -> dict[str, Any]:
     stages.run("building the index", lambda: _index_stage(b))
     stages.run("mining top-K", lambda: _mine_stage(b))
     stages.run("training the adapter", lambda: _fit_stage(b))
+    b._encoder = None  # the encoder's last use was the queries
     stages.run("scoring candidates", lambda: _score_stage(b))
     stages.run("building the run store", lambda: _store_stage(b))
     if b.cfg.features:
