@@ -36,6 +36,8 @@ SCRIPTS = [
     "make_review_runs",
     "sweep_rerank",
     "fair_defaults",
+    "make_scale_collection",
+    "build_scale",
 ]
 
 
