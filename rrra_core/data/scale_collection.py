@@ -8,11 +8,11 @@ run at that scale without a download. The relevance is defined by construction:
 - every query has two **source sentences** (two sentences of one bundled document
   where it has two unused ones, else of two): its text is a run of words from each;
 - a document is **relevant** to a query exactly when it holds both of its source
-  sentences. The query's **positive** (``qrels``) holds them plus 2-4 filler
+  sentences. The query's **positive** (``qrels``) holds them plus 1-2 filler
   sentences; its **known false negatives** (the truth file) hold them too, either as a
   *near-duplicate* of the positive (one or two edits: a filler replaced or dropped,
   two sentences swapped) or as a *recombination* (the two sentences with new fillers);
-- **distractors** fill the corpus: 3-6 fillers, half of them with one source
+- **distractors** fill the corpus: 2-4 fillers, half of them with one source
   sentence of some query (a hard negative: half of what a query asks for).
 
 Source sentences and fillers come from disjoint pools and no two queries share
@@ -60,16 +60,18 @@ __all__ = [
 
 COLLECTION_FILE = "collection.json"
 #: Bump when the same settings would make a different collection.
-FORMAT = 1
+FORMAT = 2  # 2: shorter documents (most fit the encoder's 128 word pieces)
 SOURCES = ("squad", "scifact", "cranfield", "adi")
 # Sentence boundaries: end punctuation and a space. Abbreviations split too; the length filter drops the scraps.
 _SPLIT = re.compile(r"(?<=[.!?])\s+")
 _MIN_WORDS, _MAX_WORDS = 6, 60
-_MIN_SOURCE_WORDS, _MAX_SOURCE_WORDS = 8, 45
+_MIN_SOURCE_WORDS, _MAX_SOURCE_WORDS = 8, 25
+#: Fillers are at most this long, so a document of 3-4 sentences fits a 128-word-piece encoder, as MS MARCO's do.
+_MAX_FILLER_WORDS = 22
 #: Share of the sentences long enough to be a query's source that become sources (the rest are fillers).
 _SOURCE_SHARE = 0.7
-_FILLERS = (2, 4)  # fillers beside a positive's two source sentences
-_DISTRACTOR_SENTENCES = (3, 6)
+_FILLERS = (1, 2)  # fillers beside a positive's two source sentences
+_DISTRACTOR_SENTENCES = (2, 4)
 _KINDS = ("near_duplicate", "recombination")
 
 
@@ -142,7 +144,7 @@ def load_sentence_pool(seed: int) -> SentencePool:
     cut = int(_SOURCE_SHARE * len(long_enough))
     sources = sorted(long_enough[:cut])
     chosen = set(sources)
-    fillers = [i for i in range(len(texts)) if i not in chosen]
+    fillers = [i for i, t in enumerate(texts) if i not in chosen and len(t.split()) <= _MAX_FILLER_WORDS]
     by_group: dict[int, list[int]] = {}
     for i in sources:
         by_group.setdefault(group[i], []).append(i)
@@ -238,7 +240,7 @@ def plan_collection(cfg: ScaleCollectionConfig, pool: SentencePool) -> Collectio
 
 
 def _positive(plan: CollectionPlan, pool: SentencePool, i: int) -> list[int]:
-    """Query ``i``'s positive: its two source sentences and 2-4 fillers, in a random order."""
+    """Query ``i``'s positive: its two source sentences and 1-2 fillers, in a random order."""
     rng = random.Random(f"{plan.cfg.seed}/pos/{i}")
     sents = list(plan.pairs[i]) + [rng.choice(pool.fillers) for _ in range(rng.randint(*_FILLERS))]
     rng.shuffle(sents)
@@ -276,7 +278,7 @@ def _false_negative(plan: CollectionPlan, pool: SentencePool, j: int) -> list[in
 
 
 def _distractor(plan: CollectionPlan, pool: SentencePool, k: int) -> list[int]:
-    """Distractor ``k``: 3-6 fillers, half of the time with one source sentence (relevant to no query)."""
+    """Distractor ``k``: 2-4 fillers, half of the time with one source sentence (relevant to no query)."""
     rng = random.Random(f"{plan.cfg.seed}/dis/{k}")
     sents = [rng.choice(pool.fillers) for _ in range(rng.randint(*_DISTRACTOR_SENTENCES))]
     if rng.random() < 0.5:
