@@ -132,7 +132,9 @@ class LexicalIndex:
         )
         self.mat = vec.fit_transform([corpus[d][1] for d in self.doc_ids])  # (n_docs, vocab), rows L2-normalised
         self.idf = dict(zip(vec.get_feature_names_out(), vec.idf_, strict=True))
-        self.doc_terms = [set(_tokens(corpus[d][1], self.stop, cfg.min_token_length)) for d in self.doc_ids]
+        # A document holds a term exactly when its TF-IDF row has it (sublinear tf is >= 1 for a present term):
+        # the matrix answers "does it hold" without a set of terms per document (gigabytes at 300k documents).
+        self.column = vec.vocabulary_
 
     def _bm25_pairs(self, frame: pd.DataFrame, queries: Mapping[str, str]) -> np.ndarray:
         """BM25 of every (query, document) row, over the whole corpus (0 where no term matches)."""
@@ -150,18 +152,19 @@ class LexicalIndex:
 
     def features(self, frame: pd.DataFrame, queries: Mapping[str, str]) -> pd.DataFrame:
         """:func:`lexical_features` of ``frame``'s rows (``query_id``, ``doc_id``, ``positives``) on this corpus."""
-        cfg, stop, row, idf, doc_terms = self.cfg, self.stop, self.row, self.idf, self.doc_terms
+        cfg, stop, row, idf, mat = self.cfg, self.stop, self.row, self.idf, self.mat
         bm25 = self._bm25_pairs(frame, queries)
         cov, idf_cov, rare, pos_sim = (np.zeros(len(frame)) for _ in range(4))
         docs = frame["doc_id"].to_numpy()
         for q, idx in frame.groupby("query_id", sort=False).indices.items():
             terms = [t for t in dict.fromkeys(_tokens(queries.get(q, ""), stop, cfg.min_token_length)) if t in idf]
             weights = np.array([idf[t] for t in terms])
+            cols = np.array([self.column[t] for t in terms], dtype=mat.indices.dtype)
             rows = np.array([row.get(d, -1) for d in docs[idx]])
             for j, r in zip(idx, rows, strict=True):
                 if r < 0 or not terms:
                     continue
-                have = np.array([t in doc_terms[r] for t in terms])
+                have = np.isin(cols, mat.indices[mat.indptr[r] : mat.indptr[r + 1]])
                 cov[j] = have.mean()
                 idf_cov[j] = weights[have].sum() / weights.sum()
                 rare[j] = weights[have].max() if have.any() else 0.0
