@@ -32,7 +32,7 @@ from rrra_core.analysis.projection import Projection, Scope, load_projection, pr
 from rrra_core.analysis.run_reader import RunStore, open_store
 from rrra_core.data import Dataset, available_splits, dataset_folder, load_dataset, load_queries, resolve_data_file
 from rrra_core.review import QueueVersion
-from rrra_core.review.live import LiveQueue, live_queue, split_mask
+from rrra_core.review.live import VERSION_COLUMN, LiveQueue, live_queue, split_mask
 from rrra_core.review.versions import (
     LATEST_FILE,
     read_score_rows,
@@ -368,7 +368,9 @@ def per_query(run_id: str) -> PerQuery | None:
 
 @st.cache_resource(show_spinner="Ordering the review queue…", max_entries=16)
 def _live_queue(run_path: str, mtime: float, order: str, version_path: str | None) -> LiveQueue:
-    scores = read_score_rows(version_path) if version_path is not None else None
+    scores = None
+    if version_path is not None and order in VERSION_COLUMN:  # the one column the order reads (10M rows: 80 MB each)
+        scores = read_score_rows(version_path, (VERSION_COLUMN[order],))
     return live_queue(_store(run_path, mtime), order, scores, seed=0)
 
 

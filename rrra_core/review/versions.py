@@ -274,9 +274,11 @@ def read_scores(version: QueueVersion | str | os.PathLike[str]) -> pd.DataFrame:
     return pd.concat([ids.astype(str).reset_index(drop=True), frame.drop(columns="row")], axis=1)
 
 
-def read_score_rows(version: QueueVersion | str | os.PathLike[str]) -> pd.DataFrame:
-    """A version's scores for the live queue: only ``row``, ``score`` and ``proba`` when the refit wrote each
-    row's place in the run's store (ids as strings otherwise, as :func:`read_scores`)."""
+def read_score_rows(
+    version: QueueVersion | str | os.PathLike[str], columns: tuple[str, ...] = ("score", "proba")
+) -> pd.DataFrame:
+    """A version's scores for the live queue: only ``row`` and ``columns`` (those it has) when the refit wrote
+    each row's place in the run's store (ids as strings otherwise, as :func:`read_scores`)."""
     import pyarrow.parquet as pq
 
     path = (version.path if isinstance(version, QueueVersion) else Path(version)) / SCORES_FILE
@@ -289,7 +291,7 @@ def read_score_rows(version: QueueVersion | str | os.PathLike[str]) -> pd.DataFr
     if "row" not in names:
         return _read_parquet(path)
     try:
-        return pd.read_parquet(path, columns=[c for c in ("row", "score", "proba") if c in names])
+        return pd.read_parquet(path, columns=[c for c in ("row", *columns) if c in names])
     except Exception as err:  # noqa: BLE001
         raise DataError(path, f"damaged: not a readable parquet file ({type(err).__name__}); {_REFIT_HINT}") from None
 

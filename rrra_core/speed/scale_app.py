@@ -128,7 +128,7 @@ def measure_after(run: Path) -> dict[str, Any]:
     """The pages' reads on the store, in this (fresh) process."""
     from rrra_core.analysis.candidates import predicted_class, with_rerank
     from rrra_core.analysis.run_reader import open_store
-    from rrra_core.review.live import live_queue
+    from rrra_core.review.live import VERSION_COLUMN, live_queue
     from rrra_core.review.versions import read_latest, read_score_rows, review_dir
 
     out: dict[str, Any] = {}
@@ -156,7 +156,7 @@ def measure_after(run: Path) -> dict[str, Any]:
     out["judgment_p95_s"] = _p95(_judgments(store, live, set(decided), 0.0))
     version = read_latest(review_dir(run))
     if version is not None:
-        dt, learnt = _timed(lambda: live_queue(store, "learnt", read_score_rows(version)))
+        dt, learnt = _timed(lambda: live_queue(store, "learnt", read_score_rows(version, (VERSION_COLUMN["learnt"],))))
         out["learnt_queue_open_s"] = round(dt, 3)
         out["learnt_judgment_p95_s"] = _p95(_judgments(store, learnt, set(decided), 0.0))
     out["queue_open_s"] = round(out["queue_open_s"], 3)

@@ -128,3 +128,18 @@ def test_pool_overlap_counts_what_joining_the_two_frames_counts(run: Path, tmp_p
     assert overlap.suspects_by_base(0.0) > overlap.suspects_by_run(0.0)  # the corrected labels are no suspects
     alone = pool_overlap(open_store(run), open_store(run))
     assert alone.n_shared == len(base) and alone.suspects_by_run(0.5) == open_store(run).count_suspects(0.5)
+
+
+def test_scattered_rows_are_read_a_batch_of_row_groups_at_a_time(run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows over many row groups, asked in any order (repeats too), come back in that order, as one read gives."""
+    import rrra_core.analysis.run_reader as run_reader
+
+    monkeypatch.setattr(run_reader, "ROW_GROUP", 37)  # 1,200 rows in 33 groups
+    build_store(run)
+    store = open_store(run)
+    assert len(store._group_starts) > 30
+    rows = np.random.default_rng(0).integers(0, store.n_rows, 300)
+    whole = store.rows(0, store.n_rows).reset_index(drop=True)
+    monkeypatch.setattr(run_reader, "_TAKE_GROUPS", 4)  # 9 batches
+    got = store.rows_at(rows)
+    pd.testing.assert_frame_equal(got, whole.iloc[rows].reset_index(drop=True)[got.columns], check_dtype=False)
