@@ -325,7 +325,7 @@ def _encode_stage(b: _Build, stage: str, role: str) -> dict[str, Any]:
     spans = _chunks(len(ids), size)
     done = [c for c in range(len(spans)) if _part(folder, c, "npy").is_file()]
     units = sum(spans[c][1] - spans[c][0] for c in done)
-    prog = _Progress(b.run, stage, len(ids), f"{role}s", len(spans), len(done), units)
+    prog = _Progress(b.run, stage, len(ids), "docs" if role == "doc" else "queries", len(spans), len(done), units)
     for c, (lo, hi) in enumerate(spans):
         if c in done:
             continue
