@@ -4,7 +4,7 @@ A BEIR folder (corpus.jsonl, queries.jsonl, qrels/train.tsv, a small qrels/test.
 plus answers/<split>_has_answer.tsv.gz, the relevant documents the qrels leave out,
 and collection.json with the settings and counts (rrra_core/data/scale_collection.py
 says how it is made). Offline, deterministic per seed; the full size takes about
-20 s on 2 CPU cores.
+10 s on 2 CPU cores.
 
 Examples:
     python scripts/make_scale_collection.py --docs 300000 --queries 100000 --seed 0 --out /data/scale-300k
