@@ -23,8 +23,9 @@ restart skips what is there, so a build killed at any point (``kill -9``) resume
 and ends with the files an uninterrupted build writes. Each stage reports counts
 and an ETA in ``progress.json`` and records its seconds and peak RSS (the
 process's high-water mark, reset at the stage's start where Linux allows) under
-``train.scale_build`` in ``metrics.json``. The rerank choice on dev queries is
-not made here (the run reads as its fixed setting).
+``train.scale_build`` in ``metrics.json`` (with the mark reset per stage, a
+``/usr/bin/time -v`` around the build reports the last stage's peak only). The
+rerank choice on dev queries is not made here (the run reads as its fixed setting).
 """
 
 from __future__ import annotations
