@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -118,6 +119,24 @@ def _read_candidates(path: str) -> list[dict[str, Any]]:
     return [obj for _, obj in iter_jsonl(p)]
 
 
+def _run_store(path: str) -> Any:
+    """The run's store when ``path`` is a run folder's ``predictions.parquet`` (built on first use), else ``None``.
+
+    ``None`` also for a store that cannot give the whole frame's choice exactly
+    (:func:`db.store_tasks.store_can_select`): those candidates are read whole.
+    A missing or damaged file is the store's one-line ``DataError``.
+    """
+    from db.store_tasks import store_can_select
+    from rrra_core.analysis.run_reader import open_store, store_is_current
+
+    p = Path(path)
+    run = p.parent
+    if p.name != "predictions.parquet" or not ((run / "config.json").is_file() or store_is_current(run)):
+        return None  # not a run folder: no store is written beside someone's file
+    store = open_store(run)
+    return store if store_can_select(store) else None
+
+
 def _export(session: Any, args: argparse.Namespace) -> str:
     import db
     from rrra_core.data import load_dataset
@@ -135,9 +154,26 @@ def _export(session: Any, args: argparse.Namespace) -> str:
         if not args.predictions and args.select != "judged":
             raise ConfigError(f"--format {args.format} needs --predictions (a run's predictions.parquet)")
         choice = TaskChoice(args.select, args.order, args.threshold, args.limit, args.include_judged)
-        candidates = _read_candidates(args.predictions) if args.predictions else None
-        rows, selected = select_tasks(session, name, candidates, choice)
-        n = write_tasks(args.out, args.format, name, data.corpus, data.all_queries, rows, run_id=args.run_id)
+        store = _run_store(args.predictions) if args.predictions else None
+        if store is not None:
+            from db.store_tasks import file_column_names, select_store_tasks
+
+            names = file_column_names(args.predictions)
+            rows, selected = select_store_tasks(session, name, store, choice, names=names)
+        else:
+            candidates = _read_candidates(args.predictions) if args.predictions else None
+            rows, selected = select_tasks(session, name, candidates, choice)
+        total = min(selected, choice.cap) if choice.cap is not None else selected
+        n = write_tasks(
+            args.out,
+            args.format,
+            name,
+            data.corpus,
+            data.all_queries,
+            rows,
+            run_id=args.run_id,
+            progress=lambda done: print(f"  {done:,} of {total:,} tasks written", file=sys.stderr, flush=True),
+        )
         return f"wrote {args.format} tasks to {args.out}: {choice.describe(n, selected)}"
     base = db.read_qrels_file(args.qrels) if args.qrels else data.qrels
     merged = db.merge_labels(session, name, base, args.policy)

@@ -13,8 +13,10 @@ Review tasks are a choice, not every candidate (a run's whole pool is tens of
 thousands of tasks, 100 MB, nothing a person uploads): :class:`TaskChoice`
 picks the review queue's next N, the suspects at a P(FN|neg) threshold, or
 the pairs people judged, at most :data:`DEFAULT_TASK_LIMIT` unless asked for
-more; :func:`select_tasks` applies it and :func:`write_tasks` streams the tasks
-to disk one at a time. ``scripts/annotations.py export`` and the Overview's
+more; :func:`select_tasks` applies it to a run's rows (a ``.jsonl``/``.csv``
+or a file outside a run folder), :func:`db.store_tasks.select_store_tasks` to a
+run's store (the same rows, without every candidate in memory), and
+:func:`write_tasks` streams the tasks to disk one at a time. ``scripts/annotations.py export`` and the Overview's
 export section both go through them.
 
 Every writer replaces its file atomically and writes in a fixed order, so the
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,7 @@ __all__ = [
     "TASK_SELECTIONS",
     "DEFAULT_TASK_LIMIT",
     "SUSPECT_THRESHOLD",
+    "PROGRESS_EVERY",
     "TaskChoice",
     "select_tasks",
     "write_tasks",
@@ -411,6 +414,8 @@ TASK_SELECTIONS = ("queue", "suspects", "judged")
 DEFAULT_TASK_LIMIT = 500
 #: The suspects' threshold when none is given (the app's default too).
 SUSPECT_THRESHOLD = 0.5
+#: :func:`write_tasks` reports its count every this many tasks.
+PROGRESS_EVERY = 50_000
 
 
 @dataclass(frozen=True)
@@ -508,12 +513,14 @@ def write_tasks(
     rows: Iterable[Mapping[str, Any]],
     *,
     run_id: str | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     """Write ``rows`` as Label Studio tasks or Argilla records, one at a time, atomically; returns how many.
 
     The file is what :func:`label_studio_tasks` (a JSON list) or
     :func:`argilla_records` (settings, mapping and records) make of the rows,
-    one task per line, never held in memory whole.
+    one task per line, never held in memory whole. ``progress`` is called with
+    the count every :data:`PROGRESS_EVERY` tasks (a long export says how far it is).
     """
     if fmt not in TASK_FORMATS:
         raise AnnotationError(f"unknown task format {fmt!r}: use {' or '.join(TASK_FORMATS)}")
@@ -525,6 +532,8 @@ def write_tasks(
         for row in rows:
             n += 1
             yield make(dataset, corpus, queries, row, run_id)
+            if progress is not None and n % PROGRESS_EVERY == 0:
+                progress(n)  # the task before it is on its way to disk
 
     with atomic_writer(path) as fh:
         if fmt == "argilla":

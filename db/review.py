@@ -10,19 +10,29 @@ have already judged and orders the rest.
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from .errors import AnnotationError
 from .judgments import judged_pairs
 
-__all__ = ["REVIEW_ORDERS", "review_queue", "p_fn_given_neg"]
+__all__ = ["REVIEW_ORDERS", "review_queue", "p_fn_given_neg", "random_keys"]
 
 #: ``p_fn``: most likely false negative first; ``uncertainty``: P(FN|neg) nearest 0.5 first; ``random``: seeded shuffle.
 REVIEW_ORDERS = ("p_fn", "uncertainty", "random")
+
+
+def random_keys(n: int, seed: int) -> np.ndarray:
+    """The ``random`` order's sort keys for ``n`` candidates in tie order (query, rank): a seeded draw.
+
+    A sort on drawn keys rather than ``random.shuffle``, so a run's store can
+    draw the same order for millions of candidates in one vectorised call
+    (:mod:`db.store_tasks`).
+    """
+    return np.random.default_rng(seed).random(n)
 
 
 def p_fn_given_neg(row: Mapping[str, Any]) -> float | None:
@@ -103,7 +113,7 @@ def review_queue(
 
     kept.sort(key=tie)
     if order == "random":
-        random.Random(seed).shuffle(kept)
+        kept = [kept[i] for i in np.argsort(random_keys(len(kept), seed), kind="stable")]
     else:
 
         def key(r: dict[str, Any]) -> tuple[int, float]:
