@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -106,7 +108,6 @@ def test_bulk_labelling_saves_one_verdict_for_every_picked_candidate(tiny_run: T
 def test_a_task_export_from_the_overview_sends_what_the_person_picks(tiny_run: TinyRun, store) -> None:  # noqa: ANN001
     """Issue 25 item 19: the Label Studio download held every candidate of the run; now a chosen share, 500 at most
     by default, through the CLI's own code."""
-    import json
 
     from db.exports import TaskChoice
 
@@ -123,3 +124,40 @@ def test_a_task_export_from_the_overview_sends_what_the_person_picks(tiny_run: T
     argv = export_argv(str(tiny_run.dataset_dir), "test", "label-studio", "out", "majority", "adi-tiny", choice)
     tasks = json.loads(export_bytes(db.resolve_url(None), argv))
     assert len(tasks) == 3 and all(t["data"]["p_fn_given_neg"] >= 0.5 for t in tasks)
+
+
+def test_a_task_export_reads_the_runs_store_and_writes_the_whole_frames_bytes(
+    tiny_run: TinyRun, store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    """Issue 27 item 7: the Overview's task export selects from the run's store, not every candidate as a dict, and
+    writes the file the whole-frame path writes for the same predictions outside a run folder."""
+    import shutil
+
+    import db.cli
+    from db.cli import main as cli_main
+    from db.exports import TaskChoice
+
+    _judge_some(store, tiny_run, n=6)
+    loose = tmp_path / "loose" / "predictions.parquet"  # no config.json beside it: read whole
+    loose.parent.mkdir()
+    shutil.copyfile(tiny_run.run_dir / "predictions.parquet", loose)
+    url = db.resolve_url(None)
+    choices = [
+        TaskChoice(),
+        TaskChoice("queue", "uncertainty", limit=0),
+        TaskChoice("queue", "random", 0.2, limit=9, include_judged=True),
+        TaskChoice("suspects", threshold=0.3, limit=0),
+        TaskChoice("judged", limit=0),
+    ]
+    for fmt, choice in itertools.product(("label-studio", "argilla"), choices):
+        argv = export_argv(str(tiny_run.dataset_dir), "test", fmt, "out", "majority", "adi-tiny", choice)
+        with monkeypatch.context() as m:
+            m.setattr(db.cli, "_read_candidates", lambda path: pytest.fail(f"read every candidate of {path}"))
+            from_store = export_bytes(url, argv)
+        out = tmp_path / "whole.json"
+        flags = [str(out) if a == "out" else a for a in argv]
+        flags[flags.index("--predictions") + 1] = str(loose)
+        assert cli_main(["--db", url, *flags]) == 0
+        assert from_store == out.read_bytes(), (fmt, choice)
+        assert len(json.loads(from_store) if fmt == "label-studio" else json.loads(from_store)["records"]) > 0
+    assert (tiny_run.run_dir / "reader").is_dir() and not (loose.parent / "reader").exists()
