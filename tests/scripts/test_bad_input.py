@@ -37,6 +37,8 @@ sys.path.insert(0, str(SCRIPTS))
 
 ADI = ["--dataset", "adi", "--train-split", "test"]  # new_project on the smallest embedded collection
 LONG_DOCS = ["--doc-max-length", "600"]  # past the model's 512 positions
+TASKS = ["export", "--dataset", "adi", "--split", "test", "--format", "label-studio", "--out", "<tmp>/t.json",
+         "--predictions", "<tmp>/run/predictions.parquet"]  # fmt: skip
 
 CASES = [
     ("train_phase1", ["--lr", "inf"], "finite"),
@@ -66,6 +68,10 @@ CASES = [
     ("benchmark", ["--preset", "fair-cranfield", "--render", "--out", "<tmp>/f"], "no part file"),
     ("evaluate", ["--dataset", "no-such-dataset"], "no-such-dataset"),
     ("annotations", ["import", "--dataset", "adi", "--format", "qrels", "--annotator", "a", "/no/such.tsv"], "such"),
+    # Issue 27 item 7: a task export's choice is checked before any candidate is read or any store built.
+    ("annotations", [*TASKS, "--threshold", "1.5"], "threshold must be in [0, 1]"),
+    ("annotations", [*TASKS, "--order", "best"], "invalid choice: 'best'"),
+    ("annotations", [*TASKS, "--select", "everything"], "invalid choice: 'everything'"),
     ("refit_queue", ["--run", "no-such-run"], "no-such-run"),
     ("per_query", ["--run", "no-such-run"], "no-such-run"),
     # Item 3: a taken run id. Two collections whose folder names reduce to the same id never build into one run.
@@ -241,6 +247,22 @@ def test_refit_queue_names_a_damaged_predictions_file(isolated_home: Path, capsy
     predictions.write_bytes(predictions.read_bytes()[:200])  # a copy cut short
     before = _file_bytes(isolated_home)
     line = _refused("refit_queue", ["--run", STORE_RUN_ID], capsys)
+    assert f"{predictions}: damaged: not a readable parquet file" in line, line
+    after = _file_bytes(isolated_home)
+    assert {k: v for k, v in after.items() if not k.startswith(".rrra/")} == before, "the run folder changed"
+
+
+def test_a_task_export_names_a_damaged_predictions_file(isolated_home: Path, capsys: pytest.CaptureFixture) -> None:
+    """The run's store is built from the predictions on first export: a damaged file is one line, and neither a
+    store nor the out file is left behind."""
+    run = _phase2_run(isolated_home)
+    predictions = run / "predictions.parquet"
+    pd.DataFrame({"query_id": ["1"] * 50, "doc_id": [str(i) for i in range(50)]}).to_parquet(predictions)
+    predictions.write_bytes(predictions.read_bytes()[:200])  # a copy cut short
+    out = isolated_home / "tasks.json"
+    before = _file_bytes(isolated_home)
+    argv = ["export", "--dataset", "adi", "--split", "test", "--format", "argilla", "--out", str(out)]
+    line = _refused("annotations", [*argv, "--predictions", str(predictions)], capsys)
     assert f"{predictions}: damaged: not a readable parquet file" in line, line
     after = _file_bytes(isolated_home)
     assert {k: v for k, v in after.items() if not k.startswith(".rrra/")} == before, "the run folder changed"
