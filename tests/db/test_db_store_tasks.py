@@ -11,6 +11,7 @@ positive and pairs the run never scored.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from pathlib import Path
 
@@ -147,3 +148,50 @@ def test_a_capped_export_reads_only_the_rows_it_writes(
     first = next(rows)
     assert read == [64] and first["p_fn_given_neg"] is not None
     assert 1 + sum(1 for _ in rows) == selected and read == [64] * (selected // 64) + [selected % 64]
+
+
+def _beir_folder(frame: pd.DataFrame, folder: Path) -> Path:
+    """The synthetic run's queries and documents as a BEIR folder (the command line loads the texts from one)."""
+    docs, queries = _corpus(frame)
+    (folder / "qrels").mkdir(parents=True)
+    with (folder / "corpus.jsonl").open("w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps({"_id": d, "title": doc.title, "text": doc.text}) + "\n" for d, doc in docs.items())
+    with (folder / "queries.jsonl").open("w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps({"_id": q, "text": text}) + "\n" for q, text in queries.items())
+    positives = frame[frame["label"] == 1]
+    lines = [f"{q}\t{d}\t1\n" for q, d in zip(positives["query_id"], positives["doc_id"], strict=True)]
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(lines), encoding="utf-8")
+    return folder
+
+
+def test_the_command_line_exports_from_the_store_with_progress(
+    db_url: str, run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """``--predictions <run>/predictions.parquet`` selects from the store (never reading every candidate), says how
+    far a long export is on stderr, and writes the bytes the whole frame gives for a copy outside the run folder."""
+    import db.cli
+    import db.exports
+    from db.cli import main as cli_main
+
+    frame = pd.read_parquet(run_dir / "predictions.parquet")
+    folder = _beir_folder(frame, tmp_path / "synthetic-data")
+    loose = tmp_path / "loose" / "predictions.parquet"
+    loose.parent.mkdir()
+    loose.write_bytes((run_dir / "predictions.parquet").read_bytes())
+    monkeypatch.setattr(db.exports, "PROGRESS_EVERY", 100)
+    base = ["--db", db_url, "export", "--dataset", str(folder), "--split", "test", "--format", "argilla"]
+    for flags in (["--limit", "0"], ["--order", "uncertainty", "--limit", "250"], ["--select", "suspects"]):
+        capsys.readouterr()
+        with monkeypatch.context() as m:
+            m.setattr(db.cli, "_read_candidates", lambda path: pytest.fail(f"read every candidate of {path}"))
+            out = tmp_path / "store.json"
+            in_run = ["--predictions", str(run_dir / "predictions.parquet")]
+            assert cli_main([*base, "--out", str(out), *in_run, *flags]) == 0
+        err = capsys.readouterr()
+        whole = tmp_path / "whole.json"
+        assert cli_main([*base, "--out", str(whole), "--predictions", str(loose), *flags]) == 0
+        assert out.read_bytes() == whole.read_bytes(), flags
+        written = len(json.loads(out.read_bytes())["records"])
+        assert f"wrote argilla tasks to {out}: {written:,} of" in err.out
+        assert err.err.count("tasks written") == written // 100, err.err
+    assert written > 0 and not (loose.parent / "reader").exists()
