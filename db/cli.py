@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--max-negatives", type=int, help="cap on negatives per example (tevatron/flag)")
     e.add_argument(
-        "--predictions", help="a run's predictions (.parquet, .jsonl or .csv): the candidates (label-studio/argilla)"
+        "--predictions",
+        help="a run's predictions (.parquet, .jsonl or .csv): the candidates (label-studio/argilla); a run folder's "
+        "predictions.parquet is read through its store (<run>/reader/, built once), never whole",
     )
     e.add_argument("--run-id", help="model version to show with the predictions (label-studio/argilla)")
     e.add_argument(

@@ -7,7 +7,8 @@ policy, byte for byte. The export runs when the button is pressed (Streamlit's
 deferred download data), not on every rerun: a large dataset's export takes seconds.
 A Label Studio or Argilla export sends out what the person picks (the review
 queue's next N, suspects at a threshold, or the judged pairs), at most
-:data:`db.exports.DEFAULT_TASK_LIMIT` unless they ask for more.
+:data:`db.exports.DEFAULT_TASK_LIMIT` unless they ask for more, chosen from the
+run's store (:mod:`db.store_tasks`), so this process never holds every candidate.
 """
 
 from __future__ import annotations
