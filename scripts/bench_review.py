@@ -166,6 +166,9 @@ COLLECTIONS: dict[str, Collection] = {
     "adi": Collection("adi", split="test", make="adi --split test --seeds 0 1 2"),
     "cranfield-sparse": Collection("cranfield", truth="sparse", rate=0.5,
                                    make="cranfield --planting sparse --rate 0.5 --seeds 0 1 2 --epochs 3"),
+    # a scale collection (scripts/make_scale_collection.py, built by scripts/build_scale.py): its folder is the
+    # one the run given by --predictions names, its truth the recombined and near-duplicate positives in answers/
+    "scale": Collection("", truth="answers", rate=0.0, one_run=True),
 }  # fmt: skip
 
 
@@ -491,6 +494,12 @@ def _inputs(args: argparse.Namespace) -> list[tuple[int, pd.DataFrame]]:
         return [(s, synthetic_frame(n_queries=120, per_query=30, seed=100 + s)) for s in args.seeds]
     coll = COLLECTIONS[args.dataset]
     preds = [Path(p) for p in args.predictions] or default_predictions(coll, args.seeds)
+    if not coll.dataset:  # the scale collection: the folder its run was built on
+        from rrra_core.runtime.run_config import read_run_config
+
+        if not args.predictions:
+            sys.exit(f"{args.dataset}: give --predictions <run>/predictions.parquet of a scripts/build_scale.py run")
+        coll = coll._replace(dataset=read_run_config(preds[0].parent).dataset)
     if coll.one_run:
         frame = build_frame(coll, preds[0], 0)
         return [(s, frame) for s in args.seeds]

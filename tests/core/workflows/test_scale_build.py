@@ -181,3 +181,23 @@ def test_a_build_killed_twice_with_sigkill_resumes_to_the_same_outputs(
     stages = json.loads((run / "scale" / "stages.json").read_text())
     assert stages["encoding the corpus"]["restarts"] == 1 and stages["encoding the corpus"]["chunks_resumed"] > 0
     _same_outputs(built, run)
+
+
+def test_the_review_benchmark_runs_on_a_scale_build(built: Path, tmp_path: Path) -> None:
+    """bench_review.py's ``scale`` collection: the folder its run names, the truth in its answers/."""
+    out = tmp_path / "review_scale"
+    argv = ["scale", "--predictions", str(built / "predictions.parquet"), "--split", "dev", "--seeds", "0",
+            "--orders", "closeness", "bandit", "--budgets", "25", "50",
+            "--no-calibration", "--out", str(out)]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_review.py"), *argv], capture_output=True, text=True, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.with_suffix(".json").read_text())
+    closeness = result["results"]["closeness/0"]
+    assert closeness["false_negatives"] > 0 and closeness["found"]["50"] > 0  # near-duplicates of the positive
+    assert set(result["results"]) == {"closeness/0", "bandit/0"}
+    nothing = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_review.py"), "scale"], capture_output=True, text=True, cwd=REPO
+    )
+    assert nothing.returncode != 0 and "give --predictions" in nothing.stderr
