@@ -111,6 +111,13 @@ class BanditConfig:
     cold_spread: float = field(
         default=1.0, metadata={"help": "how far the cold-start evidence moves an arm's prior hit rate (x e^±spread)"}
     )
+    half_life: float = field(
+        default=0.0,
+        metadata={
+            "help": "0: every credited verdict counts the same; > 0: a verdict's weight in an arm's belief halves "
+            "every this many verdicts given after it (an arm's hit rate falls as its best items are used up)"
+        },
+    )
     boost: bool = field(default=True, metadata={"help": "learn the per-query boost from the verdicts"})
     boost_shrink: float = field(default=10.0, metadata={"help": "reviewed items of a kind at which the boost is half"})
     explore: bool = field(default=True, metadata={"help": "Thompson sampling (False: always the best mean)"})
@@ -387,6 +394,7 @@ class BanditLearner:
                 if int(row) not in self._ledger and self._windows:
                     self._ledger[int(row)] = frozenset(a for a, w in self._windows.items() if row in w)
         beliefs = {}
+        weights = 0.5 ** ((len(reviewed) - 1 - np.arange(len(reviewed))) / max(self.cfg.half_life, 1e-9))
         for a in self.arms:
             hit = credited(orders[a], reviewed, open_, self.cfg.window) if len(reviewed) else np.zeros(0, bool)
             if self.cfg.prospective and self._ledger:
@@ -398,7 +406,11 @@ class BanditLearner:
             a0, b0 = self._prior(a)
             self._credit[a] = hit
             hits, cnt = int(y[hit].sum()), int(hit.sum())
-            beliefs[a] = ArmBelief(a, hits, cnt, a0 + hits, b0 + cnt - hits)
+            w_hits, w_cnt = float(hits), float(cnt)
+            if self.cfg.half_life > 0:  # recent verdicts weigh more: the belief follows the arm's current depth
+                w = weights[hit]
+                w_hits, w_cnt = float(w[y[hit]].sum()), float(w.sum())
+            beliefs[a] = ArmBelief(a, hits, cnt, a0 + w_hits, b0 + w_cnt - w_hits)
         self._y = y
         self.best = max(self.arms, key=lambda a: (beliefs[a].mean, self.evidence[a]))
         final = orders[self.best].copy()

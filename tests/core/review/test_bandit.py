@@ -138,3 +138,19 @@ def test_a_restored_learner_credits_as_the_one_it_continues() -> None:
     second.refit(verdicts)
     assert {a: (b.hits, b.n) for a, b in second.beliefs.items()} == {a: (b.hits, b.n) for a, b in first.beliefs.items()}
     assert len(ledger) == 8  # the verdicts of the first two batches, each with the arms that held it
+
+
+def test_a_half_life_weighs_an_arms_recent_verdicts_more() -> None:
+    """An arm whose early items were hits and latest misses is believed worse with a half-life than without."""
+    frame = _two_signals()
+    order = np.argsort(-frame["p_fn_given_neg"].to_numpy())[:40]
+    verdicts = {int(r): i < 20 for i, r in enumerate(order)}  # 20 hits, then 20 misses, all in the adapter's head
+    means = {}
+    for half_life in (0.0, 10.0):
+        cfg = BanditConfig(arms=("adapter", "bm25"), prospective=False, window=60, explore=False, half_life=half_life)
+        learner = BanditLearner(frame, cfg, seed=0)
+        learner.refit(verdicts)
+        belief = learner.beliefs["adapter"]
+        assert (belief.hits, belief.n) == (20, 40)  # the counts shown stay the verdicts themselves
+        means[half_life] = belief.mean
+    assert means[10.0] < means[0.0] - 0.15
