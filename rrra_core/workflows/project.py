@@ -67,42 +67,57 @@ def pool_depths(top_k: int, n_docs: int) -> tuple[int, tuple[int, int]]:
     return k, (k, max(k + 1, min(3 * k, n_docs)))
 
 
+def phase2_setup(enc: Any, dataset: str, train_split: str, top_k: int, seed: int, epochs: int, **fields: Any):  # noqa: ANN201
+    """``(training data, Phase2Config)`` of a phase-2 run on ``dataset``, its inputs checked first.
+
+    Model, weights, lengths and split are checked before anything is written, so a mistake leaves no run; the
+    pool depths fit the corpus (:func:`pool_depths`); ``fields`` are further ``Phase2Config`` settings.
+    """
+    from rrra_core.adapter import AdapterFitConfig, LabelConfig
+    from rrra_core.data.beir import dataset_folder, load_dataset
+    from rrra_core.runtime.cli import check_run_inputs
+    from rrra_core.training.phase2 import Phase2Config
+
+    lengths = {"query_max_length": enc.query_max_length, "doc_max_length": enc.doc_max_length}
+    check_run_inputs(enc.model, dataset, [train_split], **lengths)
+    folder = dataset_folder(dataset)
+    data = load_dataset(dataset, train_split)
+    k, fp_ranks = pool_depths(top_k, len(data.corpus))
+    p2 = Phase2Config(
+        # A folder by its absolute path: the run names its data the same way whatever directory reads it.
+        dataset=dataset if dataset in DEMO_DATASETS else str(folder.resolve()),
+        train_split=train_split,
+        subsample_seed=seed,
+        labels=LabelConfig(top_k=k, fp_rank_range=fp_ranks, seed=seed),
+        fit=AdapterFitConfig(epochs=epochs, seed=seed),
+        **fields,
+    )
+    return data, p2
+
+
+def start_phase2_run(config: dict[str, Any], run_id: str):  # noqa: ANN201 - a Run
+    """The run ``run_id`` for ``config``: new, or these settings' unfinished run (a killed build resumes).
+
+    A taken id (other settings) or these settings' finished run is a one-line ``ConfigError``.
+    """
+    run = create_or_resume_run("phase2", config, run_id)
+    if (run.read_json(PROGRESS_FILE) or {}).get("status") == "done":
+        raise ConfigError(f"run {run_id!r} is already built with these settings ({run.path}); choose another run id")
+    return run
+
+
 def build_project_run(cfg: ProjectConfig) -> dict[str, Any]:
     """Build (or finish, on a second call) the project's phase-2 run; returns its metrics."""
     # Imported here, not at the top: the app imports this module for the config and the run id,
     # and the app process must never load torch.
-    from rrra_core.adapter import AdapterFitConfig, LabelConfig
-    from rrra_core.data.beir import dataset_folder, load_dataset
     from rrra_core.retrieval.encoder import EncoderConfig
-    from rrra_core.runtime.cli import check_run_inputs
-    from rrra_core.training.phase2 import Phase2Config, phase2_config_dict, train_phase2
+    from rrra_core.training.phase2 import phase2_config_dict, train_phase2
 
     if not cfg.dataset:
         raise ConfigError("name a dataset: a BEIR folder or an embedded dataset")
     enc = EncoderConfig(model=cfg.model, query_max_length=48, doc_max_length=cfg.doc_max_length)
-    # Model, weights, lengths and split are checked before anything is written, so a mistake leaves no run.
-    check_run_inputs(
-        enc.model,
-        cfg.dataset,
-        [cfg.train_split],
-        query_max_length=enc.query_max_length,
-        doc_max_length=enc.doc_max_length,
+    data, p2 = phase2_setup(
+        enc, cfg.dataset, cfg.train_split, cfg.top_k, cfg.seed, cfg.epochs, max_train_queries=cfg.max_train_queries
     )
-    folder = dataset_folder(cfg.dataset)
-    data = load_dataset(cfg.dataset, cfg.train_split)
-    top_k, fp_ranks = pool_depths(cfg.top_k, len(data.corpus))
-    p2 = Phase2Config(
-        # A folder by its absolute path: the run names its data the same way whatever directory reads it.
-        dataset=cfg.dataset if cfg.dataset in DEMO_DATASETS else str(folder.resolve()),
-        train_split=cfg.train_split,
-        max_train_queries=cfg.max_train_queries,
-        subsample_seed=cfg.seed,
-        labels=LabelConfig(top_k=top_k, fp_rank_range=fp_ranks, seed=cfg.seed),
-        fit=AdapterFitConfig(epochs=cfg.epochs, seed=cfg.seed),
-    )
-    run_id = project_run_id(cfg)
-    # A taken id is refused unless it is these settings' unfinished run (a killed build resumes).
-    run = create_or_resume_run("phase2", phase2_config_dict(enc, p2), run_id)
-    if (run.read_json(PROGRESS_FILE) or {}).get("status") == "done":
-        raise ConfigError(f"run {run_id!r} is already built with these settings ({run.path}); choose another run id")
+    run = start_phase2_run(phase2_config_dict(enc, p2), project_run_id(cfg))
     return train_phase2(run, enc, p2, train_data=data)

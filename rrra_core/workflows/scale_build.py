@@ -46,7 +46,6 @@ from rrra_core.runtime.config import opt
 from rrra_core.runtime.errors import ConfigError
 from rrra_core.runtime.reports import (
     METRICS_FILE,
-    PROGRESS_FILE,
     eta_seconds,
     records_failure,
     stage_message,
@@ -585,16 +584,10 @@ def build_scale_run(cfg: ScaleBuildConfig) -> dict[str, Any]:
     A run id taken by other settings, or by a finished build, is refused in one line; an unfinished build of
     the same settings resumes from its chunk files.
     """
-    from rrra_core.adapter import AdapterFitConfig, LabelConfig
-    from rrra_core.data.beir import dataset_folder, load_dataset
     from rrra_core.retrieval.encoder import EncoderConfig
     from rrra_core.retrieval.rerank_choice import RerankChoiceConfig
-    from rrra_core.runtime.cli import check_run_inputs
-    from rrra_core.runtime.paths import DEMO_DATASETS
     from rrra_core.runtime.run_config import run_config_dict
-    from rrra_core.runtime.runs import create_or_resume_run
-    from rrra_core.training.phase2 import Phase2Config
-    from rrra_core.workflows.project import pool_depths
+    from rrra_core.workflows.project import phase2_setup, start_phase2_run
 
     if not cfg.dataset:
         raise ConfigError("name a dataset: a BEIR folder (scripts/make_scale_collection.py writes one)")
@@ -605,24 +598,10 @@ def build_scale_run(cfg: ScaleBuildConfig) -> dict[str, Any]:
         encode_batch_size=cfg.encode_batch_size,
         precision=cfg.precision,
     )
-    lengths = {"query_max_length": enc.query_max_length, "doc_max_length": enc.doc_max_length}
-    check_run_inputs(enc.model, cfg.dataset, [cfg.train_split], **lengths)
-    folder = dataset_folder(cfg.dataset)
-    data = load_dataset(cfg.dataset, cfg.train_split)
-    top_k, fp_ranks = pool_depths(cfg.top_k, len(data.corpus))
-    p2 = Phase2Config(
-        dataset=cfg.dataset if cfg.dataset in DEMO_DATASETS else str(folder.resolve()),
-        train_split=cfg.train_split,
-        index_kind=cfg.index_kind,
-        subsample_seed=cfg.seed,
-        labels=LabelConfig(top_k=top_k, fp_rank_range=fp_ranks, seed=cfg.seed),
-        fit=AdapterFitConfig(epochs=cfg.epochs, seed=cfg.seed),
-        rerank=RerankChoiceConfig(enabled=False),
-    )
-    run_id = scale_run_id(cfg)
-    run = create_or_resume_run("phase2", run_config_dict(enc, p2, scale_build=cfg.work_settings()), run_id)
-    if (run.read_json(PROGRESS_FILE) or {}).get("status") == "done":
-        raise ConfigError(f"run {run_id!r} is already built with these settings ({run.path}); choose another run id")
+    extra = {"index_kind": cfg.index_kind, "rerank": RerankChoiceConfig(enabled=False)}
+    data, p2 = phase2_setup(enc, cfg.dataset, cfg.train_split, cfg.top_k, cfg.seed, cfg.epochs, **extra)
+    run = start_phase2_run(run_config_dict(enc, p2, scale_build=cfg.work_settings()), scale_run_id(cfg))
+    top_k, fp_ranks = p2.labels.top_k, p2.labels.fp_rank_range
     deep = max(top_k, fp_ranks[1]) if p2.labels.scheme == "synthetic" else top_k
     b = _Build(run, cfg, enc, p2, data, list(data.corpus), list(data.queries), top_k, deep)
     return _run_stages(run, b)
