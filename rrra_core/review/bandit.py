@@ -394,7 +394,9 @@ class BanditLearner:
                 if int(row) not in self._ledger and self._windows:
                     self._ledger[int(row)] = frozenset(a for a, w in self._windows.items() if row in w)
         beliefs = {}
-        weights = 0.5 ** ((len(reviewed) - 1 - np.arange(len(reviewed))) / max(self.cfg.half_life, 1e-9))
+        weights = None
+        if self.cfg.half_life > 0:  # each verdict's weight: halved for every `half_life` verdicts given after it
+            weights = 0.5 ** ((len(reviewed) - 1 - np.arange(len(reviewed))) / self.cfg.half_life)
         for a in self.arms:
             hit = credited(orders[a], reviewed, open_, self.cfg.window) if len(reviewed) else np.zeros(0, bool)
             if self.cfg.prospective and self._ledger:
@@ -407,7 +409,7 @@ class BanditLearner:
             self._credit[a] = hit
             hits, cnt = int(y[hit].sum()), int(hit.sum())
             w_hits, w_cnt = float(hits), float(cnt)
-            if self.cfg.half_life > 0:  # recent verdicts weigh more: the belief follows the arm's current depth
+            if weights is not None:  # recent verdicts weigh more: the belief follows the arm's current depth
                 w = weights[hit]
                 w_hits, w_cnt = float(w[y[hit]].sum()), float(w.sum())
             beliefs[a] = ArmBelief(a, hits, cnt, a0 + w_hits, b0 + w_cnt - w_hits)
